@@ -1,0 +1,193 @@
+//! The command line: `run` (default), `check-config`, `dev`, `emulator`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+
+use crate::clock::SystemClock;
+use crate::config::{self, DEFAULT_CONFIG_PATH, ProcessEnvironment};
+use crate::daemon::{Daemon, DaemonError};
+use crate::logging::{self, LogFormat};
+
+/// Exit code for a configuration that does not validate.
+pub const EXIT_CONFIG: u8 = 2;
+/// Exit code for any other failure to start or run.
+pub const EXIT_FAILURE: u8 = 1;
+
+#[derive(Debug, Parser)]
+#[command(name = "ticketd", version, about = "Keeps short-lived cloud tokens fresh and hands them to consumers")]
+pub struct Cli {
+    /// The config file.
+    #[arg(short = 'c', long = "config", global = true, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
+    pub config: PathBuf,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Same as the `check-config` subcommand.
+    #[arg(long, hide = true)]
+    pub check_config: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon (the default).
+    Run,
+    /// Validate the config (and that its environment variables are set); print every problem.
+    CheckConfig,
+    /// Run the daemon against a built-in emulator of the cloud APIs, with short lifetimes.
+    Dev(crate::dev::DevArgs),
+    /// Run only the emulator of the cloud APIs, on loopback.
+    Emulator(EmulatorArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct EmulatorArgs {
+    /// Loopback address to listen on.
+    #[arg(long, default_value = "127.0.0.1:18080")]
+    pub listen: SocketAddr,
+}
+
+/// Parse the command line, run, and map the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = match (cli.command, cli.check_config) {
+        (_, true) => Command::CheckConfig,
+        (Some(c), false) => c,
+        (None, false) => Command::Run,
+    };
+    match command {
+        Command::CheckConfig => check_config(&cli.config),
+        Command::Run => {
+            logging::init(cli.log_format, "info");
+            runtime(async move { run(&cli.config).await })
+        }
+        Command::Dev(args) => {
+            logging::init(cli.log_format, "warn");
+            runtime(async move { crate::dev::run(args).await })
+        }
+        Command::Emulator(args) => {
+            logging::init(cli.log_format, "info");
+            runtime(async move { emulator(args).await })
+        }
+    }
+}
+
+fn runtime(f: impl Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt.block_on(f),
+        Err(e) => {
+            eprintln!("ticketd: cannot start the async runtime: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+fn check_config(path: &std::path::Path) -> ExitCode {
+    match config::load(path, &ProcessEnvironment) {
+        Ok(config) => {
+            println!(
+                "{}: ok ({} ticket{}, {} credential set{}, state in {})",
+                path.display(),
+                config.tickets.len(),
+                if config.tickets.len() == 1 { "" } else { "s" },
+                config.credentials.len(),
+                if config.credentials.len() == 1 { "" } else { "s" },
+                config.state_dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            eprint!("{problems}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}
+
+async fn run(path: &std::path::Path) -> ExitCode {
+    let config = match config::load(path, &ProcessEnvironment) {
+        Ok(c) => c,
+        Err(problems) => {
+            eprint!("{problems}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let control = match crate::control::from_signals() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ticketd: cannot install signal handlers: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    let result = match Daemon::prepare(&config, &ProcessEnvironment, Arc::new(SystemClock)) {
+        Ok(daemon) => daemon.run(control).await,
+        Err(e) => Err(e),
+    };
+    exit_code(result)
+}
+
+/// Exit 0 on success; otherwise print the error and exit non-zero.
+pub fn exit_code(result: Result<(), DaemonError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(DaemonError::Config(problems)) => {
+            eprint!("{problems}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+        Err(e) => {
+            eprintln!("ticketd: {e}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}
+
+async fn emulator(args: EmulatorArgs) -> ExitCode {
+    if !args.listen.ip().is_loopback() {
+        eprintln!("ticketd emulator: {} is not a loopback address; the emulator listens on loopback only", args.listen);
+        return ExitCode::from(EXIT_FAILURE);
+    }
+    let env = ProcessEnvironment;
+    let key = match (
+        config::Environment::var(&env, config::ALIBABA_ACCESS_KEY_ID_ENV),
+        config::Environment::var(&env, config::ALIBABA_ACCESS_KEY_SECRET_ENV),
+    ) {
+        (Some(id), Some(secret)) => crate::emulator::EmulatorKey {
+            access_key_id: id,
+            access_key_secret: crate::secret::Secret::new(secret),
+            security_token: config::Environment::var(&env, config::ALIBABA_SECURITY_TOKEN_ENV).map(crate::secret::Secret::new),
+        },
+        _ => {
+            let key = crate::emulator::generate_key("LTAIemu");
+            println!("# no keys in the environment; the emulator accepts these (fake) ones:");
+            println!("export {}={}", config::ALIBABA_ACCESS_KEY_ID_ENV, key.access_key_id);
+            println!("export {}={}", config::ALIBABA_ACCESS_KEY_SECRET_ENV, key.access_key_secret.expose());
+            key
+        }
+    };
+    let emulator = match crate::emulator::Emulator::start(args.listen, vec![key], Arc::new(SystemClock)).await {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("ticketd emulator: cannot listen on {}: {e}", args.listen);
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    println!("# emulator listening on {}", emulator.url());
+    let mut control = match crate::control::from_signals() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ticketd: cannot install signal handlers: {e}");
+            return ExitCode::from(EXIT_FAILURE);
+        }
+    };
+    while let Some(c) = control.recv().await {
+        if c == crate::control::Control::Shutdown {
+            break;
+        }
+    }
+    emulator.stop();
+    ExitCode::SUCCESS
+}

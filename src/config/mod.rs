@@ -1,0 +1,281 @@
+//! The validated configuration.
+//!
+//! [`load`] reads a TOML file into [`raw`] structs mirroring the file, then [`validate`] builds a
+//! [`Config`] with nothing left to fill in later, or returns every problem at once, each naming the
+//! file, line and key.
+
+mod locate;
+mod raw;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub use locate::{KeyPath, Locator};
+pub use validate::{Environment, ProcessEnvironment};
+
+use crate::signing::sls::V1Mac;
+
+/// Where `run` and `check-config` look when no `-c` is given.
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/ticketd/ticketd.toml";
+/// Optional. Default: where `state.json` and its lock live.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/ticketd";
+/// Optional. Default SLS `expirationTime`: the vendor's ceiling, so the share URL changes monthly.
+pub const DEFAULT_SLS_TICKET_LIFETIME: Duration = Duration::from_secs(30 * 86_400);
+/// The longest SLS ticket (`expirationTime` max 2592000 s).
+pub const MAX_SLS_TICKET_LIFETIME: Duration = Duration::from_secs(30 * 86_400);
+/// Optional. Default SLS `accessTokenExpirationTime`: the vendor's maximum.
+pub const DEFAULT_SLS_TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);
+/// The longest SLS access token (`accessTokenExpirationTime` max 86400 s).
+pub const MAX_SLS_TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);
+/// The shortest lifetime ticketd accepts: anything shorter cannot be refreshed reliably.
+pub const MIN_LIFETIME: Duration = Duration::from_secs(10);
+/// Optional. Default file mode of a sink file.
+pub const DEFAULT_SINK_MODE: u32 = 0o600;
+/// Alibaba standard environment variable names.
+pub const ALIBABA_ACCESS_KEY_ID_ENV: &str = "ALIBABA_CLOUD_ACCESS_KEY_ID";
+pub const ALIBABA_ACCESS_KEY_SECRET_ENV: &str = "ALIBABA_CLOUD_ACCESS_KEY_SECRET";
+pub const ALIBABA_SECURITY_TOKEN_ENV: &str = "ALIBABA_CLOUD_SECURITY_TOKEN";
+/// Tencent standard environment variable names (the session token name is an extension).
+pub const TENCENT_SECRET_ID_ENV: &str = "TENCENTCLOUD_SECRET_ID";
+pub const TENCENT_SECRET_KEY_ENV: &str = "TENCENTCLOUD_SECRET_KEY";
+pub const TENCENT_SESSION_TOKEN_ENV: &str = "TENCENTCLOUD_SESSION_TOKEN";
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The file it came from, when it came from one.
+    pub source: Option<PathBuf>,
+    pub state_dir: PathBuf,
+    pub credentials: BTreeMap<String, CredentialSpec>,
+    pub tickets: Vec<TicketSpec>,
+}
+
+impl Config {
+    pub fn ticket(&self, name: &str) -> Option<&TicketSpec> {
+        self.tickets.iter().find(|t| t.name == name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Vendor {
+    Alibaba,
+    Tencent,
+}
+
+impl Vendor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Vendor::Alibaba => "alibaba",
+            Vendor::Tencent => "tencent",
+        }
+    }
+}
+
+/// A named credential set: which vendor, and where its keys come from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CredentialSpec {
+    pub name: String,
+    pub vendor: Vendor,
+    pub source: SourceSpec,
+}
+
+/// Where keys come from. The values themselves never live in the config.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceSpec {
+    /// Environment variables, read at start-up (and on reload).
+    Env {
+        id_var: String,
+        secret_var: String,
+        /// The variable holding an STS token; unset or empty means long-term keys.
+        token_var: String,
+    },
+    /// Keys handed over in memory (`ticketd dev` and tests), never from a file.
+    InMemory(crate::credentials::Credentials),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Sls,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Sls => "sls",
+        }
+    }
+}
+
+/// One ticket to keep fresh.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketSpec {
+    pub name: String,
+    pub credentials: String,
+    pub api: ApiSpec,
+    pub sinks: Vec<SinkSpec>,
+}
+
+impl TicketSpec {
+    pub fn kind(&self) -> Kind {
+        match self.api {
+            ApiSpec::Sls(_) => Kind::Sls,
+        }
+    }
+}
+
+/// The API-specific part of a ticket.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ApiSpec {
+    Sls(SlsSpec),
+}
+
+/// An SLS share ticket: CreateTicket, then RefreshToken until the ceiling.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlsSpec {
+    pub endpoint: Endpoint,
+    pub ticket_lifetime: Duration,
+    pub token_lifetime: Duration,
+    /// How long before the ticket's ceiling a new ticket is minted.
+    pub ticket_renew_before: Duration,
+    pub signature: V1Mac,
+    pub console_url: Option<String>,
+    pub console_params: Vec<(String, String)>,
+}
+
+impl SlsSpec {
+    /// Optional. Default `ticket_renew_before`: one token lifetime, at most a third of the ticket's.
+    pub fn default_renew_before(ticket: Duration, token: Duration) -> Duration {
+        token.min(ticket / 3)
+    }
+}
+
+/// Where an API lives: `https://host` for a bare host, or a full URL (http only on loopback).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub base: reqwest::Url,
+}
+
+impl Endpoint {
+    /// The `Host` header value as sent (with the port when it is not the scheme's default).
+    pub fn host_header(&self) -> String {
+        let host = self.base.host_str().unwrap_or_default();
+        match self.base.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        }
+    }
+
+    /// The URL of `path` on this endpoint.
+    pub fn url(&self, path: &str) -> reqwest::Url {
+        let mut url = self.base.clone();
+        let prefix = url.path().trim_end_matches('/').to_string();
+        url.set_path(&format!("{prefix}{path}"));
+        url
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.base.as_str().trim_end_matches('/'))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SinkSpec {
+    File(FileSink),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FileSink {
+    pub path: PathBuf,
+    pub format: FileFormat,
+    pub mode: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileFormat {
+    /// Every field of the current token, as JSON.
+    Json,
+    /// The raw access token.
+    Token,
+    /// The SLS share URL.
+    Url,
+}
+
+impl FileFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileFormat::Json => "json",
+            FileFormat::Token => "token",
+            FileFormat::Url => "url",
+        }
+    }
+}
+
+/// One problem with a config, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// The key path, empty for whole-file problems.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(col) = self.column {
+                write!(f, ":{col}")?;
+            }
+        }
+        if self.key.is_empty() {
+            write!(f, ": {}", self.message)
+        } else {
+            write!(f, ": {}: {}", self.key, self.message)
+        }
+    }
+}
+
+/// Every problem found in a config; never empty.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.0.len();
+        writeln!(f, "{n} problem{} in the configuration:", if n == 1 { "" } else { "s" })?;
+        for p in &self.0 {
+            writeln!(f, "  {p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Read and validate the config file at `path`, checking environment variables in `env`.
+pub fn load(path: &Path, env: &dyn Environment) -> Result<Config, Problems> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Problems(vec![Problem {
+            file: name.clone(),
+            line: None,
+            column: None,
+            key: String::new(),
+            message: format!("cannot read the config file: {e}"),
+        }])
+    })?;
+    let mut config = parse(&text, &name, env)?;
+    config.source = Some(path.to_path_buf());
+    Ok(config)
+}
+
+/// Validate config text; `file` names it in messages.
+pub fn parse(text: &str, file: &str, env: &dyn Environment) -> Result<Config, Problems> {
+    validate::parse(text, file, env)
+}

@@ -1,0 +1,54 @@
+//! The config file's shape, as written: every key optional where the file may leave it out.
+//! Unknown keys are collected (not fatal one by one) so that all of them are reported at once.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawConfig {
+    pub state_dir: Option<String>,
+    #[serde(default)]
+    pub credentials: BTreeMap<String, RawCredentials>,
+    #[serde(default)]
+    pub tickets: Vec<RawTicket>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawCredentials {
+    pub vendor: Option<String>,
+    pub source: Option<String>,
+    // Alibaba environment variable names.
+    pub access_key_id_env: Option<String>,
+    pub access_key_secret_env: Option<String>,
+    pub security_token_env: Option<String>,
+    // Tencent environment variable names.
+    pub secret_id_env: Option<String>,
+    pub secret_key_env: Option<String>,
+    pub session_token_env: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawTicket {
+    pub name: Option<String>,
+    pub kind: Option<String>,
+    pub credentials: Option<String>,
+    pub endpoint: Option<String>,
+    pub ticket_lifetime: Option<String>,
+    pub token_lifetime: Option<String>,
+    pub ticket_renew_before: Option<String>,
+    pub signature_method: Option<String>,
+    pub console_url: Option<String>,
+    pub console_params: Option<toml::Table>,
+    #[serde(default)]
+    pub sinks: Vec<RawSink>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawSink {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub path: Option<String>,
+    pub format: Option<String>,
+    pub mode: Option<String>,
+}

@@ -1,0 +1,33 @@
+//! ticketd keeps short-lived cloud credentials fresh and hands them to consumers.
+//!
+//! Architecture, from the outside in:
+//!
+//! * [`cli`] parses the command line; [`daemon`] wires everything and runs the control loop fed
+//!   by [`control`] (signals); [`dev`] runs the daemon against the [`emulator`].
+//! * [`config`] turns the TOML file into a validated [`config::Config`], reporting every problem
+//!   with file, line and key.
+//! * [`credentials`] resolves the keys each API call is signed with.
+//! * [`scheduler`] keeps one queue of tickets keyed by their next deadline and decides, with the
+//!   pure maths in [`scheduler::timing`], when to mint, refresh or retry.
+//! * [`providers`] make the API calls (one module per API), signed by [`signing`].
+//! * [`sinks`] write what consumers read, atomically; [`state`] saves holdings across restarts.
+//! * [`secret`] keeps keys, tokens and tickets out of logs; [`clock`] is the injected wall clock.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod control;
+pub mod credentials;
+pub mod daemon;
+pub mod dev;
+pub mod emulator;
+pub mod http;
+pub mod jwt;
+pub mod logging;
+pub mod providers;
+pub mod scheduler;
+pub mod secret;
+pub mod signing;
+pub mod sinks;
+pub mod state;
+pub mod token;

@@ -1,0 +1,109 @@
+//! Provider errors: what went wrong, and whether retrying makes sense.
+
+use std::time::Duration;
+
+use crate::credentials::CredentialError;
+use crate::scheduler::timing::RetryClass;
+
+/// Longest server-supplied text kept in an error (hostile or huge bodies are cut).
+const MAX_SERVER_TEXT: usize = 300;
+
+/// A failed API call. Messages never contain a secret: server text is cut and scrubbed of the
+/// secrets the request carried.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProviderError {
+    #[error("{api}: cannot reach {endpoint}: {detail}")]
+    Transport { api: &'static str, endpoint: String, detail: String },
+    #[error("{api}: no answer from {endpoint} within {}", humantime::format_duration(*.timeout))]
+    Timeout { api: &'static str, endpoint: String, timeout: Duration },
+    #[error("{api}: HTTP {status} {code}: {message}{}", request_id.as_ref().map(|r| format!(" (request id {r})")).unwrap_or_default())]
+    Api {
+        api: &'static str,
+        status: u16,
+        code: String,
+        message: String,
+        request_id: Option<String>,
+        kind: ApiErrorKind,
+        retry_after: Option<Duration>,
+    },
+    #[error("{api}: unexpected response: {detail}")]
+    Malformed { api: &'static str, detail: String },
+    #[error("{0}")]
+    Credentials(#[from] CredentialError),
+}
+
+/// What an API error code means for ticketd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiErrorKind {
+    /// Server trouble or throttling: retry with backoff.
+    Transient,
+    /// The request was rejected because the host clock is off: fix the clock, retrying won't help.
+    ClockSkew,
+    /// Signature, keys, permissions or parameters: retry slowly, it needs a change somewhere.
+    Permanent,
+}
+
+impl ProviderError {
+    pub fn retry_class(&self) -> RetryClass {
+        match self {
+            ProviderError::Transport { .. } | ProviderError::Timeout { .. } | ProviderError::Malformed { .. } => {
+                RetryClass::Transient { after: None }
+            }
+            ProviderError::Api { kind: ApiErrorKind::Transient, retry_after, .. } => {
+                RetryClass::Transient { after: *retry_after }
+            }
+            ProviderError::Api { .. } | ProviderError::Credentials(_) => RetryClass::Permanent,
+        }
+    }
+
+    pub fn is_clock_skew(&self) -> bool {
+        matches!(self, ProviderError::Api { kind: ApiErrorKind::ClockSkew, .. })
+    }
+}
+
+/// Server text made safe to log: at most [`MAX_SERVER_TEXT`] characters, control characters
+/// dropped, and any of `secrets` replaced by `<redacted>`.
+pub fn scrub(text: &str, secrets: &[&str]) -> String {
+    let mut out: String = text.chars().filter(|c| !c.is_control()).take(MAX_SERVER_TEXT).collect();
+    for s in secrets.iter().filter(|s| s.len() >= 4) {
+        out = out.replace(s, "<redacted>");
+        // A secret cut in half at the end must not leak its first part either.
+        for cut in (4..s.len()).rev() {
+            if out.ends_with(&s[..cut]) {
+                out.truncate(out.len() - cut);
+                out.push_str("<redacted>");
+                break;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_removes_secrets_and_cuts_long_text() {
+        assert_eq!(scrub("ticket eyJabc.def is bad", &["eyJabc.def"]), "ticket <redacted> is bad");
+        let long = format!("{}eyJsecret", "x".repeat(MAX_SERVER_TEXT - 5));
+        let out = scrub(&long, &["eyJsecret"]);
+        assert!(!out.contains("eyJs"), "{out}");
+        assert_eq!(scrub("a\nb\u{7}c", &[]), "abc");
+    }
+
+    #[test]
+    fn classes() {
+        let e = ProviderError::Api {
+            api: "SLS CreateTicket",
+            status: 503,
+            code: "ServerBusy".into(),
+            message: "busy".into(),
+            request_id: Some("r1".into()),
+            kind: ApiErrorKind::Transient,
+            retry_after: Some(Duration::from_secs(3)),
+        };
+        assert_eq!(e.retry_class(), RetryClass::Transient { after: Some(Duration::from_secs(3)) });
+        assert_eq!(e.to_string(), "SLS CreateTicket: HTTP 503 ServerBusy: busy (request id r1)");
+    }
+}

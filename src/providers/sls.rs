@@ -1,0 +1,186 @@
+//! Alibaba Cloud SLS 2020-12-30 `CreateTicket` and `RefreshToken` (spec §1).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::{Operation, ProviderError, error::ApiErrorKind, error::scrub};
+use crate::clock::Clock;
+use crate::config::SlsSpec;
+use crate::credentials::Credentials;
+use crate::secret::Secret;
+use crate::signing::sls::{self as signing, Request, SigningKey};
+use crate::token::{Issued, TicketPart, TokenPart};
+
+pub const CREATE_TICKET: &str = "SLS CreateTicket";
+pub const REFRESH_TOKEN: &str = "SLS RefreshToken";
+
+#[derive(Deserialize)]
+struct TicketBody {
+    ticket: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct TokenBody {
+    #[serde(rename = "accessToken")]
+    access_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(rename = "errorCode")]
+    error_code: Option<String>,
+    #[serde(rename = "errorMessage")]
+    error_message: Option<String>,
+}
+
+/// Make one SLS call.
+pub async fn call(
+    http: &reqwest::Client,
+    clock: &dyn Clock,
+    spec: &SlsSpec,
+    op: Operation,
+    credentials: &Credentials,
+) -> Result<Issued, ProviderError> {
+    let token_secs = spec.token_lifetime.as_secs().to_string();
+    let ticket_secs = spec.ticket_lifetime.as_secs().to_string();
+    let (api, path, query): (&'static str, &str, Vec<(&str, &str)>) = match &op {
+        Operation::Mint => (
+            CREATE_TICKET,
+            "/tickets",
+            vec![("accessTokenExpirationTime", &token_secs), ("expirationTime", &ticket_secs)],
+        ),
+        Operation::Refresh { ticket } => (
+            REFRESH_TOKEN,
+            "/token/refresh",
+            vec![("accessTokenExpirationTime", &token_secs), ("ticket", ticket.expose())],
+        ),
+    };
+    let sent_at = clock.now();
+    let request = Request { method: "POST", path, query: &query, body: b"" };
+    let key = SigningKey {
+        access_key_id: credentials.access_key_id.expose(),
+        access_key_secret: credentials.access_key_secret.expose(),
+        security_token: credentials.security_token.as_ref().map(Secret::expose),
+    };
+    let headers = signing::v1_headers(&request, &key, spec.signature, sent_at);
+
+    let mut url = spec.endpoint.url(path);
+    url.query_pairs_mut().extend_pairs(query.iter());
+    let mut builder = http.post(url).body(Vec::new());
+    for (name, value) in &headers {
+        builder = builder.header(*name, value);
+    }
+    let endpoint = spec.endpoint.to_string();
+    let response = builder.send().await.map_err(|e| transport(api, &endpoint, e))?;
+    let status = response.status();
+    let request_id = response
+        .headers()
+        .get("x-log-requestid")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| scrub(v, &[]));
+    let body = crate::http::read_limited(response)
+        .await
+        .map_err(|detail| ProviderError::Malformed { api, detail })?;
+    let secrets: Vec<&str> = match &op {
+        Operation::Refresh { ticket } => vec![ticket.expose(), key.access_key_secret],
+        Operation::Mint => vec![key.access_key_secret],
+    };
+    if !status.is_success() {
+        return Err(api_error(api, status.as_u16(), &body, request_id, &secrets));
+    }
+    match op {
+        Operation::Mint => {
+            let parsed: TicketBody = parse(api, &body)?;
+            let ticket = nonempty(api, parsed.ticket, "ticket")?;
+            Ok(Issued::Ticket(TicketPart {
+                value: Secret::new(ticket),
+                issued_at: sent_at,
+                expires_at: sent_at + spec.ticket_lifetime,
+            }))
+        }
+        Operation::Refresh { .. } => {
+            let parsed: TokenBody = parse(api, &body)?;
+            let token = nonempty(api, parsed.access_token, "accessToken")?;
+            Ok(Issued::Token(TokenPart {
+                value: Secret::new(token),
+                username: None,
+                issued_at: sent_at,
+                expires_at: sent_at + spec.token_lifetime,
+            }))
+        }
+    }
+}
+
+fn parse<'a, T: Deserialize<'a>>(api: &'static str, body: &'a [u8]) -> Result<T, ProviderError> {
+    serde_json::from_slice(body).map_err(|e| ProviderError::Malformed { api, detail: format!("not the expected JSON ({e})") })
+}
+
+fn nonempty(api: &'static str, value: Option<String>, field: &str) -> Result<String, ProviderError> {
+    value
+        .filter(|v| !v.is_empty() && v.len() <= 16 * 1024)
+        .ok_or_else(|| ProviderError::Malformed { api, detail: format!("no `{field}` in the answer") })
+}
+
+fn transport(api: &'static str, endpoint: &str, e: reqwest::Error) -> ProviderError {
+    // The URL may carry a ticket in its query: never let it into the message.
+    let e = e.without_url();
+    if e.is_timeout() {
+        ProviderError::Timeout { api, endpoint: endpoint.to_string(), timeout: crate::http::REQUEST_TIMEOUT }
+    } else {
+        let mut detail = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            detail = format!("{detail}: {s}");
+            source = s.source();
+        }
+        ProviderError::Transport { api, endpoint: endpoint.to_string(), detail }
+    }
+}
+
+/// Classify an SLS error answer (spec §1.4).
+pub fn api_error(api: &'static str, status: u16, body: &[u8], request_id: Option<String>, secrets: &[&str]) -> ProviderError {
+    let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
+    let code = parsed.as_ref().and_then(|b| b.error_code.clone()).unwrap_or_default();
+    let message = parsed.as_ref().and_then(|b| b.error_message.clone()).unwrap_or_else(|| {
+        if body.is_empty() { "(empty answer)".to_string() } else { String::from_utf8_lossy(body).into_owned() }
+    });
+    let kind = classify(status, &code);
+    ProviderError::Api {
+        api,
+        status,
+        code: scrub(if code.is_empty() { "-" } else { &code }, secrets),
+        message: scrub(&message, secrets),
+        request_id,
+        kind,
+        retry_after: None::<Duration>,
+    }
+}
+
+fn classify(status: u16, code: &str) -> ApiErrorKind {
+    match code {
+        "RequestTimeExpired" => ApiErrorKind::ClockSkew,
+        "InternalServerError" | "ServerBusy" | "RequestTimeout" | "ServiceUnavailable" => ApiErrorKind::Transient,
+        c if c.starts_with("Throttl") || c.contains("QuotaExceed") => ApiErrorKind::Transient,
+        _ if status >= 500 || status == 429 || status == 408 => ApiErrorKind::Transient,
+        _ => ApiErrorKind::Permanent,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_answers_are_classified_and_scrubbed() {
+        let body = br#"{"errorCode":"SignatureNotMatch","errorMessage":"signature abc not match for ticket eyJsecretticket"}"#;
+        let e = api_error(REFRESH_TOKEN, 401, body, Some("req-1".into()), &["eyJsecretticket"]);
+        let text = e.to_string();
+        assert!(text.contains("HTTP 401 SignatureNotMatch") && !text.contains("eyJsecretticket"), "{text}");
+        assert!(matches!(e, ProviderError::Api { kind: ApiErrorKind::Permanent, .. }));
+        let e = api_error(CREATE_TICKET, 400, br#"{"errorCode":"RequestTimeExpired","errorMessage":"x"}"#, None, &[]);
+        assert!(e.is_clock_skew());
+        let e = api_error(CREATE_TICKET, 503, b"<html>busy</html>", None, &[]);
+        assert!(matches!(e, ProviderError::Api { kind: ApiErrorKind::Transient, .. }));
+    }
+}

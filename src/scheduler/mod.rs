@@ -1,0 +1,573 @@
+//! The scheduler: one queue of tickets keyed by their next deadline, one loop.
+//!
+//! The loop sleeps until the earliest deadline (re-reading the wall clock at least every
+//! [`WALL_CLOCK_RECHECK`], so a suspend or clock step is noticed), then starts the due calls as
+//! tasks of their own: a slow cloud never stalls other tickets. Results come back to the loop,
+//! which alone changes holdings, then sinks are written, then state is saved. A failed call
+//! changes nothing but the retry time: the last good token stays.
+
+pub mod timing;
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::clock::{Clock, until};
+use crate::config::{ApiSpec, TicketSpec};
+use crate::credentials::CredentialStore;
+use crate::providers::{Operation, Provider, ProviderError};
+use crate::state::{StateDir, StateFile, StoredTicket, identity};
+use crate::token::{Current, Holding, Issued, TicketPart, TokenPart};
+use timing::{Lifecycle, RetryClass, Step};
+
+/// The loop re-reads the wall clock at least this often, even with nothing due.
+pub const WALL_CLOCK_RECHECK: Duration = Duration::from_secs(300);
+/// A call that has not finished after this long is abandoned and retried.
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(45);
+/// Token changes are saved to the state file at most this late (mints are saved at once).
+pub const SAVE_DEBOUNCE: Duration = Duration::from_millis(500);
+/// At shutdown, in-flight calls get this long to finish so their results are not lost.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// At most this many API calls run at once.
+pub const MAX_IN_FLIGHT: usize = 64;
+
+/// What happened, for `ticketd dev`'s narration, tests and (later) notifications.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A new ticket was minted; its first token follows.
+    TicketMinted { name: String, expires_at: SystemTime },
+    /// A new token is held (not yet written to sinks).
+    TokenRefreshed { name: String, generation: u64, expires_at: SystemTime, new_ticket: bool },
+    /// Every sink of the ticket holds this generation.
+    Published { name: String, generation: u64 },
+    /// A call failed; the last good token (if any) is kept.
+    CallFailed { name: String, error: String, retry_at: SystemTime, token_expires_at: Option<SystemTime> },
+    /// Writing a sink failed; retried later.
+    PublishFailed { name: String, error: String },
+}
+
+/// Where the scheduler saves its state.
+#[derive(Clone)]
+pub enum Persistence {
+    Disk(Arc<StateDir>),
+    /// For tests: the last saved state, in memory.
+    Memory(Arc<Mutex<StateFile>>),
+}
+
+impl Persistence {
+    fn save(&self, state: &StateFile) -> Result<(), String> {
+        match self {
+            Persistence::Disk(dir) => dir.save(state).map_err(|e| e.to_string()),
+            Persistence::Memory(slot) => {
+                *slot.lock().expect("state lock") = state.clone();
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A read-only view of one ticket, for status output.
+#[derive(Debug, Clone)]
+pub struct TicketStatus {
+    pub name: String,
+    pub holding: Holding,
+    pub next_at: Option<SystemTime>,
+    pub last_error: Option<String>,
+}
+
+struct Entry {
+    spec: Arc<TicketSpec>,
+    holding: Holding,
+    /// Failed calls since the last success.
+    attempt: u32,
+    /// Random in [0, 1), drawn per token, spreading refresh points.
+    jitter: f64,
+    in_flight: bool,
+    /// Sinks do not hold the current generation yet.
+    unpublished: bool,
+    publish_attempt: u32,
+    /// The queue slot that is live for this entry (others are stale).
+    slot: Option<(SystemTime, u64)>,
+    last_error: Option<String>,
+}
+
+enum Message {
+    Called { name: String, step: Step, result: Result<Issued, ProviderError>, credentials_expire: Option<SystemTime> },
+    Published { name: String, generation: u64, result: Result<(), String> },
+}
+
+/// Everything the scheduler needs from outside.
+pub struct Parts {
+    pub clock: Arc<dyn Clock>,
+    pub provider: Arc<dyn Provider>,
+    pub credentials: CredentialStore,
+    pub persistence: Persistence,
+    pub seed: u64,
+}
+
+pub struct Scheduler {
+    parts: Parts,
+    entries: HashMap<String, Entry>,
+    queue: BinaryHeap<Reverse<(SystemTime, u64, String)>>,
+    seq: u64,
+    rng: StdRng,
+    events: broadcast::Sender<Event>,
+    tx: mpsc::UnboundedSender<Message>,
+    rx: mpsc::UnboundedReceiver<Message>,
+    calls: TaskTracker,
+    permits: Arc<tokio::sync::Semaphore>,
+    save_at: Option<SystemTime>,
+    in_flight: usize,
+}
+
+impl Scheduler {
+    /// A scheduler for `tickets`, starting from `saved` state: holdings whose identity still
+    /// matches the config are reused.
+    pub fn new(parts: Parts, tickets: &[TicketSpec], saved: &StateFile) -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let rng = StdRng::seed_from_u64(parts.seed);
+        let mut scheduler = Scheduler {
+            parts,
+            entries: HashMap::new(),
+            queue: BinaryHeap::new(),
+            seq: 0,
+            rng,
+            events: broadcast::channel(4096).0,
+            tx,
+            rx,
+            calls: TaskTracker::new(),
+            permits: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
+            save_at: None,
+            in_flight: 0,
+        };
+        let now = scheduler.parts.clock.now();
+        for spec in tickets {
+            let holding = saved
+                .tickets
+                .get(&spec.name)
+                .filter(|s| s.identity == identity(spec))
+                .map(|s| usable(&s.holding, now))
+                .unwrap_or_default();
+            if holding.current.is_some() {
+                tracing::info!(ticket = %spec.name, generation = holding.generation(), "reusing the saved token");
+            }
+            scheduler.insert(Arc::new(spec.clone()), holding);
+        }
+        scheduler
+    }
+
+    /// Subscribe to events.
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// A status snapshot of every ticket, by name.
+    pub fn status(&self) -> Vec<TicketStatus> {
+        let mut all: Vec<TicketStatus> = self
+            .entries
+            .iter()
+            .map(|(name, e)| TicketStatus {
+                name: name.clone(),
+                holding: e.holding.clone(),
+                next_at: e.slot.map(|s| s.0),
+                last_error: e.last_error.clone(),
+            })
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    fn insert(&mut self, spec: Arc<TicketSpec>, holding: Holding) {
+        let name = spec.name.clone();
+        let now = self.parts.clock.now();
+        let has_current = holding.valid_token(now).is_some();
+        let jitter = self.rng.random();
+        self.entries.insert(
+            name.clone(),
+            Entry {
+                spec,
+                holding,
+                attempt: 0,
+                jitter,
+                in_flight: false,
+                // Sinks may be stale or missing after a restart: write them once.
+                unpublished: has_current,
+                publish_attempt: 0,
+                slot: None,
+                last_error: None,
+            },
+        );
+        if has_current {
+            self.publish(&name);
+        }
+        self.reschedule(&name, now);
+    }
+
+    /// Run until `shutdown` is cancelled, then finish in-flight work and save state.
+    pub async fn run(mut self, shutdown: CancellationToken) -> Self {
+        loop {
+            let next = self.next_wake();
+            let sleep = next.map(|at| until(self.parts.clock.now(), at).min(WALL_CLOCK_RECHECK));
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                Some(message) = self.rx.recv() => self.handle(message),
+                () = sleep_or_forever(sleep) => self.fire_due(),
+            }
+        }
+        self.finish().await;
+        self
+    }
+
+    /// The earliest of the queue's head and a pending state save.
+    fn next_wake(&mut self) -> Option<SystemTime> {
+        // Drop stale slots from the head so the loop never wakes for nothing.
+        while let Some(Reverse((at, seq, name))) = self.queue.peek() {
+            let live = self.entries.get(name).is_some_and(|e| e.slot == Some((*at, *seq)));
+            if live {
+                break;
+            }
+            self.queue.pop();
+        }
+        let head = self.queue.peek().map(|Reverse((at, _, _))| *at);
+        match (head, self.save_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn fire_due(&mut self) {
+        let now = self.parts.clock.now();
+        if self.save_at.is_some_and(|at| at <= now) {
+            self.save();
+        }
+        while let Some(Reverse((at, seq, name))) = self.queue.peek().cloned() {
+            if at > now {
+                break;
+            }
+            self.queue.pop();
+            let Some(entry) = self.entries.get_mut(&name) else { continue };
+            if entry.slot != Some((at, seq)) {
+                continue;
+            }
+            entry.slot = None;
+            self.start(&name, now);
+        }
+    }
+
+    /// Do what is due for `name`: republish, or call the API, or just reschedule.
+    fn start(&mut self, name: &str, now: SystemTime) {
+        let Some(entry) = self.entries.get_mut(name) else { return };
+        if entry.in_flight {
+            return;
+        }
+        let plan = timing::plan(&entry.holding, lifecycle(&entry.spec), now, entry.jitter);
+        // A retry wake-up may come before the plan's time only after a failure; then retry now.
+        if plan.at > now && entry.attempt == 0 {
+            if entry.unpublished {
+                self.publish(name);
+            }
+            self.reschedule(name, now);
+            return;
+        }
+        let op = match plan.step {
+            Step::Mint => Operation::Mint,
+            Step::RefreshCurrent => match entry.holding.current.as_ref().and_then(|c| c.ticket.as_ref()) {
+                Some(t) => Operation::Refresh { ticket: t.value.clone() },
+                None => Operation::Mint,
+            },
+            Step::RefreshPending => match &entry.holding.pending {
+                Some(t) => Operation::Refresh { ticket: t.value.clone() },
+                None => Operation::Mint,
+            },
+        };
+        let credentials = match self.parts.credentials.get(&entry.spec.credentials) {
+            Ok(c) => c,
+            Err(e) => {
+                let message = Message::Called { name: name.to_string(), step: plan.step, result: Err(e.into()), credentials_expire: None };
+                let _ = self.tx.send(message);
+                entry.in_flight = true;
+                self.in_flight += 1;
+                return;
+            }
+        };
+        entry.in_flight = true;
+        self.in_flight += 1;
+        tracing::debug!(ticket = %name, step = ?plan.step, "calling the API");
+        let credentials_expire = credentials.expires_at;
+        let call = self.parts.provider.call(&entry.spec, op, credentials);
+        let (tx, permits, name, step) = (self.tx.clone(), self.permits.clone(), name.to_string(), plan.step);
+        self.calls.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let result = match tokio::time::timeout(CALL_TIMEOUT, call).await {
+                Ok(r) => r,
+                Err(_) => Err(ProviderError::Timeout { api: "API call", endpoint: "the endpoint".into(), timeout: CALL_TIMEOUT }),
+            };
+            let _ = tx.send(Message::Called { name, step, result, credentials_expire });
+        });
+    }
+
+    fn handle(&mut self, message: Message) {
+        match message {
+            Message::Called { name, step, result, credentials_expire } => {
+                self.in_flight = self.in_flight.saturating_sub(1);
+                let Some(entry) = self.entries.get_mut(&name) else { return };
+                entry.in_flight = false;
+                let now = self.parts.clock.now();
+                let result = result.and_then(|issued| apply(&mut entry.holding, step, issued, credentials_expire, now));
+                match result {
+                    Ok(change) => self.succeeded(&name, change, now),
+                    Err(e) => self.failed(&name, e, now),
+                }
+            }
+            Message::Published { name, generation, result } => {
+                let Some(entry) = self.entries.get_mut(&name) else { return };
+                let now = self.parts.clock.now();
+                match result {
+                    Ok(()) if entry.holding.generation() == generation => {
+                        entry.unpublished = false;
+                        entry.publish_attempt = 0;
+                        self.emit(Event::Published { name: name.clone(), generation });
+                        self.save_soon(now + SAVE_DEBOUNCE);
+                    }
+                    Ok(()) => {} // A newer generation is on its way to the sinks.
+                    Err(error) => {
+                        entry.publish_attempt += 1;
+                        let delay = timing::retry_delay(entry.publish_attempt, RetryClass::Transient { after: None }, None, self.rng.random());
+                        tracing::error!(ticket = %name, error = %error, retry_in = %humantime::format_duration(round(delay)), "cannot write a sink; the previous file is intact");
+                        let plan = timing::plan(&entry.holding, lifecycle(&entry.spec), now, entry.jitter);
+                        self.emit(Event::PublishFailed { name: name.clone(), error });
+                        self.schedule_at(&name, plan.at.min(now + delay));
+                    }
+                }
+            }
+        }
+    }
+
+    fn succeeded(&mut self, name: &str, change: Change, now: SystemTime) {
+        let entry = self.entries.get_mut(name).expect("entry exists");
+        entry.attempt = 0;
+        entry.last_error = None;
+        entry.jitter = self.rng.random();
+        match change {
+            Change::Ticket { expires_at } => {
+                tracing::info!(ticket = %name, expires_at = %crate::clock::rfc3339(expires_at), "minted a new ticket");
+                self.emit(Event::TicketMinted { name: name.to_string(), expires_at });
+                // A minted ticket must survive a crash: save now.
+                self.save_soon(now);
+            }
+            Change::Token { generation, expires_at, new_ticket } => {
+                tracing::info!(ticket = %name, generation, expires_at = %crate::clock::rfc3339(expires_at), "refreshed the token");
+                self.emit(Event::TokenRefreshed { name: name.to_string(), generation, expires_at, new_ticket });
+                let entry = self.entries.get_mut(name).expect("entry exists");
+                entry.unpublished = true;
+                self.publish(name);
+                if new_ticket {
+                    self.save_soon(now);
+                }
+            }
+        }
+        self.reschedule(name, now);
+    }
+
+    fn failed(&mut self, name: &str, error: ProviderError, now: SystemTime) {
+        let entry = self.entries.get_mut(name).expect("entry exists");
+        entry.attempt += 1;
+        let token_expires_at = entry.holding.valid_token(now).map(|t| t.expires_at);
+        let remaining = token_expires_at.map(|t| until(now, t));
+        let delay = timing::retry_delay(entry.attempt, error.retry_class(), remaining, self.rng.random());
+        let retry_at = now + delay;
+        let text = error.to_string();
+        let retry_in = humantime::format_duration(round(delay)).to_string();
+        let lapses = token_expires_at.is_none_or(|t| retry_at + delay >= t);
+        if error.is_clock_skew() {
+            tracing::error!(ticket = %name, error = %text, retry_in, "the cloud says this host's clock is wrong; fix the clock (NTP)");
+        } else if lapses || error.retry_class() == RetryClass::Permanent {
+            tracing::error!(ticket = %name, error = %text, attempt = entry.attempt, retry_in, "call failed; the token will lapse without help");
+        } else {
+            tracing::warn!(ticket = %name, error = %text, attempt = entry.attempt, retry_in, "call failed; keeping the last good token");
+        }
+        entry.last_error = Some(text.clone());
+        self.emit(Event::CallFailed { name: name.to_string(), error: text, retry_at, token_expires_at });
+        self.schedule_at(name, retry_at);
+    }
+
+    /// Write the sinks of `name` in the background.
+    fn publish(&mut self, name: &str) {
+        let Some(entry) = self.entries.get(name) else { return };
+        let Some(current) = entry.holding.current.clone() else { return };
+        let generation = current.generation;
+        if entry.spec.sinks.is_empty() {
+            let _ = self.tx.send(Message::Published { name: name.to_string(), generation, result: Ok(()) });
+            return;
+        }
+        let (spec, tx, name) = (entry.spec.clone(), self.tx.clone(), name.to_string());
+        self.calls.spawn(async move {
+            let result = tokio::task::spawn_blocking(move || crate::sinks::publish(&spec, &current).map_err(|e| e.to_string()))
+                .await
+                .unwrap_or_else(|e| Err(format!("sink writer failed: {e}")));
+            let _ = tx.send(Message::Published { name, generation, result });
+        });
+    }
+
+    fn reschedule(&mut self, name: &str, now: SystemTime) {
+        let Some(entry) = self.entries.get(name) else { return };
+        let plan = timing::plan(&entry.holding, lifecycle(&entry.spec), now, entry.jitter);
+        self.schedule_at(name, plan.at);
+    }
+
+    fn schedule_at(&mut self, name: &str, at: SystemTime) {
+        let Some(entry) = self.entries.get_mut(name) else { return };
+        self.seq += 1;
+        entry.slot = Some((at, self.seq));
+        self.queue.push(Reverse((at, self.seq, name.to_string())));
+    }
+
+    fn save_soon(&mut self, at: SystemTime) {
+        self.save_at = Some(self.save_at.map_or(at, |s| s.min(at)));
+    }
+
+    fn snapshot(&self) -> StateFile {
+        let mut state = StateFile { version: 1, ..Default::default() };
+        for (name, entry) in &self.entries {
+            let mut holding = entry.holding.clone();
+            // State never runs ahead of the sinks: an unpublished token is saved once written.
+            if entry.unpublished && !entry.spec.sinks.is_empty() {
+                holding.current = None;
+            }
+            state.tickets.insert(
+                name.clone(),
+                StoredTicket { kind: entry.spec.kind().as_str().to_string(), identity: identity(&entry.spec), holding },
+            );
+        }
+        state
+    }
+
+    fn save(&mut self) {
+        self.save_at = None;
+        let state = self.snapshot();
+        if let Err(e) = self.parts.persistence.save(&state) {
+            tracing::error!(error = %e, "cannot save state; retrying");
+            self.save_soon(self.parts.clock.now() + Duration::from_secs(5));
+        }
+    }
+
+    async fn finish(&mut self) {
+        self.calls.close();
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while self.in_flight > 0 || !self.calls.is_empty() {
+            tokio::select! {
+                Some(message) = self.rx.recv() => self.handle(message),
+                () = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(in_flight = self.in_flight, "shutdown grace period over; abandoning calls in flight");
+                    break;
+                }
+            }
+        }
+        self.save();
+    }
+
+    fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+}
+
+/// What a successful call changed.
+enum Change {
+    Ticket { expires_at: SystemTime },
+    Token { generation: u64, expires_at: SystemTime, new_ticket: bool },
+}
+
+/// Fold a call's result into a holding, capping expiries: a token never outlives its ticket, its
+/// credentials, or its own `exp` claim.
+fn apply(
+    holding: &mut Holding,
+    step: Step,
+    issued: Issued,
+    credentials_expire: Option<SystemTime>,
+    now: SystemTime,
+) -> Result<Change, ProviderError> {
+    let malformed = |detail: &str| ProviderError::Malformed { api: "API call", detail: detail.to_string() };
+    match (step, issued) {
+        (Step::Mint, Issued::Ticket(mut ticket)) => {
+            ticket.expires_at = cap(ticket.expires_at, [crate::jwt::expiry(ticket.value.expose())]);
+            if ticket.expires_at <= now {
+                return Err(malformed("the new ticket is already expired (is the host clock right?)"));
+            }
+            let expires_at = ticket.expires_at;
+            holding.pending = Some(ticket);
+            Ok(Change::Ticket { expires_at })
+        }
+        (step, Issued::Token(token)) => {
+            let ticket: Option<TicketPart> = match step {
+                Step::Mint => None,
+                Step::RefreshCurrent => holding.current.as_ref().and_then(|c| c.ticket.clone()),
+                Step::RefreshPending => holding.pending.clone(),
+            };
+            let token = capped_token(token, ticket.as_ref(), credentials_expire);
+            if token.expires_at <= now {
+                return Err(malformed("the new token is already expired (is the host clock right?)"));
+            }
+            let generation = holding.generation() + 1;
+            let expires_at = token.expires_at;
+            let new_ticket = step == Step::RefreshPending;
+            if new_ticket {
+                holding.pending = None;
+            }
+            holding.current = Some(Current { ticket, token, generation, refreshed_at: now });
+            Ok(Change::Token { generation, expires_at, new_ticket })
+        }
+        (_, Issued::Ticket(_)) => Err(malformed("a ticket came back where a token was expected")),
+    }
+}
+
+fn capped_token(mut token: TokenPart, ticket: Option<&TicketPart>, credentials_expire: Option<SystemTime>) -> TokenPart {
+    token.expires_at = cap(
+        token.expires_at,
+        [crate::jwt::expiry(token.value.expose()), ticket.map(|t| t.expires_at), credentials_expire],
+    );
+    token
+}
+
+fn cap<const N: usize>(t: SystemTime, limits: [Option<SystemTime>; N]) -> SystemTime {
+    limits.into_iter().flatten().fold(t, SystemTime::min)
+}
+
+/// Drop what can no longer be used: an expired token (and its ticket) or pending ticket.
+fn usable(saved: &Holding, now: SystemTime) -> Holding {
+    let mut holding = saved.clone();
+    if holding.current.as_ref().is_some_and(|c| !c.token.is_valid_at(now) && c.ticket.as_ref().is_none_or(|t| t.expires_at <= now)) {
+        holding.current = None;
+    }
+    if holding.pending.as_ref().is_some_and(|p| p.expires_at <= now) {
+        holding.pending = None;
+    }
+    holding
+}
+
+fn lifecycle(spec: &TicketSpec) -> Lifecycle {
+    match &spec.api {
+        ApiSpec::Sls(sls) => Lifecycle::TicketAndToken { renew_before: sls.ticket_renew_before },
+    }
+}
+
+fn round(d: Duration) -> Duration {
+    Duration::from_secs(d.as_secs().max(if d.is_zero() { 0 } else { 1 }))
+}
+
+async fn sleep_or_forever(duration: Option<Duration>) {
+    match duration {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,213 @@
+//! Pure refresh and backoff maths. Every function takes `now` and its random numbers as arguments.
+
+use std::time::{Duration, SystemTime};
+
+use crate::token::Holding;
+
+/// A token is refreshed once this fraction of its life has passed...
+pub const REFRESH_AT: f64 = 2.0 / 3.0;
+/// ...plus up to this fraction more, at random, so many tickets do not refresh in lockstep.
+pub const REFRESH_JITTER: f64 = 1.0 / 12.0;
+/// The first retry waits up to this long (full jitter)...
+pub const BACKOFF_BASE: Duration = Duration::from_secs(2);
+/// ...doubling per attempt up to this cap.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(600);
+/// Permanent errors (signature, auth, bad parameter) are retried this slowly.
+pub const PERMANENT_RETRY: Duration = Duration::from_secs(900);
+/// No retry sooner than this, unless expiry is closer still.
+pub const MIN_RETRY: Duration = Duration::from_millis(250);
+
+/// How a ticket's lifecycle works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// One call gives a token (DSW, TCR): "mint" again when it is due.
+    SingleCall,
+    /// A ticket outlives its tokens (SLS): refresh tokens from it, and mint a new ticket this long
+    /// before the current ticket's ceiling.
+    TicketAndToken { renew_before: Duration },
+}
+
+/// The next call to make for a ticket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Obtain a new ticket (SLS) or a new token (single-call kinds).
+    Mint,
+    /// Refresh the token from the current ticket.
+    RefreshCurrent,
+    /// Obtain the first token of the pending (newly minted) ticket.
+    RefreshPending,
+}
+
+/// When to take which step.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Plan {
+    pub step: Step,
+    pub at: SystemTime,
+}
+
+/// When a token issued at `issued` and expiring at `expires` is due: after 2/3 of its life plus up
+/// to 1/12 more (`jitter` in [0, 1)). Never later than expiry.
+pub fn refresh_point(issued: SystemTime, expires: SystemTime, jitter: f64) -> SystemTime {
+    let life = expires.duration_since(issued).unwrap_or(Duration::ZERO);
+    issued + life.mul_f64(REFRESH_AT + REFRESH_JITTER * jitter.clamp(0.0, 1.0))
+}
+
+/// The next step for `holding` at `now`.
+pub fn plan(holding: &Holding, lifecycle: Lifecycle, now: SystemTime, jitter: f64) -> Plan {
+    let now_plan = |step| Plan { step, at: now };
+    if let Some(pending) = &holding.pending
+        && pending.expires_at > now
+    {
+        return now_plan(Step::RefreshPending);
+    }
+    let Some(current) = &holding.current else { return now_plan(Step::Mint) };
+    let token = &current.token;
+    let token_due = refresh_point(token.issued_at, token.expires_at, jitter).max(now);
+    match (lifecycle, &current.ticket) {
+        (Lifecycle::TicketAndToken { renew_before }, Some(ticket)) => {
+            let renew_at = ticket.expires_at.checked_sub(renew_before).unwrap_or(ticket.issued_at);
+            // Spread re-mints a little too, earlier only, so the ceiling is never crossed.
+            let spread = renew_before.mul_f64(REFRESH_JITTER * jitter.clamp(0.0, 1.0));
+            let renew_at = renew_at.checked_sub(spread).unwrap_or(renew_at).max(now);
+            if ticket.expires_at <= now || renew_at <= token_due {
+                Plan { step: Step::Mint, at: renew_at }
+            } else {
+                Plan { step: Step::RefreshCurrent, at: token_due }
+            }
+        }
+        // A ticket-and-token kind whose current holds no ticket cannot refresh: mint.
+        (Lifecycle::TicketAndToken { .. }, None) => now_plan(Step::Mint),
+        (Lifecycle::SingleCall, _) => Plan { step: Step::Mint, at: token_due },
+    }
+}
+
+/// Why a call failed, as far as retrying goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryClass {
+    /// Worth retrying soon (network, 5xx, throttling); the server may say how long to wait.
+    Transient { after: Option<Duration> },
+    /// Retrying will not help until something changes (keys, permissions, parameters, host clock).
+    Permanent,
+}
+
+/// How long to wait before retry number `attempt` (1 for the first retry).
+///
+/// Transient failures back off exponentially with full jitter (`random` in [0, 1)), capped;
+/// a server's retry-after is honoured. `remaining` is how long the current token still lives: the
+/// delay is at most half of it, so retries crowd in before expiry but never past it.
+pub fn retry_delay(attempt: u32, class: RetryClass, remaining: Option<Duration>, random: f64) -> Duration {
+    let random = random.clamp(0.0, 1.0);
+    let mut delay = match class {
+        RetryClass::Transient { after } => {
+            let exp = attempt.saturating_sub(1).min(20);
+            let ceiling = BACKOFF_BASE.saturating_mul(1 << exp).min(BACKOFF_CAP);
+            let jittered = ceiling.mul_f64(random).max(MIN_RETRY);
+            after.map_or(jittered, |a| jittered.max(a.min(BACKOFF_CAP)))
+        }
+        RetryClass::Permanent => PERMANENT_RETRY.mul_f64(0.5 + random / 2.0),
+    };
+    if let Some(left) = remaining.filter(|r| !r.is_zero()) {
+        delay = delay.min(left / 2);
+    }
+    delay
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::from_unix_seconds;
+    use crate::secret::Secret;
+    use crate::token::{Current, TicketPart, TokenPart};
+    use proptest::prelude::*;
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    fn holding(t0: SystemTime, ticket_life: Duration, token_issued: SystemTime, token_life: Duration) -> Holding {
+        Holding {
+            current: Some(Current {
+                ticket: Some(TicketPart { value: Secret::new("t"), issued_at: t0, expires_at: t0 + ticket_life }),
+                token: TokenPart {
+                    value: Secret::new("a"),
+                    username: None,
+                    issued_at: token_issued,
+                    expires_at: (token_issued + token_life).min(t0 + ticket_life),
+                },
+                generation: 1,
+                refreshed_at: token_issued,
+            }),
+            pending: None,
+        }
+    }
+
+    #[test]
+    fn fresh_sls_ticket_refreshes_after_two_thirds_of_the_token() {
+        let t0 = from_unix_seconds(1_700_000_000);
+        let h = holding(t0, 30 * DAY, t0, DAY);
+        let p = plan(&h, Lifecycle::TicketAndToken { renew_before: DAY }, t0, 0.0);
+        assert_eq!(p, Plan { step: Step::RefreshCurrent, at: t0 + DAY.mul_f64(2.0 / 3.0) });
+    }
+
+    #[test]
+    fn near_the_ceiling_a_new_ticket_is_minted_first() {
+        let t0 = from_unix_seconds(1_700_000_000);
+        let issued = t0 + 28 * DAY + DAY / 2;
+        let h = holding(t0, 30 * DAY, issued, DAY);
+        let p = plan(&h, Lifecycle::TicketAndToken { renew_before: DAY }, issued, 0.0);
+        assert_eq!(p, Plan { step: Step::Mint, at: t0 + 29 * DAY });
+    }
+
+    #[test]
+    fn nothing_held_means_mint_now_and_pending_means_refresh_it_now() {
+        let now = from_unix_seconds(1_700_000_000);
+        let mut h = Holding::default();
+        assert_eq!(plan(&h, Lifecycle::SingleCall, now, 0.5), Plan { step: Step::Mint, at: now });
+        h.pending = Some(TicketPart { value: Secret::new("p"), issued_at: now, expires_at: now + DAY });
+        let p = plan(&h, Lifecycle::TicketAndToken { renew_before: DAY }, now, 0.5);
+        assert_eq!(p, Plan { step: Step::RefreshPending, at: now });
+    }
+
+    #[test]
+    fn retry_after_is_honoured_and_permanent_errors_wait_long() {
+        let d = retry_delay(1, RetryClass::Transient { after: Some(Duration::from_secs(30)) }, None, 0.0);
+        assert_eq!(d, Duration::from_secs(30));
+        let d = retry_delay(1, RetryClass::Permanent, None, 0.0);
+        assert!(d >= PERMANENT_RETRY / 2);
+    }
+
+    proptest! {
+        #[test]
+        fn backoff_never_schedules_past_expiry(attempt in 1u32..200, remaining_ms in 1u64..(40 * 86_400_000), r in 0.0f64..1.0, permanent: bool, after in proptest::option::of(0u64..100_000)) {
+            let class = if permanent { RetryClass::Permanent } else { RetryClass::Transient { after: after.map(Duration::from_secs) } };
+            let remaining = Duration::from_millis(remaining_ms);
+            let d = retry_delay(attempt, class, Some(remaining), r);
+            prop_assert!(d < remaining);
+            prop_assert!(d <= remaining / 2);
+        }
+
+        #[test]
+        fn backoff_is_capped_and_fully_jittered(attempt in 1u32..200, r in 0.0f64..1.0) {
+            let d = retry_delay(attempt, RetryClass::Transient { after: None }, None, r);
+            prop_assert!(d <= BACKOFF_CAP);
+            prop_assert!(d >= MIN_RETRY);
+        }
+
+        #[test]
+        fn refresh_point_stays_inside_the_token_life(life_s in 1u64..(40 * 86_400), j in 0.0f64..1.0) {
+            let t0 = from_unix_seconds(1_700_000_000);
+            let at = refresh_point(t0, t0 + Duration::from_secs(life_s), j);
+            prop_assert!(at >= t0 + Duration::from_secs(life_s).mul_f64(0.66));
+            prop_assert!(at <= t0 + Duration::from_secs(life_s).mul_f64(0.76));
+        }
+
+        #[test]
+        fn planned_steps_never_lie_past_the_ceiling(age_s in 0u64..(30 * 86_400), j in 0.0f64..1.0) {
+            let t0 = from_unix_seconds(1_700_000_000);
+            let issued = t0 + Duration::from_secs(age_s);
+            let h = holding(t0, 30 * DAY, issued, DAY);
+            let p = plan(&h, Lifecycle::TicketAndToken { renew_before: DAY }, issued, j);
+            prop_assert!(p.at >= issued);
+            prop_assert!(p.at < t0 + 30 * DAY);
+            prop_assert!(p.at <= h.current.as_ref().unwrap().token.expires_at.max(issued));
+        }
+    }
+}

@@ -1,0 +1,27 @@
+//! Request signing, one module per scheme. Pure functions: the date, the nonce and the keys are
+//! arguments, so every stage can be replayed against the vendors' SDK vectors.
+
+pub mod acs3;
+pub mod sls;
+pub mod tc3;
+
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
+
+/// HMAC-SHA256 of `data` under `key`.
+pub(crate) fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(data);
+    mac.finalize().into_bytes().into()
+}
+
+/// Lower-case hex SHA-256 of `data`.
+pub(crate) fn sha256_hex(data: &[u8]) -> String {
+    hex::encode(Sha256::digest(data))
+}
+
+/// Constant-time comparison of two signatures (server side, in the emulator).
+pub fn signatures_match(expected: &str, received: &str) -> bool {
+    let (a, b) = (expected.as_bytes(), received.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,766 @@
+//! Tencent Cloud `TC3-HMAC-SHA256` (API 3.0 "signature v3"), client and server side.
+//!
+//! Implements `shared/spec/cloud-apis.md` §3.2 as the official Python SDK does it
+//! (`abstract_client.py _build_req_with_tc3_signature`, `sign.py sign_tc3`); §3.3 lists the errors
+//! a real server answers with. Used for TCR `CreateInstanceToken`.
+//!
+//! Stages, each public so it can be checked on its own: [`canonical_headers`] →
+//! [`canonical_request`] → [`credential_scope`] and [`string_to_sign`] → [`signing_keys`] →
+//! [`signature`] → [`authorization`]. [`sign`] runs them all (signing `content-type;host`, as the
+//! SDK does); [`build_headers`] returns the complete header list to send. Server side (for the
+//! local emulator): [`parse_authorization`], then [`expected_signature`] or [`verify`].
+//!
+//! Everything is pure: the time is an argument. The SecretKey and the session token are taken as
+//! `&str` and never appear in `Debug` output or in errors. `X-TC-Token` is not signed (§3.2 item 6).
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hmac::{Hmac, Mac};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use sha2::{Digest, Sha256};
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// The algorithm name, first word of the `Authorization` value and first line of the string to sign.
+pub const ALGORITHM: &str = "TC3-HMAC-SHA256";
+/// The last element of the credential scope.
+pub const TERMINATOR: &str = "tc3_request";
+
+/// RFC 3986: unreserved `A-Za-z0-9-_.~` kept, everything else `%XX` (space → `%20`, `*` → `%2A`).
+const RFC3986: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Seconds from 1970 to 10000-01-01: later dates do not fit `YYYY-MM-DD`.
+const MAX_SECONDS: u64 = 253_402_300_800;
+
+/// `hex(sha256(payload))`: the body for POST, empty for GET.
+pub fn hashed_payload(body: &[u8]) -> String {
+    hex::encode(Sha256::digest(body))
+}
+
+/// Encodes `pairs` in the order given as `k=v&…` (RFC 3986), e.g. for a GET query. For TC3 any
+/// encoding works as long as the string signed is the string sent.
+pub fn encode_query<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
+    let pct = |s: &str| utf8_percent_encode(s, RFC3986).to_string();
+    let parts: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", pct(k.as_ref()), pct(v.as_ref())))
+        .collect();
+    parts.join("&")
+}
+
+/// The service name: the first label of the host (`tcr.tencentcloudapi.com` → `tcr`).
+pub fn service_from_host(host: &str) -> &str {
+    host.split(['.', ':']).next().unwrap_or(host)
+}
+
+/// The `X-TC-Timestamp` value: whole seconds since 1970.
+///
+/// # Panics
+/// If `time` is before 1970.
+pub fn unix_seconds(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH)
+        .expect("time is before 1970")
+        .as_secs()
+}
+
+/// The UTC date `YYYY-MM-DD` of a unix timestamp, or `None` after year 9999.
+pub fn utc_date(unix_seconds: u64) -> Option<String> {
+    if unix_seconds >= MAX_SECONDS {
+        return None;
+    }
+    let time = UNIX_EPOCH + Duration::from_secs(unix_seconds);
+    Some(humantime::format_rfc3339_seconds(time).to_string()[..10].to_owned())
+}
+
+/// `<date>/<service>/tc3_request` (§3.2 item 2).
+pub fn credential_scope(date: &str, service: &str) -> String {
+    format!("{date}/{service}/{TERMINATOR}")
+}
+
+/// `(CanonicalHeaders, SignedHeaders)`: names and values lower-cased and trimmed, sorted by name,
+/// each line ending in `\n` (§3.2 item 1; the SDK signs just `content-type` and `host`).
+pub fn canonical_headers<N: AsRef<str>, V: AsRef<str>>(headers: &[(N, V)]) -> (String, String) {
+    let lower = |(n, v): &(N, V)| {
+        (
+            n.as_ref().trim().to_ascii_lowercase(),
+            v.as_ref().trim().to_ascii_lowercase(),
+        )
+    };
+    let mut sorted: Vec<(String, String)> = headers.iter().map(lower).collect();
+    sorted.sort();
+    let lines: String = sorted.iter().flat_map(|(n, v)| [n, ":", v, "\n"]).collect();
+    let names: Vec<&str> = sorted.iter().map(|(n, _)| n.as_str()).collect();
+    (lines, names.join(";"))
+}
+
+/// `CanonicalRequest` (§3.2 item 1). `path` is `/` for API 3.0; `canonical_query` is the query
+/// string exactly as sent (empty for POST).
+pub fn canonical_request(
+    method: &str,
+    path: &str,
+    canonical_query: &str,
+    canonical_headers: &str,
+    signed_headers: &str,
+    hashed_payload: &str,
+) -> String {
+    let (query, headers, signed) = (canonical_query, canonical_headers, signed_headers);
+    format!("{method}\n{path}\n{query}\n{headers}\n{signed}\n{hashed_payload}")
+}
+
+/// `TC3-HMAC-SHA256\n<timestamp>\n<scope>\nhex(sha256(CanonicalRequest))` (§3.2 item 3).
+pub fn string_to_sign(timestamp: u64, credential_scope: &str, canonical_request: &str) -> String {
+    let hashed = hex::encode(Sha256::digest(canonical_request.as_bytes()));
+    format!("{ALGORITHM}\n{timestamp}\n{credential_scope}\n{hashed}")
+}
+
+fn hmac(key: &[u8], data: &str) -> HmacSha256 {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(data.as_bytes());
+    mac
+}
+
+/// The derived keys of §3.2 item 4. `Debug` shows none of them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SigningKeys {
+    pub k_date: [u8; 32],
+    pub k_service: [u8; 32],
+    pub k_signing: [u8; 32],
+}
+
+impl fmt::Debug for SigningKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SigningKeys(<redacted>)")
+    }
+}
+
+/// `kDate = HMAC("TC3"+SK, date)`, `kService = HMAC(kDate, service)`,
+/// `kSigning = HMAC(kService, "tc3_request")`.
+pub fn signing_keys(secret_key: &str, date: &str, service: &str) -> SigningKeys {
+    let k_date: [u8; 32] = hmac(format!("TC3{secret_key}").as_bytes(), date)
+        .finalize()
+        .into_bytes()
+        .into();
+    let k_service: [u8; 32] = hmac(&k_date, service).finalize().into_bytes().into();
+    let k_signing: [u8; 32] = hmac(&k_service, TERMINATOR).finalize().into_bytes().into();
+    SigningKeys {
+        k_date,
+        k_service,
+        k_signing,
+    }
+}
+
+/// `hex(HMAC(kSigning, StringToSign))`.
+pub fn signature(k_signing: &[u8; 32], string_to_sign: &str) -> String {
+    hex::encode(hmac(k_signing, string_to_sign).finalize().into_bytes())
+}
+
+/// The `Authorization` value (§3.2 item 5; a comma **and a space** between the fields).
+pub fn authorization(
+    secret_id: &str,
+    credential_scope: &str,
+    signed_headers: &str,
+    signature: &str,
+) -> String {
+    format!(
+        "{ALGORITHM} Credential={secret_id}/{credential_scope}, SignedHeaders={signed_headers}, Signature={signature}"
+    )
+}
+
+/// What to sign. Holds no secret.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// `POST` (JSON body, the SDK default) or `GET` (params in the query).
+    pub method: &'a str,
+    /// The `Host` header as sent.
+    pub host: &'a str,
+    /// Usually [`service_from_host`]`(host)`, e.g. `tcr`.
+    pub service: &'a str,
+    pub action: &'a str,
+    pub version: &'a str,
+    pub region: &'a str,
+    pub timestamp: SystemTime,
+    /// The query string exactly as sent, without `?` (e.g. from [`encode_query`]); `""` for POST.
+    pub query: &'a str,
+    /// The exact body bytes sent; empty for GET.
+    pub body: &'a [u8],
+    /// E.g. `application/json` (POST) or `application/x-www-form-urlencoded` (GET).
+    pub content_type: &'a str,
+}
+
+/// Every stage of one signature (the derived keys are left out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    pub canonical_request: String,
+    pub credential_scope: String,
+    pub string_to_sign: String,
+    pub signature: String,
+    pub authorization: String,
+}
+
+/// Signs `req` the way the SDK does: path `/`, signed headers `content-type;host`.
+///
+/// # Panics
+/// If `req.timestamp` is before 1970 or after year 9999.
+pub fn sign(req: &Request<'_>, secret_id: &str, secret_key: &str) -> Signed {
+    let timestamp = unix_seconds(req.timestamp);
+    let date = utc_date(timestamp).expect("timestamp after year 9999");
+    let (headers, signed) =
+        canonical_headers(&[("content-type", req.content_type), ("host", req.host)]);
+    let payload = hashed_payload(req.body);
+    let canonical_request =
+        canonical_request(req.method, "/", req.query, &headers, &signed, &payload);
+    let credential_scope = credential_scope(&date, req.service);
+    let string_to_sign = string_to_sign(timestamp, &credential_scope, &canonical_request);
+    let keys = signing_keys(secret_key, &date, req.service);
+    let signature = signature(&keys.k_signing, &string_to_sign);
+    let authorization = authorization(secret_id, &credential_scope, &signed, &signature);
+    Signed {
+        canonical_request,
+        credential_scope,
+        string_to_sign,
+        signature,
+        authorization,
+    }
+}
+
+/// The headers to send, in order, `Authorization` last. `Debug` hides `X-TC-Token`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RequestHeaders(Vec<(&'static str, String)>);
+
+impl RequestHeaders {
+    pub fn as_slice(&self) -> &[(&'static str, String)] {
+        &self.0
+    }
+    /// The value of a header, by case-insensitive name.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn into_vec(self) -> Vec<(&'static str, String)> {
+        self.0
+    }
+}
+
+impl fmt::Debug for RequestHeaders {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = self.0.iter().map(|(n, v)| {
+            let hide = n.eq_ignore_ascii_case("x-tc-token");
+            (n, if hide { "<redacted>" } else { v.as_str() })
+        });
+        f.debug_list().entries(shown).finish()
+    }
+}
+
+/// The complete headers for `req`: `Content-Type`, `Host`, `X-TC-Action`, `X-TC-Timestamp`,
+/// `X-TC-Version`, `X-TC-Region`, `X-TC-Token` (only with a token), `Authorization`.
+///
+/// # Panics
+/// As [`sign`].
+pub fn build_headers(
+    req: &Request<'_>,
+    secret_id: &str,
+    secret_key: &str,
+    token: Option<&str>,
+) -> RequestHeaders {
+    let mut headers: Vec<(&'static str, String)> = vec![
+        ("Content-Type", req.content_type.to_owned()),
+        ("Host", req.host.to_owned()),
+        ("X-TC-Action", req.action.to_owned()),
+        ("X-TC-Timestamp", unix_seconds(req.timestamp).to_string()),
+        ("X-TC-Version", req.version.to_owned()),
+        ("X-TC-Region", req.region.to_owned()),
+    ];
+    headers.extend(token.map(|t| ("X-TC-Token", t.to_owned())));
+    headers.push((
+        "Authorization",
+        sign(req, secret_id, secret_key).authorization,
+    ));
+    RequestHeaders(headers)
+}
+
+/// The fields of a received `Authorization` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParsedAuthorization {
+    pub secret_id: String,
+    /// Credential scope date, `YYYY-MM-DD`.
+    pub date: String,
+    /// Credential scope service, e.g. `tcr`.
+    pub service: String,
+    /// Lower-case, sorted, without duplicates (checked by [`parse_authorization`]).
+    pub signed_headers: Vec<String>,
+    /// 64 lower-case hex digits.
+    pub signature: String,
+}
+
+/// Why an `Authorization` value could not be parsed. Carries no header value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthorizationError {
+    #[error("authorization scheme is not TC3-HMAC-SHA256")]
+    WrongAlgorithm,
+    #[error("authorization field is not one of Credential, SignedHeaders, Signature")]
+    UnknownField,
+    #[error("authorization field {0} is missing or empty")]
+    MissingField(&'static str),
+    #[error("authorization field {0} is repeated")]
+    DuplicateField(&'static str),
+    #[error("Credential is not <SecretId>/<YYYY-MM-DD>/<service>/tc3_request")]
+    BadCredential,
+    #[error("SignedHeaders is not a sorted, lower-case, duplicate-free list of names")]
+    BadSignedHeaders,
+    #[error("Signature is not 64 lower-case hex digits")]
+    BadSignature,
+}
+
+/// Parses `TC3-HMAC-SHA256 Credential=<id>/<date>/<service>/tc3_request, SignedHeaders=<a;b>,
+/// Signature=<hex>` (fields in any order; the space after each comma is optional).
+pub fn parse_authorization(value: &str) -> Result<ParsedAuthorization, AuthorizationError> {
+    use AuthorizationError as E;
+    let rest = value
+        .strip_prefix("TC3-HMAC-SHA256 ")
+        .ok_or(E::WrongAlgorithm)?;
+    let (mut credential, mut signed, mut sig) = (None, None, None);
+    for part in rest.split(',') {
+        let (key, val) = part.trim().split_once('=').ok_or(E::UnknownField)?;
+        let (slot, name) = match key {
+            "Credential" => (&mut credential, "Credential"),
+            "SignedHeaders" => (&mut signed, "SignedHeaders"),
+            "Signature" => (&mut sig, "Signature"),
+            _ => return Err(E::UnknownField),
+        };
+        if slot.replace(val).is_some() {
+            return Err(E::DuplicateField(name));
+        }
+    }
+    let mut scope = field(credential, "Credential")?.rsplitn(4, '/');
+    let (terminator, service, date) = (
+        scope.next(),
+        scope.next().unwrap_or(""),
+        scope.next().unwrap_or(""),
+    );
+    let secret_id = scope.next().unwrap_or("");
+    let date_ok = date.len() == 10
+        && (date.bytes().enumerate()).all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            _ => b.is_ascii_digit(),
+        });
+    if terminator != Some(TERMINATOR) || service.is_empty() || secret_id.is_empty() || !date_ok {
+        return Err(E::BadCredential);
+    }
+    let names: Vec<String> = field(signed, "SignedHeaders")?
+        .split(';')
+        .map(str::to_owned)
+        .collect();
+    let lower = names
+        .iter()
+        .all(|n| !n.is_empty() && !n.bytes().any(|b| b.is_ascii_uppercase()));
+    if !lower || !names.windows(2).all(|w| w[0] < w[1]) {
+        return Err(E::BadSignedHeaders);
+    }
+    Ok(ParsedAuthorization {
+        secret_id: secret_id.to_owned(),
+        date: date.to_owned(),
+        service: service.to_owned(),
+        signed_headers: names,
+        signature: lower_hex_64(field(sig, "Signature")?).ok_or(E::BadSignature)?,
+    })
+}
+
+fn field<'a>(value: Option<&'a str>, name: &'static str) -> Result<&'a str, AuthorizationError> {
+    value
+        .filter(|v| !v.is_empty())
+        .ok_or(AuthorizationError::MissingField(name))
+}
+
+fn lower_hex_64(s: &str) -> Option<String> {
+    let ok = s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    ok.then(|| s.to_owned())
+}
+
+/// A request as the emulator received it.
+pub struct ReceivedRequest<'a> {
+    pub method: &'a str,
+    /// The path as received (`/` for API 3.0).
+    pub path: &'a str,
+    /// The query string exactly as received, without `?` (`""` when none).
+    pub raw_query: &'a str,
+    /// A header's value by lower-case name.
+    pub header: &'a dyn Fn(&str) -> Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// Why a received request does not verify. Carries no secret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("required header {0} is missing")]
+    MissingHeader(&'static str),
+    #[error("X-TC-Timestamp is not a unix time in seconds")]
+    BadTimestamp,
+    #[error("credential scope date is not the UTC date of X-TC-Timestamp")]
+    ScopeDateMismatch,
+    #[error("signed header {0} is not in the request")]
+    MissingSignedHeader(String),
+    #[error("header {0} must be signed")]
+    UnsignedHeader(&'static str),
+    #[error("signature does not match")]
+    SignatureMismatch,
+}
+
+fn received_string_to_sign(
+    req: &ReceivedRequest<'_>,
+    auth: &ParsedAuthorization,
+) -> Result<String, VerifyError> {
+    if let Some(name) = ["content-type", "host"]
+        .into_iter()
+        .find(|n| !auth.signed_headers.iter().any(|s| s == n))
+    {
+        return Err(VerifyError::UnsignedHeader(name));
+    }
+    let raw_timestamp =
+        (req.header)("x-tc-timestamp").ok_or(VerifyError::MissingHeader("x-tc-timestamp"))?;
+    let timestamp: u64 = raw_timestamp
+        .trim()
+        .parse()
+        .map_err(|_| VerifyError::BadTimestamp)?;
+    if utc_date(timestamp).ok_or(VerifyError::BadTimestamp)? != auth.date {
+        return Err(VerifyError::ScopeDateMismatch);
+    }
+    let mut headers = Vec::with_capacity(auth.signed_headers.len());
+    for name in &auth.signed_headers {
+        let value =
+            (req.header)(name).ok_or_else(|| VerifyError::MissingSignedHeader(name.clone()))?;
+        headers.push((name.as_str(), value));
+    }
+    let (canonical, signed) = canonical_headers(&headers);
+    let unsigned =
+        (req.header)("x-tc-content-sha256").is_some_and(|v| v.trim() == "UNSIGNED-PAYLOAD");
+    let payload = hashed_payload(if unsigned {
+        b"UNSIGNED-PAYLOAD"
+    } else {
+        req.body
+    });
+    let canonical_request = canonical_request(
+        req.method,
+        req.path,
+        req.raw_query,
+        &canonical,
+        &signed,
+        &payload,
+    );
+    let scope = credential_scope(&auth.date, &auth.service);
+    Ok(string_to_sign(timestamp, &scope, &canonical_request))
+}
+
+/// The signature the sender should have computed, from the request as received.
+pub fn expected_signature(
+    req: &ReceivedRequest<'_>,
+    auth: &ParsedAuthorization,
+    secret_key: &str,
+) -> Result<String, VerifyError> {
+    let keys = signing_keys(secret_key, &auth.date, &auth.service);
+    Ok(signature(
+        &keys.k_signing,
+        &received_string_to_sign(req, auth)?,
+    ))
+}
+
+/// Checks the request against `auth` in constant time. Freshness of `X-TC-Timestamp` (5 minutes
+/// on the real service) and the expected service are for the caller to check.
+pub fn verify(
+    req: &ReceivedRequest<'_>,
+    auth: &ParsedAuthorization,
+    secret_key: &str,
+) -> Result<(), VerifyError> {
+    let sts = received_string_to_sign(req, auth)?;
+    let keys = signing_keys(secret_key, &auth.date, &auth.service);
+    let claimed = hex::decode(&auth.signature).map_err(|_| VerifyError::SignatureMismatch)?;
+    let result = hmac(&keys.k_signing, &sts).verify_slice(&claimed);
+    result.map_err(|_| VerifyError::SignatureMismatch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::VerifyError::{ScopeDateMismatch, SignatureMismatch};
+    use super::*;
+    use serde_json::{Value, json};
+    use std::collections::HashMap;
+
+    macro_rules! vector {
+        ($name:literal) => {
+            serde_json::from_str::<Value>(include_str!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/vectors/",
+                $name,
+                ".json"
+            )))
+            .unwrap()
+        };
+    }
+
+    fn all() -> [Value; 4] {
+        [
+            vector!("tcr_create_instance_token"),
+            vector!("tcr_create_instance_token_sts"),
+            vector!("tcr_create_instance_token_get"),
+            vector!("tcr_create_instance_token_longterm"),
+        ]
+    }
+    fn s<'v>(v: &'v Value, pointer: &str) -> &'v str {
+        v.pointer(pointer).and_then(Value::as_str).expect(pointer)
+    }
+    fn query(v: &Value) -> &str {
+        s(v, "/request/path_and_query")
+            .split_once('?')
+            .map_or("", |(_, q)| q)
+    }
+    fn request(v: &Value) -> Request<'_> {
+        let sdk = |name: &str| s(v, &format!("/request/headers_signed_by_sdk/{name}"));
+        let seconds = v["inputs"]["fixed_unix_time"].as_u64().unwrap();
+        Request {
+            method: s(v, "/request/method"),
+            host: s(v, "/request/host"),
+            service: service_from_host(s(v, "/request/host")),
+            action: sdk("X-TC-Action"),
+            version: sdk("X-TC-Version"),
+            region: s(v, "/inputs/region"),
+            timestamp: UNIX_EPOCH + Duration::from_secs(seconds),
+            query: query(v),
+            body: s(v, "/request/body").as_bytes(),
+            content_type: sdk("Content-Type"),
+        }
+    }
+
+    #[test]
+    fn replays_every_vector_stage_by_stage() {
+        for v in all() {
+            let req = request(&v);
+            let stage = |name: &str| s(&v["intermediate"], &format!("/{name}")).to_owned();
+            let payload = hashed_payload(req.body);
+            assert_eq!(payload, stage("payload_sha256"));
+            let (headers, signed) =
+                canonical_headers(&[("Content-Type", req.content_type), ("Host", req.host)]);
+            let canonical =
+                canonical_request(req.method, "/", req.query, &headers, &signed, &payload);
+            assert_eq!(canonical, stage("canonical_request"));
+            let date = utc_date(unix_seconds(req.timestamp)).unwrap();
+            let scope = credential_scope(&date, "tcr");
+            assert_eq!(scope, stage("credential_scope"));
+            let to_sign = string_to_sign(1_704_164_645, &scope, &canonical);
+            assert_eq!(to_sign, stage("string_to_sign"));
+            let keys = signing_keys(s(&v, "/inputs/secret_key"), &date, "tcr");
+            assert_eq!(hex::encode(keys.k_date), stage("k_date_hex"));
+            assert_eq!(hex::encode(keys.k_service), stage("k_service_hex"));
+            assert_eq!(hex::encode(keys.k_signing), stage("k_signing_hex"));
+            let sig = signature(&keys.k_signing, &to_sign);
+            assert_eq!(sig, stage("signature"));
+            assert_eq!(
+                authorization("testid", &scope, &signed, &sig),
+                s(&v, "/authorization")
+            );
+            let all_at_once = sign(&req, "testid", "testsecret");
+            assert_eq!(all_at_once.canonical_request, canonical);
+            assert_eq!(all_at_once.string_to_sign, to_sign);
+            assert_eq!(
+                all_at_once.authorization,
+                s(&v, "/request/headers_signed_by_sdk/Authorization")
+            );
+        }
+    }
+
+    #[test]
+    fn builder_reproduces_every_vector_on_the_wire() {
+        for v in all() {
+            let token = v["inputs"]["token"].as_str();
+            let headers = build_headers(&request(&v), "testid", "testsecret", token);
+            let names: Vec<&str> = headers.as_slice().iter().map(|h| h.0).collect();
+            let wire = v["request"]["wire_headers_in_order"].as_array().unwrap();
+            let expected: Vec<&Value> = wire
+                .iter()
+                .filter(|h| names.contains(&s(h, "/0")))
+                .collect();
+            let got: Vec<Value> = headers
+                .as_slice()
+                .iter()
+                .map(|h| json!([h.0, h.1]))
+                .collect();
+            assert_eq!(got.iter().collect::<Vec<_>>(), expected);
+            assert_eq!(headers.get("x-tc-token"), token);
+        }
+    }
+
+    /// Replays a vector's wire headers (with `changes` applied) through the server side.
+    type Changes<'c> = &'c [(&'c str, &'c str)];
+    fn server(
+        v: &Value,
+        query: &str,
+        body: &[u8],
+        sk: &str,
+        changes: Changes,
+    ) -> Result<String, VerifyError> {
+        let mut map = HashMap::new();
+        for h in v["request"]["wire_headers_in_order"].as_array().unwrap() {
+            map.insert(s(h, "/0").to_ascii_lowercase(), s(h, "/1").to_owned());
+        }
+        map.extend(changes.iter().map(|(k, x)| (k.to_string(), x.to_string())));
+        let auth = parse_authorization(&map["authorization"]).unwrap();
+        assert_eq!(
+            (auth.secret_id.as_str(), auth.service.as_str()),
+            ("testid", "tcr")
+        );
+        let lookup = |n: &str| map.get(n).map(String::as_str);
+        let (method, raw_query) = (s(v, "/request/method"), query);
+        let req = ReceivedRequest {
+            method,
+            path: "/",
+            raw_query,
+            header: &lookup,
+            body,
+        };
+        verify(&req, &auth, sk)?;
+        expected_signature(&req, &auth, sk)
+    }
+
+    #[test]
+    fn server_accepts_every_vector() {
+        for v in all() {
+            let sig = server(&v, query(&v), request(&v).body, "testsecret", &[]);
+            assert_eq!(sig.unwrap(), s(&v, "/intermediate/signature"));
+            // X-TC-Token is not signed: changing it does not change the signature.
+            let changes = [("x-tc-token", "another-token")];
+            assert!(server(&v, query(&v), request(&v).body, "testsecret", &changes).is_ok());
+        }
+    }
+
+    #[test]
+    fn server_rejects_tampered_requests() {
+        let sk = "testsecret";
+        for v in all() {
+            let (q, body) = (query(&v), request(&v).body);
+            let bad_query = format!("{q}&TokenType=longterm");
+            assert_eq!(
+                server(&v, &bad_query, body, sk, &[]),
+                Err(SignatureMismatch)
+            );
+            let bad_body = [body, b" "].concat();
+            assert_eq!(server(&v, q, &bad_body, sk, &[]), Err(SignatureMismatch));
+            assert_eq!(
+                server(&v, q, body, "badsecret", &[]),
+                Err(SignatureMismatch)
+            );
+            let changes = [("x-tc-timestamp", "1704164646")];
+            assert_eq!(server(&v, q, body, sk, &changes), Err(SignatureMismatch));
+            let changes = [("x-tc-timestamp", "1704000000")];
+            assert_eq!(server(&v, q, body, sk, &changes), Err(ScopeDateMismatch));
+            let changes = [("content-type", "text/plain")];
+            assert_eq!(server(&v, q, body, sk, &changes), Err(SignatureMismatch));
+        }
+    }
+
+    #[test]
+    fn parse_rejects_malformed_authorization() {
+        use AuthorizationError as E;
+        let sig = format!("Signature={}", "0".repeat(64));
+        let fix = |v: &str| {
+            v.replace("TC3 ", "TC3-HMAC-SHA256 ")
+                .replace("SIG", &sig)
+                .replace("SCOPE", "2024-01-02/tcr/tc3_request")
+        };
+        let ok = parse_authorization(&fix(
+            "TC3 Credential=a/b/SCOPE,SignedHeaders=content-type;host,SIG",
+        ))
+        .unwrap();
+        assert_eq!(
+            (ok.secret_id.as_str(), ok.date.as_str(), ok.service.as_str()),
+            ("a/b", "2024-01-02", "tcr")
+        );
+        let cases = [
+            (
+                "ACS3-HMAC-SHA256 Credential=a/SCOPE, SignedHeaders=host, SIG",
+                E::WrongAlgorithm,
+            ),
+            (
+                "TC3 Credential=a/SCOPE, SignedHeaders=host",
+                E::MissingField("Signature"),
+            ),
+            (
+                "TC3 Credential=a/SCOPE, Credential=a/SCOPE, SIG",
+                E::DuplicateField("Credential"),
+            ),
+            ("TC3 Credential=a/SCOPE, Region=x, SIG", E::UnknownField),
+            (
+                "TC3 Credential=a/2024-1-02/tcr/tc3_request, SignedHeaders=host, SIG",
+                E::BadCredential,
+            ),
+            (
+                "TC3 Credential=a/2024-01-02/tcr/aws4_request, SignedHeaders=host, SIG",
+                E::BadCredential,
+            ),
+            (
+                "TC3 Credential=2024-01-02/tcr/tc3_request, SignedHeaders=host, SIG",
+                E::BadCredential,
+            ),
+            (
+                "TC3 Credential=a/SCOPE, SignedHeaders=host;content-type, SIG",
+                E::BadSignedHeaders,
+            ),
+            (
+                "TC3 Credential=a/SCOPE, SignedHeaders=host, Signature=00",
+                E::BadSignature,
+            ),
+        ];
+        for (value, err) in cases {
+            assert_eq!(parse_authorization(&fix(value)), Err(err), "{value}");
+        }
+    }
+
+    #[test]
+    fn helpers() {
+        assert_eq!(
+            encode_query(&[("b", "x y*"), ("a", "é~")]),
+            "b=x%20y%2A&a=%C3%A9~"
+        );
+        assert_eq!(service_from_host("tcr.tencentcloudapi.com"), "tcr");
+        assert_eq!(service_from_host("127.0.0.1:8080"), "127");
+        assert_eq!(utc_date(0).as_deref(), Some("1970-01-01"));
+        assert_eq!(utc_date(253_402_300_799).as_deref(), Some("9999-12-31"));
+        assert_eq!(utc_date(253_402_300_800), None);
+        let (headers, signed) = canonical_headers(&[("Host", " H "), ("X-TC-Action", "CreateX")]);
+        assert_eq!(
+            [headers, signed],
+            ["host:h\nx-tc-action:createx\n", "host;x-tc-action"]
+        );
+    }
+
+    #[test]
+    fn secrets_never_leak_into_debug_or_errors() {
+        let (secret, token) = ("SECRET-KEY-VALUE", "SESSION-TOKEN-VALUE");
+        let v = vector!("tcr_create_instance_token_sts");
+        let req = request(&v);
+        let headers = build_headers(&req, "testid", secret, Some(token));
+        let keys = signing_keys(secret, "2024-01-02", "tcr");
+        let auth = parse_authorization(headers.get("authorization").unwrap()).unwrap();
+        let lookup = |n: &str| headers.get(n);
+        let (method, body) = (req.method, req.body);
+        let received = ReceivedRequest {
+            method,
+            path: "/",
+            raw_query: "",
+            header: &lookup,
+            body,
+        };
+        assert_eq!(verify(&received, &auth, secret), Ok(()));
+        let err = verify(&received, &auth, token).unwrap_err();
+        let shown = format!(
+            "{headers:?} {keys:?} {req:?} {auth:?} {:?} {err} {err:?}",
+            sign(&req, "testid", secret)
+        );
+        assert!(!shown.contains(secret) && !shown.contains(token), "{shown}");
+        assert!(!shown.contains(&hex::encode(keys.k_signing)), "{shown}");
+    }
+}

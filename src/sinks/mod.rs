@@ -1,0 +1,38 @@
+//! Where tokens go: files written atomically (more sink kinds later).
+
+pub mod atomic;
+pub mod render;
+
+use std::path::PathBuf;
+
+use crate::config::{SinkSpec, TicketSpec};
+use crate::token::Current;
+
+/// A sink that could not be written; the previous file is intact.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write {}: {source}", path.display())]
+pub struct SinkError {
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// Write every sink of `spec` with `current`. Stops at the first failure (earlier sinks are
+/// already updated; all are rewritten on the retry).
+pub fn publish(spec: &TicketSpec, current: &Current) -> Result<(), SinkError> {
+    for sink in &spec.sinks {
+        let SinkSpec::File(file) = sink;
+        let bytes = render::render(file.format, spec, current);
+        if let Some(dir) = file.path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+            create_dir(dir).map_err(|source| SinkError { path: dir.to_path_buf(), source })?;
+        }
+        atomic::write_atomically(&file.path, &bytes, file.mode)
+            .map_err(|source| SinkError { path: file.path.clone(), source })?;
+    }
+    Ok(())
+}
+
+fn create_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir)
+}

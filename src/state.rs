@@ -1,0 +1,204 @@
+//! `state_dir/state.json`: every ticket's ticket, token and expiries, so a restart reuses what is
+//! still good. Written atomically, 0600; `state.lock` keeps a second daemon out of the same dir.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ApiSpec, TicketSpec};
+use crate::token::Holding;
+
+pub const STATE_FILE: &str = "state.json";
+pub const LOCK_FILE: &str = "state.lock";
+const VERSION: u32 = 1;
+
+/// The whole state file.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateFile {
+    pub version: u32,
+    pub tickets: BTreeMap<String, StoredTicket>,
+}
+
+/// One ticket's saved holding, with what it was obtained for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredTicket {
+    pub kind: String,
+    /// What the holding is good for (kind and API target); a config change that alters it makes
+    /// the saved holding unusable.
+    pub identity: String,
+    #[serde(flatten)]
+    pub holding: Holding,
+}
+
+/// What makes a saved holding reusable for `spec`.
+pub fn identity(spec: &TicketSpec) -> String {
+    match &spec.api {
+        ApiSpec::Sls(sls) => format!("sls endpoint={}", sls.endpoint),
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("cannot create state directory {}: {source}", path.display())]
+    CreateDir { path: PathBuf, source: io::Error },
+    #[error("cannot lock {}: {source}", path.display())]
+    Lock { path: PathBuf, source: io::Error },
+    #[error("state directory {} is in use by another ticketd{}", path.display(), holder.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    InUse { path: PathBuf, holder: Option<u32> },
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: io::Error },
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: PathBuf, source: io::Error },
+}
+
+/// What loading found.
+#[derive(Debug)]
+pub struct Loaded {
+    pub state: StateFile,
+    /// A state file that did not parse, moved aside to this path, and why it did not parse.
+    pub set_aside: Option<(PathBuf, String)>,
+}
+
+/// An open, locked state directory. The lock lasts as long as this value.
+#[derive(Debug)]
+pub struct StateDir {
+    dir: PathBuf,
+    _lock: File,
+}
+
+impl StateDir {
+    /// Create (0700) and lock the directory.
+    pub fn open(dir: &Path) -> Result<StateDir, StateError> {
+        if !dir.exists() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|source| StateError::CreateDir { path: dir.to_path_buf(), source })?;
+        }
+        let lock_path = dir.join(LOCK_FILE);
+        let lock_error = |source| StateError::Lock { path: lock_path.clone(), source };
+        let mut lock = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock_path)
+            .map_err(lock_error)?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = lock.read_to_string(&mut text);
+                return Err(StateError::InUse { path: dir.to_path_buf(), holder: text.trim().parse().ok() });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(lock_error(e)),
+        }
+        lock.set_len(0).map_err(lock_error)?;
+        writeln!(lock, "{}", std::process::id()).map_err(lock_error)?;
+        crate::sinks::atomic::remove_stale_temps(&dir.join(STATE_FILE));
+        Ok(StateDir { dir: dir.to_path_buf(), _lock: lock })
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.join(STATE_FILE)
+    }
+
+    /// Read the state file. A missing file is an empty state. A corrupt one is moved aside (never
+    /// overwritten) and reported, and loading goes on with an empty state.
+    pub fn load(&self) -> Result<Loaded, StateError> {
+        let path = self.path();
+        let text = match fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(Loaded { state: StateFile { version: VERSION, ..Default::default() }, set_aside: None });
+            }
+            Err(source) => return Err(StateError::Read { path, source }),
+        };
+        match parse(&text) {
+            Ok(state) => Ok(Loaded { state, set_aside: None }),
+            Err(why) => {
+                let aside = self.dir.join(format!("{STATE_FILE}.corrupt-{}", crate::clock::unix_seconds(std::time::SystemTime::now())));
+                fs::rename(&path, &aside).map_err(|source| StateError::Write { path: aside.clone(), source })?;
+                Ok(Loaded { state: StateFile { version: VERSION, ..Default::default() }, set_aside: Some((aside, why)) })
+            }
+        }
+    }
+
+    /// Replace the state file atomically (0600).
+    pub fn save(&self, state: &StateFile) -> Result<(), StateError> {
+        let path = self.path();
+        let mut json = serde_json::to_vec_pretty(state).expect("state serializes");
+        json.push(b'\n');
+        crate::sinks::atomic::write_atomically(&path, &json, 0o600).map_err(|source| StateError::Write { path, source })
+    }
+}
+
+fn parse(text: &[u8]) -> Result<StateFile, String> {
+    let state: StateFile = serde_json::from_slice(text).map_err(|e| e.to_string())?;
+    if state.version != VERSION {
+        return Err(format!("state version {} is not {VERSION}", state.version));
+    }
+    Ok(state)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::from_unix_seconds;
+    use crate::secret::Secret;
+    use crate::token::{Current, TokenPart};
+    use std::os::unix::fs::PermissionsExt;
+
+    fn sample() -> StateFile {
+        let t = from_unix_seconds(1_704_164_645);
+        let holding = Holding {
+            current: Some(Current {
+                ticket: None,
+                token: TokenPart { value: Secret::new("tok"), username: None, issued_at: t, expires_at: t },
+                generation: 3,
+                refreshed_at: t,
+            }),
+            pending: None,
+        };
+        let mut tickets = BTreeMap::new();
+        tickets.insert("a".to_string(), StoredTicket { kind: "sls".into(), identity: "x".into(), holding });
+        StateFile { version: VERSION, tickets }
+    }
+
+    #[test]
+    fn save_then_load_round_trips_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = StateDir::open(&dir.path().join("s")).unwrap();
+        state_dir.save(&sample()).unwrap();
+        let loaded = state_dir.load().unwrap();
+        assert_eq!(loaded.state, sample());
+        assert!(loaded.set_aside.is_none());
+        assert_eq!(fs::metadata(state_dir.path()).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn a_second_opener_is_refused_with_the_holders_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = StateDir::open(dir.path()).unwrap();
+        let err = StateDir::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("in use by another ticketd") && err.contains(&std::process::id().to_string()), "{err}");
+    }
+
+    #[test]
+    fn a_corrupt_state_file_is_set_aside_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let state_dir = StateDir::open(dir.path()).unwrap();
+        fs::write(state_dir.path(), b"{\"version\": 1, \"tick").unwrap();
+        let loaded = state_dir.load().unwrap();
+        let (aside, why) = loaded.set_aside.unwrap();
+        assert_eq!(fs::read(&aside).unwrap(), b"{\"version\": 1, \"tick");
+        assert!(why.contains("EOF"), "{why}");
+        assert!(loaded.state.tickets.is_empty());
+    }
+}

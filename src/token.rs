@@ -1,0 +1,90 @@
+//! What ticketd holds for each ticket: the ticket (SLS), the current token, and their expiries.
+//!
+//! A [`Holding`] is what consumers see (`current`), plus a freshly minted ticket still waiting for
+//! its first token (`pending`). Consumers only ever get a ticket together with a token minted
+//! from it, so the SLS embed answer `{accessToken, ticket}` is always a matching pair.
+
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::clock::serde_rfc3339;
+use crate::secret::Secret;
+
+/// A long-lived ticket (SLS `CreateTicket`), from which tokens are refreshed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TicketPart {
+    pub value: Secret,
+    #[serde(with = "serde_rfc3339")]
+    pub issued_at: SystemTime,
+    #[serde(with = "serde_rfc3339")]
+    pub expires_at: SystemTime,
+}
+
+/// A short-lived token: an SLS access token, a DSW token, or TCR registry credentials.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenPart {
+    pub value: Secret,
+    /// A user name that goes with the token (TCR registry login).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// When the request that obtained it was sent: lifetimes count from here, conservatively.
+    #[serde(with = "serde_rfc3339")]
+    pub issued_at: SystemTime,
+    #[serde(with = "serde_rfc3339")]
+    pub expires_at: SystemTime,
+}
+
+impl TokenPart {
+    pub fn is_valid_at(&self, now: SystemTime) -> bool {
+        now < self.expires_at
+    }
+}
+
+/// What consumers see: a token, and the ticket it was refreshed from (SLS only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Current {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ticket: Option<TicketPart>,
+    pub token: TokenPart,
+    /// Bumped each time the token changes; consumers use it to notice rotations.
+    pub generation: u64,
+    #[serde(with = "serde_rfc3339")]
+    pub refreshed_at: SystemTime,
+}
+
+/// Everything held for one ticket.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Holding {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub current: Option<Current>,
+    /// A new ticket, minted before the current one's ceiling, not yet holding a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<TicketPart>,
+}
+
+impl Holding {
+    /// The current token, when it has not expired.
+    pub fn valid_token(&self, now: SystemTime) -> Option<&TokenPart> {
+        self.current.as_ref().map(|c| &c.token).filter(|t| t.is_valid_at(now))
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.current.as_ref().map_or(0, |c| c.generation)
+    }
+
+    /// Bytes of secrets held (for memory accounting).
+    pub fn secret_bytes(&self) -> usize {
+        let ticket = |t: &Option<TicketPart>| t.as_ref().map_or(0, |t| t.value.len());
+        self.current.as_ref().map_or(0, |c| ticket(&c.ticket) + c.token.value.len()) + ticket(&self.pending)
+    }
+}
+
+/// What one successful API call produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Issued {
+    /// A new ticket (SLS CreateTicket); a token must still be refreshed from it.
+    Ticket(TicketPart),
+    /// A new token (SLS RefreshToken, DSW GetToken, TCR CreateInstanceToken).
+    Token(TokenPart),
+}
