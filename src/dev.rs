@@ -106,7 +106,7 @@ pub async fn run(args: DevArgs) -> ExitCode {
         humantime::format_duration(token_lifetime)
     );
     println!("ticketd dev: files: {0}/{TICKET}.json, {0}/{TICKET}.token, {0}/{TICKET}.url (state in {0}/state)", dir.display());
-    println!("ticketd dev: Ctrl-C stops; a restart reuses the saved ticket.");
+    println!("ticketd dev: Ctrl-C stops.");
     let mut events = daemon.events();
     let started = clock.now();
     let narrate_clock = clock.clone();

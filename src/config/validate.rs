@@ -510,9 +510,9 @@ mode = "0640"
         let found = problems(&text, &env());
         let joined = found.join("\n");
         assert!(joined.contains("t.toml:13:1: tickets[0].colour: unknown key"), "{joined}");
-        assert!(joined.contains("t.toml:21:1: tickets[0].sinks[0].shape: unknown key"), "{joined}");
+        assert!(joined.contains("t.toml:23:1: tickets[0].sinks[0].shape: unknown key"), "{joined}");
         assert!(joined.contains("t.toml:12:1: tickets[0].ticket_lifetime: 31d is longer than SLS (expirationTime) allows (max 30days)"), "{joined}");
-        assert!(joined.contains("tickets[0].token_lifetime: 2d is longer than SLS (accessTokenExpirationTime) allows"), "{joined}");
+        assert!(joined.contains("t.toml:14:1: tickets[0].token_lifetime: 2d is longer than SLS (accessTokenExpirationTime) allows (max 1day)"), "{joined}");
         assert!(joined.contains("t.toml:11:1: tickets[0].endpoint: `http://10.0.0.1:8080`: plain http is allowed only on loopback"), "{joined}");
         assert_eq!(found.len(), 5, "{joined}");
     }
@@ -523,9 +523,9 @@ mode = "0640"
             "{GOOD}\n[[tickets]]\nname = \"ops-dashboard\"\nkind = \"sls\"\ncredentials = \"staging\"\nendpoint = \"http://127.0.0.1:1\"\n"
         );
         let joined = problems(&text, &HashMap::new()).join("\n");
-        assert!(joined.contains("t.toml:25:1: tickets[1].name: duplicate ticket name `ops-dashboard`"), "{joined}");
+        assert!(joined.contains("t.toml:24:1: tickets[1].name: duplicate ticket name `ops-dashboard`"), "{joined}");
         assert!(joined.contains("tickets[1].credentials: unknown credentials `staging`"), "{joined}");
-        assert!(joined.contains("t.toml:4:1: credentials.prod: environment variable ALIBABA_CLOUD_ACCESS_KEY_ID is not set"), "{joined}");
+        assert!(joined.contains("t.toml:4:14: credentials.prod: environment variable ALIBABA_CLOUD_ACCESS_KEY_ID is not set"), "{joined}");
         assert!(joined.contains("ALIBABA_CLOUD_ACCESS_KEY_SECRET is not set"), "{joined}");
     }
 

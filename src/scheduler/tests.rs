@@ -1,0 +1,306 @@
+//! Scheduler tests on paused time against an in-memory provider: months pass in milliseconds.
+
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+use super::*;
+use crate::clock::{PausedClock, from_unix_seconds};
+use crate::config::{ApiSpec, CredentialSpec, Endpoint, SlsSpec, SourceSpec, TicketSpec, Vendor};
+use crate::credentials::Credentials;
+use crate::providers::{ApiErrorKind, BoxFuture, Operation};
+use crate::secret::Secret;
+use crate::signing::sls::V1Mac;
+use crate::token::{Issued, TicketPart, TokenPart};
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum CallKind {
+    Mint,
+    Refresh,
+}
+
+/// A provider that behaves like SLS, records calls, and fails a seeded fraction of them.
+struct FakeSls {
+    clock: PausedClock,
+    calls: Mutex<Vec<(SystemTime, CallKind, bool)>>,
+    fail: Mutex<(StdRng, f64)>,
+    serial: Mutex<u64>,
+}
+
+impl FakeSls {
+    fn new(clock: PausedClock, failure_rate: f64, seed: u64) -> Arc<Self> {
+        Arc::new(FakeSls {
+            clock,
+            calls: Mutex::new(Vec::new()),
+            fail: Mutex::new((StdRng::seed_from_u64(seed), failure_rate)),
+            serial: Mutex::new(0),
+        })
+    }
+
+    fn count(&self, kind: CallKind, ok: bool) -> usize {
+        self.calls.lock().unwrap().iter().filter(|c| c.1 == kind && c.2 == ok).count()
+    }
+}
+
+impl Provider for FakeSls {
+    fn call(&self, spec: &TicketSpec, op: Operation, _credentials: Credentials) -> BoxFuture<Result<Issued, ProviderError>> {
+        let ApiSpec::Sls(sls) = &spec.api;
+        let now = self.clock.now();
+        let failed = {
+            let mut f = self.fail.lock().unwrap();
+            let rate = f.1;
+            f.0.random::<f64>() < rate
+        };
+        let kind = match op {
+            Operation::Mint => CallKind::Mint,
+            Operation::Refresh { .. } => CallKind::Refresh,
+        };
+        self.calls.lock().unwrap().push((now, kind, !failed));
+        let serial = {
+            let mut s = self.serial.lock().unwrap();
+            *s += 1;
+            *s
+        };
+        let result = if failed {
+            Err(ProviderError::Api {
+                api: "fake",
+                status: 503,
+                code: "ServerBusy".into(),
+                message: "try later".into(),
+                request_id: None,
+                kind: ApiErrorKind::Transient,
+                retry_after: None,
+            })
+        } else {
+            Ok(match op {
+                Operation::Mint => Issued::Ticket(TicketPart {
+                    value: Secret::new(format!("ticket-{serial}")),
+                    issued_at: now,
+                    expires_at: now + sls.ticket_lifetime,
+                }),
+                Operation::Refresh { .. } => Issued::Token(TokenPart {
+                    value: Secret::new(format!("token-{serial}")),
+                    username: None,
+                    issued_at: now,
+                    expires_at: now + sls.token_lifetime,
+                }),
+            })
+        };
+        // A call takes a little time, as on a network.
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            result
+        })
+    }
+}
+
+fn sls_ticket(name: &str, ticket: Duration, token: Duration) -> TicketSpec {
+    TicketSpec {
+        name: name.into(),
+        credentials: "prod".into(),
+        api: ApiSpec::Sls(SlsSpec {
+            endpoint: Endpoint { base: url::Url::parse("https://cn-shanghai.log.aliyuncs.com").unwrap() },
+            ticket_lifetime: ticket,
+            token_lifetime: token,
+            ticket_renew_before: SlsSpec::default_renew_before(ticket, token),
+            signature: V1Mac::HmacSha256,
+            console_url: None,
+            console_params: vec![],
+        }),
+        sinks: vec![],
+    }
+}
+
+fn credential_store(expires_at: Option<SystemTime>) -> CredentialStore {
+    let mut config = crate::config::Config {
+        source: None,
+        state_dir: "/nonexistent".into(),
+        credentials: Default::default(),
+        tickets: vec![],
+    };
+    let creds = Credentials {
+        access_key_id: Secret::new("id"),
+        access_key_secret: Secret::new("secret"),
+        security_token: expires_at.map(|_| Secret::new("sts")),
+        expires_at,
+    };
+    config.credentials.insert(
+        "prod".into(),
+        CredentialSpec { name: "prod".into(), vendor: Vendor::Alibaba, source: SourceSpec::InMemory(creds) },
+    );
+    CredentialStore::resolve_all(&config, &std::collections::HashMap::<String, String>::new()).unwrap()
+}
+
+struct Run {
+    events: Vec<(SystemTime, Event)>,
+    scheduler: Scheduler,
+}
+
+/// Run `tickets` for `length` of simulated time, collecting events.
+async fn simulate(
+    clock: &PausedClock,
+    provider: Arc<FakeSls>,
+    tickets: &[TicketSpec],
+    saved: &StateFile,
+    credentials: CredentialStore,
+    length: Duration,
+) -> Run {
+    let memory = Arc::new(Mutex::new(StateFile::default()));
+    let parts = Parts {
+        clock: Arc::new(clock.clone()),
+        provider,
+        credentials,
+        persistence: Persistence::Memory(memory),
+        seed: 7,
+    };
+    let scheduler = Scheduler::new(parts, tickets, saved);
+    let mut rx = scheduler.events();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(scheduler.run(stop.clone()));
+    let collector_clock = clock.clone();
+    let done = CancellationToken::new();
+    let collector_done = done.clone();
+    let collector = tokio::spawn(async move {
+        let mut events = Vec::new();
+        loop {
+            tokio::select! {
+                Ok(e) = rx.recv() => events.push((collector_clock.now(), e)),
+                () = collector_done.cancelled() => break,
+            }
+        }
+        while let Ok(e) = rx.try_recv() {
+            events.push((collector_clock.now(), e));
+        }
+        events
+    });
+    tokio::time::sleep(length).await;
+    stop.cancel();
+    let scheduler = task.await.unwrap();
+    done.cancel();
+    Run { events: collector.await.unwrap(), scheduler }
+}
+
+/// Check that consumers always held a valid token once the first arrived: every new token came
+/// before the previous one expired. Returns the number of tokens.
+fn assert_no_lapse(events: &[(SystemTime, Event)], name: &str) -> usize {
+    let mut previous: Option<SystemTime> = None;
+    let mut count = 0;
+    for (at, event) in events {
+        if let Event::TokenRefreshed { name: n, expires_at, .. } = event
+            && n == name
+        {
+            if let Some(p) = previous {
+                assert!(*at < p, "{name}: token lapsed: previous expired at {p:?}, next came at {at:?}");
+            }
+            previous = Some(*expires_at);
+            count += 1;
+        }
+    }
+    count
+}
+
+#[tokio::test(start_paused = true)]
+async fn ninety_days_refresh_about_daily_and_mint_once_per_ceiling() {
+    let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
+    let provider = FakeSls::new(clock.clone(), 0.0, 1);
+    let tickets = [sls_ticket("dash", 30 * DAY, DAY)];
+    let run = simulate(&clock, provider.clone(), &tickets, &StateFile::default(), credential_store(None), 90 * DAY).await;
+
+    let tokens = assert_no_lapse(&run.events, "dash");
+    let mints = provider.count(CallKind::Mint, true);
+    let refreshes = provider.count(CallKind::Refresh, true);
+    // A new ticket a day before each 30-day ceiling: at day 0, ~29, ~58, ~87.
+    assert_eq!(mints, 4, "CreateTicket calls");
+    // A refresh after 2/3 to 3/4 of each day-long token: 120 to 135 in 90 days, plus one per ticket.
+    assert!((120..=140).contains(&refreshes), "RefreshToken calls: {refreshes}");
+    assert_eq!(tokens, refreshes);
+
+    // Each new ticket got its first token before the previous ticket's ceiling.
+    let mut ceiling: Option<SystemTime> = None;
+    for (at, event) in &run.events {
+        match event {
+            Event::TicketMinted { .. } => {
+                if let Some(c) = ceiling {
+                    assert!(*at < c, "minted after the ceiling");
+                }
+            }
+            Event::TokenRefreshed { new_ticket: true, .. } => {
+                if let Some(c) = ceiling {
+                    assert!(*at < c, "the new ticket's first token came after the old ceiling");
+                }
+                let holding = &run.scheduler.entries["dash"].holding;
+                ceiling = holding.current.as_ref().and_then(|c| c.ticket.as_ref()).map(|t| t.expires_at).max(ceiling);
+            }
+            _ => {}
+        }
+    }
+    // Never two mints within one ticket's life.
+    let mint_times: Vec<SystemTime> = provider.calls.lock().unwrap().iter().filter(|c| c.1 == CallKind::Mint).map(|c| c.0).collect();
+    for pair in mint_times.windows(2) {
+        let gap = pair[1].duration_since(pair[0]).unwrap();
+        assert!(gap > 28 * DAY && gap < 30 * DAY, "gap between mints: {gap:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_thirty_percent_of_calls_failing_no_token_lapses_in_sixty_days() {
+    let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
+    let provider = FakeSls::new(clock.clone(), 0.3, 42);
+    let tickets = [sls_ticket("a", 30 * DAY, DAY), sls_ticket("b", 10 * DAY, 6 * 3600 * Duration::from_secs(1))];
+    let run = simulate(&clock, provider.clone(), &tickets, &StateFile::default(), credential_store(None), 60 * DAY).await;
+    let failures = provider.count(CallKind::Mint, false) + provider.count(CallKind::Refresh, false);
+    assert!(failures > 50, "faults injected: {failures}");
+    assert!(assert_no_lapse(&run.events, "a") > 80);
+    assert!(assert_no_lapse(&run.events, "b") > 300);
+    // Every retry was scheduled before the token it protects expired.
+    for (_, event) in &run.events {
+        if let Event::CallFailed { retry_at, token_expires_at: Some(exp), .. } = event {
+            assert!(retry_at < exp, "a retry was scheduled past expiry");
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_restart_reuses_a_valid_ticket_without_create_ticket() {
+    let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
+    let provider = FakeSls::new(clock.clone(), 0.0, 1);
+    let tickets = [sls_ticket("dash", 30 * DAY, DAY)];
+    let first = simulate(&clock, provider.clone(), &tickets, &StateFile::default(), credential_store(None), 3 * DAY).await;
+    assert_eq!(provider.count(CallKind::Mint, true), 1);
+    let saved = first.scheduler.snapshot();
+
+    // Down for two days: the token expired meanwhile, the ticket did not.
+    tokio::time::sleep(2 * DAY).await;
+    let provider = FakeSls::new(clock.clone(), 0.0, 1);
+    let second = simulate(&clock, provider.clone(), &tickets, &saved, credential_store(None), 10 * DAY).await;
+    assert_eq!(provider.count(CallKind::Mint, true), 0, "no CreateTicket for a ticket that is still good");
+    assert!(provider.count(CallKind::Refresh, true) >= 13);
+    // The first call after the restart was a refresh, at once (the saved token had expired).
+    let first_call = provider.calls.lock().unwrap()[0];
+    assert_eq!(first_call.1, CallKind::Refresh);
+    assert_no_lapse(&second.events, "dash");
+}
+
+#[tokio::test(start_paused = true)]
+async fn sts_credentials_cap_the_token_and_failures_keep_the_last_good_token() {
+    let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
+    let provider = FakeSls::new(clock.clone(), 0.0, 1);
+    let tickets = [sls_ticket("dash", 30 * DAY, DAY)];
+    let sts_expiry = clock.now() + Duration::from_secs(3600);
+    let run = simulate(&clock, provider.clone(), &tickets, &StateFile::default(), credential_store(Some(sts_expiry)), Duration::from_secs(600)).await;
+    let token = run.scheduler.entries["dash"].holding.current.clone().unwrap().token;
+    assert_eq!(token.expires_at, sts_expiry, "a token never outlives the STS credentials it was minted with");
+
+    // Now every call fails: the held token stays exactly as it was.
+    let provider = FakeSls::new(clock.clone(), 1.0, 1);
+    let saved = run.scheduler.snapshot();
+    let run = simulate(&clock, provider.clone(), &tickets, &saved, credential_store(Some(sts_expiry)), Duration::from_secs(3000)).await;
+    let kept = run.scheduler.entries["dash"].holding.current.clone().unwrap().token;
+    assert_eq!(kept, token);
+    assert!(provider.count(CallKind::Refresh, false) >= 3);
+    assert!(run.scheduler.entries["dash"].last_error.as_deref().unwrap().contains("ServerBusy"));
+}
