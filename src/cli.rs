@@ -158,7 +158,8 @@ async fn emulator(args: EmulatorArgs) -> ExitCode {
         (Some(id), Some(secret)) => crate::emulator::EmulatorKey {
             access_key_id: id,
             access_key_secret: crate::secret::Secret::new(secret),
-            security_token: config::Environment::var(&env, config::ALIBABA_SECURITY_TOKEN_ENV).map(crate::secret::Secret::new),
+            security_token: config::Environment::var(&env, config::ALIBABA_SECURITY_TOKEN_ENV)
+                .map(crate::secret::Secret::new),
         },
         _ => {
             let key = crate::emulator::generate_key("LTAIemu");

@@ -36,11 +36,7 @@ pub struct PausedClock {
 
 impl PausedClock {
     pub fn starting_at(base: SystemTime) -> Self {
-        PausedClock {
-            base,
-            start: tokio::time::Instant::now(),
-            skew: Arc::new(Mutex::new(Duration::ZERO)),
-        }
+        PausedClock { base, start: tokio::time::Instant::now(), skew: Arc::new(Mutex::new(Duration::ZERO)) }
     }
 
     /// Jump the wall clock forward without tokio time passing (a suspend, or an NTP step).
@@ -58,9 +54,7 @@ impl Clock for PausedClock {
 
 /// Seconds since the Unix epoch (0 for times before it).
 pub fn unix_seconds(t: SystemTime) -> u64 {
-    t.duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// The time `secs` seconds after the Unix epoch.
@@ -106,8 +100,7 @@ pub mod serde_rfc3339 {
 
         pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
             let text: Option<String> = Option::deserialize(d)?;
-            text.map(|t| humantime::parse_rfc3339_weak(&t).map_err(serde::de::Error::custom))
-                .transpose()
+            text.map(|t| humantime::parse_rfc3339_weak(&t).map_err(serde::de::Error::custom)).transpose()
         }
     }
 }

@@ -83,7 +83,9 @@ impl Daemon {
             match message {
                 Control::Shutdown => break,
                 Control::Reload => {
-                    tracing::warn!("SIGHUP: reloading is not supported by this version; restart to apply config changes")
+                    tracing::warn!(
+                        "SIGHUP: reloading is not supported by this version; restart to apply config changes"
+                    )
                 }
             }
         }

@@ -40,7 +40,8 @@ const TICKET: &str = "dev-dashboard";
 pub fn config(dir: &std::path::Path, endpoint: &str, credentials: Credentials, args: &DevArgs) -> Config {
     let ticket_lifetime: Duration = args.ticket_lifetime.into();
     let token_lifetime: Duration = args.token_lifetime.into();
-    let sink = |ext: &str, format| SinkSpec::File(FileSink { path: dir.join(format!("{TICKET}.{ext}")), format, mode: 0o600 });
+    let sink =
+        |ext: &str, format| SinkSpec::File(FileSink { path: dir.join(format!("{TICKET}.{ext}")), format, mode: 0o600 });
     Config {
         source: None,
         state_dir: dir.join("state"),
@@ -57,7 +58,9 @@ pub fn config(dir: &std::path::Path, endpoint: &str, credentials: Credentials, a
                 token_lifetime,
                 ticket_renew_before: SlsSpec::default_renew_before(ticket_lifetime, token_lifetime),
                 signature: V1Mac::HmacSha256,
-                console_url: Some("https://sls.console.alibabacloud.com/lognext/project/dev-project/dashboard/dev-dashboard".into()),
+                console_url: Some(
+                    "https://sls.console.alibabacloud.com/lognext/project/dev-project/dashboard/dev-dashboard".into(),
+                ),
                 console_params: vec![("isShare".into(), "true".into()), ("hideTopbar".into(), "true".into())],
             }),
             sinks: vec![sink("json", FileFormat::Json), sink("token", FileFormat::Token), sink("url", FileFormat::Url)],
@@ -105,7 +108,10 @@ pub async fn run(args: DevArgs) -> ExitCode {
         humantime::format_duration(ticket_lifetime),
         humantime::format_duration(token_lifetime)
     );
-    println!("ticketd dev: files: {0}/{TICKET}.json, {0}/{TICKET}.token, {0}/{TICKET}.url (state in {0}/state)", dir.display());
+    println!(
+        "ticketd dev: files: {0}/{TICKET}.json, {0}/{TICKET}.token, {0}/{TICKET}.url (state in {0}/state)",
+        dir.display()
+    );
     println!("ticketd dev: Ctrl-C stops.");
     let mut events = daemon.events();
     let started = clock.now();
@@ -164,7 +170,9 @@ pub fn narrate(event: &Event, started: SystemTime, now: SystemTime) -> String {
             if *new_ticket { " from the new ticket (the share URL changes)" } else { "" },
             within(*expires_at)
         ),
-        Event::Published { name, generation } => format!("{at} {name}: wrote token #{generation} to the .json, .token and .url files"),
+        Event::Published { name, generation } => {
+            format!("{at} {name}: wrote token #{generation} to the .json, .token and .url files")
+        }
         Event::CallFailed { name, error, retry_at, .. } => {
             format!("{at} {name}: call failed ({error}); retrying in {}", within(*retry_at))
         }

@@ -123,9 +123,14 @@ impl StateDir {
         match parse(&text) {
             Ok(state) => Ok(Loaded { state, set_aside: None }),
             Err(why) => {
-                let aside = self.dir.join(format!("{STATE_FILE}.corrupt-{}", crate::clock::unix_seconds(std::time::SystemTime::now())));
+                let aside = self
+                    .dir
+                    .join(format!("{STATE_FILE}.corrupt-{}", crate::clock::unix_seconds(std::time::SystemTime::now())));
                 fs::rename(&path, &aside).map_err(|source| StateError::Write { path: aside.clone(), source })?;
-                Ok(Loaded { state: StateFile { version: VERSION, ..Default::default() }, set_aside: Some((aside, why)) })
+                Ok(Loaded {
+                    state: StateFile { version: VERSION, ..Default::default() },
+                    set_aside: Some((aside, why)),
+                })
             }
         }
     }

@@ -69,11 +69,17 @@ impl Checker<'_> {
         let Some(text) = value else { return default };
         match humantime::parse_duration(text) {
             Ok(d) if d < min => {
-                self.report(at, format!("{text} is shorter than {what} allows (min {})", humantime::format_duration(min)));
+                self.report(
+                    at,
+                    format!("{text} is shorter than {what} allows (min {})", humantime::format_duration(min)),
+                );
                 default
             }
             Ok(d) if d > max => {
-                self.report(at, format!("{text} is longer than {what} allows (max {})", humantime::format_duration(max)));
+                self.report(
+                    at,
+                    format!("{text} is longer than {what} allows (max {})", humantime::format_duration(max)),
+                );
                 default
             }
             Ok(d) => d,
@@ -206,8 +212,16 @@ fn credential(
         }
     }
     let (alibaba_keys, tencent_keys) = (
-        [("access_key_id_env", &rc.access_key_id_env), ("access_key_secret_env", &rc.access_key_secret_env), ("security_token_env", &rc.security_token_env)],
-        [("secret_id_env", &rc.secret_id_env), ("secret_key_env", &rc.secret_key_env), ("session_token_env", &rc.session_token_env)],
+        [
+            ("access_key_id_env", &rc.access_key_id_env),
+            ("access_key_secret_env", &rc.access_key_secret_env),
+            ("security_token_env", &rc.security_token_env),
+        ],
+        [
+            ("secret_id_env", &rc.secret_id_env),
+            ("secret_key_env", &rc.secret_key_env),
+            ("session_token_env", &rc.session_token_env),
+        ],
     );
     let foreign = match vendor {
         Vendor::Alibaba => tencent_keys,
@@ -317,7 +331,10 @@ fn sls(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath, sinks: &Option<Vec<Sin
         None | Some("hmac-sha256") => V1Mac::HmacSha256,
         Some("hmac-sha1") => V1Mac::HmacSha1,
         Some(other) => {
-            c.report(&at.key("signature_method"), format!("unknown signature method `{other}` (expected hmac-sha256 or hmac-sha1)"));
+            c.report(
+                &at.key("signature_method"),
+                format!("unknown signature method `{other}` (expected hmac-sha256 or hmac-sha1)"),
+            );
             V1Mac::HmacSha256
         }
     };
@@ -334,7 +351,10 @@ fn sls(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath, sinks: &Option<Vec<Sin
             toml::Value::Boolean(b) => b.to_string(),
             toml::Value::Integer(i) => i.to_string(),
             other => {
-                c.report(&at.key("console_params").key(key), format!("must be a string, boolean or integer, not {}", other.type_str()));
+                c.report(
+                    &at.key("console_params").key(key),
+                    format!("must be a string, boolean or integer, not {}", other.type_str()),
+                );
                 continue;
             }
         };
@@ -382,7 +402,10 @@ fn endpoint(c: &mut Checker<'_>, text: &str, at: &KeyPath) -> Option<Endpoint> {
                 None => false,
             };
             if !loopback {
-                c.report(at, format!("`{text}`: plain http is allowed only on loopback (127.0.0.1, ::1, localhost); use https"));
+                c.report(
+                    at,
+                    format!("`{text}`: plain http is allowed only on loopback (127.0.0.1, ::1, localhost); use https"),
+                );
                 return None;
             }
         }
@@ -439,7 +462,10 @@ fn sink(c: &mut Checker<'_>, rs: &RawSink, at: &KeyPath) -> Option<SinkSpec> {
         Some(text) => match u32::from_str_radix(text.trim_start_matches("0o"), 8) {
             Ok(m) if m <= 0o777 && m & 0o400 != 0 => m,
             _ => {
-                c.report(&at.key("mode"), format!("`{text}` is not an octal file mode the owner can read, e.g. \"0600\""));
+                c.report(
+                    &at.key("mode"),
+                    format!("`{text}` is not an octal file mode the owner can read, e.g. \"0600\""),
+                );
                 DEFAULT_SINK_MODE
             }
         },
@@ -491,7 +517,10 @@ mode = "0640"
         assert_eq!(sls.endpoint.base.as_str(), "https://cn-shanghai.log.aliyuncs.com/");
         assert_eq!(sls.ticket_lifetime, Duration::from_secs(30 * 86400));
         assert_eq!(sls.ticket_renew_before, Duration::from_secs(86400));
-        assert_eq!(sls.console_params, vec![("hideTopbar".into(), "true".into()), ("hideSidebar".into(), "true".into())]);
+        assert_eq!(
+            sls.console_params,
+            vec![("hideTopbar".into(), "true".into()), ("hideSidebar".into(), "true".into())]
+        );
         let SinkSpec::File(f) = &t.sinks[0];
         assert_eq!(f.mode, 0o640);
     }
@@ -511,9 +540,19 @@ mode = "0640"
         let joined = found.join("\n");
         assert!(joined.contains("t.toml:13:1: tickets[0].colour: unknown key"), "{joined}");
         assert!(joined.contains("t.toml:23:1: tickets[0].sinks[0].shape: unknown key"), "{joined}");
-        assert!(joined.contains("t.toml:12:1: tickets[0].ticket_lifetime: 31d is longer than SLS (expirationTime) allows (max 30days)"), "{joined}");
+        assert!(
+            joined.contains(
+                "t.toml:12:1: tickets[0].ticket_lifetime: 31d is longer than SLS (expirationTime) allows (max 30days)"
+            ),
+            "{joined}"
+        );
         assert!(joined.contains("t.toml:14:1: tickets[0].token_lifetime: 2d is longer than SLS (accessTokenExpirationTime) allows (max 1day)"), "{joined}");
-        assert!(joined.contains("t.toml:11:1: tickets[0].endpoint: `http://10.0.0.1:8080`: plain http is allowed only on loopback"), "{joined}");
+        assert!(
+            joined.contains(
+                "t.toml:11:1: tickets[0].endpoint: `http://10.0.0.1:8080`: plain http is allowed only on loopback"
+            ),
+            "{joined}"
+        );
         assert_eq!(found.len(), 5, "{joined}");
     }
 
@@ -525,7 +564,11 @@ mode = "0640"
         let joined = problems(&text, &HashMap::new()).join("\n");
         assert!(joined.contains("t.toml:24:1: tickets[1].name: duplicate ticket name `ops-dashboard`"), "{joined}");
         assert!(joined.contains("tickets[1].credentials: unknown credentials `staging`"), "{joined}");
-        assert!(joined.contains("t.toml:4:14: credentials.prod: environment variable ALIBABA_CLOUD_ACCESS_KEY_ID is not set"), "{joined}");
+        assert!(
+            joined
+                .contains("t.toml:4:14: credentials.prod: environment variable ALIBABA_CLOUD_ACCESS_KEY_ID is not set"),
+            "{joined}"
+        );
         assert!(joined.contains("ALIBABA_CLOUD_ACCESS_KEY_SECRET is not set"), "{joined}");
     }
 

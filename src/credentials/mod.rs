@@ -80,11 +80,7 @@ impl CredentialStore {
                 Err(e) => errors.push(e),
             }
         }
-        if errors.is_empty() {
-            Ok(CredentialStore { sets: Arc::new(RwLock::new(sets)) })
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(CredentialStore { sets: Arc::new(RwLock::new(sets)) }) } else { Err(errors) }
     }
 
     /// A snapshot of set `name`.

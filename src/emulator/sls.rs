@@ -63,12 +63,18 @@ fn authenticate(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap
     if header("x-log-apiversion").is_none() {
         return Err(err(400, "MissingAPIVersion", "x-log-apiversion is missing"));
     }
-    let date_text = header("date").or_else(|| header("x-log-date")).ok_or_else(|| err(400, "MissingDate", "date is missing"))?;
-    let date = httpdate::parse_http_date(date_text).map_err(|_| err(400, "InvalidDateFormat", format!("date {date_text} is invalid")))?;
+    let date_text =
+        header("date").or_else(|| header("x-log-date")).ok_or_else(|| err(400, "MissingDate", "date is missing"))?;
+    let date = httpdate::parse_http_date(date_text)
+        .map_err(|_| err(400, "InvalidDateFormat", format!("date {date_text} is invalid")))?;
     let now = shared.clock.now();
     let skew = now.duration_since(date).or_else(|e| Ok::<_, ()>(e.duration())).unwrap_or_default();
     if skew > MAX_SKEW {
-        return Err(err(400, "RequestTimeExpired", format!("request time {date_text} is expired, server time is {}", httpdate::fmt_http_date(now))));
+        return Err(err(
+            400,
+            "RequestTimeExpired",
+            format!("request time {date_text} is expired, server time is {}", httpdate::fmt_http_date(now)),
+        ));
     }
     if header("x-log-bodyrawsize").and_then(|v| v.parse::<usize>().ok()) != Some(body.len()) {
         return Err(err(400, "PostBodyInvalid", "x-log-bodyrawsize does not match the body"));
@@ -79,11 +85,17 @@ fn authenticate(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap
     }
     let auth = header("authorization").ok_or_else(|| err(401, "Unauthorized", "authorization is missing"))?;
     let Some(auth) = signing::parse_v1_authorization(auth) else {
-        return Err(err(401, "Unauthorized", "authorization is not `LOG <AccessKeyId>:<Signature>` (the emulator checks v1 only)"));
+        return Err(err(
+            401,
+            "Unauthorized",
+            "authorization is not `LOG <AccessKeyId>:<Signature>` (the emulator checks v1 only)",
+        ));
     };
     let mac = signing::V1Mac::from_header(header("x-log-signaturemethod"))
         .ok_or_else(|| err(400, "ParameterInvalid", "x-log-signaturemethod must be hmac-sha1 or hmac-sha256"))?;
-    let key = shared.key(&auth.access_key_id).ok_or_else(|| err(401, "InvalidAccessKeyId", "the AccessKeyId does not exist"))?;
+    let key = shared
+        .key(&auth.access_key_id)
+        .ok_or_else(|| err(401, "InvalidAccessKeyId", "the AccessKeyId does not exist"))?;
     if let Some(expected) = &key.security_token {
         match header("x-acs-security-token") {
             Some(t) if crate::signing::signatures_match(expected.expose(), t) => {}
@@ -91,10 +103,8 @@ fn authenticate(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap
             None => return Err(err(401, "Unauthorized", "temporary credentials need x-acs-security-token")),
         }
     }
-    let all: Vec<(String, String)> = headers
-        .iter()
-        .filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_string(), v.to_string())))
-        .collect();
+    let all: Vec<(String, String)> =
+        headers.iter().filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_string(), v.to_string()))).collect();
     let to_sign = signing::v1_string_to_sign(
         method.as_str(),
         content_md5,
@@ -126,7 +136,13 @@ fn reject(shared: &Shared, e: SlsError) -> Response {
     e.into_response()
 }
 
-pub(super) async fn create_ticket(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn create_ticket(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let result = (|| {
         authenticate(&shared, &method, &uri, &headers, &body)?;
         let q = query(&uri);
@@ -145,7 +161,13 @@ pub(super) async fn create_ticket(State(shared): State<Arc<Shared>>, method: Met
     result.unwrap_or_else(|e| reject(&shared, e))
 }
 
-pub(super) async fn refresh_token(State(shared): State<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+pub(super) async fn refresh_token(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let result = (|| {
         authenticate(&shared, &method, &uri, &headers, &body)?;
         let q = query(&uri);

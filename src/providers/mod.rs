@@ -28,7 +28,12 @@ pub enum Operation {
 
 /// Makes API calls for tickets. The scheduler owns when; a provider owns how.
 pub trait Provider: Send + Sync + 'static {
-    fn call(&self, spec: &TicketSpec, op: Operation, credentials: Credentials) -> BoxFuture<Result<Issued, ProviderError>>;
+    fn call(
+        &self,
+        spec: &TicketSpec,
+        op: Operation,
+        credentials: Credentials,
+    ) -> BoxFuture<Result<Issued, ProviderError>>;
 }
 
 /// The real clouds (or the emulator standing in for them).
@@ -45,7 +50,12 @@ impl CloudProvider {
 }
 
 impl Provider for CloudProvider {
-    fn call(&self, spec: &TicketSpec, op: Operation, credentials: Credentials) -> BoxFuture<Result<Issued, ProviderError>> {
+    fn call(
+        &self,
+        spec: &TicketSpec,
+        op: Operation,
+        credentials: Credentials,
+    ) -> BoxFuture<Result<Issued, ProviderError>> {
         let (http, clock) = (self.http.clone(), self.clock.clone());
         match &spec.api {
             ApiSpec::Sls(sls) => {

@@ -74,14 +74,8 @@ pub async fn call(
     let endpoint = spec.endpoint.to_string();
     let response = builder.send().await.map_err(|e| transport(api, &endpoint, e))?;
     let status = response.status();
-    let request_id = response
-        .headers()
-        .get("x-log-requestid")
-        .and_then(|v| v.to_str().ok())
-        .map(|v| scrub(v, &[]));
-    let body = crate::http::read_limited(response)
-        .await
-        .map_err(|detail| ProviderError::Malformed { api, detail })?;
+    let request_id = response.headers().get("x-log-requestid").and_then(|v| v.to_str().ok()).map(|v| scrub(v, &[]));
+    let body = crate::http::read_limited(response).await.map_err(|detail| ProviderError::Malformed { api, detail })?;
     let secrets: Vec<&str> = match &op {
         Operation::Refresh { ticket } => vec![ticket.expose(), key.access_key_secret],
         Operation::Mint => vec![key.access_key_secret],
@@ -113,7 +107,8 @@ pub async fn call(
 }
 
 fn parse<'a, T: Deserialize<'a>>(api: &'static str, body: &'a [u8]) -> Result<T, ProviderError> {
-    serde_json::from_slice(body).map_err(|e| ProviderError::Malformed { api, detail: format!("not the expected JSON ({e})") })
+    serde_json::from_slice(body)
+        .map_err(|e| ProviderError::Malformed { api, detail: format!("not the expected JSON ({e})") })
 }
 
 fn nonempty(api: &'static str, value: Option<String>, field: &str) -> Result<String, ProviderError> {
@@ -139,7 +134,13 @@ fn transport(api: &'static str, endpoint: &str, e: reqwest::Error) -> ProviderEr
 }
 
 /// Classify an SLS error answer (spec §1.4).
-pub fn api_error(api: &'static str, status: u16, body: &[u8], request_id: Option<String>, secrets: &[&str]) -> ProviderError {
+pub fn api_error(
+    api: &'static str,
+    status: u16,
+    body: &[u8],
+    request_id: Option<String>,
+    secrets: &[&str],
+) -> ProviderError {
     let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
     let code = parsed.as_ref().and_then(|b| b.error_code.clone()).unwrap_or_default();
     let message = parsed.as_ref().and_then(|b| b.error_message.clone()).unwrap_or_else(|| {
@@ -173,7 +174,8 @@ mod tests {
 
     #[test]
     fn error_answers_are_classified_and_scrubbed() {
-        let body = br#"{"errorCode":"SignatureNotMatch","errorMessage":"signature abc not match for ticket eyJsecretticket"}"#;
+        let body =
+            br#"{"errorCode":"SignatureNotMatch","errorMessage":"signature abc not match for ticket eyJsecretticket"}"#;
         let e = api_error(REFRESH_TOKEN, 401, body, Some("req-1".into()), &["eyJsecretticket"]);
         let text = e.to_string();
         assert!(text.contains("HTTP 401 SignatureNotMatch") && !text.contains("eyJsecretticket"), "{text}");

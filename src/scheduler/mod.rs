@@ -291,7 +291,12 @@ impl Scheduler {
         let credentials = match self.parts.credentials.get(&entry.spec.credentials) {
             Ok(c) => c,
             Err(e) => {
-                let message = Message::Called { name: name.to_string(), step: plan.step, result: Err(e.into()), credentials_expire: None };
+                let message = Message::Called {
+                    name: name.to_string(),
+                    step: plan.step,
+                    result: Err(e.into()),
+                    credentials_expire: None,
+                };
                 let _ = self.tx.send(message);
                 entry.in_flight = true;
                 self.in_flight += 1;
@@ -308,7 +313,11 @@ impl Scheduler {
             let _permit = permits.acquire_owned().await;
             let result = match tokio::time::timeout(CALL_TIMEOUT, call).await {
                 Ok(r) => r,
-                Err(_) => Err(ProviderError::Timeout { api: "API call", endpoint: "the endpoint".into(), timeout: CALL_TIMEOUT }),
+                Err(_) => Err(ProviderError::Timeout {
+                    api: "API call",
+                    endpoint: "the endpoint".into(),
+                    timeout: CALL_TIMEOUT,
+                }),
             };
             let _ = tx.send(Message::Called { name, step, result, credentials_expire });
         });
@@ -340,7 +349,12 @@ impl Scheduler {
                     Ok(()) => {} // A newer generation is on its way to the sinks.
                     Err(error) => {
                         entry.publish_attempt += 1;
-                        let delay = timing::retry_delay(entry.publish_attempt, RetryClass::Transient { after: None }, None, self.rng.random());
+                        let delay = timing::retry_delay(
+                            entry.publish_attempt,
+                            RetryClass::Transient { after: None },
+                            None,
+                            self.rng.random(),
+                        );
                         tracing::error!(ticket = %name, error = %error, retry_in = %humantime::format_duration(round(delay)), "cannot write a sink; the previous file is intact");
                         let plan = timing::plan(&entry.holding, lifecycle(&entry.spec), now, entry.jitter);
                         self.emit(Event::PublishFailed { name: name.clone(), error });
@@ -410,9 +424,10 @@ impl Scheduler {
         }
         let (spec, tx, name) = (entry.spec.clone(), self.tx.clone(), name.to_string());
         self.calls.spawn(async move {
-            let result = tokio::task::spawn_blocking(move || crate::sinks::publish(&spec, &current).map_err(|e| e.to_string()))
-                .await
-                .unwrap_or_else(|e| Err(format!("sink writer failed: {e}")));
+            let result =
+                tokio::task::spawn_blocking(move || crate::sinks::publish(&spec, &current).map_err(|e| e.to_string()))
+                    .await
+                    .unwrap_or_else(|e| Err(format!("sink writer failed: {e}")));
             let _ = tx.send(Message::Published { name, generation, result });
         });
     }
@@ -528,7 +543,11 @@ fn apply(
     }
 }
 
-fn capped_token(mut token: TokenPart, ticket: Option<&TicketPart>, credentials_expire: Option<SystemTime>) -> TokenPart {
+fn capped_token(
+    mut token: TokenPart,
+    ticket: Option<&TicketPart>,
+    credentials_expire: Option<SystemTime>,
+) -> TokenPart {
     token.expires_at = cap(
         token.expires_at,
         [crate::jwt::expiry(token.value.expose()), ticket.map(|t| t.expires_at), credentials_expire],
@@ -543,7 +562,11 @@ fn cap<const N: usize>(t: SystemTime, limits: [Option<SystemTime>; N]) -> System
 /// Drop what can no longer be used: an expired token (and its ticket) or pending ticket.
 fn usable(saved: &Holding, now: SystemTime) -> Holding {
     let mut holding = saved.clone();
-    if holding.current.as_ref().is_some_and(|c| !c.token.is_valid_at(now) && c.ticket.as_ref().is_none_or(|t| t.expires_at <= now)) {
+    if holding
+        .current
+        .as_ref()
+        .is_some_and(|c| !c.token.is_valid_at(now) && c.ticket.as_ref().is_none_or(|t| t.expires_at <= now))
+    {
         holding.current = None;
     }
     if holding.pending.as_ref().is_some_and(|p| p.expires_at <= now) {

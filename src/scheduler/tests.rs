@@ -47,7 +47,12 @@ impl FakeSls {
 }
 
 impl Provider for FakeSls {
-    fn call(&self, spec: &TicketSpec, op: Operation, _credentials: Credentials) -> BoxFuture<Result<Issued, ProviderError>> {
+    fn call(
+        &self,
+        spec: &TicketSpec,
+        op: Operation,
+        _credentials: Credentials,
+    ) -> BoxFuture<Result<Issued, ProviderError>> {
         let ApiSpec::Sls(sls) = &spec.api;
         let now = self.clock.now();
         let failed = {
@@ -208,7 +213,8 @@ async fn ninety_days_refresh_about_daily_and_mint_once_per_ceiling() {
     let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
     let provider = FakeSls::new(clock.clone(), 0.0, 1);
     let tickets = [sls_ticket("dash", 30 * DAY, DAY)];
-    let run = simulate(&clock, provider.clone(), &tickets, &StateFile::default(), credential_store(None), 90 * DAY).await;
+    let run =
+        simulate(&clock, provider.clone(), &tickets, &StateFile::default(), credential_store(None), 90 * DAY).await;
 
     let tokens = assert_no_lapse(&run.events, "dash");
     let mints = provider.count(CallKind::Mint, true);
@@ -239,7 +245,8 @@ async fn ninety_days_refresh_about_daily_and_mint_once_per_ceiling() {
         }
     }
     // Never two mints within one ticket's life.
-    let mint_times: Vec<SystemTime> = provider.calls.lock().unwrap().iter().filter(|c| c.1 == CallKind::Mint).map(|c| c.0).collect();
+    let mint_times: Vec<SystemTime> =
+        provider.calls.lock().unwrap().iter().filter(|c| c.1 == CallKind::Mint).map(|c| c.0).collect();
     for pair in mint_times.windows(2) {
         let gap = pair[1].duration_since(pair[0]).unwrap();
         assert!(gap > 28 * DAY && gap < 30 * DAY, "gap between mints: {gap:?}");
@@ -251,7 +258,8 @@ async fn with_thirty_percent_of_calls_failing_no_token_lapses_in_sixty_days() {
     let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
     let provider = FakeSls::new(clock.clone(), 0.3, 42);
     let tickets = [sls_ticket("a", 30 * DAY, DAY), sls_ticket("b", 10 * DAY, 6 * 3600 * Duration::from_secs(1))];
-    let run = simulate(&clock, provider.clone(), &tickets, &StateFile::default(), credential_store(None), 60 * DAY).await;
+    let run =
+        simulate(&clock, provider.clone(), &tickets, &StateFile::default(), credential_store(None), 60 * DAY).await;
     let failures = provider.count(CallKind::Mint, false) + provider.count(CallKind::Refresh, false);
     assert!(failures > 50, "faults injected: {failures}");
     assert!(assert_no_lapse(&run.events, "a") > 80);
@@ -269,7 +277,8 @@ async fn a_restart_reuses_a_valid_ticket_without_create_ticket() {
     let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
     let provider = FakeSls::new(clock.clone(), 0.0, 1);
     let tickets = [sls_ticket("dash", 30 * DAY, DAY)];
-    let first = simulate(&clock, provider.clone(), &tickets, &StateFile::default(), credential_store(None), 3 * DAY).await;
+    let first =
+        simulate(&clock, provider.clone(), &tickets, &StateFile::default(), credential_store(None), 3 * DAY).await;
     assert_eq!(provider.count(CallKind::Mint, true), 1);
     let saved = first.scheduler.snapshot();
 
@@ -291,14 +300,30 @@ async fn sts_credentials_cap_the_token_and_failures_keep_the_last_good_token() {
     let provider = FakeSls::new(clock.clone(), 0.0, 1);
     let tickets = [sls_ticket("dash", 30 * DAY, DAY)];
     let sts_expiry = clock.now() + Duration::from_secs(3600);
-    let run = simulate(&clock, provider.clone(), &tickets, &StateFile::default(), credential_store(Some(sts_expiry)), Duration::from_secs(600)).await;
+    let run = simulate(
+        &clock,
+        provider.clone(),
+        &tickets,
+        &StateFile::default(),
+        credential_store(Some(sts_expiry)),
+        Duration::from_secs(600),
+    )
+    .await;
     let token = run.scheduler.entries["dash"].holding.current.clone().unwrap().token;
     assert_eq!(token.expires_at, sts_expiry, "a token never outlives the STS credentials it was minted with");
 
     // Now every call fails: the held token stays exactly as it was.
     let provider = FakeSls::new(clock.clone(), 1.0, 1);
     let saved = run.scheduler.snapshot();
-    let run = simulate(&clock, provider.clone(), &tickets, &saved, credential_store(Some(sts_expiry)), Duration::from_secs(3000)).await;
+    let run = simulate(
+        &clock,
+        provider.clone(),
+        &tickets,
+        &saved,
+        credential_store(Some(sts_expiry)),
+        Duration::from_secs(3000),
+    )
+    .await;
     let kept = run.scheduler.entries["dash"].holding.current.clone().unwrap().token;
     assert_eq!(kept, token);
     assert!(provider.count(CallKind::Refresh, false) >= 3);

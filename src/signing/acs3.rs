@@ -26,11 +26,7 @@ type HmacSha256 = Hmac<Sha256>;
 pub const ALGORITHM: &str = "ACS3-HMAC-SHA256";
 
 /// RFC 3986: unreserved `A-Za-z0-9-_.~` kept, everything else `%XX` (space → `%20`, `*` → `%2A`).
-const RFC3986: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const RFC3986: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// Headers that must be signed whenever they are sent (§2.2 step 4) and that the server checks.
 const MUST_SIGN: [&str; 9] = [
@@ -76,11 +72,7 @@ pub fn canonical_query<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String
 /// `CanonicalQueryString` from a query string as received (without `?`): each pair is decoded
 /// (`%XX`, and `+` as a space, as form encoding does), then re-encoded by [`canonical_query`].
 pub fn canonical_query_from_raw(raw: &str) -> String {
-    let decode = |s: &str| {
-        percent_decode_str(&s.replace('+', " "))
-            .decode_utf8_lossy()
-            .into_owned()
-    };
+    let decode = |s: &str| percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
     let pairs: Vec<(String, String)> = raw
         .split('&')
         .filter(|p| !p.is_empty())
@@ -93,12 +85,7 @@ pub fn canonical_query_from_raw(raw: &str) -> String {
 /// `(CanonicalHeaders, SignedHeaders)` for the headers to sign (§2.2 steps 3-4): names
 /// lower-cased and sorted, values trimmed, repeated names joined with `,`; every line ends in `\n`.
 pub fn canonical_headers<N: AsRef<str>, V: AsRef<str>>(headers: &[(N, V)]) -> (String, String) {
-    let lower = |(n, v): &(N, V)| {
-        (
-            n.as_ref().to_ascii_lowercase(),
-            v.as_ref().trim().to_owned(),
-        )
-    };
+    let lower = |(n, v): &(N, V)| (n.as_ref().to_ascii_lowercase(), v.as_ref().trim().to_owned());
     let mut sorted: Vec<(String, String)> = headers.iter().map(lower).collect();
     sorted.sort_by(|a, b| a.0.cmp(&b.0)); // stable: repeated headers keep their order
     let (mut canonical, mut names) = (String::new(), Vec::<&str>::new());
@@ -134,10 +121,7 @@ pub fn canonical_request(
 
 /// `StringToSign` = `ACS3-HMAC-SHA256\n` + `hex(sha256(CanonicalRequest))` (§2.2 step 6).
 pub fn string_to_sign(canonical_request: &str) -> String {
-    format!(
-        "{ALGORITHM}\n{}",
-        hex::encode(Sha256::digest(canonical_request.as_bytes()))
-    )
+    format!("{ALGORITHM}\n{}", hex::encode(Sha256::digest(canonical_request.as_bytes())))
 }
 
 fn mac(secret: &str, string_to_sign: &str) -> HmacSha256 {
@@ -153,9 +137,7 @@ pub fn signature(secret: &str, string_to_sign: &str) -> String {
 
 /// The `Authorization` value (§2.2 step 8; no spaces after the commas).
 pub fn authorization(access_key_id: &str, signed_headers: &str, signature: &str) -> String {
-    format!(
-        "{ALGORITHM} Credential={access_key_id},SignedHeaders={signed_headers},Signature={signature}"
-    )
+    format!("{ALGORITHM} Credential={access_key_id},SignedHeaders={signed_headers},Signature={signature}")
 }
 
 /// Every stage of one signature. `Debug` leaves out the canonical request, which holds the
@@ -193,18 +175,11 @@ pub fn sign<N: AsRef<str>, V: AsRef<str>>(
 ) -> Signed {
     let (canonical, signed_headers) = canonical_headers(headers);
     let (query, payload) = (canonical_query, hashed_payload);
-    let canonical_request =
-        canonical_request(method, path, query, &canonical, &signed_headers, payload);
+    let canonical_request = canonical_request(method, path, query, &canonical, &signed_headers, payload);
     let string_to_sign = string_to_sign(&canonical_request);
     let signature = signature(secret, &string_to_sign);
     let authorization = authorization(access_key_id, &signed_headers, &signature);
-    Signed {
-        canonical_request,
-        signed_headers,
-        string_to_sign,
-        signature,
-        authorization,
-    }
+    Signed { canonical_request, signed_headers, string_to_sign, signature, authorization }
 }
 
 /// What to sign for [`build_headers`]. Holds no secret.
@@ -237,10 +212,7 @@ impl RequestHeaders {
     }
     /// The value of a header, by case-insensitive name.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
     pub fn into_vec(self) -> Vec<(&'static str, String)> {
         self.0
@@ -286,15 +258,7 @@ pub fn build_headers(
     }
     let query = canonical_query(req.query);
     let (method, path) = (req.method, req.path);
-    let signed = sign(
-        method,
-        path,
-        &query,
-        &headers,
-        &body_hash,
-        access_key_id,
-        secret,
-    );
+    let signed = sign(method, path, &query, &headers, &body_hash, access_key_id, secret);
     headers.push(("Authorization", signed.authorization));
     RequestHeaders(headers)
 }
@@ -330,9 +294,7 @@ pub enum AuthorizationError {
 /// order; spaces around the commas are tolerated).
 pub fn parse_authorization(value: &str) -> Result<ParsedAuthorization, AuthorizationError> {
     use AuthorizationError as E;
-    let rest = value
-        .strip_prefix("ACS3-HMAC-SHA256 ")
-        .ok_or(E::WrongAlgorithm)?;
+    let rest = value.strip_prefix("ACS3-HMAC-SHA256 ").ok_or(E::WrongAlgorithm)?;
     let (mut credential, mut signed, mut sig) = (None, None, None);
     for part in rest.split(',') {
         let (key, val) = part.trim().split_once('=').ok_or(E::UnknownField)?;
@@ -346,13 +308,8 @@ pub fn parse_authorization(value: &str) -> Result<ParsedAuthorization, Authoriza
             return Err(E::DuplicateField(name));
         }
     }
-    let names: Vec<String> = field(signed, "SignedHeaders")?
-        .split(';')
-        .map(str::to_owned)
-        .collect();
-    let lower = names
-        .iter()
-        .all(|n| !n.is_empty() && !n.bytes().any(|b| b.is_ascii_uppercase()));
+    let names: Vec<String> = field(signed, "SignedHeaders")?.split(';').map(str::to_owned).collect();
+    let lower = names.iter().all(|n| !n.is_empty() && !n.bytes().any(|b| b.is_ascii_uppercase()));
     if !lower || !names.windows(2).all(|w| w[0] < w[1]) {
         return Err(E::BadSignedHeaders);
     }
@@ -364,9 +321,7 @@ pub fn parse_authorization(value: &str) -> Result<ParsedAuthorization, Authoriza
 }
 
 fn field<'a>(value: Option<&'a str>, name: &'static str) -> Result<&'a str, AuthorizationError> {
-    value
-        .filter(|v| !v.is_empty())
-        .ok_or(AuthorizationError::MissingField(name))
+    value.filter(|v| !v.is_empty()).ok_or(AuthorizationError::MissingField(name))
 }
 
 fn lower_hex_64(s: &str) -> Option<String> {
@@ -401,33 +356,25 @@ pub enum VerifyError {
     SignatureMismatch,
 }
 
-fn received_string_to_sign(
-    req: &ReceivedRequest<'_>,
-    auth: &ParsedAuthorization,
-) -> Result<String, VerifyError> {
-    if let Some(name) = MUST_SIGN
-        .iter()
-        .find(|n| (req.header)(n).is_some() && !auth.signed_headers.iter().any(|s| s == *n))
+fn received_string_to_sign(req: &ReceivedRequest<'_>, auth: &ParsedAuthorization) -> Result<String, VerifyError> {
+    if let Some(name) =
+        MUST_SIGN.iter().find(|n| (req.header)(n).is_some() && !auth.signed_headers.iter().any(|s| s == *n))
     {
         return Err(VerifyError::UnsignedHeader(name));
     }
-    let claimed = (req.header)("x-acs-content-sha256")
-        .ok_or(VerifyError::MissingHeader("x-acs-content-sha256"))?;
+    let claimed = (req.header)("x-acs-content-sha256").ok_or(VerifyError::MissingHeader("x-acs-content-sha256"))?;
     let body_hash = hashed_payload(req.body);
     if claimed.trim() != body_hash {
         return Err(VerifyError::BodyHashMismatch);
     }
     let mut headers = Vec::with_capacity(auth.signed_headers.len());
     for name in &auth.signed_headers {
-        let value =
-            (req.header)(name).ok_or_else(|| VerifyError::MissingSignedHeader(name.clone()))?;
+        let value = (req.header)(name).ok_or_else(|| VerifyError::MissingSignedHeader(name.clone()))?;
         headers.push((name.as_str(), value));
     }
     let (canonical, signed) = canonical_headers(&headers);
     let query = canonical_query_from_raw(req.raw_query);
-    Ok(string_to_sign(&canonical_request(
-        req.method, req.path, &query, &canonical, &signed, &body_hash,
-    )))
+    Ok(string_to_sign(&canonical_request(req.method, req.path, &query, &canonical, &signed, &body_hash)))
 }
 
 /// The signature the sender should have computed, from the request as received.
@@ -441,11 +388,7 @@ pub fn expected_signature(
 
 /// Checks the request against `auth` in constant time. Freshness of `x-acs-date` and uniqueness of
 /// the nonce are for the caller to check.
-pub fn verify(
-    req: &ReceivedRequest<'_>,
-    auth: &ParsedAuthorization,
-    secret: &str,
-) -> Result<(), VerifyError> {
+pub fn verify(req: &ReceivedRequest<'_>, auth: &ParsedAuthorization, secret: &str) -> Result<(), VerifyError> {
     let sts = received_string_to_sign(req, auth)?;
     let claimed = hex::decode(&auth.signature).map_err(|_| VerifyError::SignatureMismatch)?;
     let result = mac(secret, &sts).verify_slice(&claimed);
@@ -497,11 +440,8 @@ mod tests {
     fn replays_every_vector_stage_by_stage() {
         for v in all() {
             let sdk = v["request"]["headers_signed_by_sdk"].as_object().unwrap();
-            let headers: Vec<(&String, &str)> = sdk
-                .iter()
-                .filter(|(k, _)| *k != "Authorization")
-                .map(|(k, x)| (k, x.as_str().unwrap()))
-                .collect();
+            let headers: Vec<(&String, &str)> =
+                sdk.iter().filter(|(k, _)| *k != "Authorization").map(|(k, x)| (k, x.as_str().unwrap())).collect();
             let query = canonical_query(&params(&v));
             let payload = hashed_payload(s(&v, "/request/body").as_bytes());
             let (ak, sk) = (s(&v, "/inputs/access_key_id"), "testsecret");
@@ -537,11 +477,7 @@ mod tests {
             };
             let token = v["inputs"]["security_token"].as_str();
             let headers = build_headers(&req, "testid", "testsecret", token);
-            let got: Vec<Value> = headers
-                .as_slice()
-                .iter()
-                .map(|h| json!([h.0, h.1]))
-                .collect();
+            let got: Vec<Value> = headers.as_slice().iter().map(|h| json!([h.0, h.1])).collect();
             assert_eq!(Value::Array(got), v["request"]["wire_headers_in_order"]);
             assert_eq!(headers.get("AUTHORIZATION"), Some(s(v, "/authorization")));
             assert_eq!(format_date(req.date), s(v, "/inputs/fixed_time_iso8601"));
@@ -550,13 +486,7 @@ mod tests {
 
     /// Replays a vector's wire headers (with `changes` applied) through the server side.
     type Changes<'c> = &'c [(&'c str, &'c str)];
-    fn server(
-        v: &Value,
-        query: &str,
-        body: &[u8],
-        sk: &str,
-        changes: Changes,
-    ) -> Result<String, VerifyError> {
+    fn server(v: &Value, query: &str, body: &[u8], sk: &str, changes: Changes) -> Result<String, VerifyError> {
         let mut map = HashMap::new();
         for h in v["request"]["wire_headers_in_order"].as_array().unwrap() {
             map.insert(s(h, "/0").to_ascii_lowercase(), s(h, "/1").to_owned());
@@ -567,13 +497,7 @@ mod tests {
         let lookup = |n: &str| map.get(n).map(String::as_str);
         let path = path_query(v).0;
         let (method, raw_query) = ("GET", query);
-        let req = ReceivedRequest {
-            method,
-            path,
-            raw_query,
-            header: &lookup,
-            body,
-        };
+        let req = ReceivedRequest { method, path, raw_query, header: &lookup, body };
         verify(&req, &auth, sk)?;
         expected_signature(&req, &auth, sk)
     }
@@ -596,14 +520,8 @@ mod tests {
             assert_eq!(server(&v, query, b"{}", sk, &[]), Err(BodyHashMismatch));
             let forged = hashed_payload(b"{}");
             let changes = [("x-acs-content-sha256", forged.as_str())];
-            assert_eq!(
-                server(&v, query, b"{}", sk, &changes),
-                Err(SignatureMismatch)
-            );
-            assert_eq!(
-                server(&v, query, b"", "badsecret", &[]),
-                Err(SignatureMismatch)
-            );
+            assert_eq!(server(&v, query, b"{}", sk, &changes), Err(SignatureMismatch));
+            assert_eq!(server(&v, query, b"", "badsecret", &[]), Err(SignatureMismatch));
             let changes = [("x-acs-date", "2024-01-02T03:04:06Z")];
             assert_eq!(server(&v, query, b"", sk, &changes), Err(SignatureMismatch));
             let changes = [("content-type", "application/json")];
@@ -617,40 +535,17 @@ mod tests {
         use AuthorizationError as E;
         let sig = format!("Signature={}", "0".repeat(64));
         let fix = |v: &str| v.replace("ACS3 ", "ACS3-HMAC-SHA256 ").replace("SIG", &sig);
-        let ok = parse_authorization(&fix(
-            "ACS3 Credential=k, SignedHeaders=host;x-acs-date, SIG",
-        ));
+        let ok = parse_authorization(&fix("ACS3 Credential=k, SignedHeaders=host;x-acs-date, SIG"));
         assert_eq!(ok.unwrap().signed_headers, ["host", "x-acs-date"]);
         let cases = [
-            (
-                "TC3-HMAC-SHA256 Credential=a,SignedHeaders=host,SIG",
-                E::WrongAlgorithm,
-            ),
-            (
-                "ACS3 Credential=a,SignedHeaders=host",
-                E::MissingField("Signature"),
-            ),
-            (
-                "ACS3 Credential=,SignedHeaders=host,SIG",
-                E::MissingField("Credential"),
-            ),
-            (
-                "ACS3 Credential=a,Credential=b,SIG",
-                E::DuplicateField("Credential"),
-            ),
+            ("TC3-HMAC-SHA256 Credential=a,SignedHeaders=host,SIG", E::WrongAlgorithm),
+            ("ACS3 Credential=a,SignedHeaders=host", E::MissingField("Signature")),
+            ("ACS3 Credential=,SignedHeaders=host,SIG", E::MissingField("Credential")),
+            ("ACS3 Credential=a,Credential=b,SIG", E::DuplicateField("Credential")),
             ("ACS3 Credential=a,Foo=b,SIG", E::UnknownField),
-            (
-                "ACS3 Credential=a,SignedHeaders=x-acs-date;host,SIG",
-                E::BadSignedHeaders,
-            ),
-            (
-                "ACS3 Credential=a,SignedHeaders=Host,SIG",
-                E::BadSignedHeaders,
-            ),
-            (
-                "ACS3 Credential=a,SignedHeaders=host,Signature=ABC",
-                E::BadSignature,
-            ),
+            ("ACS3 Credential=a,SignedHeaders=x-acs-date;host,SIG", E::BadSignedHeaders),
+            ("ACS3 Credential=a,SignedHeaders=Host,SIG", E::BadSignedHeaders),
+            ("ACS3 Credential=a,SignedHeaders=host,Signature=ABC", E::BadSignature),
         ];
         for (value, err) in cases {
             assert_eq!(parse_authorization(&fix(value)), Err(err), "{value}");
@@ -662,10 +557,7 @@ mod tests {
         assert_eq!(percent_encode("a b*~-_.+/é"), "a%20b%2A~-_.%2B%2F%C3%A9");
         let query = canonical_query(&[("b", "x y"), ("a", ""), ("A", "*")]);
         assert_eq!(query, "A=%2A&a=&b=x%20y");
-        assert_eq!(
-            canonical_query_from_raw("b=x%20y&a=1+2&c"),
-            "a=1%202&b=x%20y&c="
-        );
+        assert_eq!(canonical_query_from_raw("b=x%20y&a=1+2&c"), "a=1%202&b=x%20y&c=");
         let (canonical, signed) = canonical_headers(&[("X-A", " 1 "), ("host", "h"), ("x-a", "2")]);
         assert_eq!([canonical, signed], ["host:h\nx-a:1,2\n", "host;x-a"]);
     }
@@ -677,31 +569,14 @@ mod tests {
         let (method, host, path) = ("POST", "h:8443", "/x");
         let (action, version, nonce, date) = ("A", "1", "n", UNIX_EPOCH);
         let query = &[("q", "1")];
-        let req = Request {
-            method,
-            host,
-            path,
-            query,
-            action,
-            version,
-            date,
-            nonce,
-            body,
-            content_type,
-        };
+        let req = Request { method, host, path, query, action, version, date, nonce, body, content_type };
         let headers = build_headers(&req, "ak", secret, Some(token));
         assert_eq!(headers.get("x-acs-security-token"), Some(token));
         let signed = sign(method, path, "", headers.as_slice(), "", "ak", secret);
         let auth = parse_authorization(headers.get("authorization").unwrap()).unwrap();
         let lookup = |n: &str| headers.get(n);
         let raw_query = "q=1";
-        let received = ReceivedRequest {
-            method,
-            path,
-            raw_query,
-            header: &lookup,
-            body,
-        };
+        let received = ReceivedRequest { method, path, raw_query, header: &lookup, body };
         assert_eq!(verify(&received, &auth, secret), Ok(()));
         let err = verify(&received, &auth, token).unwrap_err();
         let shown = format!("{headers:?} {signed:?} {req:?} {auth:?} {err} {err:?}");

@@ -76,9 +76,7 @@ pub fn canonical_log_headers<N: AsRef<str>, V: AsRef<str>>(headers: &[(N, V)]) -
         .iter()
         .map(|(n, v)| (n.as_ref().to_ascii_lowercase(), v.as_ref()))
         .filter(|(n, _)| {
-            (n.starts_with("x-log-") || n.starts_with("x-acs-"))
-                && n != "x-log-date"
-                && !n.starts_with("x-log-meta-")
+            (n.starts_with("x-log-") || n.starts_with("x-acs-")) && n != "x-log-date" && !n.starts_with("x-log-meta-")
         })
         .collect();
     picked.sort();
@@ -92,10 +90,8 @@ pub fn canonical_resource<K: AsRef<str>, V: AsRef<str>>(path: &str, query: &[(K,
     }
     let mut pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
     pairs.sort();
-    let joined: Vec<String> = pairs
-        .iter()
-        .map(|(k, v)| if v.is_empty() { k.to_string() } else { format!("{k}={v}") })
-        .collect();
+    let joined: Vec<String> =
+        pairs.iter().map(|(k, v)| if v.is_empty() { k.to_string() } else { format!("{k}={v}") }).collect();
     format!("{path}?{}", joined.join("&"))
 }
 
@@ -125,11 +121,7 @@ pub fn v1_signature(secret: &str, string_to_sign: &str, mac: V1Mac) -> String {
 
 /// `Content-MD5` as the SDK sends it: uppercase hex MD5 of the body, empty for an empty body.
 pub fn content_md5(body: &[u8]) -> String {
-    if body.is_empty() {
-        String::new()
-    } else {
-        hex::encode_upper(Md5::digest(body))
-    }
+    if body.is_empty() { String::new() } else { hex::encode_upper(Md5::digest(body)) }
 }
 
 /// The headers of a v1-signed call, in the SDK's wire order, `authorization` last.
@@ -140,10 +132,8 @@ pub fn v1_headers(
     mac: V1Mac,
     date: SystemTime,
 ) -> Vec<(&'static str, String)> {
-    let mut headers: Vec<(&'static str, String)> = vec![
-        ("accept", "application/json".into()),
-        ("x-log-apiversion", API_VERSION.into()),
-    ];
+    let mut headers: Vec<(&'static str, String)> =
+        vec![("accept", "application/json".into()), ("x-log-apiversion", API_VERSION.into())];
     if let Some(token) = key.security_token {
         headers.push(("x-acs-security-token", token.into()));
     }
@@ -180,10 +170,8 @@ pub struct V1Authorization {
 pub fn parse_v1_authorization(value: &str) -> Option<V1Authorization> {
     let rest = value.strip_prefix("LOG ")?;
     let (ak, sig) = rest.rsplit_once(':')?;
-    (!ak.is_empty() && !sig.is_empty()).then(|| V1Authorization {
-        access_key_id: ak.to_string(),
-        signature: sig.to_string(),
-    })
+    (!ak.is_empty() && !sig.is_empty())
+        .then(|| V1Authorization { access_key_id: ak.to_string(), signature: sig.to_string() })
 }
 
 // ---- v4 ----------------------------------------------------------------------------------
@@ -202,18 +190,11 @@ pub fn v4_canonical_query<K: AsRef<str>, V: AsRef<str>>(query: &[(K, V)]) -> Str
     let mut pairs: Vec<(String, String)> = query
         .iter()
         .map(|(k, v)| {
-            (
-                utf8_percent_encode(k.as_ref(), RFC3986).to_string(),
-                utf8_percent_encode(v.as_ref(), RFC3986).to_string(),
-            )
+            (utf8_percent_encode(k.as_ref(), RFC3986).to_string(), utf8_percent_encode(v.as_ref(), RFC3986).to_string())
         })
         .collect();
     pairs.sort();
-    pairs
-        .into_iter()
-        .map(|(k, v)| if v.is_empty() { k } else { format!("{k}={v}") })
-        .collect::<Vec<_>>()
-        .join("&")
+    pairs.into_iter().map(|(k, v)| if v.is_empty() { k } else { format!("{k}={v}") }).collect::<Vec<_>>().join("&")
 }
 
 /// v4 signed header names: `host`, `content-type` and every `x-log-*`/`x-acs-*`, sorted.
@@ -281,10 +262,8 @@ pub fn v4_headers(
 ) -> Vec<(&'static str, String)> {
     let log_date = v4_date(date);
     let content_sha256 = sha256_hex(request.body);
-    let mut headers: Vec<(&'static str, String)> = vec![
-        ("accept", "application/json".into()),
-        ("x-log-apiversion", API_VERSION.into()),
-    ];
+    let mut headers: Vec<(&'static str, String)> =
+        vec![("accept", "application/json".into()), ("x-log-apiversion", API_VERSION.into())];
     if let Some(token) = key.security_token {
         headers.push(("x-acs-security-token", token.into()));
     }
@@ -407,12 +386,8 @@ mod tests {
         let v = vector("sls_create_ticket_classic_sdk_sha1");
         let signed = &v["request"]["headers_signed_by_sdk"];
         // The classic SDK sends x-log-date after signing: it must stay out of the canonical headers.
-        let headers: Vec<(String, String)> = signed
-            .as_object()
-            .unwrap()
-            .iter()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-            .collect();
+        let headers: Vec<(String, String)> =
+            signed.as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect();
         let query = query_of(&v);
         let to_sign = v1_string_to_sign(
             "POST",
@@ -448,13 +423,8 @@ mod tests {
         signed.push(("host", host));
         signed.retain(|(n, _)| *n != "authorization");
         assert_eq!(v4_signed_header_names(&signed).join(";"), im["signed_headers"].as_str().unwrap());
-        let canonical = v4_canonical_request(
-            "POST",
-            "/tickets",
-            &v4_canonical_query(&query),
-            &signed,
-            &sha256_hex(b""),
-        );
+        let canonical =
+            v4_canonical_request("POST", "/tickets", &v4_canonical_query(&query), &signed, &sha256_hex(b""));
         assert_eq!(canonical, im["canonical_request"].as_str().unwrap());
         let log_date = v4_date(vector_time(&v));
         let scope = v4_scope(&log_date, region);

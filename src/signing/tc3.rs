@@ -28,11 +28,7 @@ pub const ALGORITHM: &str = "TC3-HMAC-SHA256";
 pub const TERMINATOR: &str = "tc3_request";
 
 /// RFC 3986: unreserved `A-Za-z0-9-_.~` kept, everything else `%XX` (space → `%20`, `*` → `%2A`).
-const RFC3986: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'_')
-    .remove(b'.')
-    .remove(b'~');
+const RFC3986: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
 
 /// Seconds from 1970 to 10000-01-01: later dates do not fit `YYYY-MM-DD`.
 const MAX_SECONDS: u64 = 253_402_300_800;
@@ -46,10 +42,7 @@ pub fn hashed_payload(body: &[u8]) -> String {
 /// encoding works as long as the string signed is the string sent.
 pub fn encode_query<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
     let pct = |s: &str| utf8_percent_encode(s, RFC3986).to_string();
-    let parts: Vec<String> = pairs
-        .iter()
-        .map(|(k, v)| format!("{}={}", pct(k.as_ref()), pct(v.as_ref())))
-        .collect();
+    let parts: Vec<String> = pairs.iter().map(|(k, v)| format!("{}={}", pct(k.as_ref()), pct(v.as_ref()))).collect();
     parts.join("&")
 }
 
@@ -63,9 +56,7 @@ pub fn service_from_host(host: &str) -> &str {
 /// # Panics
 /// If `time` is before 1970.
 pub fn unix_seconds(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .expect("time is before 1970")
-        .as_secs()
+    time.duration_since(UNIX_EPOCH).expect("time is before 1970").as_secs()
 }
 
 /// The UTC date `YYYY-MM-DD` of a unix timestamp, or `None` after year 9999.
@@ -85,12 +76,7 @@ pub fn credential_scope(date: &str, service: &str) -> String {
 /// `(CanonicalHeaders, SignedHeaders)`: names and values lower-cased and trimmed, sorted by name,
 /// each line ending in `\n` (§3.2 item 1; the SDK signs just `content-type` and `host`).
 pub fn canonical_headers<N: AsRef<str>, V: AsRef<str>>(headers: &[(N, V)]) -> (String, String) {
-    let lower = |(n, v): &(N, V)| {
-        (
-            n.as_ref().trim().to_ascii_lowercase(),
-            v.as_ref().trim().to_ascii_lowercase(),
-        )
-    };
+    let lower = |(n, v): &(N, V)| (n.as_ref().trim().to_ascii_lowercase(), v.as_ref().trim().to_ascii_lowercase());
     let mut sorted: Vec<(String, String)> = headers.iter().map(lower).collect();
     sorted.sort();
     let lines: String = sorted.iter().flat_map(|(n, v)| [n, ":", v, "\n"]).collect();
@@ -141,17 +127,10 @@ impl fmt::Debug for SigningKeys {
 /// `kDate = HMAC("TC3"+SK, date)`, `kService = HMAC(kDate, service)`,
 /// `kSigning = HMAC(kService, "tc3_request")`.
 pub fn signing_keys(secret_key: &str, date: &str, service: &str) -> SigningKeys {
-    let k_date: [u8; 32] = hmac(format!("TC3{secret_key}").as_bytes(), date)
-        .finalize()
-        .into_bytes()
-        .into();
+    let k_date: [u8; 32] = hmac(format!("TC3{secret_key}").as_bytes(), date).finalize().into_bytes().into();
     let k_service: [u8; 32] = hmac(&k_date, service).finalize().into_bytes().into();
     let k_signing: [u8; 32] = hmac(&k_service, TERMINATOR).finalize().into_bytes().into();
-    SigningKeys {
-        k_date,
-        k_service,
-        k_signing,
-    }
+    SigningKeys { k_date, k_service, k_signing }
 }
 
 /// `hex(HMAC(kSigning, StringToSign))`.
@@ -160,12 +139,7 @@ pub fn signature(k_signing: &[u8; 32], string_to_sign: &str) -> String {
 }
 
 /// The `Authorization` value (§3.2 item 5; a comma **and a space** between the fields).
-pub fn authorization(
-    secret_id: &str,
-    credential_scope: &str,
-    signed_headers: &str,
-    signature: &str,
-) -> String {
+pub fn authorization(secret_id: &str, credential_scope: &str, signed_headers: &str, signature: &str) -> String {
     format!(
         "{ALGORITHM} Credential={secret_id}/{credential_scope}, SignedHeaders={signed_headers}, Signature={signature}"
     )
@@ -209,23 +183,15 @@ pub struct Signed {
 pub fn sign(req: &Request<'_>, secret_id: &str, secret_key: &str) -> Signed {
     let timestamp = unix_seconds(req.timestamp);
     let date = utc_date(timestamp).expect("timestamp after year 9999");
-    let (headers, signed) =
-        canonical_headers(&[("content-type", req.content_type), ("host", req.host)]);
+    let (headers, signed) = canonical_headers(&[("content-type", req.content_type), ("host", req.host)]);
     let payload = hashed_payload(req.body);
-    let canonical_request =
-        canonical_request(req.method, "/", req.query, &headers, &signed, &payload);
+    let canonical_request = canonical_request(req.method, "/", req.query, &headers, &signed, &payload);
     let credential_scope = credential_scope(&date, req.service);
     let string_to_sign = string_to_sign(timestamp, &credential_scope, &canonical_request);
     let keys = signing_keys(secret_key, &date, req.service);
     let signature = signature(&keys.k_signing, &string_to_sign);
     let authorization = authorization(secret_id, &credential_scope, &signed, &signature);
-    Signed {
-        canonical_request,
-        credential_scope,
-        string_to_sign,
-        signature,
-        authorization,
-    }
+    Signed { canonical_request, credential_scope, string_to_sign, signature, authorization }
 }
 
 /// The headers to send, in order, `Authorization` last. `Debug` hides `X-TC-Token`.
@@ -238,10 +204,7 @@ impl RequestHeaders {
     }
     /// The value of a header, by case-insensitive name.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.0.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
     pub fn into_vec(self) -> Vec<(&'static str, String)> {
         self.0
@@ -263,12 +226,7 @@ impl fmt::Debug for RequestHeaders {
 ///
 /// # Panics
 /// As [`sign`].
-pub fn build_headers(
-    req: &Request<'_>,
-    secret_id: &str,
-    secret_key: &str,
-    token: Option<&str>,
-) -> RequestHeaders {
+pub fn build_headers(req: &Request<'_>, secret_id: &str, secret_key: &str, token: Option<&str>) -> RequestHeaders {
     let mut headers: Vec<(&'static str, String)> = vec![
         ("Content-Type", req.content_type.to_owned()),
         ("Host", req.host.to_owned()),
@@ -278,10 +236,7 @@ pub fn build_headers(
         ("X-TC-Region", req.region.to_owned()),
     ];
     headers.extend(token.map(|t| ("X-TC-Token", t.to_owned())));
-    headers.push((
-        "Authorization",
-        sign(req, secret_id, secret_key).authorization,
-    ));
+    headers.push(("Authorization", sign(req, secret_id, secret_key).authorization));
     RequestHeaders(headers)
 }
 
@@ -322,9 +277,7 @@ pub enum AuthorizationError {
 /// Signature=<hex>` (fields in any order; the space after each comma is optional).
 pub fn parse_authorization(value: &str) -> Result<ParsedAuthorization, AuthorizationError> {
     use AuthorizationError as E;
-    let rest = value
-        .strip_prefix("TC3-HMAC-SHA256 ")
-        .ok_or(E::WrongAlgorithm)?;
+    let rest = value.strip_prefix("TC3-HMAC-SHA256 ").ok_or(E::WrongAlgorithm)?;
     let (mut credential, mut signed, mut sig) = (None, None, None);
     for part in rest.split(',') {
         let (key, val) = part.trim().split_once('=').ok_or(E::UnknownField)?;
@@ -339,11 +292,7 @@ pub fn parse_authorization(value: &str) -> Result<ParsedAuthorization, Authoriza
         }
     }
     let mut scope = field(credential, "Credential")?.rsplitn(4, '/');
-    let (terminator, service, date) = (
-        scope.next(),
-        scope.next().unwrap_or(""),
-        scope.next().unwrap_or(""),
-    );
+    let (terminator, service, date) = (scope.next(), scope.next().unwrap_or(""), scope.next().unwrap_or(""));
     let secret_id = scope.next().unwrap_or("");
     let date_ok = date.len() == 10
         && (date.bytes().enumerate()).all(|(i, b)| match i {
@@ -353,13 +302,8 @@ pub fn parse_authorization(value: &str) -> Result<ParsedAuthorization, Authoriza
     if terminator != Some(TERMINATOR) || service.is_empty() || secret_id.is_empty() || !date_ok {
         return Err(E::BadCredential);
     }
-    let names: Vec<String> = field(signed, "SignedHeaders")?
-        .split(';')
-        .map(str::to_owned)
-        .collect();
-    let lower = names
-        .iter()
-        .all(|n| !n.is_empty() && !n.bytes().any(|b| b.is_ascii_uppercase()));
+    let names: Vec<String> = field(signed, "SignedHeaders")?.split(';').map(str::to_owned).collect();
+    let lower = names.iter().all(|n| !n.is_empty() && !n.bytes().any(|b| b.is_ascii_uppercase()));
     if !lower || !names.windows(2).all(|w| w[0] < w[1]) {
         return Err(E::BadSignedHeaders);
     }
@@ -373,9 +317,7 @@ pub fn parse_authorization(value: &str) -> Result<ParsedAuthorization, Authoriza
 }
 
 fn field<'a>(value: Option<&'a str>, name: &'static str) -> Result<&'a str, AuthorizationError> {
-    value
-        .filter(|v| !v.is_empty())
-        .ok_or(AuthorizationError::MissingField(name))
+    value.filter(|v| !v.is_empty()).ok_or(AuthorizationError::MissingField(name))
 }
 
 fn lower_hex_64(s: &str) -> Option<String> {
@@ -412,47 +354,24 @@ pub enum VerifyError {
     SignatureMismatch,
 }
 
-fn received_string_to_sign(
-    req: &ReceivedRequest<'_>,
-    auth: &ParsedAuthorization,
-) -> Result<String, VerifyError> {
-    if let Some(name) = ["content-type", "host"]
-        .into_iter()
-        .find(|n| !auth.signed_headers.iter().any(|s| s == n))
-    {
+fn received_string_to_sign(req: &ReceivedRequest<'_>, auth: &ParsedAuthorization) -> Result<String, VerifyError> {
+    if let Some(name) = ["content-type", "host"].into_iter().find(|n| !auth.signed_headers.iter().any(|s| s == n)) {
         return Err(VerifyError::UnsignedHeader(name));
     }
-    let raw_timestamp =
-        (req.header)("x-tc-timestamp").ok_or(VerifyError::MissingHeader("x-tc-timestamp"))?;
-    let timestamp: u64 = raw_timestamp
-        .trim()
-        .parse()
-        .map_err(|_| VerifyError::BadTimestamp)?;
+    let raw_timestamp = (req.header)("x-tc-timestamp").ok_or(VerifyError::MissingHeader("x-tc-timestamp"))?;
+    let timestamp: u64 = raw_timestamp.trim().parse().map_err(|_| VerifyError::BadTimestamp)?;
     if utc_date(timestamp).ok_or(VerifyError::BadTimestamp)? != auth.date {
         return Err(VerifyError::ScopeDateMismatch);
     }
     let mut headers = Vec::with_capacity(auth.signed_headers.len());
     for name in &auth.signed_headers {
-        let value =
-            (req.header)(name).ok_or_else(|| VerifyError::MissingSignedHeader(name.clone()))?;
+        let value = (req.header)(name).ok_or_else(|| VerifyError::MissingSignedHeader(name.clone()))?;
         headers.push((name.as_str(), value));
     }
     let (canonical, signed) = canonical_headers(&headers);
-    let unsigned =
-        (req.header)("x-tc-content-sha256").is_some_and(|v| v.trim() == "UNSIGNED-PAYLOAD");
-    let payload = hashed_payload(if unsigned {
-        b"UNSIGNED-PAYLOAD"
-    } else {
-        req.body
-    });
-    let canonical_request = canonical_request(
-        req.method,
-        req.path,
-        req.raw_query,
-        &canonical,
-        &signed,
-        &payload,
-    );
+    let unsigned = (req.header)("x-tc-content-sha256").is_some_and(|v| v.trim() == "UNSIGNED-PAYLOAD");
+    let payload = hashed_payload(if unsigned { b"UNSIGNED-PAYLOAD" } else { req.body });
+    let canonical_request = canonical_request(req.method, req.path, req.raw_query, &canonical, &signed, &payload);
     let scope = credential_scope(&auth.date, &auth.service);
     Ok(string_to_sign(timestamp, &scope, &canonical_request))
 }
@@ -464,19 +383,12 @@ pub fn expected_signature(
     secret_key: &str,
 ) -> Result<String, VerifyError> {
     let keys = signing_keys(secret_key, &auth.date, &auth.service);
-    Ok(signature(
-        &keys.k_signing,
-        &received_string_to_sign(req, auth)?,
-    ))
+    Ok(signature(&keys.k_signing, &received_string_to_sign(req, auth)?))
 }
 
 /// Checks the request against `auth` in constant time. Freshness of `X-TC-Timestamp` (5 minutes
 /// on the real service) and the expected service are for the caller to check.
-pub fn verify(
-    req: &ReceivedRequest<'_>,
-    auth: &ParsedAuthorization,
-    secret_key: &str,
-) -> Result<(), VerifyError> {
+pub fn verify(req: &ReceivedRequest<'_>, auth: &ParsedAuthorization, secret_key: &str) -> Result<(), VerifyError> {
     let sts = received_string_to_sign(req, auth)?;
     let keys = signing_keys(secret_key, &auth.date, &auth.service);
     let claimed = hex::decode(&auth.signature).map_err(|_| VerifyError::SignatureMismatch)?;
@@ -515,9 +427,7 @@ mod tests {
         v.pointer(pointer).and_then(Value::as_str).expect(pointer)
     }
     fn query(v: &Value) -> &str {
-        s(v, "/request/path_and_query")
-            .split_once('?')
-            .map_or("", |(_, q)| q)
+        s(v, "/request/path_and_query").split_once('?').map_or("", |(_, q)| q)
     }
     fn request(v: &Value) -> Request<'_> {
         let sdk = |name: &str| s(v, &format!("/request/headers_signed_by_sdk/{name}"));
@@ -543,10 +453,8 @@ mod tests {
             let stage = |name: &str| s(&v["intermediate"], &format!("/{name}")).to_owned();
             let payload = hashed_payload(req.body);
             assert_eq!(payload, stage("payload_sha256"));
-            let (headers, signed) =
-                canonical_headers(&[("Content-Type", req.content_type), ("Host", req.host)]);
-            let canonical =
-                canonical_request(req.method, "/", req.query, &headers, &signed, &payload);
+            let (headers, signed) = canonical_headers(&[("Content-Type", req.content_type), ("Host", req.host)]);
+            let canonical = canonical_request(req.method, "/", req.query, &headers, &signed, &payload);
             assert_eq!(canonical, stage("canonical_request"));
             let date = utc_date(unix_seconds(req.timestamp)).unwrap();
             let scope = credential_scope(&date, "tcr");
@@ -559,17 +467,11 @@ mod tests {
             assert_eq!(hex::encode(keys.k_signing), stage("k_signing_hex"));
             let sig = signature(&keys.k_signing, &to_sign);
             assert_eq!(sig, stage("signature"));
-            assert_eq!(
-                authorization("testid", &scope, &signed, &sig),
-                s(&v, "/authorization")
-            );
+            assert_eq!(authorization("testid", &scope, &signed, &sig), s(&v, "/authorization"));
             let all_at_once = sign(&req, "testid", "testsecret");
             assert_eq!(all_at_once.canonical_request, canonical);
             assert_eq!(all_at_once.string_to_sign, to_sign);
-            assert_eq!(
-                all_at_once.authorization,
-                s(&v, "/request/headers_signed_by_sdk/Authorization")
-            );
+            assert_eq!(all_at_once.authorization, s(&v, "/request/headers_signed_by_sdk/Authorization"));
         }
     }
 
@@ -580,15 +482,8 @@ mod tests {
             let headers = build_headers(&request(&v), "testid", "testsecret", token);
             let names: Vec<&str> = headers.as_slice().iter().map(|h| h.0).collect();
             let wire = v["request"]["wire_headers_in_order"].as_array().unwrap();
-            let expected: Vec<&Value> = wire
-                .iter()
-                .filter(|h| names.contains(&s(h, "/0")))
-                .collect();
-            let got: Vec<Value> = headers
-                .as_slice()
-                .iter()
-                .map(|h| json!([h.0, h.1]))
-                .collect();
+            let expected: Vec<&Value> = wire.iter().filter(|h| names.contains(&s(h, "/0"))).collect();
+            let got: Vec<Value> = headers.as_slice().iter().map(|h| json!([h.0, h.1])).collect();
             assert_eq!(got.iter().collect::<Vec<_>>(), expected);
             assert_eq!(headers.get("x-tc-token"), token);
         }
@@ -596,32 +491,17 @@ mod tests {
 
     /// Replays a vector's wire headers (with `changes` applied) through the server side.
     type Changes<'c> = &'c [(&'c str, &'c str)];
-    fn server(
-        v: &Value,
-        query: &str,
-        body: &[u8],
-        sk: &str,
-        changes: Changes,
-    ) -> Result<String, VerifyError> {
+    fn server(v: &Value, query: &str, body: &[u8], sk: &str, changes: Changes) -> Result<String, VerifyError> {
         let mut map = HashMap::new();
         for h in v["request"]["wire_headers_in_order"].as_array().unwrap() {
             map.insert(s(h, "/0").to_ascii_lowercase(), s(h, "/1").to_owned());
         }
         map.extend(changes.iter().map(|(k, x)| (k.to_string(), x.to_string())));
         let auth = parse_authorization(&map["authorization"]).unwrap();
-        assert_eq!(
-            (auth.secret_id.as_str(), auth.service.as_str()),
-            ("testid", "tcr")
-        );
+        assert_eq!((auth.secret_id.as_str(), auth.service.as_str()), ("testid", "tcr"));
         let lookup = |n: &str| map.get(n).map(String::as_str);
         let (method, raw_query) = (s(v, "/request/method"), query);
-        let req = ReceivedRequest {
-            method,
-            path: "/",
-            raw_query,
-            header: &lookup,
-            body,
-        };
+        let req = ReceivedRequest { method, path: "/", raw_query, header: &lookup, body };
         verify(&req, &auth, sk)?;
         expected_signature(&req, &auth, sk)
     }
@@ -643,16 +523,10 @@ mod tests {
         for v in all() {
             let (q, body) = (query(&v), request(&v).body);
             let bad_query = format!("{q}&TokenType=longterm");
-            assert_eq!(
-                server(&v, &bad_query, body, sk, &[]),
-                Err(SignatureMismatch)
-            );
+            assert_eq!(server(&v, &bad_query, body, sk, &[]), Err(SignatureMismatch));
             let bad_body = [body, b" "].concat();
             assert_eq!(server(&v, q, &bad_body, sk, &[]), Err(SignatureMismatch));
-            assert_eq!(
-                server(&v, q, body, "badsecret", &[]),
-                Err(SignatureMismatch)
-            );
+            assert_eq!(server(&v, q, body, "badsecret", &[]), Err(SignatureMismatch));
             let changes = [("x-tc-timestamp", "1704164646")];
             assert_eq!(server(&v, q, body, sk, &changes), Err(SignatureMismatch));
             let changes = [("x-tc-timestamp", "1704000000")];
@@ -667,52 +541,20 @@ mod tests {
         use AuthorizationError as E;
         let sig = format!("Signature={}", "0".repeat(64));
         let fix = |v: &str| {
-            v.replace("TC3 ", "TC3-HMAC-SHA256 ")
-                .replace("SIG", &sig)
-                .replace("SCOPE", "2024-01-02/tcr/tc3_request")
+            v.replace("TC3 ", "TC3-HMAC-SHA256 ").replace("SIG", &sig).replace("SCOPE", "2024-01-02/tcr/tc3_request")
         };
-        let ok = parse_authorization(&fix(
-            "TC3 Credential=a/b/SCOPE,SignedHeaders=content-type;host,SIG",
-        ))
-        .unwrap();
-        assert_eq!(
-            (ok.secret_id.as_str(), ok.date.as_str(), ok.service.as_str()),
-            ("a/b", "2024-01-02", "tcr")
-        );
+        let ok = parse_authorization(&fix("TC3 Credential=a/b/SCOPE,SignedHeaders=content-type;host,SIG")).unwrap();
+        assert_eq!((ok.secret_id.as_str(), ok.date.as_str(), ok.service.as_str()), ("a/b", "2024-01-02", "tcr"));
         let cases = [
-            (
-                "ACS3-HMAC-SHA256 Credential=a/SCOPE, SignedHeaders=host, SIG",
-                E::WrongAlgorithm,
-            ),
-            (
-                "TC3 Credential=a/SCOPE, SignedHeaders=host",
-                E::MissingField("Signature"),
-            ),
-            (
-                "TC3 Credential=a/SCOPE, Credential=a/SCOPE, SIG",
-                E::DuplicateField("Credential"),
-            ),
+            ("ACS3-HMAC-SHA256 Credential=a/SCOPE, SignedHeaders=host, SIG", E::WrongAlgorithm),
+            ("TC3 Credential=a/SCOPE, SignedHeaders=host", E::MissingField("Signature")),
+            ("TC3 Credential=a/SCOPE, Credential=a/SCOPE, SIG", E::DuplicateField("Credential")),
             ("TC3 Credential=a/SCOPE, Region=x, SIG", E::UnknownField),
-            (
-                "TC3 Credential=a/2024-1-02/tcr/tc3_request, SignedHeaders=host, SIG",
-                E::BadCredential,
-            ),
-            (
-                "TC3 Credential=a/2024-01-02/tcr/aws4_request, SignedHeaders=host, SIG",
-                E::BadCredential,
-            ),
-            (
-                "TC3 Credential=2024-01-02/tcr/tc3_request, SignedHeaders=host, SIG",
-                E::BadCredential,
-            ),
-            (
-                "TC3 Credential=a/SCOPE, SignedHeaders=host;content-type, SIG",
-                E::BadSignedHeaders,
-            ),
-            (
-                "TC3 Credential=a/SCOPE, SignedHeaders=host, Signature=00",
-                E::BadSignature,
-            ),
+            ("TC3 Credential=a/2024-1-02/tcr/tc3_request, SignedHeaders=host, SIG", E::BadCredential),
+            ("TC3 Credential=a/2024-01-02/tcr/aws4_request, SignedHeaders=host, SIG", E::BadCredential),
+            ("TC3 Credential=2024-01-02/tcr/tc3_request, SignedHeaders=host, SIG", E::BadCredential),
+            ("TC3 Credential=a/SCOPE, SignedHeaders=host;content-type, SIG", E::BadSignedHeaders),
+            ("TC3 Credential=a/SCOPE, SignedHeaders=host, Signature=00", E::BadSignature),
         ];
         for (value, err) in cases {
             assert_eq!(parse_authorization(&fix(value)), Err(err), "{value}");
@@ -721,20 +563,14 @@ mod tests {
 
     #[test]
     fn helpers() {
-        assert_eq!(
-            encode_query(&[("b", "x y*"), ("a", "é~")]),
-            "b=x%20y%2A&a=%C3%A9~"
-        );
+        assert_eq!(encode_query(&[("b", "x y*"), ("a", "é~")]), "b=x%20y%2A&a=%C3%A9~");
         assert_eq!(service_from_host("tcr.tencentcloudapi.com"), "tcr");
         assert_eq!(service_from_host("127.0.0.1:8080"), "127");
         assert_eq!(utc_date(0).as_deref(), Some("1970-01-01"));
         assert_eq!(utc_date(253_402_300_799).as_deref(), Some("9999-12-31"));
         assert_eq!(utc_date(253_402_300_800), None);
         let (headers, signed) = canonical_headers(&[("Host", " H "), ("X-TC-Action", "CreateX")]);
-        assert_eq!(
-            [headers, signed],
-            ["host:h\nx-tc-action:createx\n", "host;x-tc-action"]
-        );
+        assert_eq!([headers, signed], ["host:h\nx-tc-action:createx\n", "host;x-tc-action"]);
     }
 
     #[test]
@@ -747,19 +583,10 @@ mod tests {
         let auth = parse_authorization(headers.get("authorization").unwrap()).unwrap();
         let lookup = |n: &str| headers.get(n);
         let (method, body) = (req.method, req.body);
-        let received = ReceivedRequest {
-            method,
-            path: "/",
-            raw_query: "",
-            header: &lookup,
-            body,
-        };
+        let received = ReceivedRequest { method, path: "/", raw_query: "", header: &lookup, body };
         assert_eq!(verify(&received, &auth, secret), Ok(()));
         let err = verify(&received, &auth, token).unwrap_err();
-        let shown = format!(
-            "{headers:?} {keys:?} {req:?} {auth:?} {:?} {err} {err:?}",
-            sign(&req, "testid", secret)
-        );
+        let shown = format!("{headers:?} {keys:?} {req:?} {auth:?} {:?} {err} {err:?}", sign(&req, "testid", secret));
         assert!(!shown.contains(secret) && !shown.contains(token), "{shown}");
         assert!(!shown.contains(&hex::encode(keys.k_signing)), "{shown}");
     }
