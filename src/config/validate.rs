@@ -65,27 +65,27 @@ impl Checker<'_> {
         min: Duration,
         max: Duration,
         what: &str,
-    ) -> Duration {
-        let Some(text) = value else { return default };
+    ) -> Option<Duration> {
+        let Some(text) = value else { return Some(default) };
         match humantime::parse_duration(text) {
             Ok(d) if d < min => {
                 self.report(
                     at,
                     format!("{text} is shorter than {what} allows (min {})", humantime::format_duration(min)),
                 );
-                default
+                None
             }
             Ok(d) if d > max => {
                 self.report(
                     at,
                     format!("{text} is longer than {what} allows (max {})", humantime::format_duration(max)),
                 );
-                default
+                None
             }
-            Ok(d) => d,
+            Ok(d) => Some(d),
             Err(e) => {
                 self.report(at, format!("`{text}` is not a duration ({e}); write e.g. \"90s\", \"20h\", \"30d\""));
-                default
+                None
             }
         }
     }
@@ -309,6 +309,7 @@ fn sls(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath, sinks: &Option<Vec<Sin
         MAX_SLS_TOKEN_LIFETIME,
         "SLS (accessTokenExpirationTime)",
     );
+    let (ticket_lifetime, token_lifetime) = (ticket_lifetime?, token_lifetime?);
     if token_lifetime > ticket_lifetime {
         c.report(
             &at.key("token_lifetime"),
@@ -326,7 +327,7 @@ fn sls(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath, sinks: &Option<Vec<Sin
         Duration::from_secs(1),
         ticket_lifetime / 2,
         "ticket_renew_before (at most half the ticket_lifetime)",
-    );
+    )?;
     let signature = match rt.signature_method.as_deref() {
         None | Some("hmac-sha256") => V1Mac::HmacSha256,
         Some("hmac-sha1") => V1Mac::HmacSha1,

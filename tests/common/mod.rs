@@ -1,0 +1,132 @@
+//! End-to-end harness: the real `ticketd` binary against the in-process emulator on loopback.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ticketd::clock::SystemClock;
+use ticketd::emulator::{Emulator, EmulatorKey, generate_key};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ticketd");
+
+pub struct Harness {
+    pub dir: tempfile::TempDir,
+    pub emulator: Emulator,
+    pub key: EmulatorKey,
+    runs: std::cell::Cell<u32>,
+}
+
+impl Harness {
+    pub async fn start() -> Harness {
+        let key = generate_key("LTAItest");
+        let emulator = Emulator::start(([127, 0, 0, 1], 0).into(), vec![key.clone()], Arc::new(SystemClock))
+            .await
+            .expect("emulator");
+        Harness { dir: tempfile::tempdir().expect("temp dir"), emulator, key, runs: std::cell::Cell::new(0) }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Write `ticketd.toml`; `{emulator}` and `{dir}` in `body` are replaced.
+    pub fn write_config(&self, body: &str) -> PathBuf {
+        let text =
+            body.replace("{emulator}", &self.emulator.url()).replace("{dir}", &self.dir.path().display().to_string());
+        let path = self.path("ticketd.toml");
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    /// The environment the daemon needs for the emulator's keys.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("ALIBABA_CLOUD_ACCESS_KEY_ID", &self.key.access_key_id)
+            .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", self.key.access_key_secret.expose())
+            .env("TICKETD_LOG", "ticketd=debug,info")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// Start the daemon; its stderr goes to `log-N.txt` in the temp dir.
+    pub fn spawn(&self, args: &[&str]) -> Daemon {
+        let n = self.runs.get() + 1;
+        self.runs.set(n);
+        let log = self.path(&format!("log-{n}.txt"));
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = self.command(args).stdout(Stdio::null()).stderr(file).spawn().expect("spawn ticketd");
+        Daemon { child: Some(child), log }
+    }
+
+    /// Every log line written by every run so far.
+    pub fn all_logs(&self) -> String {
+        (1..=self.runs.get())
+            .map(|n| std::fs::read_to_string(self.path(&format!("log-{n}.txt"))).unwrap_or_default())
+            .collect()
+    }
+}
+
+pub struct Daemon {
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl Daemon {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.pid().to_string()).status().expect("kill");
+        assert!(status.success());
+    }
+
+    /// Wait for the process to exit; its exit code.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> i32 {
+        let child = self.child.as_mut().expect("running");
+        let status = wait_for("the daemon to exit", timeout, || child.try_wait().expect("try_wait")).await;
+        self.child = None;
+        status.code().unwrap_or(-1)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Poll `probe` every 25 ms until it gives a value, or panic after `timeout`.
+pub async fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// The JSON in `path`, once it exists and parses.
+pub fn read_json(path: &Path) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
+}
