@@ -3,7 +3,7 @@
 //! Expiries, signing dates and refresh deadlines are wall-clock facts, so the scheduler keys its
 //! queue on `SystemTime` read from a [`Clock`]. The daemon uses [`SystemClock`]; tests use
 //! [`PausedClock`], whose wall time advances exactly as tokio's (paused) time does, so a test can
-//! simulate ninety days in milliseconds, or [`ManualClock`] to jump the wall clock by hand.
+//! simulate ninety days in milliseconds (and [`PausedClock::jump`] steps the wall clock alone).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};

@@ -1,6 +1,6 @@
 //! The validated configuration.
 //!
-//! [`load`] reads a TOML file into [`raw`] structs mirroring the file, then [`validate`] builds a
+//! [`load`] reads a TOML file into `raw` structs mirroring the file, then `validate` builds a
 //! [`Config`] with nothing left to fill in later, or returns every problem at once, each naming the
 //! file, line and key.
 

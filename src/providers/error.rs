@@ -6,7 +6,7 @@ use crate::credentials::CredentialError;
 use crate::scheduler::timing::RetryClass;
 
 /// Longest server-supplied text kept in an error (hostile or huge bodies are cut).
-const MAX_SERVER_TEXT: usize = 300;
+pub const MAX_SERVER_TEXT: usize = 300;
 
 /// A failed API call. Messages never contain a secret: server text is cut and scrubbed of the
 /// secrets the request carried.
