@@ -5,10 +5,15 @@ use std::collections::HashMap;
 use ticketd::config::{self, ApiSpec, SinkSpec};
 
 fn env() -> HashMap<String, String> {
-    ["ALIBABA_CLOUD_ACCESS_KEY_ID", "ALIBABA_CLOUD_ACCESS_KEY_SECRET", "TENCENTCLOUD_SECRET_ID", "TENCENTCLOUD_SECRET_KEY"]
-        .into_iter()
-        .map(|k| (k.to_string(), "x".to_string()))
-        .collect()
+    [
+        "ALIBABA_CLOUD_ACCESS_KEY_ID",
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+        "TENCENTCLOUD_SECRET_ID",
+        "TENCENTCLOUD_SECRET_KEY",
+    ]
+    .into_iter()
+    .map(|k| (k.to_string(), "x".to_string()))
+    .collect()
 }
 
 #[test]
