@@ -36,13 +36,23 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon (the default).
-    Run,
+    Run(RunArgs),
     /// Validate the config (and that its environment variables are set); print every problem.
     CheckConfig,
     /// Run the daemon against a built-in emulator of the cloud APIs, with short lifetimes.
     Dev(crate::dev::DevArgs),
     /// Run only the emulator of the cloud APIs, on loopback.
     Emulator(EmulatorArgs),
+}
+
+#[derive(Debug, Default, clap::Args)]
+pub struct RunArgs {
+    /// Obtain every token, write every sink, and exit: 0 when all succeeded, 1 otherwise.
+    #[arg(long)]
+    pub once: bool,
+    /// With --once: give up after this long.
+    #[arg(long, default_value = "2m", requires = "once")]
+    pub once_timeout: Option<humantime::Duration>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -58,13 +68,13 @@ pub fn main() -> ExitCode {
     let command = match (cli.command, cli.check_config) {
         (_, true) => Command::CheckConfig,
         (Some(c), false) => c,
-        (None, false) => Command::Run,
+        (None, false) => Command::Run(RunArgs::default()),
     };
     match command {
         Command::CheckConfig => check_config(&cli.config),
-        Command::Run => {
+        Command::Run(args) => {
             logging::init(cli.log_format, "info");
-            runtime(async move { run(&cli.config).await })
+            runtime(async move { run(&cli.config, args).await })
         }
         Command::Dev(args) => {
             logging::init(cli.log_format, "warn");
@@ -108,7 +118,7 @@ fn check_config(path: &std::path::Path) -> ExitCode {
     }
 }
 
-async fn run(path: &std::path::Path) -> ExitCode {
+async fn run(path: &std::path::Path, args: RunArgs) -> ExitCode {
     let config = match config::load(path, &ProcessEnvironment) {
         Ok(c) => c,
         Err(problems) => {
@@ -116,6 +126,22 @@ async fn run(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    let daemon = match Daemon::prepare(&config, &ProcessEnvironment, Arc::new(SystemClock)) {
+        Ok(daemon) => daemon,
+        Err(e) => return exit_code(Err(e)),
+    };
+    if args.once {
+        let limit = args.once_timeout.map_or(std::time::Duration::from_secs(120), Into::into);
+        let report = daemon.run_once(limit).await;
+        for name in &report.ok {
+            eprintln!("ticketd: {name}: ok");
+        }
+        for (name, error) in &report.failed {
+            eprintln!("ticketd: {name}: FAILED: {error}");
+        }
+        eprintln!("ticketd: --once: {} ok, {} failed", report.ok.len(), report.failed.len());
+        return if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FAILURE) };
+    }
     let control = match crate::control::from_signals() {
         Ok(c) => c,
         Err(e) => {
@@ -123,11 +149,7 @@ async fn run(path: &std::path::Path) -> ExitCode {
             return ExitCode::from(EXIT_FAILURE);
         }
     };
-    let result = match Daemon::prepare(&config, &ProcessEnvironment, Arc::new(SystemClock)) {
-        Ok(daemon) => daemon.run(control).await,
-        Err(e) => Err(e),
-    };
-    exit_code(result)
+    exit_code(daemon.run(control, &ProcessEnvironment).await)
 }
 
 /// Exit 0 on success; otherwise print the error and exit non-zero.

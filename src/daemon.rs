@@ -1,18 +1,21 @@
 //! Wiring: config, credentials, state and scheduler, and the one loop that reacts to control
-//! messages (shutdown; reload comes with the service issue).
+//! messages: shutdown, and reload (validated aside, applied as a diff, or refused whole).
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::board::Board;
 use crate::clock::Clock;
-use crate::config::{Config, Environment, Problems};
+use crate::config::{self, Config, Environment, Problems};
 use crate::control::Control;
 use crate::credentials::{CredentialError, CredentialStore};
 use crate::providers::{CloudProvider, Provider};
-use crate::scheduler::{Event, Parts, Persistence, Scheduler};
+use crate::scheduler::{Command, Event, Parts, Persistence, ReloadSummary, Scheduler};
 use crate::state::{StateDir, StateError};
+use crate::systemd;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -22,12 +25,25 @@ pub enum DaemonError {
     Credentials(Vec<CredentialError>),
     #[error("{0}")]
     State(#[from] StateError),
+    #[error("{0}")]
+    Reload(String),
 }
 
 /// A daemon ready to run: state locked and loaded, credentials resolved, scheduler planned.
 pub struct Daemon {
+    config: Config,
     scheduler: Scheduler,
+    board: Arc<Board>,
+    clock: Arc<dyn Clock>,
     _state_dir: Arc<StateDir>,
+}
+
+/// How `run --once` ended, per ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnceReport {
+    pub ok: Vec<String>,
+    /// Tickets without a valid token, with the last error.
+    pub failed: Vec<(String, String)>,
 }
 
 impl Daemon {
@@ -54,47 +70,141 @@ impl Daemon {
                 "the state file was corrupt; it was moved aside and tickets will be obtained anew"
             );
         }
+        let board = Arc::new(Board::default());
         let parts = Parts {
-            clock,
+            clock: clock.clone(),
             provider,
             credentials,
             persistence: Persistence::Disk(state_dir.clone()),
+            board: board.clone(),
+            watchdog: systemd::watchdog(),
             seed: rand::random(),
         };
         let scheduler = Scheduler::new(parts, &config.tickets, &loaded.state);
-        tracing::info!(
-            tickets = config.tickets.len(),
-            state = %state_dir.path().display(),
-            "ticketd started"
-        );
-        Ok(Daemon { scheduler, _state_dir: state_dir })
+        tracing::info!(tickets = config.tickets.len(), state = %state_dir.path().display(), "ticketd started");
+        Ok(Daemon { config: config.clone(), scheduler, board, clock, _state_dir: state_dir })
     }
 
     pub fn events(&self) -> broadcast::Receiver<Event> {
         self.scheduler.events()
     }
 
+    pub fn board(&self) -> Arc<Board> {
+        self.board.clone()
+    }
+
     /// Run until a shutdown control arrives (or the control channel closes), then finish in-flight
-    /// work, save state and return.
-    pub async fn run(self, mut control: mpsc::UnboundedReceiver<Control>) -> Result<(), DaemonError> {
+    /// work, save state and return. `env` is read again on reload.
+    pub async fn run(
+        self,
+        mut control: mpsc::UnboundedReceiver<Control>,
+        env: &dyn Environment,
+    ) -> Result<(), DaemonError> {
+        let Daemon { mut config, scheduler, board, clock, _state_dir } = self;
         let shutdown = CancellationToken::new();
-        let scheduler = tokio::spawn(self.scheduler.run(shutdown.child_token()));
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let scheduler = tokio::spawn(scheduler.run(shutdown.child_token(), command_rx));
+        let notifier = tokio::spawn(systemd::follow(board.clone(), clock.clone()));
         while let Some(message) = control.recv().await {
             match message {
                 Control::Shutdown => break,
                 Control::Reload => {
-                    tracing::warn!(
-                        "SIGHUP: reloading is not supported by this version; restart to apply config changes"
-                    )
+                    systemd::reloading();
+                    match reload(&config, env, &commands).await {
+                        Ok((next, summary)) => {
+                            tracing::info!(
+                                added = ?summary.added,
+                                removed = ?summary.removed,
+                                changed = ?summary.changed,
+                                replaced = ?summary.replaced,
+                                unchanged = summary.unchanged,
+                                "reloaded the configuration"
+                            );
+                            config = next;
+                        }
+                        Err(e) => {
+                            tracing::error!("reload refused, the running configuration stays: {e}");
+                        }
+                    }
+                    systemd::reloaded(&systemd::status_line(&board, clock.now()));
                 }
             }
         }
         tracing::info!("stopping: finishing writes and saving state");
+        systemd::stopping();
         shutdown.cancel();
         if let Err(e) = scheduler.await {
             tracing::error!(error = %e, "the scheduler task failed");
         }
+        notifier.abort();
         tracing::info!("stopped");
         Ok(())
     }
+
+    /// Obtain every token and write every sink, then stop (`run --once`). A saved token that is
+    /// still valid and not yet due is written as it is. `limit` bounds the whole run.
+    pub async fn run_once(self, limit: Duration) -> OnceReport {
+        let Daemon { scheduler, board, clock, .. } = self;
+        let shutdown = CancellationToken::new();
+        let (_commands, command_rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(scheduler.run(shutdown.child_token(), command_rx));
+        let mut changes = board.subscribe();
+        let settled = |board: &Board| {
+            let now = clock.now();
+            board.snapshot().iter().all(|v| {
+                let written = v.valid(now).is_some() && v.next_at.is_some_and(|at| at > now);
+                written || v.failures > 0
+            })
+        };
+        let wait = async {
+            while !settled(&board) {
+                if changes.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        if tokio::time::timeout(limit, wait).await.is_err() {
+            tracing::error!(limit = %humantime::format_duration(limit), "--once: not every ticket settled in time");
+        }
+        shutdown.cancel();
+        let _ = task.await;
+        let now = clock.now();
+        let mut report = OnceReport { ok: Vec::new(), failed: Vec::new() };
+        for view in board.snapshot() {
+            let name = view.spec.name.clone();
+            if view.valid(now).is_some() {
+                report.ok.push(name);
+            } else {
+                report.failed.push((name, view.last_error.unwrap_or_else(|| "no token obtained in time".into())));
+            }
+        }
+        report
+    }
+}
+
+/// Load and validate the config file again, resolve its credentials, and hand the result to the
+/// scheduler. Nothing running changes unless all of it succeeds.
+async fn reload(
+    running: &Config,
+    env: &dyn Environment,
+    commands: &mpsc::UnboundedSender<Command>,
+) -> Result<(Config, ReloadSummary), DaemonError> {
+    let Some(path) = &running.source else {
+        return Err(DaemonError::Reload("this configuration was not read from a file".into()));
+    };
+    let next = config::load(path, env)?;
+    if next.state_dir != running.state_dir {
+        return Err(DaemonError::Reload(format!(
+            "state_dir cannot change on reload ({} -> {}); restart to move it",
+            running.state_dir.display(),
+            next.state_dir.display()
+        )));
+    }
+    let credentials = CredentialStore::resolve_all(&next, env).map_err(DaemonError::Credentials)?;
+    let (reply, answer) = oneshot::channel();
+    commands
+        .send(Command::Reconfigure { tickets: next.tickets.clone(), credentials, reply })
+        .map_err(|_| DaemonError::Reload("the scheduler has stopped".into()))?;
+    let summary = answer.await.map_err(|_| DaemonError::Reload("the scheduler has stopped".into()))?;
+    Ok((next, summary))
 }

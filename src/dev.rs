@@ -147,7 +147,7 @@ pub async fn run(args: DevArgs) -> ExitCode {
             rx
         }
     };
-    let result = daemon.run(control).await;
+    let result = daemon.run(control, &crate::config::ProcessEnvironment).await;
     let stats = emulator.stats();
     println!(
         "ticketd dev: stopped; the emulator answered {} CreateTicket and {} RefreshToken calls ({} rejected)",

@@ -13,6 +13,7 @@
 //! * [`sinks`] write what consumers read, atomically; [`state`] saves holdings across restarts.
 //! * [`secret`] keeps keys, tokens and tickets out of logs; [`clock`] is the injected wall clock.
 
+pub mod board;
 pub mod cli;
 pub mod clock;
 pub mod config;
@@ -30,4 +31,5 @@ pub mod secret;
 pub mod signing;
 pub mod sinks;
 pub mod state;
+pub mod systemd;
 pub mod token;

@@ -9,16 +9,17 @@
 pub mod timing;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::board::Board;
 use crate::clock::{Clock, until};
 use crate::config::{ApiSpec, TicketSpec};
 use crate::credentials::CredentialStore;
@@ -73,13 +74,29 @@ impl Persistence {
     }
 }
 
-/// A read-only view of one ticket, for status output.
-#[derive(Debug, Clone)]
-pub struct TicketStatus {
-    pub name: String,
-    pub holding: Holding,
-    pub next_at: Option<SystemTime>,
-    pub last_error: Option<String>,
+/// Requests to the running loop.
+pub enum Command {
+    /// Apply a new, already validated set of tickets and credentials (reload).
+    Reconfigure { tickets: Vec<TicketSpec>, credentials: CredentialStore, reply: oneshot::Sender<ReloadSummary> },
+}
+
+/// What a reload changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    /// Settings changed; the held ticket and token are kept.
+    pub changed: Vec<String>,
+    /// The API target changed; what was held is dropped and obtained anew.
+    pub replaced: Vec<String>,
+    pub unchanged: usize,
+}
+
+/// Liveness pings from the loop itself (systemd `WATCHDOG=1`): a stuck loop stops pinging.
+#[derive(Clone)]
+pub struct Watchdog {
+    pub interval: Duration,
+    pub ping: Arc<dyn Fn() + Send + Sync>,
 }
 
 struct Entry {
@@ -96,11 +113,23 @@ struct Entry {
     /// The queue slot that is live for this entry (others are stale).
     slot: Option<(SystemTime, u64)>,
     last_error: Option<String>,
+    /// Bumped when a reload changes what the ticket is for: results of older calls are dropped.
+    epoch: u64,
 }
 
 enum Message {
-    Called { name: String, step: Step, result: Result<Issued, ProviderError>, credentials_expire: Option<SystemTime> },
-    Published { name: String, generation: u64, result: Result<(), String> },
+    Called {
+        name: String,
+        epoch: u64,
+        step: Step,
+        result: Result<Issued, ProviderError>,
+        credentials_expire: Option<SystemTime>,
+    },
+    Published {
+        name: String,
+        generation: u64,
+        result: Result<(), String>,
+    },
 }
 
 /// Everything the scheduler needs from outside.
@@ -109,6 +138,8 @@ pub struct Parts {
     pub provider: Arc<dyn Provider>,
     pub credentials: CredentialStore,
     pub persistence: Persistence,
+    pub board: Arc<Board>,
+    pub watchdog: Option<Watchdog>,
     pub seed: u64,
 }
 
@@ -168,20 +199,9 @@ impl Scheduler {
         self.events.subscribe()
     }
 
-    /// A status snapshot of every ticket, by name.
-    pub fn status(&self) -> Vec<TicketStatus> {
-        let mut all: Vec<TicketStatus> = self
-            .entries
-            .iter()
-            .map(|(name, e)| TicketStatus {
-                name: name.clone(),
-                holding: e.holding.clone(),
-                next_at: e.slot.map(|s| s.0),
-                last_error: e.last_error.clone(),
-            })
-            .collect();
-        all.sort_by(|a, b| a.name.cmp(&b.name));
-        all
+    /// The board this scheduler keeps up to date.
+    pub fn board(&self) -> Arc<Board> {
+        self.parts.board.clone()
     }
 
     fn insert(&mut self, spec: Arc<TicketSpec>, holding: Holding) {
@@ -202,8 +222,11 @@ impl Scheduler {
                 publish_attempt: 0,
                 slot: None,
                 last_error: None,
+                epoch: 0,
             },
         );
+        let spec = self.entries[&name].spec.clone();
+        self.parts.board.upsert(&name, &spec, |_| {});
         if has_current {
             self.publish(&name);
         }
@@ -211,13 +234,25 @@ impl Scheduler {
     }
 
     /// Run until `shutdown` is cancelled, then finish in-flight work and save state.
-    pub async fn run(mut self, shutdown: CancellationToken) -> Self {
+    pub async fn run(mut self, shutdown: CancellationToken, mut commands: mpsc::UnboundedReceiver<Command>) -> Self {
+        let mut last_ping = tokio::time::Instant::now();
         loop {
+            if let Some(w) = &self.parts.watchdog
+                && last_ping.elapsed() >= w.interval / 2
+            {
+                (w.ping)();
+                last_ping = tokio::time::Instant::now();
+            }
             let next = self.next_wake();
-            let sleep = next.map(|at| until(self.parts.clock.now(), at).min(WALL_CLOCK_RECHECK));
+            let mut sleep = next.map(|at| until(self.parts.clock.now(), at).min(WALL_CLOCK_RECHECK));
+            if let Some(w) = &self.parts.watchdog {
+                let ping_in = (w.interval / 2).saturating_sub(last_ping.elapsed());
+                sleep = Some(sleep.map_or(ping_in, |s| s.min(ping_in)));
+            }
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
+                Some(command) = commands.recv() => self.command(command),
                 Some(message) = self.rx.recv() => self.handle(message),
                 () = sleep_or_forever(sleep) => self.fire_due(),
             }
@@ -288,11 +323,13 @@ impl Scheduler {
                 None => Operation::Mint,
             },
         };
+        let epoch = entry.epoch;
         let credentials = match self.parts.credentials.get(&entry.spec.credentials) {
             Ok(c) => c,
             Err(e) => {
                 let message = Message::Called {
                     name: name.to_string(),
+                    epoch,
                     step: plan.step,
                     result: Err(e.into()),
                     credentials_expire: None,
@@ -319,15 +356,18 @@ impl Scheduler {
                     timeout: CALL_TIMEOUT,
                 }),
             };
-            let _ = tx.send(Message::Called { name, step, result, credentials_expire });
+            let _ = tx.send(Message::Called { name, epoch, step, result, credentials_expire });
         });
     }
 
     fn handle(&mut self, message: Message) {
         match message {
-            Message::Called { name, step, result, credentials_expire } => {
+            Message::Called { name, epoch, step, result, credentials_expire } => {
                 self.in_flight = self.in_flight.saturating_sub(1);
                 let Some(entry) = self.entries.get_mut(&name) else { return };
+                if entry.epoch != epoch {
+                    return; // A reload changed the ticket while this call was out; its call is already redone.
+                }
                 entry.in_flight = false;
                 let now = self.parts.clock.now();
                 let result = result.and_then(|issued| apply(&mut entry.holding, step, issued, credentials_expire, now));
@@ -343,6 +383,8 @@ impl Scheduler {
                     Ok(()) if entry.holding.generation() == generation => {
                         entry.unpublished = false;
                         entry.publish_attempt = 0;
+                        let current = entry.holding.current.clone();
+                        self.parts.board.upsert(&name, &entry.spec, |view| view.current = current);
                         self.emit(Event::Published { name: name.clone(), generation });
                         self.save_soon(now + SAVE_DEBOUNCE);
                     }
@@ -370,6 +412,10 @@ impl Scheduler {
         entry.attempt = 0;
         entry.last_error = None;
         entry.jitter = self.rng.random();
+        self.parts.board.upsert(name, &entry.spec, |view| {
+            view.last_error = None;
+            view.failures = 0;
+        });
         match change {
             Change::Ticket { expires_at } => {
                 tracing::info!(ticket = %name, expires_at = %crate::clock::rfc3339(expires_at), "minted a new ticket");
@@ -409,6 +455,11 @@ impl Scheduler {
             tracing::warn!(ticket = %name, error = %text, attempt = entry.attempt, retry_in, "call failed; keeping the last good token");
         }
         entry.last_error = Some(text.clone());
+        let failures = entry.attempt;
+        self.parts.board.upsert(name, &entry.spec, |view| {
+            view.last_error = Some(text.clone());
+            view.failures = failures;
+        });
         self.emit(Event::CallFailed { name: name.to_string(), error: text, retry_at, token_expires_at });
         self.schedule_at(name, retry_at);
     }
@@ -443,6 +494,71 @@ impl Scheduler {
         self.seq += 1;
         entry.slot = Some((at, self.seq));
         self.queue.push(Reverse((at, self.seq, name.to_string())));
+        self.parts.board.upsert(name, &entry.spec, |view| view.next_at = Some(at));
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Reconfigure { tickets, credentials, reply } => {
+                let summary = self.reconfigure(tickets, credentials);
+                let _ = reply.send(summary);
+            }
+        }
+    }
+
+    /// Apply a reloaded config: unchanged tickets keep everything, changed ones keep their holding
+    /// when it is still good for the new settings, removed ones stop (their files stay).
+    fn reconfigure(&mut self, tickets: Vec<TicketSpec>, credentials: CredentialStore) -> ReloadSummary {
+        self.parts.credentials.replace(&credentials);
+        let mut summary = ReloadSummary::default();
+        let keep: HashSet<&str> = tickets.iter().map(|t| t.name.as_str()).collect();
+        let mut removed: Vec<String> = self.entries.keys().filter(|n| !keep.contains(n.as_str())).cloned().collect();
+        removed.sort();
+        for name in &removed {
+            self.entries.remove(name);
+            self.parts.board.remove(name);
+        }
+        summary.removed = removed;
+        let now = self.parts.clock.now();
+        for spec in tickets {
+            let name = spec.name.clone();
+            let Some(entry) = self.entries.get_mut(&name) else {
+                self.insert(Arc::new(spec), Holding::default());
+                summary.added.push(name);
+                continue;
+            };
+            if *entry.spec == spec {
+                summary.unchanged += 1;
+                continue;
+            }
+            let same_target = identity(&entry.spec) == identity(&spec);
+            entry.spec = Arc::new(spec);
+            entry.attempt = 0;
+            entry.last_error = None;
+            if same_target {
+                summary.changed.push(name.clone());
+                entry.unpublished = entry.holding.valid_token(now).is_some();
+                if entry.unpublished {
+                    self.publish(&name);
+                }
+            } else {
+                summary.replaced.push(name.clone());
+                entry.holding = Holding::default();
+                // A call still out for the old target is dropped when it returns (its epoch is old).
+                entry.epoch += 1;
+                entry.in_flight = false;
+                entry.unpublished = false;
+                let spec = entry.spec.clone();
+                self.parts.board.upsert(&name, &spec, |view| {
+                    view.current = None;
+                    view.failures = 0;
+                    view.last_error = None;
+                });
+            }
+            self.reschedule(&name, now);
+        }
+        self.save_soon(now);
+        summary
     }
 
     fn save_soon(&mut self, at: SystemTime) {

@@ -160,12 +160,15 @@ async fn simulate(
         provider,
         credentials,
         persistence: Persistence::Memory(memory),
+        board: Arc::new(Board::default()),
+        watchdog: None,
         seed: 7,
     };
     let scheduler = Scheduler::new(parts, tickets, saved);
     let mut rx = scheduler.events();
     let stop = CancellationToken::new();
-    let task = tokio::spawn(scheduler.run(stop.clone()));
+    let (_commands, command_rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(scheduler.run(stop.clone(), command_rx));
     let collector_clock = clock.clone();
     let done = CancellationToken::new();
     let collector_done = done.clone();
@@ -328,4 +331,101 @@ async fn sts_credentials_cap_the_token_and_failures_keep_the_last_good_token() {
     assert_eq!(kept, token);
     assert!(provider.count(CallKind::Refresh, false) >= 3);
     assert!(run.scheduler.entries["dash"].last_error.as_deref().unwrap().contains("ServerBusy"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn reload_keeps_unchanged_tickets_replans_changed_ones_and_drops_removed_ones() {
+    let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
+    let provider = FakeSls::new(clock.clone(), 0.0, 1);
+    let board = Arc::new(Board::default());
+    let parts = Parts {
+        clock: Arc::new(clock.clone()),
+        provider: provider.clone(),
+        credentials: credential_store(None),
+        persistence: Persistence::Memory(Arc::new(Mutex::new(StateFile::default()))),
+        board: board.clone(),
+        watchdog: None,
+        seed: 3,
+    };
+    let keep = sls_ticket("keep", 30 * DAY, DAY);
+    let tune = sls_ticket("tune", 30 * DAY, DAY);
+    let moved = sls_ticket("moved", 30 * DAY, DAY);
+    let gone = sls_ticket("gone", 30 * DAY, DAY);
+    let scheduler =
+        Scheduler::new(parts, &[keep.clone(), tune.clone(), moved.clone(), gone.clone()], &StateFile::default());
+    let stop = CancellationToken::new();
+    let (commands, command_rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(scheduler.run(stop.clone(), command_rx));
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    assert_eq!(provider.count(CallKind::Mint, true), 4);
+    let before = |name: &str| board.get(name).unwrap().current.unwrap();
+    let (keep_before, tune_before) = (before("keep"), before("tune"));
+
+    let mut tuned = tune.clone();
+    let ApiSpec::Sls(sls) = &mut tuned.api;
+    sls.token_lifetime = Duration::from_secs(3600);
+    let mut retargeted = moved.clone();
+    let ApiSpec::Sls(sls) = &mut retargeted.api;
+    sls.endpoint = Endpoint { base: url::Url::parse("https://ap-southeast-1.log.aliyuncs.com").unwrap() };
+    let added = sls_ticket("new", 30 * DAY, DAY);
+    let (reply, answer) = oneshot::channel();
+    commands
+        .send(Command::Reconfigure {
+            tickets: vec![keep.clone(), tuned, retargeted, added],
+            credentials: credential_store(None),
+            reply,
+        })
+        .ok()
+        .unwrap();
+    let summary = answer.await.unwrap();
+    assert_eq!(
+        summary,
+        ReloadSummary {
+            added: vec!["new".into()],
+            removed: vec!["gone".into()],
+            changed: vec!["tune".into()],
+            replaced: vec!["moved".into()],
+            unchanged: 1,
+        }
+    );
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    // Only the new and the retargeted tickets were minted again.
+    assert_eq!(provider.count(CallKind::Mint, true), 6);
+    assert_eq!(before("keep"), keep_before);
+    assert_eq!(before("tune").ticket, tune_before.ticket, "a settings change keeps the ticket");
+    assert!(board.get("gone").is_none());
+    assert!(board.get("new").unwrap().current.is_some());
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_watchdog_is_pinged_from_the_loop_while_nothing_is_due() {
+    let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
+    let pings = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counter = pings.clone();
+    let parts = Parts {
+        clock: Arc::new(clock.clone()),
+        provider: FakeSls::new(clock.clone(), 0.0, 1),
+        credentials: credential_store(None),
+        persistence: Persistence::Memory(Arc::new(Mutex::new(StateFile::default()))),
+        board: Arc::new(Board::default()),
+        watchdog: Some(Watchdog {
+            interval: Duration::from_secs(30),
+            ping: Arc::new(move || {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }),
+        }),
+        seed: 3,
+    };
+    let scheduler = Scheduler::new(parts, &[sls_ticket("a", 30 * DAY, DAY)], &StateFile::default());
+    let stop = CancellationToken::new();
+    let (_commands, command_rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(scheduler.run(stop.clone(), command_rx));
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    stop.cancel();
+    task.await.unwrap();
+    // One ping per half interval: about 40 in ten minutes.
+    let n = pings.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((38..=42).contains(&n), "pings: {n}");
 }

@@ -1,0 +1,88 @@
+//! The board: what each ticket holds right now, as written to its sinks, for readers outside the
+//! scheduler loop (the socket API, `--once`, systemd readiness and status lines).
+//!
+//! Only the scheduler writes it. Every change bumps a version that readers can wait on, so a
+//! long-poll or a readiness check never polls.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::SystemTime;
+
+use tokio::sync::watch;
+
+use crate::config::TicketSpec;
+use crate::token::Current;
+
+/// One ticket as the outside sees it.
+#[derive(Debug, Clone)]
+pub struct TicketView {
+    pub spec: Arc<TicketSpec>,
+    /// The token every sink holds (none until the first is written).
+    pub current: Option<Current>,
+    /// When the scheduler will act next.
+    pub next_at: Option<SystemTime>,
+    /// The last failure since the last success.
+    pub last_error: Option<String>,
+    /// Failed calls since the last success.
+    pub failures: u32,
+}
+
+impl TicketView {
+    /// A token that has not expired at `now`.
+    pub fn valid(&self, now: SystemTime) -> Option<&Current> {
+        self.current.as_ref().filter(|c| c.token.is_valid_at(now))
+    }
+
+    /// Settled: it holds a valid token, or its last attempt failed (it has been tried).
+    pub fn settled(&self, now: SystemTime) -> bool {
+        self.valid(now).is_some() || self.failures > 0
+    }
+}
+
+#[derive(Debug)]
+pub struct Board {
+    tickets: RwLock<BTreeMap<String, TicketView>>,
+    version: watch::Sender<u64>,
+}
+
+impl Default for Board {
+    fn default() -> Self {
+        Board { tickets: RwLock::new(BTreeMap::new()), version: watch::channel(0).0 }
+    }
+}
+
+impl Board {
+    pub fn snapshot(&self) -> Vec<TicketView> {
+        self.tickets.read().expect("board lock").values().cloned().collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<TicketView> {
+        self.tickets.read().expect("board lock").get(name).cloned()
+    }
+
+    /// A receiver that changes whenever any ticket does.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.version.subscribe()
+    }
+
+    pub(crate) fn upsert(&self, name: &str, spec: &Arc<TicketSpec>, change: impl FnOnce(&mut TicketView)) {
+        {
+            let mut tickets = self.tickets.write().expect("board lock");
+            let view = tickets.entry(name.to_string()).or_insert_with(|| TicketView {
+                spec: spec.clone(),
+                current: None,
+                next_at: None,
+                last_error: None,
+                failures: 0,
+            });
+            view.spec = spec.clone();
+            change(view);
+        }
+        self.version.send_modify(|v| *v += 1);
+    }
+
+    pub(crate) fn remove(&self, name: &str) {
+        self.tickets.write().expect("board lock").remove(name);
+        self.version.send_modify(|v| *v += 1);
+    }
+}

@@ -1,0 +1,92 @@
+//! systemd notifications: `READY=1` once every ticket is settled, `STATUS=` lines with counts,
+//! `RELOADING=1` and `STOPPING=1`, and the watchdog ping. Without `NOTIFY_SOCKET` every call is a
+//! no-op.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use sd_notify::NotifyState;
+
+use crate::board::Board;
+use crate::clock::{Clock, until};
+use crate::scheduler::Watchdog;
+
+fn send(states: &[NotifyState<'_>]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_none() {
+        return;
+    }
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::warn!(error = %e, "cannot notify systemd");
+    }
+}
+
+/// The watchdog, when systemd asked for one (`WatchdogSec=`).
+pub fn watchdog() -> Option<Watchdog> {
+    let interval = sd_notify::watchdog_enabled()?;
+    Some(Watchdog { interval, ping: Arc::new(|| send(&[NotifyState::Watchdog])) })
+}
+
+pub fn reloading() {
+    match NotifyState::monotonic_usec_now() {
+        Ok(now) => send(&[NotifyState::Reloading, now]),
+        Err(_) => send(&[NotifyState::Reloading]),
+    }
+}
+
+pub fn reloaded(status: &str) {
+    send(&[NotifyState::Ready, NotifyState::Status(status)]);
+}
+
+pub fn stopping() {
+    send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
+}
+
+/// Every ticket settled: holding a valid token, or tried and failed.
+pub fn all_settled(board: &Board, now: SystemTime) -> bool {
+    board.snapshot().iter().all(|v| v.settled(now))
+}
+
+/// A one-line summary, e.g. "3 tickets fresh, next refresh in 4h 12m".
+pub fn status_line(board: &Board, now: SystemTime) -> String {
+    let views = board.snapshot();
+    let fresh = views.iter().filter(|v| v.valid(now).is_some()).count();
+    let failing = views.iter().filter(|v| v.failures > 0).count();
+    let waiting = views.len() - fresh;
+    let mut line = format!("{fresh} ticket{} fresh", if fresh == 1 { "" } else { "s" });
+    if waiting > 0 {
+        line.push_str(&format!(", {waiting} without a token"));
+    }
+    if failing > 0 {
+        line.push_str(&format!(", {failing} failing"));
+    }
+    if let Some(next) = views.iter().filter_map(|v| v.next_at).min() {
+        let secs = until(now, next).as_secs();
+        line.push_str(&format!(", next refresh in {}", humantime::format_duration(Duration::from_secs(secs))));
+    }
+    line
+}
+
+/// Follow the board: `READY=1` once all tickets are settled, `STATUS=` when the line changes
+/// (at most once a second). Runs until the board's sender is gone or the task is aborted.
+pub async fn follow(board: Arc<Board>, clock: Arc<dyn Clock>) {
+    let mut changes = board.subscribe();
+    let mut ready = false;
+    let mut last = String::new();
+    loop {
+        let now = clock.now();
+        let line = status_line(&board, now);
+        if !ready && all_settled(&board, now) {
+            ready = true;
+            send(&[NotifyState::Ready, NotifyState::Status(&line)]);
+            tracing::info!(status = %line, "ready");
+            last = line;
+        } else if line != last {
+            send(&[NotifyState::Status(&line)]);
+            last = line;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        if changes.changed().await.is_err() {
+            break;
+        }
+    }
+}
