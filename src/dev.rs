@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::clock::{Clock, SystemClock, until};
 use crate::config::{
-    ApiSpec, Config, CredentialSpec, Endpoint, FileFormat, FileSink, SinkSpec, SlsSpec, SourceSpec, TicketSpec, Vendor,
+    ApiSpec, Config, CredentialSpec, DEFAULT_ENV_PREFIX, Endpoint, EnvNames, Kind, FileFormat, FileSink, SinkSpec, SlsSpec, SourceSpec, TicketSpec, Vendor,
 };
 use crate::credentials::Credentials;
 use crate::daemon::Daemon;
@@ -41,7 +41,12 @@ pub fn config(dir: &std::path::Path, endpoint: &str, credentials: Credentials, a
     let ticket_lifetime: Duration = args.ticket_lifetime.into();
     let token_lifetime: Duration = args.token_lifetime.into();
     let sink =
-        |ext: &str, format| SinkSpec::File(FileSink { path: dir.join(format!("{TICKET}.{ext}")), format, mode: 0o600 });
+        |ext: &str, format| SinkSpec::File(FileSink {
+            path: dir.join(format!("{TICKET}.{ext}")),
+            format,
+            mode: 0o600,
+            env_names: EnvNames::defaults(DEFAULT_ENV_PREFIX, Kind::Sls),
+        });
     Config {
         source: None,
         state_dir: dir.join("state"),

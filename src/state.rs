@@ -39,6 +39,19 @@ pub struct StoredTicket {
 pub fn identity(spec: &TicketSpec) -> String {
     match &spec.api {
         ApiSpec::Sls(sls) => format!("sls endpoint={}", sls.endpoint),
+        ApiSpec::Dsw(dsw) => format!(
+            "dsw endpoint={} instance_id={} token_type={} audience={}",
+            dsw.endpoint,
+            dsw.instance_id,
+            dsw.token_type.as_str(),
+            dsw.audience.as_deref().unwrap_or("")
+        ),
+        ApiSpec::Tcr(tcr) => format!(
+            "tcr endpoint={} registry_id={} token_type={}",
+            tcr.endpoint,
+            tcr.registry_id,
+            tcr.token_type.as_str()
+        ),
     }
 }
 

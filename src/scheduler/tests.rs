@@ -53,7 +53,7 @@ impl Provider for FakeSls {
         op: Operation,
         _credentials: Credentials,
     ) -> BoxFuture<Result<Issued, ProviderError>> {
-        let ApiSpec::Sls(sls) = &spec.api;
+        let ApiSpec::Sls(sls) = &spec.api else { panic!("FakeSls serves sls tickets only") };
         let now = self.clock.now();
         let failed = {
             let mut f = self.fail.lock().unwrap();
