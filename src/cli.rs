@@ -156,6 +156,7 @@ async fn emulator(args: EmulatorArgs) -> ExitCode {
         config::Environment::var(&env, config::ALIBABA_ACCESS_KEY_SECRET_ENV),
     ) {
         (Some(id), Some(secret)) => crate::emulator::EmulatorKey {
+            vendor: config::Vendor::Alibaba,
             access_key_id: id,
             access_key_secret: crate::secret::Secret::new(secret),
             security_token: config::Environment::var(&env, config::ALIBABA_SECURITY_TOKEN_ENV)
@@ -169,7 +170,26 @@ async fn emulator(args: EmulatorArgs) -> ExitCode {
             key
         }
     };
-    let emulator = match crate::emulator::Emulator::start(args.listen, vec![key], Arc::new(SystemClock)).await {
+    let tencent = match (
+        config::Environment::var(&env, config::TENCENT_SECRET_ID_ENV),
+        config::Environment::var(&env, config::TENCENT_SECRET_KEY_ENV),
+    ) {
+        (Some(id), Some(secret)) => crate::emulator::EmulatorKey {
+            vendor: config::Vendor::Tencent,
+            access_key_id: id,
+            access_key_secret: crate::secret::Secret::new(secret),
+            security_token: config::Environment::var(&env, config::TENCENT_SESSION_TOKEN_ENV)
+                .map(crate::secret::Secret::new),
+        },
+        _ => {
+            let key = crate::emulator::generate_tencent_key("AKIDemu");
+            println!("export {}={}", config::TENCENT_SECRET_ID_ENV, key.access_key_id);
+            println!("export {}={}", config::TENCENT_SECRET_KEY_ENV, key.access_key_secret.expose());
+            key
+        }
+    };
+    let keys = vec![key, tencent];
+    let emulator = match crate::emulator::Emulator::start(args.listen, keys, Arc::new(SystemClock)).await {
         Ok(e) => e,
         Err(e) => {
             eprintln!("ticketd emulator: cannot listen on {}: {e}", args.listen);
