@@ -1,7 +1,7 @@
-//! The command line: `run` (default), `check-config`, `dev`, `emulator`.
+//! The command line: `run` (default), `check-config`, `dev`, `emulator`, `docker-credential`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -43,7 +43,13 @@ pub enum Command {
     Dev(crate::dev::DevArgs),
     /// Run only the emulator of the cloud APIs, on loopback.
     Emulator(EmulatorArgs),
+    /// Docker credential helper for TCR registries (`get|store|erase|list`); also runs when the
+    /// binary is invoked as `docker-credential-ticketd`.
+    DockerCredential(crate::docker_credential::DockerCredentialArgs),
 }
+
+/// Invoked under this name, the binary is `ticketd docker-credential`.
+pub const HELPER_NAME: &str = "docker-credential-ticketd";
 
 #[derive(Debug, clap::Args)]
 pub struct EmulatorArgs {
@@ -54,7 +60,12 @@ pub struct EmulatorArgs {
 
 /// Parse the command line, run, and map the outcome to an exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let invoked_as = args.first().map(Path::new).and_then(Path::file_name).map(|n| n.to_os_string());
+    if invoked_as.is_some_and(|n| n == HELPER_NAME) {
+        args.splice(0..1, ["ticketd".into(), "docker-credential".into()]);
+    }
+    let cli = Cli::parse_from(args);
     let command = match (cli.command, cli.check_config) {
         (_, true) => Command::CheckConfig,
         (Some(c), false) => c,
@@ -74,6 +85,7 @@ pub fn main() -> ExitCode {
             logging::init(cli.log_format, "info");
             runtime(async move { emulator(args).await })
         }
+        Command::DockerCredential(args) => crate::docker_credential::main(&args, &cli.config),
     }
 }
 

@@ -157,6 +157,18 @@ impl StateDir {
     }
 }
 
+/// Read `dir`'s state file without taking the lock (for readers beside a running daemon, such as
+/// the docker credential helper). A missing file is an empty state; a corrupt one is an error.
+pub fn read_unlocked(dir: &Path) -> Result<StateFile, StateError> {
+    let path = dir.join(STATE_FILE);
+    let text = match fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(StateFile { version: VERSION, ..Default::default() }),
+        Err(source) => return Err(StateError::Read { path, source }),
+    };
+    parse(&text).map_err(|why| StateError::Read { path, source: io::Error::new(io::ErrorKind::InvalidData, why) })
+}
+
 fn parse(text: &[u8]) -> Result<StateFile, String> {
     let state: StateFile = serde_json::from_slice(text).map_err(|e| e.to_string())?;
     if state.version != VERSION {
