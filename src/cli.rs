@@ -1,7 +1,7 @@
-//! The command line: `run` (default), `check-config`, `dev`, `emulator`.
+//! The command line: `run` (default), `check-config`, `dev`, `emulator`, `docker-credential`.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -43,6 +43,9 @@ pub enum Command {
     Dev(crate::dev::DevArgs),
     /// Run only the emulator of the cloud APIs, on loopback.
     Emulator(EmulatorArgs),
+    /// Docker credential helper for TCR registries (`get|store|erase|list`); also runs when the
+    /// binary is invoked as `docker-credential-ticketd`.
+    DockerCredential(crate::docker_credential::DockerCredentialArgs),
 }
 
 #[derive(Debug, Default, clap::Args)]
@@ -55,6 +58,9 @@ pub struct RunArgs {
     pub once_timeout: Option<humantime::Duration>,
 }
 
+/// Invoked under this name, the binary is `ticketd docker-credential`.
+pub const HELPER_NAME: &str = "docker-credential-ticketd";
+
 #[derive(Debug, clap::Args)]
 pub struct EmulatorArgs {
     /// Loopback address to listen on.
@@ -64,7 +70,12 @@ pub struct EmulatorArgs {
 
 /// Parse the command line, run, and map the outcome to an exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let invoked_as = args.first().map(Path::new).and_then(Path::file_name).map(|n| n.to_os_string());
+    if invoked_as.is_some_and(|n| n == HELPER_NAME) {
+        args.splice(0..1, ["ticketd".into(), "docker-credential".into()]);
+    }
+    let cli = Cli::parse_from(args);
     let command = match (cli.command, cli.check_config) {
         (_, true) => Command::CheckConfig,
         (Some(c), false) => c,
@@ -84,6 +95,7 @@ pub fn main() -> ExitCode {
             logging::init(cli.log_format, "info");
             runtime(async move { emulator(args).await })
         }
+        Command::DockerCredential(args) => crate::docker_credential::main(&args, &cli.config),
     }
 }
 
@@ -178,6 +190,7 @@ async fn emulator(args: EmulatorArgs) -> ExitCode {
         config::Environment::var(&env, config::ALIBABA_ACCESS_KEY_SECRET_ENV),
     ) {
         (Some(id), Some(secret)) => crate::emulator::EmulatorKey {
+            vendor: config::Vendor::Alibaba,
             access_key_id: id,
             access_key_secret: crate::secret::Secret::new(secret),
             security_token: config::Environment::var(&env, config::ALIBABA_SECURITY_TOKEN_ENV)
@@ -191,7 +204,26 @@ async fn emulator(args: EmulatorArgs) -> ExitCode {
             key
         }
     };
-    let emulator = match crate::emulator::Emulator::start(args.listen, vec![key], Arc::new(SystemClock)).await {
+    let tencent = match (
+        config::Environment::var(&env, config::TENCENT_SECRET_ID_ENV),
+        config::Environment::var(&env, config::TENCENT_SECRET_KEY_ENV),
+    ) {
+        (Some(id), Some(secret)) => crate::emulator::EmulatorKey {
+            vendor: config::Vendor::Tencent,
+            access_key_id: id,
+            access_key_secret: crate::secret::Secret::new(secret),
+            security_token: config::Environment::var(&env, config::TENCENT_SESSION_TOKEN_ENV)
+                .map(crate::secret::Secret::new),
+        },
+        _ => {
+            let key = crate::emulator::generate_tencent_key("AKIDemu");
+            println!("export {}={}", config::TENCENT_SECRET_ID_ENV, key.access_key_id);
+            println!("export {}={}", config::TENCENT_SECRET_KEY_ENV, key.access_key_secret.expose());
+            key
+        }
+    };
+    let keys = vec![key, tencent];
+    let emulator = match crate::emulator::Emulator::start(args.listen, keys, Arc::new(SystemClock)).await {
         Ok(e) => e,
         Err(e) => {
             eprintln!("ticketd emulator: cannot listen on {}: {e}", args.listen);

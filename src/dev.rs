@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use crate::clock::{Clock, SystemClock, until};
 use crate::config::{
-    ApiSpec, Config, CredentialSpec, Endpoint, FileFormat, FileSink, SinkSpec, SlsSpec, SourceSpec, TicketSpec, Vendor,
+    ApiSpec, Config, CredentialSpec, DEFAULT_ENV_PREFIX, Endpoint, EnvNames, FileFormat, FileSink, Kind, SinkSpec,
+    SlsSpec, SourceSpec, TicketSpec, Vendor,
 };
 use crate::credentials::Credentials;
 use crate::daemon::Daemon;
@@ -40,8 +41,14 @@ const TICKET: &str = "dev-dashboard";
 pub fn config(dir: &std::path::Path, endpoint: &str, credentials: Credentials, args: &DevArgs) -> Config {
     let ticket_lifetime: Duration = args.ticket_lifetime.into();
     let token_lifetime: Duration = args.token_lifetime.into();
-    let sink =
-        |ext: &str, format| SinkSpec::File(FileSink { path: dir.join(format!("{TICKET}.{ext}")), format, mode: 0o600 });
+    let sink = |ext: &str, format| {
+        SinkSpec::File(FileSink {
+            path: dir.join(format!("{TICKET}.{ext}")),
+            format,
+            mode: 0o600,
+            env_names: EnvNames::defaults(DEFAULT_ENV_PREFIX, Kind::Sls),
+        })
+    };
     Config {
         source: None,
         state_dir: dir.join("state"),

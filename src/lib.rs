@@ -11,6 +11,7 @@
 //!   pure maths in [`scheduler::timing`], when to mint, refresh or retry.
 //! * [`providers`] make the API calls (one module per API), signed by [`signing`].
 //! * [`sinks`] write what consumers read, atomically; [`state`] saves holdings across restarts.
+//! * [`docker_credential`] answers docker's credential-helper protocol from the saved state.
 //! * [`secret`] keeps keys, tokens and tickets out of logs; [`clock`] is the injected wall clock.
 
 pub mod board;
@@ -21,6 +22,7 @@ pub mod control;
 pub mod credentials;
 pub mod daemon;
 pub mod dev;
+pub mod docker_credential;
 pub mod emulator;
 pub mod http;
 pub mod jwt;

@@ -39,6 +39,19 @@ pub struct StoredTicket {
 pub fn identity(spec: &TicketSpec) -> String {
     match &spec.api {
         ApiSpec::Sls(sls) => format!("sls endpoint={}", sls.endpoint),
+        ApiSpec::Dsw(dsw) => format!(
+            "dsw endpoint={} instance_id={} token_type={} audience={}",
+            dsw.endpoint,
+            dsw.instance_id,
+            dsw.token_type.as_str(),
+            dsw.audience.as_deref().unwrap_or("")
+        ),
+        ApiSpec::Tcr(tcr) => format!(
+            "tcr endpoint={} registry_id={} token_type={}",
+            tcr.endpoint,
+            tcr.registry_id,
+            tcr.token_type.as_str()
+        ),
     }
 }
 
@@ -142,6 +155,20 @@ impl StateDir {
         json.push(b'\n');
         crate::sinks::atomic::write_atomically(&path, &json, 0o600).map_err(|source| StateError::Write { path, source })
     }
+}
+
+/// Read `dir`'s state file without taking the lock (for readers beside a running daemon, such as
+/// the docker credential helper). A missing file is an empty state; a corrupt one is an error.
+pub fn read_unlocked(dir: &Path) -> Result<StateFile, StateError> {
+    let path = dir.join(STATE_FILE);
+    let text = match fs::read(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(StateFile { version: VERSION, ..Default::default() });
+        }
+        Err(source) => return Err(StateError::Read { path, source }),
+    };
+    parse(&text).map_err(|why| StateError::Read { path, source: io::Error::new(io::ErrorKind::InvalidData, why) })
 }
 
 fn parse(text: &[u8]) -> Result<StateFile, String> {

@@ -30,6 +30,12 @@ pub const MAX_SLS_TICKET_LIFETIME: Duration = Duration::from_secs(30 * 86_400);
 pub const DEFAULT_SLS_TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);
 /// The longest SLS access token (`accessTokenExpirationTime` max 86400 s).
 pub const MAX_SLS_TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);
+/// Optional. Default DSW `ExpireTime`.
+pub const DEFAULT_DSW_TOKEN_LIFETIME: Duration = Duration::from_secs(3_600);
+/// The longest DSW token ticketd asks for (the API documents no maximum).
+pub const MAX_DSW_TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);
+/// Optional. Default TCR API endpoint.
+pub const DEFAULT_TCR_ENDPOINT: &str = "tcr.tencentcloudapi.com";
 /// The shortest lifetime ticketd accepts: anything shorter cannot be refreshed reliably.
 pub const MIN_LIFETIME: Duration = Duration::from_secs(10);
 /// Optional. Default file mode of a sink file.
@@ -99,12 +105,16 @@ pub enum SourceSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Kind {
     Sls,
+    Dsw,
+    Tcr,
 }
 
 impl Kind {
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Sls => "sls",
+            Kind::Dsw => "dsw",
+            Kind::Tcr => "tcr",
         }
     }
 }
@@ -122,6 +132,8 @@ impl TicketSpec {
     pub fn kind(&self) -> Kind {
         match self.api {
             ApiSpec::Sls(_) => Kind::Sls,
+            ApiSpec::Dsw(_) => Kind::Dsw,
+            ApiSpec::Tcr(_) => Kind::Tcr,
         }
     }
 }
@@ -130,6 +142,65 @@ impl TicketSpec {
 #[derive(Debug, Clone, PartialEq)]
 pub enum ApiSpec {
     Sls(SlsSpec),
+    Dsw(DswSpec),
+    Tcr(TcrSpec),
+}
+
+/// A PAI-DSW instance token: one `GetToken` call per token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DswSpec {
+    pub endpoint: Endpoint,
+    pub instance_id: String,
+    /// `ExpireTime`; the token's expiry counts from when the request was sent.
+    pub token_lifetime: Duration,
+    pub token_type: DswTokenType,
+    pub audience: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DswTokenType {
+    Access,
+    View,
+}
+
+impl DswTokenType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DswTokenType::Access => "Access",
+            DswTokenType::View => "View",
+        }
+    }
+}
+
+/// Tencent TCR instance credentials: one `CreateInstanceToken` call per token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TcrSpec {
+    pub endpoint: Endpoint,
+    /// `X-TC-Region`.
+    pub region: String,
+    pub registry_id: String,
+    pub token_type: TcrTokenType,
+    /// `Desc` (long-term tokens).
+    pub description: Option<String>,
+    /// The registry host the credentials log in to (docker outputs).
+    pub registry: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcrTokenType {
+    /// Valid one hour, refreshed like any token.
+    Temp,
+    /// Minted once and kept until close to its expiry.
+    LongTerm,
+}
+
+impl TcrTokenType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TcrTokenType::Temp => "temp",
+            TcrTokenType::LongTerm => "longterm",
+        }
+    }
 }
 
 /// An SLS share ticket: CreateTicket, then RefreshToken until the ceiling.
@@ -186,6 +257,26 @@ impl fmt::Display for Endpoint {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SinkSpec {
     File(FileSink),
+    DockerConfig(DockerConfigSink),
+}
+
+impl SinkSpec {
+    /// The file this sink writes.
+    pub fn path(&self) -> &Path {
+        match self {
+            SinkSpec::File(f) => &f.path,
+            SinkSpec::DockerConfig(d) => &d.path,
+        }
+    }
+}
+
+/// A docker `config.json` whose `auths["<registry>"]` entry ticketd keeps current.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DockerConfigSink {
+    pub path: PathBuf,
+    /// The `auths` key: the ticket's `registry`.
+    pub registry: String,
+    pub mode: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -193,7 +284,32 @@ pub struct FileSink {
     pub path: PathBuf,
     pub format: FileFormat,
     pub mode: u32,
+    /// Variable names of the `env` format.
+    pub env_names: EnvNames,
 }
+
+/// The variable names the `env` file format writes (unset: that line is left out).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvNames {
+    pub token: String,
+    pub username: Option<String>,
+    pub expires_at: Option<String>,
+}
+
+impl EnvNames {
+    /// Optional. Default: `<PREFIX>TOKEN`, `<PREFIX>USERNAME` (tcr only), `<PREFIX>EXPIRES_AT`, with
+    /// prefix `env_prefix` (default [`DEFAULT_ENV_PREFIX`]).
+    pub fn defaults(prefix: &str, kind: Kind) -> EnvNames {
+        EnvNames {
+            token: format!("{prefix}TOKEN"),
+            username: (kind == Kind::Tcr).then(|| format!("{prefix}USERNAME")),
+            expires_at: Some(format!("{prefix}EXPIRES_AT")),
+        }
+    }
+}
+
+/// Optional. Default `env_prefix` of the `env` file format.
+pub const DEFAULT_ENV_PREFIX: &str = "TICKETD_";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FileFormat {
@@ -203,6 +319,8 @@ pub enum FileFormat {
     Token,
     /// The SLS share URL.
     Url,
+    /// `KEY=value` lines (systemd `EnvironmentFile=`, docker `--env-file`).
+    Env,
 }
 
 impl FileFormat {
@@ -211,6 +329,7 @@ impl FileFormat {
             FileFormat::Json => "json",
             FileFormat::Token => "token",
             FileFormat::Url => "url",
+            FileFormat::Env => "env",
         }
     }
 }

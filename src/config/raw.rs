@@ -40,6 +40,15 @@ pub struct RawTicket {
     pub signature_method: Option<String>,
     pub console_url: Option<String>,
     pub console_params: Option<toml::Table>,
+    // dsw and tcr.
+    pub region: Option<String>,
+    pub network: Option<String>,
+    pub instance_id: Option<String>,
+    pub token_type: Option<String>,
+    pub audience: Option<String>,
+    pub registry_id: Option<String>,
+    pub description: Option<String>,
+    pub registry: Option<String>,
     #[serde(default)]
     pub sinks: Vec<RawSink>,
 }
@@ -51,4 +60,9 @@ pub struct RawSink {
     pub path: Option<String>,
     pub format: Option<String>,
     pub mode: Option<String>,
+    // format = "env".
+    pub env_prefix: Option<String>,
+    pub env_token: Option<String>,
+    pub env_username: Option<String>,
+    pub env_expires_at: Option<String>,
 }

@@ -143,10 +143,9 @@ pub(super) fn parse(text: &str, file: &str, env: &dyn Environment) -> Result<Con
     let mut sink_paths = HashSet::new();
     for (i, t) in tickets.iter().enumerate() {
         for (j, sink) in t.sinks.iter().enumerate() {
-            let SinkSpec::File(f) = sink;
-            if !sink_paths.insert(f.path.clone()) {
+            if !sink_paths.insert(sink.path().to_path_buf()) {
                 let at = root.key("tickets").index(i).key("sinks").index(j).key("path");
-                checker.report(&at, format!("{} is written by another sink too", f.path.display()));
+                checker.report(&at, format!("{} is written by another sink too", sink.path().display()));
             }
         }
     }
@@ -274,19 +273,51 @@ fn ticket(
         Some(n) => credentials.get(n).map(|spec| spec.vendor),
         None => None,
     };
-    let sinks = sinks(c, &rt.sinks, &at.key("sinks"));
-    let api = match c.required(&rt.kind, &at.key("kind"))? {
-        "sls" => {
-            if vendor == Some(Vendor::Tencent) {
-                c.report(&at.key("credentials"), "an sls ticket needs alibaba credentials");
-            }
-            ApiSpec::Sls(sls(c, rt, at, &sinks)?)
+    let kind = match c.required(&rt.kind, &at.key("kind")) {
+        Some("sls") => Some(Kind::Sls),
+        Some("dsw") => Some(Kind::Dsw),
+        Some("tcr") => Some(Kind::Tcr),
+        Some(other) => {
+            c.report(&at.key("kind"), format!("unknown kind `{other}` (expected sls, dsw or tcr)"));
+            None
         }
-        other => {
-            c.report(&at.key("kind"), format!("unknown kind `{other}` (expected sls)"));
-            return None;
-        }
+        None => None,
     };
+    let sinks = sinks(c, &rt.sinks, &at.key("sinks"), kind, rt.registry.as_deref());
+    let kind = kind?;
+    foreign_keys(c, rt, at, kind);
+    let needs = match kind {
+        Kind::Sls | Kind::Dsw => Vendor::Alibaba,
+        Kind::Tcr => Vendor::Tencent,
+    };
+    if vendor.is_some_and(|v| v != needs) {
+        c.report(
+            &at.key("credentials"),
+            format!(
+                "a{} {} ticket needs {} credentials",
+                if kind == Kind::Sls { "n" } else { "" },
+                kind.as_str(),
+                needs.as_str()
+            ),
+        );
+    }
+    let api = match kind {
+        Kind::Sls => ApiSpec::Sls(sls(c, rt, at, &sinks)?),
+        Kind::Dsw => ApiSpec::Dsw(dsw(c, rt, at)?),
+        Kind::Tcr => ApiSpec::Tcr(tcr(c, rt, at)?),
+    };
+    if kind != Kind::Sls {
+        for (i, sink) in sinks.iter().flatten().enumerate() {
+            if let SinkSpec::File(f) = sink
+                && f.format == FileFormat::Url
+            {
+                c.report(
+                    &at.key("sinks").index(i).key("format"),
+                    format!("the `url` format is for sls tickets, not {}", kind.as_str()),
+                );
+            }
+        }
+    }
     Some(TicketSpec { name: name?, credentials: cred_name?, api, sinks: sinks? })
 }
 
@@ -379,6 +410,185 @@ fn sls(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath, sinks: &Option<Vec<Sin
     })
 }
 
+/// The ticket keys each kind uses (besides name, kind, credentials and sinks).
+const SLS_KEYS: &[&str] = &[
+    "endpoint",
+    "ticket_lifetime",
+    "token_lifetime",
+    "ticket_renew_before",
+    "signature_method",
+    "console_url",
+    "console_params",
+];
+const DSW_KEYS: &[&str] = &["region", "endpoint", "network", "instance_id", "token_lifetime", "token_type", "audience"];
+const TCR_KEYS: &[&str] = &["region", "registry_id", "token_type", "description", "endpoint", "registry"];
+
+/// Report every key that is set but does not apply to `kind`.
+fn foreign_keys(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath, kind: Kind) {
+    let set: [(&str, bool); 15] = [
+        ("endpoint", rt.endpoint.is_some()),
+        ("ticket_lifetime", rt.ticket_lifetime.is_some()),
+        ("token_lifetime", rt.token_lifetime.is_some()),
+        ("ticket_renew_before", rt.ticket_renew_before.is_some()),
+        ("signature_method", rt.signature_method.is_some()),
+        ("console_url", rt.console_url.is_some()),
+        ("console_params", rt.console_params.is_some()),
+        ("region", rt.region.is_some()),
+        ("network", rt.network.is_some()),
+        ("instance_id", rt.instance_id.is_some()),
+        ("token_type", rt.token_type.is_some()),
+        ("audience", rt.audience.is_some()),
+        ("registry_id", rt.registry_id.is_some()),
+        ("description", rt.description.is_some()),
+        ("registry", rt.registry.is_some()),
+    ];
+    let allowed = match kind {
+        Kind::Sls => SLS_KEYS,
+        Kind::Dsw => DSW_KEYS,
+        Kind::Tcr => TCR_KEYS,
+    };
+    for (key, present) in set {
+        if present && !allowed.contains(&key) {
+            c.report(&at.key(key), format!("does not apply to kind = \"{}\"", kind.as_str()));
+        }
+    }
+}
+
+/// A region id such as `cn-hangzhou` or `ap-guangzhou`.
+fn region(c: &mut Checker<'_>, value: &str, at: &KeyPath) -> Option<String> {
+    let ok = !value.is_empty()
+        && value.len() <= 64
+        && value.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !ok {
+        c.report(at, format!("`{value}` is not a region id (e.g. cn-hangzhou, ap-guangzhou)"));
+    }
+    ok.then(|| value.to_string())
+}
+
+/// A plain identifier value (instance and registry ids, audience).
+fn identifier(c: &mut Checker<'_>, value: &str, at: &KeyPath) -> Option<String> {
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if !ok {
+        c.report(at, format!("`{value}` is not a valid id (letters, digits, `-`, `_`, `.`)"));
+    }
+    ok.then(|| value.to_string())
+}
+
+fn dsw(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath) -> Option<DswSpec> {
+    let network = match rt.network.as_deref() {
+        None | Some("public") => None,
+        Some("vpc") => Some("vpc"),
+        Some(other) => {
+            c.report(&at.key("network"), format!("unknown network `{other}` (expected public or vpc)"));
+            None
+        }
+    };
+    let region = rt.region.as_deref().and_then(|r| region(c, r, &at.key("region")));
+    let endpoint = match (&rt.endpoint, &rt.region) {
+        (Some(text), _) => {
+            if rt.network.is_some() {
+                c.report(&at.key("network"), "is not used when endpoint is set");
+            }
+            endpoint(c, text, &at.key("endpoint"))
+        }
+        (None, None) => {
+            c.report(&at.key("region"), "is required (or set endpoint)");
+            None
+        }
+        (None, Some(_)) => region.as_deref().and_then(|r| {
+            let host = match network {
+                Some(n) => format!("pai-dsw-{n}.{r}.aliyuncs.com"),
+                None => format!("pai-dsw.{r}.aliyuncs.com"),
+            };
+            endpoint(c, &host, &at.key("region"))
+        }),
+    };
+    let instance_id = c.required(&rt.instance_id, &at.key("instance_id")).and_then(|v| {
+        let at = at.key("instance_id");
+        identifier(c, v, &at)
+    });
+    let token_lifetime = c.duration(
+        &rt.token_lifetime,
+        &at.key("token_lifetime"),
+        DEFAULT_DSW_TOKEN_LIFETIME,
+        MIN_LIFETIME,
+        MAX_DSW_TOKEN_LIFETIME,
+        "DSW (ExpireTime)",
+    );
+    let token_type = match rt.token_type.as_deref() {
+        None | Some("Access") => Some(DswTokenType::Access),
+        Some("View") => Some(DswTokenType::View),
+        Some(other) => {
+            c.report(&at.key("token_type"), format!("unknown token_type `{other}` (expected Access or View)"));
+            None
+        }
+    };
+    let audience = match rt.audience.as_deref() {
+        None => Some(None),
+        Some(a) => identifier(c, a, &at.key("audience")).map(Some),
+    };
+    Some(DswSpec {
+        endpoint: endpoint?,
+        instance_id: instance_id?,
+        token_lifetime: token_lifetime?,
+        token_type: token_type?,
+        audience: audience?,
+    })
+}
+
+fn tcr(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath) -> Option<TcrSpec> {
+    let region = c.required(&rt.region, &at.key("region")).and_then(|r| {
+        let at = at.key("region");
+        region(c, r, &at)
+    });
+    let registry_id = c.required(&rt.registry_id, &at.key("registry_id")).and_then(|v| {
+        let at = at.key("registry_id");
+        identifier(c, v, &at)
+    });
+    let endpoint = endpoint(c, rt.endpoint.as_deref().unwrap_or(DEFAULT_TCR_ENDPOINT), &at.key("endpoint"));
+    let token_type = match rt.token_type.as_deref() {
+        None | Some("temp") => Some(TcrTokenType::Temp),
+        Some("longterm") => Some(TcrTokenType::LongTerm),
+        Some(other) => {
+            c.report(&at.key("token_type"), format!("unknown token_type `{other}` (expected temp or longterm)"));
+            None
+        }
+    };
+    if let Some(d) = &rt.description
+        && (d.len() > 256 || d.chars().any(char::is_control))
+    {
+        c.report(&at.key("description"), "must be at most 256 characters, without control characters");
+    }
+    let registry = match rt.registry.as_deref() {
+        None => Some(None),
+        Some(r) if registry_host(r) => Some(Some(r.to_string())),
+        Some(r) => {
+            c.report(
+                &at.key("registry"),
+                format!("`{r}` is not a registry host (e.g. myreg.tencentcloudcr.com or host:port, no scheme or path)"),
+            );
+            None
+        }
+    };
+    Some(TcrSpec {
+        endpoint: endpoint?,
+        region: region?,
+        registry_id: registry_id?,
+        token_type: token_type?,
+        description: rt.description.clone(),
+        registry: registry?,
+    })
+}
+
+fn registry_host(r: &str) -> bool {
+    !r.is_empty()
+        && r.len() <= 253
+        && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b':')
+        && !r.starts_with(['.', '-', ':'])
+}
+
 /// A bare host means https; a full URL may be http only on loopback.
 fn endpoint(c: &mut Checker<'_>, text: &str, at: &KeyPath) -> Option<Endpoint> {
     let url_text = if text.contains("://") { text.to_string() } else { format!("https://{text}") };
@@ -422,12 +632,18 @@ fn endpoint(c: &mut Checker<'_>, text: &str, at: &KeyPath) -> Option<Endpoint> {
     Some(Endpoint { base: url })
 }
 
-fn sinks(c: &mut Checker<'_>, raw: &[RawSink], at: &KeyPath) -> Option<Vec<SinkSpec>> {
+fn sinks(
+    c: &mut Checker<'_>,
+    raw: &[RawSink],
+    at: &KeyPath,
+    kind: Option<Kind>,
+    registry: Option<&str>,
+) -> Option<Vec<SinkSpec>> {
     let mut out = Vec::new();
     let mut ok = true;
     for (i, rs) in raw.iter().enumerate() {
         let at = at.index(i);
-        match sink(c, rs, &at) {
+        match sink(c, rs, &at, kind, registry) {
             Some(s) => out.push(s),
             None => ok = false,
         }
@@ -435,29 +651,33 @@ fn sinks(c: &mut Checker<'_>, raw: &[RawSink], at: &KeyPath) -> Option<Vec<SinkS
     ok.then_some(out)
 }
 
-fn sink(c: &mut Checker<'_>, rs: &RawSink, at: &KeyPath) -> Option<SinkSpec> {
-    match c.required(&rs.kind, &at.key("type"))? {
-        "file" => {}
+/// `[A-Za-z_][A-Za-z0-9_]*`.
+fn env_name_ok(name: &str) -> bool {
+    name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+}
+
+fn sink(
+    c: &mut Checker<'_>,
+    rs: &RawSink,
+    at: &KeyPath,
+    kind: Option<Kind>,
+    registry: Option<&str>,
+) -> Option<SinkSpec> {
+    let docker = match c.required(&rs.kind, &at.key("type"))? {
+        "file" => false,
+        "docker-config" => true,
         other => {
-            c.report(&at.key("type"), format!("unknown sink type `{other}` (expected file)"));
+            c.report(&at.key("type"), format!("unknown sink type `{other}` (expected file or docker-config)"));
             return None;
         }
-    }
+    };
     let path = c.required(&rs.path, &at.key("path")).map(PathBuf::from);
     if let Some(p) = &path
         && (!p.is_absolute() && !p.starts_with(".") || p.file_name().is_none())
     {
         c.report(&at.key("path"), format!("{} must be an absolute file path (or start with ./)", p.display()));
     }
-    let format = match rs.format.as_deref() {
-        None | Some("json") => FileFormat::Json,
-        Some("token") => FileFormat::Token,
-        Some("url") => FileFormat::Url,
-        Some(other) => {
-            c.report(&at.key("format"), format!("unknown format `{other}` (expected json, token or url)"));
-            FileFormat::Json
-        }
-    };
     let mode = match &rs.mode {
         None => DEFAULT_SINK_MODE,
         Some(text) => match u32::from_str_radix(text.trim_start_matches("0o"), 8) {
@@ -471,7 +691,68 @@ fn sink(c: &mut Checker<'_>, rs: &RawSink, at: &KeyPath) -> Option<SinkSpec> {
             }
         },
     };
-    Some(SinkSpec::File(FileSink { path: path?, format, mode }))
+    let env_keys = [
+        ("env_prefix", &rs.env_prefix),
+        ("env_token", &rs.env_token),
+        ("env_username", &rs.env_username),
+        ("env_expires_at", &rs.env_expires_at),
+    ];
+    if docker {
+        for (key, value) in [("format", &rs.format)].into_iter().chain(env_keys) {
+            if value.is_some() {
+                c.report(&at.key(key), "does not apply to type = \"docker-config\"");
+            }
+        }
+        let registry = match (kind, registry) {
+            (Some(Kind::Tcr), Some(r)) => Some(r.to_string()),
+            (Some(Kind::Tcr), None) => {
+                c.report(&at.key("type"), "a docker-config sink needs the ticket's `registry` (the registry host)");
+                None
+            }
+            (Some(other), _) => {
+                c.report(&at.key("type"), format!("a docker-config sink needs a tcr ticket, not {}", other.as_str()));
+                None
+            }
+            (None, _) => None,
+        };
+        return Some(SinkSpec::DockerConfig(DockerConfigSink { path: path?, registry: registry?, mode }));
+    }
+    let format = match rs.format.as_deref() {
+        None | Some("json") => FileFormat::Json,
+        Some("token") => FileFormat::Token,
+        Some("url") => FileFormat::Url,
+        Some("env") => FileFormat::Env,
+        Some(other) => {
+            c.report(&at.key("format"), format!("unknown format `{other}` (expected json, token, url or env)"));
+            FileFormat::Json
+        }
+    };
+    if format != FileFormat::Env {
+        for (key, value) in env_keys {
+            if value.is_some() {
+                c.report(&at.key(key), "applies only to format = \"env\"");
+            }
+        }
+    }
+    for (key, value) in env_keys {
+        if let Some(v) = value
+            && !(env_name_ok(v) || key == "env_prefix" && v.is_empty())
+        {
+            c.report(&at.key(key), format!("`{v}` is not an environment variable name (letters, digits, `_`)"));
+        }
+    }
+    let prefix = rs.env_prefix.as_deref().unwrap_or(DEFAULT_ENV_PREFIX);
+    let mut env_names = EnvNames::defaults(prefix, kind.unwrap_or(Kind::Sls));
+    if let Some(v) = &rs.env_token {
+        env_names.token = v.clone();
+    }
+    if let Some(v) = &rs.env_username {
+        env_names.username = Some(v.clone());
+    }
+    if let Some(v) = &rs.env_expires_at {
+        env_names.expires_at = Some(v.clone());
+    }
+    Some(SinkSpec::File(FileSink { path: path?, format, mode, env_names }))
 }
 
 #[cfg(test)]
@@ -514,7 +795,7 @@ mode = "0640"
         let config = parse(GOOD, "t.toml", &env()).unwrap();
         assert_eq!(config.tickets.len(), 1);
         let t = &config.tickets[0];
-        let ApiSpec::Sls(sls) = &t.api;
+        let ApiSpec::Sls(sls) = &t.api else { panic!("not sls") };
         assert_eq!(sls.endpoint.base.as_str(), "https://cn-shanghai.log.aliyuncs.com/");
         assert_eq!(sls.ticket_lifetime, Duration::from_secs(30 * 86400));
         assert_eq!(sls.ticket_renew_before, Duration::from_secs(86400));
@@ -522,7 +803,7 @@ mode = "0640"
             sls.console_params,
             vec![("hideTopbar".into(), "true".into()), ("hideSidebar".into(), "true".into())]
         );
-        let SinkSpec::File(f) = &t.sinks[0];
+        let SinkSpec::File(f) = &t.sinks[0] else { panic!("not a file sink") };
         assert_eq!(f.mode, 0o640);
     }
 
@@ -585,7 +866,7 @@ mode = "0640"
     fn loopback_http_bare_host_and_url_sink_rules() {
         let text = GOOD.replace("cn-shanghai.log.aliyuncs.com\"", "http://127.0.0.1:18080\"");
         let config = parse(&text, "t.toml", &env()).unwrap();
-        let ApiSpec::Sls(sls) = &config.tickets[0].api;
+        let ApiSpec::Sls(sls) = &config.tickets[0].api else { panic!("not sls") };
         assert_eq!(sls.endpoint.host_header(), "127.0.0.1:18080");
         let no_console = GOOD
             .replace("console_url = \"https://sls.console.alibabacloud.com/lognext/project/p/dashboard/d\"\n", "")

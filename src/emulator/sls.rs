@@ -94,7 +94,7 @@ fn authenticate(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap
     let mac = signing::V1Mac::from_header(header("x-log-signaturemethod"))
         .ok_or_else(|| err(400, "ParameterInvalid", "x-log-signaturemethod must be hmac-sha1 or hmac-sha256"))?;
     let key = shared
-        .key(&auth.access_key_id)
+        .key(&auth.access_key_id, crate::config::Vendor::Alibaba)
         .ok_or_else(|| err(401, "InvalidAccessKeyId", "the AccessKeyId does not exist"))?;
     if let Some(expected) = &key.security_token {
         match header("x-acs-security-token") {

@@ -1,7 +1,10 @@
 //! Cloud API clients, one file per API, behind one [`Provider`] trait the scheduler calls.
 
+pub mod dsw;
 pub mod error;
+pub mod ratelimit;
 pub mod sls;
+pub mod tcr;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -10,6 +13,8 @@ use std::sync::Arc;
 pub use error::{ApiErrorKind, ProviderError};
 
 use crate::clock::Clock;
+use serde::Deserialize;
+
 use crate::config::{ApiSpec, TicketSpec};
 use crate::credentials::Credentials;
 use crate::secret::Secret;
@@ -41,11 +46,17 @@ pub trait Provider: Send + Sync + 'static {
 pub struct CloudProvider {
     http: reqwest::Client,
     clock: Arc<dyn Clock>,
+    /// TCR allows 100 requests/s per API: calls are spaced per endpoint.
+    tcr_limit: Arc<ratelimit::RateLimiter>,
 }
 
 impl CloudProvider {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
-        CloudProvider { http: crate::http::client(), clock }
+        CloudProvider {
+            http: crate::http::client(),
+            clock,
+            tcr_limit: Arc::new(ratelimit::RateLimiter::per_second(tcr::MAX_REQUESTS_PER_SECOND)),
+        }
     }
 }
 
@@ -62,6 +73,51 @@ impl Provider for CloudProvider {
                 let sls = sls.clone();
                 Box::pin(async move { sls::call(&http, clock.as_ref(), &sls, op, &credentials).await })
             }
+            ApiSpec::Dsw(dsw) => {
+                let dsw = dsw.clone();
+                Box::pin(async move { dsw::call(&http, clock.as_ref(), &dsw, &credentials).await })
+            }
+            ApiSpec::Tcr(tcr) => {
+                let (tcr, limit) = (tcr.clone(), self.tcr_limit.clone());
+                Box::pin(async move {
+                    limit.acquire(&tcr.endpoint.to_string()).await;
+                    tcr::call(&http, clock.as_ref(), &tcr, &credentials).await
+                })
+            }
         }
     }
+}
+
+/// Parse a JSON answer.
+pub(crate) fn parse<'a, T: Deserialize<'a>>(api: &'static str, body: &'a [u8]) -> Result<T, ProviderError> {
+    serde_json::from_slice(body)
+        .map_err(|e| ProviderError::Malformed { api, detail: format!("not the expected JSON ({e})") })
+}
+
+/// A field that must be present, non-empty and of sane size.
+pub(crate) fn nonempty(api: &'static str, value: Option<String>, field: &str) -> Result<String, ProviderError> {
+    value
+        .filter(|v| !v.is_empty() && v.len() <= 16 * 1024)
+        .ok_or_else(|| ProviderError::Malformed { api, detail: format!("no `{field}` in the answer") })
+}
+
+/// A transport failure, without the URL (it may carry a ticket in its query).
+pub(crate) fn transport(api: &'static str, endpoint: &str, e: reqwest::Error) -> ProviderError {
+    let e = e.without_url();
+    if e.is_timeout() {
+        ProviderError::Timeout { api, endpoint: endpoint.to_string(), timeout: crate::http::REQUEST_TIMEOUT }
+    } else {
+        let mut detail = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            detail = format!("{detail}: {s}");
+            source = s.source();
+        }
+        ProviderError::Transport { api, endpoint: endpoint.to_string(), detail }
+    }
+}
+
+/// A fresh request nonce: 32 random hex digits.
+pub(crate) fn nonce() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Operation, ProviderError, error::ApiErrorKind, error::scrub};
+use super::{Operation, ProviderError, error::ApiErrorKind, error::scrub, nonempty, parse, transport};
 use crate::clock::Clock;
 use crate::config::SlsSpec;
 use crate::credentials::Credentials;
@@ -103,33 +103,6 @@ pub async fn call(
                 expires_at: sent_at + spec.token_lifetime,
             }))
         }
-    }
-}
-
-fn parse<'a, T: Deserialize<'a>>(api: &'static str, body: &'a [u8]) -> Result<T, ProviderError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ProviderError::Malformed { api, detail: format!("not the expected JSON ({e})") })
-}
-
-fn nonempty(api: &'static str, value: Option<String>, field: &str) -> Result<String, ProviderError> {
-    value
-        .filter(|v| !v.is_empty() && v.len() <= 16 * 1024)
-        .ok_or_else(|| ProviderError::Malformed { api, detail: format!("no `{field}` in the answer") })
-}
-
-fn transport(api: &'static str, endpoint: &str, e: reqwest::Error) -> ProviderError {
-    // The URL may carry a ticket in its query: never let it into the message.
-    let e = e.without_url();
-    if e.is_timeout() {
-        ProviderError::Timeout { api, endpoint: endpoint.to_string(), timeout: crate::http::REQUEST_TIMEOUT }
-    } else {
-        let mut detail = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(s) = source {
-            detail = format!("{detail}: {s}");
-            source = s.source();
-        }
-        ProviderError::Transport { api, endpoint: endpoint.to_string(), detail }
     }
 }
 

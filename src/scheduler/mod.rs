@@ -694,6 +694,13 @@ fn usable(saved: &Holding, now: SystemTime) -> Holding {
 fn lifecycle(spec: &TicketSpec) -> Lifecycle {
     match &spec.api {
         ApiSpec::Sls(sls) => Lifecycle::TicketAndToken { renew_before: sls.ticket_renew_before },
+        ApiSpec::Dsw(_) => Lifecycle::SingleCall,
+        ApiSpec::Tcr(tcr) => match tcr.token_type {
+            crate::config::TcrTokenType::Temp => Lifecycle::SingleCall,
+            crate::config::TcrTokenType::LongTerm => {
+                Lifecycle::LongTerm { renew_before: timing::LONGTERM_RENEW_BEFORE }
+            }
+        },
     }
 }
 

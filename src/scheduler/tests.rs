@@ -53,7 +53,7 @@ impl Provider for FakeSls {
         op: Operation,
         _credentials: Credentials,
     ) -> BoxFuture<Result<Issued, ProviderError>> {
-        let ApiSpec::Sls(sls) = &spec.api;
+        let ApiSpec::Sls(sls) = &spec.api else { panic!("FakeSls serves sls tickets only") };
         let now = self.clock.now();
         let failed = {
             let mut f = self.fail.lock().unwrap();
@@ -362,10 +362,10 @@ async fn reload_keeps_unchanged_tickets_replans_changed_ones_and_drops_removed_o
     let (keep_before, tune_before) = (before("keep"), before("tune"));
 
     let mut tuned = tune.clone();
-    let ApiSpec::Sls(sls) = &mut tuned.api;
+    let ApiSpec::Sls(sls) = &mut tuned.api else { unreachable!() };
     sls.token_lifetime = Duration::from_secs(3600);
     let mut retargeted = moved.clone();
-    let ApiSpec::Sls(sls) = &mut retargeted.api;
+    let ApiSpec::Sls(sls) = &mut retargeted.api else { unreachable!() };
     sls.endpoint = Endpoint { base: url::Url::parse("https://ap-southeast-1.log.aliyuncs.com").unwrap() };
     let added = sls_ticket("new", 30 * DAY, DAY);
     let (reply, answer) = oneshot::channel();

@@ -17,6 +17,11 @@ pub const PERMANENT_RETRY: Duration = Duration::from_secs(900);
 /// No retry sooner than this, unless expiry is closer still.
 pub const MIN_RETRY: Duration = Duration::from_millis(250);
 
+/// A long-term token (TCR `longterm`) is re-minted only when less than this much of it remains...
+pub const LONGTERM_RENEW_BEFORE: Duration = Duration::from_secs(30 * 86_400);
+/// ...or less than this fraction of its life, whichever is shorter.
+pub const LONGTERM_RENEW_FRACTION: f64 = 1.0 / 10.0;
+
 /// How a ticket's lifecycle works.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lifecycle {
@@ -25,6 +30,11 @@ pub enum Lifecycle {
     /// A ticket outlives its tokens (SLS): refresh tokens from it, and mint a new ticket this long
     /// before the current ticket's ceiling.
     TicketAndToken { renew_before: Duration },
+    /// One call gives a token meant to be kept for its whole (multi-year) life, such as TCR
+    /// `longterm` credentials: the 2/3 rule would mint a needless new one after years of use and
+    /// leave the old one live. It is re-minted only when less than `renew_before`, or
+    /// [`LONGTERM_RENEW_FRACTION`] of its life if shorter, remains.
+    LongTerm { renew_before: Duration },
 }
 
 /// The next call to make for a ticket.
@@ -50,6 +60,14 @@ pub struct Plan {
 pub fn refresh_point(issued: SystemTime, expires: SystemTime, jitter: f64) -> SystemTime {
     let life = expires.duration_since(issued).unwrap_or(Duration::ZERO);
     issued + life.mul_f64(REFRESH_AT + REFRESH_JITTER * jitter.clamp(0.0, 1.0))
+}
+
+/// When a long-term token issued at `issued` and expiring at `expires` is re-minted: when less than
+/// `min(renew_before, life / 10)` of it remains. Never later than expiry, never before issue.
+pub fn longterm_renew_point(issued: SystemTime, expires: SystemTime, renew_before: Duration) -> SystemTime {
+    let life = expires.duration_since(issued).unwrap_or(Duration::ZERO);
+    let margin = renew_before.min(life.mul_f64(LONGTERM_RENEW_FRACTION));
+    expires.checked_sub(margin).unwrap_or(issued).max(issued)
 }
 
 /// The next step for `holding` at `now`.
@@ -78,6 +96,10 @@ pub fn plan(holding: &Holding, lifecycle: Lifecycle, now: SystemTime, jitter: f6
         // A ticket-and-token kind whose current holds no ticket cannot refresh: mint.
         (Lifecycle::TicketAndToken { .. }, None) => now_plan(Step::Mint),
         (Lifecycle::SingleCall, _) => Plan { step: Step::Mint, at: token_due },
+        (Lifecycle::LongTerm { renew_before }, _) => Plan {
+            step: Step::Mint,
+            at: longterm_renew_point(token.issued_at, token.expires_at, renew_before).max(now),
+        },
     }
 }
 
@@ -174,7 +196,49 @@ mod tests {
         assert!(d >= PERMANENT_RETRY / 2);
     }
 
+    fn single(issued: SystemTime, life: Duration) -> Holding {
+        let mut h = holding(issued, life, issued, life);
+        if let Some(c) = h.current.as_mut() {
+            c.ticket = None;
+        }
+        h
+    }
+
+    #[test]
+    fn a_longterm_token_is_kept_until_30_days_or_a_tenth_of_its_life_remain() {
+        let t0 = from_unix_seconds(1_700_000_000);
+        let lc = Lifecycle::LongTerm { renew_before: LONGTERM_RENEW_BEFORE };
+        // A one-year token: kept for 335 days, not re-minted at 2/3 (243 days).
+        let h = single(t0, 365 * DAY);
+        assert_eq!(plan(&h, lc, t0, 0.9), Plan { step: Step::Mint, at: t0 + 335 * DAY });
+        // A day later the plan is the same: restarts do not move it.
+        assert_eq!(plan(&h, lc, t0 + DAY, 0.1), Plan { step: Step::Mint, at: t0 + 335 * DAY });
+        // A short long-term token: a tenth of its life.
+        let h = single(t0, 10 * DAY);
+        assert_eq!(plan(&h, lc, t0, 0.0), Plan { step: Step::Mint, at: t0 + 9 * DAY });
+        // Past the point: mint now.
+        assert_eq!(
+            plan(&h, lc, t0 + 9 * DAY + 1800 * Duration::from_secs(1), 0.0).at,
+            t0 + 9 * DAY + Duration::from_secs(1800)
+        );
+        // Nothing held: mint now.
+        assert_eq!(plan(&Holding::default(), lc, t0, 0.0), Plan { step: Step::Mint, at: t0 });
+        // A single-call token is due after 2/3 of its life.
+        let h = single(t0, 365 * DAY);
+        assert!(plan(&h, Lifecycle::SingleCall, t0, 0.0).at < t0 + 250 * DAY);
+    }
+
     proptest! {
+        #[test]
+        fn longterm_renew_point_lies_within_the_life(life_s in 1u64..(10 * 365 * 86_400)) {
+            let t0 = from_unix_seconds(1_700_000_000);
+            let life = Duration::from_secs(life_s);
+            let at = longterm_renew_point(t0, t0 + life, LONGTERM_RENEW_BEFORE);
+            prop_assert!(at >= t0 + life.mul_f64(0.9) - Duration::from_secs(1));
+            prop_assert!(at <= t0 + life);
+            prop_assert!((t0 + life).duration_since(at).unwrap() <= LONGTERM_RENEW_BEFORE);
+        }
+
         #[test]
         fn backoff_never_schedules_past_expiry(attempt in 1u32..200, remaining_ms in 1u64..(40 * 86_400_000), r in 0.0f64..1.0, permanent: bool, after in proptest::option::of(0u64..100_000)) {
             let class = if permanent { RetryClass::Permanent } else { RetryClass::Transient { after: after.map(Duration::from_secs) } };

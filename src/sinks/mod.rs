@@ -1,6 +1,7 @@
-//! Where tokens go: files written atomically (more sink kinds later).
+//! Where tokens go: files written atomically, and docker `config.json` entries merged in.
 
 pub mod atomic;
+pub mod docker_config;
 pub mod render;
 
 use std::path::PathBuf;
@@ -21,13 +22,17 @@ pub struct SinkError {
 /// already updated; all are rewritten on the retry).
 pub fn publish(spec: &TicketSpec, current: &Current) -> Result<(), SinkError> {
     for sink in &spec.sinks {
-        let SinkSpec::File(file) = sink;
-        let bytes = render::render(file.format, spec, current);
-        if let Some(dir) = file.path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        let path = sink.path();
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
             create_dir(dir).map_err(|source| SinkError { path: dir.to_path_buf(), source })?;
         }
-        atomic::write_atomically(&file.path, &bytes, file.mode)
-            .map_err(|source| SinkError { path: file.path.clone(), source })?;
+        let result = match sink {
+            SinkSpec::File(file) => {
+                atomic::write_atomically(&file.path, &render::render(file, spec, current), file.mode)
+            }
+            SinkSpec::DockerConfig(docker) => docker_config::publish(docker, current),
+        };
+        result.map_err(|source| SinkError { path: path.to_path_buf(), source })?;
     }
     Ok(())
 }

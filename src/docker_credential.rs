@@ -1,0 +1,238 @@
+//! `ticketd docker-credential get|store|erase|list`: the docker credential-helper protocol, so
+//! docker, podman, skopeo and buildah can log in to a TCR registry with the credentials ticketd
+//! keeps fresh. Installed as `docker-credential-ticketd` (a symlink to `ticketd`), it is what a
+//! docker `config.json` `"credHelpers": {"<registry>": "ticketd"}` entry runs.
+//!
+//! Docker runs helpers without arguments, so the config is found through `TICKETD_CONFIG` or the
+//! default path (`-c` works too). Answers come from the daemon's saved state (`state.json`) while
+//! the token there is still valid; the helper needs no cloud keys and makes no API call.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::ExitCode;
+use std::time::SystemTime;
+
+use crate::config::{ApiSpec, Config, Environment};
+use crate::state::identity;
+
+/// The protocol's "not found" message: docker then goes on without credentials.
+pub const NOT_FOUND: &str = "credentials not found in native keychain";
+
+/// The helper actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Action {
+    /// Print `{"ServerURL","Username","Secret"}` for the server URL read on stdin.
+    Get,
+    /// Refused: ticketd owns these credentials.
+    Store,
+    /// Refused: ticketd owns these credentials.
+    Erase,
+    /// Print `{"<registry>": "<username>"}` for every registry with a valid token.
+    List,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DockerCredentialArgs {
+    #[arg(value_enum)]
+    pub action: Action,
+}
+
+/// Why the helper cannot answer. The message is what docker shows.
+#[derive(Debug, thiserror::Error)]
+pub enum HelperError {
+    #[error("{NOT_FOUND}")]
+    NotFound,
+    #[error("ticketd: {0}")]
+    Failed(String),
+}
+
+/// Validation must not need the cloud keys: the helper runs in the user's environment.
+struct KeysNotNeeded;
+
+impl Environment for KeysNotNeeded {
+    fn var(&self, _name: &str) -> Option<String> {
+        Some("(not needed by the credential helper)".into())
+    }
+}
+
+/// Load the config at `path` for the helper.
+pub fn load_config(path: &Path) -> Result<Config, HelperError> {
+    crate::config::load(path, &KeysNotNeeded)
+        .map_err(|p| HelperError::Failed(format!("cannot use the config: {}", p.to_string().trim_end())))
+}
+
+/// `host[:port]` of a server URL as docker passes it (`https://host/v1/`, `host`, `host:5000`).
+pub fn registry_host(server_url: &str) -> String {
+    let s = server_url.trim();
+    let s = s.split_once("://").map_or(s, |(_, rest)| rest);
+    s.split('/').next().unwrap_or("").to_ascii_lowercase()
+}
+
+/// `(registry, username, secret)` of every tcr ticket with a registry and a valid saved token.
+fn valid_logins(config: &Config, now: SystemTime) -> Result<Vec<(String, Option<(String, String)>)>, HelperError> {
+    let state = crate::state::read_unlocked(&config.state_dir).map_err(|e| HelperError::Failed(e.to_string()))?;
+    let mut out = Vec::new();
+    for spec in &config.tickets {
+        let ApiSpec::Tcr(tcr) = &spec.api else { continue };
+        let Some(registry) = &tcr.registry else { continue };
+        let login = state
+            .tickets
+            .get(&spec.name)
+            .filter(|saved| saved.identity == identity(spec))
+            .and_then(|saved| saved.holding.valid_token(now))
+            .map(|t| (t.username.clone().unwrap_or_default(), t.value.expose().to_string()));
+        out.push((registry.to_ascii_lowercase(), login));
+    }
+    Ok(out)
+}
+
+/// Run `action`: read the request on `input`, write the answer to `output`.
+pub fn run(
+    action: Action,
+    config: &Config,
+    now: SystemTime,
+    input: &mut dyn Read,
+    output: &mut dyn Write,
+) -> Result<(), HelperError> {
+    let io = |e: std::io::Error| HelperError::Failed(e.to_string());
+    match action {
+        Action::Get => {
+            let mut server_url = String::new();
+            input.take(64 * 1024).read_to_string(&mut server_url).map_err(io)?;
+            let server_url = server_url.trim();
+            let host = registry_host(server_url);
+            let logins = valid_logins(config, now)?;
+            let (_, login) = logins.iter().find(|(r, _)| *r == host).ok_or(HelperError::NotFound)?;
+            let (username, secret) = login.as_ref().ok_or_else(|| {
+                HelperError::Failed(format!(
+                    "no valid token for {host} in {} (is the daemon running?)",
+                    config.state_dir.join(crate::state::STATE_FILE).display()
+                ))
+            })?;
+            let answer = serde_json::json!({"ServerURL": server_url, "Username": username, "Secret": secret});
+            writeln!(output, "{answer}").map_err(io)
+        }
+        Action::List => {
+            let map: serde_json::Map<String, serde_json::Value> = valid_logins(config, now)?
+                .into_iter()
+                .filter_map(|(registry, login)| login.map(|(user, _)| (registry, user.into())))
+                .collect();
+            writeln!(output, "{}", serde_json::Value::Object(map)).map_err(io)
+        }
+        Action::Store | Action::Erase => {
+            // Drain the request so docker does not see a broken pipe.
+            let _ = std::io::copy(&mut input.take(1024 * 1024), &mut std::io::sink());
+            Err(HelperError::Failed(format!(
+                "`{}` is not supported: ticketd owns these credentials and keeps them fresh itself",
+                if action == Action::Store { "store" } else { "erase" }
+            )))
+        }
+    }
+}
+
+/// The `docker-credential` subcommand: errors go to stdout, as the protocol wants, and exit 1.
+pub fn main(args: &DockerCredentialArgs, config_path: &Path) -> ExitCode {
+    let result = load_config(config_path).and_then(|config| {
+        run(args.action, &config, SystemTime::now(), &mut std::io::stdin().lock(), &mut std::io::stdout().lock())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            println!("{e}");
+            ExitCode::from(crate::cli::EXIT_FAILURE)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::from_unix_seconds;
+    use crate::secret::Secret;
+    use crate::state::{StateFile, StoredTicket};
+    use crate::token::{Current, Holding, TokenPart};
+    use std::time::Duration;
+
+    fn setup(expires_in: Duration) -> (tempfile::TempDir, Config, SystemTime) {
+        let dir = tempfile::tempdir().unwrap();
+        let text = format!(
+            r#"
+state_dir = "{0}/state"
+[credentials.tc]
+vendor = "tencent"
+[[tickets]]
+name = "reg"
+kind = "tcr"
+credentials = "tc"
+region = "ap-guangzhou"
+registry_id = "tcr-abcd1234"
+registry = "myreg.tencentcloudcr.com"
+"#,
+            dir.path().display()
+        );
+        let path = dir.path().join("t.toml");
+        std::fs::write(&path, text).unwrap();
+        let config = load_config(&path).unwrap();
+        let now = from_unix_seconds(1_700_000_000);
+        let holding = Holding {
+            current: Some(Current {
+                ticket: None,
+                token: TokenPart {
+                    value: Secret::new("eyJtoken"),
+                    username: Some("100012345678".into()),
+                    issued_at: now,
+                    expires_at: now + expires_in,
+                },
+                generation: 1,
+                refreshed_at: now,
+            }),
+            pending: None,
+        };
+        let mut state = StateFile { version: 1, ..Default::default() };
+        let stored = StoredTicket { kind: "tcr".into(), identity: identity(&config.tickets[0]), holding };
+        state.tickets.insert("reg".into(), stored);
+        std::fs::create_dir_all(&config.state_dir).unwrap();
+        std::fs::write(config.state_dir.join("state.json"), serde_json::to_vec(&state).unwrap()).unwrap();
+        (dir, config, now)
+    }
+
+    fn call(action: Action, config: &Config, now: SystemTime, input: &str) -> Result<String, HelperError> {
+        let mut out = Vec::new();
+        run(action, config, now, &mut input.as_bytes(), &mut out)?;
+        Ok(String::from_utf8(out).unwrap())
+    }
+
+    #[test]
+    fn get_and_list_answer_from_the_saved_state() {
+        let (_dir, config, now) = setup(Duration::from_secs(3600));
+        let out = call(Action::Get, &config, now, "https://myreg.tencentcloudcr.com/v2/\n").unwrap();
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"ServerURL": "https://myreg.tencentcloudcr.com/v2/", "Username": "100012345678", "Secret": "eyJtoken"})
+        );
+        let out = call(Action::List, &config, now, "").unwrap();
+        assert_eq!(out.trim(), r#"{"myreg.tencentcloudcr.com":"100012345678"}"#);
+        assert!(matches!(call(Action::Get, &config, now, "other.example"), Err(HelperError::NotFound)));
+        assert_eq!(HelperError::NotFound.to_string(), NOT_FOUND);
+    }
+
+    #[test]
+    fn an_expired_token_and_store_erase_are_clear_errors() {
+        let (_dir, config, now) = setup(Duration::from_secs(60));
+        let later = now + Duration::from_secs(61);
+        let e = call(Action::Get, &config, later, "myreg.tencentcloudcr.com").unwrap_err().to_string();
+        assert!(e.contains("no valid token for myreg.tencentcloudcr.com"), "{e}");
+        assert_eq!(call(Action::List, &config, later, "").unwrap().trim(), "{}");
+        let e = call(Action::Store, &config, now, r#"{"ServerURL":"x","Username":"u","Secret":"s"}"#).unwrap_err();
+        assert!(e.to_string().contains("ticketd owns these credentials"), "{e}");
+        assert!(call(Action::Erase, &config, now, "x").is_err());
+    }
+
+    #[test]
+    fn server_urls_reduce_to_the_registry_host() {
+        assert_eq!(registry_host("https://MyReg.tencentcloudcr.com/v1/"), "myreg.tencentcloudcr.com");
+        assert_eq!(registry_host("127.0.0.1:5000"), "127.0.0.1:5000");
+        assert_eq!(registry_host(" reg.example\n"), "reg.example");
+    }
+}

@@ -1,0 +1,151 @@
+//! PAI-DSW `GET /api/v2/tokens` (GetToken), ACS3-HMAC-SHA256 checked from the request as received,
+//! with POP error bodies.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+use super::Shared;
+use crate::clock::unix_seconds;
+use crate::config::Vendor;
+use crate::signing::acs3;
+
+pub(super) const PATH: &str = "/api/v2/tokens";
+/// `x-acs-date` must be within this of the server's clock.
+const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
+const MAX_EXPIRE_SECS: u64 = 7 * 86_400;
+
+struct PopError {
+    status: u16,
+    code: &'static str,
+    message: String,
+}
+
+fn err(status: u16, code: &'static str, message: impl Into<String>) -> PopError {
+    PopError { status, code, message: message.into() }
+}
+
+fn request_id() -> String {
+    let b = rand::random::<[u8; 16]>();
+    let h = hex::encode_upper(b);
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+impl IntoResponse for PopError {
+    fn into_response(self) -> Response {
+        let body = serde_json::json!({
+            "RequestId": request_id(),
+            "HostId": "pai-dsw.emulator.aliyuncs.com",
+            "Code": self.code,
+            "Message": self.message,
+            "Recommend": format!("https://api.aliyun.com/troubleshoot?q={}", self.code),
+        });
+        (StatusCode::from_u16(self.status).expect("valid status"), axum::Json(body)).into_response()
+    }
+}
+
+fn authenticate(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(), PopError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if header("x-acs-action") != Some("GetToken") || header("x-acs-version") != Some("2022-01-01") {
+        return Err(err(
+            404,
+            "InvalidAction.NotFound",
+            "Specified api is not found, please check your url and method.",
+        ));
+    }
+    let auth = header("authorization").ok_or_else(|| err(400, "IncompleteSignature", "Authorization is missing."))?;
+    let auth = acs3::parse_authorization(auth)
+        .map_err(|e| err(400, "IncompleteSignature", format!("The request signature does not conform: {e}")))?;
+    let date_text = header("x-acs-date").ok_or_else(|| err(400, "MissingParameter", "x-acs-date is missing."))?;
+    let date = humantime::parse_rfc3339(date_text).map_err(|_| {
+        err(400, "InvalidTimeStamp.Format", format!("x-acs-date {date_text} is not YYYY-MM-DDTHH:MM:SSZ"))
+    })?;
+    let now = shared.clock.now();
+    let skew = now.duration_since(date).or_else(|e| Ok::<_, ()>(e.duration())).unwrap_or_default();
+    if skew > MAX_SKEW {
+        return Err(err(
+            400,
+            "InvalidTimeStamp.Expired",
+            format!(
+                "Specified time stamp or date value is expired. x-acs-date {date_text}, server time {}",
+                acs3::format_date(now)
+            ),
+        ));
+    }
+    let key = shared
+        .key(&auth.access_key_id, Vendor::Alibaba)
+        .ok_or_else(|| err(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found."))?;
+    if let Some(expected) = &key.security_token {
+        match header("x-acs-security-token") {
+            Some(t) if crate::signing::signatures_match(expected.expose(), t) => {}
+            Some(_) => return Err(err(400, "InvalidSecurityToken.Mismatch", "Specified SecurityToken is invalid.")),
+            None => return Err(err(400, "MissingSecurityToken", "STS credentials need x-acs-security-token.")),
+        }
+    }
+    let received = acs3::ReceivedRequest {
+        method: method.as_str(),
+        path: uri.path(),
+        raw_query: uri.query().unwrap_or(""),
+        header: &header,
+        body,
+    };
+    acs3::verify(&received, &auth, key.access_key_secret.expose()).map_err(|e| {
+        err(400, "SignatureDoesNotMatch", format!("Specified signature does not match our calculation ({e})."))
+    })?;
+    // The nonce is consumed only by a request that verifies, so nobody can burn another's nonce.
+    let nonce = header("x-acs-signature-nonce")
+        .ok_or_else(|| err(400, "MissingParameter", "x-acs-signature-nonce is missing."))?;
+    if !shared.nonces.lock().expect("nonce lock").insert(nonce.to_string()) {
+        return Err(err(400, "SignatureNonceUsed", "Specified signature nonce was used already."));
+    }
+    Ok(())
+}
+
+pub(super) async fn get_token(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = (|| {
+        authenticate(&shared, &method, &uri, &headers, &body)?;
+        let query: Vec<(String, String)> =
+            url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+        let param = |k: &str| query.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
+        let instance = param("InstanceId").ok_or_else(|| err(400, "MissingParameter", "InstanceId is mandatory."))?;
+        let expire = match param("ExpireTime") {
+            None => 3600,
+            Some(v) => v
+                .parse::<u64>()
+                .ok()
+                .filter(|n| (1..=MAX_EXPIRE_SECS).contains(n))
+                .ok_or_else(|| err(400, "InvalidParameter.ExpireTime", format!("ExpireTime {v} is invalid.")))?,
+        };
+        let kind = match param("Type") {
+            None | Some("Access") => "Access",
+            Some("View") => "View",
+            Some(other) => return Err(err(400, "InvalidParameter.Type", format!("Type {other} is invalid."))),
+        };
+        let now = shared.clock.now();
+        let token = shared.jwt(serde_json::json!({
+            "iss": "pai-dsw-emulator", "sub": instance, "typ": kind, "aud": param("Audience").unwrap_or(""),
+            "iat": unix_seconds(now), "exp": unix_seconds(now + Duration::from_secs(expire)), "jti": shared.next_serial(),
+        }));
+        shared.stats.get_token.fetch_add(1, Ordering::Relaxed);
+        Ok(axum::Json(serde_json::json!({
+            "RequestId": request_id(), "Success": true, "Code": "200", "Message": "", "Token": token,
+        }))
+        .into_response())
+    })();
+    result.unwrap_or_else(|e: PopError| {
+        shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(code = e.code, "emulator rejected a DSW call");
+        e.into_response()
+    })
+}

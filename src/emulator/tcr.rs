@@ -1,0 +1,126 @@
+//! TCR `POST /` with `X-TC-Action: CreateInstanceToken`, TC3-HMAC-SHA256 checked from the request
+//! as received. Errors are HTTP 200 with `Response.Error`, as the real API answers.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+
+use super::Shared;
+use crate::clock::unix_seconds;
+use crate::config::Vendor;
+use crate::signing::tc3;
+
+/// `X-TC-Timestamp` must be within this of the server's clock.
+const MAX_SKEW: Duration = Duration::from_secs(5 * 60);
+const TEMP_LIFETIME: Duration = Duration::from_secs(3_600);
+const LONGTERM_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
+/// The account id the emulator issues registry user names for.
+pub(super) const USERNAME: &str = "100012345678";
+
+struct TcError {
+    code: &'static str,
+    message: String,
+}
+
+fn err(code: &'static str, message: impl Into<String>) -> TcError {
+    TcError { code, message: message.into() }
+}
+
+fn request_id() -> String {
+    let h = hex::encode(rand::random::<[u8; 16]>());
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
+}
+
+fn authenticate(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(), TcError> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if header("x-tc-action") != Some("CreateInstanceToken") {
+        return Err(err("InvalidAction", "the requested action does not exist"));
+    }
+    if header("x-tc-version") != Some("2019-09-24") {
+        return Err(err("NoSuchVersion", "the requested version does not exist"));
+    }
+    if header("x-tc-region").is_none_or(str::is_empty) {
+        return Err(err("MissingParameter", "X-TC-Region is required"));
+    }
+    let auth =
+        header("authorization").ok_or_else(|| err("AuthFailure.InvalidAuthorization", "Authorization is missing"))?;
+    let auth = tc3::parse_authorization(auth)
+        .map_err(|e| err("AuthFailure.InvalidAuthorization", format!("Authorization is malformed: {e}")))?;
+    let timestamp = header("x-tc-timestamp")
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .ok_or_else(|| err("MissingParameter", "X-TC-Timestamp is missing or invalid"))?;
+    let now = unix_seconds(shared.clock.now());
+    if now.abs_diff(timestamp) > MAX_SKEW.as_secs() {
+        return Err(err(
+            "AuthFailure.SignatureExpire",
+            format!("the signature expired: X-TC-Timestamp {timestamp}, server time {now}"),
+        ));
+    }
+    if auth.service != "tcr" {
+        return Err(err("AuthFailure.SignatureFailure", format!("service {} is not tcr", auth.service)));
+    }
+    let key = shared
+        .key(&auth.secret_id, Vendor::Tencent)
+        .ok_or_else(|| err("AuthFailure.SecretIdNotFound", "the SecretId does not exist"))?;
+    if let Some(expected) = &key.security_token {
+        match header("x-tc-token") {
+            Some(t) if crate::signing::signatures_match(expected.expose(), t) => {}
+            _ => return Err(err("AuthFailure.TokenFailure", "the session token is missing or invalid")),
+        }
+    }
+    let received = tc3::ReceivedRequest {
+        method: method.as_str(),
+        path: uri.path(),
+        raw_query: uri.query().unwrap_or(""),
+        header: &header,
+        body,
+    };
+    tc3::verify(&received, &auth, key.access_key_secret.expose())
+        .map_err(|e| err("AuthFailure.SignatureFailure", format!("the signature does not match ({e})")))
+}
+
+pub(super) async fn create_instance_token(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = (|| {
+        authenticate(&shared, &method, &uri, &headers, &body)?;
+        let params: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|_| err("InvalidParameter", "the body is not JSON"))?;
+        let registry = params
+            .get("RegistryId")
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| err("MissingParameter", "RegistryId is required"))?;
+        let (lifetime, token_id) = match params.get("TokenType").and_then(|v| v.as_str()) {
+            None | Some("temp") => (TEMP_LIFETIME, String::new()),
+            Some("longterm") => (LONGTERM_LIFETIME, format!("tcr-token-{}", shared.next_serial())),
+            Some(other) => return Err(err("InvalidParameterValue", format!("TokenType {other} is invalid"))),
+        };
+        let now = shared.clock.now();
+        let expires = now + lifetime;
+        let token = shared.jwt(serde_json::json!({
+            "iss": "tcr-emulator", "sub": USERNAME, "registry": registry,
+            "iat": unix_seconds(now), "exp": unix_seconds(expires), "jti": shared.next_serial(),
+        }));
+        let exp_ms = expires.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis() as u64;
+        shared.stats.create_instance_token.fetch_add(1, Ordering::Relaxed);
+        Ok(serde_json::json!({"Response": {
+            "Username": USERNAME, "Token": token, "ExpTime": exp_ms, "TokenId": token_id, "RequestId": request_id(),
+        }}))
+    })();
+    let body = result.unwrap_or_else(|e: TcError| {
+        shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(code = e.code, "emulator rejected a TCR call");
+        serde_json::json!({"Response": {"Error": {"Code": e.code, "Message": e.message}, "RequestId": request_id()}})
+    });
+    axum::Json(body).into_response()
+}

@@ -1,0 +1,113 @@
+//! Sink `type = "docker-config"`: keep `auths["<registry>"]` of a docker `config.json` current.
+//!
+//! The file is read, the one entry replaced, and the whole written back atomically: every other
+//! key and entry (other registries, `credHelpers`, `proxies`, unknown keys) is kept. A file that is
+//! not a JSON object is left alone and reported, never overwritten.
+
+use std::io;
+use std::path::Path;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+
+use crate::config::DockerConfigSink;
+use crate::token::Current;
+
+/// `config` with `auths[registry] = {"auth": base64(username:token)}`; `None` means no file yet.
+pub fn merge(config: Option<&[u8]>, registry: &str, username: &str, token: &str) -> io::Result<Vec<u8>> {
+    let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
+    let mut root = match config {
+        None => serde_json::Value::Object(serde_json::Map::new()),
+        Some(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => serde_json::Value::Object(serde_json::Map::new()),
+        Some(bytes) => serde_json::from_slice(bytes)
+            .map_err(|e| invalid(format!("not a docker config (not JSON: {e}); left unchanged")))?,
+    };
+    let object = root.as_object_mut().ok_or_else(|| invalid("not a docker config (not a JSON object)".into()))?;
+    let auths = object.entry("auths").or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+    let auths = auths.as_object_mut().ok_or_else(|| invalid("`auths` is not a JSON object; left unchanged".into()))?;
+    let auth = STANDARD.encode(format!("{username}:{token}"));
+    auths.insert(registry.to_string(), serde_json::json!({ "auth": auth }));
+    let mut out = serde_json::to_vec_pretty(&root).map_err(|e| invalid(e.to_string()))?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// Merge `current` into the docker config at `sink.path`, creating it when missing.
+pub fn publish(sink: &DockerConfigSink, current: &Current) -> io::Result<()> {
+    let existing = match std::fs::read(&sink.path) {
+        Ok(bytes) => Some(bytes),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let username = current.token.username.as_deref().unwrap_or("");
+    let bytes = merge(existing.as_deref(), &sink.registry, username, current.token.value.expose())?;
+    super::atomic::write_atomically(&sink.path, &bytes, sink.mode)
+}
+
+/// The `(username, secret)` stored for `registry` in the docker config at `path`, if any.
+pub fn read_auth(path: &Path, registry: &str) -> Option<(String, String)> {
+    let root: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let auth = root.get("auths")?.get(registry)?.get("auth")?.as_str()?;
+    let decoded = String::from_utf8(STANDARD.decode(auth).ok()?).ok()?;
+    let (user, secret) = decoded.split_once(':')?;
+    Some((user.to_string(), secret.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merging_keeps_every_other_key_and_entry() {
+        let existing = br#"{
+  "auths": {"docker.io": {"auth": "b2xkOnNlY3JldA=="}, "myreg.tencentcloudcr.com": {"auth": "c3RhbGU=", "email": "x"}},
+  "credHelpers": {"gcr.io": "gcloud"},
+  "psFormat": "table {{.ID}}",
+  "unknownKey": {"nested": [1, 2, 3]}
+}"#;
+        let out = merge(Some(existing), "myreg.tencentcloudcr.com", "100012345678", "eyJtok").unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v["auths"]["docker.io"]["auth"], "b2xkOnNlY3JldA==");
+        assert_eq!(v["credHelpers"]["gcr.io"], "gcloud");
+        assert_eq!(v["psFormat"], "table {{.ID}}");
+        assert_eq!(v["unknownKey"]["nested"], serde_json::json!([1, 2, 3]));
+        assert_eq!(
+            v["auths"]["myreg.tencentcloudcr.com"],
+            serde_json::json!({"auth": STANDARD.encode("100012345678:eyJtok")})
+        );
+    }
+
+    #[test]
+    fn a_missing_or_empty_file_is_created_and_garbage_is_refused() {
+        let out = merge(None, "r.example", "u", "t").unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(v, serde_json::json!({"auths": {"r.example": {"auth": "dTp0"}}}));
+        assert!(merge(Some(b"  \n"), "r.example", "u", "t").is_ok());
+        assert!(merge(Some(b"not json"), "r", "u", "t").is_err());
+        assert!(merge(Some(b"[1]"), "r", "u", "t").is_err());
+        assert!(merge(Some(br#"{"auths": 5}"#), "r", "u", "t").is_err());
+    }
+
+    #[test]
+    fn publish_writes_0600_and_reads_back() {
+        use crate::clock::from_unix_seconds;
+        use crate::secret::Secret;
+        use crate::token::TokenPart;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        std::fs::write(&path, br#"{"auths":{"other":{"auth":"eDp5"}},"x":1}"#).unwrap();
+        let t = from_unix_seconds(1_700_000_000);
+        let current = Current {
+            ticket: None,
+            token: TokenPart { value: Secret::new("tok"), username: Some("user".into()), issued_at: t, expires_at: t },
+            generation: 1,
+            refreshed_at: t,
+        };
+        let sink = DockerConfigSink { path: path.clone(), registry: "reg.example".into(), mode: 0o600 };
+        publish(&sink, &current).unwrap();
+        assert_eq!(read_auth(&path, "reg.example"), Some(("user".into(), "tok".into())));
+        assert_eq!(read_auth(&path, "other"), Some(("x".into(), "y".into())));
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}
