@@ -43,6 +43,10 @@ pub enum Command {
     Dev(crate::dev::DevArgs),
     /// Run only the emulator of the cloud APIs, on loopback.
     Emulator(EmulatorArgs),
+    /// Show every ticket's state, from the running daemon (socket API).
+    Status(crate::client_cli::StatusArgs),
+    /// Print a ticket's current token (or wait for the next), from the running daemon.
+    Get(crate::client_cli::GetArgs),
     /// Docker credential helper for TCR registries (`get|store|erase|list`); also runs when the
     /// binary is invoked as `docker-credential-ticketd`.
     DockerCredential(crate::docker_credential::DockerCredentialArgs),
@@ -95,6 +99,8 @@ pub fn main() -> ExitCode {
             logging::init(cli.log_format, "info");
             runtime(async move { emulator(args).await })
         }
+        Command::Status(args) => runtime(async move { crate::client_cli::status(args, &cli.config).await }),
+        Command::Get(args) => runtime(async move { crate::client_cli::get(args, &cli.config).await }),
         Command::DockerCredential(args) => crate::docker_credential::main(&args, &cli.config),
     }
 }

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::api::ApiServer;
 use crate::board::Board;
 use crate::clock::Clock;
 use crate::config::{self, Config, Environment, Problems};
@@ -27,6 +28,8 @@ pub enum DaemonError {
     State(#[from] StateError),
     #[error("{0}")]
     Reload(String),
+    #[error("{0}")]
+    Api(#[from] crate::api::ApiError),
 }
 
 /// A daemon ready to run: state locked and loaded, credentials resolved, scheduler planned.
@@ -35,6 +38,7 @@ pub struct Daemon {
     scheduler: Scheduler,
     board: Arc<Board>,
     clock: Arc<dyn Clock>,
+    changes: mpsc::UnboundedReceiver<crate::sinks::notify::Changed>,
     _state_dir: Arc<StateDir>,
 }
 
@@ -71,6 +75,7 @@ impl Daemon {
             );
         }
         let board = Arc::new(Board::default());
+        let (changed, changes) = mpsc::unbounded_channel();
         let parts = Parts {
             clock: clock.clone(),
             provider,
@@ -78,11 +83,12 @@ impl Daemon {
             persistence: Persistence::Disk(state_dir.clone()),
             board: board.clone(),
             watchdog: systemd::watchdog(),
+            changed: Some(changed),
             seed: rand::random(),
         };
         let scheduler = Scheduler::new(parts, &config.tickets, &loaded.state);
         tracing::info!(tickets = config.tickets.len(), state = %state_dir.path().display(), "ticketd started");
-        Ok(Daemon { config: config.clone(), scheduler, board, clock, _state_dir: state_dir })
+        Ok(Daemon { config: config.clone(), scheduler, board, clock, changes, _state_dir: state_dir })
     }
 
     pub fn events(&self) -> broadcast::Receiver<Event> {
@@ -100,7 +106,12 @@ impl Daemon {
         mut control: mpsc::UnboundedReceiver<Control>,
         env: &dyn Environment,
     ) -> Result<(), DaemonError> {
-        let Daemon { mut config, scheduler, board, clock, _state_dir } = self;
+        let Daemon { mut config, scheduler, board, clock, changes, _state_dir } = self;
+        let api = match &config.socket {
+            Some(spec) => Some(ApiServer::start(spec, board.clone(), clock.clone()).await?),
+            None => None,
+        };
+        let hooks = tokio::spawn(crate::sinks::notify::run_hooks(changes));
         let shutdown = CancellationToken::new();
         let (commands, command_rx) = mpsc::unbounded_channel();
         let scheduler = tokio::spawn(scheduler.run(shutdown.child_token(), command_rx));
@@ -112,6 +123,9 @@ impl Daemon {
                     systemd::reloading();
                     match reload(&config, env, &commands).await {
                         Ok((next, summary)) => {
+                            if next.socket != config.socket {
+                                tracing::warn!("socket settings changed; they take effect at the next restart");
+                            }
                             tracing::info!(
                                 added = ?summary.added,
                                 removed = ?summary.removed,
@@ -137,6 +151,10 @@ impl Daemon {
             tracing::error!(error = %e, "the scheduler task failed");
         }
         notifier.abort();
+        hooks.abort();
+        if let Some(api) = api {
+            api.stop().await;
+        }
         tracing::info!("stopped");
         Ok(())
     }

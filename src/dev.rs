@@ -52,6 +52,7 @@ pub fn config(dir: &std::path::Path, endpoint: &str, credentials: Credentials, a
     Config {
         source: None,
         state_dir: dir.join("state"),
+        socket: None,
         credentials: BTreeMap::from([(
             "dev".to_string(),
             CredentialSpec { name: "dev".into(), vendor: Vendor::Alibaba, source: SourceSpec::InMemory(credentials) },
@@ -71,6 +72,7 @@ pub fn config(dir: &std::path::Path, endpoint: &str, credentials: Credentials, a
                 console_params: vec![("isShare".into(), "true".into()), ("hideTopbar".into(), "true".into())],
             }),
             sinks: vec![sink("json", FileFormat::Json), sink("token", FileFormat::Token), sink("url", FileFormat::Url)],
+            consumers: Default::default(),
         }],
     }
 }

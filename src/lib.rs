@@ -14,8 +14,10 @@
 //! * [`docker_credential`] answers docker's credential-helper protocol from the saved state.
 //! * [`secret`] keeps keys, tokens and tickets out of logs; [`clock`] is the injected wall clock.
 
+pub mod api;
 pub mod board;
 pub mod cli;
+pub mod client_cli;
 pub mod clock;
 pub mod config;
 pub mod control;

@@ -55,6 +55,7 @@ pub struct Config {
     /// The file it came from, when it came from one.
     pub source: Option<PathBuf>,
     pub state_dir: PathBuf,
+    pub socket: Option<SocketSpec>,
     pub credentials: BTreeMap<String, CredentialSpec>,
     pub tickets: Vec<TicketSpec>,
 }
@@ -126,6 +127,61 @@ pub struct TicketSpec {
     pub credentials: String,
     pub api: ApiSpec,
     pub sinks: Vec<SinkSpec>,
+    pub consumers: ConsumerSpec,
+}
+
+/// Who may read a ticket over the socket, whether readiness waits for it, and whom to tell when
+/// it changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerSpec {
+    /// Callers (by `SO_PEERCRED`) allowed to read the token; empty lists mean anyone who can open
+    /// the socket. Root and ticketd's own uid are always allowed.
+    pub allow_uids: Vec<u32>,
+    pub allow_gids: Vec<u32>,
+    /// `/readyz` fails while this ticket holds no valid token.
+    pub required: bool,
+    pub on_change: Option<HookSpec>,
+}
+
+impl Default for ConsumerSpec {
+    fn default() -> Self {
+        ConsumerSpec { allow_uids: Vec::new(), allow_gids: Vec::new(), required: true, on_change: None }
+    }
+}
+
+impl ConsumerSpec {
+    pub fn restricted(&self) -> bool {
+        !self.allow_uids.is_empty() || !self.allow_gids.is_empty()
+    }
+}
+
+/// What to run after all sinks of a ticket hold a new token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookSpec {
+    /// A program and its arguments (no shell).
+    pub exec: Option<Vec<String>>,
+    /// A signal to send to the process whose pid is in `pid_file`.
+    pub signal: Option<(i32, String)>,
+    pub pid_file: Option<PathBuf>,
+    pub timeout: Duration,
+    /// Changes closer together than this run the hook once.
+    pub debounce: Duration,
+}
+
+/// Optional. Default hook timeout.
+pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(30);
+/// Optional. Default hook debounce.
+pub const DEFAULT_HOOK_DEBOUNCE: Duration = Duration::from_secs(1);
+/// Optional. Default mode of the API socket.
+pub const DEFAULT_SOCKET_MODE: u32 = 0o660;
+
+/// The unix socket API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketSpec {
+    pub path: PathBuf,
+    pub mode: u32,
+    /// The socket file's group, by gid.
+    pub group: Option<u32>,
 }
 
 impl TicketSpec {

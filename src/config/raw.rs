@@ -8,6 +8,9 @@ use serde::Deserialize;
 #[derive(Debug, Default, Deserialize)]
 pub struct RawConfig {
     pub state_dir: Option<String>,
+    pub socket: Option<String>,
+    pub socket_mode: Option<String>,
+    pub socket_group: Option<toml::Value>,
     #[serde(default)]
     pub credentials: BTreeMap<String, RawCredentials>,
     #[serde(default)]
@@ -49,8 +52,22 @@ pub struct RawTicket {
     pub registry_id: Option<String>,
     pub description: Option<String>,
     pub registry: Option<String>,
+    // Consumers.
+    pub allow_uids: Option<Vec<u32>>,
+    pub allow_gids: Option<Vec<u32>>,
+    pub required: Option<bool>,
+    pub on_change: Option<RawHook>,
     #[serde(default)]
     pub sinks: Vec<RawSink>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawHook {
+    pub exec: Option<Vec<String>>,
+    pub signal: Option<String>,
+    pub pid_file: Option<String>,
+    pub timeout: Option<String>,
+    pub debounce: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

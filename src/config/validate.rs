@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::locate::{KeyPath, LineIndex, Locator};
-use super::raw::{RawConfig, RawCredentials, RawSink, RawTicket};
+use super::raw::{RawConfig, RawCredentials, RawHook, RawSink, RawTicket};
 use super::*;
 
 /// Where environment variables come from (the process, or a map in tests).
@@ -119,6 +119,7 @@ pub(super) fn parse(text: &str, file: &str, env: &dyn Environment) -> Result<Con
         None => PathBuf::from(DEFAULT_STATE_DIR),
     };
 
+    let socket = socket(&mut checker, &raw);
     let mut credentials = BTreeMap::new();
     for (name, rc) in &raw.credentials {
         let at = root.key("credentials").key(name);
@@ -151,7 +152,7 @@ pub(super) fn parse(text: &str, file: &str, env: &dyn Environment) -> Result<Con
     }
 
     if checker.problems.is_empty() {
-        Ok(Config { source: None, state_dir, credentials, tickets })
+        Ok(Config { source: None, state_dir, socket, credentials, tickets })
     } else {
         Err(Problems(checker.problems))
     }
@@ -318,7 +319,149 @@ fn ticket(
             }
         }
     }
-    Some(TicketSpec { name: name?, credentials: cred_name?, api, sinks: sinks? })
+    let consumers = consumers(c, rt, at);
+    Some(TicketSpec { name: name?, credentials: cred_name?, api, sinks: sinks?, consumers: consumers? })
+}
+
+fn consumers(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath) -> Option<ConsumerSpec> {
+    let on_change = match &rt.on_change {
+        None => None,
+        Some(raw) => Some(hook(c, raw, &at.key("on_change"))?),
+    };
+    Some(ConsumerSpec {
+        allow_uids: rt.allow_uids.clone().unwrap_or_default(),
+        allow_gids: rt.allow_gids.clone().unwrap_or_default(),
+        required: rt.required.unwrap_or(true),
+        on_change,
+    })
+}
+
+fn hook(c: &mut Checker<'_>, raw: &RawHook, at: &KeyPath) -> Option<HookSpec> {
+    let before = c.problems.len();
+    if let Some(argv) = &raw.exec {
+        match argv.first() {
+            None => c.report(&at.key("exec"), "needs at least the program to run"),
+            Some(p) if !p.starts_with('/') => {
+                c.report(&at.key("exec"), format!("`{p}`: give the program's absolute path (no shell, no PATH search)"))
+            }
+            Some(_) => {}
+        }
+    }
+    let signal = match raw.signal.as_deref() {
+        None => None,
+        Some(name) => match signal_number(name) {
+            Some(n) => Some((n, name.trim_start_matches("SIG").to_string())),
+            None => {
+                c.report(
+                    &at.key("signal"),
+                    format!("unknown signal `{name}` (HUP, USR1, USR2, TERM, INT, QUIT, WINCH)"),
+                );
+                None
+            }
+        },
+    };
+    match (&raw.signal, &raw.pid_file) {
+        (Some(_), None) => c.report(&at.key("pid_file"), "is required with `signal`"),
+        (None, Some(_)) => c.report(&at.key("signal"), "is required with `pid_file`"),
+        _ => {}
+    }
+    if raw.exec.is_none() && raw.signal.is_none() && raw.pid_file.is_none() {
+        c.report(at, "needs `exec`, or `signal` with `pid_file`");
+    }
+    let timeout = c.duration(
+        &raw.timeout,
+        &at.key("timeout"),
+        DEFAULT_HOOK_TIMEOUT,
+        Duration::from_millis(100),
+        Duration::from_secs(3600),
+        "a hook timeout",
+    );
+    let debounce = c.duration(
+        &raw.debounce,
+        &at.key("debounce"),
+        DEFAULT_HOOK_DEBOUNCE,
+        Duration::ZERO,
+        Duration::from_secs(3600),
+        "a hook debounce",
+    );
+    (c.problems.len() == before).then(|| HookSpec {
+        exec: raw.exec.clone(),
+        signal,
+        pid_file: raw.pid_file.as_ref().map(PathBuf::from),
+        timeout: timeout.unwrap_or(DEFAULT_HOOK_TIMEOUT),
+        debounce: debounce.unwrap_or(DEFAULT_HOOK_DEBOUNCE),
+    })
+}
+
+fn signal_number(name: &str) -> Option<i32> {
+    use signal_hook::consts::*;
+    Some(match name.trim_start_matches("SIG") {
+        "HUP" => SIGHUP,
+        "USR1" => SIGUSR1,
+        "USR2" => SIGUSR2,
+        "TERM" => SIGTERM,
+        "INT" => SIGINT,
+        "QUIT" => SIGQUIT,
+        "WINCH" => SIGWINCH,
+        _ => return None,
+    })
+}
+
+fn socket(c: &mut Checker<'_>, raw: &RawConfig) -> Option<SocketSpec> {
+    let root = KeyPath::root();
+    let Some(path) = &raw.socket else {
+        for (key, set) in [("socket_mode", raw.socket_mode.is_some()), ("socket_group", raw.socket_group.is_some())] {
+            if set {
+                c.report(&root.key(key), "has no effect without `socket`");
+            }
+        }
+        return None;
+    };
+    let path = PathBuf::from(path);
+    if !path.is_absolute() {
+        c.report(&root.key("socket"), format!("{} must be an absolute path", path.display()));
+    }
+    let mode = match &raw.socket_mode {
+        None => DEFAULT_SOCKET_MODE,
+        Some(text) => match u32::from_str_radix(text.trim_start_matches("0o"), 8) {
+            Ok(m) if m <= 0o777 && m & 0o600 == 0o600 => m,
+            _ => {
+                c.report(
+                    &root.key("socket_mode"),
+                    format!("`{text}` is not an octal mode the owner can read and write, e.g. \"0660\""),
+                );
+                DEFAULT_SOCKET_MODE
+            }
+        },
+    };
+    let group = match &raw.socket_group {
+        None => None,
+        Some(toml::Value::Integer(gid)) if (0..=i64::from(u32::MAX)).contains(gid) => Some(*gid as u32),
+        Some(toml::Value::String(name)) => match group_id(name) {
+            Some(gid) => Some(gid),
+            None => {
+                c.report(&root.key("socket_group"), format!("no group named `{name}` in /etc/group"));
+                None
+            }
+        },
+        Some(other) => {
+            c.report(&root.key("socket_group"), format!("must be a group name or gid, not {other}"));
+            None
+        }
+    };
+    Some(SocketSpec { path, mode, group })
+}
+
+/// A group's gid from `/etc/group` (or a numeric string).
+fn group_id(name: &str) -> Option<u32> {
+    if let Ok(gid) = name.parse() {
+        return Some(gid);
+    }
+    let groups = std::fs::read_to_string("/etc/group").ok()?;
+    groups.lines().find_map(|line| {
+        let mut fields = line.split(':');
+        (fields.next()? == name).then(|| fields.nth(1)?.parse().ok()).flatten()
+    })
 }
 
 fn sls(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath, sinks: &Option<Vec<SinkSpec>>) -> Option<SlsSpec> {

@@ -140,6 +140,8 @@ pub struct Parts {
     pub persistence: Persistence,
     pub board: Arc<Board>,
     pub watchdog: Option<Watchdog>,
+    /// Told each time all sinks of a ticket with an `on_change` hook hold a new generation.
+    pub changed: Option<mpsc::UnboundedSender<crate::sinks::notify::Changed>>,
     pub seed: u64,
 }
 
@@ -385,6 +387,11 @@ impl Scheduler {
                         entry.publish_attempt = 0;
                         let current = entry.holding.current.clone();
                         self.parts.board.upsert(&name, &entry.spec, |view| view.current = current);
+                        if let Some(changed) = &self.parts.changed
+                            && entry.spec.consumers.on_change.is_some()
+                        {
+                            let _ = changed.send((entry.spec.clone(), generation));
+                        }
                         self.emit(Event::Published { name: name.clone(), generation });
                         self.save_soon(now + SAVE_DEBOUNCE);
                     }

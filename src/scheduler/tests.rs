@@ -117,6 +117,7 @@ fn sls_ticket(name: &str, ticket: Duration, token: Duration) -> TicketSpec {
             console_params: vec![],
         }),
         sinks: vec![],
+        consumers: Default::default(),
     }
 }
 
@@ -124,6 +125,7 @@ fn credential_store(expires_at: Option<SystemTime>) -> CredentialStore {
     let mut config = crate::config::Config {
         source: None,
         state_dir: "/nonexistent".into(),
+        socket: None,
         credentials: Default::default(),
         tickets: vec![],
     };
@@ -162,6 +164,7 @@ async fn simulate(
         persistence: Persistence::Memory(memory),
         board: Arc::new(Board::default()),
         watchdog: None,
+        changed: None,
         seed: 7,
     };
     let scheduler = Scheduler::new(parts, tickets, saved);
@@ -345,6 +348,7 @@ async fn reload_keeps_unchanged_tickets_replans_changed_ones_and_drops_removed_o
         persistence: Persistence::Memory(Arc::new(Mutex::new(StateFile::default()))),
         board: board.clone(),
         watchdog: None,
+        changed: None,
         seed: 3,
     };
     let keep = sls_ticket("keep", 30 * DAY, DAY);
@@ -416,6 +420,7 @@ async fn the_watchdog_is_pinged_from_the_loop_while_nothing_is_due() {
                 counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }),
         }),
+        changed: None,
         seed: 3,
     };
     let scheduler = Scheduler::new(parts, &[sls_ticket("a", 30 * DAY, DAY)], &StateFile::default());

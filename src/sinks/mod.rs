@@ -2,6 +2,7 @@
 
 pub mod atomic;
 pub mod docker_config;
+pub mod notify;
 pub mod render;
 
 use std::path::PathBuf;

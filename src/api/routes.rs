@@ -1,0 +1,270 @@
+//! The API's routes. Token answers carry `Cache-Control: no-store`; an expired token is never
+//! served; a caller outside a ticket's allow lists gets 403 and a log line, never the token.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use axum::Router;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{ApiState, DEFAULT_WAIT, MAX_WAIT, Peer};
+use crate::board::TicketView;
+use crate::clock::rfc3339;
+use crate::config::{ConsumerSpec, Kind};
+use crate::sinks::render::TokenView;
+
+pub(super) fn router(state: Arc<ApiState>) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/v1/tickets", get(list))
+        .route("/v1/tickets/{name}", get(ticket))
+        .route("/v1/tickets/{name}/token", get(raw_token))
+        .route("/v1/sls/{name}/access-token", get(sls_access_token))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, json!({"error": "no such endpoint"})) })
+        .with_state(state)
+}
+
+fn error(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+fn no_store(mut response: Response) -> Response {
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
+    let now = state.clock.now();
+    let not_ready: Vec<String> = state
+        .board
+        .snapshot()
+        .into_iter()
+        .filter(|v| v.spec.consumers.required && v.valid(now).is_none())
+        .map(|v| v.spec.name.clone())
+        .collect();
+    if not_ready.is_empty() {
+        axum::Json(json!({"ready": true})).into_response()
+    } else {
+        error(StatusCode::SERVICE_UNAVAILABLE, json!({"ready": false, "not_ready": not_ready}))
+    }
+}
+
+/// A ticket's status, without secrets.
+#[derive(Serialize)]
+struct Summary {
+    name: String,
+    kind: &'static str,
+    status: &'static str,
+    generation: u64,
+    token_expires_at: Option<String>,
+    ticket_expires_at: Option<String>,
+    refreshed_at: Option<String>,
+    next_refresh_at: Option<String>,
+    failures: u32,
+    last_error: Option<String>,
+}
+
+fn summary(view: &TicketView, now: SystemTime) -> Summary {
+    let current = view.current.as_ref();
+    let status = match (view.valid(now), current, view.failures) {
+        (Some(_), _, 0) => "fresh",
+        (Some(_), _, _) => "retrying",
+        (None, Some(_), _) => "expired",
+        (None, None, 0) => "pending",
+        (None, None, _) => "failing",
+    };
+    Summary {
+        name: view.spec.name.clone(),
+        kind: view.spec.kind().as_str(),
+        status,
+        generation: current.map_or(0, |c| c.generation),
+        token_expires_at: current.map(|c| rfc3339(c.token.expires_at)),
+        ticket_expires_at: current.and_then(|c| c.ticket.as_ref()).map(|t| rfc3339(t.expires_at)),
+        refreshed_at: current.map(|c| rfc3339(c.refreshed_at)),
+        next_refresh_at: view.next_at.map(rfc3339),
+        failures: view.failures,
+        last_error: view.last_error.clone(),
+    }
+}
+
+async fn list(State(state): State<Arc<ApiState>>) -> Response {
+    let now = state.clock.now();
+    let all: Vec<Summary> = state.board.snapshot().iter().map(|v| summary(v, now)).collect();
+    axum::Json(all).into_response()
+}
+
+#[derive(Deserialize)]
+struct WaitQuery {
+    wait: Option<u64>,
+    timeout: Option<String>,
+}
+
+/// Whether `peer` may read a ticket with these consumer settings.
+pub(crate) fn allowed(consumers: &ConsumerSpec, peer: &Peer, own_uid: u32) -> bool {
+    if peer.uid == 0 || peer.uid == own_uid || !consumers.restricted() {
+        return true;
+    }
+    if consumers.allow_uids.contains(&peer.uid) || consumers.allow_gids.contains(&peer.gid) {
+        return true;
+    }
+    peer.pid.is_some_and(|pid| supplementary_groups(pid).iter().any(|g| consumers.allow_gids.contains(g)))
+}
+
+/// The caller's supplementary groups, from `/proc/<pid>/status`.
+fn supplementary_groups(pid: i32) -> Vec<u32> {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return Vec::new() };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Groups:"))
+        .map(|g| g.split_whitespace().filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Find, authorize and (for `?wait=`) wait for a ticket; then insist on a valid token.
+async fn readable(state: &ApiState, name: &str, peer: &Peer, query: &WaitQuery) -> Result<TicketView, Response> {
+    let Some(mut view) = state.board.get(name) else {
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            json!({"error": format!("no ticket named `{name}`"), "ticket": name}),
+        ));
+    };
+    if !allowed(&view.spec.consumers, peer, state.own_uid) {
+        tracing::warn!(ticket = %name, uid = peer.uid, gid = peer.gid, pid = ?peer.pid, "denied a caller outside allow_uids/allow_gids");
+        return Err(error(
+            StatusCode::FORBIDDEN,
+            json!({"error": format!("uid {} may not read `{name}`", peer.uid), "ticket": name}),
+        ));
+    }
+    if let Some(seen) = query.wait {
+        let limit = match &query.timeout {
+            None => DEFAULT_WAIT,
+            Some(t) => match humantime::parse_duration(t).or_else(|_| t.parse::<u64>().map(Duration::from_secs)) {
+                Ok(d) => d.min(MAX_WAIT),
+                Err(_) => {
+                    return Err(error(
+                        StatusCode::BAD_REQUEST,
+                        json!({"error": format!("timeout `{t}` is not a duration (e.g. 30s)")}),
+                    ));
+                }
+            },
+        };
+        let mut changes = state.board.subscribe();
+        let newer = |v: &TicketView| v.current.as_ref().is_some_and(|c| c.generation > seen);
+        let wait = async {
+            loop {
+                match state.board.get(name) {
+                    Some(v) if newer(&v) => return Some(v),
+                    None => return None,
+                    Some(_) => {}
+                }
+                if changes.changed().await.is_err() {
+                    return None;
+                }
+            }
+        };
+        match tokio::time::timeout(limit, wait).await {
+            Ok(Some(v)) => view = v,
+            Ok(None) => return Err(error(StatusCode::NOT_FOUND, json!({"error": format!("`{name}` was removed")}))),
+            Err(_) => {
+                return Err(error(
+                    StatusCode::REQUEST_TIMEOUT,
+                    json!({"error": format!("no generation newer than {seen} within {}", humantime::format_duration(limit)), "ticket": name}),
+                ));
+            }
+        }
+    }
+    let now = state.clock.now();
+    match &view.current {
+        Some(c) if c.token.is_valid_at(now) => Ok(view),
+        Some(c) => Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "the token has expired", "ticket": name, "expired_since": rfc3339(c.token.expires_at), "last_error": view.last_error}),
+        )),
+        None => Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"error": "no token yet", "ticket": name, "last_error": view.last_error}),
+        )),
+    }
+}
+
+async fn ticket(
+    State(state): State<Arc<ApiState>>,
+    Extension(peer): Extension<Peer>,
+    Path(name): Path<String>,
+    Query(query): Query<WaitQuery>,
+) -> Response {
+    match readable(&state, &name, &peer, &query).await {
+        Ok(view) => {
+            let current = view.current.as_ref().expect("readable means a token");
+            no_store(axum::Json(TokenView::new(&view.spec, current)).into_response())
+        }
+        Err(response) => response,
+    }
+}
+
+async fn raw_token(
+    State(state): State<Arc<ApiState>>,
+    Extension(peer): Extension<Peer>,
+    Path(name): Path<String>,
+    Query(query): Query<WaitQuery>,
+) -> Response {
+    match readable(&state, &name, &peer, &query).await {
+        Ok(view) => {
+            let token = view.current.expect("readable means a token").token.value;
+            let mut response = token.expose().to_string().into_response();
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+            no_store(response)
+        }
+        Err(response) => response,
+    }
+}
+
+/// What the embedding page posts back to the SLS iframe: `{accessToken, ticket}`.
+async fn sls_access_token(
+    State(state): State<Arc<ApiState>>,
+    Extension(peer): Extension<Peer>,
+    Path(name): Path<String>,
+) -> Response {
+    if state.board.get(&name).is_some_and(|v| v.spec.kind() != Kind::Sls) {
+        return error(
+            StatusCode::NOT_FOUND,
+            json!({"error": format!("`{name}` is not an sls ticket"), "ticket": name}),
+        );
+    }
+    match readable(&state, &name, &peer, &WaitQuery { wait: None, timeout: None }).await {
+        Ok(view) => {
+            let current = view.current.expect("readable means a token");
+            let ticket = current.ticket.as_ref().map(|t| t.value.expose()).unwrap_or_default();
+            no_store(axum::Json(json!({"accessToken": current.token.value.expose(), "ticket": ticket})).into_response())
+        }
+        Err(response) => response,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn access_rules() {
+        let open = ConsumerSpec::default();
+        let only = ConsumerSpec { allow_uids: vec![1000], allow_gids: vec![2000], ..ConsumerSpec::default() };
+        let peer = |uid, gid| Peer { uid, gid, pid: None };
+        assert!(allowed(&open, &peer(65534, 65534), 999));
+        assert!(allowed(&only, &peer(1000, 1), 999));
+        assert!(allowed(&only, &peer(5, 2000), 999));
+        assert!(allowed(&only, &peer(0, 0), 999), "root");
+        assert!(allowed(&only, &peer(999, 999), 999), "ticketd's own uid");
+        assert!(!allowed(&only, &peer(65534, 65534), 999));
+    }
+}
