@@ -12,7 +12,7 @@ use std::time::{Duration, SystemTime};
 use crate::clock::{Clock, SystemClock, until};
 use crate::config::{
     ApiSpec, Config, CredentialSpec, DEFAULT_ENV_PREFIX, DockerConfigSink, DswSpec, DswTokenType, Endpoint, EnvNames,
-    Kind, TcrSpec, TcrTokenType, FileFormat, FileSink, SinkSpec, SlsSpec, SourceSpec, TicketSpec, Vendor,
+    FileFormat, FileSink, Kind, SinkSpec, SlsSpec, SourceSpec, TcrSpec, TcrTokenType, TicketSpec, Vendor,
 };
 use crate::credentials::Credentials;
 use crate::daemon::Daemon;
@@ -56,13 +56,14 @@ pub fn config(
 ) -> Config {
     let ticket_lifetime: Duration = args.ticket_lifetime.into();
     let token_lifetime: Duration = args.token_lifetime.into();
-    let sink =
-        |ext: &str, format| SinkSpec::File(FileSink {
+    let sink = |ext: &str, format| {
+        SinkSpec::File(FileSink {
             path: dir.join(format!("{TICKET}.{ext}")),
             format,
             mode: 0o600,
             env_names: EnvNames::defaults(DEFAULT_ENV_PREFIX, Kind::Sls),
-        });
+        })
+    };
     let endpoint = Endpoint { base: url::Url::parse(endpoint).expect("the emulator URL parses") };
     let file = |name: &str, ext: &str, format, kind| {
         SinkSpec::File(FileSink {
@@ -78,7 +79,11 @@ pub fn config(
         credentials: BTreeMap::from([
             (
                 "dev".to_string(),
-                CredentialSpec { name: "dev".into(), vendor: Vendor::Alibaba, source: SourceSpec::InMemory(credentials) },
+                CredentialSpec {
+                    name: "dev".into(),
+                    vendor: Vendor::Alibaba,
+                    source: SourceSpec::InMemory(credentials),
+                },
             ),
             (
                 "dev-tencent".to_string(),
@@ -90,57 +95,63 @@ pub fn config(
             ),
         ]),
         tickets: vec![
-        TicketSpec {
-            name: TICKET.into(),
-            credentials: "dev".into(),
-            api: ApiSpec::Sls(SlsSpec {
-                endpoint: endpoint.clone(),
-                ticket_lifetime,
-                token_lifetime,
-                ticket_renew_before: SlsSpec::default_renew_before(ticket_lifetime, token_lifetime),
-                signature: V1Mac::HmacSha256,
-                console_url: Some(
-                    "https://sls.console.alibabacloud.com/lognext/project/dev-project/dashboard/dev-dashboard".into(),
-                ),
-                console_params: vec![("isShare".into(), "true".into()), ("hideTopbar".into(), "true".into())],
-            }),
-            sinks: vec![sink("json", FileFormat::Json), sink("token", FileFormat::Token), sink("url", FileFormat::Url)],
-        },
-        TicketSpec {
-            name: DSW_TICKET.into(),
-            credentials: "dev".into(),
-            api: ApiSpec::Dsw(DswSpec {
-                endpoint: endpoint.clone(),
-                instance_id: "dsw-dev0123456789".into(),
-                token_lifetime: args.dsw_token_lifetime.into(),
-                token_type: DswTokenType::Access,
-                audience: Some("ThirdParty".into()),
-            }),
-            sinks: vec![
-                file(DSW_TICKET, "json", FileFormat::Json, Kind::Dsw),
-                file(DSW_TICKET, "env", FileFormat::Env, Kind::Dsw),
-            ],
-        },
-        TicketSpec {
-            name: TCR_TICKET.into(),
-            credentials: "dev-tencent".into(),
-            api: ApiSpec::Tcr(TcrSpec {
-                endpoint,
-                region: "ap-guangzhou".into(),
-                registry_id: "tcr-dev01234".into(),
-                token_type: TcrTokenType::Temp,
-                description: None,
-                registry: Some(DEV_REGISTRY.into()),
-            }),
-            sinks: vec![
-                file(TCR_TICKET, "json", FileFormat::Json, Kind::Tcr),
-                SinkSpec::DockerConfig(DockerConfigSink {
-                    path: dir.join("docker/config.json"),
-                    registry: DEV_REGISTRY.into(),
-                    mode: 0o600,
+            TicketSpec {
+                name: TICKET.into(),
+                credentials: "dev".into(),
+                api: ApiSpec::Sls(SlsSpec {
+                    endpoint: endpoint.clone(),
+                    ticket_lifetime,
+                    token_lifetime,
+                    ticket_renew_before: SlsSpec::default_renew_before(ticket_lifetime, token_lifetime),
+                    signature: V1Mac::HmacSha256,
+                    console_url: Some(
+                        "https://sls.console.alibabacloud.com/lognext/project/dev-project/dashboard/dev-dashboard"
+                            .into(),
+                    ),
+                    console_params: vec![("isShare".into(), "true".into()), ("hideTopbar".into(), "true".into())],
                 }),
-            ],
-        }],
+                sinks: vec![
+                    sink("json", FileFormat::Json),
+                    sink("token", FileFormat::Token),
+                    sink("url", FileFormat::Url),
+                ],
+            },
+            TicketSpec {
+                name: DSW_TICKET.into(),
+                credentials: "dev".into(),
+                api: ApiSpec::Dsw(DswSpec {
+                    endpoint: endpoint.clone(),
+                    instance_id: "dsw-dev0123456789".into(),
+                    token_lifetime: args.dsw_token_lifetime.into(),
+                    token_type: DswTokenType::Access,
+                    audience: Some("ThirdParty".into()),
+                }),
+                sinks: vec![
+                    file(DSW_TICKET, "json", FileFormat::Json, Kind::Dsw),
+                    file(DSW_TICKET, "env", FileFormat::Env, Kind::Dsw),
+                ],
+            },
+            TicketSpec {
+                name: TCR_TICKET.into(),
+                credentials: "dev-tencent".into(),
+                api: ApiSpec::Tcr(TcrSpec {
+                    endpoint,
+                    region: "ap-guangzhou".into(),
+                    registry_id: "tcr-dev01234".into(),
+                    token_type: TcrTokenType::Temp,
+                    description: None,
+                    registry: Some(DEV_REGISTRY.into()),
+                }),
+                sinks: vec![
+                    file(TCR_TICKET, "json", FileFormat::Json, Kind::Tcr),
+                    SinkSpec::DockerConfig(DockerConfigSink {
+                        path: dir.join("docker/config.json"),
+                        registry: DEV_REGISTRY.into(),
+                        mode: 0o600,
+                    }),
+                ],
+            },
+        ],
     }
 }
 

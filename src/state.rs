@@ -163,7 +163,9 @@ pub fn read_unlocked(dir: &Path) -> Result<StateFile, StateError> {
     let path = dir.join(STATE_FILE);
     let text = match fs::read(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(StateFile { version: VERSION, ..Default::default() }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(StateFile { version: VERSION, ..Default::default() });
+        }
         Err(source) => return Err(StateError::Read { path, source }),
     };
     parse(&text).map_err(|why| StateError::Read { path, source: io::Error::new(io::ErrorKind::InvalidData, why) })

@@ -88,7 +88,8 @@ async fn dsw_refreshes_tcr_longterm_survives_a_restart_and_docker_clients_read_t
     let config = config.to_str().unwrap();
     // An existing docker config with entries and keys of its own.
     std::fs::create_dir_all(h.path("docker")).unwrap();
-    let existing = r#"{"auths":{"docker.io":{"auth":"dXNlcjpwYXNz"}},"psFormat":"table {{.ID}}","experimental":"enabled"}"#;
+    let existing =
+        r#"{"auths":{"docker.io":{"auth":"dXNlcjpwYXNz"}},"psFormat":"table {{.ID}}","experimental":"enabled"}"#;
     std::fs::write(h.path("docker/config.json"), existing).unwrap();
     let mut daemon = h.spawn(&["run", "-c", config]);
 
@@ -147,7 +148,8 @@ async fn dsw_refreshes_tcr_longterm_survives_a_restart_and_docker_clients_read_t
         read_json(&h.path("state/state.json")).filter(|s| !s["tickets"]["registry"]["current"].is_null())
     })
     .await;
-    let (code, out) = helper(&h, std::path::Path::new(BIN), &["docker-credential", "get"], &format!("https://{REGISTRY}\n"));
+    let (code, out) =
+        helper(&h, std::path::Path::new(BIN), &["docker-credential", "get"], &format!("https://{REGISTRY}\n"));
     assert_eq!(code, 0, "{out}");
     let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(
@@ -172,10 +174,8 @@ async fn dsw_refreshes_tcr_longterm_survives_a_restart_and_docker_clients_read_t
     assert_eq!(h.emulator.stats().create_instance_token, 1);
     let before = generation(&h, "out/notebook.json").unwrap();
     let mut daemon = h.spawn(&["run", "-c", config]);
-    wait_for("a DSW refresh after the restart", WAIT, || {
-        generation(&h, "out/notebook.json").filter(|g| *g > before)
-    })
-    .await;
+    wait_for("a DSW refresh after the restart", WAIT, || generation(&h, "out/notebook.json").filter(|g| *g > before))
+        .await;
     assert!(daemon.log_text().contains("reusing the saved token"), "{}", daemon.log_text());
     assert_eq!(h.emulator.stats().create_instance_token, 1, "a restart must not mint another long-term token");
     assert_eq!(read_json(&h.path("out/registry.json")).unwrap()["access_token"].as_str().unwrap(), tcr_token);

@@ -293,7 +293,12 @@ fn ticket(
     if vendor.is_some_and(|v| v != needs) {
         c.report(
             &at.key("credentials"),
-            format!("a{} {} ticket needs {} credentials", if kind == Kind::Sls { "n" } else { "" }, kind.as_str(), needs.as_str()),
+            format!(
+                "a{} {} ticket needs {} credentials",
+                if kind == Kind::Sls { "n" } else { "" },
+                kind.as_str(),
+                needs.as_str()
+            ),
         );
     }
     let api = match kind {
@@ -406,8 +411,15 @@ fn sls(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath, sinks: &Option<Vec<Sin
 }
 
 /// The ticket keys each kind uses (besides name, kind, credentials and sinks).
-const SLS_KEYS: &[&str] =
-    &["endpoint", "ticket_lifetime", "token_lifetime", "ticket_renew_before", "signature_method", "console_url", "console_params"];
+const SLS_KEYS: &[&str] = &[
+    "endpoint",
+    "ticket_lifetime",
+    "token_lifetime",
+    "ticket_renew_before",
+    "signature_method",
+    "console_url",
+    "console_params",
+];
 const DSW_KEYS: &[&str] = &["region", "endpoint", "network", "instance_id", "token_lifetime", "token_type", "audience"];
 const TCR_KEYS: &[&str] = &["region", "registry_id", "token_type", "description", "endpoint", "registry"];
 
@@ -698,10 +710,7 @@ fn sink(
                 None
             }
             (Some(other), _) => {
-                c.report(
-                    &at.key("type"),
-                    format!("a docker-config sink needs a tcr ticket, not {}", other.as_str()),
-                );
+                c.report(&at.key("type"), format!("a docker-config sink needs a tcr ticket, not {}", other.as_str()));
                 None
             }
             (None, _) => None,
@@ -974,19 +983,26 @@ path = "/root/.docker/config.json"
         let no_registry = DSW_TCR.replace("registry = \"myreg.tencentcloudcr.com\"\n", "");
         let joined = problems(&no_registry, &both_env()).join("\n");
         assert!(
-            joined.contains("t.toml:34:1: tickets[1].sinks[0].type: a docker-config sink needs the ticket's `registry`"),
+            joined
+                .contains("t.toml:34:1: tickets[1].sinks[0].type: a docker-config sink needs the ticket's `registry`"),
             "{joined}"
         );
         let on_dsw = DSW_TCR.replace("type = \"file\"", "type = \"docker-config\"");
         let joined = problems(&on_dsw, &both_env()).join("\n");
-        assert!(joined.contains("tickets[0].sinks[0].type: a docker-config sink needs a tcr ticket, not dsw"), "{joined}");
+        assert!(
+            joined.contains("tickets[0].sinks[0].type: a docker-config sink needs a tcr ticket, not dsw"),
+            "{joined}"
+        );
         assert!(joined.contains("tickets[0].sinks[0].format: does not apply to type = \"docker-config\""), "{joined}");
         let bad = DSW_TCR
             .replace("registry = \"myreg.tencentcloudcr.com\"", "registry = \"https://myreg.tencentcloudcr.com/\"")
             .replace("region = \"ap-guangzhou\"\n", "")
             .replace("network = \"vpc\"", "network = \"internal\"");
         let joined = problems(&bad, &both_env()).join("\n");
-        assert!(joined.contains("tickets[1].registry: `https://myreg.tencentcloudcr.com/` is not a registry host"), "{joined}");
+        assert!(
+            joined.contains("tickets[1].registry: `https://myreg.tencentcloudcr.com/` is not a registry host"),
+            "{joined}"
+        );
         assert!(joined.contains("tickets[1].region: is required"), "{joined}");
         assert!(joined.contains("tickets[0].network: unknown network `internal` (expected public or vpc)"), "{joined}");
     }

@@ -52,21 +52,29 @@ impl IntoResponse for PopError {
 fn authenticate(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(), PopError> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     if header("x-acs-action") != Some("GetToken") || header("x-acs-version") != Some("2022-01-01") {
-        return Err(err(404, "InvalidAction.NotFound", "Specified api is not found, please check your url and method."));
+        return Err(err(
+            404,
+            "InvalidAction.NotFound",
+            "Specified api is not found, please check your url and method.",
+        ));
     }
     let auth = header("authorization").ok_or_else(|| err(400, "IncompleteSignature", "Authorization is missing."))?;
     let auth = acs3::parse_authorization(auth)
         .map_err(|e| err(400, "IncompleteSignature", format!("The request signature does not conform: {e}")))?;
     let date_text = header("x-acs-date").ok_or_else(|| err(400, "MissingParameter", "x-acs-date is missing."))?;
-    let date = humantime::parse_rfc3339(date_text)
-        .map_err(|_| err(400, "InvalidTimeStamp.Format", format!("x-acs-date {date_text} is not YYYY-MM-DDTHH:MM:SSZ")))?;
+    let date = humantime::parse_rfc3339(date_text).map_err(|_| {
+        err(400, "InvalidTimeStamp.Format", format!("x-acs-date {date_text} is not YYYY-MM-DDTHH:MM:SSZ"))
+    })?;
     let now = shared.clock.now();
     let skew = now.duration_since(date).or_else(|e| Ok::<_, ()>(e.duration())).unwrap_or_default();
     if skew > MAX_SKEW {
         return Err(err(
             400,
             "InvalidTimeStamp.Expired",
-            format!("Specified time stamp or date value is expired. x-acs-date {date_text}, server time {}", acs3::format_date(now)),
+            format!(
+                "Specified time stamp or date value is expired. x-acs-date {date_text}, server time {}",
+                acs3::format_date(now)
+            ),
         ));
     }
     let key = shared
@@ -90,7 +98,8 @@ fn authenticate(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap
         err(400, "SignatureDoesNotMatch", format!("Specified signature does not match our calculation ({e})."))
     })?;
     // The nonce is consumed only by a request that verifies, so nobody can burn another's nonce.
-    let nonce = header("x-acs-signature-nonce").ok_or_else(|| err(400, "MissingParameter", "x-acs-signature-nonce is missing."))?;
+    let nonce = header("x-acs-signature-nonce")
+        .ok_or_else(|| err(400, "MissingParameter", "x-acs-signature-nonce is missing."))?;
     if !shared.nonces.lock().expect("nonce lock").insert(nonce.to_string()) {
         return Err(err(400, "SignatureNonceUsed", "Specified signature nonce was used already."));
     }

@@ -47,7 +47,8 @@ fn authenticate(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap
     if header("x-tc-region").is_none_or(str::is_empty) {
         return Err(err("MissingParameter", "X-TC-Region is required"));
     }
-    let auth = header("authorization").ok_or_else(|| err("AuthFailure.InvalidAuthorization", "Authorization is missing"))?;
+    let auth =
+        header("authorization").ok_or_else(|| err("AuthFailure.InvalidAuthorization", "Authorization is missing"))?;
     let auth = tc3::parse_authorization(auth)
         .map_err(|e| err("AuthFailure.InvalidAuthorization", format!("Authorization is malformed: {e}")))?;
     let timestamp = header("x-tc-timestamp")

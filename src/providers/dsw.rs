@@ -42,11 +42,8 @@ pub async fn call(
 ) -> Result<Issued, ProviderError> {
     let api = GET_TOKEN;
     let expire = spec.token_lifetime.as_secs().to_string();
-    let mut query: Vec<(&str, &str)> = vec![
-        ("InstanceId", &spec.instance_id),
-        ("ExpireTime", &expire),
-        ("Type", spec.token_type.as_str()),
-    ];
+    let mut query: Vec<(&str, &str)> =
+        vec![("InstanceId", &spec.instance_id), ("ExpireTime", &expire), ("Type", spec.token_type.as_str())];
     if let Some(audience) = &spec.audience {
         query.push(("Audience", audience));
     }
@@ -99,7 +96,12 @@ pub async fn call(
 
 /// The token in a GetToken answer, or the error it is: `Success=false` or a POP error body is an
 /// error even on HTTP 200.
-pub fn answer(status: u16, retry_after: Option<Duration>, body: &[u8], secrets: &[&str]) -> Result<String, ProviderError> {
+pub fn answer(
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+    secrets: &[&str],
+) -> Result<String, ProviderError> {
     let api = GET_TOKEN;
     let parsed: Option<Body> = serde_json::from_slice(body).ok();
     if (200..300).contains(&status) {
@@ -131,7 +133,13 @@ fn code_text(code: &Option<serde_json::Value>) -> String {
     }
 }
 
-fn error(status: u16, retry_after: Option<Duration>, parsed: Option<Body>, body: &[u8], secrets: &[&str]) -> ProviderError {
+fn error(
+    status: u16,
+    retry_after: Option<Duration>,
+    parsed: Option<Body>,
+    body: &[u8],
+    secrets: &[&str],
+) -> ProviderError {
     let parsed = parsed.unwrap_or_default();
     let mut code = code_text(&parsed.code);
     if code.is_empty() && parsed.success == Some(false) {

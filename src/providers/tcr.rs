@@ -102,17 +102,19 @@ pub async fn call(
         TcrTokenType::Temp => Some(sent_at + TEMP_TOKEN_LIFETIME),
         TcrTokenType::LongTerm => None,
     };
-    let expires_at = [exp_time, crate::jwt::expiry(&value), fallback]
-        .into_iter()
-        .flatten()
-        .min()
-        .ok_or_else(|| ProviderError::Malformed { api, detail: "no `ExpTime` and no JWT `exp` in the answer".into() })?;
+    let expires_at = [exp_time, crate::jwt::expiry(&value), fallback].into_iter().flatten().min().ok_or_else(|| {
+        ProviderError::Malformed { api, detail: "no `ExpTime` and no JWT `exp` in the answer".into() }
+    })?;
     Ok(Issued::Token(TokenPart { value: Secret::new(value), username: Some(username), issued_at: sent_at, expires_at }))
 }
 
 /// `(Username, Token, ExpTime)` of an answer, or the error it is. Errors come as HTTP 200 with
 /// `Response.Error`; any other status is a server/network failure (as the SDK treats it).
-pub fn answer(status: u16, body: &[u8], secrets: &[&str]) -> Result<(String, String, Option<SystemTime>), ProviderError> {
+pub fn answer(
+    status: u16,
+    body: &[u8],
+    secrets: &[&str],
+) -> Result<(String, String, Option<SystemTime>), ProviderError> {
     let api = CREATE_INSTANCE_TOKEN;
     if status != 200 {
         let text = if body.is_empty() { "(empty answer)".into() } else { String::from_utf8_lossy(body).into_owned() };
@@ -127,8 +129,9 @@ pub fn answer(status: u16, body: &[u8], secrets: &[&str]) -> Result<(String, Str
         });
     }
     let envelope: Envelope = parse(api, body)?;
-    let answer =
-        envelope.response.ok_or_else(|| ProviderError::Malformed { api, detail: "no `Response` in the answer".into() })?;
+    let answer = envelope
+        .response
+        .ok_or_else(|| ProviderError::Malformed { api, detail: "no `Response` in the answer".into() })?;
     if let Some(error) = answer.error {
         let code = error.code.unwrap_or_default();
         return Err(ProviderError::Api {

@@ -96,9 +96,10 @@ pub fn plan(holding: &Holding, lifecycle: Lifecycle, now: SystemTime, jitter: f6
         // A ticket-and-token kind whose current holds no ticket cannot refresh: mint.
         (Lifecycle::TicketAndToken { .. }, None) => now_plan(Step::Mint),
         (Lifecycle::SingleCall, _) => Plan { step: Step::Mint, at: token_due },
-        (Lifecycle::LongTerm { renew_before }, _) => {
-            Plan { step: Step::Mint, at: longterm_renew_point(token.issued_at, token.expires_at, renew_before).max(now) }
-        }
+        (Lifecycle::LongTerm { renew_before }, _) => Plan {
+            step: Step::Mint,
+            at: longterm_renew_point(token.issued_at, token.expires_at, renew_before).max(now),
+        },
     }
 }
 
@@ -216,7 +217,10 @@ mod tests {
         let h = single(t0, 10 * DAY);
         assert_eq!(plan(&h, lc, t0, 0.0), Plan { step: Step::Mint, at: t0 + 9 * DAY });
         // Past the point: mint now.
-        assert_eq!(plan(&h, lc, t0 + 9 * DAY + 1800 * Duration::from_secs(1), 0.0).at, t0 + 9 * DAY + Duration::from_secs(1800));
+        assert_eq!(
+            plan(&h, lc, t0 + 9 * DAY + 1800 * Duration::from_secs(1), 0.0).at,
+            t0 + 9 * DAY + Duration::from_secs(1800)
+        );
         // Nothing held: mint now.
         assert_eq!(plan(&Holding::default(), lc, t0, 0.0), Plan { step: Step::Mint, at: t0 });
         // A single-call token is due after 2/3 of its life.

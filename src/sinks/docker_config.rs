@@ -71,7 +71,10 @@ mod tests {
         assert_eq!(v["credHelpers"]["gcr.io"], "gcloud");
         assert_eq!(v["psFormat"], "table {{.ID}}");
         assert_eq!(v["unknownKey"]["nested"], serde_json::json!([1, 2, 3]));
-        assert_eq!(v["auths"]["myreg.tencentcloudcr.com"], serde_json::json!({"auth": STANDARD.encode("100012345678:eyJtok")}));
+        assert_eq!(
+            v["auths"]["myreg.tencentcloudcr.com"],
+            serde_json::json!({"auth": STANDARD.encode("100012345678:eyJtok")})
+        );
     }
 
     #[test]

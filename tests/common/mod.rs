@@ -25,7 +25,8 @@ impl Harness {
         let key = generate_key("LTAItest");
         let tencent_key = generate_tencent_key("AKIDtest");
         let keys = vec![key.clone(), tencent_key.clone()];
-        let emulator = Emulator::start(([127, 0, 0, 1], 0).into(), keys, Arc::new(SystemClock)).await.expect("emulator");
+        let emulator =
+            Emulator::start(([127, 0, 0, 1], 0).into(), keys, Arc::new(SystemClock)).await.expect("emulator");
         Harness {
             dir: tempfile::tempdir().expect("temp dir"),
             emulator,
