@@ -1,5 +1,6 @@
 //! `ticketd dev`: the daemon against the built-in emulator, with short lifetimes, narrating what
-//! happens, so a newcomer sees tickets minted and tokens refreshed within a minute.
+//! happens, so a newcomer sees tickets minted and tokens refreshed within a minute: an SLS share
+//! ticket, a PAI-DSW token and TCR registry credentials (with a docker config).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,12 +11,12 @@ use std::time::{Duration, SystemTime};
 
 use crate::clock::{Clock, SystemClock, until};
 use crate::config::{
-    ApiSpec, Config, CredentialSpec, DEFAULT_ENV_PREFIX, Endpoint, EnvNames, FileFormat, FileSink, Kind, SinkSpec,
-    SlsSpec, SourceSpec, TicketSpec, Vendor,
+    ApiSpec, Config, CredentialSpec, DEFAULT_ENV_PREFIX, DockerConfigSink, DswSpec, DswTokenType, Endpoint, EnvNames,
+    FileFormat, FileSink, Kind, SinkSpec, SlsSpec, SocketSpec, SourceSpec, TcrSpec, TcrTokenType, TicketSpec, Vendor,
 };
 use crate::credentials::Credentials;
 use crate::daemon::Daemon;
-use crate::emulator::{Emulator, generate_key};
+use crate::emulator::{Emulator, generate_key, generate_tencent_key};
 use crate::scheduler::Event;
 use crate::signing::sls::V1Mac;
 
@@ -30,15 +31,29 @@ pub struct DevArgs {
     /// Lifetime of each access token.
     #[arg(long, default_value = "20s")]
     pub token_lifetime: humantime::Duration,
+    /// Lifetime of each PAI-DSW token (`ExpireTime`).
+    #[arg(long, default_value = "30s")]
+    pub dsw_token_lifetime: humantime::Duration,
     /// Stop after this long (default: run until Ctrl-C).
     #[arg(long)]
     pub duration: Option<humantime::Duration>,
 }
 
 const TICKET: &str = "dev-dashboard";
+const DSW_TICKET: &str = "dev-notebook";
+const TCR_TICKET: &str = "dev-registry";
+/// The registry host the dev TCR credentials are written for.
+const DEV_REGISTRY: &str = "dev-registry.tencentcloudcr.com";
 
-/// The config `ticketd dev` runs: one SLS ticket against the emulator at `endpoint`.
-pub fn config(dir: &std::path::Path, endpoint: &str, credentials: Credentials, args: &DevArgs) -> Config {
+/// The config `ticketd dev` runs against the emulator at `endpoint`: an SLS ticket, a DSW token
+/// and TCR temp credentials.
+pub fn config(
+    dir: &std::path::Path,
+    endpoint: &str,
+    credentials: Credentials,
+    tencent: Credentials,
+    args: &DevArgs,
+) -> Config {
     let ticket_lifetime: Duration = args.ticket_lifetime.into();
     let token_lifetime: Duration = args.token_lifetime.into();
     let sink = |ext: &str, format| {
@@ -49,31 +64,98 @@ pub fn config(dir: &std::path::Path, endpoint: &str, credentials: Credentials, a
             env_names: EnvNames::defaults(DEFAULT_ENV_PREFIX, Kind::Sls),
         })
     };
+    let endpoint = Endpoint { base: url::Url::parse(endpoint).expect("the emulator URL parses") };
+    let file = |name: &str, ext: &str, format, kind| {
+        SinkSpec::File(FileSink {
+            path: dir.join(format!("{name}.{ext}")),
+            format,
+            mode: 0o600,
+            env_names: EnvNames::defaults(DEFAULT_ENV_PREFIX, kind),
+        })
+    };
     Config {
         source: None,
         state_dir: dir.join("state"),
-        socket: None,
-        credentials: BTreeMap::from([(
-            "dev".to_string(),
-            CredentialSpec { name: "dev".into(), vendor: Vendor::Alibaba, source: SourceSpec::InMemory(credentials) },
-        )]),
-        tickets: vec![TicketSpec {
-            name: TICKET.into(),
-            credentials: "dev".into(),
-            api: ApiSpec::Sls(SlsSpec {
-                endpoint: Endpoint { base: url::Url::parse(endpoint).expect("the emulator URL parses") },
-                ticket_lifetime,
-                token_lifetime,
-                ticket_renew_before: SlsSpec::default_renew_before(ticket_lifetime, token_lifetime),
-                signature: V1Mac::HmacSha256,
-                console_url: Some(
-                    "https://sls.console.alibabacloud.com/lognext/project/dev-project/dashboard/dev-dashboard".into(),
-                ),
-                console_params: vec![("isShare".into(), "true".into()), ("hideTopbar".into(), "true".into())],
-            }),
-            sinks: vec![sink("json", FileFormat::Json), sink("token", FileFormat::Token), sink("url", FileFormat::Url)],
-            consumers: Default::default(),
-        }],
+        socket: Some(SocketSpec { path: dir.join("ticketd.sock"), mode: 0o600, group: None }),
+        credentials: BTreeMap::from([
+            (
+                "dev".to_string(),
+                CredentialSpec {
+                    name: "dev".into(),
+                    vendor: Vendor::Alibaba,
+                    source: SourceSpec::InMemory(credentials),
+                },
+            ),
+            (
+                "dev-tencent".to_string(),
+                CredentialSpec {
+                    name: "dev-tencent".into(),
+                    vendor: Vendor::Tencent,
+                    source: SourceSpec::InMemory(tencent),
+                },
+            ),
+        ]),
+        tickets: vec![
+            TicketSpec {
+                name: TICKET.into(),
+                credentials: "dev".into(),
+                api: ApiSpec::Sls(SlsSpec {
+                    endpoint: endpoint.clone(),
+                    ticket_lifetime,
+                    token_lifetime,
+                    ticket_renew_before: SlsSpec::default_renew_before(ticket_lifetime, token_lifetime),
+                    signature: V1Mac::HmacSha256,
+                    console_url: Some(
+                        "https://sls.console.alibabacloud.com/lognext/project/dev-project/dashboard/dev-dashboard"
+                            .into(),
+                    ),
+                    console_params: vec![("isShare".into(), "true".into()), ("hideTopbar".into(), "true".into())],
+                }),
+                sinks: vec![
+                    sink("json", FileFormat::Json),
+                    sink("token", FileFormat::Token),
+                    sink("url", FileFormat::Url),
+                ],
+                consumers: Default::default(),
+            },
+            TicketSpec {
+                name: DSW_TICKET.into(),
+                credentials: "dev".into(),
+                api: ApiSpec::Dsw(DswSpec {
+                    endpoint: endpoint.clone(),
+                    instance_id: "dsw-dev0123456789".into(),
+                    token_lifetime: args.dsw_token_lifetime.into(),
+                    token_type: DswTokenType::Access,
+                    audience: Some("ThirdParty".into()),
+                }),
+                sinks: vec![
+                    file(DSW_TICKET, "json", FileFormat::Json, Kind::Dsw),
+                    file(DSW_TICKET, "env", FileFormat::Env, Kind::Dsw),
+                ],
+                consumers: Default::default(),
+            },
+            TicketSpec {
+                name: TCR_TICKET.into(),
+                credentials: "dev-tencent".into(),
+                api: ApiSpec::Tcr(TcrSpec {
+                    endpoint,
+                    region: "ap-guangzhou".into(),
+                    registry_id: "tcr-dev01234".into(),
+                    token_type: TcrTokenType::Temp,
+                    description: None,
+                    registry: Some(DEV_REGISTRY.into()),
+                }),
+                sinks: vec![
+                    file(TCR_TICKET, "json", FileFormat::Json, Kind::Tcr),
+                    SinkSpec::DockerConfig(DockerConfigSink {
+                        path: dir.join("docker/config.json"),
+                        registry: DEV_REGISTRY.into(),
+                        mode: 0o600,
+                    }),
+                ],
+                consumers: Default::default(),
+            },
+        ],
     }
 }
 
@@ -99,19 +181,34 @@ pub async fn run(args: DevArgs) -> ExitCode {
         security_token: None,
         expires_at: None,
     };
-    let emulator = match Emulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), vec![key], clock.clone()).await {
+    let tencent_key = generate_tencent_key("AKIDdev");
+    let tencent = Credentials {
+        access_key_id: crate::secret::Secret::new(tencent_key.access_key_id.clone()),
+        access_key_secret: tencent_key.access_key_secret.clone(),
+        security_token: None,
+        expires_at: None,
+    };
+    let keys = vec![key, tencent_key];
+    let emulator = match Emulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), keys, clock.clone()).await {
         Ok(e) => e,
         Err(e) => {
             eprintln!("ticketd dev: cannot start the emulator on 127.0.0.1: {e}");
             return ExitCode::from(crate::cli::EXIT_FAILURE);
         }
     };
-    let config = config(&dir, &emulator.url(), credentials, &args);
+    if Duration::from(args.dsw_token_lifetime) < crate::config::MIN_LIFETIME {
+        eprintln!("ticketd dev: --dsw-token-lifetime must be at least 10s");
+        return ExitCode::from(crate::cli::EXIT_FAILURE);
+    }
+    let config = config(&dir, &emulator.url(), credentials, tencent, &args);
     let daemon = match Daemon::prepare(&config, &crate::config::ProcessEnvironment, clock.clone()) {
         Ok(d) => d,
         Err(e) => return crate::cli::exit_code(Err(e)),
     };
-    println!("ticketd dev: an emulator of the SLS ticket API is listening on {}", emulator.url());
+    println!(
+        "ticketd dev: an emulator of SLS CreateTicket/RefreshToken, PAI-DSW GetToken and TCR CreateInstanceToken is listening on {}",
+        emulator.url()
+    );
     println!(
         "ticketd dev: keeping `{TICKET}` fresh: tickets live {}, access tokens {}",
         humantime::format_duration(ticket_lifetime),
@@ -119,6 +216,15 @@ pub async fn run(args: DevArgs) -> ExitCode {
     );
     println!(
         "ticketd dev: files: {0}/{TICKET}.json, {0}/{TICKET}.token, {0}/{TICKET}.url (state in {0}/state)",
+        dir.display()
+    );
+    println!(
+        "ticketd dev: keeping `{DSW_TICKET}` fresh (DSW tokens live {life}): {d}/{DSW_TICKET}.json, {d}/{DSW_TICKET}.env",
+        life = humantime::format_duration(args.dsw_token_lifetime.into()),
+        d = dir.display()
+    );
+    println!(
+        "ticketd dev: keeping `{TCR_TICKET}` fresh (TCR temp credentials live 1h): {0}/{TCR_TICKET}.json, and {DEV_REGISTRY} in {0}/docker/config.json",
         dir.display()
     );
     println!("ticketd dev: Ctrl-C stops.");
@@ -159,8 +265,8 @@ pub async fn run(args: DevArgs) -> ExitCode {
     let result = daemon.run(control, &crate::config::ProcessEnvironment).await;
     let stats = emulator.stats();
     println!(
-        "ticketd dev: stopped; the emulator answered {} CreateTicket and {} RefreshToken calls ({} rejected)",
-        stats.create_ticket, stats.refresh_token, stats.rejected
+        "ticketd dev: stopped; the emulator answered {} CreateTicket, {} RefreshToken, {} GetToken and {} CreateInstanceToken calls ({} rejected)",
+        stats.create_ticket, stats.refresh_token, stats.get_token, stats.create_instance_token, stats.rejected
     );
     emulator.stop();
     crate::cli::exit_code(result)
@@ -175,13 +281,27 @@ pub fn narrate(event: &Event, started: SystemTime, now: SystemTime) -> String {
             format!("{at} {name}: minted a new ticket with CreateTicket; it expires in {}", within(*expires_at))
         }
         Event::TokenRefreshed { name, generation, expires_at, new_ticket } => format!(
-            "{at} {name}: got access token #{generation} with RefreshToken{}; it expires in {}",
+            "{at} {name}: got {} #{generation} with {}{}; it expires in {}",
+            match name.as_str() {
+                TCR_TICKET => "registry credentials",
+                _ => "access token",
+            },
+            match name.as_str() {
+                DSW_TICKET => "GetToken",
+                TCR_TICKET => "CreateInstanceToken",
+                _ => "RefreshToken",
+            },
             if *new_ticket { " from the new ticket (the share URL changes)" } else { "" },
             within(*expires_at)
         ),
-        Event::Published { name, generation } => {
-            format!("{at} {name}: wrote token #{generation} to the .json, .token and .url files")
-        }
+        Event::Published { name, generation } => format!(
+            "{at} {name}: wrote token #{generation} to {}",
+            match name.as_str() {
+                DSW_TICKET => "the .json and .env files",
+                TCR_TICKET => "the .json file and docker/config.json",
+                _ => "the .json, .token and .url files",
+            }
+        ),
         Event::CallFailed { name, error, retry_at, .. } => {
             format!("{at} {name}: call failed ({error}); retrying in {}", within(*retry_at))
         }

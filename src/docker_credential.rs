@@ -68,8 +68,11 @@ pub fn registry_host(server_url: &str) -> String {
     s.split('/').next().unwrap_or("").to_ascii_lowercase()
 }
 
-/// `(registry, username, secret)` of every tcr ticket with a registry and a valid saved token.
-fn valid_logins(config: &Config, now: SystemTime) -> Result<Vec<(String, Option<(String, String)>)>, HelperError> {
+/// A registry host and, when a valid token is saved for it, `(username, secret)`.
+type Login = (String, Option<(String, String)>);
+
+/// Every tcr ticket with a registry, with its login when its saved token is still valid.
+fn valid_logins(config: &Config, now: SystemTime) -> Result<Vec<Login>, HelperError> {
     let state = crate::state::read_unlocked(&config.state_dir).map_err(|e| HelperError::Failed(e.to_string()))?;
     let mut out = Vec::new();
     for spec in &config.tickets {

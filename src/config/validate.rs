@@ -1017,4 +1017,152 @@ mode = "0640"
         let joined = problems(&no_console, &env()).join("\n");
         assert!(joined.contains("console_url: is required by the `url` sink format"), "{joined}");
     }
+
+    fn both_env() -> HashMap<String, String> {
+        let mut e = env();
+        e.insert(TENCENT_SECRET_ID_ENV.into(), "AKIDx".into());
+        e.insert(TENCENT_SECRET_KEY_ENV.into(), "key".into());
+        e
+    }
+
+    const DSW_TCR: &str = r#"[credentials.ali]
+vendor = "alibaba"
+
+[credentials.tc]
+vendor = "tencent"
+
+[[tickets]]
+name = "notebook"
+kind = "dsw"
+credentials = "ali"
+region = "cn-hangzhou"
+network = "vpc"
+instance_id = "dsw-730abc"
+token_lifetime = "30m"
+token_type = "View"
+audience = "ThirdParty"
+
+[[tickets.sinks]]
+type = "file"
+path = "/run/ticketd/notebook.env"
+format = "env"
+env_token = "DSW_TOKEN"
+
+[[tickets]]
+name = "registry"
+kind = "tcr"
+credentials = "tc"
+region = "ap-guangzhou"
+registry_id = "tcr-abcd1234"
+token_type = "longterm"
+description = "ci"
+registry = "myreg.tencentcloudcr.com"
+
+[[tickets.sinks]]
+type = "docker-config"
+path = "/root/.docker/config.json"
+"#;
+
+    #[test]
+    fn dsw_and_tcr_tickets_validate_with_defaults() {
+        let config = parse(DSW_TCR, "t.toml", &both_env()).unwrap();
+        let ApiSpec::Dsw(dsw) = &config.tickets[0].api else { panic!("not dsw") };
+        assert_eq!(dsw.endpoint.base.as_str(), "https://pai-dsw-vpc.cn-hangzhou.aliyuncs.com/");
+        assert_eq!(dsw.token_lifetime, Duration::from_secs(1800));
+        assert_eq!(dsw.token_type, DswTokenType::View);
+        assert_eq!(dsw.audience.as_deref(), Some("ThirdParty"));
+        let SinkSpec::File(f) = &config.tickets[0].sinks[0] else { panic!("not a file sink") };
+        assert_eq!(f.format, FileFormat::Env);
+        assert_eq!(
+            f.env_names,
+            EnvNames { token: "DSW_TOKEN".into(), username: None, expires_at: Some("TICKETD_EXPIRES_AT".into()) }
+        );
+        let ApiSpec::Tcr(tcr) = &config.tickets[1].api else { panic!("not tcr") };
+        assert_eq!(tcr.endpoint.base.as_str(), "https://tcr.tencentcloudapi.com/");
+        assert_eq!(tcr.token_type, TcrTokenType::LongTerm);
+        assert_eq!(tcr.registry.as_deref(), Some("myreg.tencentcloudcr.com"));
+        assert_eq!(
+            config.tickets[1].sinks[0],
+            SinkSpec::DockerConfig(DockerConfigSink {
+                path: "/root/.docker/config.json".into(),
+                registry: "myreg.tencentcloudcr.com".into(),
+                mode: 0o600
+            })
+        );
+        let public = DSW_TCR.replace("network = \"vpc\"\n", "");
+        let config = parse(&public, "t.toml", &both_env()).unwrap();
+        let ApiSpec::Dsw(dsw) = &config.tickets[0].api else { panic!("not dsw") };
+        assert_eq!(dsw.endpoint.host_header(), "pai-dsw.cn-hangzhou.aliyuncs.com");
+    }
+
+    #[test]
+    fn dsw_and_tcr_problems_are_all_reported_with_file_line_and_key() {
+        let text = DSW_TCR
+            .replace("credentials = \"ali\"", "credentials = \"tc\"\nconsole_url = \"https://x\"")
+            .replace("token_type = \"View\"", "token_type = \"Edit\"")
+            .replace("instance_id = \"dsw-730abc\"\n", "")
+            .replace("token_type = \"longterm\"", "token_type = \"forever\"\nticket_lifetime = \"1d\"")
+            .replace("registry_id = \"tcr-abcd1234\"\n", "")
+            .replace("env_token = \"DSW_TOKEN\"", "env_token = \"DSW-TOKEN\"");
+        let found = problems(&text, &both_env());
+        let joined = found.join("\n");
+        for expected in [
+            "t.toml:10:1: tickets[0].credentials: a dsw ticket needs alibaba credentials",
+            "t.toml:11:1: tickets[0].console_url: does not apply to kind = \"dsw\"",
+            "t.toml:7:1: tickets[0].instance_id: is required",
+            "t.toml:15:1: tickets[0].token_type: unknown token_type `Edit` (expected Access or View)",
+            "t.toml:22:1: tickets[0].sinks[0].env_token: `DSW-TOKEN` is not an environment variable name",
+            "t.toml:29:1: tickets[1].token_type: unknown token_type `forever` (expected temp or longterm)",
+            "t.toml:30:1: tickets[1].ticket_lifetime: does not apply to kind = \"tcr\"",
+            "t.toml:24:1: tickets[1].registry_id: is required",
+        ] {
+            assert!(joined.contains(expected), "missing {expected:?} in\n{joined}");
+        }
+        assert_eq!(found.len(), 8, "{joined}");
+    }
+
+    #[test]
+    fn docker_config_sinks_need_a_tcr_ticket_with_a_registry() {
+        let no_registry = DSW_TCR.replace("registry = \"myreg.tencentcloudcr.com\"\n", "");
+        let joined = problems(&no_registry, &both_env()).join("\n");
+        assert!(
+            joined
+                .contains("t.toml:34:1: tickets[1].sinks[0].type: a docker-config sink needs the ticket's `registry`"),
+            "{joined}"
+        );
+        let on_dsw = DSW_TCR.replace("type = \"file\"", "type = \"docker-config\"");
+        let joined = problems(&on_dsw, &both_env()).join("\n");
+        assert!(
+            joined.contains("tickets[0].sinks[0].type: a docker-config sink needs a tcr ticket, not dsw"),
+            "{joined}"
+        );
+        assert!(joined.contains("tickets[0].sinks[0].format: does not apply to type = \"docker-config\""), "{joined}");
+        let bad = DSW_TCR
+            .replace("registry = \"myreg.tencentcloudcr.com\"", "registry = \"https://myreg.tencentcloudcr.com/\"")
+            .replace("region = \"ap-guangzhou\"\n", "")
+            .replace("network = \"vpc\"", "network = \"internal\"");
+        let joined = problems(&bad, &both_env()).join("\n");
+        assert!(
+            joined.contains("tickets[1].registry: `https://myreg.tencentcloudcr.com/` is not a registry host"),
+            "{joined}"
+        );
+        assert!(joined.contains("tickets[1].region: is required"), "{joined}");
+        assert!(joined.contains("tickets[0].network: unknown network `internal` (expected public or vpc)"), "{joined}");
+    }
+
+    #[test]
+    fn tencent_credentials_default_to_the_tencentcloud_variables() {
+        let joined = problems(DSW_TCR, &env()).join("\n");
+        assert!(joined.contains("credentials.tc: environment variable TENCENTCLOUD_SECRET_ID is not set"), "{joined}");
+        assert!(joined.contains("TENCENTCLOUD_SECRET_KEY is not set"), "{joined}");
+        let config = parse(DSW_TCR, "t.toml", &both_env()).unwrap();
+        assert_eq!(
+            config.credentials["tc"].source,
+            SourceSpec::Env {
+                id_var: TENCENT_SECRET_ID_ENV.into(),
+                secret_var: TENCENT_SECRET_KEY_ENV.into(),
+                token_var: TENCENT_SESSION_TOKEN_ENV.into()
+            }
+        );
+    }
 }

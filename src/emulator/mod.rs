@@ -180,3 +180,134 @@ fn generate_vendor_key(vendor: Vendor, prefix: &str) -> EmulatorKey {
         security_token: None,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::SystemClock;
+    use crate::config::{DswSpec, DswTokenType, Endpoint, TcrSpec, TcrTokenType};
+    use crate::credentials::Credentials;
+    use crate::providers::{ApiErrorKind, ProviderError, dsw, tcr};
+    use crate::signing::acs3;
+    use crate::token::Issued;
+    use std::time::Duration;
+
+    /// The system clock, shifted.
+    struct Shifted(Duration, bool);
+
+    impl Clock for Shifted {
+        fn now(&self) -> SystemTime {
+            if self.1 { SystemTime::now() + self.0 } else { SystemTime::now() - self.0 }
+        }
+    }
+
+    fn creds(key: &EmulatorKey) -> Credentials {
+        Credentials {
+            access_key_id: Secret::new(key.access_key_id.clone()),
+            access_key_secret: key.access_key_secret.clone(),
+            security_token: key.security_token.clone(),
+            expires_at: None,
+        }
+    }
+
+    fn kind(e: &ProviderError) -> ApiErrorKind {
+        match e {
+            ProviderError::Api { kind, .. } => *kind,
+            other => panic!("not an API error: {other}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn dsw_checks_date_sts_token_and_nonce_replay() {
+        let mut sts = generate_key("STS.");
+        sts.security_token = Some(Secret::new("CAIStoken"));
+        let emulator =
+            Emulator::start(([127, 0, 0, 1], 0).into(), vec![sts.clone()], Arc::new(SystemClock)).await.unwrap();
+        let spec = DswSpec {
+            endpoint: Endpoint { base: url::Url::parse(&emulator.url()).unwrap() },
+            instance_id: "dsw-1".into(),
+            token_lifetime: Duration::from_secs(60),
+            token_type: DswTokenType::Access,
+            audience: Some("ThirdParty".into()),
+        };
+        let http = crate::http::client();
+        let ok = dsw::call(&http, &SystemClock, &spec, &creds(&sts)).await.unwrap();
+        let Issued::Token(token) = ok else { panic!("not a token") };
+        let exp = crate::jwt::expiry(token.value.expose()).unwrap();
+        assert!(exp <= token.expires_at + Duration::from_secs(1));
+        // A date 20 minutes off is InvalidTimeStamp.Expired: clock skew.
+        let e = dsw::call(&http, &Shifted(Duration::from_secs(1200), false), &spec, &creds(&sts)).await.unwrap_err();
+        assert!(e.is_clock_skew(), "{e}");
+        // STS keys without their token.
+        let mut no_token = creds(&sts);
+        no_token.security_token = None;
+        let e = dsw::call(&http, &SystemClock, &spec, &no_token).await.unwrap_err();
+        assert_eq!(kind(&e), ApiErrorKind::Permanent, "{e}");
+        // The same nonce twice: the second is refused.
+        let url = format!("{}{}?InstanceId=dsw-1", emulator.url(), dsw::PATH);
+        let host = emulator.addr().to_string();
+        let request = acs3::Request {
+            method: "GET",
+            host: &host,
+            path: dsw::PATH,
+            query: &[("InstanceId", "dsw-1")],
+            action: "GetToken",
+            version: "2022-01-01",
+            date: SystemTime::now(),
+            nonce: "0123456789abcdef0123456789abcdef",
+            body: b"",
+            content_type: None,
+        };
+        let headers =
+            acs3::build_headers(&request, &sts.access_key_id, sts.access_key_secret.expose(), Some("CAIStoken"));
+        let send = || {
+            let mut b = http.get(&url);
+            for (n, v) in headers.as_slice() {
+                b = b.header(*n, v);
+            }
+            b.send()
+        };
+        assert_eq!(send().await.unwrap().status(), 200);
+        let again = send().await.unwrap();
+        assert_eq!(again.status(), 400);
+        let body: serde_json::Value = again.json().await.unwrap();
+        assert_eq!(body["Code"], "SignatureNonceUsed");
+        for key in ["RequestId", "HostId", "Message", "Recommend"] {
+            assert!(body[key].is_string(), "{body}");
+        }
+        emulator.stop();
+    }
+
+    #[tokio::test]
+    async fn tcr_checks_timestamp_key_and_issues_millisecond_expiries() {
+        let key = generate_tencent_key("AKID");
+        let alibaba = generate_key("LTAI");
+        let keys = vec![key.clone(), alibaba.clone()];
+        let emulator = Emulator::start(([127, 0, 0, 1], 0).into(), keys, Arc::new(SystemClock)).await.unwrap();
+        let mut spec = TcrSpec {
+            endpoint: Endpoint { base: url::Url::parse(&emulator.url()).unwrap() },
+            region: "ap-guangzhou".into(),
+            registry_id: "tcr-1".into(),
+            token_type: TcrTokenType::Temp,
+            description: None,
+            registry: None,
+        };
+        let http = crate::http::client();
+        let Issued::Token(t) = tcr::call(&http, &SystemClock, &spec, &creds(&key)).await.unwrap() else { panic!() };
+        assert_eq!(t.username.as_deref(), Some(super::tcr::USERNAME));
+        let life = t.expires_at.duration_since(t.issued_at).unwrap();
+        assert!(life > Duration::from_secs(3590) && life <= Duration::from_secs(3601), "{life:?}");
+        spec.token_type = TcrTokenType::LongTerm;
+        let Issued::Token(t) = tcr::call(&http, &SystemClock, &spec, &creds(&key)).await.unwrap() else { panic!() };
+        assert!(t.expires_at.duration_since(t.issued_at).unwrap() > Duration::from_secs(300 * 86_400));
+        let e = tcr::call(&http, &Shifted(Duration::from_secs(400), true), &spec, &creds(&key)).await.unwrap_err();
+        assert!(e.is_clock_skew(), "{e}");
+        // An Alibaba key is not a Tencent key.
+        let e = tcr::call(&http, &SystemClock, &spec, &creds(&alibaba)).await.unwrap_err();
+        assert!(e.to_string().contains("AuthFailure.SecretIdNotFound"), "{e}");
+        assert_eq!(kind(&e), ApiErrorKind::Permanent);
+        let stats = emulator.stats();
+        assert_eq!((stats.create_instance_token, stats.rejected), (2, 2));
+        emulator.stop();
+    }
+}

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ticketd::clock::SystemClock;
-use ticketd::emulator::{Emulator, EmulatorKey, generate_key};
+use ticketd::emulator::{Emulator, EmulatorKey, generate_key, generate_tencent_key};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ticketd");
 
@@ -15,16 +15,25 @@ pub struct Harness {
     pub dir: tempfile::TempDir,
     pub emulator: Emulator,
     pub key: EmulatorKey,
+    /// A Tencent SecretId/SecretKey the emulator accepts (TCR).
+    pub tencent_key: EmulatorKey,
     runs: std::cell::Cell<u32>,
 }
 
 impl Harness {
     pub async fn start() -> Harness {
         let key = generate_key("LTAItest");
-        let emulator = Emulator::start(([127, 0, 0, 1], 0).into(), vec![key.clone()], Arc::new(SystemClock))
-            .await
-            .expect("emulator");
-        Harness { dir: tempfile::tempdir().expect("temp dir"), emulator, key, runs: std::cell::Cell::new(0) }
+        let tencent_key = generate_tencent_key("AKIDtest");
+        let keys = vec![key.clone(), tencent_key.clone()];
+        let emulator =
+            Emulator::start(([127, 0, 0, 1], 0).into(), keys, Arc::new(SystemClock)).await.expect("emulator");
+        Harness {
+            dir: tempfile::tempdir().expect("temp dir"),
+            emulator,
+            key,
+            tencent_key,
+            runs: std::cell::Cell::new(0),
+        }
     }
 
     pub fn path(&self, name: &str) -> PathBuf {
@@ -48,6 +57,8 @@ impl Harness {
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("ALIBABA_CLOUD_ACCESS_KEY_ID", &self.key.access_key_id)
             .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", self.key.access_key_secret.expose())
+            .env("TENCENTCLOUD_SECRET_ID", &self.tencent_key.access_key_id)
+            .env("TENCENTCLOUD_SECRET_KEY", self.tencent_key.access_key_secret.expose())
             .env("TICKETD_LOG", "ticketd=debug,info")
             .stdin(Stdio::null());
         cmd
