@@ -227,6 +227,10 @@ pub async fn run(args: DevArgs) -> ExitCode {
         "ticketd dev: keeping `{TCR_TICKET}` fresh (TCR temp credentials live 1h): {0}/{TCR_TICKET}.json, and {DEV_REGISTRY} in {0}/docker/config.json",
         dir.display()
     );
+    println!(
+        "ticketd dev: the socket API is on {0}/ticketd.sock: try `ticketd status --socket {0}/ticketd.sock` or\n  curl -s --unix-socket {0}/ticketd.sock http://ticketd/v1/sls/{TICKET}/access-token",
+        dir.display()
+    );
     println!("ticketd dev: Ctrl-C stops.");
     let mut events = daemon.events();
     let started = clock.now();
