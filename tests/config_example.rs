@@ -20,11 +20,16 @@ fn env() -> HashMap<String, String> {
 fn the_example_config_validates() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
     let config = config::load(std::path::Path::new(path), &env()).unwrap_or_else(|p| panic!("{p}"));
-    assert_eq!(config.credentials.len(), 1);
-    assert_eq!(config.tickets.len(), 1);
-    let ticket = &config.tickets[0];
-    assert_eq!(ticket.name, "ops-dashboard");
-    assert!(matches!(ticket.api, ApiSpec::Sls(_)));
-    assert_eq!(ticket.sinks.len(), 2);
-    assert!(ticket.sinks.iter().all(|s| matches!(s, SinkSpec::File(_))));
+    assert_eq!(config.credentials.len(), 2);
+    assert_eq!(config.tickets.len(), 3);
+    assert!(config.socket.is_some());
+    let kinds: Vec<&str> = config.tickets.iter().map(|t| t.kind().as_str()).collect();
+    assert_eq!(kinds, ["sls", "dsw", "tcr"]);
+    let sls = &config.tickets[0];
+    assert_eq!(sls.name, "ops-dashboard");
+    assert!(matches!(sls.api, ApiSpec::Sls(_)));
+    assert_eq!(sls.sinks.len(), 2);
+    assert_eq!(sls.consumers.allow_uids, [33]);
+    assert!(sls.consumers.on_change.is_some());
+    assert!(matches!(config.tickets[2].sinks[0], SinkSpec::DockerConfig(_)));
 }
