@@ -4,8 +4,10 @@
 //! docker `config.json` `"credHelpers": {"<registry>": "ticketd"}` entry runs.
 //!
 //! Docker runs helpers without arguments, so the config is found through `TICKETD_CONFIG` or the
-//! default path (`-c` works too). Answers come from the daemon's saved state (`state.json`) while
-//! the token there is still valid; the helper needs no cloud keys and makes no API call.
+//! default path (`-c` works too). Answers come from the running daemon over its socket API when
+//! `socket` is set and answers (so its access control applies), otherwise from the saved state
+//! (`state.json`) while the token there is still valid. The helper needs no cloud keys and makes no
+//! cloud API call.
 
 use std::io::{Read, Write};
 use std::path::Path;
@@ -71,8 +73,12 @@ pub fn registry_host(server_url: &str) -> String {
 /// A registry host and, when a valid token is saved for it, `(username, secret)`.
 type Login = (String, Option<(String, String)>);
 
-/// Every tcr ticket with a registry, with its login when its saved token is still valid.
+/// Every tcr ticket with a registry, with its login when the daemon (or, when it does not answer,
+/// the saved state) holds a valid token.
 fn valid_logins(config: &Config, now: SystemTime) -> Result<Vec<Login>, HelperError> {
+    if let Some(logins) = logins_from_daemon(config) {
+        return Ok(logins);
+    }
     let state = crate::state::read_unlocked(&config.state_dir).map_err(|e| HelperError::Failed(e.to_string()))?;
     let mut out = Vec::new();
     for spec in &config.tickets {
@@ -87,6 +93,35 @@ fn valid_logins(config: &Config, now: SystemTime) -> Result<Vec<Login>, HelperEr
         out.push((registry.to_ascii_lowercase(), login));
     }
     Ok(out)
+}
+
+/// Ask the running daemon; `None` when there is no socket or it does not answer.
+fn logins_from_daemon(config: &Config) -> Option<Vec<Login>> {
+    let socket = config.socket.as_ref()?.path.clone();
+    if !socket.exists() {
+        return None;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+    runtime.block_on(async {
+        let mut out = Vec::new();
+        for spec in &config.tickets {
+            let ApiSpec::Tcr(tcr) = &spec.api else { continue };
+            let Some(registry) = &tcr.registry else { continue };
+            let name: String = url::form_urlencoded::byte_serialize(spec.name.as_bytes()).collect();
+            let (status, body) = crate::api::client::get(&socket, &format!("/v1/tickets/{name}")).await.ok()?;
+            let login = (status == 200)
+                .then(|| serde_json::from_slice::<serde_json::Value>(&body).ok())
+                .flatten()
+                .and_then(|j| {
+                    Some((
+                        j["username"].as_str().unwrap_or_default().to_string(),
+                        j["access_token"].as_str()?.to_string(),
+                    ))
+                });
+            out.push((registry.to_ascii_lowercase(), login));
+        }
+        Some(out)
+    })
 }
 
 /// Run `action`: read the request on `input`, write the answer to `output`.

@@ -237,3 +237,29 @@ format = "env"
     assert_eq!(status.code(), Some(0));
     assert!(!std::fs::read_to_string(&log).unwrap().contains("not-the-secret-key"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_credential_helper_asks_the_running_daemon_over_its_socket() {
+    let h = Harness::start().await;
+    let text =
+        CONFIG.replace("state_dir = \"{dir}/state\"", "state_dir = \"{dir}/state\"\nsocket = \"{dir}/ticketd.sock\"");
+    let config = h.write_config(&text);
+    let mut daemon = h.spawn(&["run", "-c", config.to_str().unwrap()]);
+    let token = wait_for("the registry token", WAIT, || {
+        read_json(&h.path("out/registry.json")).and_then(|j| j["access_token"].as_str().map(String::from))
+    })
+    .await;
+    wait_for("the saved state", WAIT, || {
+        read_json(&h.path("state/state.json")).filter(|s| !s["tickets"]["registry"]["current"].is_null())
+    })
+    .await;
+    // Without the state file, only the daemon can answer.
+    std::fs::remove_file(h.path("state/state.json")).unwrap();
+    let (code, out) = helper(&h, std::path::Path::new(BIN), &["docker-credential", "get"], &format!("{REGISTRY}\n"));
+    assert_eq!(code, 0, "{out}");
+    let answer: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(answer["Secret"].as_str(), Some(token.as_str()));
+    assert_eq!(answer["Username"], EMULATOR_USERNAME);
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(WAIT).await, 0);
+}
