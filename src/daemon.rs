@@ -67,6 +67,10 @@ impl Daemon {
         let credentials = CredentialStore::resolve_all(config, env).map_err(DaemonError::Credentials)?;
         let state_dir = Arc::new(StateDir::open(&config.state_dir)?);
         let loaded = state_dir.load()?;
+        // A crash mid-write leaves a temp file beside a sink (never a partial sink): clear them.
+        for sink in config.tickets.iter().flat_map(|t| &t.sinks) {
+            crate::sinks::atomic::remove_stale_temps(sink.path());
+        }
         if let Some((aside, why)) = &loaded.set_aside {
             tracing::error!(
                 moved_to = %aside.display(),

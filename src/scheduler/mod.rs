@@ -109,6 +109,10 @@ struct Entry {
     in_flight: bool,
     /// Sinks do not hold the current generation yet.
     unpublished: bool,
+    /// The newest `current` known to be in the sinks (or loaded from state): what the state file
+    /// records while a newer one is still being written, so state never runs ahead of the sinks
+    /// and never loses a ticket.
+    saved_current: Option<Current>,
     publish_attempt: u32,
     /// The queue slot that is live for this entry (others are stale).
     slot: Option<(SystemTime, u64)>,
@@ -210,6 +214,7 @@ impl Scheduler {
         let name = spec.name.clone();
         let now = self.parts.clock.now();
         let has_current = holding.valid_token(now).is_some();
+        let saved_current = holding.current.clone();
         let jitter = self.rng.random();
         self.entries.insert(
             name.clone(),
@@ -221,6 +226,7 @@ impl Scheduler {
                 in_flight: false,
                 // Sinks may be stale or missing after a restart: write them once.
                 unpublished: has_current,
+                saved_current,
                 publish_attempt: 0,
                 slot: None,
                 last_error: None,
@@ -386,6 +392,7 @@ impl Scheduler {
                         entry.unpublished = false;
                         entry.publish_attempt = 0;
                         let current = entry.holding.current.clone();
+                        entry.saved_current.clone_from(&current);
                         self.parts.board.upsert(&name, &entry.spec, |view| view.current = current);
                         if let Some(changed) = &self.parts.changed
                             && entry.spec.consumers.on_change.is_some()
@@ -551,6 +558,7 @@ impl Scheduler {
             } else {
                 summary.replaced.push(name.clone());
                 entry.holding = Holding::default();
+                entry.saved_current = None;
                 // A call still out for the old target is dropped when it returns (its epoch is old).
                 entry.epoch += 1;
                 entry.in_flight = false;
@@ -576,9 +584,18 @@ impl Scheduler {
         let mut state = StateFile { version: 1, ..Default::default() };
         for (name, entry) in &self.entries {
             let mut holding = entry.holding.clone();
-            // State never runs ahead of the sinks: an unpublished token is saved once written.
+            // State never runs ahead of the sinks: an unpublished token is saved once written;
+            // meanwhile the last written one (and its ticket) stays on record.
             if entry.unpublished && !entry.spec.sinks.is_empty() {
-                holding.current = None;
+                let fresh = std::mem::replace(&mut holding.current, entry.saved_current.clone());
+                // A new ticket not yet in the sinks is recorded as pending, so a crash never loses it.
+                let recorded = holding.current.as_ref().and_then(|c| c.ticket.as_ref());
+                if let Some(ticket) = fresh.and_then(|c| c.ticket)
+                    && recorded != Some(&ticket)
+                    && holding.pending.is_none()
+                {
+                    holding.pending = Some(ticket);
+                }
             }
             state.tickets.insert(
                 name.clone(),
