@@ -80,7 +80,12 @@ pub(crate) struct Shared {
     /// Signs the JWTs it issues (nobody verifies them; they only need to look real).
     jwt_key: [u8; 32],
     serial: AtomicU64,
+    /// The latest tickets and tokens issued, so tests can check none of them reached a log.
+    issued: Mutex<std::collections::VecDeque<String>>,
 }
+
+/// How many issued tickets and tokens the emulator remembers for [`Emulator::issued_secrets`].
+pub const MAX_RECORDED: usize = 100_000;
 
 impl Shared {
     /// The key with this id, if it belongs to `vendor`.
@@ -95,7 +100,13 @@ impl Shared {
     fn jwt(&self, claims: serde_json::Value) -> String {
         let payload = claims.to_string();
         let sig = crate::signing::hmac_sha256(&self.jwt_key, payload.as_bytes());
-        crate::jwt::encode(&claims, &sig)
+        let token = crate::jwt::encode(&claims, &sig);
+        let mut issued = self.issued.lock().expect("issued lock");
+        if issued.len() == MAX_RECORDED {
+            issued.pop_front();
+        }
+        issued.push_back(token.clone());
+        token
     }
 }
 
@@ -119,6 +130,7 @@ impl Emulator {
             nonces: Mutex::new(HashSet::new()),
             jwt_key: rand::random(),
             serial: AtomicU64::new(0),
+            issued: Mutex::new(std::collections::VecDeque::new()),
         });
         let app = Router::new()
             .route("/tickets", post(sls::create_ticket))
@@ -145,6 +157,11 @@ impl Emulator {
     /// `http://127.0.0.1:PORT`, the endpoint to configure.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// The tickets and tokens issued so far (the latest [`MAX_RECORDED`]).
+    pub fn issued_secrets(&self) -> Vec<String> {
+        self.shared.issued.lock().expect("issued lock").iter().cloned().collect()
     }
 
     pub fn stats(&self) -> StatsSnapshot {

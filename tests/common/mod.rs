@@ -141,3 +141,37 @@ pub fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777
 }
+
+/// Every end-to-end test's logs go through this check when its harness is dropped: no key secret,
+/// and no ticket or token the emulator ever issued, may appear in any log line.
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let mut secrets: Vec<String> = self.emulator.issued_secrets();
+        secrets.push(self.key.access_key_secret.expose().to_string());
+        secrets.push(self.tencent_key.access_key_secret.expose().to_string());
+        let Ok(entries) = std::fs::read_dir(self.dir.path()) else { return };
+        let mut checked = 0;
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_none_or(|e| e != "txt") {
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            for (n, line) in text.lines().enumerate() {
+                for secret in &secrets {
+                    assert!(
+                        !line.contains(secret.as_str()),
+                        "{}:{}: a secret (key, ticket or token) reached a log line",
+                        path.display(),
+                        n + 1
+                    );
+                }
+            }
+            checked += 1;
+        }
+        eprintln!("log check: {checked} log files, {} secrets looked for: none found", secrets.len());
+    }
+}
