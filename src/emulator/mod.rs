@@ -6,6 +6,7 @@
 //! with real `exp` claims, and honours the requested lifetimes. `GET /_emulator/stats` counts calls.
 
 mod dsw;
+pub mod faults;
 mod sls;
 mod tcr;
 
@@ -43,6 +44,7 @@ pub struct Stats {
     pub get_token: AtomicU64,
     pub create_instance_token: AtomicU64,
     pub rejected: AtomicU64,
+    pub faults_injected: AtomicU64,
 }
 
 /// A copy of the counters.
@@ -55,6 +57,8 @@ pub struct StatsSnapshot {
     #[serde(default)]
     pub create_instance_token: u64,
     pub rejected: u64,
+    #[serde(default)]
+    pub faults_injected: u64,
 }
 
 impl Stats {
@@ -65,6 +69,7 @@ impl Stats {
             get_token: self.get_token.load(Ordering::Relaxed),
             create_instance_token: self.create_instance_token.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
+            faults_injected: self.faults_injected.load(Ordering::Relaxed),
         }
     }
 }
@@ -82,6 +87,7 @@ pub(crate) struct Shared {
     serial: AtomicU64,
     /// The latest tickets and tokens issued, so tests can check none of them reached a log.
     issued: Mutex<std::collections::VecDeque<String>>,
+    faults: faults::Faults,
 }
 
 /// How many issued tickets and tokens the emulator remembers for [`Emulator::issued_secrets`].
@@ -131,6 +137,7 @@ impl Emulator {
             jwt_key: rand::random(),
             serial: AtomicU64::new(0),
             issued: Mutex::new(std::collections::VecDeque::new()),
+            faults: faults::Faults::default(),
         });
         let app = Router::new()
             .route("/tickets", post(sls::create_ticket))
@@ -138,6 +145,7 @@ impl Emulator {
             .route(dsw::PATH, get(dsw::get_token))
             .route("/", post(tcr::create_instance_token))
             .route("/_emulator/stats", get(stats))
+            .layer(axum::middleware::from_fn_with_state(shared.clone(), faults::inject))
             .with_state(shared.clone());
         let stop = CancellationToken::new();
         let stopped = stop.clone();
@@ -157,6 +165,11 @@ impl Emulator {
     /// `http://127.0.0.1:PORT`, the endpoint to configure.
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
+    }
+
+    /// Make calls to `service` fail as `plan` says (`None` clears it). Counting starts afresh.
+    pub fn inject(&self, service: faults::Service, plan: Option<faults::FaultPlan>) {
+        self.shared.faults.set(service, plan);
     }
 
     /// The tickets and tokens issued so far (the latest [`MAX_RECORDED`]).
