@@ -215,3 +215,49 @@ async fn a_thousand_concurrent_clients_do_not_stop_refreshes() {
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(WAIT).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_on_change_signal_reaches_the_pid_file_process_once_per_change() {
+    let h = Harness::start().await;
+    let pid_file = h.path("reader.pid");
+    let hups = h.path("hups.log");
+    // A stand-in for a consumer that reloads on SIGHUP: it records each HUP and keeps running.
+    let script = format!(
+        "echo $$ > {pid}; trap 'echo hup >> {log}' HUP; while :; do sleep 0.1; done",
+        pid = pid_file.display(),
+        log = hups.display()
+    );
+    let reader = std::process::Command::new("/bin/sh").args(["-c", &script]).spawn().unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut reader = Kill(reader);
+    wait_for("the reader's pid file", WAIT, || std::fs::read_to_string(&pid_file).ok().filter(|t| t.ends_with('\n')))
+        .await;
+
+    let hook = format!("on_change = {{ signal = \"HUP\", pid_file = \"{}\", debounce = \"0s\" }}", pid_file.display());
+    let path = h.write_config(&config("10s", &hook));
+    let mut daemon = h.spawn(&["run", "-c", path.to_str().unwrap()]);
+    let generation = || read_json(&h.path("out/dash.json")).and_then(|j| j["generation"].as_u64()).unwrap_or(0);
+    let count = || std::fs::read_to_string(&hups).map(|t| t.lines().count() as u64).unwrap_or(0);
+    // At a quiet moment (no new generation around the reading) there is exactly one HUP per
+    // generation written, and never more HUPs than generations.
+    let settled = wait_for("one HUP for each of two generations", WAIT, || {
+        let before = generation();
+        let seen = count();
+        std::thread::sleep(Duration::from_millis(300));
+        let after = generation();
+        assert!(seen <= after, "{seen} HUPs for {after} generations");
+        (before == after && after >= 2 && count() == after).then_some(after)
+    })
+    .await;
+    assert!(reader.0.try_wait().unwrap().is_none(), "the reader handled every HUP and still runs");
+    assert!(daemon.log_text().contains("signalled on change"));
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(WAIT).await, 0);
+    assert!(count() <= generation().max(settled));
+}
