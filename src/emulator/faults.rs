@@ -73,10 +73,13 @@ pub struct FaultPlan {
     pub trigger: Trigger,
 }
 
+/// One service's live plan: how many calls it has seen, and its random source.
+type LivePlan = (Service, FaultPlan, u64, Option<StdRng>);
+
 /// The live plans and their counters.
 #[derive(Default)]
 pub(crate) struct Faults {
-    plans: std::sync::Mutex<Vec<(Service, FaultPlan, u64, Option<StdRng>)>>,
+    plans: std::sync::Mutex<Vec<LivePlan>>,
 }
 
 impl Faults {
