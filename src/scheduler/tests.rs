@@ -434,3 +434,36 @@ async fn the_watchdog_is_pinged_from_the_loop_while_nothing_is_due() {
     let n = pings.load(std::sync::atomic::Ordering::SeqCst);
     assert!((38..=42).contains(&n), "pings: {n}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_wall_clock_jump_past_a_deadline_refreshes_at_once() {
+    // A laptop or VM suspended past a deadline: the wall clock jumps, tokio's clock does not.
+    let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
+    let provider = FakeSls::new(clock.clone(), 0.0, 1);
+    let board = Arc::new(Board::default());
+    let parts = Parts {
+        clock: Arc::new(clock.clone()),
+        provider: provider.clone(),
+        credentials: credential_store(None),
+        persistence: Persistence::Memory(Arc::new(Mutex::new(StateFile::default()))),
+        board: board.clone(),
+        watchdog: None,
+        changed: None,
+        seed: 5,
+    };
+    let scheduler = Scheduler::new(parts, &[sls_ticket("a", 30 * DAY, DAY)], &StateFile::default());
+    let stop = CancellationToken::new();
+    let (_commands, command_rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(scheduler.run(stop.clone(), command_rx));
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let refreshes = provider.count(CallKind::Refresh, true);
+    assert_eq!(refreshes, 1);
+    // Sleep through the 16-18 h refresh point and past the token's expiry.
+    clock.jump(DAY + Duration::from_secs(3600));
+    tokio::time::sleep(WALL_CLOCK_RECHECK + Duration::from_secs(1)).await;
+    assert_eq!(provider.count(CallKind::Refresh, true), refreshes + 1, "refreshed on waking");
+    let current = board.get("a").unwrap().current.unwrap();
+    assert!(current.token.is_valid_at(clock.now()));
+    stop.cancel();
+    task.await.unwrap();
+}

@@ -1,0 +1,146 @@
+//! Hostile input: random and adversarial bytes into the config parser, every response parser and
+//! the JWT reader never panic, stay bounded, and errors name what was wrong without echoing
+//! secrets. The socket server shrugs off garbage and oversized requests.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use proptest::prelude::*;
+use ticketd::config;
+use ticketd::providers::{dsw, sls, tcr};
+
+fn env() -> HashMap<String, String> {
+    HashMap::from([
+        ("ALIBABA_CLOUD_ACCESS_KEY_ID".into(), "x".into()),
+        ("ALIBABA_CLOUD_ACCESS_KEY_SECRET".into(), "x".into()),
+    ])
+}
+
+/// Fragments that make random documents look like configs, so the fuzzing reaches validation.
+fn config_text() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("[[tickets]]\n".to_string()),
+        Just("[[tickets.sinks]]\n".to_string()),
+        Just("[credentials.prod]\nvendor = \"alibaba\"\n".to_string()),
+        Just("kind = \"sls\"\n".to_string()),
+        Just("kind = \"tcr\"\n".to_string()),
+        Just("kind = \"dsw\"\n".to_string()),
+        Just("credentials = \"prod\"\n".to_string()),
+        Just("endpoint = \"http://127.0.0.1:1\"\n".to_string()),
+        Just("token_lifetime = \"1d\"\n".to_string()),
+        Just("type = \"file\"\npath = \"/tmp/x\"\n".to_string()),
+        Just("on_change = { exec = [] }\n".to_string()),
+        Just("socket = \"rel\"\n".to_string()),
+        "[a-z_]{1,12} = \"[ -~]{0,20}\"\n",
+        "[a-z_]{1,12} = [0-9]{1,20}\n",
+        "name = \"[ -~]{0,10}\"\n",
+        "[\\PC]{0,30}",
+    ];
+    proptest::collection::vec(piece, 0..25).prop_map(|v| v.concat())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn the_config_parser_never_panics_and_locates_every_problem(text in config_text()) {
+        if let Err(problems) = config::parse(&text, "fuzz.toml", &env()) {
+            prop_assert!(!problems.0.is_empty());
+            for p in &problems.0 {
+                prop_assert!(p.file == "fuzz.toml");
+                prop_assert!(!p.message.is_empty());
+                if let Some(line) = p.line {
+                    prop_assert!(line >= 1 && line <= text.lines().count().max(1) + 1, "line {line} of {}", text.lines().count());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn response_parsers_never_panic(status in prop_oneof![Just(200u16), Just(400), Just(401), Just(503), 100u16..600], body in proptest::collection::vec(any::<u8>(), 0..2048)) {
+        let secret = "s3cr3t-value";
+        let e = sls::api_error(sls::REFRESH_TOKEN, status, &body, None, &[secret]);
+        prop_assert!(!e.to_string().contains(secret));
+        let _ = dsw::answer(status, None, &body, &[secret]);
+        let _ = tcr::answer(status, &body, &[secret]);
+        let _ = ticketd::jwt::expiry(&String::from_utf8_lossy(&body));
+    }
+
+    #[test]
+    fn json_shaped_answers_never_panic_or_leak(code in "[A-Za-z.]{0,30}", message in "[ -~]{0,400}", success in any::<Option<bool>>(), exp in any::<Option<i64>>()) {
+        let secret = "TOPSECRET";
+        let message = format!("{message} {secret}");
+        let dsw_body = serde_json::json!({"Success": success, "Code": code, "Message": message, "Token": null});
+        if let Err(e) = dsw::answer(200, None, dsw_body.to_string().as_bytes(), &[secret]) {
+            prop_assert!(!e.to_string().contains(secret));
+        }
+        let tcr_body = serde_json::json!({"Response": {"Error": {"Code": code, "Message": message}, "ExpTime": exp}});
+        if let Err(e) = tcr::answer(200, tcr_body.to_string().as_bytes(), &[secret]) {
+            prop_assert!(!e.to_string().contains(secret));
+        }
+        let sls_body = serde_json::json!({"errorCode": code, "errorMessage": message});
+        prop_assert!(!sls::api_error(sls::CREATE_TICKET, 400, sls_body.to_string().as_bytes(), None, &[secret]).to_string().contains(secret));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_socket_survives_garbage_oversized_and_slow_requests() {
+    let h = common::Harness::start().await;
+    let config = h.write_config(
+        r#"
+state_dir = "{dir}/state"
+socket = "{dir}/ticketd.sock"
+[credentials.prod]
+vendor = "alibaba"
+[[tickets]]
+name = "t"
+kind = "sls"
+credentials = "prod"
+endpoint = "{emulator}"
+"#,
+    );
+    let mut daemon = h.spawn(&["run", "-c", config.to_str().unwrap()]);
+    let socket = h.path("ticketd.sock");
+    common::wait_for("the socket", Duration::from_secs(30), || socket.exists().then_some(())).await;
+    let socket_path = socket.clone();
+    tokio::task::spawn_blocking(move || {
+        let send = |bytes: &[u8]| {
+            let mut s = std::os::unix::net::UnixStream::connect(&socket_path).unwrap();
+            s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+            let _ = s.write_all(bytes);
+            let mut answer = Vec::new();
+            let _ = s.take(64 * 1024).read_to_end(&mut answer);
+            String::from_utf8_lossy(&answer).into_owned()
+        };
+        // Not HTTP at all.
+        let _ = send(b"\x00\xff\x13garbage\r\n\r\n");
+        // Too many headers, and headers larger than the limit.
+        let many: String = (0..200).map(|i| format!("X-{i}: y\r\n")).collect();
+        let answer = send(format!("GET /healthz HTTP/1.1\r\nHost: t\r\n{many}\r\n").as_bytes());
+        assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 431"), "{answer}");
+        let huge = "a".repeat(64 * 1024);
+        let answer = send(format!("GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: {huge}\r\n\r\n").as_bytes());
+        assert!(answer.is_empty() || answer.starts_with("HTTP/1.1 431"), "{answer}");
+        // A path that tries to escape, and a name with odd bytes.
+        let answer = send(b"GET /v1/tickets/..%2F..%2Fetc%2Fpasswd HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+        // A client that sends half a request and stalls is cut off by the header timeout, and does
+        // not block others meanwhile.
+        let mut slow = std::os::unix::net::UnixStream::connect(&socket_path).unwrap();
+        slow.write_all(b"GET /healthz HTTP/1.1\r\nHo").unwrap();
+        let ok = send(b"GET /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+        assert!(ok.starts_with("HTTP/1.1 200") && ok.ends_with("ok\n"), "{ok}");
+        slow.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut rest = Vec::new();
+        let _ = slow.read_to_end(&mut rest);
+    })
+    .await
+    .unwrap();
+    let (code, _) = ticketd::api::client::get(&socket, "/healthz").await.unwrap();
+    assert_eq!(code, 200, "still serving");
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(Duration::from_secs(30)).await, 0);
+}
