@@ -25,6 +25,11 @@ pub struct TicketView {
     pub last_error: Option<String>,
     /// Failed calls since the last success.
     pub failures: u32,
+    /// Calls for this ticket that succeeded, and that failed, since it was added (metrics).
+    pub refresh_successes: u64,
+    pub refresh_failures: u64,
+    /// When a call for this ticket last succeeded in this process.
+    pub last_success: Option<SystemTime>,
 }
 
 impl TicketView {
@@ -74,6 +79,9 @@ impl Board {
                 next_at: None,
                 last_error: None,
                 failures: 0,
+                refresh_successes: 0,
+                refresh_failures: 0,
+                last_success: None,
             });
             view.spec = spec.clone();
             change(view);

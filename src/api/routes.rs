@@ -22,6 +22,12 @@ pub(super) fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route(
+            "/metrics",
+            get(|State(state): State<Arc<ApiState>>, headers: axum::http::HeaderMap| async move {
+                crate::metrics::response(&state.board, &headers)
+            }),
+        )
         .route("/v1/tickets", get(list))
         .route("/v1/tickets/{name}", get(ticket))
         .route("/v1/tickets/{name}/token", get(raw_token))

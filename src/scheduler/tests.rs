@@ -126,6 +126,7 @@ fn credential_store(expires_at: Option<SystemTime>) -> CredentialStore {
         source: None,
         state_dir: "/nonexistent".into(),
         socket: None,
+        metrics_listen: None,
         credentials: Default::default(),
         tickets: vec![],
     };
