@@ -65,6 +65,16 @@ impl Board {
         self.tickets.read().expect("board lock").get(name).cloned()
     }
 
+    /// The `required` tickets without a valid token at `now` (readiness: `/readyz`).
+    pub fn not_ready(&self, now: SystemTime) -> Vec<String> {
+        let tickets = self.tickets.read().expect("board lock");
+        tickets
+            .values()
+            .filter(|v| v.spec.consumers.required && v.valid(now).is_none())
+            .map(|v| v.spec.name.clone())
+            .collect()
+    }
+
     /// A receiver that changes whenever any ticket does.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.version.subscribe()

@@ -115,7 +115,7 @@ impl Daemon {
         };
         let metrics = match config.metrics_listen {
             Some(addr) => Some(
-                crate::metrics::MetricsServer::start(addr, board.clone())
+                crate::metrics::MetricsServer::start(addr, board.clone(), clock.clone())
                     .await
                     .map_err(|source| DaemonError::Metrics { addr, source })?,
             ),

@@ -20,6 +20,7 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
 use crate::board::Board;
+use crate::clock::Clock;
 
 /// The content type of [`render`]'s output.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -114,11 +115,13 @@ fn process_metrics(registry: &mut Registry) {
     registry.register("process_cpu_seconds", "Total user and system CPU time spent in seconds", cpu);
     registry.register("process_resident_memory_bytes", "Resident memory size in bytes", gauge(p.resident_bytes));
     registry.register("process_virtual_memory_bytes", "Virtual memory size in bytes", gauge(p.virtual_bytes));
-    registry.register(
-        "process_start_time_seconds",
-        "Start time of the process since unix epoch in seconds",
-        gauge(p.start_time),
-    );
+    if let Some(t) = p.start_time {
+        registry.register(
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds",
+            gauge(t),
+        );
+    }
     if let Some(n) = p.open_fds {
         registry.register("process_open_fds", "Number of open file descriptors", gauge(n));
     }
@@ -133,7 +136,7 @@ pub struct ProcessStats {
     pub cpu_seconds: f64,
     pub resident_bytes: f64,
     pub virtual_bytes: f64,
-    pub start_time: f64,
+    pub start_time: Option<f64>,
     pub open_fds: Option<f64>,
     pub max_fds: Option<f64>,
 }
@@ -141,11 +144,10 @@ pub struct ProcessStats {
 impl ProcessStats {
     pub fn read() -> Option<ProcessStats> {
         let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // Unreadable under systemd's ProcSubset=pid: then there is no start time.
         let boot_time = std::fs::read_to_string("/proc/stat")
-            .ok()?
-            .lines()
-            .find_map(|l| l.strip_prefix("btime "))
-            .and_then(|v| v.trim().parse::<f64>().ok())?;
+            .ok()
+            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime "))?.trim().parse::<f64>().ok());
         // SAFETY: sysconf has no preconditions.
         let (ticks, page) = unsafe { (libc::sysconf(libc::_SC_CLK_TCK), libc::sysconf(libc::_SC_PAGESIZE)) };
         let mut stats = parse_stat(&stat, ticks.max(1) as f64, page.max(1) as f64, boot_time)?;
@@ -160,14 +162,14 @@ impl ProcessStats {
 }
 
 /// Parse `/proc/<pid>/stat` (fields after the command name, which may hold spaces and parentheses).
-pub fn parse_stat(stat: &str, ticks_per_second: f64, page_size: f64, boot_time: f64) -> Option<ProcessStats> {
+pub fn parse_stat(stat: &str, ticks_per_second: f64, page_size: f64, boot_time: Option<f64>) -> Option<ProcessStats> {
     let rest = &stat[stat.rfind(')')? + 1..];
     // After ")", field 3 (state) is index 0; utime is field 14, so index 11.
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<f64>().ok());
     Some(ProcessStats {
         cpu_seconds: (field(14)? + field(15)?) / ticks_per_second,
-        start_time: boot_time + field(22)? / ticks_per_second,
+        start_time: boot_time.map(|b| b + field(22).unwrap_or(0.0) / ticks_per_second),
         virtual_bytes: field(23)?,
         resident_bytes: field(24)? * page_size,
         open_fds: None,
@@ -216,7 +218,8 @@ pub fn response(board: &Board, headers: &axum::http::HeaderMap) -> Response {
     response
 }
 
-/// The TCP metrics listener (`metrics_listen`): `GET /metrics` only.
+/// The TCP metrics listener (`metrics_listen`): `GET /metrics`, plus `/healthz` and `/readyz`
+/// (as on the socket) for HTTP probes such as Kubernetes'.
 pub struct MetricsServer {
     pub local_addr: SocketAddr,
     stop: CancellationToken,
@@ -224,17 +227,23 @@ pub struct MetricsServer {
 }
 
 impl MetricsServer {
-    pub async fn start(addr: SocketAddr, board: Arc<Board>) -> std::io::Result<MetricsServer> {
+    pub async fn start(addr: SocketAddr, board: Arc<Board>, clock: Arc<dyn Clock>) -> std::io::Result<MetricsServer> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
+        let ready = board.clone();
         let app = axum::Router::new()
+            .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+            .route(
+                "/readyz",
+                axum::routing::get(move || std::future::ready(crate::api::routes::readiness(&ready, clock.now()))),
+            )
             .route(
                 "/metrics",
                 axum::routing::get(move |headers: axum::http::HeaderMap| {
                     std::future::ready(response(&board, &headers))
                 }),
             )
-            .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found; try /metrics\n") });
+            .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found; try /metrics or /readyz\n") });
         let stop = CancellationToken::new();
         let shutdown = stop.clone();
         let task = tokio::spawn(async move {
@@ -261,9 +270,9 @@ mod tests {
     fn parses_proc_stat_with_a_tricky_name() {
         let stat = "4242 (tick (d) x) S 1 4242 4242 0 -1 4194560 900 0 0 0 150 50 0 0 20 0 5 0 1000 123456789 2048 \
                     18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
-        let s = parse_stat(stat, 100.0, 4096.0, 1_700_000_000.0).unwrap();
+        let s = parse_stat(stat, 100.0, 4096.0, Some(1_700_000_000.0)).unwrap();
         assert_eq!(s.cpu_seconds, 2.0);
-        assert_eq!(s.start_time, 1_700_000_010.0);
+        assert_eq!(s.start_time, Some(1_700_000_010.0));
         assert_eq!(s.virtual_bytes, 123_456_789.0);
         assert_eq!(s.resident_bytes, 2048.0 * 4096.0);
     }
@@ -280,6 +289,6 @@ mod tests {
     #[test]
     fn reads_this_process() {
         let s = ProcessStats::read().expect("/proc/self is readable on Linux");
-        assert!(s.resident_bytes > 0.0 && s.open_fds.unwrap() >= 1.0 && s.start_time > 1e9);
+        assert!(s.resident_bytes > 0.0 && s.open_fds.unwrap() >= 1.0 && s.start_time.unwrap() > 1e9);
     }
 }

@@ -34,3 +34,25 @@ fn the_example_config_validates() {
     assert!(sls.consumers.on_change.is_some());
     assert!(matches!(config.tickets[2].sinks[0], SinkSpec::DockerConfig(_)));
 }
+
+/// The config embedded in `examples/kubernetes/configmap.yaml` (the block under `ticketd.toml: |`)
+/// validates too, and its sinks write into the shared volume.
+#[test]
+fn the_kubernetes_example_config_validates() {
+    let yaml = include_str!("../examples/kubernetes/configmap.yaml");
+    let mut lines = yaml.lines().skip_while(|l| l.trim() != "ticketd.toml: |").skip(1);
+    let mut toml = String::new();
+    for line in lines.by_ref() {
+        if !line.is_empty() && !line.starts_with("    ") {
+            break;
+        }
+        toml.push_str(line.strip_prefix("    ").unwrap_or(line));
+        toml.push('\n');
+    }
+    let config = config::parse(&toml, "configmap.yaml", &env()).unwrap_or_else(|p| panic!("{p}\n{toml}"));
+    assert_eq!(config.tickets.len(), 1);
+    assert!(config.metrics_listen.is_some());
+    for sink in &config.tickets[0].sinks {
+        assert!(sink.path().starts_with("/run/ticketd"), "{}", sink.path().display());
+    }
+}

@@ -134,6 +134,18 @@ path = "{{dir}}/out/broken.json"
     assert!(text.contains("ticketd_token_expiry_timestamp_seconds{ticket=\"dash\",kind=\"sls\"}"), "{text}");
     promtool_check(&text);
 
+    // Probes over TCP: /readyz answers as on the socket (only `dash` is required).
+    let probe = |path: &str| {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        stream.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes()).unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    assert!(probe("/readyz").starts_with("HTTP/1.0 200"), "{}", probe("/readyz"));
+    assert!(probe("/healthz").starts_with("HTTP/1.0 200"));
+    assert!(probe("/v1/tickets").starts_with("HTTP/1.0 404"), "tokens are never served over TCP");
+
     // A scraper that asks for OpenMetrics gets it.
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
