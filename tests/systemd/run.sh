@@ -22,7 +22,7 @@ mount --bind / "$root"
 cleanup() { umount "$root" 2>/dev/null || umount -l "$root" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+port=$(shuf -i 20000-59999 -n 1)  # the container has its own network (--private-network)
 id=LTAInspawntest
 secret=nspawn-test-secret-0123456789
 cat >"$work/etc/credentials.env" <<EOF
