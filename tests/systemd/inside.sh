@@ -30,6 +30,12 @@ status=$(prop StatusText)
 [[ "$status" == *fresh* ]] || fail "StatusText: '$status'"
 systemctl status ticketd --no-pager | grep -q "Status: \"$status\"" || fail "no Status: line in systemctl status"
 ok "systemctl status shows Status: \"$status\""
+# Metrics on the socket under the unit's sandbox (ProcSubset=pid hides /proc/stat: no start time).
+metrics=$(curl -fsS --unix-socket /run/ticketd/ticketd.sock http://localhost/metrics) || fail "no /metrics on the socket"
+for m in 'ticketd_token_expiry_timestamp_seconds{ticket="dash",kind="sls"}' process_resident_memory_bytes process_open_fds process_cpu_seconds_total; do
+  grep -q "^$m " <<<"$metrics" || fail "/metrics lacks $m"
+done
+ok "/metrics on the socket has the ticket's gauges and process metrics"
 
 # 3. Directories and socket belong to the service user.
 pid=$(prop MainPID)
