@@ -25,6 +25,11 @@ pub struct TicketView {
     pub last_error: Option<String>,
     /// Failed calls since the last success.
     pub failures: u32,
+    /// Calls for this ticket that succeeded, and that failed, since it was added (metrics).
+    pub refresh_successes: u64,
+    pub refresh_failures: u64,
+    /// When a call for this ticket last succeeded in this process.
+    pub last_success: Option<SystemTime>,
 }
 
 impl TicketView {
@@ -60,6 +65,16 @@ impl Board {
         self.tickets.read().expect("board lock").get(name).cloned()
     }
 
+    /// The `required` tickets without a valid token at `now` (readiness: `/readyz`).
+    pub fn not_ready(&self, now: SystemTime) -> Vec<String> {
+        let tickets = self.tickets.read().expect("board lock");
+        tickets
+            .values()
+            .filter(|v| v.spec.consumers.required && v.valid(now).is_none())
+            .map(|v| v.spec.name.clone())
+            .collect()
+    }
+
     /// A receiver that changes whenever any ticket does.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.version.subscribe()
@@ -74,6 +89,9 @@ impl Board {
                 next_at: None,
                 last_error: None,
                 failures: 0,
+                refresh_successes: 0,
+                refresh_failures: 0,
+                last_success: None,
             });
             view.spec = spec.clone();
             change(view);

@@ -30,6 +30,8 @@ pub enum DaemonError {
     Reload(String),
     #[error("{0}")]
     Api(#[from] crate::api::ApiError),
+    #[error("cannot listen for metrics on {addr}: {source}")]
+    Metrics { addr: std::net::SocketAddr, source: std::io::Error },
 }
 
 /// A daemon ready to run: state locked and loaded, credentials resolved, scheduler planned.
@@ -115,6 +117,14 @@ impl Daemon {
             Some(spec) => Some(ApiServer::start(spec, board.clone(), clock.clone()).await?),
             None => None,
         };
+        let metrics = match config.metrics_listen {
+            Some(addr) => Some(
+                crate::metrics::MetricsServer::start(addr, board.clone(), clock.clone())
+                    .await
+                    .map_err(|source| DaemonError::Metrics { addr, source })?,
+            ),
+            None => None,
+        };
         let hooks = tokio::spawn(crate::sinks::notify::run_hooks(changes));
         let shutdown = CancellationToken::new();
         let (commands, command_rx) = mpsc::unbounded_channel();
@@ -129,6 +139,9 @@ impl Daemon {
                         Ok((next, summary)) => {
                             if next.socket != config.socket {
                                 tracing::warn!("socket settings changed; they take effect at the next restart");
+                            }
+                            if next.metrics_listen != config.metrics_listen {
+                                tracing::warn!("metrics_listen changed; it takes effect at the next restart");
                             }
                             tracing::info!(
                                 added = ?summary.added,
@@ -158,6 +171,9 @@ impl Daemon {
         hooks.abort();
         if let Some(api) = api {
             api.stop().await;
+        }
+        if let Some(metrics) = metrics {
+            metrics.stop().await;
         }
         tracing::info!("stopped");
         Ok(())

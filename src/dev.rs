@@ -77,6 +77,7 @@ pub fn config(
         source: None,
         state_dir: dir.join("state"),
         socket: Some(SocketSpec { path: dir.join("ticketd.sock"), mode: 0o600, group: None }),
+        metrics_listen: None,
         credentials: BTreeMap::from([
             (
                 "dev".to_string(),

@@ -12,6 +12,7 @@
 //! * [`providers`] make the API calls (one module per API), signed by [`signing`].
 //! * [`sinks`] write what consumers read, atomically; [`state`] saves holdings across restarts.
 //! * [`docker_credential`] answers docker's credential-helper protocol from the saved state.
+//! * [`metrics`] renders Prometheus metrics from the [`board`].
 //! * [`secret`] keeps keys, tokens and tickets out of logs; [`clock`] is the injected wall clock.
 
 pub mod api;
@@ -29,6 +30,7 @@ pub mod emulator;
 pub mod http;
 pub mod jwt;
 pub mod logging;
+pub mod metrics;
 pub mod providers;
 pub mod scheduler;
 pub mod secret;

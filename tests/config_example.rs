@@ -23,6 +23,7 @@ fn the_example_config_validates() {
     assert_eq!(config.credentials.len(), 2);
     assert_eq!(config.tickets.len(), 3);
     assert!(config.socket.is_some());
+    assert_eq!(config.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
     let kinds: Vec<&str> = config.tickets.iter().map(|t| t.kind().as_str()).collect();
     assert_eq!(kinds, ["sls", "dsw", "tcr"]);
     let sls = &config.tickets[0];
@@ -32,4 +33,26 @@ fn the_example_config_validates() {
     assert_eq!(sls.consumers.allow_uids, [33]);
     assert!(sls.consumers.on_change.is_some());
     assert!(matches!(config.tickets[2].sinks[0], SinkSpec::DockerConfig(_)));
+}
+
+/// The config embedded in `examples/kubernetes/configmap.yaml` (the block under `ticketd.toml: |`)
+/// validates too, and its sinks write into the shared volume.
+#[test]
+fn the_kubernetes_example_config_validates() {
+    let yaml = include_str!("../examples/kubernetes/configmap.yaml");
+    let mut lines = yaml.lines().skip_while(|l| l.trim() != "ticketd.toml: |").skip(1);
+    let mut toml = String::new();
+    for line in lines.by_ref() {
+        if !line.is_empty() && !line.starts_with("    ") {
+            break;
+        }
+        toml.push_str(line.strip_prefix("    ").unwrap_or(line));
+        toml.push('\n');
+    }
+    let config = config::parse(&toml, "configmap.yaml", &env()).unwrap_or_else(|p| panic!("{p}\n{toml}"));
+    assert_eq!(config.tickets.len(), 1);
+    assert!(config.metrics_listen.is_some());
+    for sink in &config.tickets[0].sinks {
+        assert!(sink.path().starts_with("/run/ticketd"), "{}", sink.path().display());
+    }
 }

@@ -53,7 +53,11 @@ async fn writes_files_refreshes_survives_a_restart_and_stops_cleanly() {
     let mut daemon = h.spawn(&["run", "-c", config]);
 
     // The first token arrives and every sink holds it.
-    wait_for("the first token", WAIT, || generation(&h).filter(|g| *g >= 1)).await;
+    // (The sinks are written one after another: wait for the last one too.)
+    wait_for("the first token", WAIT, || {
+        generation(&h).filter(|g| *g >= 1 && h.path("out/ops-dashboard.url").exists())
+    })
+    .await;
     let json = read_json(&h.path("out/ops-dashboard.json")).unwrap();
     for field in
         ["name", "kind", "ticket", "access_token", "url", "token_expires_at", "ticket_expires_at", "refreshed_at"]
@@ -74,10 +78,15 @@ async fn writes_files_refreshes_survives_a_restart_and_stops_cleanly() {
     assert_eq!(mode(&h.path("out/ops-dashboard.token")), 0o640);
 
     // A refresh within the 10 s token's life (at 2/3 of it).
-    wait_for("a refreshed token", WAIT, || generation(&h).filter(|g| *g >= 2)).await;
-    let token = std::fs::read_to_string(h.path("out/ops-dashboard.token")).unwrap();
-    let json = read_json(&h.path("out/ops-dashboard.json")).unwrap();
-    assert_eq!(json["access_token"].as_str().unwrap(), token, "token and json sinks agree");
+    // Sinks are written in turn, so the token file may trail the json one for a moment: wait until
+    // they agree (a timeout here means they never do).
+    let json = wait_for("a refreshed token in every sink", WAIT, || {
+        let json = read_json(&h.path("out/ops-dashboard.json")).filter(|j| j["generation"].as_u64() >= Some(2))?;
+        let token = std::fs::read_to_string(h.path("out/ops-dashboard.token")).ok()?;
+        (json["access_token"].as_str() == Some(token.as_str())).then_some(json)
+    })
+    .await;
+    let token = json["access_token"].as_str().unwrap().to_string();
     assert_eq!(json["ticket"].as_str().unwrap(), ticket, "a refresh keeps the ticket");
     let stats = h.emulator.stats();
     assert_eq!(stats.create_ticket, 1);

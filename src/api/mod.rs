@@ -7,7 +7,7 @@
 //! scheduler never waits on a client.
 
 pub mod client;
-mod routes;
+pub(crate) mod routes;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -22,6 +22,12 @@ pub(super) fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route(
+            "/metrics",
+            get(|State(state): State<Arc<ApiState>>, headers: axum::http::HeaderMap| async move {
+                crate::metrics::response(&state.board, &headers)
+            }),
+        )
         .route("/v1/tickets", get(list))
         .route("/v1/tickets/{name}", get(ticket))
         .route("/v1/tickets/{name}/token", get(raw_token))
@@ -44,14 +50,12 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
-    let now = state.clock.now();
-    let not_ready: Vec<String> = state
-        .board
-        .snapshot()
-        .into_iter()
-        .filter(|v| v.spec.consumers.required && v.valid(now).is_none())
-        .map(|v| v.spec.name.clone())
-        .collect();
+    readiness(&state.board, state.clock.now())
+}
+
+/// `/readyz`: 200 when every `required` ticket holds a valid token, 503 with their names otherwise.
+pub(crate) fn readiness(board: &crate::board::Board, now: SystemTime) -> Response {
+    let not_ready = board.not_ready(now);
     if not_ready.is_empty() {
         axum::Json(json!({"ready": true})).into_response()
     } else {

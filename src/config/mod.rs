@@ -56,6 +56,9 @@ pub struct Config {
     pub source: Option<PathBuf>,
     pub state_dir: PathBuf,
     pub socket: Option<SocketSpec>,
+    /// Optional. Default: none (no TCP listener; `/metrics` on the socket still works). Where to
+    /// serve Prometheus metrics over plain HTTP, e.g. `127.0.0.1:9464`.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     pub credentials: BTreeMap<String, CredentialSpec>,
     pub tickets: Vec<TicketSpec>,
 }

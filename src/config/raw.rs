@@ -11,6 +11,7 @@ pub struct RawConfig {
     pub socket: Option<String>,
     pub socket_mode: Option<String>,
     pub socket_group: Option<toml::Value>,
+    pub metrics_listen: Option<String>,
     #[serde(default)]
     pub credentials: BTreeMap<String, RawCredentials>,
     #[serde(default)]

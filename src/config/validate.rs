@@ -120,6 +120,23 @@ pub(super) fn parse(text: &str, file: &str, env: &dyn Environment) -> Result<Con
     };
 
     let socket = socket(&mut checker, &raw);
+    let metrics_listen = match &raw.metrics_listen {
+        None => None,
+        Some(text) => match text.parse::<std::net::SocketAddr>() {
+            Ok(addr) if addr.port() != 0 => Some(addr),
+            Ok(_) => {
+                checker.report(&root.key("metrics_listen"), "needs a port other than 0, e.g. \"127.0.0.1:9464\"");
+                None
+            }
+            Err(_) => {
+                checker.report(
+                    &root.key("metrics_listen"),
+                    format!("`{text}` is not an IP address and port, e.g. \"127.0.0.1:9464\" or \"[::1]:9464\""),
+                );
+                None
+            }
+        },
+    };
     let mut credentials = BTreeMap::new();
     for (name, rc) in &raw.credentials {
         let at = root.key("credentials").key(name);
@@ -152,7 +169,7 @@ pub(super) fn parse(text: &str, file: &str, env: &dyn Environment) -> Result<Con
     }
 
     if checker.problems.is_empty() {
-        Ok(Config { source: None, state_dir, socket, credentials, tickets })
+        Ok(Config { source: None, state_dir, socket, metrics_listen, credentials, tickets })
     } else {
         Err(Problems(checker.problems))
     }
@@ -952,6 +969,23 @@ mode = "0640"
 
     fn problems(text: &str, env: &HashMap<String, String>) -> Vec<String> {
         parse(text, "t.toml", env).unwrap_err().0.iter().map(|p| p.to_string()).collect()
+    }
+
+    #[test]
+    fn metrics_listen_takes_an_address_and_port() {
+        assert_eq!(parse(GOOD, "t.toml", &env()).unwrap().metrics_listen, None);
+        for (given, want) in
+            [("127.0.0.1:9464", "127.0.0.1:9464"), ("[::]:9100", "[::]:9100"), ("0.0.0.0:80", "0.0.0.0:80")]
+        {
+            let text = format!("metrics_listen = \"{given}\"\n{GOOD}");
+            let config = parse(&text, "t.toml", &env()).unwrap();
+            assert_eq!(config.metrics_listen, Some(want.parse().unwrap()));
+        }
+        for bad in ["localhost:9464", "127.0.0.1", "127.0.0.1:0", ":9464"] {
+            let text = format!("metrics_listen = \"{bad}\"\n{GOOD}");
+            let found = problems(&text, &env()).join("\n");
+            assert!(found.contains("t.toml:1:1: metrics_listen:"), "{bad}: {found}");
+        }
     }
 
     #[test]

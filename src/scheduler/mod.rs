@@ -429,6 +429,8 @@ impl Scheduler {
         self.parts.board.upsert(name, &entry.spec, |view| {
             view.last_error = None;
             view.failures = 0;
+            view.refresh_successes += 1;
+            view.last_success = Some(now);
         });
         match change {
             Change::Ticket { expires_at } => {
@@ -473,6 +475,7 @@ impl Scheduler {
         self.parts.board.upsert(name, &entry.spec, |view| {
             view.last_error = Some(text.clone());
             view.failures = failures;
+            view.refresh_failures += 1;
         });
         self.emit(Event::CallFailed { name: name.to_string(), error: text, retry_at, token_expires_at });
         self.schedule_at(name, retry_at);

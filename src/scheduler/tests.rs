@@ -126,6 +126,7 @@ fn credential_store(expires_at: Option<SystemTime>) -> CredentialStore {
         source: None,
         state_dir: "/nonexistent".into(),
         socket: None,
+        metrics_listen: None,
         credentials: Default::default(),
         tickets: vec![],
     };
@@ -271,7 +272,9 @@ async fn with_thirty_percent_of_calls_failing_no_token_lapses_in_sixty_days() {
     assert!(failures > 50, "faults injected: {failures}");
     let (tokens_a, tokens_b) = (assert_no_lapse(&run.events, "a"), assert_no_lapse(&run.events, "b"));
     assert!(tokens_a > 80 && tokens_b > 300);
-    eprintln!("60 days at 30% failures: {failures} faults, {successes} successful calls, {tokens_a}+{tokens_b} tokens, 0 lapses");
+    eprintln!(
+        "60 days at 30% failures: {failures} faults, {successes} successful calls, {tokens_a}+{tokens_b} tokens, 0 lapses"
+    );
     // Every retry was scheduled before the token it protects expired.
     for (_, event) in &run.events {
         if let Event::CallFailed { retry_at, token_expires_at: Some(exp), .. } = event {
