@@ -165,8 +165,8 @@ async fn check_config_prints_every_problem_with_file_line_and_key() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!h.path("state").exists());
 
-    // A missing environment variable is named.
-    let good = h.write_config(CONFIG);
+    // A missing environment variable is named (source = "env"; the default chain goes on).
+    let good = h.write_config(&CONFIG.replace("vendor = \"alibaba\"", "vendor = \"alibaba\"\nsource = \"env\""));
     let out = h
         .command(&["check-config", "-c", good.to_str().unwrap()])
         .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
@@ -178,6 +178,12 @@ async fn check_config_prints_every_problem_with_file_line_and_key() {
     );
     let out = h.command(&["check-config", "-c", good.to_str().unwrap()]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // Which source each set resolves to, without values.
+    let good = h.write_config(CONFIG);
+    let out = h.command(&["check-config", "-c", good.to_str().unwrap()]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("credentials prod: chain -> env (ALIBABA_CLOUD_ACCESS_KEY_ID)"), "{text}");
+    assert!(!text.contains(h.key.access_key_secret.expose()), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
