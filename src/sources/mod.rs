@@ -42,13 +42,15 @@ pub struct Context {
 
 impl Context {
     pub fn new(env: Arc<dyn Environment + Send + Sync>, clock: Arc<dyn Clock>) -> Context {
+        // Builds the shared client first: it installs the crypto provider the metadata client needs.
+        let http = crate::http::client();
         let metadata_http = reqwest::Client::builder()
             .connect_timeout(METADATA_TIMEOUT)
             .timeout(METADATA_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("the metadata client builds with static settings");
-        Context { http: crate::http::client(), metadata_http, env, clock }
+        Context { http, metadata_http, env, clock }
     }
 
     pub(crate) fn var(&self, name: &str) -> Option<String> {
@@ -322,3 +324,6 @@ mod tests {
         assert!(parse_expiration("tomorrow").is_err());
     }
 }
+
+#[cfg(test)]
+mod source_tests;
