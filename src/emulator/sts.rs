@@ -31,7 +31,11 @@ pub(super) async fn alibaba_rpc(
         return alibaba_error(StatusCode::BAD_REQUEST, "InvalidAction.NotFound", "the action does not exist");
     }
     if p("Version") != Some("2015-04-01") || p("Format") != Some("JSON") {
-        return alibaba_error(StatusCode::BAD_REQUEST, "InvalidParameter", "Version 2015-04-01 and Format JSON are expected");
+        return alibaba_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidParameter",
+            "Version 2015-04-01 and Format JSON are expected",
+        );
     }
     for key in ["RoleArn", "OIDCProviderArn", "OIDCToken", "RoleSessionName", "Timestamp"] {
         if p(key).is_none() {
@@ -71,7 +75,10 @@ pub(super) fn tencent_assume_role(shared: &Shared, headers: &HeaderMap, body: &B
         return error("NoSuchVersion", "the requested version does not exist");
     }
     if header("authorization") != Some("SKIP") {
-        return error("AuthFailure.InvalidAuthorization", "AssumeRoleWithWebIdentity is called with Authorization: SKIP");
+        return error(
+            "AuthFailure.InvalidAuthorization",
+            "AssumeRoleWithWebIdentity is called with Authorization: SKIP",
+        );
     }
     if header("x-tc-region").is_none_or(str::is_empty) {
         return error("MissingParameter", "X-TC-Region is required");

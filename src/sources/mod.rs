@@ -220,6 +220,39 @@ pub fn next_refresh(fetched_at: SystemTime, expires_at: SystemTime, renew_before
     at.max(fetched_at + Duration::from_secs(1))
 }
 
+/// The profile files a set may read, watched for changes by the refresher.
+pub fn watched_files(spec: &CredentialSpec, ctx: &Context) -> Vec<PathBuf> {
+    fn of(vendor: Vendor, source: &SourceSpec, ctx: &Context, out: &mut Vec<PathBuf>) {
+        match source {
+            SourceSpec::Chain(members) => members.iter().for_each(|m| of(vendor, m, ctx, out)),
+            SourceSpec::Profile { file: Some(f), .. } => out.push(f.clone()),
+            SourceSpec::Profile { file: None, .. } => {
+                let home = ctx.var("HOME").map(PathBuf::from);
+                match vendor {
+                    Vendor::Alibaba => {
+                        out.extend(home.as_ref().map(|h| h.join(".aliyun/config.json")));
+                        match ctx.var("ALIBABA_CLOUD_CREDENTIALS_FILE") {
+                            Some(f) => out.push(PathBuf::from(f)),
+                            None => out.extend(home.map(|h| h.join(".alibabacloud/credentials.ini"))),
+                        }
+                    }
+                    Vendor::Tencent => match ctx.var("TENCENTCLOUD_CREDENTIALS_FILE") {
+                        Some(f) => out.push(PathBuf::from(f)),
+                        None => {
+                            out.extend(home.map(|h| h.join(".tencentcloud/credentials")));
+                            out.push(PathBuf::from("/etc/tencentcloud/credentials"));
+                        }
+                    },
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    of(spec.vendor, &spec.source, ctx, &mut out);
+    out
+}
+
 /// The user's home directory (`HOME`).
 pub(crate) fn home(var: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
     var("HOME").map(PathBuf::from)

@@ -7,20 +7,28 @@
 //! the scheduler starts takes its keys through [`CredentialStore::fresh`], which waits for the
 //! fetch to finish. Temporary keys always carry `expires_at`, and the scheduler caps each token by
 //! it. Files (profiles, token files) are re-read at each fetch; sets without an expiry are fetched
-//! again every [`FILE_RECHECK`], so a rotated secret is picked up without a restart.
+//! again when a profile file's modification time changes (checked every [`FILE_STAT_INTERVAL`], a
+//! `stat`, no busy polling) and at least every [`FILE_RECHECK`], so a rotated secret is picked up
+//! without a restart.
 
 use std::time::Duration;
 
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
-use super::{Context, FILE_RECHECK, fetch, next_refresh, renew_before};
+use super::{Context, FILE_RECHECK, fetch, next_refresh, renew_before, watched_files};
 use crate::clock::until;
 use crate::config::CredentialSpec;
 use crate::credentials::{CredentialStore, resolved_at_start};
 
 /// A failed fetch is retried after 1, 2, 4 ... s, at most this long.
 pub const MAX_RETRY: Duration = Duration::from_secs(60);
+/// How often the profile files of a set without expiry are `stat`ed for changes.
+pub const FILE_STAT_INTERVAL: Duration = Duration::from_secs(5);
+
+fn mtimes(files: &[std::path::PathBuf]) -> Vec<Option<std::time::SystemTime>> {
+    files.iter().map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok()).collect()
+}
 
 /// Start one refresh task per fetched set; they stop when `shutdown` is cancelled.
 pub fn start(store: &CredentialStore, specs: Vec<CredentialSpec>, ctx: Context, shutdown: CancellationToken) {
@@ -38,7 +46,9 @@ pub fn start(store: &CredentialStore, specs: Vec<CredentialSpec>, ctx: Context, 
 async fn keep_fresh(store: &CredentialStore, spec: &CredentialSpec, ctx: &Context) {
     let mut attempt: u32 = 0;
     let mut last_description = String::new();
+    let files = watched_files(spec, ctx);
     loop {
+        let seen = mtimes(&files);
         store.begin_refresh(&spec.name);
         let fetched_at = ctx.clock.now();
         let next = match fetch(spec, ctx).await {
@@ -68,6 +78,18 @@ async fn keep_fresh(store: &CredentialStore, spec: &CredentialSpec, ctx: &Contex
                 ctx.clock.now() + delay
             }
         };
-        tokio::time::sleep(until(ctx.clock.now(), next)).await;
+        // Sleep until `next`, waking early when a watched file changes.
+        while ctx.clock.now() < next {
+            let nap = until(ctx.clock.now(), next);
+            if files.is_empty() {
+                tokio::time::sleep(nap).await;
+                break;
+            }
+            tokio::time::sleep(nap.min(FILE_STAT_INTERVAL)).await;
+            if mtimes(&files) != seen {
+                tracing::info!(credentials = %spec.name, "a credentials file changed; reading it again");
+                break;
+            }
+        }
     }
 }

@@ -110,7 +110,10 @@ async fn alibaba_oidc_reads_the_token_file_each_time_and_its_keys_expire() {
     let e = fetch(&spec, &ctx).await.unwrap_err().to_string();
     assert_eq!(
         e,
-        format!("credentials `test`: oidc: ALIBABA_CLOUD_OIDC_TOKEN_FILE={} not readable (not found)", token_file.display())
+        format!(
+            "credentials `test`: oidc: ALIBABA_CLOUD_OIDC_TOKEN_FILE={} not readable (not found)",
+            token_file.display()
+        )
     );
     s.emulator.stop();
 }
