@@ -201,17 +201,19 @@ impl CredentialStore {
             .ok_or_else(|| CredentialError::Unknown(name.to_string()))
     }
 
-    /// Replace every set at once (reload). Sets the refresher fetches keep what they hold until
-    /// the new refresher's first fetch.
+    /// Replace every set at once (reload). Sets the refresher fetches keep what they hold (and
+    /// whether a fetch is under way) until the refresher fetches them again.
     pub fn replace(&self, other: &CredentialStore) {
         let mut fresh = other.sets.read().expect("credential store lock").clone();
         {
             let old = self.sets.read().expect("credential store lock");
             for (name, slot) in fresh.iter_mut() {
+                // A set the refresher fetches keeps its state; a changed set is fetched anew by
+                // the new refresher, which marks it as refreshing first.
                 if slot.current.is_none()
                     && let Some(held) = old.get(name)
                 {
-                    slot.current = held.current.clone();
+                    *slot = held.clone();
                 }
             }
         }
