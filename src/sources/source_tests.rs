@@ -126,6 +126,15 @@ async fn ecs_ram_role_uses_the_imdsv2_token_and_discovers_the_role() {
     assert_eq!(f.description, format!("ecs_ram_role (role {})", crate::emulator::metadata::ECS_ROLE));
     assert!(f.credentials.expires_at.is_some() && f.credentials.security_token.is_some());
     assert!(s.alibaba_accepts(&f.credentials).await);
+    // The IMDSv2 token is checked: without one (or with a made-up one) the metadata is refused.
+    let url = format!("{}/latest/meta-data/ram/security-credentials/", s.emulator.url());
+    let http = crate::http::client();
+    assert_eq!(http.get(&url).send().await.unwrap().status(), 401);
+    let forged = http.get(&url).header("X-aliyun-ecs-metadata-token", "forged").send().await.unwrap();
+    assert_eq!(forged.status(), 401);
+    // IMDSv1, when the instance allows it, with a configured role.
+    s.emulator.allow_imdsv1(true);
+    assert_eq!(http.get(&url).send().await.unwrap().text().await.unwrap(), crate::emulator::metadata::ECS_ROLE);
     // A metadata service that is not there: named, and absent (a chain moves on).
     let mut gone = s.metadata();
     gone.metadata_endpoint = Some(Endpoint { base: reqwest::Url::parse("http://127.0.0.1:9").unwrap() });
@@ -239,4 +248,24 @@ async fn token_calls_wait_for_a_refresh_under_way_and_then_get_the_new_keys() {
     store.store("sts", expiring);
     clock.jump(Duration::from_secs(6));
     assert!(store.fresh("sts", &clock, Duration::from_secs(1)).await.is_err());
+}
+
+#[test]
+fn static_keys_in_a_file_others_can_read_are_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ticketd.toml");
+    std::fs::write(
+        &path,
+        "state_dir = \"/tmp/x\"\n[credentials.ci]\nvendor = \"tencent\"\nsource = \"static\"\nsecret_id = \"AKIDx\"\nsecret_key = \"very-secret\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let env: HashMap<String, String> = HashMap::new();
+    let config = crate::config::load(&path, &env).unwrap();
+    let warning = config.static_keys_warning().expect("a warning for mode 644");
+    assert!(warning.contains("credentials ci hold keys in a file readable by group or others (mode 644)"), "{warning}");
+    assert!(!warning.contains("very-secret"));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(config.static_keys_warning(), None);
 }
