@@ -75,9 +75,13 @@ async fn writes_files_refreshes_survives_a_restart_and_stops_cleanly() {
 
     // A refresh within the 10 s token's life (at 2/3 of it).
     wait_for("a refreshed token", WAIT, || generation(&h).filter(|g| *g >= 2)).await;
-    let token = std::fs::read_to_string(h.path("out/ops-dashboard.token")).unwrap();
-    let json = read_json(&h.path("out/ops-dashboard.json")).unwrap();
-    assert_eq!(json["access_token"].as_str().unwrap(), token, "token and json sinks agree");
+    // The sinks are written one after the other (json first): wait until both hold the same token.
+    let json = wait_for("token and json sinks to agree", WAIT, || {
+        let token = std::fs::read_to_string(h.path("out/ops-dashboard.token")).ok()?;
+        read_json(&h.path("out/ops-dashboard.json")).filter(|j| j["access_token"].as_str() == Some(token.as_str()))
+    })
+    .await;
+    let token = json["access_token"].as_str().unwrap().to_string();
     assert_eq!(json["ticket"].as_str().unwrap(), ticket, "a refresh keeps the ticket");
     let stats = h.emulator.stats();
     assert_eq!(stats.create_ticket, 1);
