@@ -127,6 +127,12 @@ fn check_config(path: &std::path::Path) -> ExitCode {
                 if config.credentials.len() == 1 { "" } else { "s" },
                 config.state_dir.display()
             );
+            for (name, spec) in &config.credentials {
+                println!("credentials {name}: {}", crate::sources::describe(spec, &ProcessEnvironment));
+            }
+            if let Some(warning) = config.static_keys_warning() {
+                eprintln!("warning: {warning}");
+            }
             ExitCode::SUCCESS
         }
         Err(problems) => {

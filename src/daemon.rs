@@ -41,6 +41,9 @@ pub struct Daemon {
     board: Arc<Board>,
     clock: Arc<dyn Clock>,
     changes: mpsc::UnboundedReceiver<crate::sinks::notify::Changed>,
+    /// Shared with the scheduler; the refresher keeps fetched sets in it fresh.
+    credentials: CredentialStore,
+    sources: crate::sources::Context,
     _state_dir: Arc<StateDir>,
 }
 
@@ -67,6 +70,10 @@ impl Daemon {
         provider: Arc<dyn Provider>,
     ) -> Result<Daemon, DaemonError> {
         let credentials = CredentialStore::resolve_all(config, env).map_err(DaemonError::Credentials)?;
+        if let Some(warning) = config.static_keys_warning() {
+            tracing::warn!("{warning}");
+        }
+        let sources = crate::sources::Context::new(Arc::new(crate::sources::snapshot_env(config, env)), clock.clone());
         let state_dir = Arc::new(StateDir::open(&config.state_dir)?);
         let loaded = state_dir.load()?;
         // A crash mid-write leaves a temp file beside a sink (never a partial sink): clear them.
@@ -85,7 +92,7 @@ impl Daemon {
         let parts = Parts {
             clock: clock.clone(),
             provider,
-            credentials,
+            credentials: credentials.clone(),
             persistence: Persistence::Disk(state_dir.clone()),
             board: board.clone(),
             watchdog: systemd::watchdog(),
@@ -94,7 +101,16 @@ impl Daemon {
         };
         let scheduler = Scheduler::new(parts, &config.tickets, &loaded.state);
         tracing::info!(tickets = config.tickets.len(), state = %state_dir.path().display(), "ticketd started");
-        Ok(Daemon { config: config.clone(), scheduler, board, clock, changes, _state_dir: state_dir })
+        Ok(Daemon {
+            config: config.clone(),
+            scheduler,
+            board,
+            clock,
+            changes,
+            credentials,
+            sources,
+            _state_dir: state_dir,
+        })
     }
 
     pub fn events(&self) -> broadcast::Receiver<Event> {
@@ -112,7 +128,7 @@ impl Daemon {
         mut control: mpsc::UnboundedReceiver<Control>,
         env: &dyn Environment,
     ) -> Result<(), DaemonError> {
-        let Daemon { mut config, scheduler, board, clock, changes, _state_dir } = self;
+        let Daemon { mut config, scheduler, board, clock, changes, credentials, sources, _state_dir } = self;
         let api = match &config.socket {
             Some(spec) => Some(ApiServer::start(spec, board.clone(), clock.clone()).await?),
             None => None,
@@ -127,6 +143,9 @@ impl Daemon {
         };
         let hooks = tokio::spawn(crate::sinks::notify::run_hooks(changes));
         let shutdown = CancellationToken::new();
+        let mut refresher = shutdown.child_token();
+        let creds: Vec<_> = config.credentials.values().cloned().collect();
+        crate::sources::refresher::start(&credentials, creds, sources.clone(), refresher.clone());
         let (commands, command_rx) = mpsc::unbounded_channel();
         let scheduler = tokio::spawn(scheduler.run(shutdown.child_token(), command_rx));
         let notifier = tokio::spawn(systemd::follow(board.clone(), clock.clone()));
@@ -151,6 +170,16 @@ impl Daemon {
                                 unchanged = summary.unchanged,
                                 "reloaded the configuration"
                             );
+                            if next.credentials != config.credentials {
+                                refresher.cancel();
+                                refresher = shutdown.child_token();
+                                let creds: Vec<_> = next.credentials.values().cloned().collect();
+                                let sources = crate::sources::Context::new(
+                                    Arc::new(crate::sources::snapshot_env(&next, env)),
+                                    clock.clone(),
+                                );
+                                crate::sources::refresher::start(&credentials, creds, sources, refresher.clone());
+                            }
                             config = next;
                         }
                         Err(e) => {
@@ -182,7 +211,11 @@ impl Daemon {
     /// Obtain every token and write every sink, then stop (`run --once`). A saved token that is
     /// still valid and not yet due is written as it is. `limit` bounds the whole run.
     pub async fn run_once(self, limit: Duration) -> OnceReport {
-        let Daemon { scheduler, board, clock, .. } = self;
+        let Daemon { scheduler, board, clock, credentials, sources, config, .. } = self;
+        let refresher = CancellationToken::new();
+        let _stop_refresher = refresher.clone().drop_guard();
+        let creds: Vec<_> = config.credentials.values().cloned().collect();
+        crate::sources::refresher::start(&credentials, creds, sources, refresher);
         let shutdown = CancellationToken::new();
         let (_commands, command_rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(scheduler.run(shutdown.child_token(), command_rx));

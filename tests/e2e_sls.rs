@@ -53,11 +53,7 @@ async fn writes_files_refreshes_survives_a_restart_and_stops_cleanly() {
     let mut daemon = h.spawn(&["run", "-c", config]);
 
     // The first token arrives and every sink holds it.
-    // (The sinks are written one after another: wait for the last one too.)
-    wait_for("the first token", WAIT, || {
-        generation(&h).filter(|g| *g >= 1 && h.path("out/ops-dashboard.url").exists())
-    })
-    .await;
+    wait_for("the first token", WAIT, || generation(&h).filter(|g| *g >= 1)).await;
     let json = read_json(&h.path("out/ops-dashboard.json")).unwrap();
     for field in
         ["name", "kind", "ticket", "access_token", "url", "token_expires_at", "ticket_expires_at", "refreshed_at"]
@@ -78,12 +74,11 @@ async fn writes_files_refreshes_survives_a_restart_and_stops_cleanly() {
     assert_eq!(mode(&h.path("out/ops-dashboard.token")), 0o640);
 
     // A refresh within the 10 s token's life (at 2/3 of it).
-    // Sinks are written in turn, so the token file may trail the json one for a moment: wait until
-    // they agree (a timeout here means they never do).
-    let json = wait_for("a refreshed token in every sink", WAIT, || {
-        let json = read_json(&h.path("out/ops-dashboard.json")).filter(|j| j["generation"].as_u64() >= Some(2))?;
+    wait_for("a refreshed token", WAIT, || generation(&h).filter(|g| *g >= 2)).await;
+    // The sinks are written one after the other (json first): wait until both hold the same token.
+    let json = wait_for("token and json sinks to agree", WAIT, || {
         let token = std::fs::read_to_string(h.path("out/ops-dashboard.token")).ok()?;
-        (json["access_token"].as_str() == Some(token.as_str())).then_some(json)
+        read_json(&h.path("out/ops-dashboard.json")).filter(|j| j["access_token"].as_str() == Some(token.as_str()))
     })
     .await;
     let token = json["access_token"].as_str().unwrap().to_string();
@@ -174,8 +169,8 @@ async fn check_config_prints_every_problem_with_file_line_and_key() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!h.path("state").exists());
 
-    // A missing environment variable is named.
-    let good = h.write_config(CONFIG);
+    // A missing environment variable is named (source = "env"; the default chain goes on).
+    let good = h.write_config(&CONFIG.replace("vendor = \"alibaba\"", "vendor = \"alibaba\"\nsource = \"env\""));
     let out = h
         .command(&["check-config", "-c", good.to_str().unwrap()])
         .env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID")
@@ -187,6 +182,12 @@ async fn check_config_prints_every_problem_with_file_line_and_key() {
     );
     let out = h.command(&["check-config", "-c", good.to_str().unwrap()]).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    // Which source each set resolves to, without values.
+    let good = h.write_config(CONFIG);
+    let out = h.command(&["check-config", "-c", good.to_str().unwrap()]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("credentials prod: chain -> env (ALIBABA_CLOUD_ACCESS_KEY_ID)"), "{text}");
+    assert!(!text.contains(h.key.access_key_secret.expose()), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

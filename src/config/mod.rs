@@ -67,6 +67,26 @@ impl Config {
     pub fn ticket(&self, name: &str) -> Option<&TicketSpec> {
         self.tickets.iter().find(|t| t.name == name)
     }
+
+    /// A warning when keys are written in a config file that group or others may read.
+    pub fn static_keys_warning(&self) -> Option<String> {
+        use std::os::unix::fs::PermissionsExt;
+        let path = self.source.as_ref()?;
+        let names: Vec<&str> = self
+            .credentials
+            .values()
+            .filter(|c| matches!(c.source, SourceSpec::Static(_)))
+            .map(|c| c.name.as_str())
+            .collect();
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (!names.is_empty() && mode & 0o077 != 0).then(|| {
+            format!(
+                "{}: credentials {} hold keys in a file readable by group or others (mode {mode:o}); chmod 600 it",
+                path.display(),
+                names.join(", ")
+            )
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +124,67 @@ pub enum SourceSpec {
     },
     /// Keys handed over in memory (`ticketd dev` and tests), never from a file.
     InMemory(crate::credentials::Credentials),
+    /// Keys written in the config file itself (`source = "static"`).
+    Static(crate::credentials::Credentials),
+    /// A credentials file: Alibaba `~/.aliyun/config.json` then the INI file, Tencent
+    /// `~/.tencentcloud/credentials`; re-read at a bounded interval.
+    Profile { profile: Option<String>, file: Option<PathBuf> },
+    /// Alibaba RRSA (`AssumeRoleWithOIDC`) or Tencent TKE (`AssumeRoleWithWebIdentity`), the
+    /// role and token file named by the vendor's environment variables.
+    Oidc(OidcSpec),
+    /// Alibaba ECS instance RAM role (metadata service, IMDSv2 token).
+    EcsRamRole(MetadataSpec),
+    /// Tencent CVM instance role (metadata service).
+    CvmRole(MetadataSpec),
+    /// The vendor's default order (spec section 4): the first source that yields keys wins.
+    Chain(Vec<SourceSpec>),
+}
+
+/// An STS web-identity exchange.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OidcSpec {
+    /// Overrides the vendor's STS host (and the region/VPC variables); tests use a loopback URL.
+    pub sts_endpoint: Option<Endpoint>,
+    /// Overrides `ALIBABA_CLOUD_ROLE_SESSION_NAME` / the default session name.
+    pub role_session_name: Option<String>,
+    /// `DurationSeconds`.
+    pub duration: Duration,
+}
+
+/// An instance metadata service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetadataSpec {
+    /// Overrides the metadata host (`http://100.100.100.200`, `http://metadata.tencentyun.com`).
+    pub metadata_endpoint: Option<Endpoint>,
+    /// The role; discovered from the metadata service when unset.
+    pub role_name: Option<String>,
+    /// Alibaba only: fall back to IMDSv1 when the IMDSv2 token cannot be fetched.
+    pub imdsv1_fallback: bool,
+}
+
+/// Optional. Default `duration` of Alibaba `AssumeRoleWithOIDC` (the SDK's `DurationSeconds`).
+pub const DEFAULT_ALIBABA_OIDC_DURATION: Duration = Duration::from_secs(3_600);
+/// Optional. Default `duration` of Tencent `AssumeRoleWithWebIdentity`.
+pub const DEFAULT_TENCENT_OIDC_DURATION: Duration = Duration::from_secs(7_200);
+/// The shortest STS duration Alibaba accepts.
+pub const MIN_STS_DURATION: Duration = Duration::from_secs(900);
+/// The longest STS duration ticketd asks for.
+pub const MAX_STS_DURATION: Duration = Duration::from_secs(43_200);
+
+impl SourceSpec {
+    /// The `source = ...` name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            SourceSpec::Env { .. } => "env",
+            SourceSpec::InMemory(_) => "in-memory",
+            SourceSpec::Static(_) => "static",
+            SourceSpec::Profile { .. } => "profile",
+            SourceSpec::Oidc(_) => "oidc",
+            SourceSpec::EcsRamRole(_) => "ecs_ram_role",
+            SourceSpec::CvmRole(_) => "cvm_role",
+            SourceSpec::Chain(_) => "chain",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

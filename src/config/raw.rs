@@ -30,6 +30,24 @@ pub struct RawCredentials {
     pub secret_id_env: Option<String>,
     pub secret_key_env: Option<String>,
     pub session_token_env: Option<String>,
+    // source = "static".
+    pub access_key_id: Option<String>,
+    pub access_key_secret: Option<String>,
+    pub security_token: Option<String>,
+    pub secret_id: Option<String>,
+    pub secret_key: Option<String>,
+    pub session_token: Option<String>,
+    // source = "profile".
+    pub profile: Option<String>,
+    pub profile_file: Option<String>,
+    // source = "oidc".
+    pub sts_endpoint: Option<String>,
+    pub role_session_name: Option<String>,
+    pub duration: Option<String>,
+    // source = "ecs_ram_role" / "cvm_role".
+    pub metadata_endpoint: Option<String>,
+    pub role_name: Option<String>,
+    pub imdsv1_fallback: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -221,23 +221,38 @@ fn credential(
             return None;
         }
     };
-    match rc.source.as_deref() {
-        None | Some("env") => {}
-        Some(other) => {
-            c.report(&at.key("source"), format!("unknown source `{other}` (this version supports: env)"));
-            return None;
-        }
+    let source_name = rc.source.as_deref().unwrap_or("chain");
+    let allowed: &[&str] = match vendor {
+        Vendor::Alibaba => &["chain", "env", "static", "profile", "oidc", "ecs_ram_role"],
+        Vendor::Tencent => &["chain", "env", "static", "profile", "oidc", "cvm_role"],
+    };
+    if !allowed.contains(&source_name) {
+        c.report(
+            &at.key("source"),
+            format!(
+                "unknown source `{source_name}` for vendor = \"{}\" (expected {})",
+                vendor.as_str(),
+                allowed.join(", ")
+            ),
+        );
+        return None;
     }
     let (alibaba_keys, tencent_keys) = (
         [
             ("access_key_id_env", &rc.access_key_id_env),
             ("access_key_secret_env", &rc.access_key_secret_env),
             ("security_token_env", &rc.security_token_env),
+            ("access_key_id", &rc.access_key_id),
+            ("access_key_secret", &rc.access_key_secret),
+            ("security_token", &rc.security_token),
         ],
         [
             ("secret_id_env", &rc.secret_id_env),
             ("secret_key_env", &rc.secret_key_env),
             ("session_token_env", &rc.session_token_env),
+            ("secret_id", &rc.secret_id),
+            ("secret_key", &rc.secret_key),
+            ("session_token", &rc.session_token),
         ],
     );
     let foreign = match vendor {
@@ -247,6 +262,36 @@ fn credential(
     for (key, value) in foreign {
         if value.is_some() {
             c.report(&at.key(key), format!("is not used with vendor = \"{}\"", vendor.as_str()));
+        }
+    }
+    // Keys that belong to one source only.
+    let uses =
+        |sources: &[&str]| sources.contains(&source_name) || (source_name == "chain" && !sources.contains(&"static"));
+    let only: [(&str, bool, &[&str]); 16] = [
+        ("access_key_id_env", rc.access_key_id_env.is_some(), &["env"]),
+        ("access_key_secret_env", rc.access_key_secret_env.is_some(), &["env"]),
+        ("security_token_env", rc.security_token_env.is_some(), &["env"]),
+        ("secret_id_env", rc.secret_id_env.is_some(), &["env"]),
+        ("secret_key_env", rc.secret_key_env.is_some(), &["env"]),
+        ("session_token_env", rc.session_token_env.is_some(), &["env"]),
+        ("access_key_id", rc.access_key_id.is_some(), &["static"]),
+        ("access_key_secret", rc.access_key_secret.is_some(), &["static"]),
+        ("security_token", rc.security_token.is_some(), &["static"]),
+        ("secret_id", rc.secret_id.is_some(), &["static"]),
+        ("secret_key", rc.secret_key.is_some(), &["static"]),
+        ("session_token", rc.session_token.is_some(), &["static"]),
+        ("profile", rc.profile.is_some() || rc.profile_file.is_some(), &["profile"]),
+        (
+            "sts_endpoint",
+            rc.sts_endpoint.is_some() || rc.role_session_name.is_some() || rc.duration.is_some(),
+            &["oidc"],
+        ),
+        ("metadata_endpoint", rc.metadata_endpoint.is_some() || rc.role_name.is_some(), &["ecs_ram_role", "cvm_role"]),
+        ("imdsv1_fallback", rc.imdsv1_fallback.is_some(), &["ecs_ram_role"]),
+    ];
+    for (key, set, sources) in only {
+        if set && !uses(sources) {
+            c.report(&at.key(key), format!("does not apply to source = \"{source_name}\""));
         }
     }
     let (id_var, secret_var, token_var) = match vendor {
@@ -261,12 +306,91 @@ fn credential(
             env_var_name(c, &rc.session_token_env, TENCENT_SESSION_TOKEN_ENV, &at.key("session_token_env")),
         ),
     };
-    for var in [&id_var, &secret_var] {
-        if env.var(var).is_none_or(|v| v.is_empty()) {
-            c.report(at, format!("environment variable {var} is not set (needed by credentials `{name}`)"));
+    if source_name == "env" {
+        for var in [&id_var, &secret_var] {
+            if env.var(var).is_none_or(|v| v.is_empty()) {
+                c.report(at, format!("environment variable {var} is not set (needed by credentials `{name}`)"));
+            }
         }
     }
-    Some(CredentialSpec { name: name.to_string(), vendor, source: SourceSpec::Env { id_var, secret_var, token_var } })
+    let env_spec = SourceSpec::Env { id_var, secret_var, token_var };
+    let profile = SourceSpec::Profile {
+        profile: rc.profile.clone(),
+        file: rc.profile_file.as_ref().map(|f| {
+            if !f.starts_with('/') {
+                c.report(&at.key("profile_file"), format!("{f} must be an absolute path"));
+            }
+            PathBuf::from(f)
+        }),
+    };
+    let (default_duration, max_duration) = match vendor {
+        Vendor::Alibaba => (DEFAULT_ALIBABA_OIDC_DURATION, MAX_STS_DURATION),
+        Vendor::Tencent => (DEFAULT_TENCENT_OIDC_DURATION, MAX_STS_DURATION),
+    };
+    let duration = c.duration(
+        &rc.duration,
+        &at.key("duration"),
+        default_duration,
+        MIN_STS_DURATION,
+        max_duration,
+        "STS (DurationSeconds)",
+    );
+    if let Some(n) = &rc.role_session_name
+        && (n.is_empty() || n.len() > 64 || !n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@=,".contains(&b)))
+    {
+        c.report(&at.key("role_session_name"), format!("`{n}`: 1 to 64 of letters, digits and -_.@=,"));
+    }
+    let sts_endpoint = rc.sts_endpoint.as_deref().map(|t| endpoint(c, t, &at.key("sts_endpoint")));
+    let oidc = OidcSpec {
+        sts_endpoint: sts_endpoint.flatten(),
+        role_session_name: rc.role_session_name.clone(),
+        duration: duration.unwrap_or(default_duration),
+    };
+    if let Some(r) = &rc.role_name
+        && (r.is_empty() || !r.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)))
+    {
+        c.report(&at.key("role_name"), format!("`{r}` is not a role name (letters, digits, `-`, `_`, `.`)"));
+    }
+    let metadata = MetadataSpec {
+        metadata_endpoint: rc.metadata_endpoint.as_deref().and_then(|t| endpoint(c, t, &at.key("metadata_endpoint"))),
+        role_name: rc.role_name.clone(),
+        imdsv1_fallback: rc.imdsv1_fallback.unwrap_or(true),
+    };
+    let instance = match vendor {
+        Vendor::Alibaba => SourceSpec::EcsRamRole(metadata),
+        Vendor::Tencent => SourceSpec::CvmRole(metadata),
+    };
+    let source = match source_name {
+        "env" => env_spec,
+        "profile" => profile,
+        "oidc" => SourceSpec::Oidc(oidc),
+        "ecs_ram_role" | "cvm_role" => instance,
+        "static" => {
+            let (id_key, secret_key) = match vendor {
+                Vendor::Alibaba => ("access_key_id", "access_key_secret"),
+                Vendor::Tencent => ("secret_id", "secret_key"),
+            };
+            let (id, secret, token) = match vendor {
+                Vendor::Alibaba => (&rc.access_key_id, &rc.access_key_secret, &rc.security_token),
+                Vendor::Tencent => (&rc.secret_id, &rc.secret_key, &rc.session_token),
+            };
+            let id = c.required(id, &at.key(id_key)).map(str::to_string);
+            let secret = c.required(secret, &at.key(secret_key)).map(str::to_string);
+            SourceSpec::Static(crate::credentials::Credentials {
+                access_key_id: crate::secret::Secret::new(id?),
+                access_key_secret: crate::secret::Secret::new(secret?),
+                security_token: token.clone().filter(|t| !t.is_empty()).map(crate::secret::Secret::new),
+                expires_at: None,
+            })
+        }
+        _ => match vendor {
+            // Spec section 4.1: env, OIDC, CLI profile and INI file, ECS RAM role.
+            Vendor::Alibaba => SourceSpec::Chain(vec![env_spec, SourceSpec::Oidc(oidc), profile, instance]),
+            // Spec section 4.2 (Python order): env, profile, CVM role, TKE OIDC.
+            Vendor::Tencent => SourceSpec::Chain(vec![env_spec, profile, instance, SourceSpec::Oidc(oidc)]),
+        },
+    };
+    Some(CredentialSpec { name: name.to_string(), vendor, source })
 }
 
 fn ticket(
@@ -1019,9 +1143,10 @@ mode = "0640"
     fn duplicate_names_unknown_credentials_and_missing_env_are_named() {
         let text = format!(
             "{GOOD}\n[[tickets]]\nname = \"ops-dashboard\"\nkind = \"sls\"\ncredentials = \"staging\"\nendpoint = \"http://127.0.0.1:1\"\n"
-        );
+        )
+        .replace("vendor = \"alibaba\"", "vendor = \"alibaba\"\nsource = \"env\"");
         let joined = problems(&text, &HashMap::new()).join("\n");
-        assert!(joined.contains("t.toml:24:1: tickets[1].name: duplicate ticket name `ops-dashboard`"), "{joined}");
+        assert!(joined.contains("t.toml:25:1: tickets[1].name: duplicate ticket name `ops-dashboard`"), "{joined}");
         assert!(joined.contains("tickets[1].credentials: unknown credentials `staging`"), "{joined}");
         assert!(
             joined
@@ -1185,18 +1310,72 @@ path = "/root/.docker/config.json"
     }
 
     #[test]
-    fn tencent_credentials_default_to_the_tencentcloud_variables() {
-        let joined = problems(DSW_TCR, &env()).join("\n");
+    fn tencent_credentials_default_to_the_chain_with_the_tencentcloud_variables_first() {
+        let explicit = DSW_TCR.replace("vendor = \"tencent\"", "vendor = \"tencent\"\nsource = \"env\"");
+        let joined = problems(&explicit, &env()).join("\n");
         assert!(joined.contains("credentials.tc: environment variable TENCENTCLOUD_SECRET_ID is not set"), "{joined}");
         assert!(joined.contains("TENCENTCLOUD_SECRET_KEY is not set"), "{joined}");
-        let config = parse(DSW_TCR, "t.toml", &both_env()).unwrap();
+        let config = parse(DSW_TCR, "t.toml", &env()).unwrap();
+        let SourceSpec::Chain(members) = &config.credentials["tc"].source else { panic!("not a chain") };
+        let names: Vec<&str> = members.iter().map(SourceSpec::name).collect();
+        assert_eq!(names, ["env", "profile", "cvm_role", "oidc"]);
         assert_eq!(
-            config.credentials["tc"].source,
+            members[0],
             SourceSpec::Env {
                 id_var: TENCENT_SECRET_ID_ENV.into(),
                 secret_var: TENCENT_SECRET_KEY_ENV.into(),
                 token_var: TENCENT_SESSION_TOKEN_ENV.into()
             }
         );
+    }
+
+    #[test]
+    fn credential_sources_validate_their_keys_and_endpoints() {
+        let with = |body: &str| GOOD.replace("vendor = \"alibaba\"", &format!("vendor = \"alibaba\"\n{body}"));
+        let none = HashMap::new();
+        // The default is the SDK chain, in the SDK's order; nothing is required up front.
+        let config = parse(GOOD, "t.toml", &none).unwrap();
+        let SourceSpec::Chain(members) = &config.credentials["prod"].source else { panic!("not a chain") };
+        let names: Vec<&str> = members.iter().map(SourceSpec::name).collect();
+        assert_eq!(names, ["env", "oidc", "profile", "ecs_ram_role"]);
+        // oidc with overrides.
+        let text = with(
+            "source = \"oidc\"\nsts_endpoint = \"http://127.0.0.1:9\"\nrole_session_name = \"ticketd\"\nduration = \"20m\"",
+        );
+        let config = parse(&text, "t.toml", &none).unwrap();
+        let SourceSpec::Oidc(o) = &config.credentials["prod"].source else { panic!("not oidc") };
+        assert_eq!((o.duration, o.role_session_name.as_deref()), (Duration::from_secs(1200), Some("ticketd")));
+        assert_eq!(o.sts_endpoint.as_ref().unwrap().base.as_str(), "http://127.0.0.1:9/");
+        // ecs_ram_role defaults.
+        let config = parse(&with("source = \"ecs_ram_role\"\nrole_name = \"web\""), "t.toml", &none).unwrap();
+        let SourceSpec::EcsRamRole(m) = &config.credentials["prod"].source else { panic!("not ecs") };
+        assert!(m.imdsv1_fallback && m.metadata_endpoint.is_none() && m.role_name.as_deref() == Some("web"));
+        // static keys.
+        let config =
+            parse(&with("source = \"static\"\naccess_key_id = \"LTAIx\"\naccess_key_secret = \"s\""), "t.toml", &none)
+                .unwrap();
+        let SourceSpec::Static(c) = &config.credentials["prod"].source else { panic!("not static") };
+        assert_eq!(c.access_key_id.expose(), "LTAIx");
+        // Every mistake at once, located.
+        let text = with(
+            "source = \"oidc\"\nsts_endpoint = \"http://10.0.0.1\"\nduration = \"5m\"\nprofile = \"x\"\nsecret_id = \"AKID\"",
+        );
+        let joined = problems(&text, &none).join("\n");
+        assert!(
+            joined.contains(
+                "t.toml:7:1: credentials.prod.sts_endpoint: `http://10.0.0.1`: plain http is allowed only on loopback"
+            ),
+            "{joined}"
+        );
+        assert!(
+            joined.contains("credentials.prod.duration: 5m is shorter than STS (DurationSeconds) allows (min 15m)"),
+            "{joined}"
+        );
+        assert!(joined.contains("credentials.prod.profile: does not apply to source = \"oidc\""), "{joined}");
+        assert!(joined.contains("credentials.prod.secret_id: is not used with vendor = \"alibaba\""), "{joined}");
+        let joined = problems(&with("source = \"cvm_role\""), &none).join("\n");
+        assert!(joined.contains("unknown source `cvm_role` for vendor = \"alibaba\" (expected chain, env, static, profile, oidc, ecs_ram_role)"), "{joined}");
+        let joined = problems(&with("source = \"static\"\naccess_key_id = \"LTAIx\""), &none).join("\n");
+        assert!(joined.contains("credentials.prod.access_key_secret: is required"), "{joined}");
     }
 }

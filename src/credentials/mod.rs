@@ -2,11 +2,16 @@
 //!
 //! A [`CredentialStore`] holds the current [`Credentials`] of every named set. Providers take a
 //! snapshot for each call, so a later rotation never changes a request half-way through signing.
+//!
+//! Sets read from the environment or the config itself are resolved at start-up. Every other
+//! source (profiles, OIDC, instance roles, chains) is fetched by [`crate::sources::refresher`]:
+//! until its first fetch, and while a refresh is under way, [`CredentialStore::fresh`] makes token
+//! calls wait (bounded by [`FRESH_WAIT`]) instead of racing with old keys.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::config::{Config, CredentialSpec, Environment, SourceSpec};
 use crate::secret::Secret;
@@ -21,6 +26,25 @@ pub struct Credentials {
     /// When temporary keys stop working, when known.
     pub expires_at: Option<SystemTime>,
 }
+
+impl Credentials {
+    /// Keys from a file or variables; a token makes them STS keys of unknown expiry.
+    pub fn long_term(id: String, secret: String, token: Option<String>) -> Credentials {
+        Credentials {
+            access_key_id: Secret::new(id),
+            access_key_secret: Secret::new(secret),
+            security_token: token.filter(|t| !t.is_empty()).map(Secret::new),
+            expires_at: None,
+        }
+    }
+
+    fn usable_at(&self, now: SystemTime) -> bool {
+        self.expires_at.is_none_or(|t| t > now)
+    }
+}
+
+/// A token call waits at most this long for a set's first fetch or a refresh under way.
+pub const FRESH_WAIT: Duration = Duration::from_secs(20);
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -38,6 +62,17 @@ pub enum CredentialError {
     MissingEnv { set: String, var: String },
     #[error("credentials `{0}` are not configured")]
     Unknown(String),
+    #[error("credentials `{set}`: {source_name}: {detail}")]
+    Source { set: String, source_name: &'static str, detail: String },
+    #[error("credentials `{set}`: no source of the chain gave keys ({tried})")]
+    ChainExhausted { set: String, tried: String },
+    #[error("credentials `{set}` are not available: {detail}")]
+    Unavailable { set: String, detail: String },
+}
+
+/// Whether a source is resolved once at start-up (else by the refresher).
+pub fn resolved_at_start(source: &SourceSpec) -> bool {
+    matches!(source, SourceSpec::Env { .. } | SourceSpec::InMemory(_) | SourceSpec::Static(_))
 }
 
 /// Resolve one credential set from its source.
@@ -57,14 +92,27 @@ pub fn resolve(spec: &CredentialSpec, env: &dyn Environment) -> Result<Credentia
                 expires_at: None,
             })
         }
-        SourceSpec::InMemory(credentials) => Ok(credentials.clone()),
+        SourceSpec::InMemory(credentials) | SourceSpec::Static(credentials) => Ok(credentials.clone()),
+        other => Err(CredentialError::Unavailable {
+            set: spec.name.clone(),
+            detail: format!("source {} is fetched by the refresher", other.name()),
+        }),
     }
+}
+
+#[derive(Clone, Default)]
+struct Slot {
+    current: Option<Credentials>,
+    /// A fetch is under way (or the first one has not finished): token calls wait.
+    refreshing: bool,
+    last_error: Option<String>,
 }
 
 /// The current credentials of every configured set.
 #[derive(Clone, Default)]
 pub struct CredentialStore {
-    sets: Arc<RwLock<BTreeMap<String, Credentials>>>,
+    sets: Arc<RwLock<BTreeMap<String, Slot>>>,
+    changed: Arc<tokio::sync::Notify>,
 }
 
 impl CredentialStore {
@@ -73,14 +121,74 @@ impl CredentialStore {
         let mut sets = BTreeMap::new();
         let mut errors = Vec::new();
         for (name, spec) in &config.credentials {
+            if !resolved_at_start(&spec.source) {
+                sets.insert(name.clone(), Slot { current: None, refreshing: true, last_error: None });
+                continue;
+            }
             match resolve(spec, env) {
                 Ok(c) => {
-                    sets.insert(name.clone(), c);
+                    sets.insert(name.clone(), Slot { current: Some(c), ..Slot::default() });
                 }
                 Err(e) => errors.push(e),
             }
         }
-        if errors.is_empty() { Ok(CredentialStore { sets: Arc::new(RwLock::new(sets)) }) } else { Err(errors) }
+        if errors.is_empty() {
+            Ok(CredentialStore { sets: Arc::new(RwLock::new(sets)), changed: Arc::default() })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Set `name` is being fetched: token calls wait for the result.
+    pub fn begin_refresh(&self, name: &str) {
+        self.update(name, |slot| slot.refreshing = true);
+    }
+
+    /// New keys for `name`.
+    pub fn store(&self, name: &str, credentials: Credentials) {
+        self.update(name, |slot| *slot = Slot { current: Some(credentials), refreshing: false, last_error: None });
+    }
+
+    /// A fetch failed: waiting calls go ahead with what is held (if anything).
+    pub fn fetch_failed(&self, name: &str, error: String) {
+        self.update(name, |slot| {
+            slot.refreshing = false;
+            slot.last_error = Some(error);
+        });
+    }
+
+    fn update(&self, name: &str, f: impl FnOnce(&mut Slot)) {
+        f(self.sets.write().expect("credential store lock").entry(name.to_string()).or_default());
+        self.changed.notify_waiters();
+    }
+
+    /// A snapshot of set `name` for a call starting at `now`: waits while the set is being fetched
+    /// (at most `wait`), so a token is never minted with keys about to be replaced.
+    pub async fn fresh(
+        &self,
+        name: &str,
+        clock: &dyn crate::clock::Clock,
+        wait: Duration,
+    ) -> Result<Credentials, CredentialError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let notified = self.changed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let slot = self.sets.read().expect("credential store lock").get(name).cloned();
+            let Some(slot) = slot else { return Err(CredentialError::Unknown(name.to_string())) };
+            let now = clock.now();
+            let usable = slot.current.clone().filter(|c| c.usable_at(now));
+            if !slot.refreshing || tokio::time::Instant::now() >= deadline {
+                return usable.ok_or_else(|| CredentialError::Unavailable {
+                    set: name.to_string(),
+                    detail: slot.last_error.clone().unwrap_or_else(|| {
+                        if slot.current.is_some() { "the keys expired".into() } else { "not fetched yet".into() }
+                    }),
+                });
+            }
+            let _ = tokio::time::timeout_at(deadline, notified).await;
+        }
     }
 
     /// A snapshot of set `name`.
@@ -89,14 +197,28 @@ impl CredentialStore {
             .read()
             .expect("credential store lock")
             .get(name)
-            .cloned()
+            .and_then(|slot| slot.current.clone())
             .ok_or_else(|| CredentialError::Unknown(name.to_string()))
     }
 
-    /// Replace every set at once (reload).
+    /// Replace every set at once (reload). Sets the refresher fetches keep what they hold (and
+    /// whether a fetch is under way) until the refresher fetches them again.
     pub fn replace(&self, other: &CredentialStore) {
-        let fresh = other.sets.read().expect("credential store lock").clone();
+        let mut fresh = other.sets.read().expect("credential store lock").clone();
+        {
+            let old = self.sets.read().expect("credential store lock");
+            for (name, slot) in fresh.iter_mut() {
+                // A set the refresher fetches keeps its state; a changed set is fetched anew by
+                // the new refresher, which marks it as refreshing first.
+                if slot.current.is_none()
+                    && let Some(held) = old.get(name)
+                {
+                    *slot = held.clone();
+                }
+            }
+        }
         *self.sets.write().expect("credential store lock") = fresh;
+        self.changed.notify_waiters();
     }
 }
 

@@ -113,7 +113,7 @@ fn service_of(request: &Request) -> Option<Service> {
     match request.uri().path() {
         "/tickets" | "/token/refresh" => Some(Service::Sls),
         super::dsw::PATH => Some(Service::Dsw),
-        "/" if request.headers().contains_key("x-tc-action") => Some(Service::Tcr),
+        "/" if request.headers().get("x-tc-action").is_some_and(|a| a == "CreateInstanceToken") => Some(Service::Tcr),
         _ => None,
     }
 }

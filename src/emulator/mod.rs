@@ -4,20 +4,25 @@
 //! It listens on loopback, checks every signature exactly as the spec says (rejecting what the
 //! real service would reject, with the vendor's error shapes), issues JWT-shaped tickets and tokens
 //! with real `exp` claims, and honours the requested lifetimes. `GET /_emulator/stats` counts calls.
+//!
+//! It also stands in for the credential services (ECS and CVM instance metadata, Alibaba and
+//! Tencent STS): the temporary keys they issue are accepted for API calls until they expire.
 
 mod dsw;
 pub mod faults;
+pub mod metadata;
 mod sls;
+mod sts;
 mod tcr;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
@@ -45,6 +50,12 @@ pub struct Stats {
     pub create_instance_token: AtomicU64,
     pub rejected: AtomicU64,
     pub faults_injected: AtomicU64,
+    pub assume_role_with_oidc: AtomicU64,
+    pub assume_role_with_web_identity: AtomicU64,
+    pub ecs_credentials: AtomicU64,
+    pub cvm_credentials: AtomicU64,
+    /// Calls signed with temporary keys that had expired.
+    pub expired_key: AtomicU64,
 }
 
 /// A copy of the counters.
@@ -59,6 +70,16 @@ pub struct StatsSnapshot {
     pub rejected: u64,
     #[serde(default)]
     pub faults_injected: u64,
+    #[serde(default)]
+    pub assume_role_with_oidc: u64,
+    #[serde(default)]
+    pub assume_role_with_web_identity: u64,
+    #[serde(default)]
+    pub ecs_credentials: u64,
+    #[serde(default)]
+    pub cvm_credentials: u64,
+    #[serde(default)]
+    pub expired_key: u64,
 }
 
 impl Stats {
@@ -70,6 +91,11 @@ impl Stats {
             create_instance_token: self.create_instance_token.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
             faults_injected: self.faults_injected.load(Ordering::Relaxed),
+            assume_role_with_oidc: self.assume_role_with_oidc.load(Ordering::Relaxed),
+            assume_role_with_web_identity: self.assume_role_with_web_identity.load(Ordering::Relaxed),
+            ecs_credentials: self.ecs_credentials.load(Ordering::Relaxed),
+            cvm_credentials: self.cvm_credentials.load(Ordering::Relaxed),
+            expired_key: self.expired_key.load(Ordering::Relaxed),
         }
     }
 }
@@ -88,15 +114,54 @@ pub(crate) struct Shared {
     /// The latest tickets and tokens issued, so tests can check none of them reached a log.
     issued: Mutex<std::collections::VecDeque<String>>,
     faults: faults::Faults,
+    /// Temporary keys issued by the STS and metadata stand-ins, with their expiry.
+    temporary: Mutex<HashMap<String, (EmulatorKey, SystemTime)>>,
+    /// The longest life of issued temporary keys.
+    sts_lifetime: Mutex<Duration>,
+    /// IMDSv2 tokens handed out.
+    imds_tokens: Mutex<HashSet<String>>,
+    /// ECS metadata refuses requests without an IMDSv2 token.
+    imdsv2_required: AtomicBool,
+    /// The OIDC / web identity token of the last STS call.
+    last_oidc_token: Mutex<Option<String>>,
 }
 
 /// How many issued tickets and tokens the emulator remembers for [`Emulator::issued_secrets`].
 pub const MAX_RECORDED: usize = 100_000;
 
+/// Default life of temporary keys the emulator issues.
+pub const DEFAULT_STS_LIFETIME: Duration = Duration::from_secs(3_600);
+
 impl Shared {
-    /// The key with this id, if it belongs to `vendor`.
-    fn key(&self, id: &str, vendor: Vendor) -> Option<&EmulatorKey> {
-        self.keys.get(id).filter(|k| k.vendor == vendor)
+    /// The key with this id, if it belongs to `vendor` (temporary keys only until they expire).
+    fn key(&self, id: &str, vendor: Vendor) -> Option<EmulatorKey> {
+        if let Some(k) = self.keys.get(id) {
+            return Some(k.clone()).filter(|k| k.vendor == vendor);
+        }
+        let (key, expires) = self.temporary.lock().expect("temporary keys lock").get(id).cloned()?;
+        if expires <= self.clock.now() {
+            self.stats.expired_key.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(key = %id, "emulator refused expired temporary keys");
+            return None;
+        }
+        Some(key).filter(|k| k.vendor == vendor)
+    }
+
+    fn sts_lifetime(&self) -> Duration {
+        *self.sts_lifetime.lock().expect("sts lifetime lock")
+    }
+
+    /// New temporary keys (with an STS token) valid for `lifetime`.
+    fn issue_temporary(&self, vendor: Vendor, prefix: &str, lifetime: Duration) -> (EmulatorKey, SystemTime) {
+        let mut key = generate_vendor_key(vendor, prefix);
+        key.security_token = Some(Secret::new(format!("CAIS{}", hex::encode(rand::random::<[u8; 24]>()))));
+        let expires = self.clock.now() + lifetime;
+        self.record(key.access_key_secret.expose());
+        if let Some(token) = &key.security_token {
+            self.record(token.expose());
+        }
+        self.temporary.lock().expect("temporary keys lock").insert(key.access_key_id.clone(), (key.clone(), expires));
+        (key, expires)
     }
 
     fn next_serial(&self) -> u64 {
@@ -107,12 +172,17 @@ impl Shared {
         let payload = claims.to_string();
         let sig = crate::signing::hmac_sha256(&self.jwt_key, payload.as_bytes());
         let token = crate::jwt::encode(&claims, &sig);
+        self.record(&token);
+        token
+    }
+
+    /// Remember a secret the emulator handed out (see [`Emulator::issued_secrets`]).
+    fn record(&self, secret: &str) {
         let mut issued = self.issued.lock().expect("issued lock");
         if issued.len() == MAX_RECORDED {
             issued.pop_front();
         }
-        issued.push_back(token.clone());
-        token
+        issued.push_back(secret.to_string());
     }
 }
 
@@ -138,12 +208,22 @@ impl Emulator {
             serial: AtomicU64::new(0),
             issued: Mutex::new(std::collections::VecDeque::new()),
             faults: faults::Faults::default(),
+            temporary: Mutex::new(HashMap::new()),
+            sts_lifetime: Mutex::new(DEFAULT_STS_LIFETIME),
+            imds_tokens: Mutex::new(HashSet::new()),
+            imdsv2_required: AtomicBool::new(true),
+            last_oidc_token: Mutex::new(None),
         });
         let app = Router::new()
             .route("/tickets", post(sls::create_ticket))
             .route("/token/refresh", post(sls::refresh_token))
             .route(dsw::PATH, get(dsw::get_token))
-            .route("/", post(tcr::create_instance_token))
+            .route("/", get(sts::alibaba_rpc).post(tencent_post))
+            .route("/latest/api/token", put(metadata::ecs_token))
+            .route("/latest/meta-data/ram/security-credentials/", get(metadata::ecs_roles))
+            .route("/latest/meta-data/ram/security-credentials/{role}", get(metadata::ecs_credentials))
+            .route("/latest/meta-data/cam/security-credentials/", get(metadata::cvm_roles))
+            .route("/latest/meta-data/cam/security-credentials/{role}", get(metadata::cvm_credentials))
             .route("/_emulator/stats", get(stats))
             .layer(axum::middleware::from_fn_with_state(shared.clone(), faults::inject))
             .with_state(shared.clone());
@@ -184,6 +264,41 @@ impl Emulator {
     pub fn stop(&self) {
         self.stop.cancel();
     }
+
+    /// Temporary keys issued from now on live at most `lifetime`.
+    pub fn set_sts_lifetime(&self, lifetime: Duration) {
+        *self.shared.sts_lifetime.lock().expect("sts lifetime lock") = lifetime;
+    }
+
+    /// Let ECS metadata answer without an IMDSv2 token (IMDSv1).
+    pub fn allow_imdsv1(&self, allow: bool) {
+        self.shared.imdsv2_required.store(!allow, Ordering::Relaxed);
+    }
+
+    /// The OIDC / web identity token the last STS call carried.
+    pub fn last_oidc_token(&self) -> Option<String> {
+        self.shared.last_oidc_token.lock().expect("oidc lock").clone()
+    }
+}
+
+/// `POST /`: Tencent APIs, dispatched on `X-TC-Action`.
+async fn tencent_post(
+    axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> axum::response::Response {
+    if headers.get("x-tc-action").is_some_and(|a| a == "AssumeRoleWithWebIdentity") {
+        return sts::tencent_assume_role(&shared, &headers, &body);
+    }
+    tcr::create_instance_token(axum::extract::State(shared), method, uri, headers, body).await
+}
+
+/// A request id in the vendors' UUID shape.
+fn request_id() -> String {
+    let h = hex::encode(rand::random::<[u8; 16]>());
+    format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
 async fn stats(axum::extract::State(shared): axum::extract::State<Arc<Shared>>) -> axum::Json<StatsSnapshot> {

@@ -332,29 +332,25 @@ impl Scheduler {
             },
         };
         let epoch = entry.epoch;
-        let credentials = match self.parts.credentials.get(&entry.spec.credentials) {
-            Ok(c) => c,
-            Err(e) => {
-                let message = Message::Called {
-                    name: name.to_string(),
-                    epoch,
-                    step: plan.step,
-                    result: Err(e.into()),
-                    credentials_expire: None,
-                };
-                let _ = self.tx.send(message);
-                entry.in_flight = true;
-                self.in_flight += 1;
-                return;
-            }
-        };
         entry.in_flight = true;
         self.in_flight += 1;
         tracing::debug!(ticket = %name, step = ?plan.step, "calling the API");
-        let credentials_expire = credentials.expires_at;
-        let call = self.parts.provider.call(&entry.spec, op, credentials);
+        let (store, clock, provider, spec) =
+            (self.parts.credentials.clone(), self.parts.clock.clone(), self.parts.provider.clone(), entry.spec.clone());
         let (tx, permits, name, step) = (self.tx.clone(), self.permits.clone(), name.to_string(), plan.step);
         self.calls.spawn(async move {
+            // Keys being fetched or refreshed: wait for them rather than race with the old ones.
+            let credentials = match store.fresh(&spec.credentials, clock.as_ref(), crate::credentials::FRESH_WAIT).await
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    let result = Err(e.into());
+                    let _ = tx.send(Message::Called { name, epoch, step, result, credentials_expire: None });
+                    return;
+                }
+            };
+            let credentials_expire = credentials.expires_at;
+            let call = provider.call(&spec, op, credentials);
             let _permit = permits.acquire_owned().await;
             let result = match tokio::time::timeout(CALL_TIMEOUT, call).await {
                 Ok(r) => r,

@@ -1,0 +1,429 @@
+//! Alibaba Cloud sources (spec section 4.1): RRSA OIDC, CLI and INI profiles, ECS RAM role.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::Deserialize;
+
+use super::{Context, Fetched, SourceError, home, parse_expiration, read_file};
+use crate::config::{Endpoint, MetadataSpec, OidcSpec};
+use crate::credentials::Credentials;
+use crate::secret::Secret;
+
+/// The ECS metadata service (http by nature: it is link-local).
+pub const ECS_METADATA: &str = "http://100.100.100.200";
+/// IMDSv2 token lifetime asked for.
+pub const IMDS_TOKEN_TTL: &str = "21600";
+
+/// The three RRSA variables.
+pub struct OidcVars {
+    pub role_arn: String,
+    pub provider_arn: String,
+    pub token_file: PathBuf,
+}
+
+pub fn oidc_vars(var: &dyn Fn(&str) -> Option<String>) -> Result<OidcVars, SourceError> {
+    let get = |n: &str| var(n).ok_or_else(|| SourceError::Absent(format!("{n} is not set")));
+    Ok(OidcVars {
+        role_arn: get("ALIBABA_CLOUD_ROLE_ARN")?,
+        provider_arn: get("ALIBABA_CLOUD_OIDC_PROVIDER_ARN")?,
+        token_file: PathBuf::from(get("ALIBABA_CLOUD_OIDC_TOKEN_FILE")?),
+    })
+}
+
+/// The STS endpoint: the override, else regional / VPC hosts from the environment.
+pub fn sts_endpoint(spec: &OidcSpec, var: &dyn Fn(&str) -> Option<String>) -> reqwest::Url {
+    if let Some(e) = &spec.sts_endpoint {
+        return e.url("/");
+    }
+    let prefix = if var("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        "sts-vpc"
+    } else {
+        "sts"
+    };
+    let host = match var("ALIBABA_CLOUD_STS_REGION") {
+        Some(region) => format!("{prefix}.{region}.aliyuncs.com"),
+        None => format!("{prefix}.aliyuncs.com"),
+    };
+    reqwest::Url::parse(&format!("https://{host}/")).expect("a host name from a region is a URL")
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct StsAnswer {
+    credentials: Option<StsCredentials>,
+    code: Option<String>,
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct StsCredentials {
+    access_key_id: String,
+    access_key_secret: String,
+    security_token: String,
+    expiration: String,
+}
+
+/// RRSA: `AssumeRoleWithOIDC`, unsigned, with the token file read now.
+pub async fn oidc(spec: &OidcSpec, ctx: &Context) -> Result<Fetched, SourceError> {
+    let var = |n: &str| ctx.var(n);
+    let vars = oidc_vars(&var)?;
+    let token = read_file("ALIBABA_CLOUD_OIDC_TOKEN_FILE", &vars.token_file)
+        .map_err(|e| SourceError::Failed(e.detail().replace("not found", "not readable (not found)")))?;
+    let now = ctx.clock.now();
+    let session = spec
+        .role_session_name
+        .clone()
+        .or_else(|| var("ALIBABA_CLOUD_ROLE_SESSION_NAME"))
+        .unwrap_or_else(|| format!("ticketd-{}", crate::clock::unix_seconds(now)));
+    let mut url = sts_endpoint(spec, &var);
+    url.query_pairs_mut()
+        .append_pair("Action", "AssumeRoleWithOIDC")
+        .append_pair("Format", "JSON")
+        .append_pair("Version", "2015-04-01")
+        .append_pair("DurationSeconds", &spec.duration.as_secs().to_string())
+        .append_pair("RoleArn", &vars.role_arn)
+        .append_pair("OIDCProviderArn", &vars.provider_arn)
+        .append_pair("OIDCToken", token.trim())
+        .append_pair("RoleSessionName", &session)
+        .append_pair("Timestamp", &crate::clock::rfc3339(now));
+    let host = url.host_str().unwrap_or_default().to_string();
+    let response =
+        ctx.http.get(url).send().await.map_err(|e| SourceError::Failed(format!("STS {host}: {}", e.without_url())))?;
+    let status = response.status();
+    let body =
+        crate::http::read_limited(response).await.map_err(|e| SourceError::Failed(format!("STS {host}: {e}")))?;
+    let answer: StsAnswer = serde_json::from_slice(&body)
+        .map_err(|e| SourceError::Failed(format!("STS {host}: HTTP {status}, not the expected JSON ({e})")))?;
+    let Some(c) = answer.credentials else {
+        return Err(SourceError::Failed(format!(
+            "STS {host} AssumeRoleWithOIDC for {}: HTTP {status} {}: {}",
+            vars.role_arn,
+            answer.code.unwrap_or_default(),
+            answer.message.unwrap_or_default()
+        )));
+    };
+    Ok(Fetched {
+        credentials: Credentials {
+            access_key_id: Secret::new(c.access_key_id),
+            access_key_secret: Secret::new(c.access_key_secret),
+            security_token: Some(Secret::new(c.security_token)),
+            expires_at: Some(parse_expiration(&c.expiration)?),
+        },
+        description: format!("oidc (role {})", vars.role_arn),
+    })
+}
+
+#[derive(Deserialize)]
+struct CliConfig {
+    #[serde(default)]
+    current: Option<String>,
+    #[serde(default)]
+    profiles: Vec<CliProfile>,
+}
+
+#[derive(Deserialize)]
+struct CliProfile {
+    name: String,
+    #[serde(default)]
+    mode: String,
+    #[serde(default)]
+    access_key_id: String,
+    #[serde(default)]
+    access_key_secret: String,
+    #[serde(default)]
+    sts_token: String,
+}
+
+/// `~/.aliyun/config.json` (modes AK and StsToken), then the INI file (`type = access_key`).
+pub fn profile(name: Option<&str>, file: Option<&PathBuf>, ctx: &Context) -> Result<Fetched, SourceError> {
+    read_profile(name, file, &|n| ctx.var(n))
+}
+
+pub fn read_profile(
+    name: Option<&str>,
+    file: Option<&PathBuf>,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<Fetched, SourceError> {
+    let wanted = name.map(str::to_string).or_else(|| var("ALIBABA_CLOUD_PROFILE"));
+    if let Some(path) = file {
+        return if path.extension().is_some_and(|e| e == "json") {
+            cli_profile(path, wanted.as_deref(), "profile_file")
+        } else {
+            ini_profile(path, wanted.as_deref(), "profile_file")
+        };
+    }
+    let mut absent = Vec::new();
+    if var("ALIBABA_CLOUD_CLI_PROFILE_DISABLED").is_none_or(|v| !v.eq_ignore_ascii_case("true"))
+        && let Some(home) = home(var)
+    {
+        match cli_profile(&home.join(".aliyun/config.json"), wanted.as_deref(), "CLI profile") {
+            Err(SourceError::Absent(d)) => absent.push(d),
+            other => return other,
+        }
+    }
+    let (what, path) = match var("ALIBABA_CLOUD_CREDENTIALS_FILE") {
+        Some(p) => ("ALIBABA_CLOUD_CREDENTIALS_FILE", PathBuf::from(p)),
+        None => match home(var) {
+            Some(h) => ("credentials file", h.join(".alibabacloud/credentials.ini")),
+            None => return Err(SourceError::Absent(format!("{}; HOME is not set", absent.join("; ")))),
+        },
+    };
+    match ini_profile(&path, wanted.as_deref(), what) {
+        Err(SourceError::Absent(d)) => {
+            absent.push(d);
+            Err(SourceError::Absent(absent.join("; ")))
+        }
+        other => other,
+    }
+}
+
+fn cli_profile(path: &Path, wanted: Option<&str>, what: &str) -> Result<Fetched, SourceError> {
+    let text = read_file(what, path)?;
+    let config: CliConfig = serde_json::from_str(&text)
+        .map_err(|e| SourceError::Failed(format!("{}: not a CLI config ({e})", path.display())))?;
+    let name = wanted.map(str::to_string).or(config.current).unwrap_or_else(|| "default".into());
+    let p = config
+        .profiles
+        .into_iter()
+        .find(|p| p.name == name)
+        .ok_or_else(|| SourceError::Failed(format!("{}: no profile `{name}`", path.display())))?;
+    let missing = |field: &str| SourceError::Failed(format!("{}: profile `{name}` has no {field}", path.display()));
+    let token = match p.mode.as_str() {
+        "AK" | "" => None,
+        "StsToken" => Some(if p.sts_token.is_empty() { return Err(missing("sts_token")) } else { p.sts_token }),
+        other => {
+            return Err(SourceError::Failed(format!(
+                "{}: profile `{name}` has mode {other}; ticketd reads modes AK and StsToken",
+                path.display()
+            )));
+        }
+    };
+    if p.access_key_id.is_empty() {
+        return Err(missing("access_key_id"));
+    }
+    if p.access_key_secret.is_empty() {
+        return Err(missing("access_key_secret"));
+    }
+    Ok(Fetched {
+        credentials: Credentials::long_term(p.access_key_id, p.access_key_secret, token),
+        description: format!(
+            "profile ({}, profile {name}, mode {})",
+            path.display(),
+            if p.mode.is_empty() { "AK" } else { &p.mode }
+        ),
+    })
+}
+
+fn ini_profile(path: &Path, wanted: Option<&str>, what: &str) -> Result<Fetched, SourceError> {
+    let text = read_file(what, path)?;
+    let sections = super::ini::parse(&text);
+    let name = wanted.unwrap_or("default");
+    let s =
+        sections.get(name).ok_or_else(|| SourceError::Failed(format!("{}: no section [{name}]", path.display())))?;
+    match s.get("type").map(String::as_str) {
+        Some("access_key") => {}
+        Some(other) => {
+            return Err(SourceError::Failed(format!(
+                "{}: [{name}] has type = {other}; ticketd reads type = access_key",
+                path.display()
+            )));
+        }
+        None => return Err(SourceError::Failed(format!("{}: [{name}] has no `type`", path.display()))),
+    }
+    let get = |k: &str| {
+        s.get(k)
+            .filter(|v| !v.is_empty())
+            .cloned()
+            .ok_or_else(|| SourceError::Failed(format!("{}: [{name}] has no {k}", path.display())))
+    };
+    Ok(Fetched {
+        credentials: Credentials::long_term(get("access_key_id")?, get("access_key_secret")?, None),
+        description: format!("profile ({}, section {name}, type access_key)", path.display()),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct MetadataCredentials {
+    code: Option<String>,
+    access_key_id: Option<String>,
+    access_key_secret: Option<String>,
+    security_token: Option<String>,
+    expiration: Option<String>,
+}
+
+/// The ECS instance RAM role: IMDSv2 token (falling back to v1 unless disabled), role, keys.
+pub async fn ecs_ram_role(spec: &MetadataSpec, ctx: &Context) -> Result<Fetched, SourceError> {
+    if ctx.var("ALIBABA_CLOUD_ECS_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return Err(SourceError::Absent("ALIBABA_CLOUD_ECS_METADATA_DISABLED=true".into()));
+    }
+    let base = match &spec.metadata_endpoint {
+        Some(e) => e.clone(),
+        None => Endpoint { base: reqwest::Url::parse(ECS_METADATA).expect("static URL") },
+    };
+    let http = &ctx.metadata_http;
+    let fallback = spec.imdsv1_fallback
+        && ctx.var("ALIBABA_CLOUD_IMDSV1_DISABLED").is_none_or(|v| !v.eq_ignore_ascii_case("true"));
+    let token = match http
+        .put(base.url("/latest/api/token"))
+        .header("X-aliyun-ecs-metadata-token-ttl-seconds", IMDS_TOKEN_TTL)
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => Some(r.text().await.unwrap_or_default()),
+        Ok(r) if !fallback => {
+            return Err(SourceError::Failed(format!(
+                "metadata {base}: IMDSv2 token refused (HTTP {}), IMDSv1 fallback disabled",
+                r.status()
+            )));
+        }
+        Err(e) if !fallback => {
+            return Err(SourceError::Absent(format!(
+                "metadata {base}: no IMDSv2 token ({}), IMDSv1 fallback disabled",
+                e.without_url()
+            )));
+        }
+        _ => None,
+    };
+    let get = |path: String| {
+        let mut b = http.get(base.url(&path));
+        if let Some(t) = &token {
+            b = b.header("X-aliyun-ecs-metadata-token", t.trim());
+        }
+        b.send()
+    };
+    let fetch_text = |r: Result<reqwest::Response, reqwest::Error>, what: &str| {
+        let what = what.to_string();
+        let base = base.clone();
+        async move {
+            match r {
+                Ok(r) if r.status().is_success() => Ok(r.text().await.unwrap_or_default()),
+                Ok(r) => Err(SourceError::Failed(format!("metadata {base}: {what}: HTTP {}", r.status()))),
+                Err(e) => Err(SourceError::Absent(format!("metadata {base} unreachable ({})", e.without_url()))),
+            }
+        }
+    };
+    let role =
+        match spec.role_name.clone().or_else(|| ctx.var("ALIBABA_CLOUD_ECS_METADATA")) {
+            Some(r) => r,
+            None => {
+                let listing =
+                    fetch_text(get("/latest/meta-data/ram/security-credentials/".into()).await, "role name").await?;
+                listing.lines().next().map(str::trim).filter(|r| !r.is_empty()).map(str::to_string).ok_or_else(
+                    || SourceError::Failed(format!("metadata {base}: the instance has no RAM role attached")),
+                )?
+            }
+        };
+    let text = fetch_text(
+        get(format!("/latest/meta-data/ram/security-credentials/{role}")).await,
+        &format!("credentials of role {role}"),
+    )
+    .await?;
+    let c: MetadataCredentials = serde_json::from_str(&text)
+        .map_err(|e| SourceError::Failed(format!("metadata {base}: not the expected JSON ({e})")))?;
+    if c.code.as_deref() != Some("Success") {
+        return Err(SourceError::Failed(format!("metadata {base}: Code is {:?}, not Success", c.code)));
+    }
+    let field = |v: Option<String>, f: &str| {
+        v.filter(|s| !s.is_empty()).ok_or_else(|| SourceError::Failed(format!("metadata {base}: no {f} in the answer")))
+    };
+    let expires_at: SystemTime = parse_expiration(&field(c.expiration, "Expiration")?)?;
+    Ok(Fetched {
+        credentials: Credentials {
+            access_key_id: Secret::new(field(c.access_key_id, "AccessKeyId")?),
+            access_key_secret: Secret::new(field(c.access_key_secret, "AccessKeySecret")?),
+            security_token: Some(Secret::new(field(c.security_token, "SecurityToken")?)),
+            expires_at: Some(expires_at),
+        },
+        description: format!("ecs_ram_role (role {role}{})", if token.is_some() { "" } else { ", IMDSv1" }),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn vars(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |n: &str| map.get(n).cloned()
+    }
+
+    #[test]
+    fn oidc_needs_all_three_variables_and_names_the_missing_one() {
+        let v = vars(&[("ALIBABA_CLOUD_ROLE_ARN", "acs:ram::1:role/x"), ("ALIBABA_CLOUD_OIDC_PROVIDER_ARN", "p")]);
+        let Err(e) = oidc_vars(&v) else { panic!() };
+        assert_eq!(e, SourceError::Absent("ALIBABA_CLOUD_OIDC_TOKEN_FILE is not set".into()));
+    }
+
+    #[test]
+    fn sts_host_follows_region_and_vpc_variables() {
+        let spec =
+            OidcSpec { sts_endpoint: None, role_session_name: None, duration: std::time::Duration::from_secs(3600) };
+        assert_eq!(sts_endpoint(&spec, &vars(&[])).as_str(), "https://sts.aliyuncs.com/");
+        assert_eq!(
+            sts_endpoint(&spec, &vars(&[("ALIBABA_CLOUD_STS_REGION", "cn-shanghai")])).as_str(),
+            "https://sts.cn-shanghai.aliyuncs.com/"
+        );
+        let both = vars(&[("ALIBABA_CLOUD_STS_REGION", "cn-shanghai"), ("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED", "true")]);
+        assert_eq!(sts_endpoint(&spec, &both).as_str(), "https://sts-vpc.cn-shanghai.aliyuncs.com/");
+    }
+
+    #[test]
+    fn cli_profile_modes_ak_and_sts_token_and_selection() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join(".aliyun")).unwrap();
+        std::fs::write(
+            dir.path().join(".aliyun/config.json"),
+            r#"{"current":"ak","profiles":[
+              {"name":"ak","mode":"AK","access_key_id":"LTAIak","access_key_secret":"s1"},
+              {"name":"sts","mode":"StsToken","access_key_id":"STS.x","access_key_secret":"s2","sts_token":"tok"},
+              {"name":"role","mode":"RamRoleArn","access_key_id":"a","access_key_secret":"b"}]}"#,
+        )
+        .unwrap();
+        let home = dir.path().display().to_string();
+        let v = vars(&[("HOME", &home)]);
+        let f = read_profile(None, None, &v).unwrap();
+        assert_eq!(f.credentials.access_key_id.expose(), "LTAIak");
+        assert!(
+            f.credentials.security_token.is_none() && f.description.contains("profile ak, mode AK"),
+            "{}",
+            f.description
+        );
+        let f = read_profile(Some("sts"), None, &v).unwrap();
+        assert_eq!(f.credentials.security_token.unwrap().expose(), "tok");
+        let v2 = vars(&[("HOME", &home), ("ALIBABA_CLOUD_PROFILE", "sts")]);
+        assert_eq!(read_profile(None, None, &v2).unwrap().credentials.access_key_id.expose(), "STS.x");
+        let Err(e) = read_profile(Some("role"), None, &v) else { panic!() };
+        assert!(e.detail().contains("mode RamRoleArn; ticketd reads modes AK and StsToken"), "{e:?}");
+        assert!(!e.detail().contains("b\""));
+        let Err(e) = read_profile(Some("nope"), None, &v) else { panic!() };
+        assert!(e.detail().ends_with("no profile `nope`"), "{e:?}");
+    }
+
+    #[test]
+    fn ini_file_from_variable_or_home_with_type_access_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let ini = dir.path().join("creds.ini");
+        std::fs::write(&ini, "[default]\ntype = access_key\naccess_key_id = LTAIini\naccess_key_secret = s\n[prod]\ntype = ram_role_arn\n").unwrap();
+        let path = ini.display().to_string();
+        let home = dir.path().display().to_string();
+        let v = vars(&[("HOME", &home), ("ALIBABA_CLOUD_CREDENTIALS_FILE", &path)]);
+        let f = read_profile(None, None, &v).unwrap();
+        assert_eq!(f.credentials.access_key_id.expose(), "LTAIini");
+        let Err(e) = read_profile(Some("prod"), None, &v) else { panic!() };
+        assert!(e.detail().contains("type = ram_role_arn"), "{e:?}");
+        // Nothing anywhere: absent, naming both places.
+        let v = vars(&[("HOME", "/nonexistent")]);
+        let Err(SourceError::Absent(d)) = read_profile(None, None, &v) else { panic!() };
+        assert!(
+            d.contains("/nonexistent/.aliyun/config.json not found") && d.contains("credentials.ini not found"),
+            "{d}"
+        );
+        // The config's profile_file.
+        let f = read_profile(None, Some(&ini), &vars(&[])).unwrap();
+        assert!(f.description.contains("creds.ini"), "{}", f.description);
+    }
+}

@@ -1,0 +1,95 @@
+//! Keeps fetched credential sets fresh: one task per set that is not resolved at start-up.
+//!
+//! Why a task of its own rather than entries in the scheduler's queue: credential fetches have
+//! their own timing (the vendor's renew margin), their own failure handling, and feed many tickets
+//! at once; the scheduler only needs to know "wait, keys are being replaced". So the refresher
+//! marks a set as refreshing in the [`CredentialStore`] before each fetch, and every token call
+//! the scheduler starts takes its keys through [`CredentialStore::fresh`], which waits for the
+//! fetch to finish. Temporary keys always carry `expires_at`, and the scheduler caps each token by
+//! it. Files (profiles, token files) are re-read at each fetch; sets without an expiry are fetched
+//! again when a profile file's modification time changes (checked every [`FILE_STAT_INTERVAL`], a
+//! `stat`, no busy polling) and at least every [`FILE_RECHECK`], so a rotated secret is picked up
+//! without a restart.
+
+use std::time::Duration;
+
+use rand::Rng;
+use tokio_util::sync::CancellationToken;
+
+use super::{Context, FILE_RECHECK, fetch, next_refresh, renew_before, watched_files};
+use crate::clock::until;
+use crate::config::CredentialSpec;
+use crate::credentials::{CredentialStore, resolved_at_start};
+
+/// A failed fetch is retried after 1, 2, 4 ... s, at most this long.
+pub const MAX_RETRY: Duration = Duration::from_secs(60);
+/// How often the profile files of a set without expiry are `stat`ed for changes.
+pub const FILE_STAT_INTERVAL: Duration = Duration::from_secs(5);
+
+fn mtimes(files: &[std::path::PathBuf]) -> Vec<Option<std::time::SystemTime>> {
+    files.iter().map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok()).collect()
+}
+
+/// Start one refresh task per fetched set; they stop when `shutdown` is cancelled.
+pub fn start(store: &CredentialStore, specs: Vec<CredentialSpec>, ctx: Context, shutdown: CancellationToken) {
+    for spec in specs.into_iter().filter(|s| !resolved_at_start(&s.source)) {
+        let (store, ctx, shutdown) = (store.clone(), ctx.clone(), shutdown.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = shutdown.cancelled() => {}
+                () = keep_fresh(&store, &spec, &ctx) => {}
+            }
+        });
+    }
+}
+
+async fn keep_fresh(store: &CredentialStore, spec: &CredentialSpec, ctx: &Context) {
+    let mut attempt: u32 = 0;
+    let mut last_description = String::new();
+    let files = watched_files(spec, ctx);
+    loop {
+        let seen = mtimes(&files);
+        store.begin_refresh(&spec.name);
+        let fetched_at = ctx.clock.now();
+        let next = match fetch(spec, ctx).await {
+            Ok(f) => {
+                attempt = 0;
+                let expires_at = f.credentials.expires_at;
+                if f.description != last_description || expires_at.is_some() {
+                    tracing::info!(
+                        credentials = %spec.name,
+                        source = %f.description,
+                        expires_at = %expires_at.map(crate::clock::rfc3339).unwrap_or_else(|| "-".into()),
+                        "fetched credentials"
+                    );
+                }
+                last_description = f.description;
+                store.store(&spec.name, f.credentials);
+                match expires_at {
+                    Some(exp) => next_refresh(fetched_at, exp, renew_before(spec.vendor), rand::rng().random::<f64>()),
+                    None => fetched_at + FILE_RECHECK,
+                }
+            }
+            Err(e) => {
+                attempt += 1;
+                let delay = Duration::from_secs(1u64 << attempt.min(6)).min(MAX_RETRY);
+                tracing::warn!(credentials = %spec.name, error = %e, attempt, retry_in = ?delay, "cannot fetch credentials");
+                store.fetch_failed(&spec.name, e.to_string());
+                ctx.clock.now() + delay
+            }
+        };
+        // Sleep until `next`, waking early when a watched file changes.
+        while ctx.clock.now() < next {
+            let nap = until(ctx.clock.now(), next);
+            if files.is_empty() {
+                tokio::time::sleep(nap).await;
+                break;
+            }
+            tokio::time::sleep(nap.min(FILE_STAT_INTERVAL)).await;
+            if mtimes(&files) != seen {
+                tracing::info!(credentials = %spec.name, "a credentials file changed; reading it again");
+                break;
+            }
+        }
+    }
+}

@@ -1,0 +1,229 @@
+//! The real binary with each credential source against the emulator's STS and metadata
+//! stand-ins: calls are signed with the temporary keys (the emulator accepts them), the keys are
+//! renewed before they expire while tokens keep flowing, and no token outlives its keys.
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use common::*;
+use ticketd::emulator::StatsSnapshot;
+
+/// The emulator issues keys this short-lived, so a renewal happens within the test.
+const KEY_LIFETIME: Duration = Duration::from_secs(30);
+const WAIT: Duration = Duration::from_secs(50);
+
+const DSW_TICKET: &str = r#"
+[[tickets]]
+name = "t"
+kind = "dsw"
+credentials = "c"
+endpoint = "{emulator}"
+instance_id = "dsw-730abcdef"
+token_lifetime = "1h"
+
+[[tickets.sinks]]
+type = "file"
+path = "{dir}/out/t.json"
+"#;
+
+const TCR_TICKET: &str = r#"
+[[tickets]]
+name = "t"
+kind = "tcr"
+credentials = "c"
+endpoint = "{emulator}"
+region = "ap-guangzhou"
+registry_id = "tcr-abcd1234"
+token_type = "temp"
+
+[[tickets.sinks]]
+type = "file"
+path = "{dir}/out/t.json"
+"#;
+
+fn token(h: &Harness) -> Option<(u64, SystemTime)> {
+    let j = read_json(&h.path("out/t.json"))?;
+    let exp = humantime::parse_rfc3339(j["token_expires_at"].as_str()?).ok()?;
+    Some((j["generation"].as_u64()?, exp))
+}
+
+/// Run the daemon with `credentials` (the `[credentials.c]` body) and `ticket`, plus `env`;
+/// `fetches` counts the STS or metadata calls of this source.
+async fn renewed_and_capped(
+    h: &Harness,
+    credentials: &str,
+    ticket: &str,
+    env: &[(&str, String)],
+    fetches: fn(&StatsSnapshot) -> u64,
+) {
+    h.emulator.set_sts_lifetime(KEY_LIFETIME);
+    let config = h.write_config(&format!("state_dir = \"{{dir}}/state\"\n\n[credentials.c]\n{credentials}\n{ticket}"));
+    let mut cmd_env = vec![];
+    for (k, v) in env {
+        cmd_env.push((k.to_string(), v.clone()));
+    }
+    let started = SystemTime::now();
+    let log = h.path("log.txt");
+    let mut cmd = h.command(&["run", "-c", config.to_str().unwrap()]);
+    // The long-term keys of the harness must not be what signs the calls.
+    for var in [
+        "ALIBABA_CLOUD_ACCESS_KEY_ID",
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+        "TENCENTCLOUD_SECRET_ID",
+        "TENCENTCLOUD_SECRET_KEY",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(cmd_env).stdout(std::process::Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
+    let mut child = cmd.spawn().expect("spawn ticketd");
+
+    // The first token: signed with temporary keys, and capped by their expiry.
+    let (generation, expires) = wait_for("the first token", WAIT, || token(h)).await;
+    assert!(generation >= 1);
+    assert!(
+        expires <= started + KEY_LIFETIME + Duration::from_secs(2),
+        "a token asked for 1h must not outlive its {KEY_LIFETIME:?} keys: {}",
+        humantime::format_rfc3339_seconds(expires)
+    );
+    assert_eq!(fetches(&h.emulator.stats()), 1);
+
+    // Renewed before expiry, and tokens keep flowing with the new keys.
+    wait_for("a second fetch of the keys", WAIT, || (fetches(&h.emulator.stats()) >= 2).then_some(())).await;
+    let first_renewal = SystemTime::now();
+    assert!(first_renewal < started + KEY_LIFETIME, "keys were renewed only after they expired");
+    wait_for("a token minted with the renewed keys", WAIT, || {
+        token(h).filter(|(g, exp)| *g > generation && *exp > started + KEY_LIFETIME + Duration::from_secs(2))
+    })
+    .await;
+    let stats = h.emulator.stats();
+    assert_eq!((stats.rejected, stats.expired_key), (0, 0), "{stats:?}");
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("fetched credentials"), "{text}");
+}
+
+/// The daemon's log of the last run never holds `secret`.
+fn assert_not_logged(h: &Harness, secret: &str) {
+    let text = std::fs::read_to_string(h.path("log.txt")).unwrap_or_default();
+    assert!(!text.is_empty() && !text.contains(secret), "a secret leaked into the log");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alibaba_oidc_keys_sign_calls_are_renewed_and_cap_tokens() {
+    let h = Harness::start().await;
+    let token_file = h.path("oidc-token");
+    std::fs::write(&token_file, "eyJhbGciOiJSUzI1NiJ9.rrsa.sig").unwrap();
+    let env = [
+        ("ALIBABA_CLOUD_ROLE_ARN", "acs:ram::123:role/x".to_string()),
+        ("ALIBABA_CLOUD_OIDC_PROVIDER_ARN", "acs:ram::123:oidc-provider/ack".to_string()),
+        ("ALIBABA_CLOUD_OIDC_TOKEN_FILE", token_file.display().to_string()),
+    ];
+    renewed_and_capped(
+        &h,
+        "vendor = \"alibaba\"\nsource = \"oidc\"\nsts_endpoint = \"{emulator}\"\nduration = \"15m\"",
+        DSW_TICKET,
+        &env,
+        |s| s.assume_role_with_oidc,
+    )
+    .await;
+    assert_eq!(h.emulator.last_oidc_token().as_deref(), Some("eyJhbGciOiJSUzI1NiJ9.rrsa.sig"));
+    assert_not_logged(&h, "eyJhbGciOiJSUzI1NiJ9.rrsa.sig");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alibaba_ecs_ram_role_keys_sign_calls_are_renewed_and_cap_tokens() {
+    let h = Harness::start().await;
+    renewed_and_capped(
+        &h,
+        "vendor = \"alibaba\"\nsource = \"ecs_ram_role\"\nmetadata_endpoint = \"{emulator}\"\nimdsv1_fallback = false",
+        DSW_TICKET,
+        &[],
+        |s| s.ecs_credentials,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alibaba_chain_falls_through_to_the_instance_role() {
+    // No variables, no profile: the default chain ends at the ECS RAM role.
+    let h = Harness::start().await;
+    renewed_and_capped(&h, "vendor = \"alibaba\"\nmetadata_endpoint = \"{emulator}\"", DSW_TICKET, &[], |s| {
+        s.ecs_credentials
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tencent_cvm_role_keys_sign_calls_are_renewed_and_cap_tokens() {
+    let h = Harness::start().await;
+    renewed_and_capped(
+        &h,
+        "vendor = \"tencent\"\nsource = \"cvm_role\"\nmetadata_endpoint = \"{emulator}\"",
+        TCR_TICKET,
+        &[],
+        |s| s.cvm_credentials,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tencent_tke_oidc_keys_sign_calls_are_renewed_and_cap_tokens() {
+    let h = Harness::start().await;
+    let token_file = h.path("tke-token");
+    std::fs::write(&token_file, "tke.web.identity").unwrap();
+    let env = [
+        ("TKE_REGION", "ap-guangzhou".to_string()),
+        ("TKE_PROVIDER_ID", "tke-provider".to_string()),
+        ("TKE_WEB_IDENTITY_TOKEN_FILE", token_file.display().to_string()),
+        ("TKE_ROLE_ARN", "qcs::cam::uin/100:roleName/tke".to_string()),
+    ];
+    renewed_and_capped(
+        &h,
+        "vendor = \"tencent\"\nsource = \"oidc\"\nsts_endpoint = \"{emulator}\"",
+        TCR_TICKET,
+        &env,
+        |s| s.assume_role_with_web_identity,
+    )
+    .await;
+    assert_not_logged(&h, "tke.web.identity");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alibaba_profile_is_reread_when_rewritten() {
+    // A CLI profile in StsToken mode with the harness's keys; then the file is rewritten with an
+    // unknown key and the daemon, without a restart, starts failing with it (it re-read the file).
+    let h = Harness::start().await;
+    let home = h.path("home");
+    std::fs::create_dir_all(home.join(".aliyun")).unwrap();
+    let write = |id: &str| {
+        let text = format!(
+            r#"{{"current":"ci","profiles":[{{"name":"ci","mode":"AK","access_key_id":"{id}","access_key_secret":"{}"}}]}}"#,
+            h.key.access_key_secret.expose()
+        );
+        std::fs::write(home.join(".aliyun/config.json"), text).unwrap();
+    };
+    write(&h.key.access_key_id);
+    let config = h.write_config(&format!(
+        "state_dir = \"{{dir}}/state\"\n\n[credentials.c]\nvendor = \"alibaba\"\nsource = \"profile\"\n{}",
+        DSW_TICKET.replace("token_lifetime = \"1h\"", "token_lifetime = \"10s\"")
+    ));
+    let mut cmd = h.command(&["run", "-c", config.to_str().unwrap()]);
+    cmd.env("HOME", &home).env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID").env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET");
+    let log = h.path("log.txt");
+    cmd.stdout(std::process::Stdio::null()).stderr(std::fs::File::create(&log).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    wait_for("a token signed with the profile's keys", WAIT, || token(&h).filter(|(g, _)| *g >= 1)).await;
+    assert_eq!(h.emulator.stats().rejected, 0);
+    write("LTAIrotatedaway");
+    wait_for("a call signed with the rewritten profile", Duration::from_secs(30), || {
+        (h.emulator.stats().rejected >= 1).then_some(())
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(text.contains("profile ("), "{text}");
+    assert!(!text.contains(h.key.access_key_secret.expose()));
+}
