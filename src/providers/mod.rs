@@ -48,7 +48,13 @@ pub struct CloudProvider {
     clock: Arc<dyn Clock>,
     /// TCR allows 100 requests/s per API: calls are spaced per endpoint.
     tcr_limit: Arc<ratelimit::RateLimiter>,
+    /// SLS and PAI-DSW publish no rate for these APIs: ticketd keeps to
+    /// [`ALIBABA_MAX_REQUESTS_PER_SECOND`] per endpoint, so a burst of due tickets stays polite.
+    alibaba_limit: Arc<ratelimit::RateLimiter>,
 }
+
+/// ticketd's own limit for SLS and PAI-DSW calls, per endpoint (the vendor publishes none).
+pub const ALIBABA_MAX_REQUESTS_PER_SECOND: u32 = 50;
 
 impl CloudProvider {
     pub fn new(clock: Arc<dyn Clock>) -> Self {
@@ -56,6 +62,7 @@ impl CloudProvider {
             http: crate::http::client(),
             clock,
             tcr_limit: Arc::new(ratelimit::RateLimiter::per_second(tcr::MAX_REQUESTS_PER_SECOND)),
+            alibaba_limit: Arc::new(ratelimit::RateLimiter::per_second(ALIBABA_MAX_REQUESTS_PER_SECOND)),
         }
     }
 }
@@ -70,12 +77,18 @@ impl Provider for CloudProvider {
         let (http, clock) = (self.http.clone(), self.clock.clone());
         match &spec.api {
             ApiSpec::Sls(sls) => {
-                let sls = sls.clone();
-                Box::pin(async move { sls::call(&http, clock.as_ref(), &sls, op, &credentials).await })
+                let (sls, limit) = (sls.clone(), self.alibaba_limit.clone());
+                Box::pin(async move {
+                    limit.acquire(&sls.endpoint.to_string()).await;
+                    sls::call(&http, clock.as_ref(), &sls, op, &credentials).await
+                })
             }
             ApiSpec::Dsw(dsw) => {
-                let dsw = dsw.clone();
-                Box::pin(async move { dsw::call(&http, clock.as_ref(), &dsw, &credentials).await })
+                let (dsw, limit) = (dsw.clone(), self.alibaba_limit.clone());
+                Box::pin(async move {
+                    limit.acquire(&dsw.endpoint.to_string()).await;
+                    dsw::call(&http, clock.as_ref(), &dsw, &credentials).await
+                })
             }
             ApiSpec::Tcr(tcr) => {
                 let (tcr, limit) = (tcr.clone(), self.tcr_limit.clone());

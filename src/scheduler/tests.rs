@@ -472,3 +472,65 @@ async fn a_wall_clock_jump_past_a_deadline_refreshes_at_once() {
     stop.cancel();
     task.await.unwrap();
 }
+
+/// FakeSls behind the same per-endpoint rate limiter the cloud provider uses.
+struct Limited {
+    inner: Arc<FakeSls>,
+    limit: Arc<crate::providers::ratelimit::RateLimiter>,
+}
+
+impl Provider for Limited {
+    fn call(
+        &self,
+        spec: &TicketSpec,
+        op: Operation,
+        credentials: Credentials,
+    ) -> BoxFuture<Result<Issued, ProviderError>> {
+        let (inner, limit, spec) = (self.inner.clone(), self.limit.clone(), spec.clone());
+        Box::pin(async move {
+            limit.acquire("cn-shanghai.log.aliyuncs.com").await;
+            inner.call(&spec, op, credentials).await
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_thousand_tickets_due_at_once_stay_under_the_rate_limit() {
+    let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
+    let fake = FakeSls::new(clock.clone(), 0.0, 1);
+    let rate = crate::providers::ALIBABA_MAX_REQUESTS_PER_SECOND;
+    let provider = Arc::new(Limited {
+        inner: fake.clone(),
+        limit: Arc::new(crate::providers::ratelimit::RateLimiter::per_second(rate)),
+    });
+    let tickets: Vec<TicketSpec> = (0..1000).map(|i| sls_ticket(&format!("t{i}"), 30 * DAY, DAY)).collect();
+    let board = Arc::new(Board::default());
+    let parts = Parts {
+        clock: Arc::new(clock.clone()),
+        provider,
+        credentials: credential_store(None),
+        persistence: Persistence::Memory(Arc::new(Mutex::new(StateFile::default()))),
+        board: board.clone(),
+        watchdog: None,
+        changed: None,
+        seed: 9,
+    };
+    let scheduler = Scheduler::new(parts, &tickets, &StateFile::default());
+    let stop = CancellationToken::new();
+    let (_commands, command_rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(scheduler.run(stop.clone(), command_rx));
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    stop.cancel();
+    task.await.unwrap();
+    let mut times: Vec<SystemTime> = fake.calls.lock().unwrap().iter().map(|c| c.0).collect();
+    times.sort();
+    assert_eq!(times.len(), 2000, "a CreateTicket and a first RefreshToken per ticket");
+    let rate = rate as usize;
+    for window in times.windows(rate + 1) {
+        assert!(
+            window[rate].duration_since(window[0]).unwrap() >= Duration::from_secs(1),
+            "more than {rate} calls in a second"
+        );
+    }
+    assert!(board.snapshot().iter().all(|v| v.current.is_some()), "every ticket got its token");
+}
