@@ -143,6 +143,20 @@ fn credential_store(expires_at: Option<SystemTime>) -> CredentialStore {
     CredentialStore::resolve_all(&config, &std::collections::HashMap::<String, String>::new()).unwrap()
 }
 
+/// Scheduler parts for a test: in-memory state, long-term credentials, no watchdog.
+fn test_parts(clock: &PausedClock, provider: Arc<dyn Provider>, board: Arc<Board>, seed: u64) -> Parts {
+    Parts {
+        clock: Arc::new(clock.clone()),
+        provider,
+        credentials: credential_store(None),
+        persistence: Persistence::Memory(Arc::new(Mutex::new(StateFile::default()))),
+        board,
+        watchdog: None,
+        changed: None,
+        seed,
+    }
+}
+
 struct Run {
     events: Vec<(SystemTime, Event)>,
     scheduler: Scheduler,
@@ -346,16 +360,7 @@ async fn reload_keeps_unchanged_tickets_replans_changed_ones_and_drops_removed_o
     let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
     let provider = FakeSls::new(clock.clone(), 0.0, 1);
     let board = Arc::new(Board::default());
-    let parts = Parts {
-        clock: Arc::new(clock.clone()),
-        provider: provider.clone(),
-        credentials: credential_store(None),
-        persistence: Persistence::Memory(Arc::new(Mutex::new(StateFile::default()))),
-        board: board.clone(),
-        watchdog: None,
-        changed: None,
-        seed: 3,
-    };
+    let parts = test_parts(&clock, provider.clone(), board.clone(), 3);
     let keep = sls_ticket("keep", 30 * DAY, DAY);
     let tune = sls_ticket("tune", 30 * DAY, DAY);
     let moved = sls_ticket("moved", 30 * DAY, DAY);
@@ -446,16 +451,7 @@ async fn a_wall_clock_jump_past_a_deadline_refreshes_at_once() {
     let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
     let provider = FakeSls::new(clock.clone(), 0.0, 1);
     let board = Arc::new(Board::default());
-    let parts = Parts {
-        clock: Arc::new(clock.clone()),
-        provider: provider.clone(),
-        credentials: credential_store(None),
-        persistence: Persistence::Memory(Arc::new(Mutex::new(StateFile::default()))),
-        board: board.clone(),
-        watchdog: None,
-        changed: None,
-        seed: 5,
-    };
+    let parts = test_parts(&clock, provider.clone(), board.clone(), 5);
     let scheduler = Scheduler::new(parts, &[sls_ticket("a", 30 * DAY, DAY)], &StateFile::default());
     let stop = CancellationToken::new();
     let (_commands, command_rx) = mpsc::unbounded_channel();
@@ -505,16 +501,7 @@ async fn a_thousand_tickets_due_at_once_stay_under_the_rate_limit() {
     });
     let tickets: Vec<TicketSpec> = (0..1000).map(|i| sls_ticket(&format!("t{i}"), 30 * DAY, DAY)).collect();
     let board = Arc::new(Board::default());
-    let parts = Parts {
-        clock: Arc::new(clock.clone()),
-        provider,
-        credentials: credential_store(None),
-        persistence: Persistence::Memory(Arc::new(Mutex::new(StateFile::default()))),
-        board: board.clone(),
-        watchdog: None,
-        changed: None,
-        seed: 9,
-    };
+    let parts = test_parts(&clock, provider, board.clone(), 9);
     let scheduler = Scheduler::new(parts, &tickets, &StateFile::default());
     let stop = CancellationToken::new();
     let (_commands, command_rx) = mpsc::unbounded_channel();
