@@ -73,7 +73,7 @@ impl Daemon {
         if let Some(warning) = config.static_keys_warning() {
             tracing::warn!("{warning}");
         }
-        let sources = crate::sources::Context::new(Arc::new(crate::sources::snapshot_env(config, env)), clock.clone());
+        let sources = crate::sources::Context::for_config(config, env, clock.clone());
         let state_dir = Arc::new(StateDir::open(&config.state_dir)?);
         let loaded = state_dir.load()?;
         // A crash mid-write leaves a temp file beside a sink (never a partial sink): clear them.
@@ -144,8 +144,7 @@ impl Daemon {
         let hooks = tokio::spawn(crate::sinks::notify::run_hooks(changes));
         let shutdown = CancellationToken::new();
         let mut refresher = shutdown.child_token();
-        let creds: Vec<_> = config.credentials.values().cloned().collect();
-        crate::sources::refresher::start(&credentials, creds, sources.clone(), refresher.clone());
+        crate::sources::refresher::start(&credentials, &config, sources, refresher.clone());
         let (commands, command_rx) = mpsc::unbounded_channel();
         let scheduler = tokio::spawn(scheduler.run(shutdown.child_token(), command_rx));
         let notifier = tokio::spawn(systemd::follow(board.clone(), clock.clone()));
@@ -173,12 +172,8 @@ impl Daemon {
                             if next.credentials != config.credentials {
                                 refresher.cancel();
                                 refresher = shutdown.child_token();
-                                let creds: Vec<_> = next.credentials.values().cloned().collect();
-                                let sources = crate::sources::Context::new(
-                                    Arc::new(crate::sources::snapshot_env(&next, env)),
-                                    clock.clone(),
-                                );
-                                crate::sources::refresher::start(&credentials, creds, sources, refresher.clone());
+                                let sources = crate::sources::Context::for_config(&next, env, clock.clone());
+                                crate::sources::refresher::start(&credentials, &next, sources, refresher.clone());
                             }
                             config = next;
                         }
@@ -214,8 +209,7 @@ impl Daemon {
         let Daemon { scheduler, board, clock, credentials, sources, config, .. } = self;
         let refresher = CancellationToken::new();
         let _stop_refresher = refresher.clone().drop_guard();
-        let creds: Vec<_> = config.credentials.values().cloned().collect();
-        crate::sources::refresher::start(&credentials, creds, sources, refresher);
+        crate::sources::refresher::start(&credentials, &config, sources, refresher);
         let shutdown = CancellationToken::new();
         let (_commands, command_rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(scheduler.run(shutdown.child_token(), command_rx));

@@ -58,8 +58,9 @@ impl fmt::Debug for Credentials {
 /// Why a credential set could not be resolved. Names the source and what was missing, never a value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CredentialError {
-    #[error("credentials `{set}`: environment variable {var} is not set")]
-    MissingEnv { set: String, var: String },
+    /// An `env` set whose variable is missing (`detail` names it).
+    #[error("credentials `{set}`: {detail}")]
+    MissingEnv { set: String, detail: String },
     #[error("credentials `{0}` are not configured")]
     Unknown(String),
     #[error("credentials `{set}`: {source_name}: {detail}")]
@@ -79,18 +80,8 @@ pub fn resolved_at_start(source: &SourceSpec) -> bool {
 pub fn resolve(spec: &CredentialSpec, env: &dyn Environment) -> Result<Credentials, CredentialError> {
     match &spec.source {
         SourceSpec::Env { id_var, secret_var, token_var } => {
-            let get = |var: &str| -> Result<Secret, CredentialError> {
-                env.var(var)
-                    .filter(|v| !v.is_empty())
-                    .map(Secret::new)
-                    .ok_or_else(|| CredentialError::MissingEnv { set: spec.name.clone(), var: var.to_string() })
-            };
-            Ok(Credentials {
-                access_key_id: get(id_var)?,
-                access_key_secret: get(secret_var)?,
-                security_token: env.var(token_var).filter(|v| !v.is_empty()).map(Secret::new),
-                expires_at: None,
-            })
+            crate::sources::env_keys(env, id_var, secret_var, token_var)
+                .map_err(|e| CredentialError::MissingEnv { set: spec.name.clone(), detail: e.detail().to_string() })
         }
         SourceSpec::InMemory(credentials) | SourceSpec::Static(credentials) => Ok(credentials.clone()),
         other => Err(CredentialError::Unavailable {

@@ -191,10 +191,7 @@ mod tests {
     use super::*;
 
     fn kind(e: &ProviderError) -> ApiErrorKind {
-        match e {
-            ProviderError::Api { kind, .. } => *kind,
-            other => panic!("not an API error: {other}"),
-        }
+        e.api_kind().unwrap_or_else(|| panic!("not an API error: {e}"))
     }
 
     #[test]

@@ -57,7 +57,15 @@ impl ProviderError {
     }
 
     pub fn is_clock_skew(&self) -> bool {
-        matches!(self, ProviderError::Api { kind: ApiErrorKind::ClockSkew, .. })
+        self.api_kind() == Some(ApiErrorKind::ClockSkew)
+    }
+
+    /// What an API error code meant, for an error answer from the API (`None` for the others).
+    pub fn api_kind(&self) -> Option<ApiErrorKind> {
+        match self {
+            ProviderError::Api { kind, .. } => Some(*kind),
+            _ => None,
+        }
     }
 }
 

@@ -184,10 +184,7 @@ mod tests {
     use crate::clock::from_unix_seconds;
 
     fn kind(e: &ProviderError) -> ApiErrorKind {
-        match e {
-            ProviderError::Api { kind, .. } => *kind,
-            other => panic!("not an API error: {other}"),
-        }
+        e.api_kind().unwrap_or_else(|| panic!("not an API error: {e}"))
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Alibaba Cloud sources (spec section 4.1): RRSA OIDC, CLI and INI profiles, ECS RAM role.
 
+use crate::providers::error::scrub;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -100,8 +101,8 @@ pub async fn oidc(spec: &OidcSpec, ctx: &Context) -> Result<Fetched, SourceError
         return Err(SourceError::Failed(format!(
             "STS {host} AssumeRoleWithOIDC for {}: HTTP {status} {}: {}",
             vars.role_arn,
-            answer.code.unwrap_or_default(),
-            answer.message.unwrap_or_default()
+            scrub(&answer.code.unwrap_or_default(), &[token.trim()]),
+            scrub(&answer.message.unwrap_or_default(), &[token.trim()])
         )));
     };
     Ok(Fetched {

@@ -53,6 +53,11 @@ impl Context {
         Context { http, metadata_http, env, clock }
     }
 
+    /// A context for `config`: the variables its sources may read, copied from `env` once.
+    pub fn for_config(config: &Config, env: &dyn Environment, clock: Arc<dyn Clock>) -> Context {
+        Context::new(Arc::new(snapshot_env(config, env)), clock)
+    }
+
     pub(crate) fn var(&self, name: &str) -> Option<String> {
         self.env.var(name).filter(|v| !v.is_empty())
     }
@@ -82,8 +87,32 @@ impl SourceError {
     }
 }
 
+/// Besides their expiry, what can change a set's keys while ticketd runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Watch {
+    /// Keys from the environment or the config file: only a restart or reload changes them.
+    Nothing,
+    /// Keys from profile files: a rewritten file brings new keys.
+    Files(Vec<PathBuf>),
+    /// Keys from a service (STS, metadata): fetched again before they expire.
+    Service,
+}
+
+fn watch_of(vendor: Vendor, source: &SourceSpec, ctx: &Context) -> Watch {
+    match source {
+        SourceSpec::Env { .. } | SourceSpec::InMemory(_) | SourceSpec::Static(_) => Watch::Nothing,
+        SourceSpec::Profile { file, .. } => Watch::Files(profile_files(vendor, file.as_ref(), ctx)),
+        _ => Watch::Service,
+    }
+}
+
 /// Resolve `spec` once.
 pub async fn fetch(spec: &CredentialSpec, ctx: &Context) -> Result<Fetched, CredentialError> {
+    fetch_watched(spec, ctx).await.map(|(fetched, _)| fetched)
+}
+
+/// Resolve `spec` once, and say what could change the keys (the source that gave them).
+pub async fn fetch_watched(spec: &CredentialSpec, ctx: &Context) -> Result<(Fetched, Watch), CredentialError> {
     let fail = |source: &SourceSpec, e: SourceError| CredentialError::Source {
         set: spec.name.clone(),
         source_name: source.name(),
@@ -94,13 +123,16 @@ pub async fn fetch(spec: &CredentialSpec, ctx: &Context) -> Result<Fetched, Cred
             let mut tried = Vec::new();
             for member in members {
                 match fetch_one(spec.vendor, member, ctx).await {
-                    Ok(f) => return Ok(f),
+                    Ok(f) => return Ok((f, watch_of(spec.vendor, member, ctx))),
                     Err(e) => tried.push(format!("{}: {}", member.name(), e.detail())),
                 }
             }
             Err(CredentialError::ChainExhausted { set: spec.name.clone(), tried: tried.join("; ") })
         }
-        other => fetch_one(spec.vendor, other, ctx).await.map_err(|e| fail(other, e)),
+        other => fetch_one(spec.vendor, other, ctx)
+            .await
+            .map(|f| (f, watch_of(spec.vendor, other, ctx)))
+            .map_err(|e| fail(other, e)),
     }
 }
 
@@ -220,36 +252,29 @@ pub fn next_refresh(fetched_at: SystemTime, expires_at: SystemTime, renew_before
     at.max(fetched_at + Duration::from_secs(1))
 }
 
-/// The profile files a set may read, watched for changes by the refresher.
-pub fn watched_files(spec: &CredentialSpec, ctx: &Context) -> Vec<PathBuf> {
-    fn of(vendor: Vendor, source: &SourceSpec, ctx: &Context, out: &mut Vec<PathBuf>) {
-        match source {
-            SourceSpec::Chain(members) => members.iter().for_each(|m| of(vendor, m, ctx, out)),
-            SourceSpec::Profile { file: Some(f), .. } => out.push(f.clone()),
-            SourceSpec::Profile { file: None, .. } => {
-                let home = ctx.var("HOME").map(PathBuf::from);
-                match vendor {
-                    Vendor::Alibaba => {
-                        out.extend(home.as_ref().map(|h| h.join(".aliyun/config.json")));
-                        match ctx.var("ALIBABA_CLOUD_CREDENTIALS_FILE") {
-                            Some(f) => out.push(PathBuf::from(f)),
-                            None => out.extend(home.map(|h| h.join(".alibabacloud/credentials.ini"))),
-                        }
-                    }
-                    Vendor::Tencent => match ctx.var("TENCENTCLOUD_CREDENTIALS_FILE") {
-                        Some(f) => out.push(PathBuf::from(f)),
-                        None => {
-                            out.extend(home.map(|h| h.join(".tencentcloud/credentials")));
-                            out.push(PathBuf::from("/etc/tencentcloud/credentials"));
-                        }
-                    },
-                }
-            }
-            _ => {}
-        }
+/// The files a profile source reads (an explicit `profile_file`, else the vendor's defaults).
+fn profile_files(vendor: Vendor, file: Option<&PathBuf>, ctx: &Context) -> Vec<PathBuf> {
+    if let Some(f) = file {
+        return vec![f.clone()];
     }
+    let home = home(&|v| ctx.var(v));
     let mut out = Vec::new();
-    of(spec.vendor, &spec.source, ctx, &mut out);
+    match vendor {
+        Vendor::Alibaba => {
+            out.extend(home.as_ref().map(|h| h.join(".aliyun/config.json")));
+            match ctx.var("ALIBABA_CLOUD_CREDENTIALS_FILE") {
+                Some(f) => out.push(PathBuf::from(f)),
+                None => out.extend(home.map(|h| h.join(".alibabacloud/credentials.ini"))),
+            }
+        }
+        Vendor::Tencent => match ctx.var("TENCENTCLOUD_CREDENTIALS_FILE") {
+            Some(f) => out.push(PathBuf::from(f)),
+            None => {
+                out.extend(home.map(|h| h.join(".tencentcloud/credentials")));
+                out.push(PathBuf::from("/etc/tencentcloud/credentials"));
+            }
+        },
+    }
     out
 }
 

@@ -6,19 +6,20 @@
 //! marks a set as refreshing in the [`CredentialStore`] before each fetch, and every token call
 //! the scheduler starts takes its keys through [`CredentialStore::fresh`], which waits for the
 //! fetch to finish. Temporary keys always carry `expires_at`, and the scheduler caps each token by
-//! it. Files (profiles, token files) are re-read at each fetch; sets without an expiry are fetched
+//! it. Files (profiles, token files) are re-read at each fetch; keys from a profile are fetched
 //! again when a profile file's modification time changes (checked every [`FILE_STAT_INTERVAL`], a
 //! `stat`, no busy polling) and at least every [`FILE_RECHECK`], so a rotated secret is picked up
-//! without a restart.
+//! without a restart. Keys that a chain found in the environment cannot change while ticketd runs:
+//! their task ends after the first fetch, so an idle daemon does not wake for them.
 
 use std::time::Duration;
 
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
-use super::{Context, FILE_RECHECK, fetch, next_refresh, renew_before, watched_files};
+use super::{Context, FILE_RECHECK, Watch, fetch_watched, next_refresh, renew_before};
 use crate::clock::until;
-use crate::config::CredentialSpec;
+use crate::config::{Config, CredentialSpec};
 use crate::credentials::{CredentialStore, resolved_at_start};
 
 /// A failed fetch is retried after 1, 2, 4 ... s, at most this long.
@@ -31,9 +32,9 @@ fn mtimes(files: &[std::path::PathBuf]) -> Vec<Option<std::time::SystemTime>> {
 }
 
 /// Start one refresh task per fetched set; they stop when `shutdown` is cancelled.
-pub fn start(store: &CredentialStore, specs: Vec<CredentialSpec>, ctx: Context, shutdown: CancellationToken) {
-    for spec in specs.into_iter().filter(|s| !resolved_at_start(&s.source)) {
-        let (store, ctx, shutdown) = (store.clone(), ctx.clone(), shutdown.clone());
+pub fn start(store: &CredentialStore, config: &Config, ctx: Context, shutdown: CancellationToken) {
+    for spec in config.credentials.values().filter(|s| !resolved_at_start(&s.source)) {
+        let (spec, store, ctx, shutdown) = (spec.clone(), store.clone(), ctx.clone(), shutdown.clone());
         tokio::spawn(async move {
             tokio::select! {
                 () = shutdown.cancelled() => {}
@@ -46,13 +47,11 @@ pub fn start(store: &CredentialStore, specs: Vec<CredentialSpec>, ctx: Context, 
 async fn keep_fresh(store: &CredentialStore, spec: &CredentialSpec, ctx: &Context) {
     let mut attempt: u32 = 0;
     let mut last_description = String::new();
-    let files = watched_files(spec, ctx);
     loop {
-        let seen = mtimes(&files);
         store.begin_refresh(&spec.name);
         let fetched_at = ctx.clock.now();
-        let next = match fetch(spec, ctx).await {
-            Ok(f) => {
+        let (next, files) = match fetch_watched(spec, ctx).await {
+            Ok((f, watch)) => {
                 attempt = 0;
                 let expires_at = f.credentials.expires_at;
                 if f.description != last_description || expires_at.is_some() {
@@ -65,9 +64,16 @@ async fn keep_fresh(store: &CredentialStore, spec: &CredentialSpec, ctx: &Contex
                 }
                 last_description = f.description;
                 store.store(&spec.name, f.credentials);
-                match expires_at {
-                    Some(exp) => next_refresh(fetched_at, exp, renew_before(spec.vendor), rand::rng().random::<f64>()),
-                    None => fetched_at + FILE_RECHECK,
+                match (expires_at, watch) {
+                    (Some(exp), _) => {
+                        let jitter = rand::rng().random::<f64>();
+                        (next_refresh(fetched_at, exp, renew_before(spec.vendor), jitter), Vec::new())
+                    }
+                    // Keys from the environment or the config: nothing changes them until a restart or
+                    // reload (which starts a new refresher), so this task is done.
+                    (None, Watch::Nothing) => return,
+                    (None, Watch::Files(files)) => (fetched_at + FILE_RECHECK, files),
+                    (None, Watch::Service) => (fetched_at + FILE_RECHECK, Vec::new()),
                 }
             }
             Err(e) => {
@@ -75,10 +81,11 @@ async fn keep_fresh(store: &CredentialStore, spec: &CredentialSpec, ctx: &Contex
                 let delay = Duration::from_secs(1u64 << attempt.min(6)).min(MAX_RETRY);
                 tracing::warn!(credentials = %spec.name, error = %e, attempt, retry_in = ?delay, "cannot fetch credentials");
                 store.fetch_failed(&spec.name, e.to_string());
-                ctx.clock.now() + delay
+                (ctx.clock.now() + delay, Vec::new())
             }
         };
         // Sleep until `next`, waking early when a watched file changes.
+        let seen = mtimes(&files);
         while ctx.clock.now() < next {
             let nap = until(ctx.clock.now(), next);
             if files.is_empty() {

@@ -1,5 +1,6 @@
 //! Tencent Cloud sources (spec section 4.2): profile file, CVM role, TKE OIDC.
 
+use crate::providers::error::scrub;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -210,7 +211,9 @@ pub async fn oidc(spec: &OidcSpec, ctx: &Context) -> Result<Fetched, SourceError
     if let Some(e) = r.Error {
         return Err(SourceError::Failed(format!(
             "STS {endpoint} AssumeRoleWithWebIdentity for {}: {}: {}",
-            vars.role_arn, e.Code, e.Message
+            vars.role_arn,
+            scrub(&e.Code, &[token.trim()]),
+            scrub(&e.Message, &[token.trim()])
         )));
     }
     let (Some(c), Some(expired)) = (r.Credentials, r.ExpiredTime) else {
