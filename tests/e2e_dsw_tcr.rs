@@ -98,7 +98,11 @@ async fn dsw_refreshes_tcr_longterm_survives_a_restart_and_docker_clients_read_t
     let json = read_json(&h.path("out/notebook.json")).unwrap();
     assert_eq!(json["kind"], "dsw");
     let first = json["access_token"].as_str().unwrap().to_string();
-    let env = std::fs::read_to_string(h.path("out/notebook.env")).unwrap();
+    // The sinks are written one after another: wait for the env file to hold the same token.
+    let env = wait_for("the env sink", WAIT, || {
+        std::fs::read_to_string(h.path("out/notebook.env")).ok().filter(|e| e.contains(first.as_str()))
+    })
+    .await;
     assert!(env.starts_with(&format!("DSW_TOKEN={first}\nDSW_EXPIRES_AT=")), "{env}");
     assert_eq!(mode(&h.path("out/notebook.env")), 0o600);
     wait_for("a refreshed DSW token", WAIT, || generation(&h, "out/notebook.json").filter(|g| *g >= 2)).await;
@@ -115,7 +119,10 @@ async fn dsw_refreshes_tcr_longterm_survives_a_restart_and_docker_clients_read_t
     let left = expires.duration_since(std::time::SystemTime::now()).unwrap();
     assert!(left > Duration::from_secs(360 * 86_400) && left <= Duration::from_secs(366 * 86_400), "{left:?}");
 
-    let docker = read_json(&h.path("docker/config.json")).unwrap();
+    let docker = wait_for("the docker config entry", WAIT, || {
+        read_json(&h.path("docker/config.json")).filter(|d| !d["auths"][REGISTRY].is_null())
+    })
+    .await;
     assert_eq!(docker["auths"]["docker.io"]["auth"], "dXNlcjpwYXNz", "other entries are kept");
     assert_eq!(docker["psFormat"], "table {{.ID}}");
     assert_eq!(docker["experimental"], "enabled");

@@ -53,7 +53,11 @@ async fn writes_files_refreshes_survives_a_restart_and_stops_cleanly() {
     let mut daemon = h.spawn(&["run", "-c", config]);
 
     // The first token arrives and every sink holds it.
-    wait_for("the first token", WAIT, || generation(&h).filter(|g| *g >= 1)).await;
+    // (The sinks are written one after another: wait for the last one too.)
+    wait_for("the first token", WAIT, || {
+        generation(&h).filter(|g| *g >= 1 && h.path("out/ops-dashboard.url").exists())
+    })
+    .await;
     let json = read_json(&h.path("out/ops-dashboard.json")).unwrap();
     for field in
         ["name", "kind", "ticket", "access_token", "url", "token_expires_at", "ticket_expires_at", "refreshed_at"]
