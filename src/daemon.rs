@@ -58,7 +58,7 @@ pub struct OnceReport {
 impl Daemon {
     /// Prepare to run `config` against the real clouds.
     pub fn prepare(config: &Config, env: &dyn Environment, clock: Arc<dyn Clock>) -> Result<Daemon, DaemonError> {
-        let provider = Arc::new(CloudProvider::new(clock.clone()));
+        let provider = Arc::new(CloudProvider::with_limits(clock.clone(), config.rate_limits));
         Daemon::with_provider(config, env, clock, provider)
     }
 
@@ -160,6 +160,9 @@ impl Daemon {
                             }
                             if next.metrics_listen != config.metrics_listen {
                                 tracing::warn!("metrics_listen changed; it takes effect at the next restart");
+                            }
+                            if next.rate_limits != config.rate_limits {
+                                tracing::warn!("rate_limits changed; they take effect at the next restart");
                             }
                             tracing::info!(
                                 added = ?summary.added,

@@ -78,6 +78,7 @@ pub fn config(
         state_dir: dir.join("state"),
         socket: Some(SocketSpec { path: dir.join("ticketd.sock"), mode: 0o600, group: None }),
         metrics_listen: None,
+        rate_limits: Default::default(),
         credentials: BTreeMap::from([
             (
                 "dev".to_string(),

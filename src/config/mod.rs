@@ -59,8 +59,33 @@ pub struct Config {
     /// Optional. Default: none (no TCP listener; `/metrics` on the socket still works). Where to
     /// serve Prometheus metrics over plain HTTP, e.g. `127.0.0.1:9464`.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Optional. Default: [`RateLimits::default`]. API calls per second, per endpoint.
+    pub rate_limits: RateLimits,
     pub credentials: BTreeMap<String, CredentialSpec>,
     pub tickets: Vec<TicketSpec>,
+}
+
+/// How fast ticketd may call each endpoint (`[rate_limits]`). A burst of due tickets queues up
+/// behind these; the defaults keep a large fleet polite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimits {
+    /// SLS and PAI-DSW calls per second, per endpoint (the vendor publishes no limit).
+    pub alibaba: u32,
+    /// TCR calls per second, per endpoint (TCR allows 100).
+    pub tencent: u32,
+}
+
+/// Optional. Default of `rate_limits.alibaba`.
+pub const DEFAULT_ALIBABA_RATE_LIMIT: u32 = 50;
+/// Optional. Default of `rate_limits.tencent`: TCR's published limit per API.
+pub const DEFAULT_TENCENT_RATE_LIMIT: u32 = 100;
+/// The highest rate `[rate_limits]` accepts (for loopback benchmarks; no cloud allows it).
+pub const MAX_RATE_LIMIT: u32 = 1_000_000;
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        RateLimits { alibaba: DEFAULT_ALIBABA_RATE_LIMIT, tencent: DEFAULT_TENCENT_RATE_LIMIT }
+    }
 }
 
 impl Config {

@@ -12,10 +12,17 @@ pub struct RawConfig {
     pub socket_mode: Option<String>,
     pub socket_group: Option<toml::Value>,
     pub metrics_listen: Option<String>,
+    pub rate_limits: Option<RawRateLimits>,
     #[serde(default)]
     pub credentials: BTreeMap<String, RawCredentials>,
     #[serde(default)]
     pub tickets: Vec<RawTicket>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct RawRateLimits {
+    pub alibaba: Option<i64>,
+    pub tencent: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -30,13 +30,15 @@ impl Environment for std::collections::HashMap<String, String> {
 
 struct Checker<'a> {
     file: &'a str,
-    locator: Locator,
+    text: &'a str,
+    /// Built at the first problem: a valid file (with 100,000 tickets, say) never pays for it.
+    locator: std::cell::OnceCell<Locator>,
     problems: Vec<Problem>,
 }
 
 impl Checker<'_> {
     fn report(&mut self, at: &KeyPath, message: impl Into<String>) {
-        let position = self.locator.position(at);
+        let position = self.locator.get_or_init(|| Locator::new(self.text)).position(at);
         self.problems.push(Problem {
             file: self.file.to_string(),
             line: position.map(|p| p.0),
@@ -92,7 +94,7 @@ impl Checker<'_> {
 }
 
 pub(super) fn parse(text: &str, file: &str, env: &dyn Environment) -> Result<Config, Problems> {
-    let mut checker = Checker { file, locator: Locator::new(text), problems: Vec::new() };
+    let mut checker = Checker { file, text, locator: std::cell::OnceCell::new(), problems: Vec::new() };
 
     let mut unknown = Vec::new();
     let deserializer = match toml::de::Deserializer::parse(text) {
@@ -137,6 +139,7 @@ pub(super) fn parse(text: &str, file: &str, env: &dyn Environment) -> Result<Con
             }
         },
     };
+    let rate_limits = rate_limits(&mut checker, raw.rate_limits.as_ref());
     let mut credentials = BTreeMap::new();
     for (name, rc) in &raw.credentials {
         let at = root.key("credentials").key(name);
@@ -169,10 +172,29 @@ pub(super) fn parse(text: &str, file: &str, env: &dyn Environment) -> Result<Con
     }
 
     if checker.problems.is_empty() {
-        Ok(Config { source: None, state_dir, socket, metrics_listen, credentials, tickets })
+        Ok(Config { source: None, state_dir, socket, metrics_listen, rate_limits, credentials, tickets })
     } else {
         Err(Problems(checker.problems))
     }
+}
+
+fn rate_limits(c: &mut Checker<'_>, raw: Option<&super::raw::RawRateLimits>) -> RateLimits {
+    let mut limits = RateLimits::default();
+    let Some(raw) = raw else { return limits };
+    let at = KeyPath::root().key("rate_limits");
+    for (key, value, slot) in
+        [("alibaba", raw.alibaba, &mut limits.alibaba), ("tencent", raw.tencent, &mut limits.tencent)]
+    {
+        match value {
+            None => {}
+            Some(n) if (1..=i64::from(MAX_RATE_LIMIT)).contains(&n) => *slot = n as u32,
+            Some(n) => c.report(
+                &at.key(key),
+                format!("{n} is not a rate from 1 to {MAX_RATE_LIMIT} calls per second per endpoint"),
+            ),
+        }
+    }
+    limits
 }
 
 fn toml_problem(file: &str, text: &str, e: &toml::de::Error) -> Problem {
@@ -1109,6 +1131,26 @@ mode = "0640"
             let text = format!("metrics_listen = \"{bad}\"\n{GOOD}");
             let found = problems(&text, &env()).join("\n");
             assert!(found.contains("t.toml:1:1: metrics_listen:"), "{bad}: {found}");
+        }
+    }
+
+    #[test]
+    fn rate_limits_default_to_the_vendor_rates_and_take_a_range() {
+        let limits = parse(GOOD, "t.toml", &env()).unwrap().rate_limits;
+        assert_eq!((limits.alibaba, limits.tencent), (50, 100));
+        let text = format!("{GOOD}\n[rate_limits]\nalibaba = 1000000\n");
+        let limits = parse(&text, "t.toml", &env()).unwrap().rate_limits;
+        assert_eq!((limits.alibaba, limits.tencent), (1_000_000, 100));
+        let text = format!("{GOOD}\n[rate_limits]\nalibaba = 0\ntencent = 2000000\nsls = 5\n");
+        let first = GOOD.lines().count() + 3;
+        let found = problems(&text, &env()).join("\n");
+        let expected = [
+            format!("t.toml:{first}:1: rate_limits.alibaba: 0 is not a rate from 1 to 1000000"),
+            format!("t.toml:{}:1: rate_limits.tencent: 2000000 is not a rate", first + 1),
+            format!("t.toml:{}:1: rate_limits.sls: unknown key", first + 2),
+        ];
+        for e in expected {
+            assert!(found.contains(&e), "{e} not in {found}");
         }
     }
 

@@ -15,7 +15,7 @@ pub use error::{ApiErrorKind, ProviderError};
 use crate::clock::Clock;
 use serde::Deserialize;
 
-use crate::config::{ApiSpec, TicketSpec};
+use crate::config::{ApiSpec, RateLimits, TicketSpec};
 use crate::credentials::Credentials;
 use crate::secret::Secret;
 use crate::token::Issued;
@@ -48,21 +48,24 @@ pub struct CloudProvider {
     clock: Arc<dyn Clock>,
     /// TCR allows 100 requests/s per API: calls are spaced per endpoint.
     tcr_limit: Arc<ratelimit::RateLimiter>,
-    /// SLS and PAI-DSW publish no rate for these APIs: ticketd keeps to
-    /// [`ALIBABA_MAX_REQUESTS_PER_SECOND`] per endpoint, so a burst of due tickets stays polite.
+    /// SLS and PAI-DSW publish no rate for these APIs: ticketd keeps to `rate_limits.alibaba`
+    /// per endpoint, so a burst of due tickets stays polite.
     alibaba_limit: Arc<ratelimit::RateLimiter>,
 }
 
-/// ticketd's own limit for SLS and PAI-DSW calls, per endpoint (the vendor publishes none).
-pub const ALIBABA_MAX_REQUESTS_PER_SECOND: u32 = 50;
-
 impl CloudProvider {
+    /// A provider keeping to the default rates.
     pub fn new(clock: Arc<dyn Clock>) -> Self {
+        CloudProvider::with_limits(clock, RateLimits::default())
+    }
+
+    /// A provider keeping to `limits` (the config's `[rate_limits]`).
+    pub fn with_limits(clock: Arc<dyn Clock>, limits: RateLimits) -> Self {
         CloudProvider {
             http: crate::http::client(),
             clock,
-            tcr_limit: Arc::new(ratelimit::RateLimiter::per_second(tcr::MAX_REQUESTS_PER_SECOND)),
-            alibaba_limit: Arc::new(ratelimit::RateLimiter::per_second(ALIBABA_MAX_REQUESTS_PER_SECOND)),
+            tcr_limit: Arc::new(ratelimit::RateLimiter::per_second(limits.tencent)),
+            alibaba_limit: Arc::new(ratelimit::RateLimiter::per_second(limits.alibaba)),
         }
     }
 }

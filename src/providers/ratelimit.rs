@@ -28,9 +28,13 @@ impl RateLimiter {
             next.retain(|_, t| *t > now);
             let slot = next.get(key).copied().unwrap_or(now).max(now);
             next.insert(key.to_string(), slot + self.interval);
-            slot
+            (slot > now).then_some(slot)
         };
-        tokio::time::sleep_until(slot).await;
+        // A free slot is taken at once: a timer, even one already due, waits for the next
+        // millisecond tick of tokio's timer wheel.
+        if let Some(slot) = slot {
+            tokio::time::sleep_until(slot).await;
+        }
     }
 }
 

@@ -17,8 +17,6 @@ pub const ACTION: &str = "CreateInstanceToken";
 pub const VERSION: &str = "2019-09-24";
 /// The signing service name (the first label of the real host; loopback endpoints have none).
 pub const SERVICE: &str = "tcr";
-/// The API's documented rate limit.
-pub const MAX_REQUESTS_PER_SECOND: u32 = 100;
 /// A temp token's documented life, used only when the answer has no `ExpTime` and no JWT `exp`.
 pub const TEMP_TOKEN_LIFETIME: Duration = Duration::from_secs(3_600);
 

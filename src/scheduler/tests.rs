@@ -127,6 +127,7 @@ fn credential_store(expires_at: Option<SystemTime>) -> CredentialStore {
         state_dir: "/nonexistent".into(),
         socket: None,
         metrics_listen: None,
+        rate_limits: Default::default(),
         credentials: Default::default(),
         tickets: vec![],
     };
@@ -494,7 +495,7 @@ impl Provider for Limited {
 async fn a_thousand_tickets_due_at_once_stay_under_the_rate_limit() {
     let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
     let fake = FakeSls::new(clock.clone(), 0.0, 1);
-    let rate = crate::providers::ALIBABA_MAX_REQUESTS_PER_SECOND;
+    let rate = crate::config::DEFAULT_ALIBABA_RATE_LIMIT;
     let provider = Arc::new(Limited {
         inner: fake.clone(),
         limit: Arc::new(crate::providers::ratelimit::RateLimiter::per_second(rate)),
