@@ -150,7 +150,7 @@ async fn run(path: &std::path::Path, args: RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let daemon = match Daemon::prepare(&config, &ProcessEnvironment, Arc::new(SystemClock)) {
+    let daemon = match Daemon::prepare(config, &ProcessEnvironment, Arc::new(SystemClock)) {
         Ok(daemon) => daemon,
         Err(e) => return exit_code(Err(e)),
     };

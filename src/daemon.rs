@@ -36,6 +36,7 @@ pub enum DaemonError {
 
 /// A daemon ready to run: state locked and loaded, credentials resolved, scheduler planned.
 pub struct Daemon {
+    /// The running configuration, without its tickets: the scheduler owns those.
     config: Config,
     scheduler: Scheduler,
     board: Arc<Board>,
@@ -57,23 +58,23 @@ pub struct OnceReport {
 
 impl Daemon {
     /// Prepare to run `config` against the real clouds.
-    pub fn prepare(config: &Config, env: &dyn Environment, clock: Arc<dyn Clock>) -> Result<Daemon, DaemonError> {
+    pub fn prepare(config: Config, env: &dyn Environment, clock: Arc<dyn Clock>) -> Result<Daemon, DaemonError> {
         let provider = Arc::new(CloudProvider::with_limits(clock.clone(), config.rate_limits));
         Daemon::with_provider(config, env, clock, provider)
     }
 
     /// Prepare with any provider (tests, benchmarks).
     pub fn with_provider(
-        config: &Config,
+        mut config: Config,
         env: &dyn Environment,
         clock: Arc<dyn Clock>,
         provider: Arc<dyn Provider>,
     ) -> Result<Daemon, DaemonError> {
-        let credentials = CredentialStore::resolve_all(config, env).map_err(DaemonError::Credentials)?;
+        let credentials = CredentialStore::resolve_all(&config, env).map_err(DaemonError::Credentials)?;
         if let Some(warning) = config.static_keys_warning() {
             tracing::warn!("{warning}");
         }
-        let sources = crate::sources::Context::for_config(config, env, clock.clone());
+        let sources = crate::sources::Context::for_config(&config, env, clock.clone());
         let state_dir = Arc::new(StateDir::open(&config.state_dir)?);
         let loaded = state_dir.load()?;
         // A crash mid-write leaves a temp file beside a sink (never a partial sink): clear them.
@@ -99,18 +100,11 @@ impl Daemon {
             changed: Some(changed),
             seed: rand::random(),
         };
-        let scheduler = Scheduler::new(parts, &config.tickets, &loaded.state);
-        tracing::info!(tickets = config.tickets.len(), state = %state_dir.path().display(), "ticketd started");
-        Ok(Daemon {
-            config: config.clone(),
-            scheduler,
-            board,
-            clock,
-            changes,
-            credentials,
-            sources,
-            _state_dir: state_dir,
-        })
+        let count = config.tickets.len();
+        // The scheduler owns the tickets from here; the daemon keeps the rest of the config.
+        let scheduler = Scheduler::new(parts, std::mem::take(&mut config.tickets), &loaded.state);
+        tracing::info!(tickets = count, state = %state_dir.path().display(), "ticketd started");
+        Ok(Daemon { config, scheduler, board, clock, changes, credentials, sources, _state_dir: state_dir })
     }
 
     pub fn events(&self) -> broadcast::Receiver<Event> {
@@ -260,7 +254,7 @@ async fn reload(
     let Some(path) = &running.source else {
         return Err(DaemonError::Reload("this configuration was not read from a file".into()));
     };
-    let next = config::load(path, env)?;
+    let mut next = config::load(path, env)?;
     if next.state_dir != running.state_dir {
         return Err(DaemonError::Reload(format!(
             "state_dir cannot change on reload ({} -> {}); restart to move it",
@@ -271,7 +265,7 @@ async fn reload(
     let credentials = CredentialStore::resolve_all(&next, env).map_err(DaemonError::Credentials)?;
     let (reply, answer) = oneshot::channel();
     commands
-        .send(Command::Reconfigure { tickets: next.tickets.clone(), credentials, reply })
+        .send(Command::Reconfigure { tickets: std::mem::take(&mut next.tickets), credentials, reply })
         .map_err(|_| DaemonError::Reload("the scheduler has stopped".into()))?;
     let summary = answer.await.map_err(|_| DaemonError::Reload("the scheduler has stopped".into()))?;
     Ok((next, summary))

@@ -203,7 +203,7 @@ pub async fn run(args: DevArgs) -> ExitCode {
         return ExitCode::from(crate::cli::EXIT_FAILURE);
     }
     let config = config(&dir, &emulator.url(), credentials, tencent, &args);
-    let daemon = match Daemon::prepare(&config, &crate::config::ProcessEnvironment, clock.clone()) {
+    let daemon = match Daemon::prepare(config, &crate::config::ProcessEnvironment, clock.clone()) {
         Ok(d) => d,
         Err(e) => return crate::cli::exit_code(Err(e)),
     };

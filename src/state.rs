@@ -151,9 +151,12 @@ impl StateDir {
     /// Replace the state file atomically (0600).
     pub fn save(&self, state: &StateFile) -> Result<(), StateError> {
         let path = self.path();
-        let mut json = serde_json::to_vec_pretty(state).expect("state serializes");
-        json.push(b'\n');
-        crate::sinks::atomic::write_atomically(&path, &json, 0o600).map_err(|source| StateError::Write { path, source })
+        // Streamed to the file: a state of 100,000 tickets never sits in memory as text.
+        crate::sinks::atomic::write_atomically_with(&path, 0o600, |out| {
+            serde_json::to_writer_pretty(&mut *out, state).map_err(io::Error::other)?;
+            out.write_all(b"\n")
+        })
+        .map_err(|source| StateError::Write { path, source })
     }
 }
 

@@ -273,33 +273,41 @@ fn bench_sdk(options: &Options, emulator: &Emulator, report: &mut Report) {
         ]);
         run_worker(command)
     };
+    let (sdk_one, sdk_pool) = (theirs(1), theirs(8));
+    let (ours_one, ours_eight, ours_daemon) = (ours(1), ours(8), ours(64));
     report.line("| client | calls in flight | calls/s | time | peak RSS |");
     report.line("|---|---|---|---|---|");
-    let mut rows = Vec::new();
-    for (label, width) in [("one after another", 1), ("8 (Python: ThreadPoolExecutor(8))", 8)] {
-        let sdk = theirs(width);
-        let tk = ours(width);
-        for (who, t) in [("Python SDK", &sdk), ("ticketd", &tk)] {
-            report.line(&format!(
-                "| {who} | {label} | {:.0} | {:.2} s | {:.1} MiB |",
-                n as f64 / t.seconds,
-                t.seconds,
-                mib(t.peak_rss_kib)
-            ));
-        }
-        rows.push((label, sdk, tk));
+    for (who, width, t) in [
+        ("Python SDK", "1 (the vendor sample, in a loop)", &sdk_one),
+        ("Python SDK", "8 (ThreadPoolExecutor)", &sdk_pool),
+        ("ticketd", "1", &ours_one),
+        ("ticketd", "8", &ours_eight),
+        ("ticketd", "64 (the daemon's limit)", &ours_daemon),
+    ] {
+        report.line(&format!(
+            "| {who} | {width} | {:.0} | {:.2} s | {:.1} MiB |",
+            n as f64 / t.seconds,
+            t.seconds,
+            mib(t.peak_rss_kib)
+        ));
     }
     report.line("");
-    for (label, sdk, tk) in rows {
+    let sdk_best = if sdk_one.seconds <= sdk_pool.seconds { &sdk_one } else { &sdk_pool };
+    let sdk_least = sdk_one.peak_rss_kib.min(sdk_pool.peak_rss_kib) as f64;
+    for (label, sdk, tk) in [
+        ("as the daemon calls (64 in flight) vs the SDK's faster mode", sdk_best, &ours_daemon),
+        ("8 in flight each", &sdk_pool, &ours_eight),
+        ("one call at a time each", &sdk_one, &ours_one),
+    ] {
         let speed = sdk.seconds / tk.seconds;
-        let memory = tk.peak_rss_kib as f64 / sdk.peak_rss_kib as f64;
-        report.target(&format!("≥ 20× faster ({label})"), speed >= 20.0, format!("{speed:.1}×"));
-        report.target(
-            &format!("≤ 1/5 of the memory ({label})"),
-            memory <= 0.2,
-            format!("{:.2} of the SDK's peak RSS", memory),
-        );
+        report.target(&format!("≥ 20× faster, {label}"), speed >= 20.0, format!("{speed:.1}×"));
     }
+    let most = ours_one.peak_rss_kib.max(ours_eight.peak_rss_kib).max(ours_daemon.peak_rss_kib) as f64;
+    report.target(
+        "≤ 1/5 of the memory",
+        most / sdk_least <= 0.2,
+        format!("ticketd's highest peak RSS is {:.2} of the SDK's lowest", most / sdk_least),
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -34,6 +34,8 @@ pub const WALL_CLOCK_RECHECK: Duration = Duration::from_secs(300);
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(45);
 /// Token changes are saved to the state file at most this late (mints are saved at once).
 pub const SAVE_DEBOUNCE: Duration = Duration::from_millis(500);
+/// After a save that took `d`, the next waits at least `d * SAVE_SPACING`.
+const SAVE_SPACING: u32 = 9;
 /// At shutdown, in-flight calls get this long to finish so their results are not lost.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// At most this many API calls run at once.
@@ -159,15 +161,16 @@ pub struct Scheduler {
     tx: mpsc::UnboundedSender<Message>,
     rx: mpsc::UnboundedReceiver<Message>,
     calls: TaskTracker,
-    permits: Arc<tokio::sync::Semaphore>,
     save_at: Option<SystemTime>,
+    /// No save before this (see [`SAVE_SPACING`]).
+    save_floor: Option<SystemTime>,
     in_flight: usize,
 }
 
 impl Scheduler {
     /// A scheduler for `tickets`, starting from `saved` state: holdings whose identity still
     /// matches the config are reused.
-    pub fn new(parts: Parts, tickets: &[TicketSpec], saved: &StateFile) -> Self {
+    pub fn new(parts: Parts, tickets: Vec<TicketSpec>, saved: &StateFile) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let rng = StdRng::seed_from_u64(parts.seed);
         let mut scheduler = Scheduler {
@@ -180,8 +183,8 @@ impl Scheduler {
             tx,
             rx,
             calls: TaskTracker::new(),
-            permits: Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT)),
             save_at: None,
+            save_floor: None,
             in_flight: 0,
         };
         let now = scheduler.parts.clock.now();
@@ -189,13 +192,13 @@ impl Scheduler {
             let holding = saved
                 .tickets
                 .get(&spec.name)
-                .filter(|s| s.identity == identity(spec))
+                .filter(|s| s.identity == identity(&spec))
                 .map(|s| usable(&s.holding, now))
                 .unwrap_or_default();
             if holding.current.is_some() {
                 tracing::info!(ticket = %spec.name, generation = holding.generation(), "reusing the saved token");
             }
-            scheduler.insert(Arc::new(spec.clone()), holding);
+            scheduler.insert(Arc::new(spec), holding);
         }
         scheduler
     }
@@ -279,7 +282,8 @@ impl Scheduler {
             }
             self.queue.pop();
         }
-        let head = self.queue.peek().map(|Reverse((at, _, _))| *at);
+        // With every call slot taken, only a finished call (or a save) can make progress.
+        let head = self.queue.peek().map(|Reverse((at, _, _))| *at).filter(|_| self.in_flight < MAX_IN_FLIGHT);
         match (head, self.save_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -292,7 +296,9 @@ impl Scheduler {
             self.save();
         }
         while let Some(Reverse((at, seq, name))) = self.queue.peek().cloned() {
-            if at > now {
+            // Calls beyond the limit stay queued (not spawned to wait): a burst of 100,000 due
+            // tickets costs a queue entry each, not a task each. A finished call wakes the loop.
+            if at > now || self.in_flight >= MAX_IN_FLIGHT {
                 break;
             }
             self.queue.pop();
@@ -337,7 +343,7 @@ impl Scheduler {
         tracing::debug!(ticket = %name, step = ?plan.step, "calling the API");
         let (store, clock, provider, spec) =
             (self.parts.credentials.clone(), self.parts.clock.clone(), self.parts.provider.clone(), entry.spec.clone());
-        let (tx, permits, name, step) = (self.tx.clone(), self.permits.clone(), name.to_string(), plan.step);
+        let (tx, name, step) = (self.tx.clone(), name.to_string(), plan.step);
         self.calls.spawn(async move {
             // Keys being fetched or refreshed: wait for them rather than race with the old ones.
             let credentials = match store.fresh(&spec.credentials, clock.as_ref(), crate::credentials::FRESH_WAIT).await
@@ -351,7 +357,6 @@ impl Scheduler {
             };
             let credentials_expire = credentials.expires_at;
             let call = provider.call(&spec, op, credentials);
-            let _permit = permits.acquire_owned().await;
             let result = match tokio::time::timeout(CALL_TIMEOUT, call).await {
                 Ok(r) => r,
                 Err(_) => Err(ProviderError::Timeout {
@@ -576,6 +581,7 @@ impl Scheduler {
     }
 
     fn save_soon(&mut self, at: SystemTime) {
+        let at = self.save_floor.map_or(at, |floor| at.max(floor));
         self.save_at = Some(self.save_at.map_or(at, |s| s.min(at)));
     }
 
@@ -606,10 +612,18 @@ impl Scheduler {
 
     fn save(&mut self) {
         self.save_at = None;
+        let took = std::time::Instant::now();
         let state = self.snapshot();
-        if let Err(e) = self.parts.persistence.save(&state) {
+        let result = self.parts.persistence.save(&state);
+        drop(state);
+        // A large state (100,000 tickets) takes a while to write: space saves so that writing
+        // takes at most a tenth of the loop's time. Small states never notice.
+        let gap = took.elapsed() * SAVE_SPACING;
+        let now = self.parts.clock.now();
+        self.save_floor = (gap >= SAVE_DEBOUNCE / 50).then(|| now + gap);
+        if let Err(e) = result {
             tracing::error!(error = %e, "cannot save state; retrying");
-            self.save_soon(self.parts.clock.now() + Duration::from_secs(5));
+            self.save_soon(now + Duration::from_secs(5));
         }
     }
 

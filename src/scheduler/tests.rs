@@ -183,7 +183,7 @@ async fn simulate(
         changed: None,
         seed: 7,
     };
-    let scheduler = Scheduler::new(parts, tickets, saved);
+    let scheduler = Scheduler::new(parts, tickets.to_vec(), saved);
     let mut rx = scheduler.events();
     let stop = CancellationToken::new();
     let (_commands, command_rx) = mpsc::unbounded_channel();
@@ -367,7 +367,7 @@ async fn reload_keeps_unchanged_tickets_replans_changed_ones_and_drops_removed_o
     let moved = sls_ticket("moved", 30 * DAY, DAY);
     let gone = sls_ticket("gone", 30 * DAY, DAY);
     let scheduler =
-        Scheduler::new(parts, &[keep.clone(), tune.clone(), moved.clone(), gone.clone()], &StateFile::default());
+        Scheduler::new(parts, vec![keep.clone(), tune.clone(), moved.clone(), gone.clone()], &StateFile::default());
     let stop = CancellationToken::new();
     let (commands, command_rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(scheduler.run(stop.clone(), command_rx));
@@ -434,7 +434,7 @@ async fn the_watchdog_is_pinged_from_the_loop_while_nothing_is_due() {
         changed: None,
         seed: 3,
     };
-    let scheduler = Scheduler::new(parts, &[sls_ticket("a", 30 * DAY, DAY)], &StateFile::default());
+    let scheduler = Scheduler::new(parts, vec![sls_ticket("a", 30 * DAY, DAY)], &StateFile::default());
     let stop = CancellationToken::new();
     let (_commands, command_rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(scheduler.run(stop.clone(), command_rx));
@@ -453,7 +453,7 @@ async fn a_wall_clock_jump_past_a_deadline_refreshes_at_once() {
     let provider = FakeSls::new(clock.clone(), 0.0, 1);
     let board = Arc::new(Board::default());
     let parts = test_parts(&clock, provider.clone(), board.clone(), 5);
-    let scheduler = Scheduler::new(parts, &[sls_ticket("a", 30 * DAY, DAY)], &StateFile::default());
+    let scheduler = Scheduler::new(parts, vec![sls_ticket("a", 30 * DAY, DAY)], &StateFile::default());
     let stop = CancellationToken::new();
     let (_commands, command_rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(scheduler.run(stop.clone(), command_rx));
@@ -503,7 +503,7 @@ async fn a_thousand_tickets_due_at_once_stay_under_the_rate_limit() {
     let tickets: Vec<TicketSpec> = (0..1000).map(|i| sls_ticket(&format!("t{i}"), 30 * DAY, DAY)).collect();
     let board = Arc::new(Board::default());
     let parts = test_parts(&clock, provider, board.clone(), 9);
-    let scheduler = Scheduler::new(parts, &tickets, &StateFile::default());
+    let scheduler = Scheduler::new(parts, tickets, &StateFile::default());
     let stop = CancellationToken::new();
     let (_commands, command_rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(scheduler.run(stop.clone(), command_rx));
@@ -520,5 +520,58 @@ async fn a_thousand_tickets_due_at_once_stay_under_the_rate_limit() {
             "more than {rate} calls in a second"
         );
     }
+    assert!(board.snapshot().iter().all(|v| v.current.is_some()), "every ticket got its token");
+}
+
+/// FakeSls answering after 100 ms, counting the calls in progress.
+struct Slow {
+    inner: Arc<FakeSls>,
+    now: Arc<std::sync::atomic::AtomicUsize>,
+    most: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Provider for Slow {
+    fn call(
+        &self,
+        spec: &TicketSpec,
+        op: Operation,
+        credentials: Credentials,
+    ) -> BoxFuture<Result<Issued, ProviderError>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let (inner, now, most, spec) = (self.inner.clone(), self.now.clone(), self.most.clone(), spec.clone());
+        Box::pin(async move {
+            most.fetch_max(now.fetch_add(1, SeqCst) + 1, SeqCst);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            now.fetch_sub(1, SeqCst);
+            inner.call(&spec, op, credentials).await
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_burst_of_due_tickets_spawns_no_more_tasks_than_calls_allowed() {
+    let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
+    let fake = FakeSls::new(clock.clone(), 0.0, 1);
+    let (now, most) = (Arc::default(), Arc::new(std::sync::atomic::AtomicUsize::new(0)));
+    let provider = Arc::new(Slow { inner: fake.clone(), now, most: most.clone() });
+    let tickets: Vec<TicketSpec> = (0..2000).map(|i| sls_ticket(&format!("t{i}"), 30 * DAY, DAY)).collect();
+    let board = Arc::new(Board::default());
+    let parts = test_parts(&clock, provider, board.clone(), 9);
+    let scheduler = Scheduler::new(parts, tickets, &StateFile::default());
+    let stop = CancellationToken::new();
+    let (_commands, command_rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(scheduler.run(stop.clone(), command_rx));
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let mut most_tasks = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        most_tasks = most_tasks.max(metrics.num_alive_tasks());
+    }
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), MAX_IN_FLIGHT, "calls in progress at once");
+    // The scheduler loop and the calls; not a task per due ticket.
+    assert!(most_tasks <= MAX_IN_FLIGHT + 1, "{most_tasks} tasks alive at once");
     assert!(board.snapshot().iter().all(|v| v.current.is_some()), "every ticket got its token");
 }

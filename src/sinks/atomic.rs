@@ -9,6 +9,23 @@ use std::path::Path;
 
 /// Replace `path` with `contents`, atomically, with permission bits `mode`.
 pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+    replace(path, mode, |file| file.write_all(contents))
+}
+
+/// [`write_atomically`], with the contents written by `write` (buffered) instead of from memory.
+pub fn write_atomically_with(
+    path: &Path,
+    mode: u32,
+    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<()> {
+    replace(path, mode, |file| {
+        let mut buffered = io::BufWriter::with_capacity(64 * 1024, file);
+        write(&mut buffered)?;
+        buffered.flush()
+    })
+}
+
+fn replace(path: &Path, mode: u32, write: impl FnOnce(&mut fs::File) -> io::Result<()>) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -24,7 +41,7 @@ pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> io::Result<(
         .tempfile_in(dir)?;
     // The umask may have narrowed the mode at creation: set it exactly.
     temp.as_file().set_permissions(fs::Permissions::from_mode(mode))?;
-    temp.write_all(contents)?;
+    write(temp.as_file_mut())?;
     temp.as_file().sync_all()?;
     temp.persist(path).map_err(|e| e.error)?;
     fs::File::open(dir)?.sync_all()
