@@ -21,7 +21,7 @@ pub fn ticketd_binary() -> PathBuf {
 /// ticketd's behaviour (systemd variables, log settings).
 pub fn command(program: &Path) -> Command {
     let mut command = Command::new(program);
-    for var in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "RUST_LOG", "JOURNAL_STREAM"] {
+    for var in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "TICKETD_LOG", "JOURNAL_STREAM"] {
         command.env_remove(var);
     }
     command.env("ALIBABA_CLOUD_ACCESS_KEY_ID", ACCESS_KEY_ID).env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", ACCESS_KEY_SECRET);
