@@ -32,10 +32,14 @@ use timing::{Lifecycle, RetryClass, Step};
 pub const WALL_CLOCK_RECHECK: Duration = Duration::from_secs(300);
 /// A call that has not finished after this long is abandoned and retried.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(45);
-/// Token changes are saved to the state file at most this late (mints are saved at once).
+/// Token changes are saved to the state file at most this late (mints are saved at once), unless
+/// the last save was slow: see [`SAVE_SPACING`].
 pub const SAVE_DEBOUNCE: Duration = Duration::from_millis(500);
-/// After a save that took `d`, the next waits at least `d * SAVE_SPACING`.
+/// After a save that took `d` ([`SLOW_SAVE`] or more: a state of many thousand tickets), the next
+/// waits at least `d * SAVE_SPACING`, so saving takes at most a tenth of the loop's time.
 const SAVE_SPACING: u32 = 9;
+/// Saves faster than this (a small state, an fsync) are never spaced: mints stay saved at once.
+const SLOW_SAVE: Duration = Duration::from_millis(20);
 /// At shutdown, in-flight calls get this long to finish so their results are not lost.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// At most this many API calls run at once.
@@ -612,15 +616,13 @@ impl Scheduler {
 
     fn save(&mut self) {
         self.save_at = None;
-        let took = std::time::Instant::now();
-        let state = self.snapshot();
-        let result = self.parts.persistence.save(&state);
-        drop(state);
+        let started = std::time::Instant::now();
+        let result = self.parts.persistence.save(&self.snapshot());
         // A large state (100,000 tickets) takes a while to write: space saves so that writing
         // takes at most a tenth of the loop's time. Small states never notice.
-        let gap = took.elapsed() * SAVE_SPACING;
+        let took = started.elapsed();
         let now = self.parts.clock.now();
-        self.save_floor = (gap >= SAVE_DEBOUNCE / 50).then(|| now + gap);
+        self.save_floor = (took >= SLOW_SAVE).then(|| now + took * SAVE_SPACING);
         if let Err(e) = result {
             tracing::error!(error = %e, "cannot save state; retrying");
             self.save_soon(now + Duration::from_secs(5));
