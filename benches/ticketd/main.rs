@@ -347,11 +347,11 @@ fn bench_scale(options: &Options, emulator: &Emulator, dir: &Path, report: &mut 
     let config = write_config(dir, emulator, n, "10m", token_lifetime);
     let log = dir.join("ticketd.txt");
     let socket = dir.join("ticketd.sock");
-    let calls_before = emulator.count("create_ticket") + emulator.count("refresh_token");
+    let calls_before = emulator.sls_calls();
     let mut daemon = process::start_daemon(&config, &log, &[]);
     let pid = daemon.pid();
     let ready_after = process::wait_ready(&mut daemon, &socket, Duration::from_secs(900), &log);
-    let loading_calls = emulator.count("create_ticket") + emulator.count("refresh_token") - calls_before;
+    let loading_calls = emulator.sls_calls() - calls_before;
     let loading_cpu = process::cpu_time(pid);
     let rss_ready = process::rss_kib(pid);
     let refreshes_before = emulator.count("refresh_token");
@@ -364,7 +364,7 @@ fn bench_scale(options: &Options, emulator: &Emulator, dir: &Path, report: &mut 
     let refreshes = emulator.count("refresh_token") - refreshes_before;
     let window_cpu = process::cpu_time(pid) - loading_cpu;
     let rss_end = process::rss_kib(pid);
-    let (lapsed, _) = process::socket_get(&socket, "/readyz").unwrap_or((0, Vec::new()));
+    let ready_status = process::socket_get(&socket, "/readyz").map_or(0, |(status, _)| status);
     let usage = daemon.stop();
     let secrets = process::secret_bytes_in_state(&dir.join("state/state.json"));
     let per_thousand = |cpu: Duration, calls: u64| cpu.as_secs_f64() * 1000.0 / calls.max(1) as f64;
@@ -376,7 +376,7 @@ fn bench_scale(options: &Options, emulator: &Emulator, dir: &Path, report: &mut 
         ("CPU while loading, per 1,000 calls", format!("{:.3} s", per_thousand(loading_cpu, loading_calls))),
         ("RefreshToken calls in the window", refreshes.to_string()),
         ("CPU in the window, per 1,000 refreshes", format!("{:.3} s", per_thousand(window_cpu, refreshes))),
-        ("ready at the end of the window (/readyz)", if lapsed == 200 { "yes" } else { "NO" }.to_string()),
+        ("ready at the end of the window (/readyz)", if ready_status == 200 { "yes" } else { "NO" }.to_string()),
         ("secrets held (tickets + tokens, from state.json)", format!("{:.1} MiB", secrets as f64 / MIB)),
         (
             "RSS when all were ready / highest in the window / at the end",
@@ -404,10 +404,7 @@ fn bench_idle_and_socket(options: &Options, emulator: &Emulator, dir: &Path, rep
     let config = write_config(dir, emulator, n, "30d", "1d");
     let log = dir.join("ticketd.txt");
     let socket = dir.join("ticketd.sock");
-    let mut daemon = process::start_daemon(&config, &log, &[]);
-    process::wait_ready(&mut daemon, &socket, Duration::from_secs(600), &log);
-    // Let start-up finish: the state save, and tokio's idle blocking threads (they exit after 10 s).
-    std::thread::sleep(Duration::from_secs(12));
+    let daemon = start_settled(&config, &log, &socket, &[]);
     let mut idle = (0, String::new());
     if options.wants("idle") {
         report.line(&format!("\n## 3. Idle cost: {n} tickets, next deadlines hours away, {window:?} window\n"));
@@ -440,9 +437,7 @@ fn bench_idle_and_socket(options: &Options, emulator: &Emulator, dir: &Path, rep
         };
         let notify_env = notify_path.to_string_lossy().into_owned();
         let env = [("NOTIFY_SOCKET", notify_env.as_str()), ("WATCHDOG_USEC", "20000000")];
-        let mut daemon = process::start_daemon(&config, &log, &env);
-        process::wait_ready(&mut daemon, &socket, Duration::from_secs(600), &log);
-        std::thread::sleep(Duration::from_secs(12));
+        let daemon = start_settled(&config, &log, &socket, &env);
         let before = pings.load(Ordering::Relaxed);
         let switches = idle_switches(daemon.pid(), window);
         let pinged = pings.load(Ordering::Relaxed) - before;
@@ -456,6 +451,15 @@ fn bench_idle_and_socket(options: &Options, emulator: &Emulator, dir: &Path, rep
         report.line("");
         report.target("0 wakeups while idle (no watchdog)", idle.0 == 0, format!("{} context switches", idle.0));
     }
+}
+
+/// A daemon that holds every token and has finished starting: its state is saved, and tokio's
+/// idle blocking threads have exited (after 10 s).
+fn start_settled(config: &Path, log: &Path, socket: &Path, env: &[(&str, &str)]) -> process::Running {
+    let mut daemon = process::start_daemon(config, log, env);
+    process::wait_ready(&mut daemon, socket, Duration::from_secs(600), log);
+    std::thread::sleep(Duration::from_secs(12));
+    daemon
 }
 
 /// Context switches over `window`, summed over the threads, and the threads that switched.
@@ -520,9 +524,13 @@ fn bench_cold_start(options: &Options, emulator: &Emulator, dir: &Path, report: 
     report.line(&format!("\n## 5. Cold start: exec to the first token written ({runs} runs, empty state)\n"));
     let mut rtts: Vec<Duration> = (0..20)
         .map(|_| {
+            // A new client each time: the request opens a new connection, as ticketd's first does.
+            let client = ticketd::http::client();
             let start = Instant::now();
-            let stream = std::net::TcpStream::connect(emulator.addr()).expect("connect");
-            process::http_get(stream, "/_emulator/stats").expect("a request");
+            process::block_on(async {
+                client.get(format!("{}/_emulator/stats", emulator.url)).send().await?.bytes().await
+            })
+            .expect("a request to the emulator");
             start.elapsed()
         })
         .collect();

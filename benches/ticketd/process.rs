@@ -1,9 +1,7 @@
 //! Child processes and what /proc says about them: peak RSS, CPU time, context switches.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::os::unix::net::UnixStream;
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -147,6 +145,7 @@ pub struct Emulator {
     pub process: Running,
     /// `http://127.0.0.1:PORT`
     pub url: String,
+    http: reqwest::Client,
 }
 
 impl Emulator {
@@ -171,19 +170,23 @@ impl Emulator {
                 _ => panic!("the emulator exited before listening; see {}", log.display()),
             }
         };
-        Emulator { process: Running::new(child), url }
+        Emulator { process: Running::new(child), url, http: ticketd::http::client() }
     }
 
     pub fn addr(&self) -> String {
         self.url.trim_start_matches("http://").to_string()
     }
 
-    /// The emulator's call counters.
+    /// The emulator's call counters (`GET /_emulator/stats`).
     pub fn stats(&self) -> serde_json::Value {
-        let stream = TcpStream::connect(self.addr()).expect("connect to the emulator");
-        let (status, body) = http_get(stream, "/_emulator/stats").expect("emulator stats");
-        assert_eq!(status, 200, "emulator stats");
-        serde_json::from_slice(&body).expect("stats are JSON")
+        let url = format!("{}/_emulator/stats", self.url);
+        block_on(async { self.http.get(url).send().await?.error_for_status()?.json().await }).expect("emulator stats")
+    }
+
+    /// CreateTicket plus RefreshToken calls answered so far.
+    pub fn sls_calls(&self) -> u64 {
+        let stats = self.stats();
+        ["create_ticket", "refresh_token"].iter().map(|c| stats[c].as_u64().unwrap_or(0)).sum()
     }
 
     pub fn count(&self, counter: &str) -> u64 {
@@ -191,40 +194,17 @@ impl Emulator {
     }
 }
 
-/// One `GET` with `Connection: close`: the status and the body.
-pub fn http_get(mut stream: impl Read + Write, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| std::io::Error::other("no end of headers in the answer"))?;
-    let head = String::from_utf8_lossy(&response[..split]);
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let mut body = response[split + 4..].to_vec();
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
-        body = dechunk(&body);
-    }
-    Ok((status, body))
+/// Run `future` on a small runtime of the harness's own (its HTTP calls are ticketd's client code).
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    static RUNTIME: std::sync::OnceLock<tokio::runtime::Runtime> = std::sync::OnceLock::new();
+    RUNTIME
+        .get_or_init(|| tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime"))
+        .block_on(future)
 }
 
-fn dechunk(mut data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    while let Some(end) = data.windows(2).position(|w| w == b"\r\n") {
-        let size = usize::from_str_radix(String::from_utf8_lossy(&data[..end]).trim(), 16).unwrap_or(0);
-        if size == 0 || data.len() < end + 2 + size {
-            break;
-        }
-        out.extend_from_slice(&data[end + 2..end + 2 + size]);
-        data = &data[(end + 4 + size).min(data.len())..];
-    }
-    out
-}
-
-/// A `GET` on a unix socket.
-pub fn socket_get(socket: &Path, path: &str) -> std::io::Result<(u16, Vec<u8>)> {
-    http_get(UnixStream::connect(socket)?, path)
+/// A `GET` on a unix socket, by the client `ticketd status` uses.
+pub fn socket_get(socket: &Path, path: &str) -> Result<(u16, Vec<u8>), ticketd::api::client::ClientError> {
+    block_on(ticketd::api::client::get(socket, path))
 }
 
 /// `ticketd run -c config`, logging to `log`.
