@@ -33,7 +33,7 @@ pub const WALL_CLOCK_RECHECK: Duration = Duration::from_secs(300);
 /// A call that has not finished after this long is abandoned and retried.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(45);
 /// Token changes are saved to the state file at most this late (mints are saved at once), unless
-/// the last save was slow: see [`SAVE_SPACING`].
+/// the last save was slow: see `SAVE_SPACING`.
 pub const SAVE_DEBOUNCE: Duration = Duration::from_millis(500);
 /// After a save that took `d` ([`SLOW_SAVE`] or more: a state of many thousand tickets), the next
 /// waits at least `d * SAVE_SPACING`, so saving takes at most a tenth of the loop's time.
