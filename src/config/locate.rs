@@ -47,6 +47,11 @@ impl KeyPath {
         KeyPath(up)
     }
 
+    /// This path with its first `depth` segments replaced by `base`.
+    pub fn rebased(&self, depth: usize, base: &KeyPath) -> KeyPath {
+        KeyPath(base.0.iter().chain(self.0.iter().skip(depth)).cloned().collect())
+    }
+
     /// Build a path from serde_ignored's view of where an unknown key was.
     pub fn from_ignored(path: &serde_ignored::Path<'_>) -> Self {
         use serde_ignored::Path;

@@ -6,6 +6,7 @@
 
 mod locate;
 mod raw;
+mod split;
 mod validate;
 
 use std::collections::BTreeMap;

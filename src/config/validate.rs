@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::locate::{KeyPath, LineIndex, Locator};
 use super::raw::{RawConfig, RawCredentials, RawHook, RawSink, RawTicket};
+use super::split;
 use super::*;
 
 /// Where environment variables come from (the process, or a map in tests).
@@ -36,7 +37,11 @@ struct Checker<'a> {
     problems: Vec<Problem>,
 }
 
-impl Checker<'_> {
+impl<'a> Checker<'a> {
+    fn new(file: &'a str, text: &'a str) -> Self {
+        Checker { file, text, locator: std::cell::OnceCell::new(), problems: Vec::new() }
+    }
+
     fn report(&mut self, at: &KeyPath, message: impl Into<String>) {
         let position = self.locator.get_or_init(|| Locator::new(self.text)).position(at);
         self.problems.push(Problem {
@@ -94,23 +99,77 @@ impl Checker<'_> {
 }
 
 pub(super) fn parse(text: &str, file: &str, env: &dyn Environment) -> Result<Config, Problems> {
-    let mut checker = Checker { file, text, locator: std::cell::OnceCell::new(), problems: Vec::new() };
+    // Tickets are parsed one section at a time; a section the cut cannot take alone (or any TOML
+    // or type error) sends the file to the whole-document parse, which names the error's line.
+    if let Some(sections) = split::split(text).filter(|s| !s.tickets.is_empty())
+        && let Ok(result) = parse_sections(text, file, env, &sections)
+    {
+        return result;
+    }
+    parse_document(text, file, env)
+}
 
+/// The file's TOML cannot be read section by section: parse it whole.
+struct Unsplittable;
+
+/// One `[[tickets]]` section, as a document of its own.
+#[derive(serde::Deserialize)]
+struct TicketSection {
+    tickets: Vec<RawTicket>,
+}
+
+/// Deserialize `text`, collecting the paths of unknown keys.
+fn deserialize<T: serde::de::DeserializeOwned>(text: &str) -> Result<(T, Vec<KeyPath>), toml::de::Error> {
     let mut unknown = Vec::new();
-    let deserializer = match toml::de::Deserializer::parse(text) {
-        Ok(d) => d,
-        Err(e) => return Err(Problems(vec![toml_problem(file, text, &e)])),
-    };
-    let raw: RawConfig = match serde_ignored::deserialize(deserializer, |path| {
+    let raw = serde_ignored::deserialize(toml::de::Deserializer::parse(text)?, |path| {
         unknown.push(KeyPath::from_ignored(&path));
-    }) {
-        Ok(raw) => raw,
-        Err(e) => return Err(Problems(vec![toml_problem(file, text, &e)])),
-    };
+    })?;
+    Ok((raw, unknown))
+}
+
+fn parse_document(text: &str, file: &str, env: &dyn Environment) -> Result<Config, Problems> {
+    let (mut raw, unknown) =
+        deserialize::<RawConfig>(text).map_err(|e| Problems(vec![toml_problem(file, text, &e)]))?;
+    let tickets = std::mem::take(&mut raw.tickets);
+    let tickets = tickets.into_iter().enumerate().map(|(i, rt)| Ok((i, rt, Vec::new())));
+    match check(Checker::new(file, text), raw, unknown, env, tickets) {
+        Ok(result) => result,
+        Err(Unsplittable) => unreachable!("a parsed document yields no unsplittable section"),
+    }
+}
+
+fn parse_sections(
+    text: &str,
+    file: &str,
+    env: &dyn Environment,
+    sections: &split::Sections<'_>,
+) -> Result<Result<Config, Problems>, Unsplittable> {
+    let (raw, unknown) = deserialize::<RawConfig>(&sections.rest).map_err(|_| Unsplittable)?;
+    if !raw.tickets.is_empty() {
+        return Err(Unsplittable);
+    }
+    let tickets = sections.tickets.iter().enumerate().map(|(i, section)| {
+        let (mut doc, unknown) = deserialize::<TicketSection>(section).map_err(|_| Unsplittable)?;
+        let rt = doc.tickets.pop().filter(|_| doc.tickets.is_empty()).ok_or(Unsplittable)?;
+        // The section's own paths say `tickets[0]`: it is the file's `tickets[i]`.
+        let at = KeyPath::root().key("tickets").index(i);
+        Ok((i, rt, unknown.iter().map(|path| path.rebased(2, &at)).collect()))
+    });
+    check(Checker::new(file, text), raw, unknown, env, tickets)
+}
+
+/// Validate a file's settings and its tickets, which come one at a time (with the paths of their
+/// unknown keys) so that a big file never holds all its raw tickets at once.
+fn check(
+    mut checker: Checker<'_>,
+    raw: RawConfig,
+    unknown: Vec<KeyPath>,
+    env: &dyn Environment,
+    tickets: impl Iterator<Item = Result<(usize, RawTicket, Vec<KeyPath>), Unsplittable>>,
+) -> Result<Result<Config, Problems>, Unsplittable> {
     for path in unknown {
         checker.report(&path, "unknown key");
     }
-
     let root = KeyPath::root();
     let state_dir = match &raw.state_dir {
         Some(dir) if dir.is_empty() => {
@@ -148,33 +207,40 @@ pub(super) fn parse(text: &str, file: &str, env: &dyn Environment) -> Result<Con
         }
     }
 
-    let mut tickets = Vec::new();
+    let mut specs = Vec::new();
     let mut names = HashSet::new();
-    for (i, rt) in raw.tickets.iter().enumerate() {
+    let mut sink_paths = HashSet::new();
+    let mut conflicts = Vec::new();
+    for ticket_result in tickets {
+        let (i, rt, unknown) = ticket_result?;
         let at = root.key("tickets").index(i);
+        for path in unknown {
+            checker.report(&path, "unknown key");
+        }
         if let Some(name) = &rt.name
             && !names.insert(name.clone())
         {
             checker.report(&at.key("name"), format!("duplicate ticket name `{name}`"));
         }
-        if let Some(spec) = ticket(&mut checker, rt, &at, &raw.credentials, &credentials) {
-            tickets.push(spec);
+        if let Some(spec) = ticket(&mut checker, &rt, &at, &raw.credentials, &credentials) {
+            for (j, sink) in spec.sinks.iter().enumerate() {
+                if !sink_paths.insert(sink.path().to_path_buf()) {
+                    conflicts.push((at.key("sinks").index(j).key("path"), sink.path().to_path_buf()));
+                }
+            }
+            specs.push(spec);
         }
     }
-    let mut sink_paths = HashSet::new();
-    for (i, t) in tickets.iter().enumerate() {
-        for (j, sink) in t.sinks.iter().enumerate() {
-            if !sink_paths.insert(sink.path().to_path_buf()) {
-                let at = root.key("tickets").index(i).key("sinks").index(j).key("path");
-                checker.report(&at, format!("{} is written by another sink too", sink.path().display()));
-            }
-        }
+    for (at, path) in conflicts {
+        checker.report(&at, format!("{} is written by another sink too", path.display()));
     }
 
     if checker.problems.is_empty() {
-        Ok(Config { source: None, state_dir, socket, metrics_listen, rate_limits, credentials, tickets })
+        Ok(Ok(Config { source: None, state_dir, socket, metrics_listen, rate_limits, credentials, tickets: specs }))
     } else {
-        Err(Problems(checker.problems))
+        // In file order, whichever way the file was parsed.
+        checker.problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+        Ok(Err(Problems(checker.problems)))
     }
 }
 
@@ -1111,6 +1177,48 @@ mode = "0640"
         );
         let SinkSpec::File(f) = &t.sinks[0] else { panic!("not a file sink") };
         assert_eq!(f.mode, 0o640);
+    }
+
+    #[test]
+    fn section_by_section_parsing_gives_what_the_whole_document_gives() {
+        let credentials = "[credentials.prod]\nvendor = \"alibaba\"\n";
+        let tickets = "[[tickets]]\nname = \"a\"\nkind = \"sls\"\ncredentials = \"prod\"\nendpont = \"x\"\n\
+                           [[tickets]]\nname = \"a\"\nkind = \"dsw\"\ncredentials = \"nope\"\n\
+                           [tickets.on_change]\nsignal = \"SIGNOPE\"\n\
+                           [rate_limits]\nalibaba = 0\n";
+        let bad_tickets = format!("{credentials}{tickets}");
+        let example = include_str!("../../config.example.toml");
+        for text in [GOOD, DSW_TCR, &bad_tickets, example, &format!("{GOOD}\n{tickets}")] {
+            let sections = split::split(text).expect("a plain layout");
+            assert!(!sections.tickets.is_empty());
+            let whole = parse_document(text, "t.toml", &both_env());
+            let Ok(by_sections) = parse_sections(text, "t.toml", &both_env(), &sections) else {
+                panic!("every section parses:\n{text}")
+            };
+            assert_eq!(by_sections, whole, "{text}");
+        }
+        let found = problems(&bad_tickets, &env()).join("\n");
+        for expected in [
+            "t.toml:7:1: tickets[0].endpont: unknown key",
+            "t.toml:9:1: tickets[1].name: duplicate ticket name `a`",
+            "t.toml:11:1: tickets[1].credentials: unknown credentials `nope`",
+            "t.toml:8:1: tickets[1].instance_id: is required",
+            "t.toml:15:1: rate_limits.alibaba: 0 is not a rate",
+        ] {
+            assert!(found.contains(expected), "{expected} in:\n{found}");
+        }
+        let lines: Vec<&str> = found.lines().map(|l| l.split(':').nth(1).unwrap()).collect();
+        let mut sorted = lines.clone();
+        sorted.sort_by_key(|l| l.parse::<usize>().unwrap());
+        assert_eq!(lines, sorted, "problems are listed in file order");
+    }
+
+    #[test]
+    fn a_syntax_error_inside_a_ticket_names_its_line_in_the_file() {
+        let text = format!("{GOOD}\n[[tickets]]\nname = \"b\"\nkind = sls\n");
+        let line = text.lines().count();
+        let found = problems(&text, &env()).join("\n");
+        assert!(found.starts_with(&format!("t.toml:{line}:8: string values must be quoted")), "{found}");
     }
 
     fn problems(text: &str, env: &HashMap<String, String>) -> Vec<String> {
