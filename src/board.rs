@@ -4,7 +4,7 @@
 //! Only the scheduler writes it. Every change bumps a version that readers can wait on, so a
 //! long-poll or a readiness check never polls.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, btree_map};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
@@ -18,7 +18,7 @@ use crate::token::Current;
 pub struct TicketView {
     pub spec: Arc<TicketSpec>,
     /// The token every sink holds (none until the first is written).
-    pub current: Option<Current>,
+    pub current: Option<Arc<Current>>,
     /// When the scheduler will act next.
     pub next_at: Option<SystemTime>,
     /// The last failure since the last success.
@@ -35,7 +35,7 @@ pub struct TicketView {
 impl TicketView {
     /// A token that has not expired at `now`.
     pub fn valid(&self, now: SystemTime) -> Option<&Current> {
-        self.current.as_ref().filter(|c| c.token.is_valid_at(now))
+        self.current.as_deref().filter(|c| c.token.is_valid_at(now))
     }
 
     /// Settled: it holds a valid token, or its last attempt failed (it has been tried).
@@ -59,6 +59,12 @@ impl Default for Board {
 impl Board {
     pub fn snapshot(&self) -> Vec<TicketView> {
         self.tickets.read().expect("board lock").values().cloned().collect()
+    }
+
+    /// Look at every ticket without copying any (under the read lock: keep `f` short).
+    pub fn read<R>(&self, f: impl FnOnce(btree_map::Values<'_, String, TicketView>) -> R) -> R {
+        let tickets = self.tickets.read().expect("board lock");
+        f(tickets.values())
     }
 
     pub fn get(&self, name: &str) -> Option<TicketView> {

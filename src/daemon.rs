@@ -213,9 +213,11 @@ impl Daemon {
         let mut changes = board.subscribe();
         let settled = |board: &Board| {
             let now = clock.now();
-            board.snapshot().iter().all(|v| {
-                let written = v.valid(now).is_some() && v.next_at.is_some_and(|at| at > now);
-                written || v.failures > 0
+            board.read(|mut views| {
+                views.all(|v| {
+                    let written = v.valid(now).is_some() && v.next_at.is_some_and(|at| at > now);
+                    written || v.failures > 0
+                })
             })
         };
         let wait = async {

@@ -12,7 +12,8 @@ use std::time::{Duration, SystemTime};
 use crate::clock::{Clock, SystemClock, until};
 use crate::config::{
     ApiSpec, Config, CredentialSpec, DEFAULT_ENV_PREFIX, DockerConfigSink, DswSpec, DswTokenType, Endpoint, EnvNames,
-    FileFormat, FileSink, Kind, SinkSpec, SlsSpec, SocketSpec, SourceSpec, TcrSpec, TcrTokenType, TicketSpec, Vendor,
+    FileFormat, FileSink, Kind, SinkSpec, SlsSpec, SocketSpec, SourceSpec, TcrSpec, TcrTokenType, TicketSettings,
+    TicketSpec, Vendor,
 };
 use crate::credentials::Credentials;
 use crate::daemon::Daemon;
@@ -98,65 +99,71 @@ pub fn config(
             ),
         ]),
         tickets: vec![
-            TicketSpec {
-                name: TICKET.into(),
-                credentials: "dev".into(),
-                api: ApiSpec::Sls(SlsSpec {
-                    endpoint: endpoint.clone(),
-                    ticket_lifetime,
-                    token_lifetime,
-                    ticket_renew_before: SlsSpec::default_renew_before(ticket_lifetime, token_lifetime),
-                    signature: V1Mac::HmacSha256,
-                    console_url: Some(
-                        "https://sls.console.alibabacloud.com/lognext/project/dev-project/dashboard/dev-dashboard"
-                            .into(),
-                    ),
-                    console_params: vec![("isShare".into(), "true".into()), ("hideTopbar".into(), "true".into())],
-                }),
-                sinks: vec![
-                    sink("json", FileFormat::Json),
-                    sink("token", FileFormat::Token),
-                    sink("url", FileFormat::Url),
-                ],
-                consumers: Default::default(),
-            },
-            TicketSpec {
-                name: DSW_TICKET.into(),
-                credentials: "dev".into(),
-                api: ApiSpec::Dsw(DswSpec {
-                    endpoint: endpoint.clone(),
-                    instance_id: "dsw-dev0123456789".into(),
-                    token_lifetime: args.dsw_token_lifetime.into(),
-                    token_type: DswTokenType::Access,
-                    audience: Some("ThirdParty".into()),
-                }),
-                sinks: vec![
-                    file(DSW_TICKET, "json", FileFormat::Json, Kind::Dsw),
-                    file(DSW_TICKET, "env", FileFormat::Env, Kind::Dsw),
-                ],
-                consumers: Default::default(),
-            },
-            TicketSpec {
-                name: TCR_TICKET.into(),
-                credentials: "dev-tencent".into(),
-                api: ApiSpec::Tcr(TcrSpec {
-                    endpoint,
-                    region: "ap-guangzhou".into(),
-                    registry_id: "tcr-dev01234".into(),
-                    token_type: TcrTokenType::Temp,
-                    description: None,
-                    registry: Some(DEV_REGISTRY.into()),
-                }),
-                sinks: vec![
-                    file(TCR_TICKET, "json", FileFormat::Json, Kind::Tcr),
-                    SinkSpec::DockerConfig(DockerConfigSink {
-                        path: dir.join("docker/config.json"),
-                        registry: DEV_REGISTRY.into(),
-                        mode: 0o600,
+            TicketSpec::new(
+                TICKET,
+                TicketSettings {
+                    credentials: "dev".into(),
+                    api: ApiSpec::Sls(SlsSpec {
+                        endpoint: endpoint.clone(),
+                        ticket_lifetime,
+                        token_lifetime,
+                        ticket_renew_before: SlsSpec::default_renew_before(ticket_lifetime, token_lifetime),
+                        signature: V1Mac::HmacSha256,
+                        console_url: Some(
+                            "https://sls.console.alibabacloud.com/lognext/project/dev-project/dashboard/dev-dashboard"
+                                .into(),
+                        ),
+                        console_params: vec![("isShare".into(), "true".into()), ("hideTopbar".into(), "true".into())],
                     }),
-                ],
-                consumers: Default::default(),
-            },
+                    sinks: vec![
+                        sink("json", FileFormat::Json),
+                        sink("token", FileFormat::Token),
+                        sink("url", FileFormat::Url),
+                    ],
+                    consumers: Default::default(),
+                },
+            ),
+            TicketSpec::new(
+                DSW_TICKET,
+                TicketSettings {
+                    credentials: "dev".into(),
+                    api: ApiSpec::Dsw(DswSpec {
+                        endpoint: endpoint.clone(),
+                        instance_id: "dsw-dev0123456789".into(),
+                        token_lifetime: args.dsw_token_lifetime.into(),
+                        token_type: DswTokenType::Access,
+                        audience: Some("ThirdParty".into()),
+                    }),
+                    sinks: vec![
+                        file(DSW_TICKET, "json", FileFormat::Json, Kind::Dsw),
+                        file(DSW_TICKET, "env", FileFormat::Env, Kind::Dsw),
+                    ],
+                    consumers: Default::default(),
+                },
+            ),
+            TicketSpec::new(
+                TCR_TICKET,
+                TicketSettings {
+                    credentials: "dev-tencent".into(),
+                    api: ApiSpec::Tcr(TcrSpec {
+                        endpoint,
+                        region: "ap-guangzhou".into(),
+                        registry_id: "tcr-dev01234".into(),
+                        token_type: TcrTokenType::Temp,
+                        description: None,
+                        registry: Some(DEV_REGISTRY.into()),
+                    }),
+                    sinks: vec![
+                        file(TCR_TICKET, "json", FileFormat::Json, Kind::Tcr),
+                        SinkSpec::DockerConfig(DockerConfigSink {
+                            path: dir.join("docker/config.json"),
+                            registry: DEV_REGISTRY.into(),
+                            mode: 0o600,
+                        }),
+                    ],
+                    consumers: Default::default(),
+                },
+            ),
         ],
     }
 }

@@ -35,6 +35,44 @@ pub struct StoredTicket {
     pub holding: Holding,
 }
 
+/// One ticket's record as it is written: [`StoredTicket`]'s form, borrowed from the scheduler's own
+/// entries, so that saving 100,000 tickets copies none of them.
+#[derive(Debug, Serialize)]
+pub struct StoredTicketRef<'a> {
+    pub kind: &'static str,
+    pub identity: String,
+    #[serde(flatten)]
+    pub holding: std::borrow::Cow<'a, Holding>,
+}
+
+/// A state file written straight from `(name, record)` pairs (the closure lists them afresh each
+/// time the file is serialized).
+pub struct StateFileRef<F>(pub F);
+
+impl<'a, F, I> Serialize for StateFileRef<F>
+where
+    F: Fn() -> I,
+    I: Iterator<Item = (&'a str, StoredTicketRef<'a>)>,
+{
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        struct Tickets<'f, F>(&'f F);
+        impl<'a, F, I> Serialize for Tickets<'_, F>
+        where
+            F: Fn() -> I,
+            I: Iterator<Item = (&'a str, StoredTicketRef<'a>)>,
+        {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_map((self.0)())
+            }
+        }
+        let mut state = serializer.serialize_struct("StateFile", 2)?;
+        state.serialize_field("version", &VERSION)?;
+        state.serialize_field("tickets", &Tickets(&self.0))?;
+        state.end()
+    }
+}
+
 /// What makes a saved holding reusable for `spec`.
 pub fn identity(spec: &TicketSpec) -> String {
     match &spec.api {
@@ -148,8 +186,9 @@ impl StateDir {
         }
     }
 
-    /// Replace the state file atomically (0600).
-    pub fn save(&self, state: &StateFile) -> Result<(), StateError> {
+    /// Replace the state file atomically (0600) with `state` (a [`StateFile`] or a
+    /// [`StateFileRef`]).
+    pub fn save(&self, state: &impl Serialize) -> Result<(), StateError> {
         let path = self.path();
         // Streamed to the file: a state of 100,000 tickets never sits in memory as text.
         crate::sinks::atomic::write_atomically_with(&path, 0o600, |out| {
@@ -189,21 +228,39 @@ mod tests {
     use crate::secret::Secret;
     use crate::token::{Current, TokenPart};
     use std::os::unix::fs::PermissionsExt;
+    use std::sync::Arc;
 
     fn sample() -> StateFile {
         let t = from_unix_seconds(1_704_164_645);
         let holding = Holding {
-            current: Some(Current {
+            current: Some(Arc::new(Current {
                 ticket: None,
                 token: TokenPart { value: Secret::new("tok"), username: None, issued_at: t, expires_at: t },
                 generation: 3,
                 refreshed_at: t,
-            }),
+            })),
             pending: None,
         };
         let mut tickets = BTreeMap::new();
         tickets.insert("a".to_string(), StoredTicket { kind: "sls".into(), identity: "x".into(), holding });
         StateFile { version: VERSION, tickets }
+    }
+
+    #[test]
+    fn a_state_written_from_borrowed_records_is_the_state_file_byte_for_byte() {
+        let mut state = sample();
+        let second = state.tickets["a"].holding.clone();
+        state.tickets.insert("b".into(), StoredTicket { kind: "tcr".into(), identity: "y".into(), holding: second });
+        let borrowed = StateFileRef(|| {
+            state.tickets.iter().map(|(name, t)| {
+                let kind = if t.kind == "sls" { "sls" } else { "tcr" };
+                let holding = std::borrow::Cow::Borrowed(&t.holding);
+                (name.as_str(), StoredTicketRef { kind, identity: t.identity.clone(), holding })
+            })
+        });
+        let written = serde_json::to_string_pretty(&borrowed).unwrap();
+        assert_eq!(written, serde_json::to_string_pretty(&state).unwrap());
+        assert_eq!(parse(written.as_bytes()).unwrap(), state);
     }
 
     #[test]

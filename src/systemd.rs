@@ -43,15 +43,23 @@ pub fn stopping() {
 
 /// Every ticket settled: holding a valid token, or tried and failed.
 pub fn all_settled(board: &Board, now: SystemTime) -> bool {
-    board.snapshot().iter().all(|v| v.settled(now))
+    board.read(|mut views| views.all(|v| v.settled(now)))
 }
 
 /// A one-line summary, e.g. "3 tickets fresh, next refresh in 4h 12m".
 pub fn status_line(board: &Board, now: SystemTime) -> String {
-    let views = board.snapshot();
-    let fresh = views.iter().filter(|v| v.valid(now).is_some()).count();
-    let failing = views.iter().filter(|v| v.failures > 0).count();
-    let waiting = views.len() - fresh;
+    let (mut all, mut fresh, mut failing, mut next_at) = (0, 0, 0, None::<SystemTime>);
+    board.read(|views| {
+        for v in views {
+            all += 1;
+            fresh += usize::from(v.valid(now).is_some());
+            failing += usize::from(v.failures > 0);
+            if let Some(at) = v.next_at {
+                next_at = Some(next_at.map_or(at, |n: SystemTime| n.min(at)));
+            }
+        }
+    });
+    let waiting = all - fresh;
     let mut line = format!("{fresh} ticket{} fresh", if fresh == 1 { "" } else { "s" });
     if waiting > 0 {
         line.push_str(&format!(", {waiting} without a token"));
@@ -59,7 +67,7 @@ pub fn status_line(board: &Board, now: SystemTime) -> String {
     if failing > 0 {
         line.push_str(&format!(", {failing} failing"));
     }
-    if let Some(next) = views.iter().filter_map(|v| v.next_at).min() {
+    if let Some(next) = next_at {
         let secs = until(now, next).as_secs();
         line.push_str(&format!(", next refresh in {}", humantime::format_duration(Duration::from_secs(secs))));
     }

@@ -10,7 +10,9 @@ use std::time::{Duration, SystemTime};
 
 use common::*;
 use ticketd::clock::SystemClock;
-use ticketd::config::{ApiSpec, DswSpec, DswTokenType, Endpoint, SlsSpec, TcrSpec, TcrTokenType, TicketSpec};
+use ticketd::config::{
+    ApiSpec, DswSpec, DswTokenType, Endpoint, SlsSpec, TcrSpec, TcrTokenType, TicketSettings, TicketSpec,
+};
 use ticketd::credentials::Credentials;
 use ticketd::emulator::EmulatorKey;
 use ticketd::emulator::faults::{Fault, FaultPlan, Service, Trigger};
@@ -20,7 +22,7 @@ use ticketd::secret::Secret;
 use ticketd::signing::sls::V1Mac;
 
 fn spec(name: &str, api: ApiSpec) -> TicketSpec {
-    TicketSpec { name: name.into(), credentials: "x".into(), api, sinks: vec![], consumers: Default::default() }
+    TicketSpec::new(name, TicketSettings { credentials: "x".into(), api, sinks: vec![], consumers: Default::default() })
 }
 
 fn creds(key: &EmulatorKey) -> Credentials {

@@ -224,7 +224,7 @@ async fn raw_token(
 ) -> Response {
     match readable(&state, &name, &peer, &query).await {
         Ok(view) => {
-            let token = view.current.expect("readable means a token").token.value;
+            let token = view.current.expect("readable means a token").token.value.clone();
             let mut response = token.expose().to_string().into_response();
             response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
             no_store(response)

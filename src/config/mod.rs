@@ -12,6 +12,7 @@ mod validate;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use locate::{KeyPath, Locator};
@@ -230,14 +231,53 @@ impl Kind {
     }
 }
 
-/// One ticket to keep fresh.
+/// One ticket to keep fresh: its name and its settings, which it reads through (`spec.api`).
+///
+/// Tickets configured alike share one [`TicketSettings`]: a fleet of 100,000 tickets that differ
+/// only by name holds one copy of their settings, not 100,000.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TicketSpec {
     pub name: String,
+    settings: Arc<TicketSettings>,
+}
+
+/// Everything about a ticket but its name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TicketSettings {
     pub credentials: String,
     pub api: ApiSpec,
     pub sinks: Vec<SinkSpec>,
     pub consumers: ConsumerSpec,
+}
+
+impl TicketSpec {
+    pub fn new(name: impl Into<String>, settings: TicketSettings) -> Self {
+        TicketSpec::sharing(name, Arc::new(settings))
+    }
+
+    /// A ticket whose settings are shared with others.
+    pub fn sharing(name: impl Into<String>, settings: Arc<TicketSettings>) -> Self {
+        TicketSpec { name: name.into(), settings }
+    }
+
+    pub fn settings(&self) -> &Arc<TicketSettings> {
+        &self.settings
+    }
+}
+
+impl std::ops::Deref for TicketSpec {
+    type Target = TicketSettings;
+
+    fn deref(&self) -> &TicketSettings {
+        &self.settings
+    }
+}
+
+/// Changing a ticket's settings gives it a copy of its own (copy on write).
+impl std::ops::DerefMut for TicketSpec {
+    fn deref_mut(&mut self) -> &mut TicketSettings {
+        Arc::make_mut(&mut self.settings)
+    }
 }
 
 /// Who may read a ticket over the socket, whether readiness waits for it, and whom to tell when

@@ -211,6 +211,7 @@ fn check(
     let mut names = HashSet::new();
     let mut sink_paths = HashSet::new();
     let mut conflicts = Vec::new();
+    let mut shared = SharedSettings::default();
     for ticket_result in tickets {
         let (i, rt, unknown) = ticket_result?;
         let at = root.key("tickets").index(i);
@@ -222,13 +223,13 @@ fn check(
         {
             checker.report(&at.key("name"), format!("duplicate ticket name `{name}`"));
         }
-        if let Some(spec) = ticket(&mut checker, &rt, &at, &raw.credentials, &credentials) {
-            for (j, sink) in spec.sinks.iter().enumerate() {
+        if let Some((name, settings)) = ticket(&mut checker, &rt, &at, &raw.credentials, &credentials) {
+            for (j, sink) in settings.sinks.iter().enumerate() {
                 if !sink_paths.insert(sink.path().to_path_buf()) {
                     conflicts.push((at.key("sinks").index(j).key("path"), sink.path().to_path_buf()));
                 }
             }
-            specs.push(spec);
+            specs.push(TicketSpec::sharing(name, shared.intern(settings)));
         }
     }
     for (at, path) in conflicts {
@@ -241,6 +242,29 @@ fn check(
         // In file order, whichever way the file was parsed.
         checker.problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
         Ok(Err(Problems(checker.problems)))
+    }
+}
+
+/// The settings of the last few distinct tickets, so tickets configured alike (a generated fleet
+/// usually lists them together) share one copy.
+#[derive(Default)]
+struct SharedSettings {
+    recent: std::collections::VecDeque<Arc<TicketSettings>>,
+}
+
+impl SharedSettings {
+    const KEPT: usize = 8;
+
+    fn intern(&mut self, settings: TicketSettings) -> Arc<TicketSettings> {
+        if let Some(same) = self.recent.iter().find(|s| ***s == settings) {
+            return same.clone();
+        }
+        let settings = Arc::new(settings);
+        if self.recent.len() == Self::KEPT {
+            self.recent.pop_back();
+        }
+        self.recent.push_front(settings.clone());
+        settings
     }
 }
 
@@ -487,7 +511,7 @@ fn ticket(
     at: &KeyPath,
     raw_credentials: &BTreeMap<String, RawCredentials>,
     credentials: &BTreeMap<String, CredentialSpec>,
-) -> Option<TicketSpec> {
+) -> Option<(String, TicketSettings)> {
     let name = c.required(&rt.name, &at.key("name")).map(str::to_string);
     if let Some(n) = &name
         && !valid_name(n)
@@ -549,7 +573,7 @@ fn ticket(
         }
     }
     let consumers = consumers(c, rt, at);
-    Some(TicketSpec { name: name?, credentials: cred_name?, api, sinks: sinks?, consumers: consumers? })
+    Some((name?, TicketSettings { credentials: cred_name?, api, sinks: sinks?, consumers: consumers? }))
 }
 
 fn consumers(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath) -> Option<ConsumerSpec> {

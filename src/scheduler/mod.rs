@@ -24,7 +24,7 @@ use crate::clock::{Clock, until};
 use crate::config::{ApiSpec, TicketSpec};
 use crate::credentials::CredentialStore;
 use crate::providers::{Operation, Provider, ProviderError};
-use crate::state::{StateDir, StateFile, StoredTicket, identity};
+use crate::state::{StateDir, StateFile, StateFileRef, StoredTicketRef, identity};
 use crate::token::{Current, Holding, Issued, TicketPart, TokenPart};
 use timing::{Lifecycle, RetryClass, Step};
 
@@ -69,11 +69,12 @@ pub enum Persistence {
 }
 
 impl Persistence {
-    fn save(&self, state: &StateFile) -> Result<(), String> {
+    fn save(&self, state: &impl serde::Serialize) -> Result<(), String> {
         match self {
             Persistence::Disk(dir) => dir.save(state).map_err(|e| e.to_string()),
             Persistence::Memory(slot) => {
-                *slot.lock().expect("state lock") = state.clone();
+                let value = serde_json::to_value(state).map_err(|e| e.to_string())?;
+                *slot.lock().expect("state lock") = serde_json::from_value(value).map_err(|e| e.to_string())?;
                 Ok(())
             }
         }
@@ -118,13 +119,35 @@ struct Entry {
     /// The newest `current` known to be in the sinks (or loaded from state): what the state file
     /// records while a newer one is still being written, so state never runs ahead of the sinks
     /// and never loses a ticket.
-    saved_current: Option<Current>,
+    saved_current: Option<Arc<Current>>,
     publish_attempt: u32,
     /// The queue slot that is live for this entry (others are stale).
     slot: Option<(SystemTime, u64)>,
     last_error: Option<String>,
     /// Bumped when a reload changes what the ticket is for: results of older calls are dropped.
     epoch: u64,
+}
+
+impl Entry {
+    /// What the state file records for this entry. State never runs ahead of the sinks: an
+    /// unpublished token is recorded once written; meanwhile the last written one (and its
+    /// ticket) stays on record, and a new ticket not yet in the sinks is recorded as pending, so a
+    /// crash never loses it.
+    fn record(&self) -> StoredTicketRef<'_> {
+        let mut holding = std::borrow::Cow::Borrowed(&self.holding);
+        if self.unpublished && !self.spec.sinks.is_empty() {
+            let recorded = holding.to_mut();
+            let fresh = std::mem::replace(&mut recorded.current, self.saved_current.clone());
+            let on_record = recorded.current.as_ref().and_then(|c| c.ticket.as_ref());
+            if let Some(ticket) = fresh.and_then(|c| c.ticket.clone())
+                && on_record != Some(&ticket)
+                && recorded.pending.is_none()
+            {
+                recorded.pending = Some(ticket);
+            }
+        }
+        StoredTicketRef { kind: self.spec.kind().as_str(), identity: identity(&self.spec), holding }
+    }
 }
 
 enum Message {
@@ -589,35 +612,35 @@ impl Scheduler {
         self.save_at = Some(self.save_at.map_or(at, |s| s.min(at)));
     }
 
+    /// The state file's records, by name, borrowed from the entries.
+    fn records(&self) -> Vec<(&str, &Entry)> {
+        let mut records: Vec<(&str, &Entry)> = self.entries.iter().map(|(name, e)| (name.as_str(), e)).collect();
+        records.sort_unstable_by_key(|(name, _)| *name);
+        records
+    }
+
+    /// What the state file holds now (tests look at it).
+    #[cfg(test)]
     fn snapshot(&self) -> StateFile {
-        let mut state = StateFile { version: 1, ..Default::default() };
-        for (name, entry) in &self.entries {
-            let mut holding = entry.holding.clone();
-            // State never runs ahead of the sinks: an unpublished token is saved once written;
-            // meanwhile the last written one (and its ticket) stays on record.
-            if entry.unpublished && !entry.spec.sinks.is_empty() {
-                let fresh = std::mem::replace(&mut holding.current, entry.saved_current.clone());
-                // A new ticket not yet in the sinks is recorded as pending, so a crash never loses it.
-                let recorded = holding.current.as_ref().and_then(|c| c.ticket.as_ref());
-                if let Some(ticket) = fresh.and_then(|c| c.ticket)
-                    && recorded != Some(&ticket)
-                    && holding.pending.is_none()
-                {
-                    holding.pending = Some(ticket);
-                }
-            }
-            state.tickets.insert(
-                name.clone(),
-                StoredTicket { kind: entry.spec.kind().as_str().to_string(), identity: identity(&entry.spec), holding },
-            );
-        }
-        state
+        let tickets = self.records().into_iter().map(|(name, entry)| {
+            let record = entry.record();
+            let stored = crate::state::StoredTicket {
+                kind: record.kind.to_string(),
+                identity: record.identity,
+                holding: record.holding.into_owned(),
+            };
+            (name.to_string(), stored)
+        });
+        StateFile { version: 1, tickets: tickets.collect() }
     }
 
     fn save(&mut self) {
         self.save_at = None;
         let started = std::time::Instant::now();
-        let result = self.parts.persistence.save(&self.snapshot());
+        let records = self.records();
+        let state = StateFileRef(|| records.iter().map(|(name, entry)| (*name, entry.record())));
+        let result = self.parts.persistence.save(&state);
+        drop(records);
         // A large state (100,000 tickets) takes a while to write: space saves so that writing
         // takes at most a tenth of the loop's time. Small states never notice.
         let took = started.elapsed();
@@ -691,7 +714,7 @@ fn apply(
             if new_ticket {
                 holding.pending = None;
             }
-            holding.current = Some(Current { ticket, token, generation, refreshed_at: now });
+            holding.current = Some(Arc::new(Current { ticket, token, generation, refreshed_at: now }));
             Ok(Change::Token { generation, expires_at, new_ticket })
         }
         (_, Issued::Ticket(_)) => Err(malformed("a ticket came back where a token was expected")),

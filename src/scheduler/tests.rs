@@ -8,7 +8,7 @@ use rand::{Rng, SeedableRng};
 
 use super::*;
 use crate::clock::{PausedClock, from_unix_seconds};
-use crate::config::{ApiSpec, CredentialSpec, Endpoint, SlsSpec, SourceSpec, TicketSpec, Vendor};
+use crate::config::{ApiSpec, CredentialSpec, Endpoint, SlsSpec, SourceSpec, TicketSettings, TicketSpec, Vendor};
 use crate::credentials::Credentials;
 use crate::providers::{ApiErrorKind, BoxFuture, Operation};
 use crate::secret::Secret;
@@ -104,21 +104,23 @@ impl Provider for FakeSls {
 }
 
 fn sls_ticket(name: &str, ticket: Duration, token: Duration) -> TicketSpec {
-    TicketSpec {
-        name: name.into(),
-        credentials: "prod".into(),
-        api: ApiSpec::Sls(SlsSpec {
-            endpoint: Endpoint { base: url::Url::parse("https://cn-shanghai.log.aliyuncs.com").unwrap() },
-            ticket_lifetime: ticket,
-            token_lifetime: token,
-            ticket_renew_before: SlsSpec::default_renew_before(ticket, token),
-            signature: V1Mac::HmacSha256,
-            console_url: None,
-            console_params: vec![],
-        }),
-        sinks: vec![],
-        consumers: Default::default(),
-    }
+    TicketSpec::new(
+        name,
+        TicketSettings {
+            credentials: "prod".into(),
+            api: ApiSpec::Sls(SlsSpec {
+                endpoint: Endpoint { base: url::Url::parse("https://cn-shanghai.log.aliyuncs.com").unwrap() },
+                ticket_lifetime: ticket,
+                token_lifetime: token,
+                ticket_renew_before: SlsSpec::default_renew_before(ticket, token),
+                signature: V1Mac::HmacSha256,
+                console_url: None,
+                console_params: vec![],
+            }),
+            sinks: vec![],
+            consumers: Default::default(),
+        },
+    )
 }
 
 fn credential_store(expires_at: Option<SystemTime>) -> CredentialStore {
@@ -335,7 +337,7 @@ async fn sts_credentials_cap_the_token_and_failures_keep_the_last_good_token() {
         Duration::from_secs(600),
     )
     .await;
-    let token = run.scheduler.entries["dash"].holding.current.clone().unwrap().token;
+    let token = run.scheduler.entries["dash"].holding.current.clone().unwrap().token.clone();
     assert_eq!(token.expires_at, sts_expiry, "a token never outlives the STS credentials it was minted with");
 
     // Now every call fails: the held token stays exactly as it was.
@@ -350,7 +352,7 @@ async fn sts_credentials_cap_the_token_and_failures_keep_the_last_good_token() {
         Duration::from_secs(3000),
     )
     .await;
-    let kept = run.scheduler.entries["dash"].holding.current.clone().unwrap().token;
+    let kept = run.scheduler.entries["dash"].holding.current.clone().unwrap().token.clone();
     assert_eq!(kept, token);
     assert!(provider.count(CallKind::Refresh, false) >= 3);
     assert!(run.scheduler.entries["dash"].last_error.as_deref().unwrap().contains("ServerBusy"));

@@ -141,12 +141,13 @@ mod tests {
     use crate::secret::Secret;
     use crate::token::{Current, TicketPart, TokenPart};
     use proptest::prelude::*;
+    use std::sync::Arc;
 
     const DAY: Duration = Duration::from_secs(86_400);
 
     fn holding(t0: SystemTime, ticket_life: Duration, token_issued: SystemTime, token_life: Duration) -> Holding {
         Holding {
-            current: Some(Current {
+            current: Some(Arc::new(Current {
                 ticket: Some(TicketPart { value: Secret::new("t"), issued_at: t0, expires_at: t0 + ticket_life }),
                 token: TokenPart {
                     value: Secret::new("a"),
@@ -156,7 +157,7 @@ mod tests {
                 },
                 generation: 1,
                 refreshed_at: token_issued,
-            }),
+            })),
             pending: None,
         }
     }
@@ -198,7 +199,7 @@ mod tests {
 
     fn single(issued: SystemTime, life: Duration) -> Holding {
         let mut h = holding(issued, life, issued, life);
-        if let Some(c) = h.current.as_mut() {
+        if let Some(c) = h.current.as_mut().map(Arc::make_mut) {
             c.ticket = None;
         }
         h
