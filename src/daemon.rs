@@ -102,7 +102,7 @@ impl Daemon {
         };
         let count = config.tickets.len();
         // The scheduler owns the tickets from here; the daemon keeps the rest of the config.
-        let scheduler = Scheduler::new(parts, std::mem::take(&mut config.tickets), &loaded.state);
+        let scheduler = Scheduler::new(parts, std::mem::take(&mut config.tickets), loaded.state);
         tracing::info!(tickets = count, state = %state_dir.path().display(), "ticketd started");
         Ok(Daemon { config, scheduler, board, clock, changes, credentials, sources, _state_dir: state_dir })
     }

@@ -197,7 +197,7 @@ pub struct Scheduler {
 impl Scheduler {
     /// A scheduler for `tickets`, starting from `saved` state: holdings whose identity still
     /// matches the config are reused.
-    pub fn new(parts: Parts, tickets: Vec<TicketSpec>, saved: &StateFile) -> Self {
+    pub fn new(parts: Parts, tickets: Vec<TicketSpec>, mut saved: StateFile) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
         let rng = StdRng::seed_from_u64(parts.seed);
         let mut scheduler = Scheduler {
@@ -215,17 +215,23 @@ impl Scheduler {
             in_flight: 0,
         };
         let now = scheduler.parts.clock.now();
+        let mut reused = 0usize;
         for spec in tickets {
+            // Taken out of the saved state one by one: a big state is never held twice.
             let holding = saved
                 .tickets
-                .get(&spec.name)
+                .remove(&spec.name)
                 .filter(|s| s.identity == identity(&spec))
-                .map(|s| usable(&s.holding, now))
+                .map(|s| usable(s.holding, now))
                 .unwrap_or_default();
             if holding.current.is_some() {
-                tracing::info!(ticket = %spec.name, generation = holding.generation(), "reusing the saved token");
+                reused += 1;
+                tracing::debug!(ticket = %spec.name, generation = holding.generation(), "reusing the saved token");
             }
             scheduler.insert(Arc::new(spec), holding);
+        }
+        if reused > 0 {
+            tracing::info!(tickets = reused, "reusing the saved tokens");
         }
         scheduler
     }
@@ -738,8 +744,7 @@ fn cap<const N: usize>(t: SystemTime, limits: [Option<SystemTime>; N]) -> System
 }
 
 /// Drop what can no longer be used: an expired token (and its ticket) or pending ticket.
-fn usable(saved: &Holding, now: SystemTime) -> Holding {
-    let mut holding = saved.clone();
+fn usable(mut holding: Holding, now: SystemTime) -> Holding {
     if holding
         .current
         .as_ref()

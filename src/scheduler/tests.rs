@@ -185,7 +185,7 @@ async fn simulate(
         changed: None,
         seed: 7,
     };
-    let scheduler = Scheduler::new(parts, tickets.to_vec(), saved);
+    let scheduler = Scheduler::new(parts, tickets.to_vec(), saved.clone());
     let mut rx = scheduler.events();
     let stop = CancellationToken::new();
     let (_commands, command_rx) = mpsc::unbounded_channel();
@@ -369,7 +369,7 @@ async fn reload_keeps_unchanged_tickets_replans_changed_ones_and_drops_removed_o
     let moved = sls_ticket("moved", 30 * DAY, DAY);
     let gone = sls_ticket("gone", 30 * DAY, DAY);
     let scheduler =
-        Scheduler::new(parts, vec![keep.clone(), tune.clone(), moved.clone(), gone.clone()], &StateFile::default());
+        Scheduler::new(parts, vec![keep.clone(), tune.clone(), moved.clone(), gone.clone()], StateFile::default());
     let stop = CancellationToken::new();
     let (commands, command_rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(scheduler.run(stop.clone(), command_rx));
@@ -436,7 +436,7 @@ async fn the_watchdog_is_pinged_from_the_loop_while_nothing_is_due() {
         changed: None,
         seed: 3,
     };
-    let scheduler = Scheduler::new(parts, vec![sls_ticket("a", 30 * DAY, DAY)], &StateFile::default());
+    let scheduler = Scheduler::new(parts, vec![sls_ticket("a", 30 * DAY, DAY)], StateFile::default());
     let stop = CancellationToken::new();
     let (_commands, command_rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(scheduler.run(stop.clone(), command_rx));
@@ -455,7 +455,7 @@ async fn a_wall_clock_jump_past_a_deadline_refreshes_at_once() {
     let provider = FakeSls::new(clock.clone(), 0.0, 1);
     let board = Arc::new(Board::default());
     let parts = test_parts(&clock, provider.clone(), board.clone(), 5);
-    let scheduler = Scheduler::new(parts, vec![sls_ticket("a", 30 * DAY, DAY)], &StateFile::default());
+    let scheduler = Scheduler::new(parts, vec![sls_ticket("a", 30 * DAY, DAY)], StateFile::default());
     let stop = CancellationToken::new();
     let (_commands, command_rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(scheduler.run(stop.clone(), command_rx));
@@ -505,7 +505,7 @@ async fn a_thousand_tickets_due_at_once_stay_under_the_rate_limit() {
     let tickets: Vec<TicketSpec> = (0..1000).map(|i| sls_ticket(&format!("t{i}"), 30 * DAY, DAY)).collect();
     let board = Arc::new(Board::default());
     let parts = test_parts(&clock, provider, board.clone(), 9);
-    let scheduler = Scheduler::new(parts, tickets, &StateFile::default());
+    let scheduler = Scheduler::new(parts, tickets, StateFile::default());
     let stop = CancellationToken::new();
     let (_commands, command_rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(scheduler.run(stop.clone(), command_rx));
@@ -559,7 +559,7 @@ async fn a_burst_of_due_tickets_spawns_no_more_tasks_than_calls_allowed() {
     let tickets: Vec<TicketSpec> = (0..2000).map(|i| sls_ticket(&format!("t{i}"), 30 * DAY, DAY)).collect();
     let board = Arc::new(Board::default());
     let parts = test_parts(&clock, provider, board.clone(), 9);
-    let scheduler = Scheduler::new(parts, tickets, &StateFile::default());
+    let scheduler = Scheduler::new(parts, tickets, StateFile::default());
     let stop = CancellationToken::new();
     let (_commands, command_rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(scheduler.run(stop.clone(), command_rx));
