@@ -164,15 +164,10 @@ impl StateDir {
     /// overwritten) and reported, and loading goes on with an empty state.
     pub fn load(&self) -> Result<Loaded, StateError> {
         let path = self.path();
-        let file = match File::open(&path) {
-            Ok(file) => file,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Ok(Loaded { state: StateFile { version: VERSION, ..Default::default() }, set_aside: None });
-            }
-            Err(source) => return Err(StateError::Read { path, source }),
+        let Some(file) = open(&path)? else {
+            return Ok(Loaded { state: StateFile { version: VERSION, ..Default::default() }, set_aside: None });
         };
-        // Streamed from the file, like saves: the state of 100,000 tickets is ~50 MB of text.
-        match parse(io::BufReader::with_capacity(64 * 1024, file)) {
+        match parse(file) {
             Ok(state) => Ok(Loaded { state, set_aside: None }),
             Err(Unreadable::Io(source)) => Err(StateError::Read { path, source }),
             Err(Unreadable::Corrupt(why)) => {
@@ -205,20 +200,26 @@ impl StateDir {
 /// the docker credential helper). A missing file is an empty state; a corrupt one is an error.
 pub fn read_unlocked(dir: &Path) -> Result<StateFile, StateError> {
     let path = dir.join(STATE_FILE);
-    let text = match fs::read(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Ok(StateFile { version: VERSION, ..Default::default() });
-        }
-        Err(source) => return Err(StateError::Read { path, source }),
+    let Some(file) = open(&path)? else {
+        return Ok(StateFile { version: VERSION, ..Default::default() });
     };
-    parse(text.as_slice()).map_err(|why| {
+    parse(file).map_err(|why| {
         let source = match why {
             Unreadable::Io(e) => e,
             Unreadable::Corrupt(why) => io::Error::new(io::ErrorKind::InvalidData, why),
         };
         StateError::Read { path, source }
     })
+}
+
+/// The state file, buffered for a streamed parse (the state of 100,000 tickets is ~90 MB of
+/// text); `None` when there is none yet.
+fn open(path: &Path) -> Result<Option<io::BufReader<File>>, StateError> {
+    match File::open(path) {
+        Ok(file) => Ok(Some(io::BufReader::with_capacity(64 * 1024, file))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(source) => Err(StateError::Read { path: path.to_path_buf(), source }),
+    }
 }
 
 /// Why a state file could not be read.

@@ -259,10 +259,6 @@ impl TicketSpec {
     pub fn sharing(name: impl Into<String>, settings: Arc<TicketSettings>) -> Self {
         TicketSpec { name: name.into(), settings }
     }
-
-    pub fn settings(&self) -> &Arc<TicketSettings> {
-        &self.settings
-    }
 }
 
 impl std::ops::Deref for TicketSpec {

@@ -131,10 +131,10 @@ fn parse_document(text: &str, file: &str, env: &dyn Environment) -> Result<Confi
     let (mut raw, unknown) =
         deserialize::<RawConfig>(text).map_err(|e| Problems(vec![toml_problem(file, text, &e)]))?;
     let tickets = std::mem::take(&mut raw.tickets);
-    let tickets = tickets.into_iter().enumerate().map(|(i, rt)| Ok((i, rt, Vec::new())));
+    let tickets = tickets.into_iter().enumerate().map(|(i, rt)| Ok::<_, std::convert::Infallible>((i, rt, Vec::new())));
     match check(Checker::new(file, text), raw, unknown, env, tickets) {
         Ok(result) => result,
-        Err(Unsplittable) => unreachable!("a parsed document yields no unsplittable section"),
+        Err(never) => match never {},
     }
 }
 
@@ -160,13 +160,14 @@ fn parse_sections(
 
 /// Validate a file's settings and its tickets, which come one at a time (with the paths of their
 /// unknown keys) so that a big file never holds all its raw tickets at once.
-fn check(
+/// A ticket that cannot be read (`E`) stops the check.
+fn check<E>(
     mut checker: Checker<'_>,
     raw: RawConfig,
     unknown: Vec<KeyPath>,
     env: &dyn Environment,
-    tickets: impl Iterator<Item = Result<(usize, RawTicket, Vec<KeyPath>), Unsplittable>>,
-) -> Result<Result<Config, Problems>, Unsplittable> {
+    tickets: impl Iterator<Item = Result<(usize, RawTicket, Vec<KeyPath>), E>>,
+) -> Result<Result<Config, Problems>, E> {
     for path in unknown {
         checker.report(&path, "unknown key");
     }

@@ -646,7 +646,6 @@ impl Scheduler {
         let records = self.records();
         let state = StateFileRef(|| records.iter().map(|(name, entry)| (*name, entry.record())));
         let result = self.parts.persistence.save(&state);
-        drop(records);
         // A large state (100,000 tickets) takes a while to write: space saves so that writing
         // takes at most a tenth of the loop's time. Small states never notice.
         let took = started.elapsed();
