@@ -1,22 +1,135 @@
-//! The board: what each ticket holds right now, as written to its sinks, for readers outside the
-//! scheduler loop (the socket API, `--once`, systemd readiness and status lines).
+//! The board: one compact record per ticket, kept by the scheduler (its only writer) and read in
+//! place by everything outside its loop (the socket API, `--once`, metrics, systemd readiness and
+//! status lines).
 //!
-//! Only the scheduler writes it. Every change bumps a version that readers can wait on, so a
-//! long-poll or a readiness check never polls.
+//! Each ticket is held once: its record carries the spec, the holding, what the sinks hold and the
+//! scheduler's bookkeeping, in a slab indexed by a small id, with a name index that stores no
+//! second copy of the name. Every change the scheduler makes bumps a version that readers can wait
+//! on, so a long-poll or a readiness check never polls.
 
-use std::collections::{BTreeMap, btree_map};
-use std::sync::{Arc, RwLock};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::SystemTime;
 
+use hashbrown::HashTable;
 use tokio::sync::watch;
 
 use crate::config::TicketSpec;
-use crate::token::Current;
+use crate::token::{Current, Holding};
 
-/// One ticket as the outside sees it.
+/// A ticket's place in the board (stable while the ticket is configured).
+pub type TicketId = u32;
+
+/// Everything held for one ticket. Readers use its methods; the scheduler owns its fields.
+#[derive(Debug)]
+pub struct Ticket {
+    pub(crate) spec: TicketSpec,
+    pub(crate) holding: Holding,
+    /// The newest token known to be in every sink, or loaded from the state file: what the state
+    /// file records while a newer one is still being written, so state never runs ahead of the
+    /// sinks and never loses a ticket.
+    pub(crate) written: Option<Arc<Current>>,
+    /// When the scheduler will act next.
+    pub(crate) next_at: Option<SystemTime>,
+    /// When a call for this ticket last succeeded in this process.
+    pub(crate) last_success: Option<SystemTime>,
+    /// The last failure since the last success.
+    pub(crate) last_error: Option<Box<str>>,
+    /// Calls that succeeded, and that failed, since the ticket was added (metrics).
+    pub(crate) refresh_successes: u64,
+    pub(crate) refresh_failures: u64,
+    /// Failed calls since the last success.
+    pub(crate) attempt: u32,
+    /// Failed sink writes since the last good one.
+    pub(crate) publish_attempt: u32,
+    /// Changed when a reload changes what the ticket is for: results of older calls are dropped.
+    pub(crate) epoch: u32,
+    /// Random in [0, 1), drawn per token, spreading refresh points.
+    pub(crate) jitter: f32,
+    /// `written` was written by this process (until then the sinks may be stale: readers see
+    /// no token).
+    pub(crate) confirmed: bool,
+    pub(crate) in_flight: bool,
+    /// Sinks do not hold the current generation yet.
+    pub(crate) unpublished: bool,
+    /// `next_at` has a live slot in the scheduler's queue.
+    pub(crate) queued: bool,
+}
+
+impl Ticket {
+    pub(crate) fn new(spec: TicketSpec, holding: Holding, epoch: u32, jitter: f32) -> Self {
+        Ticket {
+            spec,
+            written: holding.current.clone(),
+            holding,
+            next_at: None,
+            last_success: None,
+            last_error: None,
+            refresh_successes: 0,
+            refresh_failures: 0,
+            attempt: 0,
+            publish_attempt: 0,
+            epoch,
+            jitter,
+            confirmed: false,
+            in_flight: false,
+            unpublished: false,
+            queued: false,
+        }
+    }
+
+    pub fn spec(&self) -> &TicketSpec {
+        &self.spec
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// The token every sink holds (none until this process has written one).
+    pub fn current(&self) -> Option<&Arc<Current>> {
+        self.written.as_ref().filter(|_| self.confirmed)
+    }
+
+    /// A token that has not expired at `now`.
+    pub fn valid(&self, now: SystemTime) -> Option<&Current> {
+        self.current().map(|c| &**c).filter(|c| c.token.is_valid_at(now))
+    }
+
+    /// Settled: it holds a valid token, or its last attempt failed (it has been tried).
+    pub fn settled(&self, now: SystemTime) -> bool {
+        self.valid(now).is_some() || self.attempt > 0
+    }
+
+    /// Failed calls since the last success.
+    pub fn failures(&self) -> u32 {
+        self.attempt
+    }
+
+    /// When the scheduler will act next.
+    pub fn next_at(&self) -> Option<SystemTime> {
+        self.next_at
+    }
+
+    /// An owned copy, for readers that answer after the lock is gone.
+    pub fn view(&self) -> TicketView {
+        TicketView {
+            spec: self.spec.clone(),
+            current: self.current().cloned(),
+            next_at: self.next_at,
+            last_error: self.last_error.as_deref().map(str::to_string),
+            failures: self.attempt,
+            refresh_successes: self.refresh_successes,
+            refresh_failures: self.refresh_failures,
+            last_success: self.last_success,
+        }
+    }
+}
+
+/// One ticket as the outside sees it, copied out of the board.
 #[derive(Debug, Clone)]
 pub struct TicketView {
-    pub spec: Arc<TicketSpec>,
+    pub spec: TicketSpec,
     /// The token every sink holds (none until the first is written).
     pub current: Option<Arc<Current>>,
     /// When the scheduler will act next.
@@ -37,48 +150,138 @@ impl TicketView {
     pub fn valid(&self, now: SystemTime) -> Option<&Current> {
         self.current.as_deref().filter(|c| c.token.is_valid_at(now))
     }
+}
 
-    /// Settled: it holds a valid token, or its last attempt failed (it has been tried).
-    pub fn settled(&self, now: SystemTime) -> bool {
-        self.valid(now).is_some() || self.failures > 0
+/// The records, by id, and an index from name to id.
+#[derive(Debug, Default)]
+pub struct Table {
+    slots: Vec<Option<Ticket>>,
+    /// Ids of empty slots, reused first.
+    free: Vec<TicketId>,
+    /// Ids, found by the hash of their ticket's name (the name itself lives in the record).
+    index: HashTable<TicketId>,
+    hasher: RandomState,
+}
+
+impl Table {
+    /// Room for `additional` more tickets without growing (a big config is loaded at once).
+    pub(crate) fn reserve(&mut self, additional: usize) {
+        self.slots.reserve_exact(additional.saturating_sub(self.free.len()));
+        let slots = &self.slots;
+        let hasher = &self.hasher;
+        self.index.reserve(additional, |&id| hasher.hash_one(name_of(slots, id)));
     }
+
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    pub fn id(&self, name: &str) -> Option<TicketId> {
+        let slots = &self.slots;
+        self.index.find(self.hasher.hash_one(name), |&id| name_of(slots, id) == name).copied()
+    }
+
+    pub fn get(&self, id: TicketId) -> Option<&Ticket> {
+        self.slots.get(id as usize).and_then(Option::as_ref)
+    }
+
+    pub fn by_name(&self, name: &str) -> Option<&Ticket> {
+        self.id(name).and_then(|id| self.get(id))
+    }
+
+    pub(crate) fn get_mut(&mut self, id: TicketId) -> Option<&mut Ticket> {
+        self.slots.get_mut(id as usize).and_then(Option::as_mut)
+    }
+
+    /// Every ticket, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (TicketId, &Ticket)> {
+        self.slots.iter().enumerate().filter_map(|(id, slot)| slot.as_ref().map(|t| (id as TicketId, t)))
+    }
+
+    /// Every ticket, in no particular order, without ids.
+    pub fn tickets(&self) -> impl Iterator<Item = &Ticket> {
+        self.iter().map(|(_, ticket)| ticket)
+    }
+
+    /// Add a ticket whose name is not on the board yet.
+    pub(crate) fn insert(&mut self, ticket: Ticket) -> TicketId {
+        debug_assert!(self.id(ticket.name()).is_none(), "a ticket name is on the board once");
+        let hash = self.hasher.hash_one(ticket.name());
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slots[id as usize] = Some(ticket);
+                id
+            }
+            None => {
+                let id = TicketId::try_from(self.slots.len()).expect("fewer than 2^32 tickets");
+                self.slots.push(Some(ticket));
+                id
+            }
+        };
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index.insert_unique(hash, id, |&other| hasher.hash_one(name_of(slots, other)));
+        id
+    }
+
+    pub(crate) fn remove(&mut self, id: TicketId) -> Option<Ticket> {
+        let name = self.get(id)?.name();
+        let hash = self.hasher.hash_one(name);
+        if let Ok(entry) = self.index.find_entry(hash, |&other| other == id) {
+            entry.remove();
+        }
+        self.free.push(id);
+        self.slots[id as usize].take()
+    }
+}
+
+fn name_of(slots: &[Option<Ticket>], id: TicketId) -> &str {
+    slots.get(id as usize).and_then(Option::as_ref).map_or("", Ticket::name)
 }
 
 #[derive(Debug)]
 pub struct Board {
-    tickets: RwLock<BTreeMap<String, TicketView>>,
+    table: RwLock<Table>,
     version: watch::Sender<u64>,
 }
 
 impl Default for Board {
     fn default() -> Self {
-        Board { tickets: RwLock::new(BTreeMap::new()), version: watch::channel(0).0 }
+        Board { table: RwLock::new(Table::default()), version: watch::channel(0).0 }
     }
 }
 
 impl Board {
+    /// Copies of every ticket (for answers built after the lock is released).
     pub fn snapshot(&self) -> Vec<TicketView> {
-        self.tickets.read().expect("board lock").values().cloned().collect()
+        let table = self.table();
+        let mut views: Vec<TicketView> = table.tickets().map(Ticket::view).collect();
+        views.sort_unstable_by(|a, b| a.spec.name.cmp(&b.spec.name));
+        views
     }
 
     /// Look at every ticket without copying any (under the read lock: keep `f` short).
-    pub fn read<R>(&self, f: impl FnOnce(btree_map::Values<'_, String, TicketView>) -> R) -> R {
-        let tickets = self.tickets.read().expect("board lock");
-        f(tickets.values())
+    pub fn read<R>(&self, f: impl FnOnce(&Table) -> R) -> R {
+        f(&self.table())
     }
 
     pub fn get(&self, name: &str) -> Option<TicketView> {
-        self.tickets.read().expect("board lock").get(name).cloned()
+        self.table().by_name(name).map(Ticket::view)
     }
 
-    /// The `required` tickets without a valid token at `now` (readiness: `/readyz`).
+    /// The `required` tickets without a valid token at `now` (readiness: `/readyz`), by name.
     pub fn not_ready(&self, now: SystemTime) -> Vec<String> {
-        let tickets = self.tickets.read().expect("board lock");
-        tickets
-            .values()
-            .filter(|v| v.spec.consumers.required && v.valid(now).is_none())
-            .map(|v| v.spec.name.clone())
-            .collect()
+        let table = self.table();
+        let mut names: Vec<String> = table
+            .tickets()
+            .filter(|t| t.spec.consumers.required && t.valid(now).is_none())
+            .map(|t| t.name().to_string())
+            .collect();
+        names.sort_unstable();
+        names
     }
 
     /// A receiver that changes whenever any ticket does.
@@ -86,27 +289,93 @@ impl Board {
         self.version.subscribe()
     }
 
-    pub(crate) fn upsert(&self, name: &str, spec: &Arc<TicketSpec>, change: impl FnOnce(&mut TicketView)) {
-        {
-            let mut tickets = self.tickets.write().expect("board lock");
-            let view = tickets.entry(name.to_string()).or_insert_with(|| TicketView {
-                spec: spec.clone(),
-                current: None,
-                next_at: None,
-                last_error: None,
-                failures: 0,
-                refresh_successes: 0,
-                refresh_failures: 0,
-                last_success: None,
-            });
-            view.spec = spec.clone();
-            change(view);
-        }
-        self.version.send_modify(|v| *v += 1);
+    pub(crate) fn table(&self) -> RwLockReadGuard<'_, Table> {
+        self.table.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub(crate) fn remove(&self, name: &str) {
-        self.tickets.write().expect("board lock").remove(name);
+    /// The table for changing; call [`Board::changed`] once the guard is gone.
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, Table> {
+        self.table.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Wake the readers waiting for a change.
+    pub(crate) fn changed(&self) {
         self.version.send_modify(|v| *v += 1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use crate::secret::Secret;
+    use crate::token::TokenPart;
+    use std::time::Duration;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    fn ticket(name: &str) -> Ticket {
+        ticket_holding(name, Holding::default())
+    }
+
+    fn ticket_holding(name: &str, holding: Holding) -> Ticket {
+        Ticket::new(crate::scheduler::tests::sls_ticket(name, 24 * HOUR, HOUR), holding, 0, 0.5)
+    }
+
+    #[test]
+    fn names_find_their_ids_across_inserts_and_removals() {
+        let mut table = Table::default();
+        table.reserve(3);
+        let a = table.insert(ticket("a"));
+        let b = table.insert(ticket("b"));
+        let c = table.insert(ticket("c"));
+        assert_eq!((table.id("a"), table.id("b"), table.id("c")), (Some(a), Some(b), Some(c)));
+        assert_eq!(table.remove(b).map(|t| t.spec.name), Some("b".to_string()));
+        assert_eq!(table.id("b"), None);
+        assert!(table.get(b).is_none());
+        assert_eq!(table.len(), 2);
+        // The freed slot is reused, and the other names still resolve.
+        let d = table.insert(ticket("d"));
+        assert_eq!(d, b);
+        assert_eq!(table.by_name("d").map(Ticket::name), Some("d"));
+        assert_eq!((table.id("a"), table.id("c")), (Some(a), Some(c)));
+        let mut names: Vec<&str> = table.iter().map(|(_, t)| t.name()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["a", "c", "d"]);
+    }
+
+    #[test]
+    fn many_names_survive_the_index_growing() {
+        let mut table = Table::default();
+        for i in 0..1000 {
+            table.insert(ticket(&format!("t{i}")));
+        }
+        for i in (0..1000).step_by(3) {
+            let id = table.id(&format!("t{i}")).unwrap();
+            table.remove(id);
+        }
+        for i in 0..1000 {
+            let found = table.by_name(&format!("t{i}")).map(Ticket::name);
+            assert_eq!(found.is_some(), i % 3 != 0, "t{i}");
+        }
+    }
+
+    #[test]
+    fn readers_see_a_token_only_once_this_process_wrote_it() {
+        let board = Board::default();
+        let now = SystemTime::now();
+        let token = TokenPart { value: Secret::new("t"), username: None, issued_at: now, expires_at: now + HOUR };
+        let current = Arc::new(Current { ticket: None, token, generation: 1, refreshed_at: now });
+        board.write().insert(ticket_holding("a", Holding { current: Some(current), pending: None }));
+        assert!(board.get("a").unwrap().current.is_none(), "loaded from state: the sinks may be stale");
+        assert_eq!(board.not_ready(now), ["a"]);
+        {
+            let mut table = board.write();
+            let id = table.id("a").unwrap();
+            table.get_mut(id).unwrap().confirmed = true;
+        }
+        assert!(board.get("a").unwrap().valid(now).is_some());
+        assert!(board.not_ready(now).is_empty());
+        assert!(board.read(|table| table.tickets().all(|t| t.settled(now))));
     }
 }

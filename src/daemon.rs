@@ -213,10 +213,10 @@ impl Daemon {
         let mut changes = board.subscribe();
         let settled = |board: &Board| {
             let now = clock.now();
-            board.read(|mut views| {
-                views.all(|v| {
-                    let written = v.valid(now).is_some() && v.next_at.is_some_and(|at| at > now);
-                    written || v.failures > 0
+            board.read(|table| {
+                table.tickets().all(|t| {
+                    let written = t.valid(now).is_some() && t.next_at().is_some_and(|at| at > now);
+                    written || t.failures() > 0
                 })
             })
         };

@@ -43,18 +43,18 @@ pub fn stopping() {
 
 /// Every ticket settled: holding a valid token, or tried and failed.
 pub fn all_settled(board: &Board, now: SystemTime) -> bool {
-    board.read(|mut views| views.all(|v| v.settled(now)))
+    board.read(|table| table.tickets().all(|t| t.settled(now)))
 }
 
 /// A one-line summary, e.g. "3 tickets fresh, next refresh in 4h 12m".
 pub fn status_line(board: &Board, now: SystemTime) -> String {
     let (mut all, mut fresh, mut failing, mut next_at) = (0, 0, 0, None::<SystemTime>);
-    board.read(|views| {
-        for v in views {
+    board.read(|table| {
+        for ticket in table.tickets() {
             all += 1;
-            fresh += usize::from(v.valid(now).is_some());
-            failing += usize::from(v.failures > 0);
-            if let Some(at) = v.next_at {
+            fresh += usize::from(ticket.valid(now).is_some());
+            failing += usize::from(ticket.failures() > 0);
+            if let Some(at) = ticket.next_at() {
                 next_at = Some(next_at.map_or(at, |n: SystemTime| n.min(at)));
             }
         }

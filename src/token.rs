@@ -61,7 +61,7 @@ pub struct Holding {
     pub current: Option<Arc<Current>>,
     /// A new ticket, minted before the current one's ceiling, not yet holding a token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pending: Option<TicketPart>,
+    pub pending: Option<Box<TicketPart>>,
 }
 
 impl Holding {
@@ -76,8 +76,9 @@ impl Holding {
 
     /// Bytes of secrets held (for memory accounting).
     pub fn secret_bytes(&self) -> usize {
-        let ticket = |t: &Option<TicketPart>| t.as_ref().map_or(0, |t| t.value.len());
-        self.current.as_ref().map_or(0, |c| ticket(&c.ticket) + c.token.value.len()) + ticket(&self.pending)
+        let ticket = |t: Option<&TicketPart>| t.map_or(0, |t| t.value.len());
+        self.current.as_ref().map_or(0, |c| ticket(c.ticket.as_ref()) + c.token.value.len())
+            + ticket(self.pending.as_deref())
     }
 }
 

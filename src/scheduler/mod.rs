@@ -9,7 +9,7 @@
 pub mod timing;
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BinaryHeap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -19,7 +19,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::board::Board;
+use crate::board::{Board, Table, Ticket, TicketId};
 use crate::clock::{Clock, until};
 use crate::config::{ApiSpec, TicketSpec};
 use crate::credentials::CredentialStore;
@@ -106,60 +106,17 @@ pub struct Watchdog {
     pub ping: Arc<dyn Fn() + Send + Sync>,
 }
 
-struct Entry {
-    spec: Arc<TicketSpec>,
-    holding: Holding,
-    /// Failed calls since the last success.
-    attempt: u32,
-    /// Random in [0, 1), drawn per token, spreading refresh points.
-    jitter: f64,
-    in_flight: bool,
-    /// Sinks do not hold the current generation yet.
-    unpublished: bool,
-    /// The newest `current` known to be in the sinks (or loaded from state): what the state file
-    /// records while a newer one is still being written, so state never runs ahead of the sinks
-    /// and never loses a ticket.
-    saved_current: Option<Arc<Current>>,
-    publish_attempt: u32,
-    /// The queue slot that is live for this entry (others are stale).
-    slot: Option<(SystemTime, u64)>,
-    last_error: Option<String>,
-    /// Bumped when a reload changes what the ticket is for: results of older calls are dropped.
-    epoch: u64,
-}
-
-impl Entry {
-    /// What the state file records for this entry. State never runs ahead of the sinks: an
-    /// unpublished token is recorded once written; meanwhile the last written one (and its
-    /// ticket) stays on record, and a new ticket not yet in the sinks is recorded as pending, so a
-    /// crash never loses it.
-    fn record(&self) -> StoredTicketRef<'_> {
-        let mut holding = std::borrow::Cow::Borrowed(&self.holding);
-        if self.unpublished && !self.spec.sinks.is_empty() {
-            let recorded = holding.to_mut();
-            let fresh = std::mem::replace(&mut recorded.current, self.saved_current.clone());
-            let on_record = recorded.current.as_ref().and_then(|c| c.ticket.as_ref());
-            if let Some(ticket) = fresh.and_then(|c| c.ticket.clone())
-                && on_record != Some(&ticket)
-                && recorded.pending.is_none()
-            {
-                recorded.pending = Some(ticket);
-            }
-        }
-        StoredTicketRef { kind: self.spec.kind().as_str(), identity: identity(&self.spec), holding }
-    }
-}
-
 enum Message {
     Called {
-        name: String,
-        epoch: u64,
+        id: TicketId,
+        epoch: u32,
         step: Step,
         result: Result<Issued, ProviderError>,
         credentials_expire: Option<SystemTime>,
     },
     Published {
-        name: String,
+        id: TicketId,
+        epoch: u32,
         generation: u64,
         result: Result<(), String>,
     },
@@ -171,6 +128,7 @@ pub struct Parts {
     pub provider: Arc<dyn Provider>,
     pub credentials: CredentialStore,
     pub persistence: Persistence,
+    /// Where the scheduler keeps its tickets, for readers to see.
     pub board: Arc<Board>,
     pub watchdog: Option<Watchdog>,
     /// Told each time all sinks of a ticket with an `on_change` hook hold a new generation.
@@ -180,9 +138,12 @@ pub struct Parts {
 
 pub struct Scheduler {
     parts: Parts,
-    entries: HashMap<String, Entry>,
-    queue: BinaryHeap<Reverse<(SystemTime, u64, String)>>,
-    seq: u64,
+    /// Deadlines (nanoseconds since the Unix epoch) and whose they are. A slot is live while its
+    /// ticket is `queued` for that very time; others are stale and skipped.
+    queue: BinaryHeap<Reverse<(u64, TicketId)>>,
+    /// The last epoch handed out: every ticket added or retargeted gets a new one, so a result
+    /// for a ticket that was removed or replaced is never applied to another.
+    epochs: u32,
     rng: StdRng,
     events: broadcast::Sender<Event>,
     tx: mpsc::UnboundedSender<Message>,
@@ -192,6 +153,8 @@ pub struct Scheduler {
     /// No save before this (see [`SAVE_SPACING`]).
     save_floor: Option<SystemTime>,
     in_flight: usize,
+    /// The board changed since its readers were last told.
+    changed: bool,
 }
 
 impl Scheduler {
@@ -202,9 +165,8 @@ impl Scheduler {
         let rng = StdRng::seed_from_u64(parts.seed);
         let mut scheduler = Scheduler {
             parts,
-            entries: HashMap::new(),
-            queue: BinaryHeap::new(),
-            seq: 0,
+            queue: BinaryHeap::with_capacity(tickets.len()),
+            epochs: 0,
             rng,
             events: broadcast::channel(4096).0,
             tx,
@@ -213,23 +175,28 @@ impl Scheduler {
             save_at: None,
             save_floor: None,
             in_flight: 0,
+            changed: false,
         };
         let now = scheduler.parts.clock.now();
-        let mut reused = 0usize;
-        for spec in tickets {
-            // Taken out of the saved state one by one: a big state is never held twice.
-            let holding = saved
-                .tickets
-                .remove(&spec.name)
-                .filter(|s| s.identity == identity(&spec))
-                .map(|s| usable(s.holding, now))
-                .unwrap_or_default();
-            if holding.current.is_some() {
-                reused += 1;
-                tracing::debug!(ticket = %spec.name, generation = holding.generation(), "reusing the saved token");
+        let reused = scheduler.with_table(|s, table| {
+            table.reserve(tickets.len());
+            let mut reused = 0usize;
+            for spec in tickets {
+                // Taken out of the saved state one by one: a big state is never held twice.
+                let holding = saved
+                    .tickets
+                    .remove(&spec.name)
+                    .filter(|stored| stored.identity == identity(&spec))
+                    .map(|stored| usable(stored.holding, now))
+                    .unwrap_or_default();
+                if holding.current.is_some() {
+                    reused += 1;
+                    tracing::debug!(ticket = %spec.name, generation = holding.generation(), "reusing the saved token");
+                }
+                s.insert(table, spec, holding);
             }
-            scheduler.insert(Arc::new(spec), holding);
-        }
+            reused
+        });
         if reused > 0 {
             tracing::info!(tickets = reused, "reusing the saved tokens");
         }
@@ -246,35 +213,36 @@ impl Scheduler {
         self.parts.board.clone()
     }
 
-    fn insert(&mut self, spec: Arc<TicketSpec>, holding: Holding) {
-        let name = spec.name.clone();
+    /// Change the board's table in `f`, then wake its readers if anything changed.
+    fn with_table<R>(&mut self, f: impl FnOnce(&mut Self, &mut Table) -> R) -> R {
+        let board = Arc::clone(&self.parts.board);
+        let mut table = board.write();
+        let result = f(self, &mut table);
+        drop(table);
+        if std::mem::take(&mut self.changed) {
+            board.changed();
+        }
+        result
+    }
+
+    fn insert(&mut self, table: &mut Table, spec: TicketSpec, holding: Holding) -> TicketId {
         let now = self.parts.clock.now();
         let has_current = holding.valid_token(now).is_some();
-        let saved_current = holding.current.clone();
-        let jitter = self.rng.random();
-        self.entries.insert(
-            name.clone(),
-            Entry {
-                spec,
-                holding,
-                attempt: 0,
-                jitter,
-                in_flight: false,
-                // Sinks may be stale or missing after a restart: write them once.
-                unpublished: has_current,
-                saved_current,
-                publish_attempt: 0,
-                slot: None,
-                last_error: None,
-                epoch: 0,
-            },
-        );
-        let spec = self.entries[&name].spec.clone();
-        self.parts.board.upsert(&name, &spec, |_| {});
+        let mut ticket = Ticket::new(spec, holding, self.next_epoch(), self.rng.random());
+        // Sinks may be stale or missing after a restart: write them once.
+        ticket.unpublished = has_current;
+        let id = table.insert(ticket);
+        self.changed = true;
         if has_current {
-            self.publish(&name);
+            self.publish(table, id);
         }
-        self.reschedule(&name, now);
+        self.reschedule(table, id, now);
+        id
+    }
+
+    fn next_epoch(&mut self) -> u32 {
+        self.epochs = self.epochs.wrapping_add(1);
+        self.epochs
     }
 
     /// Run until `shutdown` is cancelled, then finish in-flight work and save state.
@@ -307,16 +275,23 @@ impl Scheduler {
 
     /// The earliest of the queue's head and a pending state save.
     fn next_wake(&mut self) -> Option<SystemTime> {
+        let board = Arc::clone(&self.parts.board);
+        let table = board.table();
         // Drop stale slots from the head so the loop never wakes for nothing.
-        while let Some(Reverse((at, seq, name))) = self.queue.peek() {
-            let live = self.entries.get(name).is_some_and(|e| e.slot == Some((*at, *seq)));
-            if live {
+        while let Some(&Reverse((key, id))) = self.queue.peek() {
+            if is_live(&table, key, id) {
                 break;
             }
             self.queue.pop();
         }
+        // Stale slots deeper down (tickets rescheduled before their slot came up) are swept out
+        // once they outnumber the tickets, so the queue stays about one slot per ticket.
+        if self.queue.len() > 2 * table.len() + 64 {
+            self.queue.retain(|&Reverse((key, id))| is_live(&table, key, id));
+        }
+        drop(table);
         // With every call slot taken, only a finished call (or a save) can make progress.
-        let head = self.queue.peek().map(|Reverse((at, _, _))| *at).filter(|_| self.in_flight < MAX_IN_FLIGHT);
+        let head = self.queue.peek().map(|&Reverse((key, _))| from_key(key)).filter(|_| self.in_flight < MAX_IN_FLIGHT);
         match (head, self.save_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -328,55 +303,63 @@ impl Scheduler {
         if self.save_at.is_some_and(|at| at <= now) {
             self.save();
         }
-        while let Some(Reverse((at, seq, name))) = self.queue.peek().cloned() {
-            // Calls beyond the limit stay queued (not spawned to wait): a burst of 100,000 due
-            // tickets costs a queue entry each, not a task each. A finished call wakes the loop.
-            if at > now || self.in_flight >= MAX_IN_FLIGHT {
-                break;
+        self.with_table(|s, table| {
+            while let Some(&Reverse((key, id))) = s.queue.peek() {
+                // Calls beyond the limit stay queued (not spawned to wait): a burst of 100,000
+                // due tickets costs a queue slot each, not a task each. A finished call wakes the
+                // loop.
+                if key > queue_key(now) || s.in_flight >= MAX_IN_FLIGHT {
+                    break;
+                }
+                s.queue.pop();
+                if !is_live(table, key, id) {
+                    continue;
+                }
+                if let Some(ticket) = table.get_mut(id) {
+                    ticket.queued = false;
+                }
+                s.start(table, id, now);
             }
-            self.queue.pop();
-            let Some(entry) = self.entries.get_mut(&name) else { continue };
-            if entry.slot != Some((at, seq)) {
-                continue;
-            }
-            entry.slot = None;
-            self.start(&name, now);
-        }
+        });
     }
 
-    /// Do what is due for `name`: republish, or call the API, or just reschedule.
-    fn start(&mut self, name: &str, now: SystemTime) {
-        let Some(entry) = self.entries.get_mut(name) else { return };
-        if entry.in_flight {
+    /// Do what is due for ticket `id`: republish, or call the API, or just reschedule.
+    fn start(&mut self, table: &mut Table, id: TicketId, now: SystemTime) {
+        let Some(ticket) = table.get_mut(id) else { return };
+        if ticket.in_flight {
             return;
         }
-        let plan = timing::plan(&entry.holding, lifecycle(&entry.spec), now, entry.jitter);
+        let plan = timing::plan(&ticket.holding, lifecycle(&ticket.spec), now, f64::from(ticket.jitter));
         // A retry wake-up may come before the plan's time only after a failure; then retry now.
-        if plan.at > now && entry.attempt == 0 {
-            if entry.unpublished {
-                self.publish(name);
+        if plan.at > now && ticket.attempt == 0 {
+            if ticket.unpublished {
+                self.publish(table, id);
             }
-            self.reschedule(name, now);
+            self.reschedule(table, id, now);
             return;
         }
         let op = match plan.step {
             Step::Mint => Operation::Mint,
-            Step::RefreshCurrent => match entry.holding.current.as_ref().and_then(|c| c.ticket.as_ref()) {
+            Step::RefreshCurrent => match ticket.holding.current.as_ref().and_then(|c| c.ticket.as_ref()) {
                 Some(t) => Operation::Refresh { ticket: t.value.clone() },
                 None => Operation::Mint,
             },
-            Step::RefreshPending => match &entry.holding.pending {
+            Step::RefreshPending => match &ticket.holding.pending {
                 Some(t) => Operation::Refresh { ticket: t.value.clone() },
                 None => Operation::Mint,
             },
         };
-        let epoch = entry.epoch;
-        entry.in_flight = true;
+        let epoch = ticket.epoch;
+        ticket.in_flight = true;
         self.in_flight += 1;
-        tracing::debug!(ticket = %name, step = ?plan.step, "calling the API");
-        let (store, clock, provider, spec) =
-            (self.parts.credentials.clone(), self.parts.clock.clone(), self.parts.provider.clone(), entry.spec.clone());
-        let (tx, name, step) = (self.tx.clone(), name.to_string(), plan.step);
+        tracing::debug!(ticket = %ticket.spec.name, step = ?plan.step, "calling the API");
+        let (store, clock, provider, spec) = (
+            self.parts.credentials.clone(),
+            self.parts.clock.clone(),
+            self.parts.provider.clone(),
+            ticket.spec.clone(),
+        );
+        let (tx, step) = (self.tx.clone(), plan.step);
         self.calls.spawn(async move {
             // Keys being fetched or refreshed: wait for them rather than race with the old ones.
             let credentials = match store.fresh(&spec.credentials, clock.as_ref(), crate::credentials::FRESH_WAIT).await
@@ -384,7 +367,7 @@ impl Scheduler {
                 Ok(c) => c,
                 Err(e) => {
                     let result = Err(e.into());
-                    let _ = tx.send(Message::Called { name, epoch, step, result, credentials_expire: None });
+                    let _ = tx.send(Message::Called { id, epoch, step, result, credentials_expire: None });
                     return;
                 }
             };
@@ -398,160 +381,159 @@ impl Scheduler {
                     timeout: CALL_TIMEOUT,
                 }),
             };
-            let _ = tx.send(Message::Called { name, epoch, step, result, credentials_expire });
+            let _ = tx.send(Message::Called { id, epoch, step, result, credentials_expire });
         });
     }
 
     fn handle(&mut self, message: Message) {
+        self.with_table(|s, table| s.handle_in(table, message));
+    }
+
+    fn handle_in(&mut self, table: &mut Table, message: Message) {
         match message {
-            Message::Called { name, epoch, step, result, credentials_expire } => {
+            Message::Called { id, epoch, step, result, credentials_expire } => {
                 self.in_flight = self.in_flight.saturating_sub(1);
-                let Some(entry) = self.entries.get_mut(&name) else { return };
-                if entry.epoch != epoch {
-                    return; // A reload changed the ticket while this call was out; its call is already redone.
-                }
-                entry.in_flight = false;
+                // Gone, or changed by a reload while this call was out: its call is already redone.
+                let Some(ticket) = table.get_mut(id).filter(|t| t.epoch == epoch) else { return };
+                ticket.in_flight = false;
                 let now = self.parts.clock.now();
-                let result = result.and_then(|issued| apply(&mut entry.holding, step, issued, credentials_expire, now));
+                let result =
+                    result.and_then(|issued| apply(&mut ticket.holding, step, issued, credentials_expire, now));
                 match result {
-                    Ok(change) => self.succeeded(&name, change, now),
-                    Err(e) => self.failed(&name, e, now),
+                    Ok(change) => self.succeeded(table, id, change, now),
+                    Err(e) => self.failed(table, id, e, now),
                 }
             }
-            Message::Published { name, generation, result } => {
-                let Some(entry) = self.entries.get_mut(&name) else { return };
+            Message::Published { id, epoch, generation, result } => {
+                let Some(ticket) = table.get_mut(id).filter(|t| t.epoch == epoch) else { return };
                 let now = self.parts.clock.now();
                 match result {
-                    Ok(()) if entry.holding.generation() == generation => {
-                        entry.unpublished = false;
-                        entry.publish_attempt = 0;
-                        let current = entry.holding.current.clone();
-                        entry.saved_current.clone_from(&current);
-                        self.parts.board.upsert(&name, &entry.spec, |view| view.current = current);
+                    Ok(()) if ticket.holding.generation() == generation => {
+                        ticket.unpublished = false;
+                        ticket.publish_attempt = 0;
+                        ticket.written = ticket.holding.current.clone();
+                        ticket.confirmed = true;
+                        self.changed = true;
                         if let Some(changed) = &self.parts.changed
-                            && entry.spec.consumers.on_change.is_some()
+                            && ticket.spec.consumers.on_change.is_some()
                         {
-                            let _ = changed.send((entry.spec.clone(), generation));
+                            let _ = changed.send((ticket.spec.clone(), generation));
                         }
-                        self.emit(Event::Published { name: name.clone(), generation });
+                        self.emit(Event::Published { name: ticket.spec.name.clone(), generation });
                         self.save_soon(now + SAVE_DEBOUNCE);
                     }
                     Ok(()) => {} // A newer generation is on its way to the sinks.
                     Err(error) => {
-                        entry.publish_attempt += 1;
+                        ticket.publish_attempt += 1;
                         let delay = timing::retry_delay(
-                            entry.publish_attempt,
+                            ticket.publish_attempt,
                             RetryClass::Transient { after: None },
                             None,
                             self.rng.random(),
                         );
-                        tracing::error!(ticket = %name, error = %error, retry_in = %humantime::format_duration(round(delay)), "cannot write a sink; the previous file is intact");
-                        let plan = timing::plan(&entry.holding, lifecycle(&entry.spec), now, entry.jitter);
-                        self.emit(Event::PublishFailed { name: name.clone(), error });
-                        self.schedule_at(&name, plan.at.min(now + delay));
+                        tracing::error!(ticket = %ticket.spec.name, error = %error, retry_in = %humantime::format_duration(round(delay)), "cannot write a sink; the previous file is intact");
+                        let plan =
+                            timing::plan(&ticket.holding, lifecycle(&ticket.spec), now, f64::from(ticket.jitter));
+                        self.emit(Event::PublishFailed { name: ticket.spec.name.clone(), error });
+                        self.schedule_at(table, id, plan.at.min(now + delay));
                     }
                 }
             }
         }
     }
 
-    fn succeeded(&mut self, name: &str, change: Change, now: SystemTime) {
-        let entry = self.entries.get_mut(name).expect("entry exists");
-        entry.attempt = 0;
-        entry.last_error = None;
-        entry.jitter = self.rng.random();
-        self.parts.board.upsert(name, &entry.spec, |view| {
-            view.last_error = None;
-            view.failures = 0;
-            view.refresh_successes += 1;
-            view.last_success = Some(now);
-        });
+    fn succeeded(&mut self, table: &mut Table, id: TicketId, change: Change, now: SystemTime) {
+        let ticket = table.get_mut(id).expect("the ticket is on the board");
+        ticket.attempt = 0;
+        ticket.last_error = None;
+        ticket.jitter = self.rng.random();
+        ticket.refresh_successes += 1;
+        ticket.last_success = Some(now);
+        self.changed = true;
+        let name = &ticket.spec.name;
         match change {
             Change::Ticket { expires_at } => {
                 tracing::info!(ticket = %name, expires_at = %crate::clock::rfc3339(expires_at), "minted a new ticket");
-                self.emit(Event::TicketMinted { name: name.to_string(), expires_at });
+                self.emit(Event::TicketMinted { name: name.clone(), expires_at });
                 // A minted ticket must survive a crash: save now.
                 self.save_soon(now);
             }
             Change::Token { generation, expires_at, new_ticket } => {
                 tracing::info!(ticket = %name, generation, expires_at = %crate::clock::rfc3339(expires_at), "refreshed the token");
-                self.emit(Event::TokenRefreshed { name: name.to_string(), generation, expires_at, new_ticket });
-                let entry = self.entries.get_mut(name).expect("entry exists");
-                entry.unpublished = true;
-                self.publish(name);
+                self.emit(Event::TokenRefreshed { name: name.clone(), generation, expires_at, new_ticket });
+                ticket.unpublished = true;
+                self.publish(table, id);
                 if new_ticket {
                     self.save_soon(now);
                 }
             }
         }
-        self.reschedule(name, now);
+        self.reschedule(table, id, now);
     }
 
-    fn failed(&mut self, name: &str, error: ProviderError, now: SystemTime) {
-        let entry = self.entries.get_mut(name).expect("entry exists");
-        entry.attempt += 1;
-        let token_expires_at = entry.holding.valid_token(now).map(|t| t.expires_at);
+    fn failed(&mut self, table: &mut Table, id: TicketId, error: ProviderError, now: SystemTime) {
+        let ticket = table.get_mut(id).expect("the ticket is on the board");
+        ticket.attempt += 1;
+        ticket.refresh_failures += 1;
+        let token_expires_at = ticket.holding.valid_token(now).map(|t| t.expires_at);
         let remaining = token_expires_at.map(|t| until(now, t));
-        let delay = timing::retry_delay(entry.attempt, error.retry_class(), remaining, self.rng.random());
+        let delay = timing::retry_delay(ticket.attempt, error.retry_class(), remaining, self.rng.random());
         let retry_at = now + delay;
         let text = error.to_string();
         let retry_in = humantime::format_duration(round(delay)).to_string();
         let lapses = token_expires_at.is_none_or(|t| retry_at + delay >= t);
+        let (name, attempt) = (&ticket.spec.name, ticket.attempt);
         if error.is_clock_skew() {
             tracing::error!(ticket = %name, error = %text, retry_in, "the cloud says this host's clock is wrong; fix the clock (NTP)");
         } else if lapses || error.retry_class() == RetryClass::Permanent {
-            tracing::error!(ticket = %name, error = %text, attempt = entry.attempt, retry_in, "call failed; the token will lapse without help");
+            tracing::error!(ticket = %name, error = %text, attempt, retry_in, "call failed; the token will lapse without help");
         } else {
-            tracing::warn!(ticket = %name, error = %text, attempt = entry.attempt, retry_in, "call failed; keeping the last good token");
+            tracing::warn!(ticket = %name, error = %text, attempt, retry_in, "call failed; keeping the last good token");
         }
-        entry.last_error = Some(text.clone());
-        let failures = entry.attempt;
-        self.parts.board.upsert(name, &entry.spec, |view| {
-            view.last_error = Some(text.clone());
-            view.failures = failures;
-            view.refresh_failures += 1;
-        });
-        self.emit(Event::CallFailed { name: name.to_string(), error: text, retry_at, token_expires_at });
-        self.schedule_at(name, retry_at);
+        let name = name.clone();
+        ticket.last_error = Some(text.as_str().into());
+        self.changed = true;
+        self.emit(Event::CallFailed { name, error: text, retry_at, token_expires_at });
+        self.schedule_at(table, id, retry_at);
     }
 
-    /// Write the sinks of `name` in the background.
-    fn publish(&mut self, name: &str) {
-        let Some(entry) = self.entries.get(name) else { return };
-        let Some(current) = entry.holding.current.clone() else { return };
-        let generation = current.generation;
-        if entry.spec.sinks.is_empty() {
-            let _ = self.tx.send(Message::Published { name: name.to_string(), generation, result: Ok(()) });
+    /// Write the sinks of ticket `id` in the background.
+    fn publish(&self, table: &Table, id: TicketId) {
+        let Some(ticket) = table.get(id) else { return };
+        let Some(current) = ticket.holding.current.clone() else { return };
+        let (generation, epoch) = (current.generation, ticket.epoch);
+        if ticket.spec.sinks.is_empty() {
+            let _ = self.tx.send(Message::Published { id, epoch, generation, result: Ok(()) });
             return;
         }
-        let (spec, tx, name) = (entry.spec.clone(), self.tx.clone(), name.to_string());
+        let (spec, tx) = (ticket.spec.clone(), self.tx.clone());
         self.calls.spawn(async move {
             let result =
                 tokio::task::spawn_blocking(move || crate::sinks::publish(&spec, &current).map_err(|e| e.to_string()))
                     .await
                     .unwrap_or_else(|e| Err(format!("sink writer failed: {e}")));
-            let _ = tx.send(Message::Published { name, generation, result });
+            let _ = tx.send(Message::Published { id, epoch, generation, result });
         });
     }
 
-    fn reschedule(&mut self, name: &str, now: SystemTime) {
-        let Some(entry) = self.entries.get(name) else { return };
-        let plan = timing::plan(&entry.holding, lifecycle(&entry.spec), now, entry.jitter);
-        self.schedule_at(name, plan.at);
+    fn reschedule(&mut self, table: &mut Table, id: TicketId, now: SystemTime) {
+        let Some(ticket) = table.get(id) else { return };
+        let plan = timing::plan(&ticket.holding, lifecycle(&ticket.spec), now, f64::from(ticket.jitter));
+        self.schedule_at(table, id, plan.at);
     }
 
-    fn schedule_at(&mut self, name: &str, at: SystemTime) {
-        let Some(entry) = self.entries.get_mut(name) else { return };
-        self.seq += 1;
-        entry.slot = Some((at, self.seq));
-        self.queue.push(Reverse((at, self.seq, name.to_string())));
-        self.parts.board.upsert(name, &entry.spec, |view| view.next_at = Some(at));
+    fn schedule_at(&mut self, table: &mut Table, id: TicketId, at: SystemTime) {
+        let Some(ticket) = table.get_mut(id) else { return };
+        ticket.next_at = Some(at);
+        ticket.queued = true;
+        self.queue.push(Reverse((queue_key(at), id)));
+        self.changed = true;
     }
 
     fn command(&mut self, command: Command) {
         match command {
             Command::Reconfigure { tickets, credentials, reply } => {
-                let summary = self.reconfigure(tickets, credentials);
+                let summary = self.with_table(|s, table| s.reconfigure(table, tickets, credentials));
                 let _ = reply.send(summary);
             }
         }
@@ -559,56 +541,59 @@ impl Scheduler {
 
     /// Apply a reloaded config: unchanged tickets keep everything, changed ones keep their holding
     /// when it is still good for the new settings, removed ones stop (their files stay).
-    fn reconfigure(&mut self, tickets: Vec<TicketSpec>, credentials: CredentialStore) -> ReloadSummary {
+    fn reconfigure(
+        &mut self,
+        table: &mut Table,
+        tickets: Vec<TicketSpec>,
+        credentials: CredentialStore,
+    ) -> ReloadSummary {
         self.parts.credentials.replace(&credentials);
         let mut summary = ReloadSummary::default();
         let keep: HashSet<&str> = tickets.iter().map(|t| t.name.as_str()).collect();
-        let mut removed: Vec<String> = self.entries.keys().filter(|n| !keep.contains(n.as_str())).cloned().collect();
-        removed.sort();
-        for name in &removed {
-            self.entries.remove(name);
-            self.parts.board.remove(name);
+        let mut removed: Vec<(String, TicketId)> =
+            table.iter().filter(|(_, t)| !keep.contains(t.name())).map(|(id, t)| (t.name().to_string(), id)).collect();
+        removed.sort_unstable();
+        for (_, id) in &removed {
+            table.remove(*id);
         }
-        summary.removed = removed;
+        summary.removed = removed.into_iter().map(|(name, _)| name).collect();
+        table.reserve(tickets.len().saturating_sub(table.len()));
         let now = self.parts.clock.now();
         for spec in tickets {
-            let name = spec.name.clone();
-            let Some(entry) = self.entries.get_mut(&name) else {
-                self.insert(Arc::new(spec), Holding::default());
-                summary.added.push(name);
+            let Some(id) = table.id(&spec.name) else {
+                summary.added.push(spec.name.clone());
+                self.insert(table, spec, Holding::default());
                 continue;
             };
-            if *entry.spec == spec {
+            let ticket = table.get_mut(id).expect("the ticket is on the board");
+            if ticket.spec == spec {
                 summary.unchanged += 1;
                 continue;
             }
-            let same_target = identity(&entry.spec) == identity(&spec);
-            entry.spec = Arc::new(spec);
-            entry.attempt = 0;
-            entry.last_error = None;
+            let same_target = identity(&ticket.spec) == identity(&spec);
+            ticket.spec = spec;
+            ticket.attempt = 0;
+            ticket.last_error = None;
+            let name = ticket.spec.name.clone();
             if same_target {
-                summary.changed.push(name.clone());
-                entry.unpublished = entry.holding.valid_token(now).is_some();
-                if entry.unpublished {
-                    self.publish(&name);
+                summary.changed.push(name);
+                ticket.unpublished = ticket.holding.valid_token(now).is_some();
+                if ticket.unpublished {
+                    self.publish(table, id);
                 }
             } else {
-                summary.replaced.push(name.clone());
-                entry.holding = Holding::default();
-                entry.saved_current = None;
+                summary.replaced.push(name);
+                ticket.holding = Holding::default();
+                ticket.written = None;
+                ticket.confirmed = false;
                 // A call still out for the old target is dropped when it returns (its epoch is old).
-                entry.epoch += 1;
-                entry.in_flight = false;
-                entry.unpublished = false;
-                let spec = entry.spec.clone();
-                self.parts.board.upsert(&name, &spec, |view| {
-                    view.current = None;
-                    view.failures = 0;
-                    view.last_error = None;
-                });
+                ticket.epoch = self.next_epoch();
+                ticket.in_flight = false;
+                ticket.unpublished = false;
             }
-            self.reschedule(&name, now);
+            self.reschedule(table, id, now);
         }
+        self.changed = true;
         self.save_soon(now);
         summary
     }
@@ -618,34 +603,37 @@ impl Scheduler {
         self.save_at = Some(self.save_at.map_or(at, |s| s.min(at)));
     }
 
-    /// The state file's records, by name, borrowed from the entries.
-    fn records(&self) -> Vec<(&str, &Entry)> {
-        let mut records: Vec<(&str, &Entry)> = self.entries.iter().map(|(name, e)| (name.as_str(), e)).collect();
-        records.sort_unstable_by_key(|(name, _)| *name);
-        records
-    }
-
     /// What the state file holds now (tests look at it).
     #[cfg(test)]
     fn snapshot(&self) -> StateFile {
-        let tickets = self.records().into_iter().map(|(name, entry)| {
-            let record = entry.record();
+        let table = self.parts.board.table();
+        let tickets = records(&table).into_iter().map(|ticket| {
+            let record = record(ticket);
             let stored = crate::state::StoredTicket {
                 kind: record.kind.to_string(),
                 identity: record.identity,
                 holding: record.holding.into_owned(),
             };
-            (name.to_string(), stored)
+            (ticket.name().to_string(), stored)
         });
         StateFile { version: 1, tickets: tickets.collect() }
+    }
+
+    /// What ticket `name` holds now (tests look at it).
+    #[cfg(test)]
+    fn holding(&self, name: &str) -> Holding {
+        self.parts.board.table().by_name(name).expect("the ticket is on the board").holding.clone()
     }
 
     fn save(&mut self) {
         self.save_at = None;
         let started = std::time::Instant::now();
-        let records = self.records();
-        let state = StateFileRef(|| records.iter().map(|(name, entry)| (*name, entry.record())));
-        let result = self.parts.persistence.save(&state);
+        let result = {
+            let table = self.parts.board.table();
+            let records = records(&table);
+            let state = StateFileRef(|| records.iter().map(|ticket| (ticket.name(), record(ticket))));
+            self.parts.persistence.save(&state)
+        };
         // A large state (100,000 tickets) takes a while to write: space saves so that writing
         // takes at most a tenth of the loop's time. Small states never notice.
         let took = started.elapsed();
@@ -677,6 +665,48 @@ impl Scheduler {
     }
 }
 
+/// The state file's records, by name, borrowed from the board.
+fn records(table: &Table) -> Vec<&Ticket> {
+    let mut records: Vec<&Ticket> = table.tickets().collect();
+    records.sort_unstable_by(|a, b| a.name().cmp(b.name()));
+    records
+}
+
+/// What the state file records for a ticket. State never runs ahead of the sinks: an unpublished
+/// token is recorded once written; meanwhile the last written one (and its ticket) stays on
+/// record, and a new ticket not yet in the sinks is recorded as pending, so a crash never loses
+/// it.
+fn record(ticket: &Ticket) -> StoredTicketRef<'_> {
+    let mut holding = std::borrow::Cow::Borrowed(&ticket.holding);
+    if ticket.unpublished && !ticket.spec.sinks.is_empty() {
+        let recorded = holding.to_mut();
+        let fresh = std::mem::replace(&mut recorded.current, ticket.written.clone());
+        let on_record = recorded.current.as_ref().and_then(|c| c.ticket.as_ref());
+        if let Some(minted) = fresh.and_then(|c| c.ticket.clone())
+            && on_record != Some(&minted)
+            && recorded.pending.is_none()
+        {
+            recorded.pending = Some(Box::new(minted));
+        }
+    }
+    StoredTicketRef { kind: ticket.spec.kind().as_str(), identity: identity(&ticket.spec), holding }
+}
+
+/// A queue slot's key: nanoseconds since the Unix epoch (0 for earlier times), exact both ways
+/// until the year 2554.
+fn queue_key(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+fn from_key(key: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_nanos(key)
+}
+
+/// Whether the queue slot `(key, id)` is the one its ticket waits on.
+fn is_live(table: &Table, key: u64, id: TicketId) -> bool {
+    table.get(id).is_some_and(|t| t.queued && t.next_at.map(queue_key) == Some(key))
+}
+
 /// What a successful call changed.
 enum Change {
     Ticket { expires_at: SystemTime },
@@ -700,14 +730,14 @@ fn apply(
                 return Err(malformed("the new ticket is already expired (is the host clock right?)"));
             }
             let expires_at = ticket.expires_at;
-            holding.pending = Some(ticket);
+            holding.pending = Some(Box::new(ticket));
             Ok(Change::Ticket { expires_at })
         }
         (step, Issued::Token(token)) => {
             let ticket: Option<TicketPart> = match step {
                 Step::Mint => None,
                 Step::RefreshCurrent => holding.current.as_ref().and_then(|c| c.ticket.clone()),
-                Step::RefreshPending => holding.pending.clone(),
+                Step::RefreshPending => holding.pending.as_deref().cloned(),
             };
             let token = capped_token(token, ticket.as_ref(), credentials_expire);
             if token.expires_at <= now {
@@ -782,4 +812,4 @@ async fn sleep_or_forever(duration: Option<Duration>) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

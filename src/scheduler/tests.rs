@@ -103,7 +103,7 @@ impl Provider for FakeSls {
     }
 }
 
-fn sls_ticket(name: &str, ticket: Duration, token: Duration) -> TicketSpec {
+pub(crate) fn sls_ticket(name: &str, ticket: Duration, token: Duration) -> TicketSpec {
     TicketSpec::new(
         name,
         TicketSettings {
@@ -262,7 +262,7 @@ async fn ninety_days_refresh_about_daily_and_mint_once_per_ceiling() {
                 if let Some(c) = ceiling {
                     assert!(*at < c, "the new ticket's first token came after the old ceiling");
                 }
-                let holding = &run.scheduler.entries["dash"].holding;
+                let holding = run.scheduler.holding("dash");
                 ceiling = holding.current.as_ref().and_then(|c| c.ticket.as_ref()).map(|t| t.expires_at).max(ceiling);
             }
             _ => {}
@@ -337,7 +337,7 @@ async fn sts_credentials_cap_the_token_and_failures_keep_the_last_good_token() {
         Duration::from_secs(600),
     )
     .await;
-    let token = run.scheduler.entries["dash"].holding.current.clone().unwrap().token.clone();
+    let token = run.scheduler.holding("dash").current.unwrap().token.clone();
     assert_eq!(token.expires_at, sts_expiry, "a token never outlives the STS credentials it was minted with");
 
     // Now every call fails: the held token stays exactly as it was.
@@ -352,10 +352,10 @@ async fn sts_credentials_cap_the_token_and_failures_keep_the_last_good_token() {
         Duration::from_secs(3000),
     )
     .await;
-    let kept = run.scheduler.entries["dash"].holding.current.clone().unwrap().token.clone();
+    let kept = run.scheduler.holding("dash").current.unwrap().token.clone();
     assert_eq!(kept, token);
     assert!(provider.count(CallKind::Refresh, false) >= 3);
-    assert!(run.scheduler.entries["dash"].last_error.as_deref().unwrap().contains("ServerBusy"));
+    assert!(run.scheduler.board().get("dash").unwrap().last_error.unwrap().contains("ServerBusy"));
 }
 
 #[tokio::test(start_paused = true)]

@@ -184,7 +184,7 @@ mod tests {
         let now = from_unix_seconds(1_700_000_000);
         let mut h = Holding::default();
         assert_eq!(plan(&h, Lifecycle::SingleCall, now, 0.5), Plan { step: Step::Mint, at: now });
-        h.pending = Some(TicketPart { value: Secret::new("p"), issued_at: now, expires_at: now + DAY });
+        h.pending = Some(Box::new(TicketPart { value: Secret::new("p"), issued_at: now, expires_at: now + DAY }));
         let p = plan(&h, Lifecycle::TicketAndToken { renew_before: DAY }, now, 0.5);
         assert_eq!(p, Plan { step: Step::RefreshPending, at: now });
     }

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use crate::config::{HookSpec, TicketSpec};
 
 /// A ticket whose sinks now hold `generation`.
-pub type Changed = (Arc<TicketSpec>, u64);
+pub type Changed = (TicketSpec, u64);
 
 #[derive(Default)]
 struct Slot {
