@@ -89,7 +89,7 @@ fn valid_logins(config: &Config, now: SystemTime) -> Result<Vec<Login>, HelperEr
             .get(&spec.name)
             .filter(|saved| saved.identity == identity(spec))
             .and_then(|saved| saved.holding.valid_token(now))
-            .map(|t| (t.username.clone().unwrap_or_default(), t.value.expose().to_string()));
+            .map(|t| (t.username.as_deref().unwrap_or_default().to_string(), t.value.expose().to_string()));
         out.push((registry.to_ascii_lowercase(), login));
     }
     Ok(out)

@@ -28,7 +28,7 @@ pub struct TokenPart {
     pub value: Secret,
     /// A user name that goes with the token (TCR registry login).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username: Option<String>,
+    pub username: Option<Box<str>>,
     /// When the request that obtained it was sent: lifetimes count from here, conservatively.
     #[serde(with = "serde_rfc3339")]
     pub issued_at: SystemTime,

@@ -103,7 +103,12 @@ pub async fn call(
     let expires_at = [exp_time, crate::jwt::expiry(&value), fallback].into_iter().flatten().min().ok_or_else(|| {
         ProviderError::Malformed { api, detail: "no `ExpTime` and no JWT `exp` in the answer".into() }
     })?;
-    Ok(Issued::Token(TokenPart { value: Secret::new(value), username: Some(username), issued_at: sent_at, expires_at }))
+    Ok(Issued::Token(TokenPart {
+        value: Secret::new(value),
+        username: Some(username.into()),
+        issued_at: sent_at,
+        expires_at,
+    }))
 }
 
 /// `(Username, Token, ExpTime)` of an answer, or the error it is. Errors come as HTTP 200 with

@@ -113,7 +113,7 @@ mod tests {
             ticket: None,
             token: TokenPart {
                 value: Secret::new("eyJa.eyJb.sig"),
-                username: username.map(str::to_string),
+                username: username.map(Box::from),
                 issued_at: t,
                 expires_at: t + std::time::Duration::from_secs(3600),
             },
