@@ -577,3 +577,39 @@ async fn a_burst_of_due_tickets_spawns_no_more_tasks_than_calls_allowed() {
     assert!(most_tasks <= MAX_IN_FLIGHT + 1, "{most_tasks} tasks alive at once");
     assert!(board.snapshot().iter().all(|v| v.current.is_some()), "every ticket got its token");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_late_result_for_a_removed_ticket_never_lands_on_the_ticket_that_takes_its_place() {
+    let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
+    let provider = FakeSls::new(clock.clone(), 0.0, 1);
+    let board = Arc::new(Board::default());
+    let parts = test_parts(&clock, provider.clone(), board.clone(), 5);
+    let scheduler = Scheduler::new(parts, vec![sls_ticket("old", 30 * DAY, DAY)], StateFile::default());
+    let mut events = scheduler.events();
+    let stop = CancellationToken::new();
+    let (commands, command_rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(scheduler.run(stop.clone(), command_rx));
+    // `old` is minting (a call takes 200 ms) when a reload replaces it with `new`, which is given
+    // the board slot `old` had.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(provider.count(CallKind::Mint, true), 1);
+    let (reply, answer) = oneshot::channel();
+    let tickets = vec![sls_ticket("new", 30 * DAY, DAY)];
+    commands.send(Command::Reconfigure { tickets, credentials: credential_store(None), reply }).ok().unwrap();
+    assert_eq!(answer.await.unwrap().removed, ["old"]);
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    stop.cancel();
+    let scheduler = task.await.unwrap();
+
+    let mut minted = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        if let Event::TicketMinted { name, .. } = event {
+            minted.push(name);
+        }
+    }
+    assert_eq!(provider.count(CallKind::Mint, true), 2);
+    assert_eq!(minted, ["new"], "the ticket minted for `old` was dropped when it came back");
+    let current = scheduler.holding("new").current.expect("`new` holds a token");
+    assert_eq!(current.ticket.as_ref().unwrap().value.expose(), "ticket-2", "`new` holds the ticket minted for it");
+    assert!(board.get("old").is_none());
+}
