@@ -42,7 +42,8 @@ pub struct Ticket {
     pub(crate) attempt: u32,
     /// Failed sink writes since the last good one.
     pub(crate) publish_attempt: u32,
-    /// Changed when a reload changes what the ticket is for: results of older calls are dropped.
+    /// Given anew when the ticket is added or a reload retargets it: a result started under
+    /// another epoch (a removed ticket's, whose id this one reuses, or the old target's) is dropped.
     pub(crate) epoch: u32,
     /// Random in [0, 1), drawn per token, spreading refresh points.
     pub(crate) jitter: f32,
