@@ -312,11 +312,9 @@ impl Scheduler {
                     break;
                 }
                 s.queue.pop();
-                if !is_live(table, key, id) {
-                    continue;
-                }
-                if let Some(ticket) = table.get_mut(id) {
-                    ticket.queued = false;
+                match table.get_mut(id) {
+                    Some(ticket) if waits_on(ticket, key) => ticket.queued = false,
+                    _ => continue,
                 }
                 s.start(table, id, now);
             }
@@ -329,7 +327,7 @@ impl Scheduler {
         if ticket.in_flight {
             return;
         }
-        let plan = timing::plan(&ticket.holding, lifecycle(&ticket.spec), now, f64::from(ticket.jitter));
+        let plan = plan(ticket, now);
         // A retry wake-up may come before the plan's time only after a failure; then retry now.
         if plan.at > now && ticket.attempt == 0 {
             if ticket.unpublished {
@@ -432,8 +430,7 @@ impl Scheduler {
                             self.rng.random(),
                         );
                         tracing::error!(ticket = %ticket.spec.name, error = %error, retry_in = %humantime::format_duration(round(delay)), "cannot write a sink; the previous file is intact");
-                        let plan =
-                            timing::plan(&ticket.holding, lifecycle(&ticket.spec), now, f64::from(ticket.jitter));
+                        let plan = plan(ticket, now);
                         self.emit(Event::PublishFailed { name: ticket.spec.name.clone(), error });
                         self.schedule_at(table, id, plan.at.min(now + delay));
                     }
@@ -518,7 +515,7 @@ impl Scheduler {
 
     fn reschedule(&mut self, table: &mut Table, id: TicketId, now: SystemTime) {
         let Some(ticket) = table.get(id) else { return };
-        let plan = timing::plan(&ticket.holding, lifecycle(&ticket.spec), now, f64::from(ticket.jitter));
+        let plan = plan(ticket, now);
         self.schedule_at(table, id, plan.at);
     }
 
@@ -704,7 +701,11 @@ fn from_key(key: u64) -> SystemTime {
 
 /// Whether the queue slot `(key, id)` is the one its ticket waits on.
 fn is_live(table: &Table, key: u64, id: TicketId) -> bool {
-    table.get(id).is_some_and(|t| t.queued && t.next_at.map(queue_key) == Some(key))
+    table.get(id).is_some_and(|ticket| waits_on(ticket, key))
+}
+
+fn waits_on(ticket: &Ticket, key: u64) -> bool {
+    ticket.queued && ticket.next_at.map(queue_key) == Some(key)
 }
 
 /// What a successful call changed.
@@ -785,6 +786,11 @@ fn usable(mut holding: Holding, now: SystemTime) -> Holding {
         holding.pending = None;
     }
     holding
+}
+
+/// The ticket's next step and when it is due.
+fn plan(ticket: &Ticket, now: SystemTime) -> timing::Plan {
+    timing::plan(&ticket.holding, lifecycle(&ticket.spec), now, f64::from(ticket.jitter))
 }
 
 fn lifecycle(spec: &TicketSpec) -> Lifecycle {

@@ -166,6 +166,37 @@ struct Run {
 }
 
 /// Run `tickets` for `length` of simulated time, collecting events.
+/// A scheduler running on a task of its own, as the daemon runs it.
+struct Running {
+    stop: CancellationToken,
+    commands: mpsc::UnboundedSender<Command>,
+    task: tokio::task::JoinHandle<Scheduler>,
+}
+
+impl Running {
+    fn start(scheduler: Scheduler) -> Self {
+        let stop = CancellationToken::new();
+        let (commands, command_rx) = mpsc::unbounded_channel();
+        let task = tokio::spawn(scheduler.run(stop.clone(), command_rx));
+        Running { stop, commands, task }
+    }
+
+    /// Reload with `tickets` (static test credentials) and wait for the summary.
+    async fn reload(&self, tickets: Vec<TicketSpec>) -> ReloadSummary {
+        let (reply, answer) = oneshot::channel();
+        let credentials = credential_store(None);
+        let sent = self.commands.send(Command::Reconfigure { tickets, credentials, reply });
+        assert!(sent.is_ok(), "the loop is running");
+        answer.await.expect("the loop answers a reload")
+    }
+
+    /// Stop the loop (in-flight work finishes, state is saved) and get the scheduler back.
+    async fn stop(self) -> Scheduler {
+        self.stop.cancel();
+        self.task.await.expect("the scheduler loop does not panic")
+    }
+}
+
 async fn simulate(
     clock: &PausedClock,
     provider: Arc<FakeSls>,
@@ -187,9 +218,7 @@ async fn simulate(
     };
     let scheduler = Scheduler::new(parts, tickets.to_vec(), saved.clone());
     let mut rx = scheduler.events();
-    let stop = CancellationToken::new();
-    let (_commands, command_rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(scheduler.run(stop.clone(), command_rx));
+    let running = Running::start(scheduler);
     let collector_clock = clock.clone();
     let done = CancellationToken::new();
     let collector_done = done.clone();
@@ -207,8 +236,7 @@ async fn simulate(
         events
     });
     tokio::time::sleep(length).await;
-    stop.cancel();
-    let scheduler = task.await.unwrap();
+    let scheduler = running.stop().await;
     done.cancel();
     Run { events: collector.await.unwrap(), scheduler }
 }
@@ -370,9 +398,7 @@ async fn reload_keeps_unchanged_tickets_replans_changed_ones_and_drops_removed_o
     let gone = sls_ticket("gone", 30 * DAY, DAY);
     let scheduler =
         Scheduler::new(parts, vec![keep.clone(), tune.clone(), moved.clone(), gone.clone()], StateFile::default());
-    let stop = CancellationToken::new();
-    let (commands, command_rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(scheduler.run(stop.clone(), command_rx));
+    let running = Running::start(scheduler);
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(provider.count(CallKind::Mint, true), 4);
     let before = |name: &str| board.get(name).unwrap().current.unwrap();
@@ -385,16 +411,7 @@ async fn reload_keeps_unchanged_tickets_replans_changed_ones_and_drops_removed_o
     let ApiSpec::Sls(sls) = &mut retargeted.api else { unreachable!() };
     sls.endpoint = Endpoint { base: url::Url::parse("https://ap-southeast-1.log.aliyuncs.com").unwrap() };
     let added = sls_ticket("new", 30 * DAY, DAY);
-    let (reply, answer) = oneshot::channel();
-    commands
-        .send(Command::Reconfigure {
-            tickets: vec![keep.clone(), tuned, retargeted, added],
-            credentials: credential_store(None),
-            reply,
-        })
-        .ok()
-        .unwrap();
-    let summary = answer.await.unwrap();
+    let summary = running.reload(vec![keep.clone(), tuned, retargeted, added]).await;
     assert_eq!(
         summary,
         ReloadSummary {
@@ -412,8 +429,7 @@ async fn reload_keeps_unchanged_tickets_replans_changed_ones_and_drops_removed_o
     assert_eq!(before("tune").ticket, tune_before.ticket, "a settings change keeps the ticket");
     assert!(board.get("gone").is_none());
     assert!(board.get("new").unwrap().current.is_some());
-    stop.cancel();
-    task.await.unwrap();
+    running.stop().await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -437,12 +453,9 @@ async fn the_watchdog_is_pinged_from_the_loop_while_nothing_is_due() {
         seed: 3,
     };
     let scheduler = Scheduler::new(parts, vec![sls_ticket("a", 30 * DAY, DAY)], StateFile::default());
-    let stop = CancellationToken::new();
-    let (_commands, command_rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(scheduler.run(stop.clone(), command_rx));
+    let running = Running::start(scheduler);
     tokio::time::sleep(Duration::from_secs(600)).await;
-    stop.cancel();
-    task.await.unwrap();
+    running.stop().await;
     // One ping per half interval: about 40 in ten minutes.
     let n = pings.load(std::sync::atomic::Ordering::SeqCst);
     assert!((38..=42).contains(&n), "pings: {n}");
@@ -456,9 +469,7 @@ async fn a_wall_clock_jump_past_a_deadline_refreshes_at_once() {
     let board = Arc::new(Board::default());
     let parts = test_parts(&clock, provider.clone(), board.clone(), 5);
     let scheduler = Scheduler::new(parts, vec![sls_ticket("a", 30 * DAY, DAY)], StateFile::default());
-    let stop = CancellationToken::new();
-    let (_commands, command_rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(scheduler.run(stop.clone(), command_rx));
+    let running = Running::start(scheduler);
     tokio::time::sleep(Duration::from_secs(60)).await;
     let refreshes = provider.count(CallKind::Refresh, true);
     assert_eq!(refreshes, 1);
@@ -468,8 +479,7 @@ async fn a_wall_clock_jump_past_a_deadline_refreshes_at_once() {
     assert_eq!(provider.count(CallKind::Refresh, true), refreshes + 1, "refreshed on waking");
     let current = board.get("a").unwrap().current.unwrap();
     assert!(current.token.is_valid_at(clock.now()));
-    stop.cancel();
-    task.await.unwrap();
+    running.stop().await;
 }
 
 /// FakeSls behind the same per-endpoint rate limiter the cloud provider uses.
@@ -506,12 +516,9 @@ async fn a_thousand_tickets_due_at_once_stay_under_the_rate_limit() {
     let board = Arc::new(Board::default());
     let parts = test_parts(&clock, provider, board.clone(), 9);
     let scheduler = Scheduler::new(parts, tickets, StateFile::default());
-    let stop = CancellationToken::new();
-    let (_commands, command_rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(scheduler.run(stop.clone(), command_rx));
+    let running = Running::start(scheduler);
     tokio::time::sleep(Duration::from_secs(120)).await;
-    stop.cancel();
-    task.await.unwrap();
+    running.stop().await;
     let mut times: Vec<SystemTime> = fake.calls.lock().unwrap().iter().map(|c| c.0).collect();
     times.sort();
     assert_eq!(times.len(), 2000, "a CreateTicket and a first RefreshToken per ticket");
@@ -560,9 +567,7 @@ async fn a_burst_of_due_tickets_spawns_no_more_tasks_than_calls_allowed() {
     let board = Arc::new(Board::default());
     let parts = test_parts(&clock, provider, board.clone(), 9);
     let scheduler = Scheduler::new(parts, tickets, StateFile::default());
-    let stop = CancellationToken::new();
-    let (_commands, command_rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(scheduler.run(stop.clone(), command_rx));
+    let running = Running::start(scheduler);
     let metrics = tokio::runtime::Handle::current().metrics();
     let mut most_tasks = 0;
     for _ in 0..100 {
@@ -570,8 +575,7 @@ async fn a_burst_of_due_tickets_spawns_no_more_tasks_than_calls_allowed() {
         most_tasks = most_tasks.max(metrics.num_alive_tasks());
     }
     tokio::time::sleep(Duration::from_secs(60)).await;
-    stop.cancel();
-    task.await.unwrap();
+    running.stop().await;
     assert_eq!(most.load(std::sync::atomic::Ordering::SeqCst), MAX_IN_FLIGHT, "calls in progress at once");
     // The scheduler loop and the calls; not a task per due ticket.
     assert!(most_tasks <= MAX_IN_FLIGHT + 1, "{most_tasks} tasks alive at once");
@@ -586,20 +590,14 @@ async fn a_late_result_for_a_removed_ticket_never_lands_on_the_ticket_that_takes
     let parts = test_parts(&clock, provider.clone(), board.clone(), 5);
     let scheduler = Scheduler::new(parts, vec![sls_ticket("old", 30 * DAY, DAY)], StateFile::default());
     let mut events = scheduler.events();
-    let stop = CancellationToken::new();
-    let (commands, command_rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(scheduler.run(stop.clone(), command_rx));
+    let running = Running::start(scheduler);
     // `old` is minting (a call takes 200 ms) when a reload replaces it with `new`, which is given
     // the board slot `old` had.
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(provider.count(CallKind::Mint, true), 1);
-    let (reply, answer) = oneshot::channel();
-    let tickets = vec![sls_ticket("new", 30 * DAY, DAY)];
-    commands.send(Command::Reconfigure { tickets, credentials: credential_store(None), reply }).ok().unwrap();
-    assert_eq!(answer.await.unwrap().removed, ["old"]);
+    assert_eq!(running.reload(vec![sls_ticket("new", 30 * DAY, DAY)]).await.removed, ["old"]);
     tokio::time::sleep(Duration::from_secs(60)).await;
-    stop.cancel();
-    let scheduler = task.await.unwrap();
+    let scheduler = running.stop().await;
 
     let mut minted = Vec::new();
     while let Ok(event) = events.try_recv() {
