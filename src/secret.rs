@@ -1,39 +1,82 @@
-//! A redacting wrapper for keys, tokens and tickets.
+//! A redacting wrapper for keys, tokens and tickets, held in memory of their own.
 //!
 //! `Secret` prints as `<redacted>` in `Debug` and `Display`, so a secret that reaches a log line,
 //! an error message or a panic by accident shows nothing. The value is reached only through
 //! [`Secret::expose`], which makes every real use easy to find. Serde sees the real value: secrets
 //! are serialized only into 0600 files (state, sinks) and API answers that exist to hand them out.
+//!
+//! The bytes live in the secret pool (see [`pool`]), apart from the rest of the heap, and are wiped
+//! when the secret is dropped.
 
 use std::fmt;
+use std::ptr::NonNull;
 
+use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// A secret string, never printed. It is held in one allocation of exactly its length (a
-/// daemon holding 100,000 tickets holds 200,000 of these; a shared handle would cost a counter
-/// header each, and copies are made only for a call or a sink write).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Box<str>);
+/// A secret string, never printed.
+///
+/// Its bytes are a slot of the secret pool (or, past [`pool::MAX_POOLED`] bytes, an allocation of
+/// their own), written once when it is made, wiped when it is dropped, and never shared: a clone
+/// is a copy.
+pub struct Secret {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: a `Secret` owns its bytes exclusively (no other handle points at its slot until it is
+// dropped and the slot freed), and they are never written after `new` returns: moving or sharing
+// it between threads is as safe as for a `Box<str>`.
+unsafe impl Send for Secret {}
+// SAFETY: `&Secret` only ever reads the bytes (see above).
+unsafe impl Sync for Secret {}
 
 impl Secret {
-    pub fn new(value: impl Into<Box<str>>) -> Self {
-        Secret(value.into())
+    pub fn new(value: impl AsRef<str>) -> Self {
+        let value = value.as_ref().as_bytes();
+        let ptr = pool::take(value.len());
+        // SAFETY: `take` returned `len` writable bytes that nothing else points at.
+        unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), ptr.as_ptr(), value.len()) };
+        Secret { ptr, len: value.len() }
     }
 
     /// The real value. Call only where the secret is sent, signed or written on purpose.
     pub fn expose(&self) -> &str {
-        &self.0
+        // SAFETY: `ptr` points at `len` bytes this secret owns, copied from a `str` in `new` and
+        // never written since; they live until `drop`, which needs `&mut self`.
+        unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(self.ptr.as_ptr(), self.len)) }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len == 0
     }
 
     /// Length in bytes, for accounting only.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.len
     }
 }
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        // SAFETY: the slot came from `pool::take(self.len)` and is given back once.
+        unsafe { pool::give_back(self.ptr, self.len) }
+    }
+}
+
+impl Clone for Secret {
+    fn clone(&self) -> Self {
+        Secret::new(self.expose())
+    }
+}
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.expose() == other.expose()
+    }
+}
+
+impl Eq for Secret {}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -49,17 +92,145 @@ impl fmt::Display for Secret {
 
 impl Serialize for Secret {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
+        serializer.serialize_str(self.expose())
     }
 }
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let value = String::deserialize(deserializer)?;
-        Ok(Secret::new(value))
+        struct SecretVisitor;
+        impl Visitor<'_> for SecretVisitor {
+            type Value = Secret;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            // Straight from the parser's buffer into the pool: no second copy on the heap.
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Secret, E> {
+                Ok(Secret::new(value))
+            }
+        }
+        deserializer.deserialize_str(SecretVisitor)
     }
 }
 
+/// Where secrets' bytes live.
+///
+/// A daemon holding 100,000 tickets holds 200,000 secrets of a few hundred bytes each, replaced
+/// one by one as tokens are refreshed. On the general heap each would cost an allocation header,
+/// and the new ones land between the short-lived buffers of the calls that fetched them, leaving
+/// holes that keep the heap big (measured: 15 MiB of 100 MiB at 100,000 tickets, see
+/// BENCHMARKS.md). Here each size class (a multiple of [`GRAIN`] bytes) has its own blocks of
+/// slots and its own free list: a new token of about the old one's length takes the old one's
+/// slot, nothing else is ever placed between them, and a slot costs no header.
+///
+/// Blocks are never returned: the pool is as big as the most secrets held at once, and reused.
+/// Freed slots are wiped first, so a dropped token does not linger in memory.
+pub mod pool {
+    use std::alloc::Layout;
+    use std::ptr::NonNull;
+    use std::sync::Mutex;
+
+    /// Slot sizes are multiples of this.
+    pub const GRAIN: usize = 16;
+    /// Longer secrets (rare: a TCR long-term password is about 1,000 bytes) get an allocation of
+    /// their own.
+    pub const MAX_POOLED: usize = 2048;
+    /// Slots are cut from blocks of this size. Fresh blocks are mapped, not written, so the part
+    /// of a block not yet cut costs no memory.
+    const BLOCK: usize = 256 * 1024;
+    const CLASSES: usize = MAX_POOLED / GRAIN;
+
+    /// One size class: slots freed for reuse, and the uncut rest of its newest block. Addresses
+    /// are kept as integers so the pool can sit in a `static`.
+    struct Class {
+        free: Vec<usize>,
+        next: usize,
+        end: usize,
+    }
+
+    struct Pool {
+        classes: [Class; CLASSES],
+        /// Bytes in blocks (for the accounting tests).
+        reserved: usize,
+    }
+
+    static POOL: Mutex<Pool> =
+        Mutex::new(Pool { classes: [const { Class { free: Vec::new(), next: 0, end: 0 } }; CLASSES], reserved: 0 });
+
+    fn lock() -> std::sync::MutexGuard<'static, Pool> {
+        // The pool's lists are consistent between statements: a panic elsewhere cannot leave
+        // them half-changed, so a poisoned lock is safe to keep using.
+        POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The slot size for `len` bytes, when pooled.
+    fn class_of(len: usize) -> Option<usize> {
+        (len > 0 && len <= MAX_POOLED).then(|| len.div_ceil(GRAIN) - 1)
+    }
+
+    /// `len` writable bytes that nothing else points at.
+    pub(super) fn take(len: usize) -> NonNull<u8> {
+        let Some(class) = class_of(len) else {
+            if len == 0 {
+                return NonNull::dangling();
+            }
+            let layout = Layout::array::<u8>(len).expect("a secret of a sane length");
+            // SAFETY: `layout` has a non-zero size.
+            let ptr = unsafe { std::alloc::alloc(layout) };
+            return NonNull::new(ptr).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+        };
+        let size = (class + 1) * GRAIN;
+        let mut pool = lock();
+        let addr = match pool.classes[class].free.pop() {
+            Some(addr) => addr,
+            None => {
+                if pool.classes[class].next + size > pool.classes[class].end {
+                    let layout = Layout::from_size_align(BLOCK, GRAIN).expect("a valid block layout");
+                    // SAFETY: `layout` has a non-zero size. The block is never freed.
+                    let block = unsafe { std::alloc::alloc(layout) };
+                    if block.is_null() {
+                        std::alloc::handle_alloc_error(layout);
+                    }
+                    pool.reserved += BLOCK;
+                    let class = &mut pool.classes[class];
+                    class.next = block.expose_provenance();
+                    class.end = block.expose_provenance() + BLOCK;
+                }
+                let class = &mut pool.classes[class];
+                class.next += size;
+                class.next - size
+            }
+        };
+        NonNull::new(std::ptr::with_exposed_provenance_mut(addr)).expect("slots are never at address 0")
+    }
+
+    /// Wipe the `len` bytes at `ptr` and make their slot free for the next secret.
+    ///
+    /// # Safety
+    /// `ptr` must come from `take(len)` with this very `len`, and be given back once.
+    pub(super) unsafe fn give_back(ptr: NonNull<u8>, len: usize) {
+        for i in 0..len {
+            // SAFETY: the caller owns these `len` bytes. Volatile, so the wipe is not optimised
+            // away as a write to memory about to be freed.
+            unsafe { ptr.as_ptr().add(i).write_volatile(0) };
+        }
+        match class_of(len) {
+            Some(class) => lock().classes[class].free.push(ptr.as_ptr().expose_provenance()),
+            None if len == 0 => {}
+            None => {
+                let layout = Layout::array::<u8>(len).expect("the layout it was taken with");
+                // SAFETY: allocated in `take` with this layout.
+                unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) }
+            }
+        }
+    }
+
+    /// Bytes the pool holds in blocks, and how many slots are free.
+    pub fn usage() -> (usize, usize) {
+        let pool = lock();
+        (pool.reserved, pool.classes.iter().map(|c| c.free.len()).sum())
+    }
+}
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,5 +251,70 @@ mod tests {
         assert_eq!(json, "\"abc\"");
         let back: Secret = serde_json::from_str(&json).unwrap();
         assert_eq!(back, secret);
+    }
+
+    #[test]
+    fn every_length_round_trips_pooled_or_not() {
+        for len in [0, 1, 15, 16, 17, 200, 2047, 2048, 2049, 10_000] {
+            let value: String = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            let secret = Secret::new(&value);
+            assert_eq!(secret.expose(), value);
+            assert_eq!(secret.len(), len);
+            assert_eq!(secret.is_empty(), len == 0);
+            let copy = secret.clone();
+            drop(secret);
+            assert_eq!(copy.expose(), value, "a clone owns its own bytes");
+        }
+    }
+
+    #[test]
+    fn a_dropped_secret_is_wiped_and_its_slot_reused() {
+        // A length no other test uses, so no other thread takes this slot in between.
+        let len = 2030;
+        let first = Secret::new("x".repeat(len));
+        let slot = first.ptr;
+        drop(first);
+        // SAFETY: pool blocks are never freed, so the slot is still readable memory.
+        let after = unsafe { std::slice::from_raw_parts(slot.as_ptr(), len) };
+        assert!(after.iter().all(|&b| b == 0), "the bytes of a dropped secret are zeroed");
+        let second = Secret::new("y".repeat(len - 5));
+        assert_eq!(second.ptr, slot, "a secret of the same size class takes the freed slot");
+        assert_eq!(second.expose(), "y".repeat(len - 5));
+    }
+
+    #[test]
+    fn threads_taking_and_dropping_secrets_never_see_each_others_bytes() {
+        let workers: Vec<_> = (0..4u8)
+            .map(|worker| {
+                std::thread::spawn(move || {
+                    let mut held = Vec::new();
+                    for i in 0..5_000usize {
+                        let len = 1 + (i * 7 + usize::from(worker) * 13) % 300;
+                        let fill = char::from(b'a' + worker);
+                        held.push((Secret::new(fill.to_string().repeat(len)), fill, len));
+                        if i % 3 == 0 {
+                            held.swap_remove(i % held.len());
+                        }
+                    }
+                    for (secret, fill, len) in &held {
+                        assert_eq!(secret.len(), *len);
+                        assert!(secret.expose().chars().all(|c| c == *fill));
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().expect("no worker panicked");
+        }
+        let (reserved, _free) = pool::usage();
+        assert!(reserved > 0);
+    }
+
+    #[test]
+    fn a_secret_read_from_json_goes_straight_into_the_pool() {
+        let back: Secret = serde_json::from_reader(&b"\"from a reader\""[..]).unwrap();
+        assert_eq!(back.expose(), "from a reader");
+        let escaped: Secret = serde_json::from_str(r#""a\"b""#).unwrap();
+        assert_eq!(escaped.expose(), "a\"b");
     }
 }
