@@ -29,15 +29,15 @@ pub struct Ticket {
     /// file records while a newer one is still being written, so state never runs ahead of the
     /// sinks and never loses a ticket.
     pub(crate) written: Option<Arc<Current>>,
-    /// When the scheduler will act next.
-    pub(crate) next_at: Option<SystemTime>,
-    /// When a call for this ticket last succeeded in this process.
-    pub(crate) last_success: Option<SystemTime>,
+    /// When the scheduler will act next, as a [`stamp`] (0: not scheduled yet).
+    pub(crate) next_at: u64,
+    /// When a call for this ticket last succeeded in this process, as a [`stamp`] (0: never).
+    pub(crate) last_success: u64,
     /// The last failure since the last success.
     pub(crate) last_error: Option<Box<str>>,
     /// Calls that succeeded, and that failed, since the ticket was added (metrics).
-    pub(crate) refresh_successes: u64,
-    pub(crate) refresh_failures: u64,
+    pub(crate) refresh_successes: u32,
+    pub(crate) refresh_failures: u32,
     /// Failed calls since the last success.
     pub(crate) attempt: u32,
     /// Failed sink writes since the last good one.
@@ -63,8 +63,8 @@ impl Ticket {
             spec,
             written: holding.current.clone(),
             holding,
-            next_at: None,
-            last_success: None,
+            next_at: 0,
+            last_success: 0,
             last_error: None,
             refresh_successes: 0,
             refresh_failures: 0,
@@ -109,7 +109,7 @@ impl Ticket {
 
     /// When the scheduler will act next.
     pub fn next_at(&self) -> Option<SystemTime> {
-        self.next_at
+        from_stamp(self.next_at)
     }
 
     /// An owned copy, for readers that answer after the lock is gone.
@@ -117,14 +117,25 @@ impl Ticket {
         TicketView {
             spec: self.spec.clone(),
             current: self.current().cloned(),
-            next_at: self.next_at,
+            next_at: self.next_at(),
             last_error: self.last_error.as_deref().map(str::to_string),
             failures: self.attempt,
-            refresh_successes: self.refresh_successes,
-            refresh_failures: self.refresh_failures,
-            last_success: self.last_success,
+            refresh_successes: self.refresh_successes.into(),
+            refresh_failures: self.refresh_failures.into(),
+            last_success: from_stamp(self.last_success),
         }
     }
+}
+
+/// A time as nanoseconds since the Unix epoch, 8 bytes instead of a `SystemTime`'s 16: exact both
+/// ways from 1970 until the year 2554 (earlier times become 0, later ones the maximum).
+pub(crate) fn stamp(at: SystemTime) -> u64 {
+    at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The time a [`stamp`] stands for; 0 stands for none.
+pub(crate) fn from_stamp(stamp: u64) -> Option<SystemTime> {
+    (stamp != 0).then(|| SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(stamp))
 }
 
 /// One ticket as the outside sees it, copied out of the board.

@@ -19,7 +19,7 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::board::{Board, Table, Ticket, TicketId};
+use crate::board::{Board, Table, Ticket, TicketId, from_stamp, stamp};
 use crate::clock::{Clock, until};
 use crate::config::{ApiSpec, TicketSpec};
 use crate::credentials::CredentialStore;
@@ -291,7 +291,11 @@ impl Scheduler {
         }
         drop(table);
         // With every call slot taken, only a finished call (or a save) can make progress.
-        let head = self.queue.peek().map(|&Reverse((key, _))| from_key(key)).filter(|_| self.in_flight < MAX_IN_FLIGHT);
+        let head = self
+            .queue
+            .peek()
+            .map(|&Reverse((key, _))| from_stamp(key).unwrap_or(SystemTime::UNIX_EPOCH))
+            .filter(|_| self.in_flight < MAX_IN_FLIGHT);
         match (head, self.save_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -308,7 +312,7 @@ impl Scheduler {
                 // Calls beyond the limit stay queued (not spawned to wait): a burst of 100,000
                 // due tickets costs a queue slot each, not a task each. A finished call wakes the
                 // loop.
-                if key > queue_key(now) || s.in_flight >= MAX_IN_FLIGHT {
+                if key > stamp(now) || s.in_flight >= MAX_IN_FLIGHT {
                     break;
                 }
                 s.queue.pop();
@@ -444,8 +448,8 @@ impl Scheduler {
         ticket.attempt = 0;
         ticket.last_error = None;
         ticket.jitter = self.rng.random();
-        ticket.refresh_successes += 1;
-        ticket.last_success = Some(now);
+        ticket.refresh_successes = ticket.refresh_successes.saturating_add(1);
+        ticket.last_success = stamp(now);
         self.changed = true;
         let name = &ticket.spec.name;
         match change {
@@ -471,7 +475,7 @@ impl Scheduler {
     fn failed(&mut self, table: &mut Table, id: TicketId, error: ProviderError, now: SystemTime) {
         let ticket = table.get_mut(id).expect("the ticket is on the board");
         ticket.attempt += 1;
-        ticket.refresh_failures += 1;
+        ticket.refresh_failures = ticket.refresh_failures.saturating_add(1);
         let token_expires_at = ticket.holding.valid_token(now).map(|t| t.expires_at);
         let remaining = token_expires_at.map(|t| until(now, t));
         let delay = timing::retry_delay(ticket.attempt, error.retry_class(), remaining, self.rng.random());
@@ -521,9 +525,9 @@ impl Scheduler {
 
     fn schedule_at(&mut self, table: &mut Table, id: TicketId, at: SystemTime) {
         let Some(ticket) = table.get_mut(id) else { return };
-        ticket.next_at = Some(at);
+        ticket.next_at = stamp(at);
         ticket.queued = true;
-        self.queue.push(Reverse((queue_key(at), id)));
+        self.queue.push(Reverse((ticket.next_at, id)));
         self.changed = true;
     }
 
@@ -689,23 +693,13 @@ fn record(ticket: &Ticket) -> StoredTicketRef<'_> {
     StoredTicketRef { kind: ticket.spec.kind().as_str(), identity: identity(&ticket.spec), holding }
 }
 
-/// A queue slot's key: nanoseconds since the Unix epoch (0 for earlier times), exact both ways
-/// until the year 2554.
-fn queue_key(at: SystemTime) -> u64 {
-    at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-}
-
-fn from_key(key: u64) -> SystemTime {
-    SystemTime::UNIX_EPOCH + Duration::from_nanos(key)
-}
-
 /// Whether the queue slot `(key, id)` is the one its ticket waits on.
 fn is_live(table: &Table, key: u64, id: TicketId) -> bool {
     table.get(id).is_some_and(|ticket| waits_on(ticket, key))
 }
 
 fn waits_on(ticket: &Ticket, key: u64) -> bool {
-    ticket.queued && ticket.next_at.map(queue_key) == Some(key)
+    ticket.queued && ticket.next_at == key
 }
 
 /// What a successful call changed.
