@@ -8,7 +8,7 @@
 //! on, so a long-poll or a readiness check never polls.
 
 use std::hash::{BuildHasher, RandomState};
-use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::SystemTime;
 
 use hashbrown::HashTable;
@@ -25,10 +25,13 @@ pub type TicketId = u32;
 pub struct Ticket {
     pub(crate) spec: TicketSpec,
     pub(crate) holding: Holding,
-    /// The newest token known to be in every sink, or loaded from the state file: what the state
-    /// file records while a newer one is still being written, so state never runs ahead of the
-    /// sinks and never loses a ticket.
-    pub(crate) written: Option<Arc<Current>>,
+    /// The token last written to every sink (or loaded from the state file) is the holding's
+    /// current one. When a newer one is still being written, it is `previous` instead.
+    pub(crate) current_written: bool,
+    /// The last written token while a newer one is being written: what readers see and the state
+    /// file records meanwhile, so state never runs ahead of the sinks and never loses a ticket.
+    /// Held inline, like the current one: a ticket costs no allocation of its own but its secrets.
+    pub(crate) previous: Option<Box<Current>>,
     /// When the scheduler will act next, as a [`stamp`] (0: not scheduled yet).
     pub(crate) next_at: u64,
     /// When a call for this ticket last succeeded in this process, as a [`stamp`] (0: never).
@@ -47,7 +50,7 @@ pub struct Ticket {
     pub(crate) epoch: u32,
     /// Random in [0, 1), drawn per token, spreading refresh points.
     pub(crate) jitter: f32,
-    /// `written` was written by this process (until then the sinks may be stale: readers see
+    /// The written token was written by this process (until then the sinks may be stale: readers see
     /// no token).
     pub(crate) confirmed: bool,
     pub(crate) in_flight: bool,
@@ -61,7 +64,8 @@ impl Ticket {
     pub(crate) fn new(spec: TicketSpec, holding: Holding, epoch: u32, jitter: f32) -> Self {
         Ticket {
             spec,
-            written: holding.current.clone(),
+            current_written: holding.current.is_some(),
+            previous: None,
             holding,
             next_at: 0,
             last_success: 0,
@@ -88,13 +92,18 @@ impl Ticket {
     }
 
     /// The token every sink holds (none until this process has written one).
-    pub fn current(&self) -> Option<&Arc<Current>> {
-        self.written.as_ref().filter(|_| self.confirmed)
+    pub fn current(&self) -> Option<&Current> {
+        self.written().filter(|_| self.confirmed)
+    }
+
+    /// The last token written to the sinks, or loaded from the state file.
+    pub(crate) fn written(&self) -> Option<&Current> {
+        if self.current_written { self.holding.current.as_ref() } else { self.previous.as_deref() }
     }
 
     /// A token that has not expired at `now`.
     pub fn valid(&self, now: SystemTime) -> Option<&Current> {
-        self.current().map(|c| &**c).filter(|c| c.token.is_valid_at(now))
+        self.current().filter(|c| c.token.is_valid_at(now))
     }
 
     /// Settled: it holds a valid token, or its last attempt failed (it has been tried).
@@ -143,7 +152,7 @@ pub(crate) fn from_stamp(stamp: u64) -> Option<SystemTime> {
 pub struct TicketView {
     pub spec: TicketSpec,
     /// The token every sink holds (none until the first is written).
-    pub current: Option<Arc<Current>>,
+    pub current: Option<Current>,
     /// When the scheduler will act next.
     pub next_at: Option<SystemTime>,
     /// The last failure since the last success.
@@ -160,7 +169,7 @@ pub struct TicketView {
 impl TicketView {
     /// A token that has not expired at `now`.
     pub fn valid(&self, now: SystemTime) -> Option<&Current> {
-        self.current.as_deref().filter(|c| c.token.is_valid_at(now))
+        self.current.as_ref().filter(|c| c.token.is_valid_at(now))
     }
 }
 
@@ -285,15 +294,15 @@ impl Board {
     }
 
     /// The `required` tickets without a valid token at `now` (readiness: `/readyz`), by name.
-    pub fn not_ready(&self, now: SystemTime) -> Vec<String> {
+    ///
+    /// The names are lent to `answer`, in order, under the read lock: a daemon starting with
+    /// 100,000 tickets polled by a readiness probe copies none of them.
+    pub fn not_ready<R>(&self, now: SystemTime, answer: impl FnOnce(&[&str]) -> R) -> R {
         let table = self.table();
-        let mut names: Vec<String> = table
-            .tickets()
-            .filter(|t| t.spec.consumers.required && t.valid(now).is_none())
-            .map(|t| t.name().to_string())
-            .collect();
+        let mut names: Vec<&str> =
+            table.tickets().filter(|t| t.spec.consumers.required && t.valid(now).is_none()).map(Ticket::name).collect();
         names.sort_unstable();
-        names
+        answer(&names)
     }
 
     /// A receiver that changes whenever any ticket does.
@@ -377,17 +386,24 @@ mod tests {
         let board = Board::default();
         let now = SystemTime::now();
         let token = TokenPart { value: Secret::new("t"), username: None, issued_at: now, expires_at: now + HOUR };
-        let current = Arc::new(Current { ticket: None, token, generation: 1, refreshed_at: now });
+        let current = Current { ticket: None, token, generation: 1, refreshed_at: now };
         board.write().insert(ticket_holding("a", Holding { current: Some(current), pending: None }));
         assert!(board.get("a").unwrap().current.is_none(), "loaded from state: the sinks may be stale");
-        assert_eq!(board.not_ready(now), ["a"]);
+        assert!(board.not_ready(now, |names| names == ["a"]));
         {
             let mut table = board.write();
             let id = table.id("a").unwrap();
             table.get_mut(id).unwrap().confirmed = true;
         }
         assert!(board.get("a").unwrap().valid(now).is_some());
-        assert!(board.not_ready(now).is_empty());
+        assert!(board.not_ready(now, |names| names.is_empty()));
         assert!(board.read(|table| table.tickets().all(|t| t.settled(now))));
+    }
+
+    #[test]
+    fn a_record_holds_its_token_inline_in_at_most_248_bytes() {
+        // At 100,000 tickets each byte here is 100 kB resident (BENCHMARKS.md, section 2): a new
+        // field must earn its place.
+        assert!(size_of::<Option<Ticket>>() <= 248, "{} bytes", size_of::<Option<Ticket>>());
     }
 }

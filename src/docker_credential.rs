@@ -189,7 +189,6 @@ mod tests {
     use crate::secret::Secret;
     use crate::state::{StateFile, StoredTicket};
     use crate::token::{Current, Holding, TokenPart};
-    use std::sync::Arc;
     use std::time::Duration;
 
     fn setup(expires_in: Duration) -> (tempfile::TempDir, Config, SystemTime) {
@@ -214,7 +213,7 @@ registry = "myreg.tencentcloudcr.com"
         let config = load_config(&path).unwrap();
         let now = from_unix_seconds(1_700_000_000);
         let holding = Holding {
-            current: Some(Arc::new(Current {
+            current: Some(Current {
                 ticket: None,
                 token: TokenPart {
                     value: Secret::new("eyJtoken"),
@@ -224,7 +223,7 @@ registry = "myreg.tencentcloudcr.com"
                 },
                 generation: 1,
                 refreshed_at: now,
-            })),
+            }),
             pending: None,
         };
         let mut state = StateFile { version: 1, ..Default::default() };

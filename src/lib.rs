@@ -28,6 +28,7 @@ pub mod daemon;
 pub mod dev;
 pub mod docker_credential;
 pub mod emulator;
+pub mod heap;
 pub mod http;
 pub mod jwt;
 pub mod logging;

@@ -124,7 +124,8 @@ impl<'de> Deserialize<'de> for Secret {
 /// slot, nothing else is ever placed between them, and a slot costs no header.
 ///
 /// Blocks are never returned: the pool is as big as the most secrets held at once, and reused.
-/// Freed slots are wiped first, so a dropped token does not linger in memory.
+/// Freed slots are wiped first, so a dropped token does not linger in memory, and blocks are left
+/// out of core dumps.
 pub mod pool {
     use std::alloc::Layout;
     use std::ptr::NonNull;
@@ -135,9 +136,9 @@ pub mod pool {
     /// Longer secrets (rare: a TCR long-term password is about 1,000 bytes) get an allocation of
     /// their own.
     pub const MAX_POOLED: usize = 2048;
-    /// Slots are cut from blocks of this size. Fresh blocks are mapped, not written, so the part
-    /// of a block not yet cut costs no memory.
-    const BLOCK: usize = 256 * 1024;
+    /// Slots are cut from blocks of this size. A block's pages cost memory only once used, so the
+    /// part of a block not yet cut costs nothing.
+    const BLOCK: usize = 1024 * 1024;
     const CLASSES: usize = MAX_POOLED / GRAIN;
 
     /// One size class: slots freed for reuse, and the uncut rest of its newest block. Addresses
@@ -185,16 +186,11 @@ pub mod pool {
             Some(addr) => addr,
             None => {
                 if pool.classes[class].next + size > pool.classes[class].end {
-                    let layout = Layout::from_size_align(BLOCK, GRAIN).expect("a valid block layout");
-                    // SAFETY: `layout` has a non-zero size. The block is never freed.
-                    let block = unsafe { std::alloc::alloc(layout) };
-                    if block.is_null() {
-                        std::alloc::handle_alloc_error(layout);
-                    }
+                    let block = map_block();
                     pool.reserved += BLOCK;
                     let class = &mut pool.classes[class];
-                    class.next = block.expose_provenance();
-                    class.end = block.expose_provenance() + BLOCK;
+                    class.next = block;
+                    class.end = block + BLOCK;
                 }
                 let class = &mut pool.classes[class];
                 class.next += size;
@@ -202,6 +198,30 @@ pub mod pool {
             }
         };
         NonNull::new(std::ptr::with_exposed_provenance_mut(addr)).expect("slots are never at address 0")
+    }
+
+    /// A fresh block, mapped straight from the kernel: its pages cost memory only once slots in
+    /// them are used, it sits between no other allocations (a block taken from the heap would
+    /// leave the heap's own free space in pieces around it), and it is kept out of core dumps.
+    fn map_block() -> usize {
+        // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches no
+        // existing memory.
+        let block = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                BLOCK,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if block == libc::MAP_FAILED {
+            std::alloc::handle_alloc_error(Layout::from_size_align(BLOCK, GRAIN).expect("a valid block layout"));
+        }
+        // SAFETY: advice on the mapping just made; failing (an old kernel) changes nothing.
+        unsafe { libc::madvise(block, BLOCK, libc::MADV_DONTDUMP) };
+        block.expose_provenance()
     }
 
     /// Wipe the `len` bytes at `ptr` and make their slot free for the next secret.

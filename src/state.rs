@@ -248,17 +248,16 @@ mod tests {
     use crate::secret::Secret;
     use crate::token::{Current, TokenPart};
     use std::os::unix::fs::PermissionsExt;
-    use std::sync::Arc;
 
     fn sample() -> StateFile {
         let t = from_unix_seconds(1_704_164_645);
         let holding = Holding {
-            current: Some(Arc::new(Current {
+            current: Some(Current {
                 ticket: None,
                 token: TokenPart { value: Secret::new("tok"), username: None, issued_at: t, expires_at: t },
                 generation: 3,
                 refreshed_at: t,
-            })),
+            }),
             pending: None,
         };
         let mut tickets = BTreeMap::new();

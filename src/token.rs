@@ -4,7 +4,6 @@
 //! its first token (`pending`). Consumers only ever get a ticket together with a token minted
 //! from it, so the SLS embed answer `{accessToken, ticket}` is always a matching pair.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -58,7 +57,7 @@ pub struct Current {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Holding {
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub current: Option<Arc<Current>>,
+    pub current: Option<Current>,
     /// A new ticket, minted before the current one's ceiling, not yet holding a token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<Box<TicketPart>>,

@@ -55,11 +55,21 @@ async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
 
 /// `/readyz`: 200 when every `required` ticket holds a valid token, 503 with their names otherwise.
 pub(crate) fn readiness(board: &crate::board::Board, now: SystemTime) -> Response {
-    let not_ready = board.not_ready(now);
-    if not_ready.is_empty() {
-        axum::Json(json!({"ready": true})).into_response()
-    } else {
-        error(StatusCode::SERVICE_UNAVAILABLE, json!({"ready": false, "not_ready": not_ready}))
+    #[derive(Serialize)]
+    struct NotReady<'a> {
+        ready: bool,
+        not_ready: &'a [&'a str],
+    }
+    // Written straight from the borrowed names into one buffer.
+    let not_ready = board.not_ready(now, |names| {
+        (!names.is_empty()).then(|| serde_json::to_vec(&NotReady { ready: false, not_ready: names }))
+    });
+    match not_ready {
+        None => axum::Json(json!({"ready": true})).into_response(),
+        Some(Ok(body)) => {
+            (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        }
+        Some(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": e.to_string()})),
     }
 }
 
@@ -270,5 +280,23 @@ mod tests {
         assert!(allowed(&only, &peer(0, 0), 999), "root");
         assert!(allowed(&only, &peer(999, 999), 999), "ticketd's own uid");
         assert!(!allowed(&only, &peer(65534, 65534), 999));
+    }
+
+    #[tokio::test]
+    async fn readiness_names_the_required_tickets_without_a_token_in_order() {
+        use crate::board::{Board, Ticket};
+        let board = Board::default();
+        let hour = std::time::Duration::from_secs(3600);
+        for (name, required) in [("b", true), ("a", true), ("optional", false)] {
+            let mut spec = crate::scheduler::tests::sls_ticket(name, 24 * hour, hour);
+            spec.consumers.required = required;
+            board.write().insert(Ticket::new(spec, crate::token::Holding::default(), 0, 0.5));
+        }
+        let response = readiness(&board, SystemTime::now());
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(body, json!({"ready": false, "not_ready": ["a", "b"]}));
     }
 }

@@ -413,7 +413,8 @@ impl Scheduler {
                     Ok(()) if ticket.holding.generation() == generation => {
                         ticket.unpublished = false;
                         ticket.publish_attempt = 0;
-                        ticket.written = ticket.holding.current.clone();
+                        ticket.previous = None;
+                        ticket.current_written = true;
                         ticket.confirmed = true;
                         self.changed = true;
                         if let Some(changed) = &self.parts.changed
@@ -459,7 +460,12 @@ impl Scheduler {
                 // A minted ticket must survive a crash: save now.
                 self.save_soon(now);
             }
-            Change::Token { generation, expires_at, new_ticket } => {
+            Change::Token { generation, expires_at, new_ticket, replaced } => {
+                // The sinks still hold the token just replaced: keep it for readers and the state
+                // file until they hold the new one.
+                if std::mem::take(&mut ticket.current_written) {
+                    ticket.previous = replaced.map(Box::new);
+                }
                 tracing::info!(ticket = %name, generation, expires_at = %crate::clock::rfc3339(expires_at), "refreshed the token");
                 self.emit(Event::TokenRefreshed { name: name.clone(), generation, expires_at, new_ticket });
                 ticket.unpublished = true;
@@ -585,7 +591,8 @@ impl Scheduler {
             } else {
                 summary.replaced.push(name);
                 ticket.holding = Holding::default();
-                ticket.written = None;
+                ticket.previous = None;
+                ticket.current_written = false;
                 ticket.confirmed = false;
                 // A call still out for the old target is dropped when it returns (its epoch is old).
                 ticket.epoch = self.next_epoch();
@@ -635,6 +642,7 @@ impl Scheduler {
             let state = StateFileRef(|| records.iter().map(|ticket| (ticket.name(), record(ticket))));
             self.parts.persistence.save(&state)
         };
+        crate::heap::release_free_pages();
         // A large state (100,000 tickets) takes a while to write: space saves so that writing
         // takes at most a tenth of the loop's time. Small states never notice.
         let took = started.elapsed();
@@ -681,7 +689,7 @@ fn record(ticket: &Ticket) -> StoredTicketRef<'_> {
     let mut holding = std::borrow::Cow::Borrowed(&ticket.holding);
     if ticket.unpublished && !ticket.spec.sinks.is_empty() {
         let recorded = holding.to_mut();
-        let fresh = std::mem::replace(&mut recorded.current, ticket.written.clone());
+        let fresh = std::mem::replace(&mut recorded.current, ticket.written().cloned());
         let on_record = recorded.current.as_ref().and_then(|c| c.ticket.as_ref());
         if let Some(minted) = fresh.and_then(|c| c.ticket.clone())
             && on_record != Some(&minted)
@@ -705,7 +713,7 @@ fn waits_on(ticket: &Ticket, key: u64) -> bool {
 /// What a successful call changed.
 enum Change {
     Ticket { expires_at: SystemTime },
-    Token { generation: u64, expires_at: SystemTime, new_ticket: bool },
+    Token { generation: u64, expires_at: SystemTime, new_ticket: bool, replaced: Option<Current> },
 }
 
 /// Fold a call's result into a holding, capping expiries: a token never outlives its ticket, its
@@ -744,8 +752,8 @@ fn apply(
             if new_ticket {
                 holding.pending = None;
             }
-            holding.current = Some(Arc::new(Current { ticket, token, generation, refreshed_at: now }));
-            Ok(Change::Token { generation, expires_at, new_ticket })
+            let replaced = holding.current.replace(Current { ticket, token, generation, refreshed_at: now });
+            Ok(Change::Token { generation, expires_at, new_ticket, replaced })
         }
         (_, Issued::Ticket(_)) => Err(malformed("a ticket came back where a token was expected")),
     }

@@ -141,13 +141,12 @@ mod tests {
     use crate::secret::Secret;
     use crate::token::{Current, TicketPart, TokenPart};
     use proptest::prelude::*;
-    use std::sync::Arc;
 
     const DAY: Duration = Duration::from_secs(86_400);
 
     fn holding(t0: SystemTime, ticket_life: Duration, token_issued: SystemTime, token_life: Duration) -> Holding {
         Holding {
-            current: Some(Arc::new(Current {
+            current: Some(Current {
                 ticket: Some(TicketPart { value: Secret::new("t"), issued_at: t0, expires_at: t0 + ticket_life }),
                 token: TokenPart {
                     value: Secret::new("a"),
@@ -157,7 +156,7 @@ mod tests {
                 },
                 generation: 1,
                 refreshed_at: token_issued,
-            })),
+            }),
             pending: None,
         }
     }
@@ -199,7 +198,7 @@ mod tests {
 
     fn single(issued: SystemTime, life: Duration) -> Holding {
         let mut h = holding(issued, life, issued, life);
-        if let Some(c) = h.current.as_mut().map(Arc::make_mut) {
+        if let Some(c) = h.current.as_mut() {
             c.ticket = None;
         }
         h
