@@ -132,7 +132,7 @@ pub mod pool {
     use std::sync::Mutex;
 
     /// Slot sizes are multiples of this.
-    pub const GRAIN: usize = 16;
+    pub const GRAIN: usize = 8;
     /// Longer secrets (rare: a TCR long-term password is about 1,000 bytes) get an allocation of
     /// their own.
     pub const MAX_POOLED: usize = 2048;
