@@ -121,6 +121,21 @@ impl Ticket {
         from_stamp(self.next_at)
     }
 
+    /// The last failure since the last success.
+    pub fn last_error(&self) -> Option<&str> {
+        self.last_error.as_deref()
+    }
+
+    /// Calls that succeeded, and that failed, since the ticket was added.
+    pub fn refresh_counts(&self) -> (u64, u64) {
+        (self.refresh_successes.into(), self.refresh_failures.into())
+    }
+
+    /// When a call for this ticket last succeeded in this process.
+    pub fn last_success(&self) -> Option<SystemTime> {
+        from_stamp(self.last_success)
+    }
+
     /// An owned copy, for readers that answer after the lock is gone.
     pub fn view(&self) -> TicketView {
         TicketView {
@@ -277,11 +292,18 @@ impl Default for Board {
 
 impl Board {
     /// Copies of every ticket (for answers built after the lock is released).
-    pub fn snapshot(&self) -> Vec<TicketView> {
+    #[cfg(test)]
+    pub(crate) fn snapshot(&self) -> Vec<TicketView> {
+        self.by_name(|tickets| tickets.iter().map(|t| t.view()).collect())
+    }
+
+    /// Every ticket, in name order, lent to `f` under the read lock. Readers that need no secret
+    /// (metrics, the list, `--once`) read here: copying views would copy every ticket's secrets.
+    pub fn by_name<R>(&self, f: impl FnOnce(&[&Ticket]) -> R) -> R {
         let table = self.table();
-        let mut views: Vec<TicketView> = table.tickets().map(Ticket::view).collect();
-        views.sort_unstable_by(|a, b| a.spec.name.cmp(&b.spec.name));
-        views
+        let mut tickets: Vec<&Ticket> = table.tickets().collect();
+        tickets.sort_unstable_by(|a, b| a.name().cmp(b.name()));
+        f(&tickets)
     }
 
     /// Look at every ticket without copying any (under the read lock: keep `f` short).
@@ -405,5 +427,27 @@ mod tests {
         // At 100,000 tickets each byte here is 100 kB resident (BENCHMARKS.md, section 2): a new
         // field must earn its place.
         assert!(size_of::<Option<Ticket>>() <= 248, "{} bytes", size_of::<Option<Ticket>>());
+    }
+
+    #[test]
+    fn metrics_and_summaries_read_the_tickets_in_place_without_copying_a_secret() {
+        let board = Board::default();
+        let now = SystemTime::now();
+        for name in ["b", "a"] {
+            let token = TokenPart { value: Secret::new("t"), username: None, issued_at: now, expires_at: now + HOUR };
+            let current = Current { ticket: None, token, generation: 1, refreshed_at: now };
+            let mut ticket = ticket_holding(name, Holding { current: Some(current), pending: None });
+            ticket.confirmed = true;
+            board.write().insert(ticket);
+        }
+        let before = crate::secret::pool::taken_here();
+        let metrics = crate::metrics::render(&board);
+        let names = board.by_name(|tickets| tickets.iter().map(|t| t.name().to_string()).collect::<Vec<_>>());
+        assert_eq!(crate::secret::pool::taken_here(), before, "no secret copied");
+        assert!(metrics.contains("ticketd_token_expiry_timestamp_seconds{"), "{metrics}");
+        assert_eq!(names, ["a", "b"]);
+        // The counter does count: a view, made for answers that hand the token out, copies it.
+        assert!(board.get("a").unwrap().current.is_some());
+        assert_eq!(crate::secret::pool::taken_here(), before + 1);
     }
 }

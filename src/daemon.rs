@@ -234,14 +234,17 @@ impl Daemon {
         let _ = task.await;
         let now = clock.now();
         let mut report = OnceReport { ok: Vec::new(), failed: Vec::new() };
-        for view in board.snapshot() {
-            let name = view.spec.name.clone();
-            if view.valid(now).is_some() {
-                report.ok.push(name);
-            } else {
-                report.failed.push((name, view.last_error.unwrap_or_else(|| "no token obtained in time".into())));
+        board.by_name(|tickets| {
+            for ticket in tickets {
+                let name = ticket.name().to_string();
+                if ticket.valid(now).is_some() {
+                    report.ok.push(name);
+                } else {
+                    let error = ticket.last_error().unwrap_or("no token obtained in time");
+                    report.failed.push((name, error.to_string()));
+                }
             }
-        }
+        });
         report
     }
 }

@@ -54,27 +54,31 @@ pub fn render(board: &Board) -> String {
     let next_refresh = TimeGauge::default();
     let last_success = TimeGauge::default();
     let refreshes = Family::<RefreshLabels, Counter>::default();
-    for view in board.snapshot() {
-        let labels = TicketLabels { ticket: view.spec.name.clone(), kind: view.spec.kind().as_str().to_string() };
-        let current = view.current.as_ref();
-        if let Some(c) = current {
-            token_expiry.get_or_create(&labels).set(seconds(c.token.expires_at));
-        }
-        if let Some(t) = current.and_then(|c| c.ticket.as_ref()) {
-            ticket_expiry.get_or_create(&labels).set(seconds(t.expires_at));
-        }
-        if let Some(at) = view.next_at {
-            next_refresh.get_or_create(&labels).set(seconds(at));
-        }
-        if let Some(at) = view.last_success.or(current.map(|c| c.refreshed_at)) {
-            last_success.get_or_create(&labels).set(seconds(at));
-        }
-        for (result, count) in [("success", view.refresh_successes), ("failure", view.refresh_failures)] {
+    board.by_name(|tickets| {
+        for ticket in tickets {
             let labels =
-                RefreshLabels { ticket: labels.ticket.clone(), kind: labels.kind.clone(), result: result.into() };
-            refreshes.get_or_create(&labels).inc_by(count);
+                TicketLabels { ticket: ticket.name().to_string(), kind: ticket.spec().kind().as_str().to_string() };
+            let current = ticket.current();
+            if let Some(c) = current {
+                token_expiry.get_or_create(&labels).set(seconds(c.token.expires_at));
+            }
+            if let Some(t) = current.and_then(|c| c.ticket.as_ref()) {
+                ticket_expiry.get_or_create(&labels).set(seconds(t.expires_at));
+            }
+            if let Some(at) = ticket.next_at() {
+                next_refresh.get_or_create(&labels).set(seconds(at));
+            }
+            if let Some(at) = ticket.last_success().or(current.map(|c| c.refreshed_at)) {
+                last_success.get_or_create(&labels).set(seconds(at));
+            }
+            let (successes, failures) = ticket.refresh_counts();
+            for (result, count) in [("success", successes), ("failure", failures)] {
+                let labels =
+                    RefreshLabels { ticket: labels.ticket.clone(), kind: labels.kind.clone(), result: result.into() };
+                refreshes.get_or_create(&labels).inc_by(count);
+            }
         }
-    }
+    });
     registry.register(
         "ticketd_token_expiry_timestamp_seconds",
         "When the token every sink holds expires (Unix time)",

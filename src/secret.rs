@@ -119,9 +119,9 @@ impl<'de> Deserialize<'de> for Secret {
 /// one by one as tokens are refreshed. On the general heap each would cost an allocation header,
 /// and the new ones land between the short-lived buffers of the calls that fetched them, leaving
 /// holes that keep the heap big (measured: 15 MiB of 100 MiB at 100,000 tickets, see
-/// BENCHMARKS.md). Here each size class (a multiple of [`GRAIN`] bytes) has its own blocks of
-/// slots and its own free list: a new token of about the old one's length takes the old one's
-/// slot, nothing else is ever placed between them, and a slot costs no header.
+/// BENCHMARKS.md). Here each size class (a multiple of [`GRAIN`](pool::GRAIN) bytes) has its own
+/// blocks of slots and its own free list: a new token of about the old one's length takes the old
+/// one's slot, nothing else is ever placed between them, and a slot costs no header.
 ///
 /// Blocks are never returned: the pool is as big as the most secrets held at once, and reused.
 /// Freed slots are wiped first, so a dropped token does not linger in memory, and blocks are left
@@ -169,8 +169,21 @@ pub mod pool {
         (len > 0 && len <= MAX_POOLED).then(|| len.div_ceil(GRAIN) - 1)
     }
 
+    #[cfg(test)]
+    thread_local! {
+        static TAKEN_HERE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// Secrets made on this thread so far: tests check that a reader copies none.
+    #[cfg(test)]
+    pub fn taken_here() -> usize {
+        TAKEN_HERE.with(std::cell::Cell::get)
+    }
+
     /// `len` writable bytes that nothing else points at.
     pub(super) fn take(len: usize) -> NonNull<u8> {
+        #[cfg(test)]
+        TAKEN_HERE.with(|taken| taken.set(taken.get() + 1));
         let Some(class) = class_of(len) else {
             if len == 0 {
                 return NonNull::dangling();

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{ApiState, DEFAULT_WAIT, MAX_WAIT, Peer};
-use crate::board::TicketView;
+use crate::board::{Ticket, TicketView};
 use crate::clock::rfc3339;
 use crate::config::{ConsumerSpec, Kind};
 use crate::sinks::render::TokenView;
@@ -88,9 +88,9 @@ struct Summary {
     last_error: Option<String>,
 }
 
-fn summary(view: &TicketView, now: SystemTime) -> Summary {
-    let current = view.current.as_ref();
-    let status = match (view.valid(now), current, view.failures) {
+fn summary(ticket: &Ticket, now: SystemTime) -> Summary {
+    let current = ticket.current();
+    let status = match (ticket.valid(now), current, ticket.failures()) {
         (Some(_), _, 0) => "fresh",
         (Some(_), _, _) => "retrying",
         (None, Some(_), _) => "expired",
@@ -98,22 +98,22 @@ fn summary(view: &TicketView, now: SystemTime) -> Summary {
         (None, None, _) => "failing",
     };
     Summary {
-        name: view.spec.name.clone(),
-        kind: view.spec.kind().as_str(),
+        name: ticket.name().to_string(),
+        kind: ticket.spec().kind().as_str(),
         status,
         generation: current.map_or(0, |c| c.generation),
         token_expires_at: current.map(|c| rfc3339(c.token.expires_at)),
         ticket_expires_at: current.and_then(|c| c.ticket.as_ref()).map(|t| rfc3339(t.expires_at)),
         refreshed_at: current.map(|c| rfc3339(c.refreshed_at)),
-        next_refresh_at: view.next_at.map(rfc3339),
-        failures: view.failures,
-        last_error: view.last_error.clone(),
+        next_refresh_at: ticket.next_at().map(rfc3339),
+        failures: ticket.failures(),
+        last_error: ticket.last_error().map(str::to_string),
     }
 }
 
 async fn list(State(state): State<Arc<ApiState>>) -> Response {
     let now = state.clock.now();
-    let all: Vec<Summary> = state.board.snapshot().iter().map(|v| summary(v, now)).collect();
+    let all: Vec<Summary> = state.board.by_name(|tickets| tickets.iter().map(|t| summary(t, now)).collect());
     axum::Json(all).into_response()
 }
 

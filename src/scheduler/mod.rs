@@ -507,13 +507,14 @@ impl Scheduler {
     /// Write the sinks of ticket `id` in the background.
     fn publish(&self, table: &Table, id: TicketId) {
         let Some(ticket) = table.get(id) else { return };
-        let Some(current) = ticket.holding.current.clone() else { return };
+        let Some(current) = &ticket.holding.current else { return };
         let (generation, epoch) = (current.generation, ticket.epoch);
         if ticket.spec.sinks.is_empty() {
             let _ = self.tx.send(Message::Published { id, epoch, generation, result: Ok(()) });
             return;
         }
-        let (spec, tx) = (ticket.spec.clone(), self.tx.clone());
+        // The writer gets a copy of its own: the holding may change while it writes.
+        let (current, spec, tx) = (current.clone(), ticket.spec.clone(), self.tx.clone());
         self.calls.spawn(async move {
             let result =
                 tokio::task::spawn_blocking(move || crate::sinks::publish(&spec, &current).map_err(|e| e.to_string()))
