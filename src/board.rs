@@ -138,15 +138,16 @@ impl Ticket {
 
     /// An owned copy, for readers that answer after the lock is gone.
     pub fn view(&self) -> TicketView {
+        let (refresh_successes, refresh_failures) = self.refresh_counts();
         TicketView {
             spec: self.spec.clone(),
             current: self.current().cloned(),
             next_at: self.next_at(),
-            last_error: self.last_error.as_deref().map(str::to_string),
-            failures: self.attempt,
-            refresh_successes: self.refresh_successes.into(),
-            refresh_failures: self.refresh_failures.into(),
-            last_success: from_stamp(self.last_success),
+            last_error: self.last_error().map(str::to_string),
+            failures: self.failures(),
+            refresh_successes,
+            refresh_failures,
+            last_success: self.last_success(),
         }
     }
 }

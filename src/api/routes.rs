@@ -173,13 +173,14 @@ async fn readable(state: &ApiState, name: &str, peer: &Peer, query: &WaitQuery) 
             },
         };
         let mut changes = state.board.subscribe();
-        let newer = |v: &TicketView| v.current.as_ref().is_some_and(|c| c.generation > seen);
+        let newer = |t: &Ticket| t.current().is_some_and(|c| c.generation > seen);
         let wait = async {
             loop {
-                match state.board.get(name) {
-                    Some(v) if newer(&v) => return Some(v),
+                // Checked in place: a wake for another ticket's change copies nothing.
+                match state.board.read(|table| table.by_name(name).map(|t| newer(t).then(|| t.view()))) {
+                    Some(Some(v)) => return Some(v),
                     None => return None,
-                    Some(_) => {}
+                    Some(None) => {}
                 }
                 if changes.changed().await.is_err() {
                     return None;
@@ -234,8 +235,8 @@ async fn raw_token(
 ) -> Response {
     match readable(&state, &name, &peer, &query).await {
         Ok(view) => {
-            let token = view.current.expect("readable means a token").token.value.clone();
-            let mut response = token.expose().to_string().into_response();
+            let current = view.current.expect("readable means a token");
+            let mut response = current.token.value.expose().to_string().into_response();
             response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
             no_store(response)
         }
@@ -249,7 +250,7 @@ async fn sls_access_token(
     Extension(peer): Extension<Peer>,
     Path(name): Path<String>,
 ) -> Response {
-    if state.board.get(&name).is_some_and(|v| v.spec.kind() != Kind::Sls) {
+    if state.board.read(|table| table.by_name(&name).is_some_and(|t| t.spec().kind() != Kind::Sls)) {
         return error(
             StatusCode::NOT_FOUND,
             json!({"error": format!("`{name}` is not an sls ticket"), "ticket": name}),

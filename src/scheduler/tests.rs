@@ -160,12 +160,20 @@ fn test_parts(clock: &PausedClock, provider: Arc<dyn Provider>, board: Arc<Board
     }
 }
 
+/// A paused clock, a fake SLS that never fails, a board, and scheduler parts over them.
+fn reliable_sls(seed: u64) -> (PausedClock, Arc<FakeSls>, Arc<Board>, Parts) {
+    let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
+    let provider = FakeSls::new(clock.clone(), 0.0, 1);
+    let board = Arc::new(Board::default());
+    let parts = test_parts(&clock, provider.clone(), board.clone(), seed);
+    (clock, provider, board, parts)
+}
+
 struct Run {
     events: Vec<(SystemTime, Event)>,
     scheduler: Scheduler,
 }
 
-/// Run `tickets` for `length` of simulated time, collecting events.
 /// A scheduler running on a task of its own, as the daemon runs it.
 struct Running {
     stop: CancellationToken,
@@ -197,6 +205,7 @@ impl Running {
     }
 }
 
+/// Run `tickets` for `length` of simulated time, collecting events.
 async fn simulate(
     clock: &PausedClock,
     provider: Arc<FakeSls>,
@@ -388,10 +397,7 @@ async fn sts_credentials_cap_the_token_and_failures_keep_the_last_good_token() {
 
 #[tokio::test(start_paused = true)]
 async fn reload_keeps_unchanged_tickets_replans_changed_ones_and_drops_removed_ones() {
-    let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
-    let provider = FakeSls::new(clock.clone(), 0.0, 1);
-    let board = Arc::new(Board::default());
-    let parts = test_parts(&clock, provider.clone(), board.clone(), 3);
+    let (_, provider, board, parts) = reliable_sls(3);
     let keep = sls_ticket("keep", 30 * DAY, DAY);
     let tune = sls_ticket("tune", 30 * DAY, DAY);
     let moved = sls_ticket("moved", 30 * DAY, DAY);
@@ -464,10 +470,7 @@ async fn the_watchdog_is_pinged_from_the_loop_while_nothing_is_due() {
 #[tokio::test(start_paused = true)]
 async fn a_wall_clock_jump_past_a_deadline_refreshes_at_once() {
     // A laptop or VM suspended past a deadline: the wall clock jumps, tokio's clock does not.
-    let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
-    let provider = FakeSls::new(clock.clone(), 0.0, 1);
-    let board = Arc::new(Board::default());
-    let parts = test_parts(&clock, provider.clone(), board.clone(), 5);
+    let (clock, provider, board, parts) = reliable_sls(5);
     let scheduler = Scheduler::new(parts, vec![sls_ticket("a", 30 * DAY, DAY)], StateFile::default());
     let running = Running::start(scheduler);
     tokio::time::sleep(Duration::from_secs(60)).await;
@@ -584,10 +587,7 @@ async fn a_burst_of_due_tickets_spawns_no_more_tasks_than_calls_allowed() {
 
 #[tokio::test(start_paused = true)]
 async fn a_late_result_for_a_removed_ticket_never_lands_on_the_ticket_that_takes_its_place() {
-    let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
-    let provider = FakeSls::new(clock.clone(), 0.0, 1);
-    let board = Arc::new(Board::default());
-    let parts = test_parts(&clock, provider.clone(), board.clone(), 5);
+    let (_, provider, board, parts) = reliable_sls(5);
     let scheduler = Scheduler::new(parts, vec![sls_ticket("old", 30 * DAY, DAY)], StateFile::default());
     let mut events = scheduler.events();
     let running = Running::start(scheduler);
