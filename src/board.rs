@@ -14,6 +14,7 @@ use std::time::SystemTime;
 use hashbrown::HashTable;
 use tokio::sync::watch;
 
+use crate::clock::Stamp;
 use crate::config::TicketSpec;
 use crate::token::{Current, Holding};
 
@@ -152,15 +153,15 @@ impl Ticket {
     }
 }
 
-/// A time as nanoseconds since the Unix epoch, 8 bytes instead of a `SystemTime`'s 16: exact both
-/// ways from 1970 until the year 2554 (earlier times become 0, later ones the maximum).
+/// A time as a [`Stamp`]'s nanoseconds since the Unix epoch, for the scheduler's own fields and
+/// queue keys (0 is kept for none).
 pub(crate) fn stamp(at: SystemTime) -> u64 {
-    at.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    Stamp::from(at).nanos()
 }
 
 /// The time a [`stamp`] stands for; 0 stands for none.
 pub(crate) fn from_stamp(stamp: u64) -> Option<SystemTime> {
-    (stamp != 0).then(|| SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(stamp))
+    (stamp != 0).then(|| Stamp::from_nanos(stamp).time())
 }
 
 /// One ticket as the outside sees it, copied out of the board.
@@ -404,13 +405,25 @@ mod tests {
         }
     }
 
+    /// A holding of a token good for an hour from `now`.
+    fn holding_a_token(now: SystemTime) -> Holding {
+        let token = TokenPart {
+            value: Secret::new("t"),
+            username: None,
+            issued_at: now.into(),
+            expires_at: (now + HOUR).into(),
+        };
+        Holding {
+            current: Some(Current { ticket: None, token, generation: 1, refreshed_at: now.into() }),
+            pending: None,
+        }
+    }
+
     #[test]
     fn readers_see_a_token_only_once_this_process_wrote_it() {
         let board = Board::default();
         let now = SystemTime::now();
-        let token = TokenPart { value: Secret::new("t"), username: None, issued_at: now, expires_at: now + HOUR };
-        let current = Current { ticket: None, token, generation: 1, refreshed_at: now };
-        board.write().insert(ticket_holding("a", Holding { current: Some(current), pending: None }));
+        board.write().insert(ticket_holding("a", holding_a_token(now)));
         assert!(board.get("a").unwrap().current.is_none(), "loaded from state: the sinks may be stale");
         assert!(board.not_ready(now, |names| names == ["a"]));
         {
@@ -424,10 +437,10 @@ mod tests {
     }
 
     #[test]
-    fn a_record_holds_its_token_inline_in_at_most_248_bytes() {
+    fn a_record_holds_its_token_inline_in_at_most_208_bytes() {
         // At 100,000 tickets each byte here is 100 kB resident (BENCHMARKS.md, section 2): a new
         // field must earn its place.
-        assert!(size_of::<Option<Ticket>>() <= 248, "{} bytes", size_of::<Option<Ticket>>());
+        assert!(size_of::<Option<Ticket>>() <= 208, "{} bytes", size_of::<Option<Ticket>>());
     }
 
     #[test]
@@ -435,9 +448,7 @@ mod tests {
         let board = Board::default();
         let now = SystemTime::now();
         for name in ["b", "a"] {
-            let token = TokenPart { value: Secret::new("t"), username: None, issued_at: now, expires_at: now + HOUR };
-            let current = Current { ticket: None, token, generation: 1, refreshed_at: now };
-            let mut ticket = ticket_holding(name, Holding { current: Some(current), pending: None });
+            let mut ticket = ticket_holding(name, holding_a_token(now));
             ticket.confirmed = true;
             board.write().insert(ticket);
         }

@@ -218,11 +218,11 @@ registry = "myreg.tencentcloudcr.com"
                 token: TokenPart {
                     value: Secret::new("eyJtoken"),
                     username: Some("100012345678".into()),
-                    issued_at: now,
-                    expires_at: now + expires_in,
+                    issued_at: now.into(),
+                    expires_at: (now + expires_in).into(),
                 },
                 generation: 1,
-                refreshed_at: now,
+                refreshed_at: now.into(),
             }),
             pending: None,
         };

@@ -42,7 +42,8 @@ struct RefreshLabels {
 
 type TimeGauge = Family<TicketLabels, Gauge<f64, AtomicU64>>;
 
-fn seconds(t: SystemTime) -> f64 {
+fn seconds(t: impl Into<SystemTime>) -> f64 {
+    let t: SystemTime = t.into();
     t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
@@ -68,7 +69,7 @@ pub fn render(board: &Board) -> String {
             if let Some(at) = ticket.next_at() {
                 next_refresh.get_or_create(&labels).set(seconds(at));
             }
-            if let Some(at) = ticket.last_success().or(current.map(|c| c.refreshed_at)) {
+            if let Some(at) = ticket.last_success().or(current.map(|c| c.refreshed_at.time())) {
                 last_success.get_or_create(&labels).set(seconds(at));
             }
             let (successes, failures) = ticket.refresh_counts();

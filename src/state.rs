@@ -254,9 +254,14 @@ mod tests {
         let holding = Holding {
             current: Some(Current {
                 ticket: None,
-                token: TokenPart { value: Secret::new("tok"), username: None, issued_at: t, expires_at: t },
+                token: TokenPart {
+                    value: Secret::new("tok"),
+                    username: None,
+                    issued_at: t.into(),
+                    expires_at: t.into(),
+                },
                 generation: 3,
-                refreshed_at: t,
+                refreshed_at: t.into(),
             }),
             pending: None,
         };

@@ -8,17 +8,15 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::serde_rfc3339;
+use crate::clock::Stamp;
 use crate::secret::Secret;
 
 /// A long-lived ticket (SLS `CreateTicket`), from which tokens are refreshed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TicketPart {
     pub value: Secret,
-    #[serde(with = "serde_rfc3339")]
-    pub issued_at: SystemTime,
-    #[serde(with = "serde_rfc3339")]
-    pub expires_at: SystemTime,
+    pub issued_at: Stamp,
+    pub expires_at: Stamp,
 }
 
 /// A short-lived token: an SLS access token, a DSW token, or TCR registry credentials.
@@ -29,10 +27,8 @@ pub struct TokenPart {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<Box<str>>,
     /// When the request that obtained it was sent: lifetimes count from here, conservatively.
-    #[serde(with = "serde_rfc3339")]
-    pub issued_at: SystemTime,
-    #[serde(with = "serde_rfc3339")]
-    pub expires_at: SystemTime,
+    pub issued_at: Stamp,
+    pub expires_at: Stamp,
 }
 
 impl TokenPart {
@@ -49,8 +45,7 @@ pub struct Current {
     pub token: TokenPart,
     /// Bumped each time the token changes; consumers use it to notice rotations.
     pub generation: u64,
-    #[serde(with = "serde_rfc3339")]
-    pub refreshed_at: SystemTime,
+    pub refreshed_at: Stamp,
 }
 
 /// Everything held for one ticket.

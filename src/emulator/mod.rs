@@ -440,11 +440,11 @@ mod tests {
         let http = crate::http::client();
         let Issued::Token(t) = tcr::call(&http, &SystemClock, &spec, &creds(&key)).await.unwrap() else { panic!() };
         assert_eq!(t.username.as_deref(), Some(super::tcr::USERNAME));
-        let life = t.expires_at.duration_since(t.issued_at).unwrap();
+        let life = t.expires_at.time().duration_since(t.issued_at.time()).unwrap();
         assert!(life > Duration::from_secs(3590) && life <= Duration::from_secs(3601), "{life:?}");
         spec.token_type = TcrTokenType::LongTerm;
         let Issued::Token(t) = tcr::call(&http, &SystemClock, &spec, &creds(&key)).await.unwrap() else { panic!() };
-        assert!(t.expires_at.duration_since(t.issued_at).unwrap() > Duration::from_secs(300 * 86_400));
+        assert!(t.expires_at.time().duration_since(t.issued_at.time()).unwrap() > Duration::from_secs(300 * 86_400));
         let e = tcr::call(&http, &Shifted(Duration::from_secs(400), true), &spec, &creds(&key)).await.unwrap_err();
         assert!(e.is_clock_skew(), "{e}");
         // An Alibaba key is not a Tencent key.

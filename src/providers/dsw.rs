@@ -88,8 +88,8 @@ pub async fn call(
         Issued::Token(TokenPart {
             value: Secret::new(value),
             username: None,
-            issued_at: sent_at,
-            expires_at: sent_at + spec.token_lifetime,
+            issued_at: sent_at.into(),
+            expires_at: (sent_at + spec.token_lifetime).into(),
         })
     })
 }

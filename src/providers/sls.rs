@@ -89,8 +89,8 @@ pub async fn call(
             let ticket = nonempty(api, parsed.ticket, "ticket")?;
             Ok(Issued::Ticket(TicketPart {
                 value: Secret::new(ticket),
-                issued_at: sent_at,
-                expires_at: sent_at + spec.ticket_lifetime,
+                issued_at: sent_at.into(),
+                expires_at: (sent_at + spec.ticket_lifetime).into(),
             }))
         }
         Operation::Refresh { .. } => {
@@ -99,8 +99,8 @@ pub async fn call(
             Ok(Issued::Token(TokenPart {
                 value: Secret::new(token),
                 username: None,
-                issued_at: sent_at,
-                expires_at: sent_at + spec.token_lifetime,
+                issued_at: sent_at.into(),
+                expires_at: (sent_at + spec.token_lifetime).into(),
             }))
         }
     }

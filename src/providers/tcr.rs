@@ -106,8 +106,8 @@ pub async fn call(
     Ok(Issued::Token(TokenPart {
         value: Secret::new(value),
         username: Some(username.into()),
-        issued_at: sent_at,
-        expires_at,
+        issued_at: sent_at.into(),
+        expires_at: expires_at.into(),
     }))
 }
 

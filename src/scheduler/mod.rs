@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::board::{Board, Table, Ticket, TicketId, from_stamp, stamp};
-use crate::clock::{Clock, until};
+use crate::clock::{Clock, Stamp, until};
 use crate::config::{ApiSpec, TicketSpec};
 use crate::credentials::CredentialStore;
 use crate::providers::{Operation, Provider, ProviderError};
@@ -482,7 +482,7 @@ impl Scheduler {
         let ticket = table.get_mut(id).expect("the ticket is on the board");
         ticket.attempt += 1;
         ticket.refresh_failures = ticket.refresh_failures.saturating_add(1);
-        let token_expires_at = ticket.holding.valid_token(now).map(|t| t.expires_at);
+        let token_expires_at = ticket.holding.valid_token(now).map(|t| t.expires_at.time());
         let remaining = token_expires_at.map(|t| until(now, t));
         let delay = timing::retry_delay(ticket.attempt, error.retry_class(), remaining, self.rng.random());
         let retry_at = now + delay;
@@ -527,7 +527,14 @@ impl Scheduler {
     fn reschedule(&mut self, table: &mut Table, id: TicketId, now: SystemTime) {
         let Some(ticket) = table.get(id) else { return };
         let plan = plan(ticket, now);
-        self.schedule_at(table, id, plan.at);
+        // A step due at once (the first token of a ticket just minted) keeps the ticket's place in
+        // line, ahead of tickets that fell due after it. Otherwise 100,000 tickets loaded at once
+        // would all be minted before the first got its token, each holding a pending ticket.
+        let at = match from_stamp(ticket.next_at) {
+            Some(was) if plan.at <= now => was.min(plan.at),
+            _ => plan.at,
+        };
+        self.schedule_at(table, id, at);
     }
 
     fn schedule_at(&mut self, table: &mut Table, id: TicketId, at: SystemTime) {
@@ -733,7 +740,7 @@ fn apply(
             if ticket.expires_at <= now {
                 return Err(malformed("the new ticket is already expired (is the host clock right?)"));
             }
-            let expires_at = ticket.expires_at;
+            let expires_at = ticket.expires_at.time();
             holding.pending = Some(Box::new(ticket));
             Ok(Change::Ticket { expires_at })
         }
@@ -748,12 +755,12 @@ fn apply(
                 return Err(malformed("the new token is already expired (is the host clock right?)"));
             }
             let generation = holding.generation() + 1;
-            let expires_at = token.expires_at;
+            let expires_at = token.expires_at.time();
             let new_ticket = step == Step::RefreshPending;
             if new_ticket {
                 holding.pending = None;
             }
-            let replaced = holding.current.replace(Current { ticket, token, generation, refreshed_at: now });
+            let replaced = holding.current.replace(Current { ticket, token, generation, refreshed_at: now.into() });
             Ok(Change::Token { generation, expires_at, new_ticket, replaced })
         }
         (_, Issued::Ticket(_)) => Err(malformed("a ticket came back where a token was expected")),
@@ -767,13 +774,13 @@ fn capped_token(
 ) -> TokenPart {
     token.expires_at = cap(
         token.expires_at,
-        [crate::jwt::expiry(token.value.expose()), ticket.map(|t| t.expires_at), credentials_expire],
+        [crate::jwt::expiry(token.value.expose()), ticket.map(|t| t.expires_at.time()), credentials_expire],
     );
     token
 }
 
-fn cap<const N: usize>(t: SystemTime, limits: [Option<SystemTime>; N]) -> SystemTime {
-    limits.into_iter().flatten().fold(t, SystemTime::min)
+fn cap<const N: usize>(t: Stamp, limits: [Option<SystemTime>; N]) -> Stamp {
+    limits.into_iter().flatten().map(Stamp::from).fold(t, Stamp::min)
 }
 
 /// Drop what can no longer be used: an expired token (and its ticket) or pending ticket.

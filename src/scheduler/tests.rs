@@ -84,14 +84,14 @@ impl Provider for FakeSls {
             Ok(match op {
                 Operation::Mint => Issued::Ticket(TicketPart {
                     value: Secret::new(format!("ticket-{serial}")),
-                    issued_at: now,
-                    expires_at: now + sls.ticket_lifetime,
+                    issued_at: now.into(),
+                    expires_at: (now + sls.ticket_lifetime).into(),
                 }),
                 Operation::Refresh { .. } => Issued::Token(TokenPart {
                     value: Secret::new(format!("token-{serial}")),
                     username: None,
-                    issued_at: now,
-                    expires_at: now + sls.token_lifetime,
+                    issued_at: now.into(),
+                    expires_at: (now + sls.token_lifetime).into(),
                 }),
             })
         };
@@ -300,7 +300,8 @@ async fn ninety_days_refresh_about_daily_and_mint_once_per_ceiling() {
                     assert!(*at < c, "the new ticket's first token came after the old ceiling");
                 }
                 let holding = run.scheduler.holding("dash");
-                ceiling = holding.current.as_ref().and_then(|c| c.ticket.as_ref()).map(|t| t.expires_at).max(ceiling);
+                ceiling =
+                    holding.current.as_ref().and_then(|c| c.ticket.as_ref()).map(|t| t.expires_at.time()).max(ceiling);
             }
             _ => {}
         }
@@ -610,4 +611,24 @@ async fn a_late_result_for_a_removed_ticket_never_lands_on_the_ticket_that_takes
     let current = scheduler.holding("new").current.expect("`new` holds a token");
     assert_eq!(current.ticket.as_ref().unwrap().value.expose(), "ticket-2", "`new` holds the ticket minted for it");
     assert!(board.get("old").is_none());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ticket_just_minted_gets_its_token_before_later_tickets_are_minted() {
+    let (_, provider, board, parts) = reliable_sls(11);
+    let tickets: Vec<TicketSpec> = (0..1000).map(|i| sls_ticket(&format!("t{i:04}"), 30 * DAY, DAY)).collect();
+    let running = Running::start(Scheduler::new(parts, tickets, StateFile::default()));
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    running.stop().await;
+    // Tickets minted and still waiting for their first token, after each call: never more than
+    // the calls in progress at once (not the whole config, as when every mint came first).
+    let calls = provider.calls.lock().unwrap().clone();
+    let (mut waiting, mut most) = (0i64, 0i64);
+    for (_, kind, _) in &calls {
+        waiting += if *kind == CallKind::Mint { 1 } else { -1 };
+        most = most.max(waiting);
+    }
+    assert_eq!(calls.len(), 2000, "one mint and one refresh per ticket");
+    assert!(most <= MAX_IN_FLIGHT as i64, "{most} tickets held a pending ticket at once");
+    assert!(board.snapshot().iter().all(|v| v.current.is_some()), "every ticket got its token");
 }

@@ -80,10 +80,10 @@ pub fn plan(holding: &Holding, lifecycle: Lifecycle, now: SystemTime, jitter: f6
     }
     let Some(current) = &holding.current else { return now_plan(Step::Mint) };
     let token = &current.token;
-    let token_due = refresh_point(token.issued_at, token.expires_at, jitter).max(now);
+    let token_due = refresh_point(token.issued_at.time(), token.expires_at.time(), jitter).max(now);
     match (lifecycle, &current.ticket) {
         (Lifecycle::TicketAndToken { renew_before }, Some(ticket)) => {
-            let renew_at = ticket.expires_at.checked_sub(renew_before).unwrap_or(ticket.issued_at);
+            let renew_at = ticket.expires_at.time().checked_sub(renew_before).unwrap_or(ticket.issued_at.time());
             // Spread re-mints a little too, earlier only, so the ceiling is never crossed.
             let spread = renew_before.mul_f64(REFRESH_JITTER * jitter.clamp(0.0, 1.0));
             let renew_at = renew_at.checked_sub(spread).unwrap_or(renew_at).max(now);
@@ -98,7 +98,7 @@ pub fn plan(holding: &Holding, lifecycle: Lifecycle, now: SystemTime, jitter: f6
         (Lifecycle::SingleCall, _) => Plan { step: Step::Mint, at: token_due },
         (Lifecycle::LongTerm { renew_before }, _) => Plan {
             step: Step::Mint,
-            at: longterm_renew_point(token.issued_at, token.expires_at, renew_before).max(now),
+            at: longterm_renew_point(token.issued_at.time(), token.expires_at.time(), renew_before).max(now),
         },
     }
 }
@@ -147,15 +147,19 @@ mod tests {
     fn holding(t0: SystemTime, ticket_life: Duration, token_issued: SystemTime, token_life: Duration) -> Holding {
         Holding {
             current: Some(Current {
-                ticket: Some(TicketPart { value: Secret::new("t"), issued_at: t0, expires_at: t0 + ticket_life }),
+                ticket: Some(TicketPart {
+                    value: Secret::new("t"),
+                    issued_at: t0.into(),
+                    expires_at: (t0 + ticket_life).into(),
+                }),
                 token: TokenPart {
                     value: Secret::new("a"),
                     username: None,
-                    issued_at: token_issued,
-                    expires_at: (token_issued + token_life).min(t0 + ticket_life),
+                    issued_at: token_issued.into(),
+                    expires_at: (token_issued + token_life).min(t0 + ticket_life).into(),
                 },
                 generation: 1,
-                refreshed_at: token_issued,
+                refreshed_at: token_issued.into(),
             }),
             pending: None,
         }
@@ -183,7 +187,11 @@ mod tests {
         let now = from_unix_seconds(1_700_000_000);
         let mut h = Holding::default();
         assert_eq!(plan(&h, Lifecycle::SingleCall, now, 0.5), Plan { step: Step::Mint, at: now });
-        h.pending = Some(Box::new(TicketPart { value: Secret::new("p"), issued_at: now, expires_at: now + DAY }));
+        h.pending = Some(Box::new(TicketPart {
+            value: Secret::new("p"),
+            issued_at: now.into(),
+            expires_at: (now + DAY).into(),
+        }));
         let p = plan(&h, Lifecycle::TicketAndToken { renew_before: DAY }, now, 0.5);
         assert_eq!(p, Plan { step: Step::RefreshPending, at: now });
     }
@@ -271,7 +279,7 @@ mod tests {
             let p = plan(&h, Lifecycle::TicketAndToken { renew_before: DAY }, issued, j);
             prop_assert!(p.at >= issued);
             prop_assert!(p.at < t0 + 30 * DAY);
-            prop_assert!(p.at <= h.current.as_ref().unwrap().token.expires_at.max(issued));
+            prop_assert!(p.at <= h.current.as_ref().unwrap().token.expires_at.max(issued.into()));
         }
     }
 }

@@ -100,9 +100,14 @@ mod tests {
         let t = from_unix_seconds(1_700_000_000);
         let current = Current {
             ticket: None,
-            token: TokenPart { value: Secret::new("tok"), username: Some("user".into()), issued_at: t, expires_at: t },
+            token: TokenPart {
+                value: Secret::new("tok"),
+                username: Some("user".into()),
+                issued_at: t.into(),
+                expires_at: t.into(),
+            },
             generation: 1,
-            refreshed_at: t,
+            refreshed_at: t.into(),
         };
         let sink = DockerConfigSink { path: path.clone(), registry: "reg.example".into(), mode: 0o600 };
         publish(&sink, &current).unwrap();

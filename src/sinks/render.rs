@@ -114,11 +114,11 @@ mod tests {
             token: TokenPart {
                 value: Secret::new("eyJa.eyJb.sig"),
                 username: username.map(Box::from),
-                issued_at: t,
-                expires_at: t + std::time::Duration::from_secs(3600),
+                issued_at: t.into(),
+                expires_at: (t + std::time::Duration::from_secs(3600)).into(),
             },
             generation: 3,
-            refreshed_at: t,
+            refreshed_at: t.into(),
         }
     }
 
