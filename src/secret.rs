@@ -123,9 +123,12 @@ impl<'de> Deserialize<'de> for Secret {
 /// blocks of slots and its own free list: a new token of about the old one's length takes the old
 /// one's slot, nothing else is ever placed between them, and a slot costs no header.
 ///
-/// Blocks are never returned: the pool is as big as the most secrets held at once, and reused.
-/// Freed slots are wiped first, so a dropped token does not linger in memory, and blocks are left
-/// out of core dumps.
+/// Blocks stay mapped, but a page on which no slot holds a secret any more is given back to the
+/// system at once, and costs memory again only when a slot on it is reused. So when tokens change
+/// length (a serial number in them gains a digit), the size class they leave shrinks as the one
+/// they enter grows, instead of both staying as big as they ever were (measured: 11 MiB at
+/// 100,000 tickets). Freed slots are wiped first, so a dropped token does not linger in memory,
+/// and blocks are left out of core dumps.
 pub mod pool {
     use std::alloc::Layout;
     use std::ptr::NonNull;
@@ -149,14 +152,53 @@ pub mod pool {
         end: usize,
     }
 
+    /// A block, and how many slots holding a secret touch each of its pages: a page whose count
+    /// drops to zero holds nothing but wiped free slots, and is given back.
+    struct Block {
+        base: usize,
+        live: Box<[u16]>,
+    }
+
     struct Pool {
         classes: [Class; CLASSES],
+        /// Every block, by address.
+        blocks: Vec<Block>,
+        /// The system's page size (known once the first block is mapped).
+        page: usize,
         /// Bytes in blocks (for the accounting tests).
         reserved: usize,
     }
 
-    static POOL: Mutex<Pool> =
-        Mutex::new(Pool { classes: [const { Class { free: Vec::new(), next: 0, end: 0 } }; CLASSES], reserved: 0 });
+    static POOL: Mutex<Pool> = Mutex::new(Pool {
+        classes: [const { Class { free: Vec::new(), next: 0, end: 0 } }; CLASSES],
+        blocks: Vec::new(),
+        page: 0,
+        reserved: 0,
+    });
+
+    impl Pool {
+        /// Count a slot of `size` bytes at `addr` as holding a secret (`held`) or as free again;
+        /// a page left with no secret on it is given back to the system.
+        fn mark(&mut self, addr: usize, size: usize, held: bool) {
+            let page = self.page;
+            let at = self.blocks.partition_point(|b| b.base <= addr) - 1;
+            let block = &mut self.blocks[at];
+            for p in (addr - block.base) / page..=(addr + size - 1 - block.base) / page {
+                if held {
+                    block.live[p] += 1;
+                    continue;
+                }
+                block.live[p] -= 1;
+                if block.live[p] == 0 {
+                    let start: *mut libc::c_void = std::ptr::with_exposed_provenance_mut(block.base + p * page);
+                    // SAFETY: the page lies inside a block this pool mapped, and every slot that
+                    // touches it is free and wiped: dropping its contents (it reads back as
+                    // zeros) loses nothing. Failing changes nothing but the memory held.
+                    unsafe { libc::madvise(start, page, libc::MADV_DONTNEED) };
+                }
+            }
+        }
+    }
 
     fn lock() -> std::sync::MutexGuard<'static, Pool> {
         // The pool's lists are consistent between statements: a panic elsewhere cannot leave
@@ -200,6 +242,13 @@ pub mod pool {
             None => {
                 if pool.classes[class].next + size > pool.classes[class].end {
                     let block = map_block();
+                    if pool.page == 0 {
+                        // SAFETY: sysconf reads a constant of the system.
+                        pool.page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+                    }
+                    let at = pool.blocks.partition_point(|b| b.base < block);
+                    let pages = BLOCK.div_ceil(pool.page);
+                    pool.blocks.insert(at, Block { base: block, live: vec![0; pages].into_boxed_slice() });
                     pool.reserved += BLOCK;
                     let class = &mut pool.classes[class];
                     class.next = block;
@@ -210,6 +259,7 @@ pub mod pool {
                 class.next - size
             }
         };
+        pool.mark(addr, size, true);
         NonNull::new(std::ptr::with_exposed_provenance_mut(addr)).expect("slots are never at address 0")
     }
 
@@ -248,7 +298,12 @@ pub mod pool {
             unsafe { ptr.as_ptr().add(i).write_volatile(0) };
         }
         match class_of(len) {
-            Some(class) => lock().classes[class].free.push(ptr.as_ptr().expose_provenance()),
+            Some(class) => {
+                let addr = ptr.as_ptr().expose_provenance();
+                let mut pool = lock();
+                pool.classes[class].free.push(addr);
+                pool.mark(addr, (class + 1) * GRAIN, false);
+            }
             None if len == 0 => {}
             None => {
                 let layout = Layout::array::<u8>(len).expect("the layout it was taken with");
@@ -313,6 +368,42 @@ mod tests {
         let second = Secret::new("y".repeat(len - 5));
         assert_eq!(second.ptr, slot, "a secret of the same size class takes the freed slot");
         assert_eq!(second.expose(), "y".repeat(len - 5));
+    }
+
+    #[test]
+    fn a_page_left_with_no_secret_goes_back_to_the_system_and_is_reused() {
+        use std::collections::{BTreeSet, HashSet};
+        // A length no other test uses: this size class is this test's alone.
+        let len = 1500;
+        // SAFETY: sysconf reads a constant of the system.
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap();
+        let held: Vec<Secret> = (0..600).map(|i| Secret::new(format!("{i:0>len$}"))).collect();
+        let slots: Vec<usize> = held.iter().map(|s| s.ptr.as_ptr().expose_provenance()).collect();
+        let pages_of = |slot: usize| (slot / page)..=((slot + len - 1) / page);
+        let resident = |p: usize| {
+            let mut state = 0u8;
+            let start: *mut libc::c_void = std::ptr::with_exposed_provenance_mut(p * page);
+            // SAFETY: the page lies in a pool block, which stays mapped; mincore only reads.
+            assert_eq!(unsafe { libc::mincore(start, page, &mut state) }, 0);
+            state & 1 == 1
+        };
+        // Keep one secret in twenty: the pages between them will hold only freed slots.
+        let kept_pages: HashSet<usize> = slots.iter().step_by(20).flat_map(|&slot| pages_of(slot)).collect();
+        let free_pages: BTreeSet<usize> =
+            slots.iter().flat_map(|&slot| pages_of(slot)).filter(|p| !kept_pages.contains(p)).collect();
+        assert!(free_pages.len() > 150, "{} pages", free_pages.len());
+        assert!(free_pages.iter().all(|&p| resident(p)), "in use, every page is resident");
+        let reserved = pool::usage().0;
+        let (kept, dropped): (Vec<_>, Vec<_>) = held.into_iter().enumerate().partition(|(i, _)| i % 20 == 0);
+        let freed = dropped.len();
+        drop(dropped);
+        assert!(kept_pages.iter().all(|&p| resident(p)), "pages with a secret on them stay");
+        assert!(free_pages.iter().all(|&p| !resident(p)), "pages with no secret on them are given back");
+        assert!(kept.iter().all(|(i, s)| s.expose() == format!("{i:0>len$}")), "kept secrets are intact");
+        // The freed slots are taken again (no new block), and hold what is written to them.
+        let again: Vec<Secret> = (0..freed).map(|i| Secret::new(format!("{i:x>len$}"))).collect();
+        assert_eq!(pool::usage().0, reserved, "no new block");
+        assert!(again.iter().enumerate().all(|(i, s)| s.expose() == format!("{i:x>len$}")));
     }
 
     #[test]
