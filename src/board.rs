@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 use crate::clock::Stamp;
 use crate::config::TicketSpec;
-use crate::token::{Current, Holding};
+use crate::token::{Current, Holding, ThinStr};
 
 /// A ticket's place in the board (stable while the ticket is configured).
 pub type TicketId = u32;
@@ -38,19 +38,21 @@ pub struct Ticket {
     /// When a call for this ticket last succeeded in this process, as a [`stamp`] (0: never).
     pub(crate) last_success: u64,
     /// The last failure since the last success.
-    pub(crate) last_error: Option<Box<str>>,
+    pub(crate) last_error: Option<ThinStr>,
     /// Calls that succeeded, and that failed, since the ticket was added (metrics).
     pub(crate) refresh_successes: u32,
     pub(crate) refresh_failures: u32,
-    /// Failed calls since the last success.
-    pub(crate) attempt: u32,
-    /// Failed sink writes since the last good one.
-    pub(crate) publish_attempt: u32,
+    /// Failed calls since the last success (stays at its maximum, past which backoff no longer
+    /// grows anyway).
+    pub(crate) attempt: u16,
+    /// Failed sink writes since the last good one (likewise).
+    pub(crate) publish_attempt: u16,
     /// Given anew when the ticket is added or a reload retargets it: a result started under
     /// another epoch (a removed ticket's, whose id this one reuses, or the old target's) is dropped.
     pub(crate) epoch: u32,
-    /// Random in [0, 1), drawn per token, spreading refresh points.
-    pub(crate) jitter: f32,
+    /// Random in [0, 1) in steps of 1/65,536 (see [`Ticket::jitter`]), drawn per token,
+    /// spreading refresh points.
+    pub(crate) jitter: u16,
     /// The written token was written by this process (until then the sinks may be stale: readers see
     /// no token).
     pub(crate) confirmed: bool,
@@ -62,7 +64,7 @@ pub struct Ticket {
 }
 
 impl Ticket {
-    pub(crate) fn new(spec: TicketSpec, holding: Holding, epoch: u32, jitter: f32) -> Self {
+    pub(crate) fn new(spec: TicketSpec, holding: Holding, epoch: u32, jitter: u16) -> Self {
         Ticket {
             spec,
             current_written: holding.current.is_some(),
@@ -114,7 +116,12 @@ impl Ticket {
 
     /// Failed calls since the last success.
     pub fn failures(&self) -> u32 {
-        self.attempt
+        u32::from(self.attempt)
+    }
+
+    /// The ticket's jitter, in [0, 1).
+    pub(crate) fn jitter(&self) -> f64 {
+        f64::from(self.jitter) / 65_536.0
     }
 
     /// When the scheduler will act next.
@@ -364,7 +371,7 @@ mod tests {
     }
 
     fn ticket_holding(name: &str, holding: Holding) -> Ticket {
-        Ticket::new(crate::scheduler::tests::sls_ticket(name, 24 * HOUR, HOUR), holding, 0, 0.5)
+        Ticket::new(crate::scheduler::tests::sls_ticket(name, 24 * HOUR, HOUR), holding, 0, 1 << 15)
     }
 
     #[test]
@@ -375,7 +382,7 @@ mod tests {
         let b = table.insert(ticket("b"));
         let c = table.insert(ticket("c"));
         assert_eq!((table.id("a"), table.id("b"), table.id("c")), (Some(a), Some(b), Some(c)));
-        assert_eq!(table.remove(b).map(|t| t.spec.name), Some("b".to_string()));
+        assert_eq!(table.remove(b).map(|t| t.spec.name), Some("b".into()));
         assert_eq!(table.id("b"), None);
         assert!(table.get(b).is_none());
         assert_eq!(table.len(), 2);
@@ -437,10 +444,10 @@ mod tests {
     }
 
     #[test]
-    fn a_record_holds_its_token_inline_in_at_most_208_bytes() {
+    fn a_record_holds_its_token_inline_in_at_most_184_bytes() {
         // At 100,000 tickets each byte here is 100 kB resident (BENCHMARKS.md, section 2): a new
         // field must earn its place.
-        assert!(size_of::<Option<Ticket>>() <= 208, "{} bytes", size_of::<Option<Ticket>>());
+        assert!(size_of::<Option<Ticket>>() <= 184, "{} bytes", size_of::<Option<Ticket>>());
     }
 
     #[test]

@@ -88,6 +88,7 @@ pub fn main() -> ExitCode {
     match command {
         Command::CheckConfig => check_config(&cli.config),
         Command::Run(args) => {
+            crate::heap::use_one_heap();
             logging::init(cli.log_format, "info");
             runtime(async move { run(&cli.config, args).await })
         }

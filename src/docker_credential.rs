@@ -86,7 +86,7 @@ fn valid_logins(config: &Config, now: SystemTime) -> Result<Vec<Login>, HelperEr
         let Some(registry) = &tcr.registry else { continue };
         let login = state
             .tickets
-            .get(&spec.name)
+            .get(spec.name.as_str())
             .filter(|saved| saved.identity == identity(spec))
             .and_then(|saved| saved.holding.valid_token(now))
             .map(|t| (t.username.as_deref().unwrap_or_default().to_string(), t.value.expose().to_string()));

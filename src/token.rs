@@ -25,7 +25,7 @@ pub struct TokenPart {
     pub value: Secret,
     /// A user name that goes with the token (TCR registry login).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub username: Option<Box<str>>,
+    pub username: Option<ThinStr>,
     /// When the request that obtained it was sent: lifetimes count from here, conservatively.
     pub issued_at: Stamp,
     pub expires_at: Stamp,
@@ -34,6 +34,39 @@ pub struct TokenPart {
 impl TokenPart {
     pub fn is_valid_at(&self, now: SystemTime) -> bool {
         now < self.expires_at
+    }
+}
+
+/// Text behind a single pointer: 8 bytes where a `Box<str>` takes 16, for text most records
+/// never hold (a TCR user name, the last error). At 100,000 tickets each such field costs 0.8 MB
+/// less. Reads as a `str`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ThinStr(Box<Box<str>>);
+
+impl std::ops::Deref for ThinStr {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for ThinStr {
+    fn from(text: &str) -> ThinStr {
+        ThinStr(Box::new(text.into()))
+    }
+}
+
+impl From<String> for ThinStr {
+    fn from(text: String) -> ThinStr {
+        ThinStr(Box::new(text.into_boxed_str()))
+    }
+}
+
+impl std::fmt::Debug for ThinStr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
     }
 }
 
@@ -83,4 +116,20 @@ pub enum Issued {
     Ticket(TicketPart),
     /// A new token (SLS RefreshToken, DSW GetToken, TCR CreateInstanceToken).
     Token(TokenPart),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_thin_str_is_one_pointer_and_reads_and_writes_as_a_plain_string() {
+        assert_eq!(size_of::<Option<ThinStr>>(), 8);
+        let name = ThinStr::from("100012345678");
+        assert_eq!(&*name, "100012345678");
+        assert_eq!(format!("{name:?}"), "\"100012345678\"");
+        let json = serde_json::to_string(&name).unwrap();
+        assert_eq!(json, "\"100012345678\"");
+        assert_eq!(serde_json::from_str::<ThinStr>(&json).unwrap(), ThinStr::from(String::from("100012345678")));
+    }
 }

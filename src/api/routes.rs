@@ -291,7 +291,7 @@ mod tests {
         for (name, required) in [("b", true), ("a", true), ("optional", false)] {
             let mut spec = crate::scheduler::tests::sls_ticket(name, 24 * hour, hour);
             spec.consumers.required = required;
-            board.write().insert(Ticket::new(spec, crate::token::Holding::default(), 0, 0.5));
+            board.write().insert(Ticket::new(spec, crate::token::Holding::default(), 0, 1 << 15));
         }
         let response = readiness(&board, SystemTime::now());
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);

@@ -185,7 +185,7 @@ impl Scheduler {
                 // Taken out of the saved state one by one: a big state is never held twice.
                 let holding = saved
                     .tickets
-                    .remove(&spec.name)
+                    .remove(spec.name.as_str())
                     .filter(|stored| stored.identity == identity(&spec))
                     .map(|stored| usable(stored.holding, now))
                     .unwrap_or_default();
@@ -422,21 +422,21 @@ impl Scheduler {
                         {
                             let _ = changed.send((ticket.spec.clone(), generation));
                         }
-                        self.emit(Event::Published { name: ticket.spec.name.clone(), generation });
+                        self.emit(Event::Published { name: ticket.spec.name.to_string(), generation });
                         self.save_soon(now + SAVE_DEBOUNCE);
                     }
                     Ok(()) => {} // A newer generation is on its way to the sinks.
                     Err(error) => {
-                        ticket.publish_attempt += 1;
+                        ticket.publish_attempt = ticket.publish_attempt.saturating_add(1);
                         let delay = timing::retry_delay(
-                            ticket.publish_attempt,
+                            u32::from(ticket.publish_attempt),
                             RetryClass::Transient { after: None },
                             None,
                             self.rng.random(),
                         );
                         tracing::error!(ticket = %ticket.spec.name, error = %error, retry_in = %humantime::format_duration(round(delay)), "cannot write a sink; the previous file is intact");
                         let plan = plan(ticket, now);
-                        self.emit(Event::PublishFailed { name: ticket.spec.name.clone(), error });
+                        self.emit(Event::PublishFailed { name: ticket.spec.name.to_string(), error });
                         self.schedule_at(table, id, plan.at.min(now + delay));
                     }
                 }
@@ -456,7 +456,7 @@ impl Scheduler {
         match change {
             Change::Ticket { expires_at } => {
                 tracing::info!(ticket = %name, expires_at = %crate::clock::rfc3339(expires_at), "minted a new ticket");
-                self.emit(Event::TicketMinted { name: name.clone(), expires_at });
+                self.emit(Event::TicketMinted { name: name.to_string(), expires_at });
                 // A minted ticket must survive a crash: save now.
                 self.save_soon(now);
             }
@@ -467,7 +467,7 @@ impl Scheduler {
                     ticket.previous = replaced.map(Box::new);
                 }
                 tracing::info!(ticket = %name, generation, expires_at = %crate::clock::rfc3339(expires_at), "refreshed the token");
-                self.emit(Event::TokenRefreshed { name: name.clone(), generation, expires_at, new_ticket });
+                self.emit(Event::TokenRefreshed { name: name.to_string(), generation, expires_at, new_ticket });
                 ticket.unpublished = true;
                 self.publish(table, id);
                 if new_ticket {
@@ -480,11 +480,11 @@ impl Scheduler {
 
     fn failed(&mut self, table: &mut Table, id: TicketId, error: ProviderError, now: SystemTime) {
         let ticket = table.get_mut(id).expect("the ticket is on the board");
-        ticket.attempt += 1;
+        ticket.attempt = ticket.attempt.saturating_add(1);
         ticket.refresh_failures = ticket.refresh_failures.saturating_add(1);
         let token_expires_at = ticket.holding.valid_token(now).map(|t| t.expires_at.time());
         let remaining = token_expires_at.map(|t| until(now, t));
-        let delay = timing::retry_delay(ticket.attempt, error.retry_class(), remaining, self.rng.random());
+        let delay = timing::retry_delay(u32::from(ticket.attempt), error.retry_class(), remaining, self.rng.random());
         let retry_at = now + delay;
         let text = error.to_string();
         let retry_in = humantime::format_duration(round(delay)).to_string();
@@ -500,7 +500,7 @@ impl Scheduler {
         let name = name.clone();
         ticket.last_error = Some(text.as_str().into());
         self.changed = true;
-        self.emit(Event::CallFailed { name, error: text, retry_at, token_expires_at });
+        self.emit(Event::CallFailed { name: name.to_string(), error: text, retry_at, token_expires_at });
         self.schedule_at(table, id, retry_at);
     }
 
@@ -576,7 +576,7 @@ impl Scheduler {
         let now = self.parts.clock.now();
         for spec in tickets {
             let Some(id) = table.id(&spec.name) else {
-                summary.added.push(spec.name.clone());
+                summary.added.push(spec.name.to_string());
                 self.insert(table, spec, Holding::default());
                 continue;
             };
@@ -591,13 +591,13 @@ impl Scheduler {
             ticket.last_error = None;
             let name = ticket.spec.name.clone();
             if same_target {
-                summary.changed.push(name);
+                summary.changed.push(name.to_string());
                 ticket.unpublished = ticket.holding.valid_token(now).is_some();
                 if ticket.unpublished {
                     self.publish(table, id);
                 }
             } else {
-                summary.replaced.push(name);
+                summary.replaced.push(name.to_string());
                 ticket.holding = Holding::default();
                 ticket.previous = None;
                 ticket.current_written = false;
@@ -800,7 +800,7 @@ fn usable(mut holding: Holding, now: SystemTime) -> Holding {
 
 /// The ticket's next step and when it is due.
 fn plan(ticket: &Ticket, now: SystemTime) -> timing::Plan {
-    timing::plan(&ticket.holding, lifecycle(&ticket.spec), now, f64::from(ticket.jitter))
+    timing::plan(&ticket.holding, lifecycle(&ticket.spec), now, ticket.jitter())
 }
 
 fn lifecycle(spec: &TicketSpec) -> Lifecycle {

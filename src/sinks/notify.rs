@@ -5,6 +5,8 @@
 //! the hook gets the ticket name, the generation and the sink paths.
 
 use std::collections::HashMap;
+
+use compact_str::CompactString;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
@@ -23,7 +25,7 @@ struct Slot {
 
 /// Run hooks for every change received on `changes` until the channel closes.
 pub async fn run_hooks(mut changes: mpsc::UnboundedReceiver<Changed>) {
-    let slots: Arc<Mutex<HashMap<String, Slot>>> = Arc::default();
+    let slots: Arc<Mutex<HashMap<CompactString, Slot>>> = Arc::default();
     while let Some((spec, generation)) = changes.recv().await {
         let Some(hook) = spec.consumers.on_change.clone() else { continue };
         let name = spec.name.clone();

@@ -105,7 +105,7 @@ mod tests {
     use crate::clock::from_unix_seconds;
     use crate::config::Kind;
     use crate::secret::Secret;
-    use crate::token::TokenPart;
+    use crate::token::{ThinStr, TokenPart};
 
     fn current(username: Option<&str>) -> Current {
         let t = from_unix_seconds(1_700_000_000);
@@ -113,7 +113,7 @@ mod tests {
             ticket: None,
             token: TokenPart {
                 value: Secret::new("eyJa.eyJb.sig"),
-                username: username.map(Box::from),
+                username: username.map(ThinStr::from),
                 issued_at: t.into(),
                 expires_at: (t + std::time::Duration::from_secs(3600)).into(),
             },
