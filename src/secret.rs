@@ -125,11 +125,10 @@ impl<'de> Deserialize<'de> for Secret {
 ///
 /// Blocks stay mapped, but a page on which no slot holds a secret any more is given back to the
 /// system (once its size class has 256 KiB of free slots), and costs memory again only when a
-/// slot on it is reused. So when tokens change
-/// length (a serial number in them gains a digit), the size class they leave shrinks as the one
-/// they enter grows, instead of both staying as big as they ever were (measured: 11 MiB at
-/// 100,000 tickets). Freed slots are wiped first, so a dropped token does not linger in memory,
-/// and blocks are left out of core dumps.
+/// slot on it is reused. So when tokens change length (a serial number in them gains a digit),
+/// the size class they leave shrinks as the one they enter grows, instead of both staying as big
+/// as they ever were (measured: 11 MiB at 100,000 tickets). Freed slots are wiped first, so a
+/// dropped token does not linger in memory, and blocks are left out of core dumps.
 pub mod pool {
     use std::alloc::Layout;
     use std::ptr::NonNull;
