@@ -165,8 +165,6 @@ pub mod pool {
         classes: [Class; CLASSES],
         /// Every block, by address.
         blocks: Vec<Block>,
-        /// The system's page size (known once the first block is mapped).
-        page: usize,
         /// Bytes in blocks (for the accounting tests).
         reserved: usize,
     }
@@ -174,29 +172,56 @@ pub mod pool {
     static POOL: Mutex<Pool> = Mutex::new(Pool {
         classes: [const { Class { free: Vec::new(), next: 0, end: 0 } }; CLASSES],
         blocks: Vec::new(),
-        page: 0,
         reserved: 0,
     });
 
+    /// The system's page size.
+    pub(super) fn page_size() -> usize {
+        static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+        // SAFETY: sysconf reads a constant of the system.
+        *PAGE.get_or_init(|| usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096))
+    }
+
     impl Pool {
-        /// Count a slot of `size` bytes at `addr` as holding a secret (`held`) or as free again;
-        /// a page left with no secret on it is given back to the system when `release`.
-        fn mark(&mut self, addr: usize, size: usize, held: bool, release: bool) {
-            let page = self.page;
+        /// A new block for size class `class`, its slots still uncut.
+        fn add_block(&mut self, class: usize) {
+            let base = map_block();
+            let at = self.blocks.partition_point(|b| b.base < base);
+            let live = vec![0; BLOCK.div_ceil(page_size())].into_boxed_slice();
+            self.blocks.insert(at, Block { base, live });
+            self.reserved += BLOCK;
+            let class = &mut self.classes[class];
+            class.next = base;
+            class.end = base + BLOCK;
+        }
+
+        /// The block holding the slot of `size` bytes at `addr`, and the pages the slot touches.
+        fn pages_of(&mut self, addr: usize, size: usize) -> (&mut Block, std::ops::RangeInclusive<usize>) {
+            let page = page_size();
             let at = self.blocks.partition_point(|b| b.base <= addr) - 1;
             let block = &mut self.blocks[at];
-            for p in (addr - block.base) / page..=(addr + size - 1 - block.base) / page {
-                if held {
-                    block.live[p] += 1;
-                    continue;
-                }
+            let pages = (addr - block.base) / page..=(addr + size - 1 - block.base) / page;
+            (block, pages)
+        }
+
+        /// Count the slot of `size` bytes at `addr` as holding a secret.
+        fn slot_taken(&mut self, addr: usize, size: usize) {
+            let (block, pages) = self.pages_of(addr, size);
+            pages.for_each(|p| block.live[p] += 1);
+        }
+
+        /// Count the slot of `size` bytes at `addr` as free again; when `release`, a page left
+        /// with no secret on it is given back to the system.
+        fn slot_freed(&mut self, addr: usize, size: usize, release: bool) {
+            let (block, pages) = self.pages_of(addr, size);
+            for p in pages {
                 block.live[p] -= 1;
                 if block.live[p] == 0 && release {
-                    let start: *mut libc::c_void = std::ptr::with_exposed_provenance_mut(block.base + p * page);
+                    let start: *mut libc::c_void = std::ptr::with_exposed_provenance_mut(block.base + p * page_size());
                     // SAFETY: the page lies inside a block this pool mapped, and every slot that
                     // touches it is free and wiped: dropping its contents (it reads back as
                     // zeros) loses nothing. Failing changes nothing but the memory held.
-                    unsafe { libc::madvise(start, page, libc::MADV_DONTNEED) };
+                    unsafe { libc::madvise(start, page_size(), libc::MADV_DONTNEED) };
                 }
             }
         }
@@ -243,25 +268,14 @@ pub mod pool {
             Some(addr) => addr,
             None => {
                 if pool.classes[class].next + size > pool.classes[class].end {
-                    let block = map_block();
-                    if pool.page == 0 {
-                        // SAFETY: sysconf reads a constant of the system.
-                        pool.page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
-                    }
-                    let at = pool.blocks.partition_point(|b| b.base < block);
-                    let pages = BLOCK.div_ceil(pool.page);
-                    pool.blocks.insert(at, Block { base: block, live: vec![0; pages].into_boxed_slice() });
-                    pool.reserved += BLOCK;
-                    let class = &mut pool.classes[class];
-                    class.next = block;
-                    class.end = block + BLOCK;
+                    pool.add_block(class);
                 }
                 let class = &mut pool.classes[class];
                 class.next += size;
                 class.next - size
             }
         };
-        pool.mark(addr, size, true, false);
+        pool.slot_taken(addr, size);
         NonNull::new(std::ptr::with_exposed_provenance_mut(addr)).expect("slots are never at address 0")
     }
 
@@ -309,7 +323,7 @@ pub mod pool {
                 // secrets, taken and dropped in turn, would otherwise give back and fault in the
                 // same page for each of them.
                 let release = pool.classes[class].free.len() * size >= RELEASE_AFTER;
-                pool.mark(addr, size, false, release);
+                pool.slot_freed(addr, size, release);
             }
             None if len == 0 => {}
             None => {
@@ -382,18 +396,11 @@ mod tests {
         use std::collections::{BTreeSet, HashSet};
         // A length no other test uses: this size class is this test's alone.
         let len = 1500;
-        // SAFETY: sysconf reads a constant of the system.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap();
+        let page = pool::page_size();
         let held: Vec<Secret> = (0..600).map(|i| Secret::new(format!("{i:0>len$}"))).collect();
         let slots: Vec<usize> = held.iter().map(|s| s.ptr.as_ptr().expose_provenance()).collect();
         let pages_of = |slot: usize| (slot / page)..=((slot + len - 1) / page);
-        let resident = |p: usize| {
-            let mut state = 0u8;
-            let start: *mut libc::c_void = std::ptr::with_exposed_provenance_mut(p * page);
-            // SAFETY: the page lies in a pool block, which stays mapped; mincore only reads.
-            assert_eq!(unsafe { libc::mincore(start, page, &mut state) }, 0);
-            state & 1 == 1
-        };
+        let resident = |p: usize| resident(p * page);
         // Keep one secret in twenty: the pages between them will hold only freed slots.
         let kept_pages: HashSet<usize> = slots.iter().step_by(20).flat_map(|&slot| pages_of(slot)).collect();
         let free_pages: BTreeSet<usize> =
@@ -424,13 +431,17 @@ mod tests {
         let held: Vec<Secret> = (0..10).map(|_| Secret::new("k".repeat(len))).collect();
         let first = held[0].ptr.as_ptr().expose_provenance();
         drop(held);
+        assert!(resident(first), "the page stays resident");
+    }
+
+    /// Whether the page holding pool address `addr` is in memory.
+    fn resident(addr: usize) -> bool {
+        let page = pool::page_size();
         let mut state = 0u8;
-        // SAFETY: sysconf reads a constant of the system.
-        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap();
-        let start: *mut libc::c_void = std::ptr::with_exposed_provenance_mut(first / page * page);
+        let start: *mut libc::c_void = std::ptr::with_exposed_provenance_mut(addr / page * page);
         // SAFETY: the page lies in a pool block, which stays mapped; mincore only reads.
         assert_eq!(unsafe { libc::mincore(start, page, &mut state) }, 0);
-        assert_eq!(state & 1, 1, "the page stays resident");
+        state & 1 == 1
     }
 
     #[test]
