@@ -144,6 +144,12 @@ impl Ticket {
         from_stamp(self.last_success)
     }
 
+    /// Move every secret this ticket holds down into a lower free slot of the pool, if there is
+    /// one (see [`Secret::settle`](crate::secret::Secret::settle)). How many moved.
+    pub(crate) fn settle_secrets(&mut self) -> usize {
+        self.holding.settle_secrets() + self.previous.as_mut().map_or(0, |p| p.settle_secrets())
+    }
+
     /// An owned copy, for readers that answer after the lock is gone.
     pub fn view(&self) -> TicketView {
         let (refresh_successes, refresh_failures) = self.refresh_counts();
@@ -272,6 +278,12 @@ impl Table {
         id
     }
 
+    /// Move every secret held down into the lowest free slots of the pool, so the pages above
+    /// them empty and go back to the system. How many moved.
+    pub(crate) fn settle_secrets(&mut self) -> usize {
+        self.slots.iter_mut().flatten().map(Ticket::settle_secrets).sum()
+    }
+
     pub(crate) fn remove(&mut self, id: TicketId) -> Option<Ticket> {
         let name = self.get(id)?.name();
         let hash = self.hasher.hash_one(name);
@@ -361,7 +373,7 @@ mod tests {
     use super::*;
 
     use crate::secret::Secret;
-    use crate::token::TokenPart;
+    use crate::token::{TicketPart, TokenPart};
     use std::time::Duration;
 
     const HOUR: Duration = Duration::from_secs(3600);
@@ -424,6 +436,44 @@ mod tests {
             current: Some(Current { ticket: None, token, generation: 1, refreshed_at: now.into() }),
             pending: None,
         }
+    }
+
+    #[test]
+    fn settling_moves_every_secret_a_ticket_holds() {
+        // A length no other test uses: the secrets of this size class are this test's alone.
+        let len = 1900;
+        let now = SystemTime::now();
+        let value = |what: &str| format!("{what:->len$}");
+        let part =
+            |what: &str| TicketPart { value: Secret::new(value(what)), issued_at: now.into(), expires_at: now.into() };
+        // Made first, so their slots are lower; dropped once the ticket's secrets are made.
+        let holes: Vec<Secret> = (0..5).map(|_| Secret::new(value("hole"))).collect();
+        let mut held = holding_a_token(now);
+        let current = held.current.as_mut().unwrap();
+        current.token.value = Secret::new(value("token"));
+        current.ticket = Some(part("ticket"));
+        held.pending = Some(Box::new(part("pending")));
+        let mut previous = current.clone();
+        previous.token.value = Secret::new(value("previous token"));
+        previous.ticket = Some(part("previous ticket"));
+        let mut table = Table::default();
+        let id = table.insert(ticket_holding("a", held));
+        table.get_mut(id).unwrap().previous = Some(Box::new(previous));
+        drop(holes);
+        assert_eq!(table.settle_secrets(), 5, "the current ticket and token, the pending ticket and the previous pair");
+        assert_eq!(table.settle_secrets(), 0, "no hole left below them");
+        let ticket = table.get(id).unwrap();
+        let current = ticket.holding.current.as_ref().unwrap();
+        let previous = ticket.previous.as_ref().unwrap();
+        let values = [
+            current.token.value.expose(),
+            current.ticket.as_ref().unwrap().value.expose(),
+            ticket.holding.pending.as_ref().unwrap().value.expose(),
+            previous.token.value.expose(),
+            previous.ticket.as_ref().unwrap().value.expose(),
+        ];
+        let expected = ["token", "ticket", "pending", "previous token", "previous ticket"].map(value);
+        assert_eq!(values, expected.each_ref().map(String::as_str));
     }
 
     #[test]

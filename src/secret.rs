@@ -55,6 +55,22 @@ impl Secret {
     pub fn len(&self) -> usize {
         self.len
     }
+
+    /// Move the bytes into the lowest free slot of their size class, when one lies below theirs.
+    /// The daemon does this to every secret it holds when the pool is [scattered](pool::scattered),
+    /// so the secrets gather in the low slots and the high pages, left empty, go back to the
+    /// system. True if the secret moved.
+    pub fn settle(&mut self) -> bool {
+        // SAFETY: `ptr` came from `pool::take(self.len)` and is still this secret's; `&mut self`
+        // means nothing reads it meanwhile.
+        match unsafe { pool::move_down(self.ptr, self.len) } {
+            Some(lower) => {
+                self.ptr = lower;
+                true
+            }
+            None => false,
+        }
+    }
 }
 
 impl Drop for Secret {
@@ -127,10 +143,15 @@ impl<'de> Deserialize<'de> for Secret {
 /// system (once its size class has 256 KiB of free slots), and costs memory again only when a
 /// slot on it is reused. So when tokens change length (a serial number in them gains a digit),
 /// the size class they leave shrinks as the one they enter grows, instead of both staying as big
-/// as they ever were (measured: 11 MiB at 100,000 tickets). Freed slots are wiped first, so a
-/// dropped token does not linger in memory, and blocks are left out of core dumps.
+/// as they ever were (measured: 11 MiB at 100,000 tickets). A class hands out its lowest free slot
+/// first, and while the tokens leave it, the daemon moves the ones still there down into the
+/// holes the others left ([`Secret::settle`]), so its pages empty from the top instead of all at
+/// once at the end. Freed slots are wiped first, so a dropped token does not linger in memory,
+/// and blocks are left out of core dumps.
 pub mod pool {
     use std::alloc::Layout;
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
     use std::ptr::NonNull;
     use std::sync::Mutex;
 
@@ -145,11 +166,15 @@ pub mod pool {
     const CLASSES: usize = MAX_POOLED / GRAIN;
     /// A size class gives empty pages back only while this many bytes of its slots are free.
     pub(super) const RELEASE_AFTER: usize = 256 * 1024;
+    /// The pool is [`scattered`] when its pages that hold a secret have at least this many bytes
+    /// of free slots, and at least 1/[`SCATTER_SHARE`] of the bytes the secrets fill.
+    const SCATTER_MIN: usize = 512 * 1024;
+    const SCATTER_SHARE: usize = 64;
 
-    /// One size class: slots freed for reuse, and the uncut rest of its newest block. Addresses
-    /// are kept as integers so the pool can sit in a `static`.
+    /// One size class: slots freed for reuse, lowest address first, and the uncut rest of its
+    /// newest block. Addresses are kept as integers so the pool can sit in a `static`.
     struct Class {
-        free: Vec<usize>,
+        free: BinaryHeap<Reverse<usize>>,
         next: usize,
         end: usize,
     }
@@ -167,12 +192,17 @@ pub mod pool {
         blocks: Vec<Block>,
         /// Bytes in blocks (for the accounting tests).
         reserved: usize,
+        /// Bytes of the slots holding a secret, and pages with at least one such slot on them.
+        live_bytes: usize,
+        live_pages: usize,
     }
 
     static POOL: Mutex<Pool> = Mutex::new(Pool {
-        classes: [const { Class { free: Vec::new(), next: 0, end: 0 } }; CLASSES],
+        classes: [const { Class { free: BinaryHeap::new(), next: 0, end: 0 } }; CLASSES],
         blocks: Vec::new(),
         reserved: 0,
+        live_bytes: 0,
+        live_pages: 0,
     });
 
     /// The system's page size.
@@ -207,15 +237,24 @@ pub mod pool {
         /// Count the slot of `size` bytes at `addr` as holding a secret.
         fn slot_taken(&mut self, addr: usize, size: usize) {
             let (block, pages) = self.pages_of(addr, size);
-            pages.for_each(|p| block.live[p] += 1);
+            let mut newly_live = 0;
+            for p in pages {
+                newly_live += usize::from(block.live[p] == 0);
+                block.live[p] += 1;
+            }
+            self.live_pages += newly_live;
+            self.live_bytes += size;
         }
 
         /// Count the slot of `size` bytes at `addr` as free again; when `release`, a page left
         /// with no secret on it is given back to the system.
         fn slot_freed(&mut self, addr: usize, size: usize, release: bool) {
+            self.live_bytes -= size;
             let (block, pages) = self.pages_of(addr, size);
+            let mut emptied = 0;
             for p in pages {
                 block.live[p] -= 1;
+                emptied += usize::from(block.live[p] == 0);
                 if block.live[p] == 0 && release {
                     let start: *mut libc::c_void = std::ptr::with_exposed_provenance_mut(block.base + p * page_size());
                     // SAFETY: the page lies inside a block this pool mapped, and every slot that
@@ -224,6 +263,36 @@ pub mod pool {
                     unsafe { libc::madvise(start, page_size(), libc::MADV_DONTNEED) };
                 }
             }
+            self.live_pages -= emptied;
+        }
+
+        /// The lowest free slot of size class `class`, counted as holding a secret.
+        fn take_slot(&mut self, class: usize) -> usize {
+            let size = (class + 1) * GRAIN;
+            let addr = match self.classes[class].free.pop() {
+                Some(Reverse(addr)) => addr,
+                None => {
+                    if self.classes[class].next + size > self.classes[class].end {
+                        self.add_block(class);
+                    }
+                    let class = &mut self.classes[class];
+                    class.next += size;
+                    class.next - size
+                }
+            };
+            self.slot_taken(addr, size);
+            addr
+        }
+
+        /// Make the wiped slot at `addr` of size class `class` free for the next secret.
+        fn free_slot(&mut self, class: usize, addr: usize) {
+            let size = (class + 1) * GRAIN;
+            self.classes[class].free.push(Reverse(addr));
+            // Only a class with plenty of free slots gives pages back: one that holds a few
+            // secrets, taken and dropped in turn, would otherwise give back and fault in the
+            // same page for each of them.
+            let release = self.classes[class].free.len() * size >= RELEASE_AFTER;
+            self.slot_freed(addr, size, release);
         }
     }
 
@@ -262,20 +331,7 @@ pub mod pool {
             let ptr = unsafe { std::alloc::alloc(layout) };
             return NonNull::new(ptr).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
         };
-        let size = (class + 1) * GRAIN;
-        let mut pool = lock();
-        let addr = match pool.classes[class].free.pop() {
-            Some(addr) => addr,
-            None => {
-                if pool.classes[class].next + size > pool.classes[class].end {
-                    pool.add_block(class);
-                }
-                let class = &mut pool.classes[class];
-                class.next += size;
-                class.next - size
-            }
-        };
-        pool.slot_taken(addr, size);
+        let addr = lock().take_slot(class);
         NonNull::new(std::ptr::with_exposed_provenance_mut(addr)).expect("slots are never at address 0")
     }
 
@@ -308,23 +364,10 @@ pub mod pool {
     /// # Safety
     /// `ptr` must come from `take(len)` with this very `len`, and be given back once.
     pub(super) unsafe fn give_back(ptr: NonNull<u8>, len: usize) {
-        for i in 0..len {
-            // SAFETY: the caller owns these `len` bytes. Volatile, so the wipe is not optimised
-            // away as a write to memory about to be freed.
-            unsafe { ptr.as_ptr().add(i).write_volatile(0) };
-        }
+        // SAFETY: the caller owns these `len` bytes.
+        unsafe { wipe(ptr, len) };
         match class_of(len) {
-            Some(class) => {
-                let addr = ptr.as_ptr().expose_provenance();
-                let size = (class + 1) * GRAIN;
-                let mut pool = lock();
-                pool.classes[class].free.push(addr);
-                // Only a class with plenty of free slots gives pages back: one that holds a few
-                // secrets, taken and dropped in turn, would otherwise give back and fault in the
-                // same page for each of them.
-                let release = pool.classes[class].free.len() * size >= RELEASE_AFTER;
-                pool.slot_freed(addr, size, release);
-            }
+            Some(class) => lock().free_slot(class, ptr.as_ptr().expose_provenance()),
             None if len == 0 => {}
             None => {
                 let layout = Layout::array::<u8>(len).expect("the layout it was taken with");
@@ -332,6 +375,55 @@ pub mod pool {
                 unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) }
             }
         }
+    }
+
+    /// Zero the `len` bytes at `ptr`. Volatile, so the wipe is not optimised away as a write to
+    /// memory about to be freed.
+    ///
+    /// # Safety
+    /// The caller owns these `len` bytes.
+    unsafe fn wipe(ptr: NonNull<u8>, len: usize) {
+        for i in 0..len {
+            // SAFETY: within the `len` bytes the caller owns.
+            unsafe { ptr.as_ptr().add(i).write_volatile(0) };
+        }
+    }
+
+    /// The `len` bytes at `ptr` moved into the lowest free slot of their size class, when that
+    /// lies below `ptr`, and their old slot wiped and freed. `None` (nothing moved) otherwise, and
+    /// for secrets that are not pooled.
+    ///
+    /// # Safety
+    /// `ptr` must come from `take(len)` with this very `len`, not given back yet, and nothing may
+    /// read it meanwhile. On `Some`, the caller uses the new slot in its place.
+    pub(super) unsafe fn move_down(ptr: NonNull<u8>, len: usize) -> Option<NonNull<u8>> {
+        let class = class_of(len)?;
+        let from = ptr.as_ptr().expose_provenance();
+        let mut pool = lock();
+        let &Reverse(lowest) = pool.classes[class].free.peek()?;
+        if lowest >= from {
+            return None;
+        }
+        let to = pool.take_slot(class);
+        let lower = NonNull::new(std::ptr::with_exposed_provenance_mut(to)).expect("slots are never at address 0");
+        // SAFETY: two distinct slots of one class (so they do not overlap), both `len` bytes or
+        // more: the old one the caller's, the new one just taken; the old one is then wiped and
+        // freed once, under the same lock.
+        unsafe {
+            std::ptr::copy_nonoverlapping(ptr.as_ptr(), lower.as_ptr(), len);
+            wipe(ptr, len);
+        }
+        pool.free_slot(class, from);
+        Some(lower)
+    }
+
+    /// The pages that hold secrets have many bytes of free slots between them: at least 512 KiB,
+    /// and 1/64 of the bytes the secrets fill. Then moving the secrets down
+    /// ([`Secret::settle`](super::Secret::settle)) empties pages that can go back to the system.
+    pub fn scattered() -> bool {
+        let pool = lock();
+        let gaps = (pool.live_pages * page_size()).saturating_sub(pool.live_bytes);
+        gaps >= SCATTER_MIN && gaps >= pool.live_bytes / SCATTER_SHARE
     }
 
     /// Bytes the pool holds in blocks, and how many slots are free.
@@ -432,6 +524,35 @@ mod tests {
         let first = held[0].ptr.as_ptr().expose_provenance();
         drop(held);
         assert!(resident(first), "the page stays resident");
+    }
+
+    #[test]
+    fn settling_fills_the_holes_below_and_gives_the_pages_above_back() {
+        // A length no other test uses: this size class is this test's alone.
+        let len = 1800;
+        let page = pool::page_size();
+        let value = |i: usize| format!("{i:s>len$}");
+        let held: Vec<Secret> = (0..400).map(|i| Secret::new(value(i))).collect();
+        let mut slots: Vec<usize> = held.iter().map(|s| s.ptr.as_ptr().expose_provenance()).collect();
+        slots.sort_unstable();
+        // Every other secret goes: each page keeps a secret, so none is given back yet.
+        let mut kept: Vec<(usize, Secret)> = held.into_iter().enumerate().filter(|(i, _)| i % 2 == 1).collect();
+        assert!(slots.iter().all(|&slot| resident(slot)), "every page still holds a secret");
+        let moved = kept.iter_mut().map(|(_, secret)| secret.settle()).filter(|&moved| moved).count();
+        assert!(moved >= 90, "only {moved} of 200 secrets moved down");
+        assert!(kept.iter().all(|(i, s)| s.expose() == value(*i)), "a moved secret keeps its value");
+        // The 200 kept secrets now fill the 200 lowest slots, and the pages above are given back.
+        let mut now_at: Vec<usize> = kept.iter().map(|(_, s)| s.ptr.as_ptr().expose_provenance()).collect();
+        now_at.sort_unstable();
+        assert_eq!(now_at, slots[..200]);
+        let top = slots[199] + len;
+        let above: Vec<usize> = slots[200..].iter().map(|&slot| slot / page * page).filter(|&p| p >= top).collect();
+        assert!(above.len() > 100, "{} pages above", above.len());
+        assert!(above.iter().all(|&p| !resident(p)), "the emptied pages are given back");
+        // Settling again moves nothing: there is no hole below any of them.
+        assert_eq!(kept.iter_mut().map(|(_, secret)| secret.settle()).filter(|&moved| moved).count(), 0);
+        let unpooled = &mut Secret::new("x".repeat(pool::MAX_POOLED + 1));
+        assert!(!unpooled.settle(), "a secret with an allocation of its own stays where it is");
     }
 
     /// Whether the page holding pool address `addr` is in memory.

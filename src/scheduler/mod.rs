@@ -44,6 +44,9 @@ const SLOW_SAVE: Duration = Duration::from_millis(20);
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// At most this many API calls run at once.
 pub const MAX_IN_FLIGHT: usize = 64;
+/// How often, at most, the loop looks whether the secret pool needs its secrets moved down (see
+/// [`Scheduler::settle_secrets`]).
+const SETTLE_EVERY: Duration = Duration::from_millis(250);
 
 /// What happened, for `ticketd dev`'s narration, tests and (later) notifications.
 #[derive(Debug, Clone, PartialEq)]
@@ -155,6 +158,8 @@ pub struct Scheduler {
     in_flight: usize,
     /// The board changed since its readers were last told.
     changed: bool,
+    /// When the loop last looked whether the secret pool was scattered.
+    settle_checked: Option<std::time::Instant>,
 }
 
 impl Scheduler {
@@ -176,6 +181,7 @@ impl Scheduler {
             save_floor: None,
             in_flight: 0,
             changed: false,
+            settle_checked: None,
         };
         let now = scheduler.parts.clock.now();
         let reused = scheduler.with_table(|s, table| {
@@ -268,6 +274,7 @@ impl Scheduler {
                 Some(message) = self.rx.recv() => self.handle(message),
                 () = sleep_or_forever(sleep) => self.fire_due(),
             }
+            self.settle_secrets();
         }
         self.finish().await;
         self
@@ -612,6 +619,24 @@ impl Scheduler {
         self.changed = true;
         self.save_soon(now);
         summary
+    }
+
+    /// When tokens change length (a serial in them gains a digit), each refresh leaves a hole in
+    /// the pool's size class the old token was in, and a page goes back to the system only once
+    /// every slot on it is free: without help, the class the tokens leave keeps all its pages
+    /// until the last of them has moved. So when the pool is scattered, every secret held is
+    /// moved down into the lowest free slot of its class, and the pages above them empty. Looked
+    /// at after the loop's work, at most every [`SETTLE_EVERY`]: an idle daemon never wakes for it.
+    fn settle_secrets(&mut self) {
+        let now = std::time::Instant::now();
+        if self.settle_checked.is_some_and(|at| now.duration_since(at) < SETTLE_EVERY) {
+            return;
+        }
+        self.settle_checked = Some(now);
+        if crate::secret::pool::scattered() {
+            let moved = self.parts.board.write().settle_secrets();
+            tracing::debug!(moved, took = ?now.elapsed(), "secrets moved down in their pool");
+        }
     }
 
     fn save_soon(&mut self, at: SystemTime) {
