@@ -648,7 +648,8 @@ impl Scheduler {
     #[cfg(test)]
     fn snapshot(&self) -> StateFile {
         let table = self.parts.board.table();
-        let tickets = records(&table).into_iter().map(|ticket| {
+        let tickets = records(&table).into_iter().map(|id| {
+            let ticket = record_of(&table, id);
             let record = record(ticket);
             let stored = crate::state::StoredTicket {
                 kind: record.kind.to_string(),
@@ -672,7 +673,9 @@ impl Scheduler {
         let result = {
             let table = self.parts.board.table();
             let records = records(&table);
-            let state = StateFileRef(|| records.iter().map(|ticket| (ticket.name(), record(ticket))));
+            let state = StateFileRef(|| {
+                records.iter().map(|&id| record_of(&table, id)).map(|ticket| (ticket.name(), record(ticket)))
+            });
             self.parts.persistence.save(&state)
         };
         crate::heap::release_free_pages();
@@ -707,11 +710,16 @@ impl Scheduler {
     }
 }
 
-/// The state file's records, by name, borrowed from the board.
-fn records(table: &Table) -> Vec<&Ticket> {
-    let mut records: Vec<&Ticket> = table.tickets().collect();
-    records.sort_unstable_by(|a, b| a.name().cmp(b.name()));
-    records
+/// The state file's records, in name order: their ids, sorted (4 bytes a ticket, not an 8-byte
+/// reference: at 100,000 tickets this is the largest passing allocation of a save).
+fn records(table: &Table) -> Vec<TicketId> {
+    let mut ids: Vec<TicketId> = table.iter().map(|(id, _)| id).collect();
+    ids.sort_unstable_by(|&a, &b| record_of(table, a).name().cmp(record_of(table, b).name()));
+    ids
+}
+
+fn record_of(table: &Table, id: TicketId) -> &Ticket {
+    table.get(id).expect("an id read from the table under the same lock")
 }
 
 /// What the state file records for a ticket. State never runs ahead of the sinks: an unpublished
