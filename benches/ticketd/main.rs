@@ -202,9 +202,12 @@ fn refresh_worker(args: &[String]) -> ExitCode {
 struct Throughput {
     seconds: f64,
     peak_rss_kib: u64,
+    /// CPU the emulator spent meanwhile (answering this worker).
+    emulator_cpu: Duration,
 }
 
-fn run_worker(mut command: std::process::Command) -> Throughput {
+fn run_worker(mut command: std::process::Command, emulator: &Emulator) -> Throughput {
+    let emulator_before = process::cpu_time(emulator.process.pid());
     let mut child = command.stdout(Stdio::piped()).spawn().expect("start a refresh worker");
     let mut out = String::new();
     std::io::Read::read_to_string(child.stdout.as_mut().expect("piped"), &mut out).expect("worker output");
@@ -212,7 +215,11 @@ fn run_worker(mut command: std::process::Command) -> Throughput {
     assert!(usage.success, "a refresh worker failed ({command:?}); its output: {out}");
     let line = out.lines().last().unwrap_or("");
     let json: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("worker printed {line:?}: {e}"));
-    Throughput { seconds: json["seconds"].as_f64().expect("seconds"), peak_rss_kib: usage.peak_rss_kib }
+    Throughput {
+        seconds: json["seconds"].as_f64().expect("seconds"),
+        peak_rss_kib: usage.peak_rss_kib,
+        emulator_cpu: process::cpu_time(emulator.process.pid()).saturating_sub(emulator_before),
+    }
 }
 
 /// A venv holding the pinned official SDK; `None` (with the reason) when it cannot be made.
@@ -259,7 +266,7 @@ fn bench_sdk(options: &Options, emulator: &Emulator, report: &mut Report) {
     let ours = |concurrency: usize| {
         let mut command = process::command(&std::env::current_exe().expect("this benchmark's path"));
         command.args(["--worker-refresh", &emulator.url, &n.to_string(), &concurrency.to_string()]);
-        run_worker(command)
+        run_worker(command, emulator)
     };
     let theirs = |threads: usize| {
         let mut command = process::command(&python);
@@ -271,7 +278,7 @@ fn bench_sdk(options: &Options, emulator: &Emulator, report: &mut Report) {
             "--threads",
             &threads.to_string(),
         ]);
-        run_worker(command)
+        run_worker(command, emulator)
     };
     let (sdk_one, sdk_pool) = (theirs(1), theirs(8));
     let (ours_one, ours_eight, ours_daemon) = (ours(1), ours(8), ours(64));
@@ -292,16 +299,32 @@ fn bench_sdk(options: &Options, emulator: &Emulator, report: &mut Report) {
         ));
     }
     report.line("");
-    let sdk_best = if sdk_one.seconds <= sdk_pool.seconds { &sdk_one } else { &sdk_pool };
-    let sdk_least = sdk_one.peak_rss_kib.min(sdk_pool.peak_rss_kib) as f64;
-    for (label, sdk, tk) in [
-        ("as the daemon calls (64 in flight) vs the SDK's faster mode", sdk_best, &ours_daemon),
-        ("8 in flight each", &sdk_pool, &ours_eight),
-        ("one call at a time each", &sdk_one, &ours_one),
-    ] {
-        let speed = sdk.seconds / tk.seconds;
-        report.target(&format!("≥ 20× faster, {label}"), speed >= 20.0, format!("{speed:.1}×"));
+    // The issue's target: the daemon making N calls its way, against the SDK script run both of
+    // its ways.
+    for (label, sdk) in [("the SDK in a loop (the vendor sample)", &sdk_one), ("the SDK with a thread pool", &sdk_pool)]
+    {
+        let speed = sdk.seconds / ours_daemon.seconds;
+        report.target(
+            &format!("≥ 20× faster, as the daemon calls (64 in flight), than {label}"),
+            speed >= 20.0,
+            format!("{speed:.1}×"),
+        );
     }
+    // Side by side at equal width, for information. One call at a time, a round trip on loopback
+    // includes the emulator's own work, which bounds the ratio whatever the client costs.
+    let per_call = |t: &Throughput| t.seconds / n as f64 * 1e6;
+    let emulator_per_call = ours_one.emulator_cpu.as_secs_f64() / n as f64 * 1e6;
+    report.line(&format!("- 8 in flight each: {:.1}×", sdk_pool.seconds / ours_eight.seconds));
+    report.line(&format!(
+        "- One call at a time each: {:.1}× ({:.0} µs per call against {:.0}). The emulator alone spent {:.0} µs of \
+         CPU per call, so even a client costing nothing would be at most {:.1}× faster here.",
+        sdk_one.seconds / ours_one.seconds,
+        per_call(&ours_one),
+        per_call(&sdk_one),
+        emulator_per_call,
+        per_call(&sdk_one) / emulator_per_call,
+    ));
+    let sdk_least = sdk_one.peak_rss_kib.min(sdk_pool.peak_rss_kib) as f64;
     let most = ours_one.peak_rss_kib.max(ours_eight.peak_rss_kib).max(ours_daemon.peak_rss_kib) as f64;
     report.target(
         "≤ 1/5 of the memory",
