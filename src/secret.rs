@@ -546,8 +546,9 @@ mod tests {
         now_at.sort_unstable();
         assert_eq!(now_at, slots[..200]);
         let top = slots[199] + len;
-        let above: Vec<usize> = slots[200..].iter().map(|&slot| slot / page * page).filter(|&p| p >= top).collect();
-        assert!(above.len() > 100, "{} pages above", above.len());
+        let above: std::collections::BTreeSet<usize> =
+            slots[200..].iter().map(|&slot| slot / page * page).filter(|&p| p >= top).collect();
+        assert!(above.len() > 80, "{} pages above", above.len());
         assert!(above.iter().all(|&p| !resident(p)), "the emptied pages are given back");
         // Settling again moves nothing: there is no hole below any of them.
         assert_eq!(kept.iter_mut().map(|(_, secret)| secret.settle()).filter(|&moved| moved).count(), 0);
