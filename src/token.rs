@@ -110,7 +110,7 @@ impl Holding {
 
     /// Move each secret held down into a lower free slot of the pool, if there is one (see
     /// [`Secret::settle`]). How many moved.
-    pub fn settle_secrets(&mut self) -> usize {
+    pub(crate) fn settle_secrets(&mut self) -> usize {
         let current = self.current.as_mut().map_or(0, Current::settle_secrets);
         current + self.pending.as_mut().map_or(0, |t| usize::from(t.value.settle()))
     }
@@ -119,7 +119,7 @@ impl Holding {
 impl Current {
     /// Move the ticket and token down in the pool, when there is room lower (see
     /// [`Secret::settle`]). How many moved.
-    pub fn settle_secrets(&mut self) -> usize {
+    pub(crate) fn settle_secrets(&mut self) -> usize {
         let ticket = self.ticket.as_mut().is_some_and(|t| t.value.settle());
         usize::from(ticket) + usize::from(self.token.value.settle())
     }

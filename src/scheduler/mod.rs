@@ -714,7 +714,7 @@ impl Scheduler {
 /// reference: at 100,000 tickets this is the largest passing allocation of a save).
 fn records(table: &Table) -> Vec<TicketId> {
     let mut ids: Vec<TicketId> = table.iter().map(|(id, _)| id).collect();
-    ids.sort_unstable_by(|&a, &b| record_of(table, a).name().cmp(record_of(table, b).name()));
+    ids.sort_unstable_by_key(|&id| record_of(table, id).name());
     ids
 }
 
