@@ -1,0 +1,43 @@
+//! Tells the tests which tools this machine has, so a test that needs one is reported as
+//! *ignored* (visible in `cargo test`'s summary) where the tool is missing, instead of passing
+//! without running. Under `CI` every tool counts as present: a missing one then fails its test.
+//!
+//! Each `cfg(have_<tool>)` is set when `<tool>` is on `PATH` (or `CI` is set); `cfg(have_root)`
+//! when the build runs as root (or `CI` is set).
+
+use std::path::Path;
+
+/// The tools tests may need, by the name of the program on `PATH`.
+const TOOLS: &[&str] = &["faketime", "prlimit", "setpriv", "nginx", "chromium", "skopeo", "promtool"];
+
+fn main() {
+    println!("cargo::rerun-if-env-changed=CI");
+    println!("cargo::rerun-if-env-changed=PATH");
+    println!("cargo::rerun-if-changed=build.rs");
+    let ci = std::env::var_os("CI").is_some();
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for tool in TOOLS {
+        let name = tool.replace('-', "_");
+        println!("cargo::rustc-check-cfg=cfg(have_{name})");
+        let found = std::env::split_paths(&path).any(|dir| is_executable(&dir.join(tool)));
+        if ci || found {
+            println!("cargo::rustc-cfg=have_{name}");
+        }
+    }
+    println!("cargo::rustc-check-cfg=cfg(have_root)");
+    if ci || is_root() {
+        println!("cargo::rustc-cfg=have_root");
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// Whether this build runs as root, read from `/proc/self/status` (no unsafe call needed).
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|v| v.split_whitespace().nth(1)) == Some("0")
+    })
+}
