@@ -314,7 +314,16 @@ pub struct HookSpec {
     pub timeout: Duration,
     /// Changes closer together than this run the hook once.
     pub debounce: Duration,
+    /// Optional. Default: none. Variables set for `exec`, besides [`HOOK_ENV_PASSED`] and the
+    /// `TICKETD_*` ones (the hook gets nothing else of ticketd's environment).
+    pub env: Vec<(String, String)>,
 }
+
+/// The variables of ticketd's own environment an `exec` hook gets (when set); nothing else of it
+/// reaches a hook, so the cloud keys never do.
+pub const HOOK_ENV_PASSED: &[&str] = &["PATH", "HOME", "LANG"];
+/// The `PATH` a hook gets when ticketd has none.
+pub const DEFAULT_HOOK_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Optional. Default hook timeout.
 pub const DEFAULT_HOOK_TIMEOUT: Duration = Duration::from_secs(30);

@@ -94,6 +94,7 @@ pub struct RawHook {
     pub pid_file: Option<String>,
     pub timeout: Option<String>,
     pub debounce: Option<String>,
+    pub env: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -694,8 +694,24 @@ fn hook(c: &mut Checker<'_>, raw: &RawHook, at: &KeyPath) -> Option<HookSpec> {
         Duration::from_secs(3600),
         "a hook debounce",
     );
+    let mut env = Vec::new();
+    for (name, value) in raw.env.iter().flatten() {
+        let key = at.key("env").key(name);
+        let valid_name = name.bytes().next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !valid_name {
+            c.report(&key, "is not a variable name (letters, digits and `_`, not starting with a digit)");
+        } else if name.starts_with("TICKETD_") {
+            c.report(&key, "`TICKETD_*` variables are set by ticketd itself");
+        } else if value.contains('\0') {
+            c.report(&key, "the value holds a NUL byte");
+        } else {
+            env.push((name.clone(), value.clone()));
+        }
+    }
     (c.problems.len() == before).then(|| HookSpec {
         exec: raw.exec.clone(),
+        env,
         signal,
         pid_file: raw.pid_file.as_ref().map(PathBuf::from),
         timeout: timeout.unwrap_or(DEFAULT_HOOK_TIMEOUT),
@@ -1633,5 +1649,20 @@ path = "/root/.docker/config.json"
         assert!(joined.contains("unknown source `cvm_role` for vendor = \"alibaba\" (expected chain, env, static, profile, oidc, ecs_ram_role)"), "{joined}");
         let joined = problems(&with("source = \"static\"\naccess_key_id = \"LTAIx\""), &none).join("\n");
         assert!(joined.contains("credentials.prod.access_key_secret: is required"), "{joined}");
+    }
+
+    #[test]
+    fn issue_16_hook_env_takes_variable_names_and_leaves_ticketd_variables_alone() {
+        let with = |env: &str| format!("{GOOD}[tickets.on_change]\nexec = [\"/bin/true\"]\nenv = {{ {env} }}\n");
+        let config = parse(&with("NGINX_CONF = \"/etc/nginx\", _X = \"\""), "t.toml", &env()).unwrap();
+        let hook = config.tickets[0].consumers.on_change.clone().unwrap();
+        assert_eq!(hook.env, vec![("NGINX_CONF".to_string(), "/etc/nginx".to_string()), ("_X".into(), "".into())]);
+        let joined = problems(&with("\"1X\" = \"a\", TICKETD_TICKET = \"b\", \"A-B\" = \"c\""), &env()).join("\n");
+        assert!(joined.contains("on_change.env.1X: is not a variable name"), "{joined}");
+        assert!(joined.contains("on_change.env.A-B: is not a variable name"), "{joined}");
+        assert!(
+            joined.contains("on_change.env.TICKETD_TICKET: `TICKETD_*` variables are set by ticketd itself"),
+            "{joined}"
+        );
     }
 }

@@ -2,7 +2,8 @@
 //! shell) and/or signal a process named by a pid file. Debounced per ticket, bounded by a timeout,
 //! serialized per ticket, and run on tasks of their own: a slow or failing hook is logged and never
 //! holds up the scheduler or another ticket. The token is never put in argv or the environment;
-//! the hook gets the ticket name, the generation and the sink paths.
+//! the hook gets the ticket name, the generation and the sink paths, in an environment cleared of
+//! everything else ticketd has (see [`hook_environment`]).
 
 use std::collections::HashMap;
 
@@ -11,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::mpsc;
 
-use crate::config::{HookSpec, TicketSpec};
+use crate::config::{DEFAULT_HOOK_PATH, HOOK_ENV_PASSED, HookSpec, TicketSpec};
 
 /// A ticket whose sinks now hold `generation`.
 pub type Changed = (TicketSpec, u64);
@@ -54,18 +55,38 @@ pub async fn run_hooks(mut changes: mpsc::UnboundedReceiver<Changed>) {
     }
 }
 
+/// The whole environment of an `exec` hook: [`HOOK_ENV_PASSED`] from ticketd's own (`var`), the
+/// hook's `env` entries, then `TICKETD_TICKET`, `TICKETD_GENERATION` and `TICKETD_FILES`. Nothing
+/// else of ticketd's environment (its cloud keys above all) reaches the hook.
+pub fn hook_environment(
+    hook: &HookSpec,
+    var: &dyn Fn(&str) -> Option<String>,
+    ticket: &str,
+    generation: u64,
+    files: &str,
+) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> =
+        HOOK_ENV_PASSED.iter().filter_map(|n| var(n).map(|v| (n.to_string(), v))).collect();
+    if !env.iter().any(|(n, _)| n == "PATH") {
+        env.push(("PATH".into(), DEFAULT_HOOK_PATH.into()));
+    }
+    for (name, value) in &hook.env {
+        env.retain(|(n, _)| n != name);
+        env.push((name.clone(), value.clone()));
+    }
+    env.push(("TICKETD_TICKET".into(), ticket.into()));
+    env.push(("TICKETD_GENERATION".into(), generation.to_string()));
+    env.push(("TICKETD_FILES".into(), files.into()));
+    env
+}
+
 async fn run_hook(spec: &TicketSpec, hook: &HookSpec, generation: u64) {
     let name = &spec.name;
     if let Some(argv) = &hook.exec {
         let files: Vec<String> = spec.sinks.iter().map(|s| s.path().display().to_string()).collect();
         let mut command = tokio::process::Command::new(&argv[0]);
-        command
-            .args(&argv[1..])
-            .env("TICKETD_TICKET", name)
-            .env("TICKETD_GENERATION", generation.to_string())
-            .env("TICKETD_FILES", files.join(":"))
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true);
+        let env = hook_environment(hook, &|n| std::env::var(n).ok(), name, generation, &files.join(":"));
+        command.args(&argv[1..]).env_clear().envs(env).stdin(std::process::Stdio::null()).kill_on_drop(true);
         match command.spawn() {
             Err(e) => {
                 tracing::error!(ticket = %name, program = %argv[0], error = %e, "cannot start the on_change hook")
@@ -107,5 +128,49 @@ async fn run_hook(spec: &TicketSpec, hook: &HookSpec, generation: u64) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn hook(env: &[(&str, &str)]) -> HookSpec {
+        HookSpec {
+            exec: Some(vec!["/usr/bin/env".into()]),
+            signal: None,
+            pid_file: None,
+            timeout: Duration::from_secs(1),
+            debounce: Duration::ZERO,
+            env: env.iter().map(|(n, v)| (n.to_string(), v.to_string())).collect(),
+        }
+    }
+
+    #[test]
+    fn issue_16_hooks_get_the_allow_list_and_their_own_env_but_never_the_cloud_keys() {
+        let process = |name: &str| match name {
+            "PATH" => Some("/opt/bin:/usr/bin".to_string()),
+            "LANG" => Some("C.UTF-8".to_string()),
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET" => Some("s3cret".to_string()),
+            "TENCENTCLOUD_SECRET_KEY" => Some("s3cret".to_string()),
+            _ => None,
+        };
+        let env = hook_environment(
+            &hook(&[("NGINX_CONF", "/etc/nginx"), ("LANG", "de_DE.UTF-8")]),
+            &process,
+            "t",
+            7,
+            "/a:/b",
+        );
+        let names: Vec<&str> = env.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["PATH", "NGINX_CONF", "LANG", "TICKETD_TICKET", "TICKETD_GENERATION", "TICKETD_FILES"]);
+        assert_eq!(env[0].1, "/opt/bin:/usr/bin");
+        assert_eq!(env[2].1, "de_DE.UTF-8", "the hook's own entry wins");
+        assert_eq!(env[4].1, "7");
+        assert!(env.iter().all(|(_, v)| !v.contains("s3cret")));
+        // No PATH in ticketd's environment: a standard one, so absolute-path hooks can still run tools.
+        let env = hook_environment(&hook(&[]), &|_| None, "t", 1, "");
+        assert_eq!(env[0], ("PATH".to_string(), DEFAULT_HOOK_PATH.to_string()));
     }
 }
