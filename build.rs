@@ -5,7 +5,7 @@
 //! Each `cfg(have_<tool>)` is set when `<tool>` is on `PATH` (or `CI` is set); `cfg(have_root)`
 //! when the build runs as root (or `CI` is set).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The tools tests may need, by the name of the program on `PATH`.
 const TOOLS: &[&str] = &["faketime", "prlimit", "setpriv", "nginx", "chromium", "skopeo", "promtool"];
@@ -15,12 +15,19 @@ fn main() {
     println!("cargo::rerun-if-env-changed=PATH");
     println!("cargo::rerun-if-changed=build.rs");
     let ci = std::env::var_os("CI").is_some();
+    // PATH, then the sbin directories a user's PATH may lack (nginx lives in /usr/sbin).
     let path = std::env::var_os("PATH").unwrap_or_default();
+    let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
+    dirs.extend(["/usr/sbin", "/sbin"].map(PathBuf::from));
+    dirs.retain(|d| d.is_dir());
+    // A tool installed later must be seen: look again when a directory it would land in changes.
+    for dir in &dirs {
+        println!("cargo::rerun-if-changed={}", dir.display());
+    }
     for tool in TOOLS {
         let name = tool.replace('-', "_");
         println!("cargo::rustc-check-cfg=cfg(have_{name})");
-        let found = std::env::split_paths(&path).any(|dir| is_executable(&dir.join(tool)));
-        if ci || found {
+        if ci || dirs.iter().any(|dir| is_executable(&dir.join(tool))) {
             println!("cargo::rustc-cfg=have_{name}");
         }
     }

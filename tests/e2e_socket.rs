@@ -119,11 +119,9 @@ async fn list_get_wait_embed_answer_readiness_and_cli() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(have_root), ignore = "needs root to run a client as another uid")]
 async fn a_caller_outside_allow_uids_is_denied_and_logged() {
-    if unsafe_getuid() != 0 {
-        eprintln!("skipped: needs root to run a client as another uid");
-        return;
-    }
+    assert_eq!(unsafe_getuid(), 0, "needs root to run a client as another uid");
     let h = Harness::start().await;
     open_up(&h);
     let path = h.write_config(&config("10m", "allow_uids = [4242]"));
