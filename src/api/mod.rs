@@ -1,5 +1,6 @@
 //! The unix-socket API: HTTP/1.1 (hyper + axum) on a `UnixListener`, with each caller identified
-//! by `SO_PEERCRED` for per-ticket access control.
+//! by the kernel's record of its credentials at `connect()` ([`Peer`]: `SO_PEERCRED` and
+//! `SO_PEERGROUPS`) for per-ticket access control.
 //!
 //! Limits keep a slow or hostile client from stalling anyone: a cap on connections, on header
 //! count and size, a timeout for reading a request's headers (also between keep-alive requests),
@@ -7,7 +8,10 @@
 //! scheduler never waits on a client.
 
 pub mod client;
+mod peer;
 pub(crate) mod routes;
+
+pub use peer::Peer;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -34,14 +38,6 @@ pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
 /// The longest long-poll (`?wait=` with `timeout=`); the default is [`DEFAULT_WAIT`].
 pub const MAX_WAIT: Duration = Duration::from_secs(300);
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
-
-/// Who is calling, from `SO_PEERCRED`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Peer {
-    pub uid: u32,
-    pub gid: u32,
-    pub pid: Option<i32>,
-}
 
 pub(crate) struct ApiState {
     pub board: Arc<Board>,
@@ -140,8 +136,9 @@ async fn accept_loop(listener: UnixListener, app: axum::Router, stop: Cancellati
                 }
             },
         };
-        let peer = match stream.peer_cred() {
-            Ok(c) => Peer { uid: c.uid(), gid: c.gid(), pid: c.pid() },
+        // Fixed here, once: what the caller was at connect(), whoever sends the requests later.
+        let peer = match Peer::of(&stream) {
+            Ok(peer) => peer,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the caller's credentials; closing");
                 continue;
@@ -151,8 +148,9 @@ async fn accept_loop(listener: UnixListener, app: axum::Router, stop: Cancellati
         let stop = stop.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let uid = peer.uid;
             let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(peer);
+                request.extensions_mut().insert(peer.clone());
                 let mut app = app.clone();
                 async move { tower_call(&mut app, request).await }
             });
@@ -166,7 +164,7 @@ async fn accept_loop(listener: UnixListener, app: axum::Router, stop: Cancellati
             tokio::select! {
                 result = connection.as_mut() => {
                     if let Err(e) = result {
-                        tracing::debug!(error = %e, uid = peer.uid, "API connection ended with an error");
+                        tracing::debug!(error = %e, uid, "API connection ended with an error");
                     }
                 }
                 () = stop.cancelled() => connection.as_mut().graceful_shutdown(),
@@ -182,4 +180,72 @@ async fn tower_call(
     use tower_service::Service;
     let request = request.map(axum::body::Body::new);
     app.call(request).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::os::unix::net::UnixStream as StdStream;
+
+    use rustix::process::{Gid, Uid};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Connect to `socket` from a thread of its own whose effective uid and gid are 65534 and whose
+    /// supplementary groups are `groups`: credentials changed by a raw system call are that
+    /// thread's alone, so the test process (and `/proc/<pid>/status`) keep theirs.
+    fn connect_as_nobody_in(socket: &Path, groups: &'static [u32]) -> StdStream {
+        let socket = socket.to_path_buf();
+        std::thread::spawn(move || {
+            let groups: Vec<Gid> = groups.iter().map(|&g| Gid::from_raw(g)).collect();
+            rustix::thread::set_thread_groups(&groups).expect("setgroups (root)");
+            rustix::thread::set_thread_res_gid(Gid::from_raw(65534), Gid::from_raw(65534), Gid::ROOT).unwrap();
+            rustix::thread::set_thread_res_uid(Uid::ROOT, Uid::from_raw(65534), Uid::ROOT).unwrap();
+            StdStream::connect(&socket).expect("connect as 65534")
+        })
+        .join()
+        .unwrap()
+    }
+
+    /// The status code of `GET path` on an open connection.
+    async fn status_of(stream: StdStream, path: &str) -> u16 {
+        stream.set_nonblocking(true).unwrap();
+        let mut stream = tokio::net::UnixStream::from_std(stream).unwrap();
+        let request = format!("GET {path} HTTP/1.1\r\nHost: ticketd\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(20), stream.read_to_end(&mut answer)).await.unwrap().unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        answer.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or_else(|| panic!("no status in {answer:?}"))
+    }
+
+    /// Issue #16 item 6: `allow_gids` matches the supplementary groups the caller connected with
+    /// (`SO_PEERGROUPS`), not what `/proc/<its pid>/status` says at request time. The connecting
+    /// thread is in group 4242; the process its pid names is not, so a check by pid denies it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(not(have_root), ignore = "needs root to connect with another uid and other groups")]
+    async fn allow_gids_match_the_groups_fixed_at_connect() {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let groups = status.lines().find_map(|l| l.strip_prefix("Groups:")).unwrap_or_default();
+        assert!(!groups.split_whitespace().any(|g| g == "4242"), "the test process itself must not be in 4242");
+
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let board = Arc::new(Board::default());
+        let hour = Duration::from_secs(3600);
+        let mut spec = crate::scheduler::tests::sls_ticket("t", 24 * hour, hour);
+        spec.consumers.allow_gids = vec![4242];
+        board.write().insert(crate::board::Ticket::new(spec, crate::token::Holding::default(), 0, 1 << 15));
+        let socket = dir.path().join("ticketd.sock");
+        let spec = SocketSpec { path: socket.clone(), mode: 0o666, group: None };
+        let server = ApiServer::start(&spec, board, Arc::new(crate::clock::SystemClock)).await.unwrap();
+
+        // In 4242 at connect: allowed (503: no token yet, rather than 403).
+        let member = connect_as_nobody_in(&socket, &[4242]);
+        assert_eq!(status_of(member, "/v1/tickets/t").await, 503);
+        // Not in it: denied.
+        let outsider = connect_as_nobody_in(&socket, &[4243]);
+        assert_eq!(status_of(outsider, "/v1/tickets/t").await, 403);
+        server.stop().await;
+    }
 }

@@ -128,23 +128,26 @@ pub(crate) fn allowed(consumers: &ConsumerSpec, peer: &Peer, own_uid: u32) -> bo
     if peer.uid == 0 || peer.uid == own_uid || !consumers.restricted() {
         return true;
     }
-    if consumers.allow_uids.contains(&peer.uid) || consumers.allow_gids.contains(&peer.gid) {
-        return true;
-    }
-    peer.pid.is_some_and(|pid| supplementary_groups(pid).iter().any(|g| consumers.allow_gids.contains(g)))
+    // The groups are the connection's own (fixed at accept), never read from /proc by pid.
+    consumers.allow_uids.contains(&peer.uid) || consumers.allow_gids.iter().any(|&g| peer.in_group(g))
 }
 
-/// The caller's supplementary groups, from `/proc/<pid>/status`.
-fn supplementary_groups(pid: i32) -> Vec<u32> {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else { return Vec::new() };
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Groups:"))
-        .map(|g| g.split_whitespace().filter_map(|n| n.parse().ok()).collect())
-        .unwrap_or_default()
+/// How a long-poll's wait ended.
+enum Waited {
+    Newer(TicketView),
+    Removed,
+    /// The running config no longer lets the caller read the ticket.
+    Denied,
 }
 
-/// Find, authorize and (for `?wait=`) wait for a ticket; then insist on a valid token.
+/// The 403 for a caller outside a ticket's allow lists, logged with `why`.
+fn denied(name: &str, peer: &Peer, why: &'static str) -> Response {
+    tracing::warn!(ticket = %name, uid = peer.uid, gid = peer.gid, groups = ?peer.groups, pid = ?peer.pid, "{why}");
+    error(StatusCode::FORBIDDEN, json!({"error": format!("uid {} may not read `{name}`", peer.uid), "ticket": name}))
+}
+
+/// Find, authorize and (for `?wait=`) wait for a ticket; then insist on a valid token. Access is
+/// checked when the request arrives and again whenever the wait wakes, against the running config.
 async fn readable(state: &ApiState, name: &str, peer: &Peer, query: &WaitQuery) -> Result<TicketView, Response> {
     let Some(mut view) = state.board.get(name) else {
         return Err(error(
@@ -153,11 +156,7 @@ async fn readable(state: &ApiState, name: &str, peer: &Peer, query: &WaitQuery) 
         ));
     };
     if !allowed(&view.spec.consumers, peer, state.own_uid) {
-        tracing::warn!(ticket = %name, uid = peer.uid, gid = peer.gid, pid = ?peer.pid, "denied a caller outside allow_uids/allow_gids");
-        return Err(error(
-            StatusCode::FORBIDDEN,
-            json!({"error": format!("uid {} may not read `{name}`", peer.uid), "ticket": name}),
-        ));
+        return Err(denied(name, peer, "denied a caller outside allow_uids/allow_gids"));
     }
     if let Some(seen) = query.wait {
         let limit = match &query.timeout {
@@ -176,20 +175,30 @@ async fn readable(state: &ApiState, name: &str, peer: &Peer, query: &WaitQuery) 
         let newer = |t: &Ticket| t.current().is_some_and(|c| c.generation > seen);
         let wait = async {
             loop {
-                // Checked in place: a wake for another ticket's change copies nothing.
-                match state.board.read(|table| table.by_name(name).map(|t| newer(t).then(|| t.view()))) {
-                    Some(Some(v)) => return Some(v),
-                    None => return None,
-                    Some(None) => {}
+                // Checked in place: a wake for another ticket's change copies nothing. Access is
+                // checked again on every wake, against the ticket's spec as it is now: a reload
+                // that revoked the caller ends its wait, and no token reaches it afterwards.
+                let outcome = state.board.read(|table| match table.by_name(name) {
+                    None => Some(Waited::Removed),
+                    Some(t) if !allowed(&t.spec().consumers, peer, state.own_uid) => Some(Waited::Denied),
+                    Some(t) => newer(t).then(|| Waited::Newer(t.view())),
+                });
+                if let Some(outcome) = outcome {
+                    return outcome;
                 }
                 if changes.changed().await.is_err() {
-                    return None;
+                    return Waited::Removed;
                 }
             }
         };
         match tokio::time::timeout(limit, wait).await {
-            Ok(Some(v)) => view = v,
-            Ok(None) => return Err(error(StatusCode::NOT_FOUND, json!({"error": format!("`{name}` was removed")}))),
+            Ok(Waited::Newer(v)) => view = v,
+            Ok(Waited::Removed) => {
+                return Err(error(StatusCode::NOT_FOUND, json!({"error": format!("`{name}` was removed")})));
+            }
+            Ok(Waited::Denied) => {
+                return Err(denied(name, peer, "a reload revoked a waiting caller's access; its long-poll ends"));
+            }
             Err(_) => {
                 return Err(error(
                     StatusCode::REQUEST_TIMEOUT,
@@ -274,13 +283,70 @@ mod tests {
     fn access_rules() {
         let open = ConsumerSpec::default();
         let only = ConsumerSpec { allow_uids: vec![1000], allow_gids: vec![2000], ..ConsumerSpec::default() };
-        let peer = |uid, gid| Peer { uid, gid, pid: None };
+        let peer = Peer::without_groups;
         assert!(allowed(&open, &peer(65534, 65534), 999));
         assert!(allowed(&only, &peer(1000, 1), 999));
         assert!(allowed(&only, &peer(5, 2000), 999));
         assert!(allowed(&only, &peer(0, 0), 999), "root");
         assert!(allowed(&only, &peer(999, 999), 999), "ticketd's own uid");
         assert!(!allowed(&only, &peer(65534, 65534), 999));
+    }
+
+    /// Issue #16 item 5: a long-poll started by an allowed uid must not hand it the next token
+    /// after a reload removed that uid; a caller the reload kept still gets it.
+    #[tokio::test]
+    async fn a_long_poll_ends_in_403_when_a_reload_revokes_the_caller() {
+        use std::future::Future;
+        use std::task::Poll;
+
+        use crate::board::{Board, Ticket};
+        use crate::secret::Secret;
+        use crate::token::{Current, Holding, TokenPart};
+        let hour = Duration::from_secs(3600);
+        let board = Arc::new(Board::default());
+        let mut spec = crate::scheduler::tests::sls_ticket("t", 24 * hour, hour);
+        spec.consumers.allow_uids = vec![4242, 7];
+        let id = board.write().insert(Ticket::new(spec, Holding::default(), 0, 1 << 15));
+        let state = ApiState { board: board.clone(), clock: Arc::new(crate::clock::SystemClock), own_uid: 999 };
+        let query = WaitQuery { wait: Some(0), timeout: Some("60s".into()) };
+        let (revoked, kept) = (Peer::without_groups(4242, 4242), Peer::without_groups(7, 7));
+        let mut revoked_wait = std::pin::pin!(readable(&state, "t", &revoked, &query));
+        let mut kept_wait = std::pin::pin!(readable(&state, "t", &kept, &query));
+        // Both pass the first check and wait for generation 1.
+        std::future::poll_fn(|cx| {
+            assert!(revoked_wait.as_mut().poll(cx).is_pending() && kept_wait.as_mut().poll(cx).is_pending());
+            Poll::Ready(())
+        })
+        .await;
+
+        // A reload drops uid 4242, as the scheduler applies one (the spec changes in place) ...
+        board.write().get_mut(id).unwrap().spec.consumers.allow_uids = vec![7];
+        board.changed();
+        // ... and then the next token arrives.
+        let now = SystemTime::now();
+        {
+            let mut table = board.write();
+            let ticket = table.get_mut(id).unwrap();
+            let token = TokenPart {
+                value: Secret::new("t"),
+                username: None,
+                issued_at: now.into(),
+                expires_at: (now + hour).into(),
+            };
+            ticket.holding = Holding {
+                current: Some(Current { ticket: None, token, generation: 1, refreshed_at: now.into() }),
+                pending: None,
+            };
+            ticket.current_written = true;
+            ticket.confirmed = true;
+        }
+        board.changed();
+
+        let answer = revoked_wait.await.map(|v| v.current.map(|c| c.generation));
+        let response = answer.expect_err("uid 4242 was revoked while it waited; it must not get the token");
+        assert_eq!(response.status(), StatusCode::FORBIDDEN);
+        let kept = kept_wait.await.map(|v| v.current.map(|c| c.generation)).map_err(|r| r.status());
+        assert_eq!(kept, Ok(Some(1)), "uid 7 is still allowed and gets generation 1");
     }
 
     #[tokio::test]

@@ -1,0 +1,126 @@
+//! Who is calling: the kernel's record of the process that connected, read once when the
+//! connection is accepted.
+//!
+//! `SO_PEERCRED` (uid, gid, pid) and `SO_PEERGROUPS` (supplementary groups) are what the caller's
+//! credentials were at `connect()`. They cannot be borrowed later: a connection handed to another
+//! process, or a pid recycled by a group member, does not change them. Nothing here reads
+//! `/proc/<pid>` (which also works under systemd's `ProtectProc=invisible`, where other users'
+//! `/proc` entries are hidden).
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::sync::Arc;
+
+/// A caller's credentials, fixed when its connection was accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub uid: u32,
+    pub gid: u32,
+    /// For log lines only: a pid can be reused, so it never decides access.
+    pub pid: Option<i32>,
+    /// Supplementary groups (`SO_PEERGROUPS`), sorted.
+    pub groups: Arc<[u32]>,
+}
+
+impl Peer {
+    /// The credentials of the process at the other end of `socket` (a connected unix socket).
+    pub fn of(socket: impl AsFd) -> std::io::Result<Peer> {
+        let fd = socket.as_fd();
+        let cred = rustix::net::sockopt::socket_peercred(fd)?;
+        let mut groups = peer_groups(fd)?;
+        groups.sort_unstable();
+        groups.dedup();
+        Ok(Peer {
+            uid: cred.uid.as_raw(),
+            gid: cred.gid.as_raw(),
+            pid: Some(cred.pid.as_raw_nonzero().get()),
+            groups: groups.into(),
+        })
+    }
+
+    /// A peer with no supplementary groups (tests, and callers built by hand).
+    pub fn without_groups(uid: u32, gid: u32) -> Peer {
+        Peer { uid, gid, pid: None, groups: Arc::from([]) }
+    }
+
+    /// Whether the caller was in `gid`, as its primary or a supplementary group.
+    pub fn in_group(&self, gid: u32) -> bool {
+        self.gid == gid || self.groups.binary_search(&gid).is_ok()
+    }
+}
+
+/// `SO_PEERGROUPS` (Linux 4.13 and later): the connecting process's supplementary groups, as the
+/// kernel recorded them at `connect()`. rustix has no wrapper for it, hence the one `unsafe` call.
+fn peer_groups(fd: BorrowedFd<'_>) -> std::io::Result<Vec<u32>> {
+    const GID: usize = std::mem::size_of::<libc::gid_t>();
+    // Most callers are in a few groups; a longer list (at most NGROUPS_MAX, 65,536) is asked for
+    // again at the size the kernel reports.
+    let mut groups: Vec<libc::gid_t> = vec![0; 32];
+    // The list is fixed for the connection's life, so the second try fits; the bound is a guard.
+    for _ in 0..3 {
+        let mut len = libc::socklen_t::try_from(groups.len() * GID).map_err(std::io::Error::other)?;
+        // SAFETY: `groups` is a live, writable buffer of exactly `len` bytes that outlives the
+        // call; the kernel writes at most `len` bytes into it and stores the length it wrote (or,
+        // failing with ERANGE, the length it needs) in `len`, a live `socklen_t`.
+        let rc = unsafe {
+            libc::getsockopt(
+                fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERGROUPS,
+                groups.as_mut_ptr().cast::<libc::c_void>(),
+                &mut len,
+            )
+        };
+        if rc == 0 {
+            groups.truncate(len as usize / GID);
+            return Ok(groups);
+        }
+        let error = std::io::Error::last_os_error();
+        if error.raw_os_error() != Some(libc::ERANGE) {
+            return Err(error);
+        }
+        groups.resize((len as usize).div_ceil(GID).max(groups.len() + 1), 0);
+    }
+    Err(std::io::Error::other("SO_PEERGROUPS: the group list did not fit the size the kernel asked for"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_socket_pair_reports_this_process() {
+        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let peer = Peer::of(&a).unwrap();
+        assert_eq!(peer.uid, rustix::process::geteuid().as_raw());
+        assert_eq!(peer.gid, rustix::process::getegid().as_raw());
+        assert_eq!(peer.pid, Some(std::process::id() as i32));
+        let mut ours: Vec<u32> = rustix::process::getgroups().unwrap().iter().map(|g| g.as_raw()).collect();
+        ours.sort_unstable();
+        ours.dedup();
+        assert_eq!(&*peer.groups, ours.as_slice());
+    }
+
+    #[test]
+    fn group_membership_is_primary_or_supplementary() {
+        let peer = Peer { uid: 5, gid: 10, pid: None, groups: Arc::from([20, 30]) };
+        assert!(peer.in_group(10) && peer.in_group(20) && peer.in_group(30));
+        assert!(!peer.in_group(25));
+    }
+
+    /// More groups than the first buffer holds: the ERANGE retry reads them all.
+    #[test]
+    #[cfg_attr(not(have_root), ignore = "needs root to set a thread's groups")]
+    fn a_long_group_list_is_read_whole() {
+        let groups: Vec<rustix::process::Gid> = (0..100).map(|n| rustix::process::Gid::from_raw(70_000 + n)).collect();
+        // A thread of its own: credentials set by a raw system call are that thread's alone.
+        let (a, _b) = std::thread::spawn(move || {
+            rustix::thread::set_thread_groups(&groups).unwrap();
+            std::os::unix::net::UnixStream::pair().unwrap()
+        })
+        .join()
+        .unwrap();
+        let peer = Peer::of(&a).unwrap();
+        assert_eq!(peer.groups.len(), 100);
+        assert_eq!((peer.groups[0], peer.groups[99]), (70_000, 70_099));
+    }
+}
