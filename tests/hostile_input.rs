@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use ticketd::config;
+use ticketd::providers::error::scrub;
 use ticketd::providers::{dsw, sls, tcr};
 
 fn env() -> HashMap<String, String> {
@@ -67,6 +68,39 @@ proptest! {
         let _ = dsw::answer(status, None, &body, &[secret]);
         let _ = tcr::answer(status, &body, &[secret]);
         let _ = ticketd::jwt::expiry(&String::from_utf8_lossy(&body));
+    }
+
+    /// Issue #16 item 1: secrets and tickets with multi-byte characters, echoed whole or cut at
+    /// any character by the server, never panic a parser and never reach the error.
+    #[test]
+    fn issue_16_non_ascii_secrets_never_panic_or_leak(
+        secret in "[a-zA-Z0-9\u{e9}\u{200b}\u{1f600}\u{4e2d}.+/=_-]{4,60}",
+        before in "\\PC{0,200}",
+        cut in 0usize..64,
+        status in prop_oneof![Just(200u16), Just(400), Just(401), Just(503)],
+    ) {
+        let bounds: Vec<usize> = secret.char_indices().map(|(at, _)| at).chain([secret.len()]).collect();
+        let prefix = &secret[..bounds[cut % bounds.len()]];
+        for echoed in [format!("{before}{secret} is invalid"), format!("{before}{secret}"), format!("{before} {prefix}")] {
+            let out = scrub(&echoed, &[&secret]);
+            prop_assert!(!out.contains(secret.as_str()), "{out}");
+            if prefix.len() >= 4 && echoed.ends_with(prefix) {
+                prop_assert!(!out.ends_with(prefix), "{out}");
+            }
+            let sls_body = serde_json::json!({"errorCode": "Unauthorized", "errorMessage": echoed});
+            let e = sls::api_error(sls::REFRESH_TOKEN, status, sls_body.to_string().as_bytes(), None, &[&secret]);
+            prop_assert!(!e.to_string().contains(secret.as_str()));
+            let dsw_body = serde_json::json!({"Code": "SignatureDoesNotMatch", "Message": echoed});
+            if let Err(e) = dsw::answer(status, None, dsw_body.to_string().as_bytes(), &[&secret]) {
+                prop_assert!(!e.to_string().contains(secret.as_str()));
+            }
+            let tcr_body = serde_json::json!({"Response": {"Error": {"Code": "AuthFailure", "Message": echoed}, "RequestId": echoed}});
+            if let Err(e) = tcr::answer(200, tcr_body.to_string().as_bytes(), &[&secret]) {
+                prop_assert!(!e.to_string().contains(secret.as_str()));
+            }
+            let e = tcr::answer(502, echoed.as_bytes(), &[&secret]).unwrap_err();
+            prop_assert!(!e.to_string().contains(secret.as_str()));
+        }
     }
 
     #[test]

@@ -53,6 +53,12 @@ pub enum Fault {
     Oversized,
     /// The vendor's "request time too far from server time" rejection.
     ClockSkew,
+    /// A success answer whose secret holds multi-byte characters (`é`, U+200B): an SLS ticket or
+    /// access token, a DSW token, a TCR token. The next call with such a ticket gets an error.
+    NonAsciiSecret,
+    /// A success answer a consumer could not use as is: an SLS ticket or token and a DSW token
+    /// with a newline and a NUL in them, a TCR `Username` with a `:`.
+    BadCharacters,
 }
 
 /// Which calls fail.
@@ -123,7 +129,38 @@ pub(crate) async fn inject(State(shared): State<Arc<Shared>>, request: Request, 
     let Some(fault) = shared.faults.next(service) else { return next.run(request).await };
     shared.stats.faults_injected.fetch_add(1, Ordering::Relaxed);
     tracing::debug!(?service, ?fault, "emulator injects a fault");
-    answer(service, fault).await
+    answer(&shared, request.uri().path(), service, fault).await
+}
+
+/// A success answer in the vendor's shape carrying a hostile secret (recorded like any issued
+/// secret, so the log checks look for it).
+fn hostile_success(shared: &Shared, path: &str, fault: Fault) -> Response {
+    let serial = shared.next_serial();
+    let secret = match fault {
+        Fault::NonAsciiSecret => format!("eyJh\u{e9}bc.\u{200b}{serial:06}.s\u{e9}cret"),
+        _ => format!("eyJhbc.{serial:06}\nX-Injected: 1\0.secret"),
+    };
+    shared.record(&secret);
+    let exp_millis = crate::clock::unix_seconds(shared.clock.now() + Duration::from_secs(3_600)) * 1000;
+    match path {
+        "/tickets" => json(StatusCode::OK, serde_json::json!({ "ticket": secret })),
+        "/token/refresh" => json(StatusCode::OK, serde_json::json!({ "accessToken": secret })),
+        super::dsw::PATH => json(
+            StatusCode::OK,
+            serde_json::json!({"RequestId": "fault", "Success": true, "Code": "200", "Message": "", "Token": secret}),
+        ),
+        _ => {
+            let (username, token) = match fault {
+                Fault::NonAsciiSecret => ("100012345678".to_string(), secret),
+                _ => ("100012345678:evil".to_string(), format!("eyJhbc.{serial:06}.secret")),
+            };
+            shared.record(&token);
+            json(
+                StatusCode::OK,
+                serde_json::json!({"Response": {"Username": username, "Token": token, "ExpTime": exp_millis, "RequestId": "fault"}}),
+            )
+        }
+    }
 }
 
 fn json(status: StatusCode, body: serde_json::Value) -> Response {
@@ -144,7 +181,7 @@ fn pop_error(status: StatusCode, code: &str) -> Response {
     )
 }
 
-async fn answer(service: Service, fault: Fault) -> Response {
+async fn answer(shared: &Shared, path: &str, service: Service, fault: Fault) -> Response {
     match fault {
         Fault::ServerError => match service {
             Service::Sls => json(
@@ -201,6 +238,7 @@ async fn answer(service: Service, fault: Fault) -> Response {
             .header(header::CONTENT_TYPE, "application/json")
             .body(Body::from(vec![b' '; 1024 * 1024]))
             .expect("valid response"),
+        Fault::NonAsciiSecret | Fault::BadCharacters => hostile_success(shared, path, fault),
         Fault::ClockSkew => match service {
             Service::Sls => json(
                 StatusCode::BAD_REQUEST,

@@ -236,7 +236,12 @@ pub fn v4_canonical_request<N: AsRef<str>, V: AsRef<str>>(
 
 /// `<yyyymmdd>/<region>/sls/aliyun_v4_request`.
 pub fn v4_scope(date: &str, region: &str) -> String {
-    format!("{}/{region}/{V4_PRODUCT}/{V4_TERMINATOR}", &date[..8])
+    format!("{}/{region}/{V4_PRODUCT}/{V4_TERMINATOR}", v4_day(date))
+}
+
+/// The `yyyymmdd` that starts an `x-log-date`, cut between characters whatever it holds.
+fn v4_day(log_date: &str) -> &str {
+    log_date.get(..8).unwrap_or(log_date)
 }
 
 pub fn v4_string_to_sign(log_date: &str, scope: &str, canonical_request: &str) -> String {
@@ -284,7 +289,7 @@ pub fn v4_headers(
     );
     let scope = v4_scope(&log_date, region);
     let to_sign = v4_string_to_sign(&log_date, &scope, &canonical);
-    let signing_key = v4_signing_key(key.access_key_secret, &log_date[..8], region);
+    let signing_key = v4_signing_key(key.access_key_secret, v4_day(&log_date), region);
     let signature = hex::encode(hmac_sha256(&signing_key, to_sign.as_bytes()));
     headers.push((
         "authorization",
@@ -297,6 +302,13 @@ pub fn v4_headers(
 mod tests {
     use super::*;
     use serde_json::Value;
+
+    #[test]
+    fn issue_16_the_v4_scope_never_cuts_inside_a_character() {
+        assert_eq!(v4_scope("20240101T000000Z", "cn-hangzhou"), "20240101/cn-hangzhou/sls/aliyun_v4_request");
+        assert_eq!(v4_scope("2024010\u{e9}", "r"), "2024010\u{e9}/r/sls/aliyun_v4_request");
+        assert_eq!(v4_scope("2024", "r"), "2024/r/sls/aliyun_v4_request");
+    }
 
     fn vector(name: &str) -> Value {
         let path = format!("{}/tests/vectors/{name}.json", env!("CARGO_MANIFEST_DIR"));

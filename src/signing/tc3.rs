@@ -65,7 +65,8 @@ pub fn utc_date(unix_seconds: u64) -> Option<String> {
         return None;
     }
     let time = UNIX_EPOCH + Duration::from_secs(unix_seconds);
-    Some(humantime::format_rfc3339_seconds(time).to_string()[..10].to_owned())
+    let stamp = humantime::format_rfc3339_seconds(time).to_string();
+    stamp.split_once('T').map(|(date, _)| date.to_owned())
 }
 
 /// `<date>/<service>/tc3_request` (§3.2 item 2).
