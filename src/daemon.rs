@@ -1,6 +1,8 @@
 //! Wiring: config, credentials, state and scheduler, and the one loop that reacts to control
 //! messages: shutdown, and reload (validated aside, applied as a diff, or refused whole).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -142,12 +144,26 @@ impl Daemon {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let scheduler = tokio::spawn(scheduler.run(shutdown.child_token(), command_rx));
         let notifier = tokio::spawn(systemd::follow(board.clone(), clock.clone()));
-        while let Some(message) = control.recv().await {
-            match message {
-                Control::Shutdown => break,
-                Control::Reload => {
-                    systemd::reloading();
-                    match reload(&config, env, &commands).await {
+        // A reload runs beside the loop, so a stop request is handled at once even while the
+        // config is being read (a slow disk, a hung network mount).
+        let mut reloading: Option<Pin<Box<dyn Future<Output = Reloaded> + '_>>> = None;
+        let mut reload_again = false;
+        loop {
+            tokio::select! {
+                message = control.recv() => match message {
+                    None | Some(Control::Shutdown) => break,
+                    Some(Control::Reload) if reloading.is_some() => {
+                        tracing::info!("a reload is under way; another one follows it");
+                        reload_again = true;
+                    }
+                    Some(Control::Reload) => {
+                        systemd::reloading();
+                        reloading = Some(Box::pin(reload(config.clone(), env, commands.clone())));
+                    }
+                },
+                outcome = async { reloading.as_mut().expect("guarded by the branch condition").await }, if reloading.is_some() => {
+                    reloading = None;
+                    match outcome {
                         Ok((next, summary)) => {
                             if next.socket != config.socket {
                                 tracing::warn!("socket settings changed; they take effect at the next restart");
@@ -179,9 +195,14 @@ impl Daemon {
                         }
                     }
                     systemd::reloaded(&systemd::status_line(&board, clock.now()));
+                    if std::mem::take(&mut reload_again) {
+                        systemd::reloading();
+                        reloading = Some(Box::pin(reload(config.clone(), env, commands.clone())));
+                    }
                 }
             }
         }
+        drop(reloading);
         tracing::info!("stopping: finishing writes and saving state");
         systemd::stopping();
         shutdown.cancel();
@@ -249,17 +270,21 @@ impl Daemon {
     }
 }
 
+/// What a reload gives the loop.
+type Reloaded = Result<(Config, ReloadSummary), DaemonError>;
+
 /// Load and validate the config file again, resolve its credentials, and hand the result to the
 /// scheduler. Nothing running changes unless all of it succeeds.
-async fn reload(
-    running: &Config,
-    env: &dyn Environment,
-    commands: &mpsc::UnboundedSender<Command>,
-) -> Result<(Config, ReloadSummary), DaemonError> {
-    let Some(path) = &running.source else {
+async fn reload(running: Config, env: &dyn Environment, commands: mpsc::UnboundedSender<Command>) -> Reloaded {
+    let Some(path) = running.source.clone() else {
         return Err(DaemonError::Reload("this configuration was not read from a file".into()));
     };
-    let mut next = config::load(path, env)?;
+    // Read on a blocking thread: the loop stays free to handle a stop request meanwhile.
+    let read_path = path.clone();
+    let text = tokio::task::spawn_blocking(move || config::read(&read_path))
+        .await
+        .map_err(|e| DaemonError::Reload(format!("reading the config failed: {e}")))??;
+    let mut next = config::parse_read(&text, &path, env)?;
     if next.state_dir != running.state_dir {
         return Err(DaemonError::Reload(format!(
             "state_dir cannot change on reload ({} -> {}); restart to move it",

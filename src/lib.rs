@@ -14,6 +14,7 @@
 //! * [`sinks`] write what consumers read, atomically; [`state`] saves holdings across restarts.
 //! * [`docker_credential`] answers docker's credential-helper protocol from the saved state.
 //! * [`metrics`] renders Prometheus metrics from the [`board`].
+//! * [`fsdir`] opens paths as root safely: the StrictModes walk, held directory fds, capped reads.
 //! * [`secret`] keeps keys, tokens and tickets out of logs; [`clock`] is the injected wall clock.
 
 pub mod api;
@@ -28,6 +29,7 @@ pub mod daemon;
 pub mod dev;
 pub mod docker_credential;
 pub mod emulator;
+pub mod fsdir;
 pub mod heap;
 pub mod http;
 pub mod jwt;

@@ -59,3 +59,50 @@ async fn issue_16_the_exec_hook_gets_a_cleared_environment_without_the_cloud_key
     }
     assert!(text.contains("NGINX_CONF=/etc/nginx\n") && text.contains("TICKETD_TICKET=dash\n"), "{names:?}");
 }
+
+fn mkfifo(path: &std::path::Path) {
+    let status = std::process::Command::new("mkfifo").arg(path).status().expect("mkfifo");
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_16_a_fifo_as_the_config_on_sighup_is_refused_and_sigterm_still_saves_state() {
+    let h = Harness::start().await;
+    let path = h.write_config(&config(""));
+    let mut daemon = h.spawn(&["run", "-c", path.to_str().unwrap()]);
+    wait_for("the first token", WAIT, || read_json(&h.path("out/dash.json"))).await;
+    std::fs::rename(&path, h.path("ticketd.toml.real")).unwrap();
+    mkfifo(&path);
+    daemon.signal("HUP");
+    let log =
+        wait_for("the reload to be refused", WAIT, || Some(daemon.log_text()).filter(|t| t.contains("reload refused")))
+            .await;
+    assert!(log.contains("cannot read the config file: is not a regular file (it is a FIFO)"), "{log}");
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(WAIT).await, 0);
+    assert!(daemon.log_text().contains("stopped"));
+    let state = read_json(&h.path("state/state.json")).expect("the state was saved");
+    assert!(state["tickets"]["dash"].is_object(), "{state}");
+}
+
+#[test]
+fn issue_16_check_config_refuses_dev_zero_and_an_oversized_file_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let zero = dir.path().join("zero.toml");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let big = dir.path().join("big.toml");
+    std::fs::File::create(&big).unwrap().set_len(65 * 1024 * 1024).unwrap();
+    for (path, message) in
+        [(&zero, "is not a regular file (it is a character device)"), (&big, "is larger than the limit of 64 MiB")]
+    {
+        let out = std::process::Command::new(BIN)
+            .args(["check-config", "-c", path.to_str().unwrap()])
+            .env_clear()
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(stderr.contains(&format!("cannot read the config file: {message}")), "{stderr}");
+    }
+}

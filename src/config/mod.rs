@@ -592,17 +592,29 @@ impl fmt::Display for Problems {
 
 /// Read and validate the config file at `path`, checking environment variables in `env`.
 pub fn load(path: &Path, env: &dyn Environment) -> Result<Config, Problems> {
-    let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let text = read(path)?;
+    parse_read(&text, path, env)
+}
+
+/// The text of the config file at `path`: a regular file (symlinks followed, as Kubernetes
+/// ConfigMap volumes need) of at most [`crate::fsdir::MAX_FILE_BYTES`], opened non-blocking, so
+/// that a FIFO or a device can neither hang the reader nor fill its memory.
+pub fn read(path: &Path) -> Result<String, Problems> {
+    use crate::fsdir::{Follow, MAX_FILE_BYTES, read_regular_string};
+    read_regular_string(path, Follow::Symlinks, MAX_FILE_BYTES).map_err(|e| {
         Problems(vec![Problem {
-            file: name.clone(),
+            file: path.display().to_string(),
             line: None,
             column: None,
             key: String::new(),
             message: format!("cannot read the config file: {e}"),
         }])
-    })?;
-    let mut config = parse(&text, &name, env)?;
+    })
+}
+
+/// Validate `text`, read from the config file at `path` by [`read`].
+pub fn parse_read(text: &str, path: &Path, env: &dyn Environment) -> Result<Config, Problems> {
+    let mut config = parse(text, &path.display().to_string(), env)?;
     config.source = Some(path.to_path_buf());
     Ok(config)
 }

@@ -329,8 +329,11 @@ pub fn snapshot_env(config: &Config, env: &dyn Environment) -> HashMap<String, S
 }
 
 /// A file's text, or what is wrong with it (naming the variable that pointed to it, if any).
+/// A regular file (symlinks followed: Kubernetes projects token and secret files through them) of
+/// at most [`crate::fsdir::MAX_FILE_BYTES`], opened non-blocking: a FIFO or a device is refused.
 pub(crate) fn read_file(what: &str, path: &std::path::Path) -> Result<String, SourceError> {
-    match std::fs::read_to_string(path) {
+    use crate::fsdir::{Follow, MAX_FILE_BYTES, read_regular_string};
+    match read_regular_string(path, Follow::Symlinks, MAX_FILE_BYTES) {
         Ok(t) => Ok(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             Err(SourceError::Absent(format!("{what}={} not found", path.display())))
