@@ -34,6 +34,10 @@ pub enum DaemonError {
     Api(#[from] crate::api::ApiError),
     #[error("cannot listen for metrics on {addr}: {source}")]
     Metrics { addr: std::net::SocketAddr, source: std::io::Error },
+    #[error(
+        "the {0} task stopped unexpectedly (a bug: it panicked); stopping, so the service manager starts ticketd again"
+    )]
+    TaskDied(&'static str),
 }
 
 /// A daemon ready to run: state locked and loaded, credentials resolved, scheduler planned.
@@ -137,19 +141,32 @@ impl Daemon {
             ),
             None => None,
         };
-        let hooks = tokio::spawn(crate::sinks::notify::run_hooks(changes));
+        let mut hooks = tokio::spawn(crate::sinks::notify::run_hooks(changes));
         let shutdown = CancellationToken::new();
         let mut refresher = shutdown.child_token();
         crate::sources::refresher::start(&credentials, &config, sources, refresher.clone());
         let (commands, command_rx) = mpsc::unbounded_channel();
-        let scheduler = tokio::spawn(scheduler.run(shutdown.child_token(), command_rx));
-        let notifier = tokio::spawn(systemd::follow(board.clone(), clock.clone()));
+        let mut scheduler = tokio::spawn(scheduler.run(shutdown.child_token(), command_rx));
+        let mut notifier = tokio::spawn(systemd::follow(board.clone(), clock.clone()));
         // A reload runs beside the loop, so a stop request is handled at once even while the
         // config is being read (a slow disk, a hung network mount).
         let mut reloading: Option<Pin<Box<dyn Future<Output = Reloaded> + '_>>> = None;
         let mut reload_again = false;
+        // None of these ends while the daemon runs; one that does (a panic) is reported, and the
+        // daemon stops with an error rather than run on with tokens no longer refreshed, hooks
+        // no longer run or readiness no longer told.
+        let mut died = None;
         loop {
             tokio::select! {
+                ended = &mut scheduler => {
+                    if let Err(e) = ended {
+                        tracing::error!(error = %describe(&e), "the scheduler task failed");
+                    }
+                    died = Some("scheduler");
+                    break;
+                }
+                _ = &mut hooks => { died = Some("on_change hook"); break }
+                _ = &mut notifier => { died = Some("systemd notifier"); break }
                 message = control.recv() => match message {
                     None | Some(Control::Shutdown) => break,
                     Some(Control::Reload) if reloading.is_some() => {
@@ -203,11 +220,17 @@ impl Daemon {
             }
         }
         drop(reloading);
+        if let Some(task) = died {
+            tracing::error!(task, "a task ticketd cannot run without stopped unexpectedly (a bug); stopping");
+        }
         tracing::info!("stopping: finishing writes and saving state");
         systemd::stopping();
         shutdown.cancel();
-        if let Err(e) = scheduler.await {
-            tracing::error!(error = %e, "the scheduler task failed");
+        if died != Some("scheduler")
+            && let Err(e) = scheduler.await
+        {
+            tracing::error!(error = %describe(&e), "the scheduler task failed");
+            died = Some("scheduler");
         }
         notifier.abort();
         hooks.abort();
@@ -218,7 +241,7 @@ impl Daemon {
             metrics.stop().await;
         }
         tracing::info!("stopped");
-        Ok(())
+        died.map_or(Ok(()), |task| Err(DaemonError::TaskDied(task)))
     }
 
     /// Obtain every token and write every sink, then stop (`run --once`). A saved token that is
@@ -230,7 +253,7 @@ impl Daemon {
         crate::sources::refresher::start(&credentials, &config, sources, refresher);
         let shutdown = CancellationToken::new();
         let (_commands, command_rx) = mpsc::unbounded_channel();
-        let task = tokio::spawn(scheduler.run(shutdown.child_token(), command_rx));
+        let mut task = tokio::spawn(scheduler.run(shutdown.child_token(), command_rx));
         let mut changes = board.subscribe();
         let settled = |board: &Board| {
             let now = clock.now();
@@ -248,11 +271,22 @@ impl Daemon {
                 }
             }
         };
-        if tokio::time::timeout(limit, wait).await.is_err() {
-            tracing::error!(limit = %humantime::format_duration(limit), "--once: not every ticket settled in time");
+        let mut died = false;
+        tokio::select! {
+            settled = tokio::time::timeout(limit, wait) => if settled.is_err() {
+                tracing::error!(limit = %humantime::format_duration(limit), "--once: not every ticket settled in time");
+            },
+            // The scheduler never ends on its own: it failed, and no ticket will settle.
+            ended = &mut task => {
+                died = true;
+                tracing::error!(error = %ended.err().as_ref().map_or_else(|| "it stopped early".into(), describe), "the scheduler task failed");
+            }
         }
         shutdown.cancel();
-        let _ = task.await;
+        if !died && let Err(e) = task.await {
+            died = true;
+            tracing::error!(error = %describe(&e), "the scheduler task failed");
+        }
         let now = clock.now();
         let mut report = OnceReport { ok: Vec::new(), failed: Vec::new() };
         board.by_name(|tickets| {
@@ -260,6 +294,8 @@ impl Daemon {
                 let name = ticket.name().to_string();
                 if ticket.valid(now).is_some() {
                     report.ok.push(name);
+                } else if died {
+                    report.failed.push((name, DaemonError::TaskDied("scheduler").to_string()));
                 } else {
                     let error = ticket.last_error().unwrap_or("no token obtained in time");
                     report.failed.push((name, error.to_string()));
@@ -272,6 +308,11 @@ impl Daemon {
 
 /// What a reload gives the loop.
 type Reloaded = Result<(Config, ReloadSummary), DaemonError>;
+
+/// A failed task, said without its panic's message (which may quote a secret).
+fn describe(e: &tokio::task::JoinError) -> String {
+    if e.is_panic() { "it panicked".into() } else { "it was cancelled".into() }
+}
 
 /// Load and validate the config file again, resolve its credentials, and hand the result to the
 /// scheduler. Nothing running changes unless all of it succeeds.

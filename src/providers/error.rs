@@ -30,6 +30,11 @@ pub enum ProviderError {
     Malformed { api: &'static str, detail: String },
     #[error("{0}")]
     Credentials(#[from] CredentialError),
+    /// The call ended without an answer inside ticketd: its task panicked or was cancelled. A
+    /// bug, reported so the ticket is retried rather than left waiting (the detail never quotes
+    /// the panic, which may hold a secret).
+    #[error("{api}: the call ended without an answer ({detail}); retrying")]
+    Internal { api: &'static str, detail: &'static str },
 }
 
 /// What an API error code means for ticketd.
@@ -46,9 +51,10 @@ pub enum ApiErrorKind {
 impl ProviderError {
     pub fn retry_class(&self) -> RetryClass {
         match self {
-            ProviderError::Transport { .. } | ProviderError::Timeout { .. } | ProviderError::Malformed { .. } => {
-                RetryClass::Transient { after: None }
-            }
+            ProviderError::Transport { .. }
+            | ProviderError::Timeout { .. }
+            | ProviderError::Malformed { .. }
+            | ProviderError::Internal { .. } => RetryClass::Transient { after: None },
             ProviderError::Api { kind: ApiErrorKind::Transient, retry_after, .. } => {
                 RetryClass::Transient { after: *retry_after }
             }

@@ -125,6 +125,66 @@ enum Message {
     },
 }
 
+/// What a call task tells the loop, exactly once. Dropped unsent (the task panicked, or was
+/// cancelled), it reports a failure instead: the ticket is retried with backoff and its call slot
+/// and the daemon's in-flight count are released, whatever becomes of the task.
+struct CallReport {
+    tx: mpsc::UnboundedSender<Message>,
+    id: TicketId,
+    epoch: u32,
+    step: Step,
+    sent: bool,
+}
+
+impl CallReport {
+    fn send(mut self, result: Result<Issued, ProviderError>, credentials_expire: Option<SystemTime>) {
+        self.sent = true;
+        let (id, epoch, step) = (self.id, self.epoch, self.step);
+        let _ = self.tx.send(Message::Called { id, epoch, step, result, credentials_expire });
+    }
+}
+
+impl Drop for CallReport {
+    fn drop(&mut self) {
+        if !self.sent {
+            let detail = if std::thread::panicking() { "its task panicked" } else { "its task was cancelled" };
+            let result = Err(ProviderError::Internal { api: "API call", detail });
+            let (id, epoch, step) = (self.id, self.epoch, self.step);
+            let _ = self.tx.send(Message::Called { id, epoch, step, result, credentials_expire: None });
+        }
+    }
+}
+
+/// What a sink writer tells the loop when it could not say what it wrote.
+const WRITER_DIED: &str = "the sink writer ended without a result (it panicked or was cancelled)";
+
+/// Like [`CallReport`], for a sink writer: dropped unsent, it reports a failed write, so the
+/// sinks are retried.
+struct PublishReport {
+    tx: mpsc::UnboundedSender<Message>,
+    id: TicketId,
+    epoch: u32,
+    generation: u64,
+    sent: bool,
+}
+
+impl PublishReport {
+    fn send(mut self, result: Result<(), String>) {
+        self.sent = true;
+        let (id, epoch, generation) = (self.id, self.epoch, self.generation);
+        let _ = self.tx.send(Message::Published { id, epoch, generation, result });
+    }
+}
+
+impl Drop for PublishReport {
+    fn drop(&mut self) {
+        if !self.sent {
+            let (id, epoch, generation) = (self.id, self.epoch, self.generation);
+            let _ = self.tx.send(Message::Published { id, epoch, generation, result: Err(WRITER_DIED.into()) });
+        }
+    }
+}
+
 /// Everything the scheduler needs from outside.
 pub struct Parts {
     pub clock: Arc<dyn Clock>,
@@ -368,17 +428,15 @@ impl Scheduler {
             self.parts.provider.clone(),
             ticket.spec.clone(),
         );
-        let (tx, step) = (self.tx.clone(), plan.step);
+        let step = plan.step;
+        // Made before the task starts: whatever becomes of the task, the loop hears of it.
+        let report = CallReport { tx: self.tx.clone(), id, epoch, step, sent: false };
         self.calls.spawn(async move {
             // Keys being fetched or refreshed: wait for them rather than race with the old ones.
             let credentials = match store.fresh(&spec.credentials, clock.as_ref(), crate::credentials::FRESH_WAIT).await
             {
                 Ok(c) => c,
-                Err(e) => {
-                    let result = Err(e.into());
-                    let _ = tx.send(Message::Called { id, epoch, step, result, credentials_expire: None });
-                    return;
-                }
+                Err(e) => return report.send(Err(e.into()), None),
             };
             let credentials_expire = credentials.expires_at;
             let call = provider.call(&spec, op, credentials);
@@ -390,7 +448,7 @@ impl Scheduler {
                     timeout: CALL_TIMEOUT,
                 }),
             };
-            let _ = tx.send(Message::Called { id, epoch, step, result, credentials_expire });
+            report.send(result, credentials_expire);
         });
     }
 
@@ -521,13 +579,15 @@ impl Scheduler {
             return;
         }
         // The writer gets a copy of its own: the holding may change while it writes.
-        let (current, spec, tx) = (current.clone(), ticket.spec.clone(), self.tx.clone());
+        let (current, spec) = (current.clone(), ticket.spec.clone());
+        let report = PublishReport { tx: self.tx.clone(), id, epoch, generation, sent: false };
         self.calls.spawn(async move {
             let result =
                 tokio::task::spawn_blocking(move || crate::sinks::publish(&spec, &current).map_err(|e| e.to_string()))
                     .await
-                    .unwrap_or_else(|e| Err(format!("sink writer failed: {e}")));
-            let _ = tx.send(Message::Published { id, epoch, generation, result });
+                    // Not the join error's text: a panic's message may quote what was written.
+                    .unwrap_or_else(|_| Err(WRITER_DIED.to_string()));
+            report.send(result);
         });
     }
 

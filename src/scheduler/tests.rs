@@ -632,3 +632,81 @@ async fn a_ticket_just_minted_gets_its_token_before_later_tickets_are_minted() {
     assert!(most <= MAX_IN_FLIGHT as i64, "{most} tickets held a pending ticket at once");
     assert!(board.snapshot().iter().all(|v| v.current.is_some()), "every ticket got its token");
 }
+
+/// FakeSls, except that calls for tickets named `bad…` panic inside the call, as a provider bug
+/// would (issue #16, item 1).
+struct Panicking {
+    inner: Arc<FakeSls>,
+    panics: std::sync::atomic::AtomicUsize,
+}
+
+impl Provider for Panicking {
+    fn call(
+        &self,
+        spec: &TicketSpec,
+        op: Operation,
+        credentials: Credentials,
+    ) -> BoxFuture<Result<Issued, ProviderError>> {
+        if spec.name.starts_with("bad") {
+            self.panics.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            return Box::pin(async move {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                panic!("a provider bug (test)");
+            });
+        }
+        self.inner.call(spec, op, credentials)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn issue_16_a_panicking_call_is_reported_and_retried_and_never_wedges_other_tickets() {
+    let (clock, fake, board, mut parts) = reliable_sls(13);
+    let provider = Arc::new(Panicking { inner: fake.clone(), panics: Default::default() });
+    parts.provider = provider.clone();
+    // More panicking tickets than calls may run at once, plus one good ticket.
+    let mut tickets: Vec<TicketSpec> =
+        (0..MAX_IN_FLIGHT + 16).map(|i| sls_ticket(&format!("bad{i:03}"), 30 * DAY, DAY)).collect();
+    tickets.push(sls_ticket("good", 30 * DAY, DAY));
+    let scheduler = Scheduler::new(parts, tickets, StateFile::default());
+    let mut events = scheduler.events();
+    let running = Running::start(scheduler);
+    tokio::time::sleep(2 * DAY).await;
+    let scheduler = running.stop().await;
+
+    assert_eq!(scheduler.in_flight, 0, "every call slot was given back");
+    assert!(board.read(|table| table.tickets().all(|t| !t.in_flight)), "no ticket is left in flight");
+    // The good ticket kept refreshing (about every 16-18 h) although hundreds of calls panicked.
+    assert!(fake.count(CallKind::Refresh, true) >= 3, "good refreshes: {}", fake.count(CallKind::Refresh, true));
+    let good = board.get("good").unwrap();
+    assert!(good.valid(clock.now()).is_some());
+    // Each panicking ticket was retried with backoff, and says why.
+    let panics = provider.panics.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(panics > 4 * MAX_IN_FLIGHT, "panicking calls: {panics}");
+    let bad = board.get("bad000").unwrap();
+    assert!(bad.failures > 2, "{bad:?}");
+    assert!(bad.last_error.as_deref().unwrap().contains("its task panicked"), "{:?}", bad.last_error);
+    let mut failed = 0;
+    loop {
+        match events.try_recv() {
+            Ok(Event::CallFailed { name, .. }) if name.starts_with("bad") => failed += 1,
+            Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) => {}
+            Err(_) => break,
+        }
+    }
+    assert!(failed > MAX_IN_FLIGHT, "failures reported: {failed}");
+}
+
+#[test]
+fn issue_16_a_call_task_dropped_before_it_reports_reports_a_failure() {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    drop(CallReport { tx: tx.clone(), id: 7, epoch: 3, step: Step::Mint, sent: false });
+    let Ok(Message::Called { id: 7, epoch: 3, step: Step::Mint, result: Err(e), .. }) = rx.try_recv() else {
+        panic!("no failure reported")
+    };
+    assert!(e.to_string().contains("its task was cancelled"), "{e}");
+    drop(PublishReport { tx, id: 7, epoch: 3, generation: 2, sent: false });
+    let Ok(Message::Published { id: 7, generation: 2, result: Err(e), .. }) = rx.try_recv() else {
+        panic!("no failed write reported")
+    };
+    assert!(e.contains("sink writer ended without a result"), "{e}");
+}

@@ -36,11 +36,44 @@ pub fn start(store: &CredentialStore, config: &Config, ctx: Context, shutdown: C
     for spec in config.credentials.values().filter(|s| !resolved_at_start(&s.source)) {
         let (spec, store, ctx, shutdown) = (spec.clone(), store.clone(), ctx.clone(), shutdown.clone());
         tokio::spawn(async move {
-            tokio::select! {
-                () = shutdown.cancelled() => {}
-                () = keep_fresh(&store, &spec, &ctx) => {}
-            }
+            let run = || {
+                let (store, spec, ctx) = (store.clone(), spec.clone(), ctx.clone());
+                async move { keep_fresh(&store, &spec, &ctx).await }
+            };
+            supervised(&spec.name, &store, &shutdown, run).await;
         });
+    }
+}
+
+/// Run the refresher `run` makes until `shutdown`. A run that ends by panicking (a bug) is
+/// reported: logged, and recorded as a failed fetch of set `name`, so token calls waiting for its
+/// keys go ahead with what is held and say why; a new run starts after [`MAX_RETRY`]. Without
+/// this the set would stay "being fetched" and never be fetched again.
+async fn supervised<F, Fut>(name: &str, store: &CredentialStore, shutdown: &CancellationToken, mut run: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    loop {
+        let mut task = tokio::spawn(run());
+        tokio::select! {
+            () = shutdown.cancelled() => {
+                task.abort();
+                return;
+            }
+            ended = &mut task => match ended {
+                Ok(()) => return,
+                Err(_) => {
+                    // Not the join error's text: a panic's message may quote what was being parsed.
+                    tracing::error!(credentials = %name, retry_in = ?MAX_RETRY, "the credentials refresher failed (it panicked); starting it again");
+                    store.fetch_failed(name, "the credentials refresher failed; it is started again".into());
+                }
+            },
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(MAX_RETRY) => {}
+        }
     }
 }
 
@@ -98,5 +131,42 @@ async fn keep_fresh(store: &CredentialStore, spec: &CredentialSpec, ctx: &Contex
                 break;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test(start_paused = true)]
+    async fn issue_16_a_refresher_that_panics_is_reported_and_started_again() {
+        let store = CredentialStore::default();
+        store.begin_refresh("sts");
+        let runs = Arc::new(AtomicU32::new(0));
+        let shutdown = CancellationToken::new();
+        let counted = runs.clone();
+        let run = move || {
+            let n = counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < 2 {
+                    panic!("a source bug (test)");
+                }
+                std::future::pending::<()>().await
+            }
+        };
+        let (s, stop) = (store.clone(), shutdown.clone());
+        let supervisor = tokio::spawn(async move { supervised("sts", &s, &stop, run).await });
+        // Waiting calls are let go at once with the reason, not after their whole wait.
+        let clock = crate::clock::PausedClock::starting_at(crate::clock::from_unix_seconds(1_700_000_000));
+        let started = tokio::time::Instant::now();
+        let err = store.fresh("sts", &clock, Duration::from_secs(600)).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(1));
+        assert!(err.to_string().contains("the credentials refresher failed"), "{err}");
+        tokio::time::sleep(3 * MAX_RETRY).await;
+        assert_eq!(runs.load(Ordering::SeqCst), 3, "started again after each panic");
+        shutdown.cancel();
+        supervisor.await.unwrap();
     }
 }
