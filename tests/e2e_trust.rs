@@ -106,3 +106,39 @@ fn issue_16_check_config_refuses_dev_zero_and_an_oversized_file_at_once() {
         assert!(stderr.contains(&format!("cannot read the config file: {message}")), "{stderr}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_16_a_pid_file_others_can_write_is_not_followed() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = Harness::start().await;
+    let pid_file = h.path("reader.pid");
+    let hups = h.path("hups.log");
+    let script = format!(
+        "echo $$ > {pid}; trap 'echo hup >> {log}' HUP; while :; do sleep 0.1; done",
+        pid = pid_file.display(),
+        log = hups.display()
+    );
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _reader = Kill(std::process::Command::new("/bin/sh").args(["-c", &script]).spawn().unwrap());
+    wait_for("the reader's pid file", WAIT, || std::fs::read_to_string(&pid_file).ok().filter(|t| t.ends_with('\n')))
+        .await;
+    // Anyone could now write another pid into it.
+    std::fs::set_permissions(&pid_file, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let hook = format!("on_change = {{ signal = \"HUP\", pid_file = \"{}\", debounce = \"0s\" }}", pid_file.display());
+    let path = h.write_config(&config(&hook));
+    let mut daemon = h.spawn(&["run", "-c", path.to_str().unwrap()]);
+    let log = wait_for("two refusals", WAIT, || {
+        Some(daemon.log_text()).filter(|t| t.matches("not signalling on change").count() >= 2)
+    })
+    .await;
+    assert!(log.contains("reader.pid is writable by every user (mode 666)"), "{log}");
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(WAIT).await, 0);
+    assert!(!hups.exists(), "the process named by a world-writable pid file was signalled");
+}

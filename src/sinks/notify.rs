@@ -6,6 +6,8 @@
 //! everything else ticketd has (see [`hook_environment`]).
 
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
+use std::path::Path;
 
 use compact_str::CompactString;
 use std::sync::{Arc, Mutex};
@@ -114,21 +116,73 @@ async fn run_hook(spec: &TicketSpec, hook: &HookSpec, generation: u64) {
         }
     }
     if let (Some((signal, signal_name)), Some(pid_file)) = (&hook.signal, &hook.pid_file) {
-        let pid = std::fs::read_to_string(pid_file).ok().and_then(|t| t.trim().parse::<i32>().ok()).filter(|p| *p > 0);
-        match pid {
-            None => tracing::warn!(ticket = %name, pid_file = %pid_file.display(), "no pid in the on_change pid_file"),
-            Some(pid) => {
-                // SAFETY: kill has no memory-safety preconditions; pid is positive, so one process is named.
-                let sent = unsafe { libc::kill(pid, *signal) } == 0;
-                if sent {
-                    tracing::info!(ticket = %name, generation, pid, signal = %signal_name, "signalled on change");
-                } else {
-                    let e = std::io::Error::last_os_error();
-                    tracing::warn!(ticket = %name, pid, signal = %signal_name, error = %e, "cannot signal on change");
-                }
-            }
+        let sent = signal_target(pid_file).and_then(|(pidfd, pid)| {
+            let signal = rustix::process::Signal::from_named_raw(*signal)
+                .ok_or_else(|| format!("signal {signal_name} is not a signal this system knows"))?;
+            rustix::process::pidfd_send_signal(&pidfd, signal)
+                .map(|()| pid)
+                .map_err(|e| format!("cannot signal pid {pid}: {}", std::io::Error::from(e)))
+        });
+        match sent {
+            Ok(pid) => tracing::info!(ticket = %name, generation, pid, signal = %signal_name, "signalled on change"),
+            Err(why) => tracing::warn!(
+                ticket = %name,
+                pid_file = %pid_file.display(),
+                signal = %signal_name,
+                "not signalling on change: {why}"
+            ),
         }
     }
+}
+
+/// The process named by `pid_file`, as a pidfd (so a recycled pid cannot be signalled by mistake
+/// between the checks and the signal), and its pid. Refused unless no user but root or ticketd's
+/// own could have written the pid file (owner, mode, every directory above it: the StrictModes
+/// walk) and the process runs as the pid file's owner: otherwise whoever could write the file
+/// would choose what ticketd signals.
+pub fn signal_target(pid_file: &Path) -> Result<(OwnedFd, i32), String> {
+    use crate::fsdir::{Follow, Trusted, walk};
+    let shown = pid_file.display();
+    let walked = walk(pid_file).map_err(|e| format!("cannot open {shown}: {e}"))?;
+    if let Some(concern) = walked.concerns.first() {
+        return Err(format!("{concern}, so another user could choose the process"));
+    }
+    let Some(leaf) = walked.leaf.as_deref().filter(|_| walked.missing.is_empty()) else {
+        return Err(format!("{shown} does not exist or is not a file"));
+    };
+    let fd = crate::fsdir::read::open_flags(&walked.dir, leaf, Follow::NoSymlinks)
+        .map_err(|e| format!("cannot open {shown}: {e}"))?;
+    let stat = rustix::fs::fstat(&fd).map_err(|e| format!("cannot stat {shown}: {}", std::io::Error::from(e)))?;
+    if let Some(why) = Trusted::of_process().file(&stat) {
+        return Err(format!("{shown} {why}, so another user could choose the process"));
+    }
+    let text = crate::fsdir::read::read_opened(fd, PID_FILE_MAX_BYTES).map_err(|e| format!("{shown} {e}"))?;
+    let pid = std::str::from_utf8(&text)
+        .ok()
+        .and_then(|t| t.trim().parse::<i32>().ok())
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| format!("{shown} holds no pid"))?;
+    let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
+        .map_err(|e| format!("no process {}: {}", pid.as_raw_nonzero(), std::io::Error::from(e)))?;
+    let raw = pid.as_raw_nonzero().get();
+    let uids = process_uids(raw).ok_or_else(|| format!("cannot read the owner of process {raw}"))?;
+    if !uids.contains(&stat.st_uid) {
+        return Err(format!(
+            "process {raw} runs as uid {} but {shown} belongs to uid {}; refusing to signal it",
+            uids[0], stat.st_uid
+        ));
+    }
+    Ok((pidfd, raw))
+}
+
+/// The most bytes of a pid file read.
+const PID_FILE_MAX_BYTES: u64 = 4096;
+
+/// The real and effective uid of process `pid` (`/proc/<pid>/status`).
+fn process_uids(pid: i32) -> Option<[u32; 2]> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let mut ids = status.lines().find_map(|l| l.strip_prefix("Uid:"))?.split_whitespace().map(|v| v.parse().ok());
+    Some([ids.next()??, ids.next()??])
 }
 
 #[cfg(test)]
@@ -172,5 +226,79 @@ mod tests {
         // No PATH in ticketd's environment: a standard one, so absolute-path hooks can still run tools.
         let env = hook_environment(&hook(&[]), &|_| None, "t", 1, "");
         assert_eq!(env[0], ("PATH".to_string(), DEFAULT_HOOK_PATH.to_string()));
+    }
+
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn write_pid(dir: &Path, pid: u32, mode: u32) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join("x.pid");
+        std::fs::write(&path, format!("{pid}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    #[test]
+    fn issue_16_a_pid_file_others_can_write_is_refused_and_a_good_one_is_accepted() {
+        let dir = tempfile::tempdir().unwrap();
+        let child = Reap(std::process::Command::new("sleep").arg("30").spawn().unwrap());
+        let good = write_pid(dir.path(), child.0.id(), 0o644);
+        let (_, pid) = signal_target(&good).unwrap();
+        assert_eq!(pid as u32, child.0.id());
+        let open = write_pid(dir.path(), child.0.id(), 0o666);
+        let e = signal_target(&open).unwrap_err();
+        assert!(
+            e.ends_with("x.pid is writable by every user (mode 666), so another user could choose the process"),
+            "{e}"
+        );
+        // A pid file in a directory everyone can write to could be replaced.
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        let e = signal_target(&write_pid(&shared, child.0.id(), 0o644)).unwrap_err();
+        assert!(e.contains("/shared is writable by every user"), "{e}");
+        let e = signal_target(&dir.path().join("none.pid")).unwrap_err();
+        assert!(e.contains("does not exist"), "{e}");
+        let good = write_pid(dir.path(), child.0.id(), 0o644);
+        std::fs::write(&good, "not a pid\n").unwrap();
+        let e = signal_target(&good).unwrap_err();
+        assert!(e.ends_with("holds no pid"), "{e}");
+    }
+
+    #[test]
+    #[cfg_attr(not(have_root), ignore = "needs root (chown to another uid)")]
+    fn issue_16_a_pid_file_owned_by_another_user_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let child = Reap(std::process::Command::new("sleep").arg("30").spawn().unwrap());
+        let theirs = write_pid(dir.path(), child.0.id(), 0o644);
+        std::os::unix::fs::chown(&theirs, Some(65534), None).unwrap();
+        let e = signal_target(&theirs).unwrap_err();
+        assert!(e.contains("x.pid is owned by uid 65534"), "{e}");
+    }
+
+    #[test]
+    #[cfg_attr(not(all(have_root, have_setpriv)), ignore = "needs root and setpriv (a process of another uid)")]
+    fn issue_16_a_process_not_owned_by_the_pid_files_owner_is_not_signalled() {
+        let dir = tempfile::tempdir().unwrap();
+        let child = Reap(
+            std::process::Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", "sleep", "30"])
+                .spawn()
+                .unwrap(),
+        );
+        // setpriv execs sleep in the same process; wait until it has dropped to uid 65534.
+        let dropped = (0..1000).any(|_| {
+            std::thread::sleep(Duration::from_millis(10));
+            process_uids(child.0.id() as i32) == Some([65534, 65534])
+        });
+        assert!(dropped, "setpriv did not drop privileges within 10 s");
+        let e = signal_target(&write_pid(dir.path(), child.0.id(), 0o644)).unwrap_err();
+        assert!(e.contains("runs as uid 65534 but") && e.ends_with("belongs to uid 0; refusing to signal it"), "{e}");
     }
 }
