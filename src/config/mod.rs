@@ -96,9 +96,11 @@ impl Config {
         self.tickets.iter().find(|t| t.name == name)
     }
 
-    /// A warning when keys are written in a config file that group or others may read.
+    /// A warning when keys are written in a config file that group or others may read, that
+    /// another user owns, or that sits where another user could replace it (a directory on its
+    /// path writable by others, or a symlink another user owns: the StrictModes walk).
     pub fn static_keys_warning(&self) -> Option<String> {
-        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
         let path = self.source.as_ref()?;
         let names: Vec<&str> = self
             .credentials
@@ -106,12 +108,34 @@ impl Config {
             .filter(|c| matches!(c.source, SourceSpec::Static(_)))
             .map(|c| c.name.as_str())
             .collect();
-        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
-        (!names.is_empty() && mode & 0o077 != 0).then(|| {
+        if names.is_empty() {
+            return None;
+        }
+        let metadata = std::fs::metadata(path).ok()?;
+        let mode = metadata.permissions().mode() & 0o777;
+        let trusted = crate::fsdir::Trusted::of_process();
+        let mut reasons = Vec::new();
+        if mode & 0o077 != 0 {
+            reasons.push(format!("readable by group or others (mode {mode:o}); chmod 600 it"));
+        }
+        if !trusted.uid(metadata.uid()) {
+            reasons.push(format!(
+                "owned by uid {}, not by ticketd's uid {} or root; chown it",
+                metadata.uid(),
+                trusted.uid
+            ));
+        }
+        if let Ok(walked) = crate::fsdir::walk(path) {
+            for concern in &walked.concerns {
+                reasons.push(format!("where another user could replace it: {concern}"));
+            }
+        }
+        (!reasons.is_empty()).then(|| {
             format!(
-                "{}: credentials {} hold keys in a file readable by group or others (mode {mode:o}); chmod 600 it",
+                "{}: credentials {} hold keys in a file {}",
                 path.display(),
-                names.join(", ")
+                names.join(", "),
+                reasons.join("; and ")
             )
         })
     }

@@ -269,3 +269,52 @@ fn static_keys_in_a_file_others_can_read_are_warned_about() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     assert_eq!(config.static_keys_warning(), None);
 }
+
+#[test]
+fn issue_16_static_keys_in_a_directory_others_can_write_are_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let open = dir.path().join("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let path = open.join("ticketd.toml");
+    std::fs::write(
+        &path,
+        "state_dir = \"/tmp/x\"\n[credentials.ci]\nvendor = \"tencent\"\nsource = \"static\"\nsecret_id = \"AKIDx\"\nsecret_key = \"very-secret\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let env: HashMap<String, String> = HashMap::new();
+    let config = crate::config::load(&path, &env).unwrap();
+    let warning = config.static_keys_warning().expect("a warning for the 0777 directory");
+    assert!(
+        warning.contains("credentials ci hold keys in a file where another user could replace it: ")
+            && warning.ends_with("/open is writable by every user (mode 777)"),
+        "{warning}"
+    );
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(config.static_keys_warning(), None);
+}
+
+#[test]
+#[cfg_attr(not(have_root), ignore = "needs root (chown to another uid)")]
+fn issue_16_static_keys_in_a_file_another_user_owns_are_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ticketd.toml");
+    std::fs::write(
+        &path,
+        "state_dir = \"/tmp/x\"\n[credentials.ci]\nvendor = \"tencent\"\nsource = \"static\"\nsecret_id = \"AKIDx\"\nsecret_key = \"very-secret\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+    let env: HashMap<String, String> = HashMap::new();
+    let config = crate::config::load(&path, &env).unwrap();
+    let warning = config.static_keys_warning().expect("a warning for the owner");
+    assert!(
+        warning.contains("credentials ci hold keys in a file owned by uid 65534, not by ticketd's uid 0 or root"),
+        "{warning}"
+    );
+    assert!(!warning.contains("very-secret"));
+}
