@@ -30,8 +30,16 @@ use timing::{Lifecycle, RetryClass, Step};
 
 /// The loop re-reads the wall clock at least this often, even with nothing due.
 pub const WALL_CLOCK_RECHECK: Duration = Duration::from_secs(300);
-/// A call that has not finished after this long is abandoned and retried.
+/// A call that has not finished after this long is abandoned and retried (sooner while a held
+/// token is running out: see [`call_timeout`]).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(45);
+/// The shortest a call may take before it is abandoned, however little the held token has left:
+/// a connect (5 s) and an answer fit.
+pub const MIN_CALL_TIMEOUT: Duration = Duration::from_secs(5);
+/// A new token or ticket that lives less than this is no use (the loop would refresh it several
+/// times a second): the call counts as failed and is retried with backoff. Half the shortest
+/// lifetime a config may ask for.
+pub const MIN_USEFUL_LIFE: Duration = Duration::from_secs(5);
 /// Token changes are saved to the state file at most this late (mints are saved at once), unless
 /// the last save was slow: see `SAVE_SPACING`.
 pub const SAVE_DEBOUNCE: Duration = Duration::from_millis(500);
@@ -419,6 +427,7 @@ impl Scheduler {
             },
         };
         let epoch = ticket.epoch;
+        let timeout = call_timeout(ticket.holding.valid_token(now).map(|t| until(now, t.expires_at.time())));
         ticket.in_flight = true;
         self.in_flight += 1;
         tracing::debug!(ticket = %ticket.spec.name, step = ?plan.step, "calling the API");
@@ -440,13 +449,9 @@ impl Scheduler {
             };
             let credentials_expire = credentials.expires_at;
             let call = provider.call(&spec, op, credentials);
-            let result = match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            let result = match tokio::time::timeout(timeout, call).await {
                 Ok(r) => r,
-                Err(_) => Err(ProviderError::Timeout {
-                    api: "API call",
-                    endpoint: "the endpoint".into(),
-                    timeout: CALL_TIMEOUT,
-                }),
+                Err(_) => Err(ProviderError::Timeout { api: "API call", endpoint: "the endpoint".into(), timeout }),
             };
             report.send(result, credentials_expire);
         });
@@ -802,6 +807,13 @@ fn record(ticket: &Ticket) -> StoredTicketRef<'_> {
     StoredTicketRef { kind: ticket.spec.kind().as_str(), identity: identity(&ticket.spec), holding }
 }
 
+/// How long a call may take when the held token has `remaining` to live: at most half of it, so
+/// a call that hangs is abandoned while another attempt still fits before the token lapses; never
+/// less than [`MIN_CALL_TIMEOUT`], never more than [`CALL_TIMEOUT`].
+fn call_timeout(remaining: Option<Duration>) -> Duration {
+    remaining.map_or(CALL_TIMEOUT, |left| (left / 2).clamp(MIN_CALL_TIMEOUT, CALL_TIMEOUT))
+}
+
 /// Whether the queue slot `(key, id)` is the one its ticket waits on.
 fn is_live(table: &Table, key: u64, id: TicketId) -> bool {
     table.get(id).is_some_and(|ticket| waits_on(ticket, key))
@@ -833,6 +845,7 @@ fn apply(
             if ticket.expires_at <= now {
                 return Err(malformed("the new ticket is already expired (is the host clock right?)"));
             }
+            too_short("ticket", until(now, ticket.expires_at.time()))?;
             let expires_at = ticket.expires_at.time();
             holding.pending = Some(Box::new(ticket));
             Ok(Change::Ticket { expires_at })
@@ -847,6 +860,7 @@ fn apply(
             if token.expires_at <= now {
                 return Err(malformed("the new token is already expired (is the host clock right?)"));
             }
+            too_short("token", until(now, token.expires_at.time()))?;
             let generation = holding.generation() + 1;
             let expires_at = token.expires_at.time();
             let new_ticket = step == Step::RefreshPending;
@@ -858,6 +872,19 @@ fn apply(
         }
         (_, Issued::Ticket(_)) => Err(malformed("a ticket came back where a token was expected")),
     }
+}
+
+/// A new `what` living only `life` is refused: see [`MIN_USEFUL_LIFE`].
+fn too_short(what: &str, life: Duration) -> Result<(), ProviderError> {
+    if life >= MIN_USEFUL_LIFE {
+        return Ok(());
+    }
+    let detail = format!(
+        "the new {what} expires in {} (after capping by its ticket and keys); at least {} is needed to be of use",
+        humantime::format_duration(Duration::from_millis(life.as_millis() as u64)),
+        humantime::format_duration(MIN_USEFUL_LIFE)
+    );
+    Err(ProviderError::Malformed { api: "API call", detail })
 }
 
 fn capped_token(

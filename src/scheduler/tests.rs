@@ -710,3 +710,95 @@ fn issue_16_a_call_task_dropped_before_it_reports_reports_a_failure() {
     };
     assert!(e.contains("sink writer ended without a result"), "{e}");
 }
+
+/// FakeSls whose first `hangs` RefreshToken calls never answer (a server that accepts the
+/// connection and goes quiet).
+struct Hanging {
+    inner: Arc<FakeSls>,
+    hangs: std::sync::atomic::AtomicUsize,
+}
+
+impl Provider for Hanging {
+    fn call(
+        &self,
+        spec: &TicketSpec,
+        op: Operation,
+        credentials: Credentials,
+    ) -> BoxFuture<Result<Issued, ProviderError>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if matches!(op, Operation::Refresh { .. })
+            && fake_refreshes(&self.inner) > 0
+            && self.hangs.fetch_update(SeqCst, SeqCst, |n| n.checked_sub(1)).is_ok()
+        {
+            return Box::pin(std::future::pending());
+        }
+        self.inner.call(spec, op, credentials)
+    }
+}
+
+fn fake_refreshes(fake: &FakeSls) -> usize {
+    fake.count(CallKind::Refresh, true)
+}
+
+#[tokio::test(start_paused = true)]
+async fn issue_16_a_hung_call_is_abandoned_in_time_for_another_attempt_before_the_token_lapses() {
+    let (_, fake, _, mut parts) = reliable_sls(17);
+    // The second refresh (the first of a held 60 s token) hangs; the next call would succeed.
+    parts.provider = Arc::new(Hanging { inner: fake.clone(), hangs: 1.into() });
+    let scheduler =
+        Scheduler::new(parts, vec![sls_ticket("short", DAY, Duration::from_secs(60))], StateFile::default());
+    let mut events = scheduler.events();
+    let running = Running::start(scheduler);
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    running.stop().await;
+    let mut seen = Vec::new();
+    while let Ok(event) = events.try_recv() {
+        seen.push(event);
+    }
+    let timeouts = seen.iter().filter(|e| matches!(e, Event::CallFailed { error, .. } if error.contains("no answer")));
+    assert_eq!(timeouts.count(), 1, "{seen:?}");
+    // Every new token came before the one it replaced expired (seen in the events' own fields:
+    // a 60 s token refreshed before its predecessor lapsed expires at most 60 s after it).
+    let mut expiry: Option<SystemTime> = None;
+    for event in &seen {
+        match event {
+            Event::CallFailed { retry_at, token_expires_at: Some(exp), .. } => {
+                assert!(retry_at < exp, "the retry after the hung call comes after the token lapsed");
+            }
+            Event::TokenRefreshed { expires_at, .. } => {
+                if let Some(previous) = expiry {
+                    assert!(*expires_at <= previous + Duration::from_secs(60), "a token lapsed before the next came");
+                }
+                expiry = Some(*expires_at);
+            }
+            _ => {}
+        }
+    }
+    assert!(fake_refreshes(&fake) >= 5, "refreshes: {}", fake_refreshes(&fake));
+}
+
+#[test]
+fn issue_16_the_call_timeout_is_bounded_by_what_the_held_token_has_left() {
+    assert_eq!(call_timeout(None), CALL_TIMEOUT);
+    assert_eq!(call_timeout(Some(DAY)), CALL_TIMEOUT);
+    assert_eq!(call_timeout(Some(Duration::from_secs(20))), Duration::from_secs(10));
+    assert_eq!(call_timeout(Some(Duration::from_secs(2))), MIN_CALL_TIMEOUT);
+}
+
+#[tokio::test(start_paused = true)]
+async fn issue_16_a_token_too_short_to_be_useful_is_a_failed_call_with_backoff() {
+    let (clock, fake, board, parts) = reliable_sls(19);
+    // The cloud hands out tokens that live one second.
+    let scheduler = Scheduler::new(parts, vec![sls_ticket("blink", DAY, Duration::from_secs(1))], StateFile::default());
+    let running = Running::start(scheduler);
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    running.stop().await;
+    let refreshes = fake_refreshes(&fake);
+    // Backing off 2, 4, 8 ... s (full jitter): a handful in two minutes, not five a second.
+    assert!(refreshes <= 20, "{refreshes} token calls in two minutes");
+    let view = board.get("blink").unwrap();
+    assert!(view.valid(clock.now()).is_none(), "a one-second token is not handed out");
+    assert!(view.failures as usize >= refreshes.saturating_sub(1), "{view:?}");
+    let error = view.last_error.unwrap();
+    assert!(error.contains("the new token expires in 800ms") && error.contains("at least 5s"), "{error}");
+}
