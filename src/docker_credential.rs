@@ -53,7 +53,8 @@ struct KeysNotNeeded;
 
 impl Environment for KeysNotNeeded {
     fn var(&self, _name: &str) -> Option<String> {
-        Some("(not needed by the credential helper)".into())
+        // Key-shaped (printable ASCII, no space), so the load-time check of keys passes.
+        Some("not-needed-by-the-credential-helper".into())
     }
 }
 

@@ -129,6 +129,20 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+/// A JSON error said without the values it may quote. serde's own text quotes a value of the
+/// wrong type (``invalid type: string "eyJ…", expected u64``), and the JSON ticketd reads (API
+/// answers, the state file) holds tokens and tickets: this says only what kind of error it was
+/// and where.
+pub fn json_error_without_values(e: &serde_json::Error) -> String {
+    let kind = match e.classify() {
+        serde_json::error::Category::Io => "a read error",
+        serde_json::error::Category::Syntax => "a syntax error",
+        serde_json::error::Category::Data => "a value of the wrong type or a missing field",
+        serde_json::error::Category::Eof => "the text ends too early",
+    };
+    format!("{kind} at line {}, column {}", e.line(), e.column())
+}
+
 /// Where secrets' bytes live.
 ///
 /// A daemon holding 100,000 tickets holds 200,000 secrets of a few hundred bytes each, replaced
@@ -443,6 +457,16 @@ mod tests {
         assert_eq!(format!("{secret}"), "<redacted>");
         assert_eq!(format!("{:?}", Some(secret.clone())), "Some(<redacted>)");
         assert_eq!(secret.expose(), "hunter2-very-secret");
+    }
+
+    #[test]
+    fn issue_16_json_errors_never_quote_a_value() {
+        let e = serde_json::from_str::<u64>(r#""eyJsecret-token""#).unwrap_err();
+        assert!(e.to_string().contains("eyJsecret-token"), "serde's own text quotes it: {e}");
+        let said = json_error_without_values(&e);
+        assert_eq!(said, "a value of the wrong type or a missing field at line 1, column 17");
+        let e = serde_json::from_str::<serde_json::Value>(r#"{"a": "eyJsecret"#).unwrap_err();
+        assert!(!json_error_without_values(&e).contains("eyJ"));
     }
 
     #[test]

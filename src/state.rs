@@ -233,7 +233,9 @@ enum Unreadable {
 fn parse(text: impl Read) -> Result<StateFile, Unreadable> {
     let state: StateFile = serde_json::from_reader(text).map_err(|e| match e.io_error_kind() {
         Some(kind) => Unreadable::Io(io::Error::new(kind, e.to_string())),
-        None => Unreadable::Corrupt(e.to_string()),
+        // Not serde's own text: a value of the wrong type is quoted in it, and the values here
+        // are tokens and tickets.
+        None => Unreadable::Corrupt(crate::secret::json_error_without_values(&e)),
     })?;
     if state.version != VERSION {
         return Err(Unreadable::Corrupt(format!("state version {} is not {VERSION}", state.version)));
@@ -314,7 +316,7 @@ mod tests {
         let loaded = state_dir.load().unwrap();
         let (aside, why) = loaded.set_aside.unwrap();
         assert_eq!(fs::read(&aside).unwrap(), b"{\"version\": 1, \"tick");
-        assert!(why.contains("EOF"), "{why}");
+        assert!(why.contains("the text ends too early"), "{why}");
         assert!(loaded.state.tickets.is_empty());
     }
 }

@@ -88,3 +88,41 @@ async fn issue_16_a_non_ascii_ticket_then_an_error_is_reported_and_the_others_ke
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(Duration::from_secs(30)).await, 0);
 }
+
+/// A key with a pasted `é` or U+200B in the environment: `run` refuses to start and
+/// `check-config` fails, both naming the variable and never showing the value. Before the fix the
+/// daemon started and signed with the key (a vendor would answer with an error that scrub then
+/// panicked on).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_16_a_non_ascii_key_in_the_environment_is_refused_at_start_by_name() {
+    let h = Harness::start().await;
+    let config = h.write_config(TWO_SLS_AND_A_DSW);
+    let good = h.key.access_key_secret.expose().to_string();
+    for (n, (pasted, code_point)) in [("\u{e9}", "U+00E9"), ("\u{200b}", "U+200B")].into_iter().enumerate() {
+        let bad = format!("{}{pasted}{}", &good[..10], &good[10..]);
+        for command in ["run", "check-config"] {
+            let log = h.path(&format!("refused-{command}-{n}.txt"));
+            let mut child = h
+                .command(&[command, "-c", config.to_str().unwrap()])
+                .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", &bad)
+                .stdout(std::fs::File::create(h.path(&format!("refused-{command}-{n}-out.txt"))).unwrap())
+                .stderr(std::fs::File::create(&log).unwrap())
+                .spawn()
+                .expect("spawn ticketd");
+            let status = wait_for(&format!("`ticketd {command}` to refuse the key"), Duration::from_secs(20), || {
+                child.try_wait().expect("try_wait")
+            })
+            .await;
+            let output = std::fs::read_to_string(&log).unwrap()
+                + &std::fs::read_to_string(h.path(&format!("refused-{command}-{n}-out.txt"))).unwrap();
+            assert!(!status.success(), "`ticketd {command}` accepted the key:\n{output}");
+            assert!(
+                output.contains("environment variable ALIBABA_CLOUD_ACCESS_KEY_SECRET holds a non-ASCII character")
+                    && output.contains(code_point),
+                "`ticketd {command}`:\n{output}"
+            );
+            assert!(!output.contains(&good[..10]) && !output.contains(&good[10..]), "the key was shown:\n{output}");
+        }
+    }
+    assert_eq!(h.emulator.stats().create_ticket + h.emulator.stats().rejected, 0, "no call was made");
+}

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+use serde::de;
+use zeroize::Zeroizing;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct RawConfig {
@@ -25,25 +27,27 @@ pub struct RawRateLimits {
     pub tencent: Option<i64>,
 }
 
+/// The keys that may hold a secret (the `*_env` names too: a key pasted on the wrong line) are
+/// [`RawSecret`]s: no error or `Debug` output shows them.
 #[derive(Debug, Default, Deserialize)]
 pub struct RawCredentials {
     pub vendor: Option<String>,
     pub source: Option<String>,
     // Alibaba environment variable names.
-    pub access_key_id_env: Option<String>,
-    pub access_key_secret_env: Option<String>,
-    pub security_token_env: Option<String>,
+    pub access_key_id_env: Option<RawSecret>,
+    pub access_key_secret_env: Option<RawSecret>,
+    pub security_token_env: Option<RawSecret>,
     // Tencent environment variable names.
-    pub secret_id_env: Option<String>,
-    pub secret_key_env: Option<String>,
-    pub session_token_env: Option<String>,
+    pub secret_id_env: Option<RawSecret>,
+    pub secret_key_env: Option<RawSecret>,
+    pub session_token_env: Option<RawSecret>,
     // source = "static".
-    pub access_key_id: Option<String>,
-    pub access_key_secret: Option<String>,
-    pub security_token: Option<String>,
-    pub secret_id: Option<String>,
-    pub secret_key: Option<String>,
-    pub session_token: Option<String>,
+    pub access_key_id: Option<RawSecret>,
+    pub access_key_secret: Option<RawSecret>,
+    pub security_token: Option<RawSecret>,
+    pub secret_id: Option<RawSecret>,
+    pub secret_key: Option<RawSecret>,
+    pub session_token: Option<RawSecret>,
     // source = "profile".
     pub profile: Option<String>,
     pub profile_file: Option<String>,
@@ -109,4 +113,77 @@ pub struct RawSink {
     pub env_token: Option<String>,
     pub env_username: Option<String>,
     pub env_expires_at: Option<String>,
+}
+
+/// The text of a config key that may hold a secret. A value of the wrong type is refused without
+/// being shown (serde's own message would quote it: ``invalid type: integer `…` ``), `Debug`
+/// prints `<redacted>`, and the text is wiped when dropped.
+#[derive(Default)]
+pub struct RawSecret(Zeroizing<String>);
+
+impl std::ops::Deref for RawSecret {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for RawSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl<'de> Deserialize<'de> for RawSecret {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Text;
+        /// What was found instead of a string, by kind only.
+        fn wrong<E: de::Error>(kind: &'static str) -> Result<RawSecret, E> {
+            Err(E::invalid_type(de::Unexpected::Other(kind), &Text))
+        }
+        impl<'de> de::Visitor<'de> for Text {
+            type Value = RawSecret;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string in quotes (the value is not shown)")
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<RawSecret, E> {
+                Ok(RawSecret(Zeroizing::new(value.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, value: String) -> Result<RawSecret, E> {
+                Ok(RawSecret(Zeroizing::new(value)))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<RawSecret, E> {
+                wrong("a boolean")
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<RawSecret, E> {
+                wrong("an integer")
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<RawSecret, E> {
+                wrong("an integer")
+            }
+            fn visit_i128<E: de::Error>(self, _: i128) -> Result<RawSecret, E> {
+                wrong("an integer")
+            }
+            fn visit_u128<E: de::Error>(self, _: u128) -> Result<RawSecret, E> {
+                wrong("an integer")
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<RawSecret, E> {
+                wrong("a number")
+            }
+            fn visit_char<E: de::Error>(self, _: char) -> Result<RawSecret, E> {
+                wrong("a character")
+            }
+            fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<RawSecret, E> {
+                wrong("bytes")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, _: A) -> Result<RawSecret, A::Error> {
+                wrong("an array")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, _: A) -> Result<RawSecret, A::Error> {
+                wrong("a table or a date")
+            }
+        }
+        deserializer.deserialize_str(Text)
+    }
 }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::locate::{KeyPath, LineIndex, Locator};
-use super::raw::{RawConfig, RawCredentials, RawHook, RawSink, RawTicket};
+use super::raw::{RawConfig, RawCredentials, RawHook, RawSecret, RawSink, RawTicket};
 use super::split;
 use super::*;
 
@@ -61,6 +61,22 @@ impl<'a> Checker<'a> {
                 self.report(at, "is required");
                 None
             }
+        }
+    }
+
+    /// A key, secret or token written in the file: required, and text a vendor issues (see
+    /// [`crate::credentials::key_text_problem`]). Problems name the key, never the value.
+    fn required_key<'v>(&mut self, value: &'v Option<RawSecret>, at: &KeyPath) -> Option<&'v str> {
+        let Some(value) = value.as_ref() else {
+            self.report(at, "is required");
+            return None;
+        };
+        match crate::credentials::key_text_problem(value) {
+            Some(problem) => {
+                self.report(at, problem);
+                None
+            }
+            None => Some(value),
         }
     }
 
@@ -361,15 +377,30 @@ fn valid_name(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_' || b == b'-')
 }
 
-fn env_var_name(c: &mut Checker<'_>, value: &Option<String>, default: &str, at: &KeyPath) -> String {
+/// The variable a `*_env` key names. Names are upper-case letters, digits and `_` (not starting
+/// with a digit), as POSIX has them: anything else is refused without being shown, since a key
+/// pasted into the wrong line (`access_key_secret_env = "<the secret>"`) would otherwise be echoed
+/// back in this error and in every "is not set" after it. (Vendor keys are mixed case: one passing
+/// as a name is about as likely as guessing it.)
+fn env_var_name(c: &mut Checker<'_>, value: &Option<RawSecret>, default: &str, at: &KeyPath) -> String {
     match value {
-        Some(v) if v.is_empty() || v.contains('=') || v.contains('\0') => {
-            c.report(at, format!("`{v}` is not an environment variable name"));
+        Some(v) if !is_env_var_name(v) => {
+            c.report(
+                at,
+                "is not an environment variable name: use upper-case letters, digits and `_`, not starting \
+                 with a digit (the value is not shown, in case it is a key pasted on the wrong line)",
+            );
             default.to_string()
         }
-        Some(v) => v.clone(),
+        Some(v) => v.to_string(),
         None => default.to_string(),
     }
+}
+
+fn is_env_var_name(name: &str) -> bool {
+    name.len() <= 128
+        && name.bytes().next().is_some_and(|b| b.is_ascii_uppercase() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 fn credential(
@@ -482,6 +513,18 @@ fn credential(
             }
         }
     }
+    // Keys the environment holds (for `env`, and for the chain, whose first member it is) must
+    // be text a vendor issues: a pasted `é` or U+200B is refused here, at load, by name.
+    if source_name == "env" || source_name == "chain" {
+        for var in [&id_var, &secret_var, &token_var] {
+            let value = env.var(var).map(zeroize::Zeroizing::new);
+            if let Some(problem) =
+                value.filter(|v| !v.is_empty()).and_then(|v| crate::credentials::key_text_problem(&v))
+            {
+                c.report(at, format!("environment variable {var} {problem} (read by credentials `{name}`)"));
+            }
+        }
+    }
     let env_spec = SourceSpec::Env { id_var, secret_var, token_var };
     let profile = SourceSpec::Profile {
         profile: rc.profile.clone(),
@@ -543,12 +586,20 @@ fn credential(
                 Vendor::Alibaba => (&rc.access_key_id, &rc.access_key_secret, &rc.security_token),
                 Vendor::Tencent => (&rc.secret_id, &rc.secret_key, &rc.session_token),
             };
-            let id = c.required(id, &at.key(id_key)).map(str::to_string);
-            let secret = c.required(secret, &at.key(secret_key)).map(str::to_string);
+            let token_key = match vendor {
+                Vendor::Alibaba => "security_token",
+                Vendor::Tencent => "session_token",
+            };
+            let id = c.required_key(id, &at.key(id_key));
+            let secret = c.required_key(secret, &at.key(secret_key));
+            let token = token.as_ref().filter(|t| !t.is_empty());
+            if let Some(problem) = token.and_then(|t| crate::credentials::key_text_problem(t)) {
+                c.report(&at.key(token_key), problem);
+            }
             SourceSpec::Static(crate::credentials::Credentials {
                 access_key_id: crate::secret::Secret::new(id?),
                 access_key_secret: crate::secret::Secret::new(secret?),
-                security_token: token.clone().filter(|t| !t.is_empty()).map(crate::secret::Secret::new),
+                security_token: token.map(|t| crate::secret::Secret::new(&**t)),
                 expires_at: None,
             })
         }
@@ -1664,5 +1715,128 @@ path = "/root/.docker/config.json"
             joined.contains("on_change.env.TICKETD_TICKET: `TICKETD_*` variables are set by ticketd itself"),
             "{joined}"
         );
+    }
+
+    /// Issue #16 item 12: no problem ever shows a value from a field that may hold a secret
+    /// (type errors, a key pasted into a `*_env` line, syntax errors inside the value), and empty
+    /// keys or keys with NUL, newline or non-ASCII characters are refused by key. Item 1: keys in
+    /// the environment are checked at load too, by variable name.
+    #[test]
+    fn issue_16_secret_fields_are_never_echoed_and_bad_key_text_is_refused() {
+        let with = |body: &str| GOOD.replace("vendor = \"alibaba\"", &format!("vendor = \"alibaba\"\n{body}"));
+        let none = HashMap::new();
+        let secret = "9876543210987654";
+        let mixed = "aZ3kQ9vX2mP7wL5nR8tY1bC4dF6gH0";
+        let cases: Vec<(String, &str, &str)> = vec![
+            (
+                format!("source = \"static\"\naccess_key_id = \"LTAIx\"\naccess_key_secret = {secret}"),
+                secret,
+                "an integer",
+            ),
+            (
+                format!("source = \"static\"\naccess_key_id = \"LTAIx\"\naccess_key_secret = {secret}.5"),
+                secret,
+                "a number",
+            ),
+            (format!("source = \"static\"\naccess_key_id = {secret}\naccess_key_secret = \"s\""), secret, "an integer"),
+            (
+                format!("source = \"static\"\naccess_key_id = \"LTAIx\"\naccess_key_secret = [\"{mixed}\"]"),
+                mixed,
+                "an array",
+            ),
+            (
+                format!("source = \"env\"\naccess_key_secret_env = \"{mixed}\""),
+                mixed,
+                "access_key_secret_env: is not an environment variable name",
+            ),
+            (
+                format!("source = \"env\"\naccess_key_secret_env = \"{mixed}=x\""),
+                mixed,
+                "is not an environment variable name",
+            ),
+            (format!("source = \"env\"\nsecurity_token_env = {secret}"), secret, "an integer"),
+            (format!("source = \"static\"\naccess_key_id = \"LTAIx\"\naccess_key_secret = {mixed}"), mixed, "t.toml:"),
+            (
+                format!("source = \"static\"\naccess_key_id = \"LTAIx\"\naccess_key_secret = \"{mixed}\\q\""),
+                mixed,
+                "t.toml:",
+            ),
+            (
+                format!("source = \"static\"\naccess_key_id = \"LTAIx\"\naccess_key_secret = \"{mixed}"),
+                mixed,
+                "t.toml:",
+            ),
+            (
+                format!("source = \"static\"\naccess_key_id = \"LTAIx\"\naccess_key_secret = '{mixed}\n'"),
+                mixed,
+                "t.toml:",
+            ),
+            (
+                format!("source = \"static\"\naccess_key_id = \"LTAIx\"\naccess_key_secret = \"{mixed}\\u0000\""),
+                mixed,
+                "access_key_secret: holds a control character (U+0000) at character 31",
+            ),
+            (
+                format!("source = \"static\"\naccess_key_id = \"LTAIx\"\naccess_key_secret = \"{mixed}\\n\""),
+                mixed,
+                "access_key_secret: holds a control character (U+000A)",
+            ),
+            (
+                format!("source = \"static\"\naccess_key_id = \"LTAIx\"\naccess_key_secret = \"\u{200b}{mixed}\""),
+                mixed,
+                "access_key_secret: holds a non-ASCII character (U+200B) at character 1",
+            ),
+            (
+                format!(
+                    "source = \"static\"\naccess_key_id = \"LTAIx\"\naccess_key_secret = \"{mixed}\"\nsecurity_token = \"{mixed} x\""
+                ),
+                mixed,
+                "security_token: holds a space",
+            ),
+            (
+                "source = \"static\"\naccess_key_id = \"LTAIx\"\naccess_key_secret = \"\"".to_string(),
+                "\u{0}",
+                "access_key_secret: is empty",
+            ),
+            (
+                "source = \"static\"\naccess_key_id = \"\"\naccess_key_secret = \"s\"".to_string(),
+                "\u{0}",
+                "access_key_id: is empty",
+            ),
+        ];
+        for (body, value, expected) in &cases {
+            let joined = problems(&with(body), &none).join("\n");
+            assert!(joined.contains(expected), "expected {expected:?} for {body:?} in\n{joined}");
+            assert!(
+                !joined.contains(value) && !joined.contains(&value[..8.min(value.len())]),
+                "a secret echoed:\n{joined}"
+            );
+        }
+        // Keys in the environment: refused at load (`env` and the default chain), by name only.
+        for source in ["source = \"env\"", ""] {
+            for bad in [format!("{mixed}\u{e9}"), format!("{mixed}\u{200b}"), format!("{mixed}\n")] {
+                let env = HashMap::from([
+                    (ALIBABA_ACCESS_KEY_ID_ENV.to_string(), "LTAIx".to_string()),
+                    (ALIBABA_ACCESS_KEY_SECRET_ENV.to_string(), bad.clone()),
+                ]);
+                let joined = problems(&with(source), &env).join("\n");
+                assert!(
+                    joined.contains(&format!(
+                        "credentials.prod: environment variable {ALIBABA_ACCESS_KEY_SECRET_ENV} holds"
+                    )),
+                    "{joined}"
+                );
+                assert!(!joined.contains(&mixed[..8]), "{joined}");
+            }
+        }
+        // Conventional names and good keys still pass.
+        let env =
+            HashMap::from([("MY_KEY_1".to_string(), "LTAIx".to_string()), ("_SK".to_string(), mixed.to_string())]);
+        parse(
+            &with("source = \"env\"\naccess_key_id_env = \"MY_KEY_1\"\naccess_key_secret_env = \"_SK\""),
+            "t.toml",
+            &env,
+        )
+        .unwrap();
     }
 }

@@ -38,9 +38,44 @@ impl Credentials {
         }
     }
 
+    /// The first of the id, secret and token (called `names` in the error) whose text is not a
+    /// key's (see [`key_text_problem`]), and what is wrong with it.
+    pub fn text_problem(&self, names: [&str; 3]) -> Option<String> {
+        let parts = [Some(&self.access_key_id), Some(&self.access_key_secret), self.security_token.as_ref()];
+        parts.into_iter().zip(names).find_map(|(part, name)| {
+            part.and_then(|p| key_text_problem(p.expose())).map(|problem| format!("{name} {problem}"))
+        })
+    }
+
     fn usable_at(&self, now: SystemTime) -> bool {
         self.expires_at.is_none_or(|t| t > now)
     }
+}
+
+/// What is wrong with the text of a key, secret id or STS token, or `None` when it may be one.
+///
+/// The vendors' keys and tokens are printable ASCII without spaces; anything else is a paste
+/// gone wrong (a U+200B or a non-breaking space from a web page, an `é`, a newline from
+/// `$(cat file)`) and is refused where it is read, before it is signed with or sent. The answer
+/// names the offending character by kind, code point and position, never the value, so it can
+/// go into any error message.
+pub fn key_text_problem(value: &str) -> Option<String> {
+    if value.is_empty() {
+        return Some("is empty".into());
+    }
+    let (at, c) = value.chars().enumerate().find(|(_, c)| !c.is_ascii_graphic())?;
+    let kind = match c {
+        ' ' => "a space",
+        c if c.is_control() => "a control character",
+        c if c.is_whitespace() => "a whitespace character",
+        _ => "a non-ASCII character",
+    };
+    Some(format!(
+        "holds {kind} (U+{:04X}) at character {}: keys are printable ASCII without spaces (look for a pasted \
+         invisible character or a stray newline)",
+        u32::from(c),
+        at + 1
+    ))
 }
 
 /// A token call waits at most this long for a set's first fetch or a refresh under way.
@@ -235,5 +270,33 @@ mod tests {
 
         let err = resolve(&spec, &HashMap::<String, String>::new()).unwrap_err();
         assert_eq!(err.to_string(), "credentials `prod`: environment variable ID is not set");
+    }
+
+    /// Issue #16 item 1: a key with a non-ASCII or control character is refused where it is
+    /// read, naming the variable and never the value.
+    #[test]
+    fn issue_16_keys_with_non_ascii_or_control_characters_are_refused_naming_the_variable() {
+        let spec = CredentialSpec {
+            name: "prod".into(),
+            vendor: Vendor::Alibaba,
+            source: SourceSpec::Env { id_var: "ID".into(), secret_var: "SK".into(), token_var: "TOK".into() },
+        };
+        for (var, value, kind) in [
+            ("SK", "s3cr\u{e9}t-key", "a non-ASCII character (U+00E9) at character 5"),
+            ("SK", "s3cret\u{200b}key", "a non-ASCII character (U+200B) at character 7"),
+            ("ID", "LTAIkey\n", "a control character (U+000A) at character 8"),
+            ("SK", "s3c\0ret", "a control character (U+0000) at character 4"),
+            ("TOK", "CAIS tok", "a space (U+0020) at character 5"),
+            ("SK", "\u{a0}s3cret", "a whitespace character (U+00A0) at character 1"),
+        ] {
+            let mut env =
+                HashMap::from([("ID".to_string(), "LTAIkey".to_string()), ("SK".to_string(), "s3cr3t".to_string())]);
+            env.insert(var.to_string(), value.to_string());
+            let err = resolve(&spec, &env).unwrap_err().to_string();
+            assert!(err.starts_with(&format!("credentials `prod`: environment variable {var} holds {kind}")), "{err}");
+            assert!(!err.contains(value) && !err.contains("s3c"), "{err}");
+        }
+        assert_eq!(key_text_problem("LTAI5tAbc+/=xyz"), None);
+        assert_eq!(key_text_problem("").as_deref(), Some("is empty"));
     }
 }

@@ -106,8 +106,10 @@ impl Provider for CloudProvider {
 
 /// Parse a JSON answer.
 pub(crate) fn parse<'a, T: Deserialize<'a>>(api: &'static str, body: &'a [u8]) -> Result<T, ProviderError> {
-    serde_json::from_slice(body)
-        .map_err(|e| ProviderError::Malformed { api, detail: format!("not the expected JSON ({e})") })
+    serde_json::from_slice(body).map_err(|e| ProviderError::Malformed {
+        api,
+        detail: format!("not the expected JSON ({})", crate::secret::json_error_without_values(&e)),
+    })
 }
 
 /// A field that must be present, non-empty and of sane size.

@@ -95,8 +95,12 @@ pub async fn oidc(spec: &OidcSpec, ctx: &Context) -> Result<Fetched, SourceError
     let status = response.status();
     let body =
         crate::http::read_limited(response).await.map_err(|e| SourceError::Failed(format!("STS {host}: {e}")))?;
-    let answer: StsAnswer = serde_json::from_slice(&body)
-        .map_err(|e| SourceError::Failed(format!("STS {host}: HTTP {status}, not the expected JSON ({e})")))?;
+    let answer: StsAnswer = serde_json::from_slice(&body).map_err(|e| {
+        SourceError::Failed(format!(
+            "STS {host}: HTTP {status}, not the expected JSON ({})",
+            crate::secret::json_error_without_values(&e)
+        ))
+    })?;
     let Some(c) = answer.credentials else {
         return Err(SourceError::Failed(format!(
             "STS {host} AssumeRoleWithOIDC for {}: HTTP {status} {}: {}",
@@ -182,8 +186,13 @@ pub fn read_profile(
 
 fn cli_profile(path: &Path, wanted: Option<&str>, what: &str) -> Result<Fetched, SourceError> {
     let text = read_file(what, path)?;
-    let config: CliConfig = serde_json::from_str(&text)
-        .map_err(|e| SourceError::Failed(format!("{}: not a CLI config ({e})", path.display())))?;
+    let config: CliConfig = serde_json::from_str(&text).map_err(|e| {
+        SourceError::Failed(format!(
+            "{}: not a CLI config ({})",
+            path.display(),
+            crate::secret::json_error_without_values(&e)
+        ))
+    })?;
     let name = wanted.map(str::to_string).or(config.current).unwrap_or_else(|| "default".into());
     let p = config
         .profiles
@@ -322,8 +331,12 @@ pub async fn ecs_ram_role(spec: &MetadataSpec, ctx: &Context) -> Result<Fetched,
         &format!("credentials of role {role}"),
     )
     .await?;
-    let c: MetadataCredentials = serde_json::from_str(&text)
-        .map_err(|e| SourceError::Failed(format!("metadata {base}: not the expected JSON ({e})")))?;
+    let c: MetadataCredentials = serde_json::from_str(&text).map_err(|e| {
+        SourceError::Failed(format!(
+            "metadata {base}: not the expected JSON ({})",
+            crate::secret::json_error_without_values(&e)
+        ))
+    })?;
     if c.code.as_deref() != Some("Success") {
         return Err(SourceError::Failed(format!("metadata {base}: Code is {:?}, not Success", c.code)));
     }

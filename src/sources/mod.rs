@@ -18,6 +18,8 @@ use std::time::{Duration, SystemTime};
 use crate::clock::Clock;
 use crate::config::{Config, CredentialSpec, Environment, SourceSpec, Vendor};
 use crate::credentials::{CredentialError, Credentials};
+use crate::secret::Secret;
+use zeroize::Zeroizing;
 
 /// Metadata services answer within this or are taken as absent (the SDKs' 1 s).
 pub const METADATA_TIMEOUT: Duration = Duration::from_secs(1);
@@ -137,6 +139,16 @@ pub async fn fetch_watched(spec: &CredentialSpec, ctx: &Context) -> Result<(Fetc
 }
 
 async fn fetch_one(vendor: Vendor, source: &SourceSpec, ctx: &Context) -> Result<Fetched, SourceError> {
+    let fetched = fetch_unchecked(vendor, source, ctx).await?;
+    // Every source's keys (files, STS and metadata answers too) are checked before use: a key
+    // that holds a character no vendor issues is a broken file or a hostile answer.
+    match fetched.credentials.text_problem(key_names(vendor)) {
+        Some(problem) => Err(SourceError::Failed(format!("{}: {problem}", fetched.description))),
+        None => Ok(fetched),
+    }
+}
+
+async fn fetch_unchecked(vendor: Vendor, source: &SourceSpec, ctx: &Context) -> Result<Fetched, SourceError> {
     let plain = |credentials: Credentials, description: String| Fetched { credentials, description };
     match (vendor, source) {
         (_, SourceSpec::InMemory(c)) => Ok(plain(c.clone(), "in-memory".into())),
@@ -167,11 +179,32 @@ pub fn env_keys(
     secret_var: &str,
     token_var: &str,
 ) -> Result<Credentials, SourceError> {
-    let get = |var: &str| env.var(var).filter(|v| !v.is_empty());
-    let id = get(id_var).ok_or_else(|| SourceError::Absent(format!("environment variable {id_var} is not set")))?;
+    // The values are wiped once copied into the secrets.
+    let get = |var: &str| -> Result<Option<Zeroizing<String>>, SourceError> {
+        let Some(value) = env.var(var).map(Zeroizing::new).filter(|v| !v.is_empty()) else { return Ok(None) };
+        match crate::credentials::key_text_problem(&value) {
+            Some(problem) => Err(SourceError::Failed(format!("environment variable {var} {problem}"))),
+            None => Ok(Some(value)),
+        }
+    };
+    let id = get(id_var)?.ok_or_else(|| SourceError::Absent(format!("environment variable {id_var} is not set")))?;
     let secret =
-        get(secret_var).ok_or_else(|| SourceError::Absent(format!("environment variable {secret_var} is not set")))?;
-    Ok(Credentials::long_term(id, secret, get(token_var)))
+        get(secret_var)?.ok_or_else(|| SourceError::Absent(format!("environment variable {secret_var} is not set")))?;
+    let token = get(token_var)?;
+    Ok(Credentials {
+        access_key_id: Secret::new(&*id),
+        access_key_secret: Secret::new(&*secret),
+        security_token: token.as_deref().map(Secret::new),
+        expires_at: None,
+    })
+}
+
+/// The names of a vendor's id, secret and token, as its APIs spell them (for errors).
+pub fn key_names(vendor: Vendor) -> [&'static str; 3] {
+    match vendor {
+        Vendor::Alibaba => ["AccessKeyId", "AccessKeySecret", "SecurityToken"],
+        Vendor::Tencent => ["SecretId", "SecretKey", "Token"],
+    }
 }
 
 /// How a set would resolve, from variables and files only (no network): for `check-config`.

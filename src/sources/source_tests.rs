@@ -318,3 +318,27 @@ fn issue_16_static_keys_in_a_file_another_user_owns_are_warned_about() {
     );
     assert!(!warning.contains("very-secret"));
 }
+
+/// Issue #16 item 1: keys from every source are checked, not only the environment's: a profile
+/// file whose secret holds a pasted U+200B is refused naming the file and the key, not the value.
+#[tokio::test]
+async fn issue_16_a_profile_key_with_a_non_ascii_character_is_refused_by_name() {
+    let s = setup().await;
+    let file = s.dir.path().join("credentials.ini");
+    std::fs::write(
+        &file,
+        "[default]\ntype = access_key\naccess_key_id = LTAIx\naccess_key_secret = s3cr\u{200b}etkey\n",
+    )
+    .unwrap();
+    let spec = s.spec(Vendor::Alibaba, SourceSpec::Profile { profile: None, file: Some(file.clone()) });
+    let ctx = s.ctx(&[("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "true".into())]);
+    let e = fetch(&spec, &ctx).await.unwrap_err().to_string();
+    assert!(e.contains(&file.display().to_string()), "{e}");
+    assert!(e.contains("AccessKeySecret holds a non-ASCII character (U+200B) at character 5"), "{e}");
+    assert!(!e.contains("s3cr") && !e.contains("etkey"), "{e}");
+    let tencent = s.dir.path().join("tencent.ini");
+    std::fs::write(&tencent, "[default]\nsecret_id = AKIDx\nsecret_key = k\u{e9}y\n").unwrap();
+    let spec = s.spec(Vendor::Tencent, SourceSpec::Profile { profile: None, file: Some(tencent) });
+    let e = fetch(&spec, &ctx).await.unwrap_err().to_string();
+    assert!(e.contains("SecretKey holds a non-ASCII character (U+00E9) at character 2"), "{e}");
+}

@@ -104,8 +104,12 @@ pub async fn cvm_role(spec: &MetadataSpec, ctx: &Context) -> Result<Fetched, Sou
             .ok_or_else(|| SourceError::Failed(format!("metadata {base}: the instance has no CAM role")))?,
     };
     let text = get(format!("/latest/meta-data/cam/security-credentials/{role}")).await?;
-    let c: CvmCredentials = serde_json::from_str(&text)
-        .map_err(|e| SourceError::Failed(format!("metadata {base}: not the expected JSON ({e})")))?;
+    let c: CvmCredentials = serde_json::from_str(&text).map_err(|e| {
+        SourceError::Failed(format!(
+            "metadata {base}: not the expected JSON ({})",
+            crate::secret::json_error_without_values(&e)
+        ))
+    })?;
     if c.Code.as_deref().is_some_and(|c| c != "Success") {
         return Err(SourceError::Failed(format!("metadata {base}: Code is {:?}, not Success", c.Code)));
     }
@@ -205,8 +209,12 @@ pub async fn oidc(spec: &OidcSpec, ctx: &Context) -> Result<Fetched, SourceError
         .map_err(|e| SourceError::Failed(format!("STS {endpoint}: {}", e.without_url())))?;
     let body =
         crate::http::read_limited(response).await.map_err(|e| SourceError::Failed(format!("STS {endpoint}: {e}")))?;
-    let answer: StsAnswer = serde_json::from_slice(&body)
-        .map_err(|e| SourceError::Failed(format!("STS {endpoint}: not the expected JSON ({e})")))?;
+    let answer: StsAnswer = serde_json::from_slice(&body).map_err(|e| {
+        SourceError::Failed(format!(
+            "STS {endpoint}: not the expected JSON ({})",
+            crate::secret::json_error_without_values(&e)
+        ))
+    })?;
     let r = answer.Response;
     if let Some(e) = r.Error {
         return Err(SourceError::Failed(format!(
