@@ -30,8 +30,8 @@ use timing::{Lifecycle, RetryClass, Step};
 
 /// The loop re-reads the wall clock at least this often, even with nothing due.
 pub const WALL_CLOCK_RECHECK: Duration = Duration::from_secs(300);
-/// A call that has not finished after this long is abandoned and retried (sooner while a held
-/// token is running out: see [`call_timeout`]).
+/// A call that has not finished after this long is abandoned and retried; sooner while a held
+/// token is running out: after half the time it has left, but not before [`MIN_CALL_TIMEOUT`].
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(45);
 /// The shortest a call may take before it is abandoned, however little the held token has left:
 /// a connect (5 s) and an answer fit.
@@ -52,6 +52,11 @@ const SLOW_SAVE: Duration = Duration::from_millis(20);
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// At most this many API calls run at once.
 pub const MAX_IN_FLIGHT: usize = 64;
+/// At most this many tickets just minted wait for the state save before their first token call;
+/// then no call starts until the save. Bounds the tickets holding a pending ticket at once while
+/// saves are spaced, yet lets mints go on between saves (at 100,000 tickets a save comes every
+/// ~2.4 s; 256 mints in that time are more than the default rate limits allow).
+pub const MAX_AWAITING_SAVE: usize = 4 * MAX_IN_FLIGHT;
 /// How often, at most, the loop looks whether the secret pool needs its secrets moved down (see
 /// [`Scheduler::settle_secrets`]).
 const SETTLE_EVERY: Duration = Duration::from_millis(250);
@@ -77,6 +82,9 @@ pub enum Persistence {
     Disk(Arc<StateDir>),
     /// For tests: the last saved state, in memory.
     Memory(Arc<Mutex<StateFile>>),
+    /// For tests: like `Memory`, each save taking (real) time, as a big state on disk does.
+    #[cfg(test)]
+    SlowMemory(Arc<Mutex<StateFile>>, Duration),
 }
 
 impl Persistence {
@@ -87,6 +95,11 @@ impl Persistence {
                 let value = serde_json::to_value(state).map_err(|e| e.to_string())?;
                 *slot.lock().expect("state lock") = serde_json::from_value(value).map_err(|e| e.to_string())?;
                 Ok(())
+            }
+            #[cfg(test)]
+            Persistence::SlowMemory(slot, took) => {
+                std::thread::sleep(*took);
+                Persistence::Memory(slot.clone()).save(state)
             }
         }
     }
@@ -223,6 +236,9 @@ pub struct Scheduler {
     save_at: Option<SystemTime>,
     /// No save before this (see [`SAVE_SPACING`]).
     save_floor: Option<SystemTime>,
+    /// Tickets just minted (with their epochs) whose first token is asked for only once the state
+    /// file holds the new ticket: a crash meanwhile never loses it (and mints again).
+    awaiting_save: std::collections::HashMap<TicketId, u32>,
     in_flight: usize,
     /// The board changed since its readers were last told.
     changed: bool,
@@ -247,6 +263,7 @@ impl Scheduler {
             calls: TaskTracker::new(),
             save_at: None,
             save_floor: None,
+            awaiting_save: std::collections::HashMap::new(),
             in_flight: 0,
             changed: false,
             settle_checked: None,
@@ -370,7 +387,7 @@ impl Scheduler {
             .queue
             .peek()
             .map(|&Reverse((key, _))| from_stamp(key).unwrap_or(SystemTime::UNIX_EPOCH))
-            .filter(|_| self.in_flight < MAX_IN_FLIGHT);
+            .filter(|_| !self.slots_taken());
         match (head, self.save_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -387,7 +404,7 @@ impl Scheduler {
                 // Calls beyond the limit stay queued (not spawned to wait): a burst of 100,000
                 // due tickets costs a queue slot each, not a task each. A finished call wakes the
                 // loop.
-                if key > stamp(now) || s.in_flight >= MAX_IN_FLIGHT {
+                if key > stamp(now) || s.slots_taken() {
                     break;
                 }
                 s.queue.pop();
@@ -400,6 +417,12 @@ impl Scheduler {
         });
     }
 
+    /// No call may start: every call slot is taken, or [`MAX_AWAITING_SAVE`] tickets just minted
+    /// wait for the save before their first token call.
+    fn slots_taken(&self) -> bool {
+        self.in_flight >= MAX_IN_FLIGHT || self.awaiting_save.len() >= MAX_AWAITING_SAVE
+    }
+
     /// Do what is due for ticket `id`: republish, or call the API, or just reschedule.
     fn start(&mut self, table: &mut Table, id: TicketId, now: SystemTime) {
         let Some(ticket) = table.get_mut(id) else { return };
@@ -407,6 +430,10 @@ impl Scheduler {
             return;
         }
         let plan = plan(ticket, now);
+        // A ticket just minted is not used before it is saved: the save asks for its token.
+        if plan.step == Step::RefreshPending && self.awaiting_save.get(&id) == Some(&ticket.epoch) {
+            return;
+        }
         // A retry wake-up may come before the plan's time only after a failure; then retry now.
         if plan.at > now && ticket.attempt == 0 {
             if ticket.unpublished {
@@ -527,8 +554,11 @@ impl Scheduler {
             Change::Ticket { expires_at } => {
                 tracing::info!(ticket = %name, expires_at = %crate::clock::rfc3339(expires_at), "minted a new ticket");
                 self.emit(Event::TicketMinted { name: name.to_string(), expires_at });
-                // A minted ticket must survive a crash: save now.
+                // A minted ticket must survive a crash: save now (or as soon as saves may come),
+                // and ask for its first token once saved (see `release_saved`).
+                self.awaiting_save.insert(id, ticket.epoch);
                 self.save_soon(now);
+                return;
             }
             Change::Token { generation, expires_at, new_ticket, replaced } => {
                 // The sinks still hold the token just replaced: keep it for readers and the state
@@ -749,10 +779,31 @@ impl Scheduler {
         let took = started.elapsed();
         let now = self.parts.clock.now();
         self.save_floor = (took >= SLOW_SAVE).then(|| now + took * SAVE_SPACING);
-        if let Err(e) = result {
+        if let Err(e) = &result {
             tracing::error!(error = %e, "cannot save state; retrying");
             self.save_soon(now + Duration::from_secs(5));
         }
+        self.release_saved(result.is_ok());
+    }
+
+    /// The tickets minted before a save may now get their first token. After a failed save too:
+    /// waiting for the disk would leave them with no token at all.
+    fn release_saved(&mut self, saved: bool) {
+        if self.awaiting_save.is_empty() {
+            return;
+        }
+        if !saved {
+            tracing::warn!(tickets = self.awaiting_save.len(), "asking for the first token of tickets not saved yet");
+        }
+        let now = self.parts.clock.now();
+        let released = std::mem::take(&mut self.awaiting_save);
+        self.with_table(|s, table| {
+            for (id, epoch) in released {
+                if table.get(id).is_some_and(|t| t.epoch == epoch && !t.in_flight) {
+                    s.reschedule(table, id, now);
+                }
+            }
+        });
     }
 
     async fn finish(&mut self) {

@@ -621,7 +621,8 @@ async fn a_ticket_just_minted_gets_its_token_before_later_tickets_are_minted() {
     tokio::time::sleep(Duration::from_secs(60)).await;
     running.stop().await;
     // Tickets minted and still waiting for their first token, after each call: never more than
-    // the calls in progress at once (not the whole config, as when every mint came first).
+    // the calls in progress at once plus the new tickets waiting for a save (not the whole
+    // config, as when every mint came first).
     let calls = provider.calls.lock().unwrap().clone();
     let (mut waiting, mut most) = (0i64, 0i64);
     for (_, kind, _) in &calls {
@@ -629,7 +630,7 @@ async fn a_ticket_just_minted_gets_its_token_before_later_tickets_are_minted() {
         most = most.max(waiting);
     }
     assert_eq!(calls.len(), 2000, "one mint and one refresh per ticket");
-    assert!(most <= MAX_IN_FLIGHT as i64, "{most} tickets held a pending ticket at once");
+    assert!(most <= (MAX_IN_FLIGHT + MAX_AWAITING_SAVE) as i64, "{most} tickets held a pending ticket at once");
     assert!(board.snapshot().iter().all(|v| v.current.is_some()), "every ticket got its token");
 }
 
@@ -801,4 +802,60 @@ async fn issue_16_a_token_too_short_to_be_useful_is_a_failed_call_with_backoff()
     assert!(view.failures as usize >= refreshes.saturating_sub(1), "{view:?}");
     let error = view.last_error.unwrap();
     assert!(error.contains("the new token expires in 800ms") && error.contains("at least 5s"), "{error}");
+}
+
+/// FakeSls that, on each RefreshToken, looks whether the ticket it is asked to use is in the state
+/// saved so far, and counts the calls that came first (issue #16, item 16).
+struct SavedFirst {
+    inner: Arc<FakeSls>,
+    state: Arc<Mutex<StateFile>>,
+    unsaved: std::sync::atomic::AtomicUsize,
+    checked: std::sync::atomic::AtomicUsize,
+}
+
+impl Provider for SavedFirst {
+    fn call(
+        &self,
+        spec: &TicketSpec,
+        op: Operation,
+        credentials: Credentials,
+    ) -> BoxFuture<Result<Issued, ProviderError>> {
+        use std::sync::atomic::Ordering::SeqCst;
+        if let Operation::Refresh { ticket } = &op {
+            let state = self.state.lock().unwrap();
+            let saved = state.tickets.get(spec.name.as_str()).is_some_and(|t| {
+                let held = t.holding.current.as_ref().and_then(|c| c.ticket.as_ref());
+                held.into_iter().chain(t.holding.pending.as_deref()).any(|p| p.value.expose() == ticket.expose())
+            });
+            self.checked.fetch_add(1, SeqCst);
+            if !saved {
+                self.unsaved.fetch_add(1, SeqCst);
+            }
+        }
+        self.inner.call(spec, op, credentials)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn issue_16_a_new_ticket_is_saved_before_its_first_token_is_asked_for() {
+    let (_, fake, board, mut parts) = reliable_sls(23);
+    let state = Arc::new(Mutex::new(StateFile::default()));
+    // Each save takes 25 ms of real time, as a big state does: saves are then spaced (the next
+    // comes at least 9 x 25 ms later), which once let a new ticket's first call run ahead of it.
+    parts.persistence = Persistence::SlowMemory(state.clone(), Duration::from_millis(25));
+    let provider = Arc::new(SavedFirst { inner: fake.clone(), state, unsaved: 0.into(), checked: 0.into() });
+    parts.provider = provider.clone();
+    let scheduler = Scheduler::new(parts, vec![sls_ticket("a", 30 * DAY, DAY)], StateFile::default());
+    let running = Running::start(scheduler);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    // Added by a reload (which saves, so the next save is spaced) and minted at once.
+    let summary = running.reload(vec![sls_ticket("a", 30 * DAY, DAY), sls_ticket("b", 30 * DAY, DAY)]).await;
+    assert_eq!(summary.added, ["b"]);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    running.stop().await;
+    use std::sync::atomic::Ordering::SeqCst;
+    assert_eq!(fake.count(CallKind::Mint, true), 2);
+    assert_eq!(provider.checked.load(SeqCst), 2, "one first token per ticket");
+    assert_eq!(provider.unsaved.load(SeqCst), 0, "a ticket was used before the state file held it");
+    assert!(board.get("b").unwrap().current.is_some(), "the saved ticket got its token");
 }
