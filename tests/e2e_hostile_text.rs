@@ -126,3 +126,79 @@ async fn issue_16_a_non_ascii_key_in_the_environment_is_refused_at_start_by_name
     }
     assert_eq!(h.emulator.stats().create_ticket + h.emulator.stats().rejected, 0, "no call was made");
 }
+
+/// Issue #16 item 14: a hostile server's token with a newline and a NUL (SLS, DSW) and a TCR user
+/// name with a `:` are refused as malformed answers, retried, and never reach a sink; the last
+/// good DSW token stays in its sink until a good one replaces it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_16_tokens_with_control_characters_and_a_colon_in_the_username_never_reach_a_sink() {
+    let h = Harness::start().await;
+    let every_other = FaultPlan { fault: Fault::BadCharacters, trigger: Trigger::EveryKth(2) };
+    h.emulator.inject(Service::Sls, Some(every_other));
+    h.emulator.inject(Service::Dsw, Some(every_other));
+    h.emulator.inject(Service::Tcr, Some(FaultPlan { fault: Fault::BadCharacters, trigger: Trigger::FirstN(1) }));
+    let config = h.write_config(&format!(
+        "{TWO_SLS_AND_A_DSW}{}",
+        r#"
+[credentials.tc]
+vendor = "tencent"
+
+[[tickets]]
+name = "registry"
+kind = "tcr"
+credentials = "tc"
+endpoint = "{emulator}"
+region = "ap-guangzhou"
+registry_id = "tcr-abcd1234"
+token_type = "temp"
+
+[[tickets.sinks]]
+type = "file"
+path = "{dir}/out/registry.json"
+
+[[tickets.sinks]]
+type = "file"
+path = "{dir}/out/registry.token"
+format = "token"
+
+[[tickets.sinks]]
+type = "file"
+path = "{dir}/out/registry.env"
+format = "env"
+"#
+    ));
+    let mut daemon = h.spawn(&["run", "-c", config.to_str().unwrap()]);
+    let sinks = ["first.json", "second.json", "notebook.json", "registry.json", "registry.token", "registry.env"];
+    let mut seen_dsw = std::collections::HashSet::new();
+    // Until every ticket has a token and DSW has been refreshed past two refused answers, every
+    // sink read holds no control character and no `:evil` user name.
+    wait_for("tokens in every sink and a DSW refresh past two refused answers", Duration::from_secs(60), || {
+        for sink in sinks {
+            let Ok(text) = std::fs::read_to_string(h.path(&format!("out/{sink}"))) else { continue };
+            assert!(
+                !text.contains('\0') && !text.contains("X-Injected") && !text.contains(":evil"),
+                "{sink}: {text:?}"
+            );
+            if sink == "registry.token" {
+                assert!(!text.contains('\n'), "{sink}: {text:?}");
+            }
+        }
+        if let Some(t) =
+            read_json(&h.path("out/notebook.json")).and_then(|v| v["access_token"].as_str().map(String::from))
+        {
+            seen_dsw.insert(t);
+        }
+        let all = sinks.iter().all(|s| h.path(&format!("out/{s}")).exists());
+        (all && seen_dsw.len() >= 2 && h.emulator.stats().faults_injected >= 4).then_some(())
+    })
+    .await;
+    let log = daemon.log_text();
+    assert!(log.contains("in the answer holds a control character"), "{log}");
+    assert!(log.contains("`Username` in the answer holds a `:`"), "{log}");
+    assert!(log.contains("keeping the last good token"), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+    let registry = read_json(&h.path("out/registry.json")).unwrap();
+    assert_eq!(registry["username"], "100012345678", "the user name of the good answer (the emulator's)");
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(Duration::from_secs(30)).await, 0);
+}

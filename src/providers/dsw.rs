@@ -112,10 +112,7 @@ pub fn answer(
         let code = code_text(&parsed.code);
         let is_error_code = !code.is_empty() && code != "200" && !code.eq_ignore_ascii_case("ok");
         if parsed.success == Some(true) && !is_error_code {
-            return parsed
-                .token
-                .filter(|t| !t.is_empty() && t.len() <= 16 * 1024)
-                .ok_or_else(|| ProviderError::Malformed { api, detail: "no `Token` in the answer".into() });
+            return super::nonempty(api, parsed.token, "Token");
         }
         if parsed.success.is_none() && !is_error_code {
             return Err(ProviderError::Malformed { api, detail: "no `Success` in the answer".into() });
@@ -200,6 +197,20 @@ mod tests {
         assert_eq!(answer(200, None, body, &[]).unwrap(), "eyJa.eyJb.c");
         let body = br#"{"RequestId":"r1","Success":true,"Token":"tok"}"#;
         assert_eq!(answer(200, None, body, &[]).unwrap(), "tok");
+    }
+
+    /// Issue #16 item 14: a token with a control character is a malformed answer.
+    #[test]
+    fn issue_16_a_token_with_a_control_character_is_malformed() {
+        for token in ["eyJa.eyJb.c\n", "eyJa\r\nX-Evil: 1", "eyJa\u{0}b", "eyJa\u{7f}b", "eyJa\u{85}b"] {
+            let body = serde_json::json!({"RequestId": "r", "Success": true, "Token": token});
+            let e = answer(200, None, body.to_string().as_bytes(), &[]).unwrap_err();
+            assert!(matches!(e, ProviderError::Malformed { .. }), "{e}");
+            assert!(e.to_string().contains("`Token` in the answer holds a control character"), "{e}");
+            assert!(!e.to_string().contains("eyJa"), "{e}");
+        }
+        let body = br#"{"RequestId":"r","Success":true,"Token":"eyJ\u00e9a.b"}"#;
+        assert_eq!(answer(200, None, body, &[]).unwrap(), "eyJ\u{e9}a.b", "non-ASCII is not a control character");
     }
 
     #[test]

@@ -83,26 +83,19 @@ pub async fn call(
     if !status.is_success() {
         return Err(api_error(api, status.as_u16(), &body, request_id, &secrets));
     }
+    let value = issued(api, &op, &body)?;
     match op {
-        Operation::Mint => {
-            let parsed: TicketBody = parse(api, &body)?;
-            let ticket = nonempty(api, parsed.ticket, "ticket")?;
-            Ok(Issued::Ticket(TicketPart {
-                value: Secret::new(ticket),
-                issued_at: sent_at.into(),
-                expires_at: (sent_at + spec.ticket_lifetime).into(),
-            }))
-        }
-        Operation::Refresh { .. } => {
-            let parsed: TokenBody = parse(api, &body)?;
-            let token = nonempty(api, parsed.access_token, "accessToken")?;
-            Ok(Issued::Token(TokenPart {
-                value: Secret::new(token),
-                username: None,
-                issued_at: sent_at.into(),
-                expires_at: (sent_at + spec.token_lifetime).into(),
-            }))
-        }
+        Operation::Mint => Ok(Issued::Ticket(TicketPart {
+            value: Secret::new(value),
+            issued_at: sent_at.into(),
+            expires_at: (sent_at + spec.ticket_lifetime).into(),
+        })),
+        Operation::Refresh { .. } => Ok(Issued::Token(TokenPart {
+            value: Secret::new(value),
+            username: None,
+            issued_at: sent_at.into(),
+            expires_at: (sent_at + spec.token_lifetime).into(),
+        })),
     }
 }
 
@@ -141,9 +134,34 @@ fn classify(status: u16, code: &str) -> ApiErrorKind {
     }
 }
 
+/// The ticket or token of a success answer (a control character in it is a malformed answer).
+fn issued(api: &'static str, op: &Operation, body: &[u8]) -> Result<String, ProviderError> {
+    match op {
+        Operation::Mint => nonempty(api, parse::<TicketBody>(api, body)?.ticket, "ticket"),
+        Operation::Refresh { .. } => nonempty(api, parse::<TokenBody>(api, body)?.access_token, "accessToken"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue #16 item 14: a ticket or token with a newline or NUL is a malformed answer.
+    #[test]
+    fn issue_16_a_ticket_or_token_with_a_control_character_is_malformed() {
+        let refresh = Operation::Refresh { ticket: Secret::new("t") };
+        for (op, api, body) in [
+            (&Operation::Mint, CREATE_TICKET, r#"{"ticket":"eyJa\nb"}"#),
+            (&Operation::Mint, CREATE_TICKET, r#"{"ticket":"eyJa\u0000b"}"#),
+            (&refresh, REFRESH_TOKEN, r#"{"accessToken":"eyJa\r\nX: 1"}"#),
+        ] {
+            let e = issued(api, op, body.as_bytes()).unwrap_err();
+            assert!(matches!(e, ProviderError::Malformed { .. }), "{e}");
+            assert!(e.to_string().contains("in the answer holds a control character"), "{e}");
+            assert!(!e.to_string().contains("eyJa"), "{e}");
+        }
+        assert_eq!(issued(CREATE_TICKET, &Operation::Mint, br#"{"ticket":"eyJa.b"}"#).unwrap(), "eyJa.b");
+    }
 
     #[test]
     fn error_answers_are_classified_and_scrubbed() {

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use super::{ProviderError, error::ApiErrorKind, error::scrub, nonempty, parse, transport};
+use super::{ProviderError, error::ApiErrorKind, error::scrub, nonempty, parse, transport, username};
 use crate::clock::Clock;
 use crate::config::{TcrSpec, TcrTokenType};
 use crate::credentials::Credentials;
@@ -148,7 +148,7 @@ pub fn answer(
         });
     }
     let token = nonempty(api, answer.token, "Token")?;
-    let username = nonempty(api, answer.username, "Username")?;
+    let username = username(api, answer.username, "Username")?;
     Ok((username, token, answer.exp_time.as_ref().and_then(exp_time)))
 }
 
@@ -210,6 +210,34 @@ mod tests {
         assert_eq!(crate::clock::unix_seconds(exp.unwrap()), 1735880997);
         let e = answer(200, br#"{"Response":{"Username":"u","RequestId":"r"}}"#, &[]).unwrap_err();
         assert!(matches!(e, ProviderError::Malformed { .. }));
+    }
+
+    /// Issue #16 item 14: a token with a control character, or a user name with a `:` (which
+    /// would break the docker `auth` entry), is a malformed answer, named by field only.
+    #[test]
+    fn issue_16_control_characters_and_a_colon_in_the_username_are_malformed() {
+        for (user, token, expected) in [
+            (
+                "100036950234",
+                "eyJa.eyJb\n.c",
+                "`Token` in the answer holds a control character (U+000A) at character 10",
+            ),
+            (
+                "100036950234",
+                "eyJa\u{0}.eyJb.c",
+                "`Token` in the answer holds a control character (U+0000) at character 5",
+            ),
+            ("1000:36950234", "eyJa.eyJb.c", "`Username` in the answer holds a `:` at character 5"),
+            ("1000\r36950234", "eyJa.eyJb.c", "`Username` in the answer holds a control character (U+000D)"),
+        ] {
+            let body = serde_json::json!({"Response": {"Username": user, "Token": token, "ExpTime": 1735880997750u64}});
+            let e = answer(200, body.to_string().as_bytes(), &[]).unwrap_err();
+            assert!(matches!(e, ProviderError::Malformed { .. }), "{e}");
+            let text = e.to_string();
+            assert!(text.contains(expected), "{text}");
+            assert!(!text.contains("eyJa") && !text.contains("3695"), "{text}");
+            assert_eq!(e.retry_class(), crate::scheduler::timing::RetryClass::Transient { after: None });
+        }
     }
 
     #[test]
