@@ -129,15 +129,26 @@ impl Daemon {
         env: &dyn Environment,
     ) -> Result<(), DaemonError> {
         let Daemon { mut config, scheduler, board, clock, changes, credentials, sources, _state_dir } = self;
+        // Before any listener: the soft fd limit goes up to the hard one, and the connection caps
+        // leave a reserve for sinks, state saves and cloud calls.
+        let budget = crate::fd_budget::at_start(config.metrics_listen.is_some());
         let api = match &config.socket {
-            Some(spec) => Some(ApiServer::start(spec, board.clone(), clock.clone()).await?),
+            Some(spec) => {
+                let limits = crate::serve::Limits::new("socket", budget.socket_connections);
+                Some(ApiServer::start(spec, board.clone(), clock.clone(), limits).await?)
+            }
             None => None,
         };
         let metrics = match config.metrics_listen {
             Some(addr) => Some(
-                crate::metrics::MetricsServer::start(addr, board.clone(), clock.clone())
-                    .await
-                    .map_err(|source| DaemonError::Metrics { addr, source })?,
+                crate::metrics::MetricsServer::start(
+                    addr,
+                    board.clone(),
+                    clock.clone(),
+                    crate::serve::Limits::new("metrics_listen", budget.metrics_connections),
+                )
+                .await
+                .map_err(|source| DaemonError::Metrics { addr, source })?,
             ),
             None => None,
         };

@@ -15,6 +15,8 @@
 //! * [`docker_credential`] answers docker's credential-helper protocol from the saved state.
 //! * [`metrics`] renders Prometheus metrics from the [`board`].
 //! * [`fsdir`] opens paths as root safely: the StrictModes walk, held directory fds, capped reads.
+//! * [`api`] and the metrics listener serve HTTP through [`serve`] (connection caps, timeouts),
+//!   within the descriptor budget of [`fd_budget`].
 //! * [`secret`] keeps keys, tokens and tickets out of logs; [`clock`] is the injected wall clock.
 
 pub mod api;
@@ -29,6 +31,7 @@ pub mod daemon;
 pub mod dev;
 pub mod docker_credential;
 pub mod emulator;
+pub mod fd_budget;
 pub mod fsdir;
 pub mod heap;
 pub mod http;
@@ -38,6 +41,7 @@ pub mod metrics;
 pub mod providers;
 pub mod scheduler;
 pub mod secret;
+pub mod serve;
 pub mod signing;
 pub mod sinks;
 pub mod sources;

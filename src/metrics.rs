@@ -157,11 +157,7 @@ impl ProcessStats {
         let (ticks, page) = unsafe { (libc::sysconf(libc::_SC_CLK_TCK), libc::sysconf(libc::_SC_PAGESIZE)) };
         let mut stats = parse_stat(&stat, ticks.max(1) as f64, page.max(1) as f64, boot_time)?;
         stats.open_fds = std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count() as f64);
-        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-        // SAFETY: getrlimit writes into the struct it is given.
-        if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 {
-            stats.max_fds = Some(limit.rlim_cur as f64);
-        }
+        stats.max_fds = rustix::process::getrlimit(rustix::process::Resource::Nofile).current.map(|n| n as f64);
         Some(stats)
     }
 }
@@ -232,7 +228,14 @@ pub struct MetricsServer {
 }
 
 impl MetricsServer {
-    pub async fn start(addr: SocketAddr, board: Arc<Board>, clock: Arc<dyn Clock>) -> std::io::Result<MetricsServer> {
+    /// Listen on `addr` and serve within `limits` (its connection cap comes from the
+    /// [`crate::fd_budget::FdBudget`]; it is open to whoever can reach the address).
+    pub async fn start(
+        addr: SocketAddr,
+        board: Arc<Board>,
+        clock: Arc<dyn Clock>,
+        limits: crate::serve::Limits,
+    ) -> std::io::Result<MetricsServer> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let ready = board.clone();
@@ -250,14 +253,8 @@ impl MetricsServer {
             )
             .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found; try /metrics or /readyz\n") });
         let stop = CancellationToken::new();
-        let shutdown = stop.clone();
-        let task = tokio::spawn(async move {
-            let served = axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "the metrics listener failed");
-            }
-        });
-        tracing::info!(listen = %local_addr, "serving metrics");
+        let task = tokio::spawn(crate::serve::serve(listener, limits, app, |_| Ok(()), stop.clone()));
+        tracing::info!(listen = %local_addr, max_connections = limits.max_connections, "serving metrics");
         Ok(MetricsServer { local_addr, stop, task })
     }
 

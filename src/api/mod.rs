@@ -2,10 +2,11 @@
 //! by the kernel's record of its credentials at `connect()` ([`Peer`]: `SO_PEERCRED` and
 //! `SO_PEERGROUPS`) for per-ticket access control.
 //!
-//! Limits keep a slow or hostile client from stalling anyone: a cap on connections, on header
-//! count and size, a timeout for reading a request's headers (also between keep-alive requests),
-//! and bounded long-polls. The accept loop and every connection run as their own tasks; the
-//! scheduler never waits on a client.
+//! Limits keep a slow or hostile client from stalling anyone: a cap on connections (from the
+//! [`crate::fd_budget`]; more are closed as they arrive), on header count and size, timeouts for
+//! reading a request's headers and for idle connections ([`crate::serve`]), and bounded
+//! long-polls. The accept loop and every connection run as their own tasks; the scheduler never
+//! waits on a client.
 
 pub mod client;
 mod peer;
@@ -18,23 +19,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::net::UnixListener;
-use tokio::sync::Semaphore;
+use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::board::Board;
 use crate::clock::Clock;
 use crate::config::SocketSpec;
 
-/// At most this many connections are served at once; more wait in the listen backlog.
-pub const MAX_CONNECTIONS: usize = 4096;
-/// A request's headers must arrive within this long (and an idle keep-alive connection closes).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// At most this many request headers.
-pub const MAX_HEADERS: usize = 32;
-/// At most this many bytes of buffered request (headers and body).
-pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
 /// The longest long-poll (`?wait=` with `timeout=`); the default is [`DEFAULT_WAIT`].
 pub const MAX_WAIT: Duration = Duration::from_secs(300);
 pub const DEFAULT_WAIT: Duration = Duration::from_secs(30);
@@ -62,16 +53,29 @@ pub struct ApiServer {
 }
 
 impl ApiServer {
-    /// Bind `spec.path` (with its mode and group set before anyone can connect) and serve.
-    pub async fn start(spec: &SocketSpec, board: Arc<Board>, clock: Arc<dyn Clock>) -> Result<ApiServer, ApiError> {
+    /// Bind `spec.path` (with its mode and group set before anyone can connect) and serve, within
+    /// `limits` (its connection cap comes from the [`crate::fd_budget::FdBudget`]).
+    pub async fn start(
+        spec: &SocketSpec,
+        board: Arc<Board>,
+        clock: Arc<dyn Clock>,
+        limits: crate::serve::Limits,
+    ) -> Result<ApiServer, ApiError> {
         let listener = bind(spec).await?;
         // SAFETY: getuid has no preconditions and cannot fail.
         let own_uid = unsafe { libc::getuid() };
         let state = Arc::new(ApiState { board, clock, own_uid });
         let app = routes::router(state);
         let stop = CancellationToken::new();
-        let task = tokio::spawn(accept_loop(listener, app, stop.clone()));
-        tracing::info!(socket = %spec.path.display(), mode = format!("{:o}", spec.mode), "serving the API");
+        // Each caller's credentials are fixed here, once: what it was at connect(), whoever sends
+        // the requests later.
+        let task = tokio::spawn(crate::serve::serve(listener, limits, app, |s: &UnixStream| Peer::of(s), stop.clone()));
+        tracing::info!(
+            socket = %spec.path.display(),
+            mode = format!("{:o}", spec.mode),
+            max_connections = limits.max_connections,
+            "serving the API"
+        );
         Ok(ApiServer { path: spec.path.clone(), stop, task })
     }
 
@@ -116,70 +120,6 @@ async fn bind(spec: &SocketSpec) -> Result<UnixListener, ApiError> {
 fn temp_path(path: &Path) -> PathBuf {
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
-}
-
-async fn accept_loop(listener: UnixListener, app: axum::Router, stop: CancellationToken) {
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    loop {
-        let permit = tokio::select! {
-            () = stop.cancelled() => return,
-            permit = slots.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
-        };
-        let stream = tokio::select! {
-            () = stop.cancelled() => return,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot accept an API connection");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        // Fixed here, once: what the caller was at connect(), whoever sends the requests later.
-        let peer = match Peer::of(&stream) {
-            Ok(peer) => peer,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the caller's credentials; closing");
-                continue;
-            }
-        };
-        let app = app.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let uid = peer.uid;
-            let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                request.extensions_mut().insert(peer.clone());
-                let mut app = app.clone();
-                async move { tower_call(&mut app, request).await }
-            });
-            let connection = hyper::server::conn::http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_READ_TIMEOUT)
-                .max_headers(MAX_HEADERS)
-                .max_buf_size(MAX_REQUEST_BYTES.max(8192))
-                .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(connection);
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(e) = result {
-                        tracing::debug!(error = %e, uid, "API connection ended with an error");
-                    }
-                }
-                () = stop.cancelled() => connection.as_mut().graceful_shutdown(),
-            }
-        });
-    }
-}
-
-async fn tower_call(
-    app: &mut axum::Router,
-    request: hyper::Request<hyper::body::Incoming>,
-) -> Result<axum::response::Response, std::convert::Infallible> {
-    use tower_service::Service;
-    let request = request.map(axum::body::Body::new);
-    app.call(request).await
 }
 
 #[cfg(test)]
@@ -238,7 +178,8 @@ mod tests {
         board.write().insert(crate::board::Ticket::new(spec, crate::token::Holding::default(), 0, 1 << 15));
         let socket = dir.path().join("ticketd.sock");
         let spec = SocketSpec { path: socket.clone(), mode: 0o666, group: None };
-        let server = ApiServer::start(&spec, board, Arc::new(crate::clock::SystemClock)).await.unwrap();
+        let limits = crate::serve::Limits::new("socket", 16);
+        let server = ApiServer::start(&spec, board, Arc::new(crate::clock::SystemClock), limits).await.unwrap();
 
         // In 4242 at connect: allowed (503: no token yet, rather than 403).
         let member = connect_as_nobody_in(&socket, &[4242]);

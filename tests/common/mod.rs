@@ -51,7 +51,19 @@ impl Harness {
 
     /// The environment the daemon needs for the emulator's keys.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(BIN);
+        self.wrapped_command(&[], args)
+    }
+
+    /// Like [`Harness::command`], with the binary run by `wrapper` (e.g. `["prlimit", "--nofile=1024", "--"]`).
+    pub fn wrapped_command(&self, wrapper: &[&str], args: &[&str]) -> Command {
+        let mut cmd = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(rest).arg(BIN);
+                cmd
+            }
+            None => Command::new(BIN),
+        };
         cmd.args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -66,11 +78,17 @@ impl Harness {
 
     /// Start the daemon; its stderr goes to `log-N.txt` in the temp dir.
     pub fn spawn(&self, args: &[&str]) -> Daemon {
+        self.spawn_wrapped(&[], args)
+    }
+
+    /// Start the daemon run by `wrapper` (see [`Harness::wrapped_command`]).
+    pub fn spawn_wrapped(&self, wrapper: &[&str], args: &[&str]) -> Daemon {
         let n = self.runs.get() + 1;
         self.runs.set(n);
         let log = self.path(&format!("log-{n}.txt"));
         let file = std::fs::File::create(&log).expect("log file");
-        let child = self.command(args).stdout(Stdio::null()).stderr(file).spawn().expect("spawn ticketd");
+        let child =
+            self.wrapped_command(wrapper, args).stdout(Stdio::null()).stderr(file).spawn().expect("spawn ticketd");
         Daemon { child: Some(child), log }
     }
 

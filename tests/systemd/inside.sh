@@ -36,6 +36,12 @@ for m in 'ticketd_token_expiry_timestamp_seconds{ticket="dash",kind="sls"}' proc
   grep -q "^$m " <<<"$metrics" || fail "/metrics lacks $m"
 done
 ok "/metrics on the socket has the ticket's gauges and process metrics"
+# The unit's LimitNOFILE= is in effect, and the daemon shared it out (issue #16 item 2).
+[ "$(prop LimitNOFILESoft)" = 16384 ] || fail "LimitNOFILESoft is $(prop LimitNOFILESoft), not the unit's 16384"
+grep -Eq "^Max open files +16384 +16384" /proc/"$(prop MainPID)"/limits || fail "the daemon's fd limit: $(grep 'open files' /proc/"$(prop MainPID)"/limits)"
+budget=$(grep "file descriptor limit and budget" /tmp/j | head -1)
+[[ "$budget" == *soft=16384* && "$budget" == *socket_connections=4096* ]] || fail "fd budget line: '${budget:-none}'"
+ok "LimitNOFILE=16384 in effect: $budget"
 
 # 3. Directories and socket belong to the service user.
 pid=$(prop MainPID)
