@@ -59,6 +59,9 @@ pub struct Ticket {
     pub(crate) in_flight: bool,
     /// Sinks do not hold the current generation yet.
     pub(crate) unpublished: bool,
+    /// While `unpublished`: the sinks that already hold the current generation (the others are
+    /// retried alone).
+    pub(crate) sinks_held: crate::sinks::SinkSet,
     /// `next_at` has a live slot in the scheduler's queue.
     pub(crate) queued: bool,
 }
@@ -82,6 +85,7 @@ impl Ticket {
             confirmed: false,
             in_flight: false,
             unpublished: false,
+            sinks_held: crate::sinks::SinkSet::NONE,
             queued: false,
         }
     }
@@ -117,6 +121,17 @@ impl Ticket {
     /// Failed calls since the last success.
     pub fn failures(&self) -> u32 {
         u32::from(self.attempt)
+    }
+
+    /// Failed rounds of sink writes since every sink last held the token.
+    pub fn publish_failures(&self) -> u32 {
+        u32::from(self.publish_attempt)
+    }
+
+    /// The sinks no longer hold the current generation: all are written again.
+    pub(crate) fn mark_unpublished(&mut self) {
+        self.unpublished = true;
+        self.sinks_held = crate::sinks::SinkSet::NONE;
     }
 
     /// The ticket's jitter, in [0, 1).

@@ -271,7 +271,8 @@ impl Daemon {
             board.read(|table| {
                 table.tickets().all(|t| {
                     let written = t.valid(now).is_some() && t.next_at().is_some_and(|at| at > now);
-                    written || t.failures() > 0
+                    // A sink that cannot be written fails the run at once, with its error.
+                    written || t.failures() > 0 || t.publish_failures() > 0
                 })
             })
         };

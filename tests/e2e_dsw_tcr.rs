@@ -270,3 +270,47 @@ async fn the_credential_helper_asks_the_running_daemon_over_its_socket() {
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(WAIT).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_16_a_broken_sink_listed_first_neither_blocks_the_others_nor_hides_its_error() {
+    let h = Harness::start().await;
+    // Not a docker config: ticketd refuses to overwrite it, and reports it by path.
+    std::fs::create_dir_all(h.path("docker")).unwrap();
+    std::fs::write(h.path("docker/config.json"), "not json\n").unwrap();
+    let config = h.write_config(
+        r#"
+state_dir = "{dir}/state"
+[credentials.tc]
+vendor = "tencent"
+[[tickets]]
+name = "registry"
+kind = "tcr"
+credentials = "tc"
+endpoint = "{emulator}"
+region = "ap-guangzhou"
+registry_id = "tcr-abcd1234"
+registry = "myreg.tencentcloudcr.com"
+[[tickets.sinks]]
+type = "docker-config"
+path = "{dir}/docker/config.json"
+[[tickets.sinks]]
+type = "file"
+path = "{dir}/out/reg.json"
+"#,
+    );
+    let started = std::time::Instant::now();
+    let out = h.command(&["run", "--once", "--once-timeout", "60s", "-c", config.to_str().unwrap()]).output().unwrap();
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // At once, with the broken sink's own error naming it, not "no token obtained in time".
+    assert!(took < Duration::from_secs(30), "--once took {took:?}: {stderr}");
+    let failed = stderr.lines().find(|l| l.starts_with("ticketd: registry: FAILED")).expect("the ticket's line");
+    assert!(failed.contains(&format!("{}", h.path("docker/config.json").display())), "{failed}");
+    assert!(failed.contains("not a docker config"), "{failed}");
+    // The sink after it was written anyway; the broken file was left alone.
+    let reg: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(h.path("out/reg.json")).unwrap()).unwrap();
+    assert_eq!(reg["username"], EMULATOR_USERNAME);
+    assert_eq!(std::fs::read_to_string(h.path("docker/config.json")).unwrap(), "not json\n");
+}

@@ -24,6 +24,7 @@ use crate::clock::{Clock, Stamp, until};
 use crate::config::{ApiSpec, TicketSpec};
 use crate::credentials::CredentialStore;
 use crate::providers::{Operation, Provider, ProviderError};
+use crate::sinks::SinkSet;
 use crate::state::{StateDir, StateFile, StateFileRef, StoredTicketRef, identity};
 use crate::token::{Current, Holding, Issued, TicketPart, TokenPart};
 use timing::{Lifecycle, RetryClass, Step};
@@ -142,7 +143,11 @@ enum Message {
         id: TicketId,
         epoch: u32,
         generation: u64,
-        result: Result<(), String>,
+        /// The ticket as written (a reload may have changed its sinks meanwhile) and the sinks
+        /// holding the generation now; `None` when the writer died before saying.
+        written: Option<(TicketSpec, SinkSet)>,
+        /// One per sink that could not be written, naming it.
+        errors: Vec<String>,
     },
 }
 
@@ -190,10 +195,10 @@ struct PublishReport {
 }
 
 impl PublishReport {
-    fn send(mut self, result: Result<(), String>) {
+    fn send(mut self, written: Option<(TicketSpec, SinkSet)>, errors: Vec<String>) {
         self.sent = true;
         let (id, epoch, generation) = (self.id, self.epoch, self.generation);
-        let _ = self.tx.send(Message::Published { id, epoch, generation, result });
+        let _ = self.tx.send(Message::Published { id, epoch, generation, written, errors });
     }
 }
 
@@ -201,7 +206,8 @@ impl Drop for PublishReport {
     fn drop(&mut self) {
         if !self.sent {
             let (id, epoch, generation) = (self.id, self.epoch, self.generation);
-            let _ = self.tx.send(Message::Published { id, epoch, generation, result: Err(WRITER_DIED.into()) });
+            let errors = vec![WRITER_DIED.to_string()];
+            let _ = self.tx.send(Message::Published { id, epoch, generation, written: None, errors });
         }
     }
 }
@@ -321,7 +327,9 @@ impl Scheduler {
         let has_current = holding.valid_token(now).is_some();
         let mut ticket = Ticket::new(spec, holding, self.next_epoch(), self.rng.random());
         // Sinks may be stale or missing after a restart: write them once.
-        ticket.unpublished = has_current;
+        if has_current {
+            ticket.mark_unpublished();
+        }
         let id = table.insert(ticket);
         self.changed = true;
         if has_current {
@@ -503,39 +511,56 @@ impl Scheduler {
                     Err(e) => self.failed(table, id, e, now),
                 }
             }
-            Message::Published { id, epoch, generation, result } => {
+            Message::Published { id, epoch, generation, written, errors } => {
                 let Some(ticket) = table.get_mut(id).filter(|t| t.epoch == epoch) else { return };
+                if ticket.holding.generation() != generation {
+                    return; // A newer generation is on its way to the sinks.
+                }
+                match written {
+                    Some((spec, held)) if spec.sinks == ticket.spec.sinks => {
+                        ticket.sinks_held = ticket.sinks_held.union(held);
+                    }
+                    // Written to sinks a reload has replaced since: its own writes are under way.
+                    Some(_) => return,
+                    None => {}
+                }
                 let now = self.parts.clock.now();
-                match result {
-                    Ok(()) if ticket.holding.generation() == generation => {
-                        ticket.unpublished = false;
-                        ticket.publish_attempt = 0;
-                        ticket.previous = None;
-                        ticket.current_written = true;
-                        ticket.confirmed = true;
-                        self.changed = true;
-                        if let Some(changed) = &self.parts.changed
-                            && ticket.spec.consumers.on_change.is_some()
-                        {
-                            let _ = changed.send((ticket.spec.clone(), generation));
-                        }
-                        self.emit(Event::Published { name: ticket.spec.name.to_string(), generation });
-                        self.save_soon(now + SAVE_DEBOUNCE);
+                if errors.is_empty() && ticket.sinks_held == SinkSet::all(ticket.spec.sinks.len()) {
+                    // The last error was this ticket's sinks' (no call failed since): it is over.
+                    if ticket.publish_attempt > 0 && ticket.attempt == 0 {
+                        ticket.last_error = None;
                     }
-                    Ok(()) => {} // A newer generation is on its way to the sinks.
-                    Err(error) => {
-                        ticket.publish_attempt = ticket.publish_attempt.saturating_add(1);
-                        let delay = timing::retry_delay(
-                            u32::from(ticket.publish_attempt),
-                            RetryClass::Transient { after: None },
-                            None,
-                            self.rng.random(),
-                        );
-                        tracing::error!(ticket = %ticket.spec.name, error = %error, retry_in = %humantime::format_duration(round(delay)), "cannot write a sink; the previous file is intact");
-                        let plan = plan(ticket, now);
-                        self.emit(Event::PublishFailed { name: ticket.spec.name.to_string(), error });
-                        self.schedule_at(table, id, plan.at.min(now + delay));
+                    ticket.unpublished = false;
+                    ticket.publish_attempt = 0;
+                    ticket.previous = None;
+                    ticket.current_written = true;
+                    ticket.confirmed = true;
+                    self.changed = true;
+                    if let Some(changed) = &self.parts.changed
+                        && ticket.spec.consumers.on_change.is_some()
+                    {
+                        let _ = changed.send((ticket.spec.clone(), generation));
                     }
+                    self.emit(Event::Published { name: ticket.spec.name.to_string(), generation });
+                    self.save_soon(now + SAVE_DEBOUNCE);
+                } else if !errors.is_empty() {
+                    ticket.publish_attempt = ticket.publish_attempt.saturating_add(1);
+                    let delay = timing::retry_delay(
+                        u32::from(ticket.publish_attempt),
+                        RetryClass::Transient { after: None },
+                        None,
+                        self.rng.random(),
+                    );
+                    let retry_in = humantime::format_duration(round(delay)).to_string();
+                    for error in &errors {
+                        tracing::error!(ticket = %ticket.spec.name, error = %error, retry_in, "cannot write a sink; its previous file is intact, the other sinks are written");
+                    }
+                    let error = errors.join("; ");
+                    ticket.last_error = Some(error.as_str().into());
+                    self.changed = true;
+                    let plan = plan(ticket, now);
+                    self.emit(Event::PublishFailed { name: ticket.spec.name.to_string(), error });
+                    self.schedule_at(table, id, plan.at.min(now + delay));
                 }
             }
         }
@@ -568,7 +593,7 @@ impl Scheduler {
                 }
                 tracing::info!(ticket = %name, generation, expires_at = %crate::clock::rfc3339(expires_at), "refreshed the token");
                 self.emit(Event::TokenRefreshed { name: name.to_string(), generation, expires_at, new_ticket });
-                ticket.unpublished = true;
+                ticket.mark_unpublished();
                 self.publish(table, id);
                 if new_ticket {
                     self.save_soon(now);
@@ -610,19 +635,26 @@ impl Scheduler {
         let Some(current) = &ticket.holding.current else { return };
         let (generation, epoch) = (current.generation, ticket.epoch);
         if ticket.spec.sinks.is_empty() {
-            let _ = self.tx.send(Message::Published { id, epoch, generation, result: Ok(()) });
+            let written = Some((ticket.spec.clone(), SinkSet::NONE));
+            let _ = self.tx.send(Message::Published { id, epoch, generation, written, errors: Vec::new() });
             return;
         }
         // The writer gets a copy of its own: the holding may change while it writes.
-        let (current, spec) = (current.clone(), ticket.spec.clone());
+        let (current, spec, held) = (current.clone(), ticket.spec.clone(), ticket.sinks_held);
         let report = PublishReport { tx: self.tx.clone(), id, epoch, generation, sent: false };
         self.calls.spawn(async move {
-            let result =
-                tokio::task::spawn_blocking(move || crate::sinks::publish(&spec, &current).map_err(|e| e.to_string()))
-                    .await
-                    // Not the join error's text: a panic's message may quote what was written.
-                    .unwrap_or_else(|_| Err(WRITER_DIED.to_string()));
-            report.send(result);
+            let writer = tokio::task::spawn_blocking(move || {
+                let published = crate::sinks::publish(&spec, &current, held);
+                (spec, published)
+            });
+            match writer.await {
+                Ok((spec, published)) => {
+                    let errors = published.errors.iter().map(ToString::to_string).collect();
+                    report.send(Some((spec, published.held)), errors);
+                }
+                // Not the join error's text: a panic's message may quote what was written.
+                Err(_) => report.send(None, vec![WRITER_DIED.to_string()]),
+            }
         });
     }
 
@@ -694,8 +726,10 @@ impl Scheduler {
             let name = ticket.spec.name.clone();
             if same_target {
                 summary.changed.push(name.to_string());
-                ticket.unpublished = ticket.holding.valid_token(now).is_some();
-                if ticket.unpublished {
+                // The sinks may have changed: all are written again.
+                ticket.unpublished = false;
+                if ticket.holding.valid_token(now).is_some() {
+                    ticket.mark_unpublished();
                     self.publish(table, id);
                 }
             } else {

@@ -706,10 +706,10 @@ fn issue_16_a_call_task_dropped_before_it_reports_reports_a_failure() {
     };
     assert!(e.to_string().contains("its task was cancelled"), "{e}");
     drop(PublishReport { tx, id: 7, epoch: 3, generation: 2, sent: false });
-    let Ok(Message::Published { id: 7, generation: 2, result: Err(e), .. }) = rx.try_recv() else {
+    let Ok(Message::Published { id: 7, generation: 2, written: None, errors, .. }) = rx.try_recv() else {
         panic!("no failed write reported")
     };
-    assert!(e.contains("sink writer ended without a result"), "{e}");
+    assert!(errors[0].contains("sink writer ended without a result"), "{errors:?}");
 }
 
 /// FakeSls whose first `hangs` RefreshToken calls never answer (a server that accepts the
