@@ -91,8 +91,11 @@ path = "{{dir}}/out/broken.json"
     wait_for("the token file", WAIT, || h.path("out/dash.json").exists().then_some(())).await;
 
     let fail = "ticketd_refresh_total{ticket=\"broken\",kind=\"sls\",result=\"failure\"}";
-    let (head, body) = wait_for("a scrape showing a failure", WAIT, || {
-        scrape(port).filter(|(_, b)| value(b, fail).is_some_and(|v| v >= 1.0))
+    // The file is written before the scheduler hears that every sink holds the token, and readers
+    // (metrics, the socket) see a token only then: wait for that too, not just for the file.
+    let held = "ticketd_token_expiry_timestamp_seconds{ticket=\"dash\",kind=\"sls\"}";
+    let (head, body) = wait_for("a scrape showing a failure and the held token", WAIT, || {
+        scrape(port).filter(|(_, b)| value(b, fail).is_some_and(|v| v >= 1.0) && value(b, held).is_some())
     })
     .await;
     (daemon, port, head, body)
