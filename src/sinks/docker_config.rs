@@ -10,11 +10,15 @@ use std::path::Path;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use zeroize::{Zeroize, Zeroizing};
+
 use crate::config::DockerConfigSink;
 use crate::token::Current;
 
 /// `config` with `auths[registry] = {"auth": base64(username:token)}`; `None` means no file yet.
-pub fn merge(config: Option<&[u8]>, registry: &str, username: &str, token: &str) -> io::Result<Vec<u8>> {
+/// The result, and every string parsed from `config` (other registries' secrets too), are zeroed
+/// once used: see [`super::render::exact`].
+pub fn merge(config: Option<&[u8]>, registry: &str, username: &str, token: &str) -> io::Result<Zeroizing<Vec<u8>>> {
     let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
     let mut root = match config {
         None => serde_json::Value::Object(serde_json::Map::new()),
@@ -22,25 +26,53 @@ pub fn merge(config: Option<&[u8]>, registry: &str, username: &str, token: &str)
         Some(bytes) => serde_json::from_slice(bytes)
             .map_err(|e| invalid(format!("not a docker config (not JSON: {e}); left unchanged")))?,
     };
-    let object = root.as_object_mut().ok_or_else(|| invalid("not a docker config (not a JSON object)".into()))?;
+    let merged = insert(&mut root, registry, username, token).and_then(|()| {
+        super::render::exact(|out| {
+            serde_json::to_writer_pretty(&mut *out, &root).map_err(io::Error::other)?;
+            out.write_all(b"\n")
+        })
+    });
+    wipe(&mut root);
+    merged
+}
+
+/// Set `auths[registry]` of `root`, wiping the entry it replaces.
+fn insert(root: &mut serde_json::Value, registry: &str, username: &str, token: &str) -> io::Result<()> {
+    let invalid = |why: &str| io::Error::new(io::ErrorKind::InvalidData, why.to_string());
+    let object = root.as_object_mut().ok_or_else(|| invalid("not a docker config (not a JSON object)"))?;
     let auths = object.entry("auths").or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
-    let auths = auths.as_object_mut().ok_or_else(|| invalid("`auths` is not a JSON object; left unchanged".into()))?;
-    let auth = STANDARD.encode(format!("{username}:{token}"));
-    auths.insert(registry.to_string(), serde_json::json!({ "auth": auth }));
-    let mut out = serde_json::to_vec_pretty(&root).map_err(|e| invalid(e.to_string()))?;
-    out.push(b'\n');
-    Ok(out)
+    let auths = auths.as_object_mut().ok_or_else(|| invalid("`auths` is not a JSON object; left unchanged"))?;
+    let mut pair = Zeroizing::new(String::with_capacity(username.len() + 1 + token.len()));
+    pair.push_str(username);
+    pair.push(':');
+    pair.push_str(token);
+    let mut entry = serde_json::Map::new();
+    entry.insert("auth".into(), serde_json::Value::String(STANDARD.encode(pair.as_bytes())));
+    if let Some(mut old) = auths.insert(registry.to_string(), serde_json::Value::Object(entry)) {
+        wipe(&mut old);
+    }
+    Ok(())
+}
+
+/// Zero every string in `value`: parsed `auth` entries are secrets.
+fn wipe(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::String(s) => s.zeroize(),
+        serde_json::Value::Array(items) => items.iter_mut().for_each(wipe),
+        serde_json::Value::Object(map) => map.values_mut().for_each(wipe),
+        _ => {}
+    }
 }
 
 /// Merge `current` into the docker config at `sink.path`, creating it when missing.
 pub fn publish(sink: &DockerConfigSink, current: &Current) -> io::Result<()> {
     let existing = match std::fs::read(&sink.path) {
-        Ok(bytes) => Some(bytes),
+        Ok(bytes) => Some(Zeroizing::new(bytes)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => None,
         Err(e) => return Err(e),
     };
     let username = current.token.username.as_deref().unwrap_or("");
-    let bytes = merge(existing.as_deref(), &sink.registry, username, current.token.value.expose())?;
+    let bytes = merge(existing.as_deref().map(Vec::as_slice), &sink.registry, username, current.token.value.expose())?;
     super::atomic::write_atomically(&sink.path, &bytes, sink.mode)
 }
 
