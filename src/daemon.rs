@@ -132,14 +132,14 @@ impl Daemon {
         // Before any listener: the soft fd limit goes up to the hard one, and the connection caps
         // leave a reserve for sinks, state saves and cloud calls.
         let budget = crate::fd_budget::at_start(config.metrics_listen.is_some());
-        let api = match &config.socket {
+        let mut api = match &config.socket {
             Some(spec) => {
                 let limits = crate::serve::Limits::new("socket", budget.socket_connections);
                 Some(ApiServer::start(spec, board.clone(), clock.clone(), limits).await?)
             }
             None => None,
         };
-        let metrics = match config.metrics_listen {
+        let mut metrics = match config.metrics_listen {
             Some(addr) => Some(
                 crate::metrics::MetricsServer::start(
                     addr,
@@ -165,7 +165,7 @@ impl Daemon {
         let mut reload_again = false;
         // None of these ends while the daemon runs; one that does (a panic) is reported, and the
         // daemon stops with an error rather than run on with tokens no longer refreshed, hooks
-        // no longer run or readiness no longer told.
+        // no longer run, readiness no longer told, or the socket or metrics no longer served.
         let mut died = None;
         loop {
             tokio::select! {
@@ -177,6 +177,14 @@ impl Daemon {
                     break;
                 }
                 _ = &mut hooks => { died = Some("on_change hook"); break }
+                () = async { match api.as_mut() { Some(api) => api.ended().await, None => std::future::pending().await } } => {
+                    died = Some("socket API");
+                    break;
+                }
+                () = async { match metrics.as_mut() { Some(m) => m.ended().await, None => std::future::pending().await } } => {
+                    died = Some("metrics listener");
+                    break;
+                }
                 _ = &mut notifier => { died = Some("systemd notifier"); break }
                 message = control.recv() => match message {
                     None | Some(Control::Shutdown) => break,

@@ -225,6 +225,8 @@ pub struct MetricsServer {
     pub local_addr: SocketAddr,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    /// `task` has ended (see [`MetricsServer::ended`]).
+    ended: bool,
 }
 
 impl MetricsServer {
@@ -255,18 +257,51 @@ impl MetricsServer {
         let stop = CancellationToken::new();
         let task = tokio::spawn(crate::serve::serve(listener, limits, app, |_| Ok(()), stop.clone()));
         tracing::info!(listen = %local_addr, max_connections = limits.max_connections, "serving metrics");
-        Ok(MetricsServer { local_addr, stop, task })
+        Ok(MetricsServer { local_addr, stop, task, ended: false })
+    }
+
+    /// Resolves only if serving stopped before [`stop`](Self::stop) was called (a bug: it
+    /// panicked), so the daemon can report it rather than run on without it.
+    pub async fn ended(&mut self) {
+        if self.ended {
+            return std::future::pending().await;
+        }
+        let _ = (&mut self.task).await;
+        self.ended = true;
     }
 
     pub async fn stop(self) {
         self.stop.cancel();
-        let _ = self.task.await;
+        if !self.ended {
+            let _ = self.task.await;
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn issue_16_a_server_task_that_dies_is_noticed_and_stop_still_works() {
+        let server = |task| MetricsServer {
+            local_addr: "127.0.0.1:9".parse().unwrap(),
+            stop: CancellationToken::new(),
+            task,
+            ended: false,
+        };
+        let mut dead = server(tokio::spawn(async { panic!("a serving bug (test)") }));
+        let noticed = tokio::time::timeout(std::time::Duration::from_secs(5), dead.ended()).await;
+        assert!(noticed.is_ok(), "a dead server task is noticed");
+        let again = tokio::time::timeout(std::time::Duration::from_secs(5), dead.ended()).await;
+        assert!(again.is_err(), "and only once (then it waits for ever, like a live one)");
+        dead.stop().await;
+        let mut alive = server(tokio::spawn(std::future::pending()));
+        let noticed = tokio::time::timeout(std::time::Duration::from_secs(60), alive.ended()).await;
+        assert!(noticed.is_err(), "a live server is not reported");
+        alive.task.abort();
+        alive.stop().await;
+    }
 
     #[test]
     fn parses_proc_stat_with_a_tricky_name() {

@@ -50,6 +50,8 @@ pub struct ApiServer {
     path: PathBuf,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
+    /// `task` has ended (see [`ApiServer::ended`]).
+    ended: bool,
 }
 
 impl ApiServer {
@@ -76,12 +78,24 @@ impl ApiServer {
             max_connections = limits.max_connections,
             "serving the API"
         );
-        Ok(ApiServer { path: spec.path.clone(), stop, task })
+        Ok(ApiServer { path: spec.path.clone(), stop, task, ended: false })
+    }
+
+    /// Resolves only if serving stopped before [`stop`](Self::stop) was called (a bug: it
+    /// panicked), so the daemon can report it rather than run on without it.
+    pub async fn ended(&mut self) {
+        if self.ended {
+            return std::future::pending().await;
+        }
+        let _ = (&mut self.task).await;
+        self.ended = true;
     }
 
     pub async fn stop(self) {
         self.stop.cancel();
-        let _ = self.task.await;
+        if !self.ended {
+            let _ = self.task.await;
+        }
         let _ = std::fs::remove_file(&self.path);
     }
 }
