@@ -151,6 +151,11 @@ async fn run(path: &std::path::Path, args: RunArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    // Before the state is loaded (tokens) and any call is made.
+    if let Err(e) = crate::heap::set_core_dumps(config.core_dumps) {
+        eprintln!("ticketd: cannot set whether core dumps are allowed (PR_SET_DUMPABLE): {e}");
+        return ExitCode::from(EXIT_FAILURE);
+    }
     let daemon = match Daemon::prepare(config, &ProcessEnvironment, Arc::new(SystemClock)) {
         Ok(daemon) => daemon,
         Err(e) => return exit_code(Err(e)),

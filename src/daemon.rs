@@ -207,6 +207,12 @@ impl Daemon {
                             if next.metrics_listen != config.metrics_listen {
                                 tracing::warn!("metrics_listen changed; it takes effect at the next restart");
                             }
+                            if next.core_dumps != config.core_dumps {
+                                match crate::heap::set_core_dumps(next.core_dumps) {
+                                    Ok(()) => tracing::info!(core_dumps = next.core_dumps, "core dumps setting changed"),
+                                    Err(e) => tracing::error!(error = %e, "cannot change whether core dumps are allowed"),
+                                }
+                            }
                             if next.rate_limits != config.rate_limits {
                                 tracing::warn!("rate_limits changed; they take effect at the next restart");
                             }

@@ -80,6 +80,7 @@ pub fn config(
         socket: Some(SocketSpec { path: dir.join("ticketd.sock"), mode: 0o600, group: None }),
         metrics_listen: None,
         rate_limits: Default::default(),
+        core_dumps: crate::config::DEFAULT_CORE_DUMPS,
         credentials: BTreeMap::from([
             (
                 "dev".to_string(),

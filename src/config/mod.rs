@@ -25,6 +25,9 @@ use crate::signing::sls::V1Mac;
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/ticketd/ticketd.toml";
 /// Optional. Default: where `state.json` and its lock live.
 pub const DEFAULT_STATE_DIR: &str = "/var/lib/ticketd";
+/// ticketd's memory holds live tokens: by default it is left out of core dumps, and processes of
+/// its own user cannot read it through `/proc` or ptrace (`PR_SET_DUMPABLE` 0).
+pub const DEFAULT_CORE_DUMPS: bool = false;
 /// Optional. Default SLS `expirationTime`: the vendor's ceiling, so the share URL changes monthly.
 pub const DEFAULT_SLS_TICKET_LIFETIME: Duration = Duration::from_secs(30 * 86_400);
 /// The longest SLS ticket (`expirationTime` max 2592000 s).
@@ -64,6 +67,9 @@ pub struct Config {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// Optional. Default: [`RateLimits::default`]. API calls per second, per endpoint.
     pub rate_limits: RateLimits,
+    /// Optional. Default: [`DEFAULT_CORE_DUMPS`] (off). Whether the kernel may write ticketd's
+    /// memory, live tokens included, to a core file (`PR_SET_DUMPABLE`).
+    pub core_dumps: bool,
     pub credentials: BTreeMap<String, CredentialSpec>,
     pub tickets: Vec<TicketSpec>,
 }

@@ -14,6 +14,7 @@ pub struct RawConfig {
     pub socket_mode: Option<String>,
     pub socket_group: Option<toml::Value>,
     pub metrics_listen: Option<String>,
+    pub core_dumps: Option<bool>,
     pub rate_limits: Option<RawRateLimits>,
     #[serde(default)]
     pub credentials: BTreeMap<String, RawCredentials>,

@@ -264,7 +264,16 @@ fn check<E>(
     }
 
     if checker.problems.is_empty() {
-        Ok(Ok(Config { source: None, state_dir, socket, metrics_listen, rate_limits, credentials, tickets: specs }))
+        Ok(Ok(Config {
+            source: None,
+            state_dir,
+            socket,
+            metrics_listen,
+            rate_limits,
+            core_dumps: raw.core_dumps.unwrap_or(DEFAULT_CORE_DUMPS),
+            credentials,
+            tickets: specs,
+        }))
     } else {
         // In file order, whichever way the file was parsed.
         checker.problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));

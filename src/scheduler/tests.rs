@@ -130,6 +130,7 @@ fn credential_store(expires_at: Option<SystemTime>) -> CredentialStore {
         socket: None,
         metrics_listen: None,
         rate_limits: Default::default(),
+        core_dumps: false,
         credentials: Default::default(),
         tickets: vec![],
     };

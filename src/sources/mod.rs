@@ -317,7 +317,7 @@ pub(crate) fn home(var: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
 }
 
 /// Every variable a source may read, copied once so refresh tasks need no process environment.
-pub fn snapshot_env(config: &Config, env: &dyn Environment) -> HashMap<String, String> {
+pub fn snapshot_env(config: &Config, env: &dyn Environment) -> EnvSnapshot {
     let mut names: Vec<String> = [
         "HOME",
         "ALIBABA_CLOUD_ACCESS_KEY_ID",
@@ -358,7 +358,17 @@ pub fn snapshot_env(config: &Config, env: &dyn Environment) -> HashMap<String, S
     for spec in config.credentials.values() {
         env_names(&spec.source, &mut names);
     }
-    names.into_iter().filter_map(|n| env.var(&n).map(|v| (n, v))).collect()
+    EnvSnapshot(names.into_iter().filter_map(|n| env.var(&n).map(|v| (n, Secret::new(Zeroizing::new(v))))).collect())
+}
+
+/// The variables a config's sources may read, copied once. The values (keys among them) are
+/// held as [`Secret`]s: in the secret pool, left out of core dumps, wiped when dropped.
+pub struct EnvSnapshot(HashMap<String, Secret>);
+
+impl Environment for EnvSnapshot {
+    fn var(&self, name: &str) -> Option<String> {
+        self.0.get(name).map(|value| value.expose().to_string())
+    }
 }
 
 /// A file's text, or what is wrong with it (naming the variable that pointed to it, if any).
