@@ -32,6 +32,8 @@ pub enum DaemonError {
     Reload(String),
     #[error("{0}")]
     Api(#[from] crate::api::ApiError),
+    #[error("{0}")]
+    Sink(#[from] crate::sinks::SinkError),
     #[error("cannot listen for metrics on {addr}: {source}")]
     Metrics { addr: std::net::SocketAddr, source: std::io::Error },
     #[error(
@@ -83,10 +85,9 @@ impl Daemon {
         let sources = crate::sources::Context::for_config(&config, env, clock.clone());
         let state_dir = Arc::new(StateDir::open(&config.state_dir)?);
         let loaded = state_dir.load()?;
-        // A crash mid-write leaves a temp file beside a sink (never a partial sink): clear them.
-        for sink in config.tickets.iter().flat_map(|t| &t.sinks) {
-            crate::sinks::atomic::remove_stale_temps(sink.path());
-        }
+        // Resolve and hold every sink's directory now, refusing one another user could change, and
+        // clear the temp files a crash mid-write leaves beside a sink (never a partial sink).
+        crate::sinks::open_dirs(config.tickets.iter().flat_map(|t| &t.sinks), true)?;
         if let Some((aside, why)) = &loaded.set_aside {
             tracing::error!(
                 moved_to = %aside.display(),
@@ -360,6 +361,7 @@ async fn reload(running: Config, env: &dyn Environment, commands: mpsc::Unbounde
         )));
     }
     let credentials = CredentialStore::resolve_all(&next, env).map_err(DaemonError::Credentials)?;
+    crate::sinks::open_dirs(next.tickets.iter().flat_map(|t| &t.sinks), false)?;
     let (reply, answer) = oneshot::channel();
     commands
         .send(Command::Reconfigure { tickets: std::mem::take(&mut next.tickets), credentials, reply })

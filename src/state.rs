@@ -2,14 +2,15 @@
 //! still good. Written atomically, 0600; `state.lock` keeps a second daemon out of the same dir.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::config::{ApiSpec, TicketSpec};
+use crate::fsdir::{Dir, Policy};
 use crate::token::Holding;
 
 pub const STATE_FILE: &str = "state.json";
@@ -118,66 +119,63 @@ pub struct Loaded {
 /// An open, locked state directory. The lock lasts as long as this value.
 #[derive(Debug)]
 pub struct StateDir {
-    dir: PathBuf,
+    /// The directory, held open: every file in it is opened relative to this fd.
+    dir: Dir,
     _lock: File,
 }
 
+/// The mode of a state directory ticketd creates.
+pub const STATE_DIR_MODE: u32 = 0o700;
+
 impl StateDir {
-    /// Create (0700) and lock the directory.
+    /// Create (exactly 0700) and lock the directory. As root, a directory that a user other than
+    /// root or ticketd's own could change is refused; `state.lock` is never opened through a
+    /// symlink and is made 0600 whatever the umask.
     pub fn open(dir: &Path) -> Result<StateDir, StateError> {
-        if !dir.exists() {
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .map_err(|source| StateError::CreateDir { path: dir.to_path_buf(), source })?;
-        }
+        let held = Dir::open(dir, "state directory", STATE_DIR_MODE, Policy::of_process())
+            .map_err(|e| StateError::CreateDir { path: dir.to_path_buf(), source: e.into() })?;
         let lock_path = dir.join(LOCK_FILE);
         let lock_error = |source| StateError::Lock { path: lock_path.clone(), source };
-        let mut lock = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&lock_path)
-            .map_err(lock_error)?;
+        let mut lock = held.open_lock_file(OsStr::new(LOCK_FILE), 0o600).map_err(lock_error)?;
         match lock.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
                 let mut text = String::new();
-                let _ = lock.read_to_string(&mut text);
+                let _ = (&mut lock).take(64).read_to_string(&mut text);
                 return Err(StateError::InUse { path: dir.to_path_buf(), holder: text.trim().parse().ok() });
             }
             Err(fs::TryLockError::Error(e)) => return Err(lock_error(e)),
         }
         lock.set_len(0).map_err(lock_error)?;
         writeln!(lock, "{}", std::process::id()).map_err(lock_error)?;
-        crate::sinks::atomic::remove_stale_temps(&dir.join(STATE_FILE));
-        Ok(StateDir { dir: dir.to_path_buf(), _lock: lock })
+        held.remove_stale_temps(OsStr::new(STATE_FILE));
+        Ok(StateDir { dir: held, _lock: lock })
     }
 
     pub fn path(&self) -> PathBuf {
-        self.dir.join(STATE_FILE)
+        self.dir.path().join(STATE_FILE)
     }
 
     /// Read the state file. A missing file is an empty state. A corrupt one is moved aside (never
     /// overwritten) and reported, and loading goes on with an empty state.
     pub fn load(&self) -> Result<Loaded, StateError> {
         let path = self.path();
-        let Some(file) = open(&path)? else {
+        let Some(file) = open(&self.dir, &path)? else {
             return Ok(Loaded { state: StateFile { version: VERSION, ..Default::default() }, set_aside: None });
         };
         match parse(file) {
             Ok(state) => Ok(Loaded { state, set_aside: None }),
             Err(Unreadable::Io(source)) => Err(StateError::Read { path, source }),
             Err(Unreadable::Corrupt(why)) => {
-                let aside = self
-                    .dir
-                    .join(format!("{STATE_FILE}.corrupt-{}", crate::clock::unix_seconds(std::time::SystemTime::now())));
-                fs::rename(&path, &aside).map_err(|source| StateError::Write { path: aside.clone(), source })?;
+                let aside =
+                    format!("{STATE_FILE}.corrupt-{}", crate::clock::unix_seconds(std::time::SystemTime::now()));
+                let aside_path = self.dir.path().join(&aside);
+                self.dir
+                    .rename(OsStr::new(STATE_FILE), OsStr::new(&aside))
+                    .map_err(|source| StateError::Write { path: aside_path.clone(), source })?;
                 Ok(Loaded {
                     state: StateFile { version: VERSION, ..Default::default() },
-                    set_aside: Some((aside, why)),
+                    set_aside: Some((aside_path, why)),
                 })
             }
         }
@@ -188,11 +186,12 @@ impl StateDir {
     pub fn save(&self, state: &impl Serialize) -> Result<(), StateError> {
         let path = self.path();
         // Streamed to the file: a state of 100,000 tickets never sits in memory as text.
-        crate::sinks::atomic::write_atomically_with(&path, 0o600, |out| {
-            serde_json::to_writer_pretty(&mut *out, state).map_err(io::Error::other)?;
-            out.write_all(b"\n")
-        })
-        .map_err(|source| StateError::Write { path, source })
+        self.dir
+            .write_atomically_with(OsStr::new(STATE_FILE), 0o600, |out| {
+                serde_json::to_writer_pretty(&mut *out, state).map_err(io::Error::other)?;
+                out.write_all(b"\n")
+            })
+            .map_err(|source| StateError::Write { path, source })
     }
 }
 
@@ -200,8 +199,14 @@ impl StateDir {
 /// the docker credential helper). A missing file is an empty state; a corrupt one is an error.
 pub fn read_unlocked(dir: &Path) -> Result<StateFile, StateError> {
     let path = dir.join(STATE_FILE);
-    let Some(file) = open(&path)? else {
-        return Ok(StateFile { version: VERSION, ..Default::default() });
+    let empty = || StateFile { version: VERSION, ..Default::default() };
+    if fs::symlink_metadata(dir).is_err() {
+        return Ok(empty());
+    }
+    let held = Dir::open(dir, "state directory", STATE_DIR_MODE, Policy::of_process())
+        .map_err(|e| StateError::Read { path: path.clone(), source: e.into() })?;
+    let Some(file) = open(&held, &path)? else {
+        return Ok(empty());
     };
     parse(file).map_err(|why| {
         let source = match why {
@@ -212,12 +217,11 @@ pub fn read_unlocked(dir: &Path) -> Result<StateFile, StateError> {
     })
 }
 
-/// The state file, buffered for a streamed parse (the state of 100,000 tickets is ~90 MB of
-/// text); `None` when there is none yet.
-fn open(path: &Path) -> Result<Option<io::BufReader<File>>, StateError> {
-    match File::open(path) {
-        Ok(file) => Ok(Some(io::BufReader::with_capacity(64 * 1024, file))),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+/// The state file in `dir` (a regular file, not through a symlink), buffered for a streamed parse
+/// (the state of 100,000 tickets is ~90 MB of text); `None` when there is none yet.
+fn open(dir: &Dir, path: &Path) -> Result<Option<io::BufReader<File>>, StateError> {
+    match dir.open_existing(OsStr::new(STATE_FILE)) {
+        Ok(file) => Ok(file.map(|file| io::BufReader::with_capacity(64 * 1024, file))),
         Err(source) => Err(StateError::Read { path: path.to_path_buf(), source }),
     }
 }
@@ -318,5 +322,51 @@ mod tests {
         assert_eq!(fs::read(&aside).unwrap(), b"{\"version\": 1, \"tick");
         assert!(why.contains("the text ends too early"), "{why}");
         assert!(loaded.state.tickets.is_empty());
+    }
+
+    #[test]
+    fn issue_16_state_lock_is_never_opened_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("root-only");
+        fs::write(&secret, b"keep me").unwrap();
+        fs::set_permissions(&secret, fs::Permissions::from_mode(0o600)).unwrap();
+        let state = dir.path().join("s");
+        fs::create_dir(&state).unwrap();
+        std::os::unix::fs::symlink(&secret, state.join(LOCK_FILE)).unwrap();
+        let err = StateDir::open(&state).unwrap_err().to_string();
+        assert!(err.contains("state.lock") && err.contains("is a symlink"), "{err}");
+        assert_eq!(fs::read(&secret).unwrap(), b"keep me", "the symlink's target was not touched");
+        // Nor is the state file read through one.
+        fs::remove_file(state.join(LOCK_FILE)).unwrap();
+        std::os::unix::fs::symlink(&secret, state.join(STATE_FILE)).unwrap();
+        let err = StateDir::open(&state).unwrap().load().unwrap_err().to_string();
+        assert!(err.contains("is a symlink"), "{err}");
+    }
+
+    #[test]
+    fn issue_16_the_state_dir_and_lock_get_exact_modes() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("a/b");
+        let held = StateDir::open(&state).unwrap();
+        assert_eq!(fs::metadata(&state).unwrap().permissions().mode() & 0o7777, 0o700);
+        assert_eq!(fs::metadata(dir.path().join("a")).unwrap().permissions().mode() & 0o7777, 0o700);
+        assert_eq!(fs::metadata(state.join(LOCK_FILE)).unwrap().permissions().mode() & 0o7777, 0o600);
+        drop(held);
+        // A lock file left with a loose mode is tightened.
+        fs::set_permissions(state.join(LOCK_FILE), fs::Permissions::from_mode(0o666)).unwrap();
+        let _held = StateDir::open(&state).unwrap();
+        assert_eq!(fs::metadata(state.join(LOCK_FILE)).unwrap().permissions().mode() & 0o7777, 0o600);
+    }
+
+    #[test]
+    #[cfg_attr(not(have_root), ignore = "needs root (a directory owned by another uid)")]
+    fn issue_16_as_root_a_state_dir_another_user_can_change_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let theirs = dir.path().join("theirs");
+        fs::create_dir(&theirs).unwrap();
+        std::os::unix::fs::chown(&theirs, Some(65534), Some(65534)).unwrap();
+        let err = StateDir::open(&theirs.join("state")).unwrap_err().to_string();
+        assert!(err.contains("/theirs is owned by uid 65534"), "{err}");
+        assert!(!theirs.join("state").exists());
     }
 }

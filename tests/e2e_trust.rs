@@ -142,3 +142,106 @@ async fn issue_16_a_pid_file_others_can_write_is_not_followed() {
     assert_eq!(daemon.wait_exit(WAIT).await, 0);
     assert!(!hups.exists(), "the process named by a world-writable pid file was signalled");
 }
+
+/// `ticketd run -c <config>` under `umask 000`, with the harness's environment.
+fn spawn_with_umask_000(h: &Harness, config: &std::path::Path) -> std::process::Child {
+    let log = std::fs::File::create(h.path("umask-log.txt")).unwrap();
+    std::process::Command::new("/bin/sh")
+        .args(["-c", "umask 000; exec \"$0\" run -c \"$1\"", BIN, config.to_str().unwrap()])
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("ALIBABA_CLOUD_ACCESS_KEY_ID", &h.key.access_key_id)
+        .env("ALIBABA_CLOUD_ACCESS_KEY_SECRET", h.key.access_key_secret.expose())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_16_under_umask_000_every_directory_and_file_ticketd_creates_has_its_exact_mode() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = Harness::start().await;
+    let body = config("").replace(
+        "state_dir = \"{dir}/state\"",
+        "state_dir = \"{dir}/lib/state\"\nsocket = \"{dir}/run/sub/ticketd.sock\"\nsocket_mode = \"0660\"",
+    );
+    let path = h.write_config(&body.replace("{dir}/out/dash.json", "{dir}/out/deep/dash.json"));
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut daemon = Kill(spawn_with_umask_000(&h, &path));
+    wait_for("the first token", WAIT, || read_json(&h.path("out/deep/dash.json"))).await;
+    wait_for("the socket", WAIT, || h.path("run/sub/ticketd.sock").exists().then_some(())).await;
+    let mode = |p: &str| std::fs::symlink_metadata(h.path(p)).unwrap().permissions().mode() & 0o7777;
+    let found: Vec<(&str, u32)> = [
+        "run",
+        "run/sub",
+        "run/sub/ticketd.sock",
+        "lib",
+        "lib/state",
+        "lib/state/state.lock",
+        "out",
+        "out/deep",
+        "out/deep/dash.json",
+    ]
+    .into_iter()
+    .map(|p| (p, mode(p)))
+    .collect();
+    let want = [
+        ("run", 0o755),
+        ("run/sub", 0o755),
+        ("run/sub/ticketd.sock", 0o660),
+        ("lib", 0o700),
+        ("lib/state", 0o700),
+        ("lib/state/state.lock", 0o600),
+        ("out", 0o755),
+        ("out/deep", 0o755),
+        ("out/deep/dash.json", 0o600),
+    ];
+    assert_eq!(found, want);
+    let status = std::process::Command::new("kill").args(["-TERM", &daemon.0.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exited = wait_for("the daemon to exit", WAIT, || daemon.0.try_wait().unwrap()).await;
+    assert_eq!(exited.code(), Some(0));
+    assert_eq!(mode("lib/state/state.json"), 0o600);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(have_root), ignore = "needs root (the refusal applies to root)")]
+async fn issue_16_as_root_a_socket_directory_others_can_write_is_refused_at_start() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = Harness::start().await;
+    let open = h.path("open");
+    std::fs::create_dir(&open).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let body = config("")
+        .replace("state_dir = \"{dir}/state\"", "state_dir = \"{dir}/state\"\nsocket = \"{dir}/open/ticketd.sock\"");
+    let path = h.write_config(&body);
+    let mut daemon = h.spawn(&["run", "-c", path.to_str().unwrap()]);
+    assert_ne!(daemon.wait_exit(WAIT).await, 0);
+    let log = daemon.log_text();
+    assert!(log.contains("socket directory") && log.contains("/open is writable by every user (mode 777)"), "{log}");
+    assert_eq!(std::fs::read_dir(&open).unwrap().count(), 0, "nothing was created in it");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(have_root), ignore = "needs root (a symlink owned by another uid)")]
+async fn issue_16_as_root_a_sink_under_a_symlink_another_user_planted_is_refused_and_nothing_is_written() {
+    let h = Harness::start().await;
+    let target = h.path("root-only");
+    std::fs::create_dir(&target).unwrap();
+    std::os::unix::fs::symlink(&target, h.path("out")).unwrap();
+    std::os::unix::fs::lchown(h.path("out"), Some(65534), Some(65534)).unwrap();
+    let path = h.write_config(&config(""));
+    let mut daemon = h.spawn(&["run", "-c", path.to_str().unwrap()]);
+    assert_ne!(daemon.wait_exit(WAIT).await, 0);
+    let log = daemon.log_text();
+    assert!(log.contains("sink directory") && log.contains("/out is a symlink owned by uid 65534"), "{log}");
+    assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0, "nothing was written where the symlink points");
+}

@@ -14,8 +14,8 @@ pub(crate) mod routes;
 
 pub use peer::Peer;
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::ffi::OsString;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ use tokio_util::sync::CancellationToken;
 use crate::board::Board;
 use crate::clock::Clock;
 use crate::config::SocketSpec;
+use crate::fsdir::{Dir, Policy};
 
 /// The longest long-poll (`?wait=` with `timeout=`); the default is [`DEFAULT_WAIT`].
 pub const MAX_WAIT: Duration = Duration::from_secs(300);
@@ -47,7 +48,9 @@ pub enum ApiError {
 
 /// A running API server; [`ApiServer::stop`] closes the listener and removes the socket file.
 pub struct ApiServer {
-    path: PathBuf,
+    /// The socket's directory, held, and the socket's name in it.
+    dir: Dir,
+    name: OsString,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
     /// `task` has ended (see [`ApiServer::ended`]).
@@ -63,7 +66,7 @@ impl ApiServer {
         clock: Arc<dyn Clock>,
         limits: crate::serve::Limits,
     ) -> Result<ApiServer, ApiError> {
-        let listener = bind(spec).await?;
+        let (listener, dir, name) = bind(spec).await?;
         // SAFETY: getuid has no preconditions and cannot fail.
         let own_uid = unsafe { libc::getuid() };
         let state = Arc::new(ApiState { board, clock, own_uid });
@@ -78,7 +81,7 @@ impl ApiServer {
             max_connections = limits.max_connections,
             "serving the API"
         );
-        Ok(ApiServer { path: spec.path.clone(), stop, task, ended: false })
+        Ok(ApiServer { dir, name, stop, task, ended: false })
     }
 
     /// Resolves only if serving stopped before [`stop`](Self::stop) was called (a bug: it
@@ -96,51 +99,43 @@ impl ApiServer {
         if !self.ended {
             let _ = self.task.await;
         }
-        let _ = std::fs::remove_file(&self.path);
+        let _ = self.dir.remove(&self.name);
     }
 }
 
-/// Bind under a temporary name, set mode and group, then rename into place: the socket is never
-/// reachable with looser permissions than configured.
-async fn bind(spec: &SocketSpec) -> Result<UnixListener, ApiError> {
+/// Bind `spec.path` in its held directory ([`Dir::bind_unix`]): the socket is never reachable with
+/// looser permissions than configured, and no path is followed by name after the directory is
+/// resolved. As root, a socket directory another user could change is refused.
+async fn bind(spec: &SocketSpec) -> Result<(UnixListener, Dir, OsString), ApiError> {
     let path = &spec.path;
     let err = |source| ApiError::Bind { path: path.clone(), source };
-    if let Some(dir) = path.parent().filter(|d| !d.exists()) {
-        std::fs::create_dir_all(dir).map_err(err)?;
+    let (dir, name) =
+        Dir::open_parent(path, "socket directory", SOCKET_DIR_MODE, Policy::of_process()).map_err(|e| err(e.into()))?;
+    use rustix::fs::FileType;
+    let there = rustix::fs::statat(dir.fd(), &name, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+        .map(|stat| FileType::from_raw_mode(stat.st_mode));
+    if there == Ok(FileType::Directory) {
+        return Err(err(std::io::Error::new(std::io::ErrorKind::AlreadyExists, "a directory is in the way")));
     }
-    if path.exists() {
-        if tokio::net::UnixStream::connect(path).await.is_ok() {
-            return Err(ApiError::InUse { path: path.clone() });
-        }
-        std::fs::remove_file(path).map_err(err)?;
+    if there == Ok(FileType::Socket) && tokio::net::UnixStream::connect(dir.proc_path(&name)).await.is_ok() {
+        return Err(ApiError::InUse { path: path.clone() });
     }
-    let temp = temp_path(path);
-    let _ = std::fs::remove_file(&temp);
-    let listener = UnixListener::bind(&temp).map_err(err)?;
-    let prepared = (|| {
-        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(spec.mode))?;
-        if let Some(gid) = spec.group {
-            std::os::unix::fs::chown(&temp, None, Some(gid))?;
-        }
-        std::fs::rename(&temp, path)
-    })();
-    if let Err(e) = prepared {
-        let _ = std::fs::remove_file(&temp);
-        return Err(err(e));
-    }
-    Ok(listener)
+    // Anything else there (a stale socket, a file) is replaced by the rename.
+    let listener = dir.bind_unix(&name, spec.mode, spec.group).map_err(err)?;
+    listener.set_nonblocking(true).map_err(err)?;
+    Ok((UnixListener::from_std(listener).map_err(err)?, dir, name))
 }
 
-fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
-}
+/// The mode of a socket directory ticketd creates.
+pub const SOCKET_DIR_MODE: u32 = 0o755;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use std::os::unix::fs::PermissionsExt;
     use std::os::unix::net::UnixStream as StdStream;
+    use std::path::Path;
 
     use rustix::process::{Gid, Uid};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -4,12 +4,19 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-/// Replace `path` with `contents`, atomically, with permission bits `mode`.
+use crate::fsdir::{Dir, Policy};
+
+/// The mode of a directory created for a file written here.
+pub const CREATED_DIR_MODE: u32 = 0o755;
+
+/// Replace `path` with `contents`, atomically, with permission bits `mode`. The directory is
+/// walked and opened first ([`Dir::open`], created [`CREATED_DIR_MODE`] when missing); callers
+/// that write the same directory again hold a [`Dir`] instead.
 pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
-    replace(path, mode, |file| file.write_all(contents))
+    let (dir, name) = Dir::open_parent(path, "the directory", CREATED_DIR_MODE, Policy::of_process())?;
+    dir.write_atomically(&name, contents, mode)
 }
 
 /// [`write_atomically`], with the contents written by `write` (buffered) instead of from memory.
@@ -18,51 +25,26 @@ pub fn write_atomically_with(
     mode: u32,
     write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
 ) -> io::Result<()> {
-    replace(path, mode, |file| {
-        let mut buffered = io::BufWriter::with_capacity(64 * 1024, file);
-        write(&mut buffered)?;
-        buffered.flush()
-    })
-}
-
-fn replace(path: &Path, mode: u32, write: impl FnOnce(&mut fs::File) -> io::Result<()>) -> io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"))?;
-    let mut prefix = std::ffi::OsString::from(".");
-    prefix.push(name);
-    prefix.push(".");
-    let mut temp = tempfile::Builder::new()
-        .prefix(&prefix)
-        .suffix(".tmp")
-        .permissions(fs::Permissions::from_mode(mode))
-        .tempfile_in(dir)?;
-    // The umask may have narrowed the mode at creation: set it exactly.
-    temp.as_file().set_permissions(fs::Permissions::from_mode(mode))?;
-    write(temp.as_file_mut())?;
-    temp.as_file().sync_all()?;
-    temp.persist(path).map_err(|e| e.error)?;
-    fs::File::open(dir)?.sync_all()
+    let (dir, name) = Dir::open_parent(path, "the directory", CREATED_DIR_MODE, Policy::of_process())?;
+    dir.write_atomically_with(&name, mode, write)
 }
 
 /// Remove leftovers of writes that a crash interrupted (`.<name>.*.tmp` beside `path`).
 pub fn remove_stale_temps(path: &Path) {
     let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return };
-    let prefix = format!(".{}.", name.to_string_lossy());
-    let Ok(entries) = fs::read_dir(if dir.as_os_str().is_empty() { Path::new(".") } else { dir }) else { return };
-    for entry in entries.flatten() {
-        let file = entry.file_name().to_string_lossy().into_owned();
-        if file.starts_with(&prefix) && file.ends_with(".tmp") {
-            let _ = fs::remove_file(entry.path());
-        }
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    // Only an existing directory: nothing to clear in one that is not there.
+    if fs::symlink_metadata(dir).is_ok()
+        && let Ok(dir) = Dir::open(dir, "the directory", CREATED_DIR_MODE, Policy::of_process())
+    {
+        dir.remove_stale_temps(name);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn writes_replace_the_file_with_the_exact_mode_and_leave_no_temp() {

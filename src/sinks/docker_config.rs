@@ -4,6 +4,7 @@
 //! key and entry (other registries, `credHelpers`, `proxies`, unknown keys) is kept. A file that is
 //! not a JSON object is left alone and reported, never overwritten.
 
+use std::ffi::OsStr;
 use std::io;
 use std::path::Path;
 
@@ -13,6 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::DockerConfigSink;
+use crate::fsdir::{Dir, MAX_FILE_BYTES};
 use crate::token::Current;
 
 /// `config` with `auths[registry] = {"auth": base64(username:token)}`; `None` means no file yet.
@@ -64,21 +66,21 @@ fn wipe(value: &mut serde_json::Value) {
     }
 }
 
-/// Merge `current` into the docker config at `sink.path`, creating it when missing.
-pub fn publish(sink: &DockerConfigSink, current: &Current) -> io::Result<()> {
-    let existing = match std::fs::read(&sink.path) {
-        Ok(bytes) => Some(Zeroizing::new(bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e),
-    };
+/// Merge `current` into the docker config `name` in `dir` (the held directory of `sink.path`),
+/// creating it when missing. The existing file is read only when it is a regular file, never
+/// through a symlink (which could expose any file to the sink's readers).
+pub fn publish(dir: &Dir, name: &OsStr, sink: &DockerConfigSink, current: &Current) -> io::Result<()> {
+    let existing = dir.read_existing(name, MAX_FILE_BYTES)?.map(Zeroizing::new);
     let username = current.token.username.as_deref().unwrap_or("");
     let bytes = merge(existing.as_deref().map(Vec::as_slice), &sink.registry, username, current.token.value.expose())?;
-    super::atomic::write_atomically(&sink.path, &bytes, sink.mode)
+    dir.write_atomically(name, &bytes, sink.mode)
 }
 
-/// The `(username, secret)` stored for `registry` in the docker config at `path`, if any.
+/// The `(username, secret)` stored for `registry` in the docker config at `path`, if any (a
+/// regular file, not followed through a symlink).
 pub fn read_auth(path: &Path, registry: &str) -> Option<(String, String)> {
-    let root: serde_json::Value = serde_json::from_slice(&std::fs::read(path).ok()?).ok()?;
+    let bytes = crate::fsdir::read_regular(path, crate::fsdir::Follow::NoSymlinks, MAX_FILE_BYTES).ok()?;
+    let root: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     let auth = root.get("auths")?.get(registry)?.get("auth")?.as_str()?;
     let decoded = String::from_utf8(STANDARD.decode(auth).ok()?).ok()?;
     let (user, secret) = decoded.split_once(':')?;
@@ -142,9 +144,37 @@ mod tests {
             refreshed_at: t.into(),
         };
         let sink = DockerConfigSink { path: path.clone(), registry: "reg.example".into(), mode: 0o600 };
-        publish(&sink, &current).unwrap();
+        let (dir, name) = crate::sinks::sink_dir(&path).unwrap();
+        publish(&dir, &name, &sink, &current).unwrap();
         assert_eq!(read_auth(&path, "reg.example"), Some(("user".into(), "tok".into())));
         assert_eq!(read_auth(&path, "other"), Some(("x".into(), "y".into())));
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn issue_16_an_existing_config_json_is_never_read_through_a_symlink() {
+        use crate::clock::from_unix_seconds;
+        use crate::secret::Secret;
+        use crate::token::TokenPart;
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("root-only.json");
+        std::fs::write(&secret, br#"{"auths":{"internal":{"auth":"cm9vdDpzZWNyZXQ="}}}"#).unwrap();
+        let sinks = dir.path().join("sinks");
+        std::fs::create_dir(&sinks).unwrap();
+        let path = sinks.join("config.json");
+        std::os::unix::fs::symlink(&secret, &path).unwrap();
+        let t = from_unix_seconds(1_700_000_000);
+        let current = Current {
+            ticket: None,
+            token: TokenPart { value: Secret::new("tok"), username: None, issued_at: t.into(), expires_at: t.into() },
+            generation: 1,
+            refreshed_at: t.into(),
+        };
+        let sink = DockerConfigSink { path: path.clone(), registry: "reg.example".into(), mode: 0o644 };
+        let (dir, name) = crate::sinks::sink_dir(&path).unwrap();
+        let err = publish(&dir, &name, &sink, &current).unwrap_err().to_string();
+        assert!(err.contains("is a symlink"), "{err}");
+        assert!(std::fs::symlink_metadata(&path).unwrap().file_type().is_symlink(), "the sink was not written");
+        assert_eq!(read_auth(&path, "internal"), None, "nor is it read through the symlink");
     }
 }

@@ -5,9 +5,14 @@ pub mod docker_config;
 pub mod notify;
 pub mod render;
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, LazyLock, Mutex};
 
 use crate::config::{SinkSpec, TicketSpec};
+use crate::fsdir::{Dir, Policy};
 use crate::token::Current;
 
 /// A sink that could not be written; the previous file is intact.
@@ -85,22 +90,62 @@ pub fn publish(spec: &TicketSpec, current: &Current, held: SinkSet) -> Published
     Published { held: written, errors }
 }
 
-/// Write one sink of `spec` with `current`.
+/// Write one sink of `spec` with `current`, in the sink's held directory ([`sink_dir`]).
 pub fn publish_one(spec: &TicketSpec, sink: &SinkSpec, current: &Current) -> Result<(), SinkError> {
     let path = sink.path();
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
-        create_dir(dir).map_err(|source| SinkError { path: dir.to_path_buf(), source })?;
-    }
+    let error = |source| SinkError { path: path.to_path_buf(), source };
+    let (dir, name) = sink_dir(path).map_err(error)?;
     let result = match sink {
-        SinkSpec::File(file) => atomic::write_atomically(&file.path, &render::render(file, spec, current), file.mode),
-        SinkSpec::DockerConfig(docker) => docker_config::publish(docker, current),
+        SinkSpec::File(file) => dir.write_atomically(&name, &render::render(file, spec, current), file.mode),
+        SinkSpec::DockerConfig(docker) => docker_config::publish(&dir, &name, docker, current),
     };
-    result.map_err(|source| SinkError { path: path.to_path_buf(), source })
+    result.map_err(error)
 }
 
-fn create_dir(dir: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new().recursive(true).mode(0o755).create(dir)
+/// Every sink directory in use, resolved once (the StrictModes walk, missing parts created
+/// [`atomic::CREATED_DIR_MODE`]) and held as a directory fd, by the path the config names.
+static DIRS: LazyLock<Mutex<HashMap<PathBuf, Arc<Dir>>>> = LazyLock::new(Mutex::default);
+
+/// The held directory of the sink file `path` and the file's name. Opened on first use (or again
+/// when the held one has been removed since); as root, a directory that a user other than root or
+/// ticketd's own could change is refused.
+pub fn sink_dir(path: &Path) -> io::Result<(Arc<Dir>, OsString)> {
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the path names no file"))?
+        .to_os_string();
+    let parent = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let held = DIRS.lock().expect("sink dirs").get(parent).filter(|d| !d.is_removed()).cloned();
+    let dir = match held {
+        Some(dir) => dir,
+        None => {
+            let dir = Arc::new(Dir::open(parent, "sink directory", atomic::CREATED_DIR_MODE, Policy::of_process())?);
+            DIRS.lock().expect("sink dirs").insert(parent.to_path_buf(), dir.clone());
+            dir
+        }
+    };
+    Ok((dir, name))
+}
+
+/// Resolve and hold the directory of every sink in `sinks` now (at start, and before a reload is
+/// applied); the first that cannot be opened is the error. At start (`clear_temps`, while nothing
+/// writes yet), also remove the temp files a crash mid-write left beside the sinks.
+pub fn open_dirs<'a>(sinks: impl IntoIterator<Item = &'a SinkSpec>, clear_temps: bool) -> Result<(), SinkError> {
+    let mut names: HashMap<PathBuf, (Arc<Dir>, Vec<OsString>)> = HashMap::new();
+    for sink in sinks {
+        let path = sink.path();
+        let parent = path.parent().unwrap_or(Path::new("."));
+        if let Some((_, in_dir)) = names.get_mut(parent) {
+            in_dir.push(path.file_name().unwrap_or_default().to_os_string());
+            continue;
+        }
+        let (dir, name) = sink_dir(path).map_err(|source| SinkError { path: path.to_path_buf(), source })?;
+        names.insert(parent.to_path_buf(), (dir, vec![name]));
+    }
+    for (dir, in_dir) in names.values().filter(|_| clear_temps) {
+        dir.remove_stale_temps_of(&in_dir.iter().map(|n| n.as_os_str()).collect());
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -185,5 +230,45 @@ mod tests {
         assert!(retry.errors.is_empty());
         assert_eq!(retry.held, SinkSet::all(10));
         assert_eq!(SinkSet::all(0), SinkSet::NONE);
+    }
+    #[test]
+    fn issue_16_a_sink_directory_is_held_and_created_with_an_exact_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/b/token");
+        let (held, name) = sink_dir(&path).unwrap();
+        assert_eq!(name, "token");
+        for created in ["a", "a/b"] {
+            let mode = std::fs::metadata(dir.path().join(created)).unwrap().permissions().mode() & 0o7777;
+            assert_eq!(mode, atomic::CREATED_DIR_MODE, "{created}");
+        }
+        // Renaming the directory away and planting a symlink at its name does not redirect writes.
+        let elsewhere = dir.path().join("elsewhere");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::rename(dir.path().join("a/b"), dir.path().join("a/moved")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.path().join("a/b")).unwrap();
+        held.write_atomically(&name, b"t", 0o600).unwrap();
+        assert_eq!(std::fs::read(dir.path().join("a/moved/token")).unwrap(), b"t");
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
+    }
+
+    #[test]
+    #[cfg_attr(not(have_root), ignore = "needs root (a symlink owned by another uid)")]
+    fn issue_16_as_root_a_sink_whose_parent_is_a_symlink_planted_by_another_user_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::create_dir(&target).unwrap();
+        let planted = dir.path().join("planted");
+        std::os::unix::fs::symlink(&target, &planted).unwrap();
+        std::os::unix::fs::lchown(&planted, Some(65534), Some(65534)).unwrap();
+        let err = sink_dir(&planted.join("token")).unwrap_err().to_string();
+        assert!(err.contains("sink directory") && err.contains("/planted is a symlink owned by uid 65534"), "{err}");
+        // A directory writable by every user (no sticky bit) is refused too.
+        let open = dir.path().join("open");
+        std::fs::create_dir(&open).unwrap();
+        std::fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        let err = sink_dir(&open.join("token")).unwrap_err().to_string();
+        assert!(err.contains("/open is writable by every user (mode 777)"), "{err}");
+        assert_eq!(std::fs::read_dir(&target).unwrap().count(), 0);
     }
 }
