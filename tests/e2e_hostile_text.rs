@@ -195,7 +195,9 @@ format = "env"
     let log = daemon.log_text();
     assert!(log.contains("in the answer holds a control character"), "{log}");
     assert!(log.contains("`Username` in the answer holds a `:`"), "{log}");
-    assert!(log.contains("keeping the last good token"), "{log}");
+    // Reported as failed calls (a warning while the held token has time left, an error when the
+    // retry would come after it expires: which one depends on timing).
+    assert!(log.contains("call failed"), "{log}");
     assert!(!log.contains("panicked"), "{log}");
     let registry = read_json(&h.path("out/registry.json")).unwrap();
     assert_eq!(registry["username"], "100012345678", "the user name of the good answer (the emulator's)");
