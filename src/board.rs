@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use hashbrown::HashTable;
 use tokio::sync::watch;
 
-use crate::clock::Stamp;
+use crate::clock::{Mono, Now, Stamp};
 use crate::config::TicketSpec;
 use crate::token::{Current, Holding, ThinStr};
 
@@ -33,7 +33,8 @@ pub struct Ticket {
     /// file records meanwhile, so state never runs ahead of the sinks and never loses a ticket.
     /// Held inline, like the current one: a ticket costs no allocation of its own but its secrets.
     pub(crate) previous: Option<Box<Current>>,
-    /// When the scheduler will act next, as a [`stamp`] (0: not scheduled yet).
+    /// When the scheduler will act next, in monotonic time: a [`Mono`]'s nanoseconds, the
+    /// scheduler's queue key (0: not scheduled yet).
     pub(crate) next_at: u64,
     /// When a call for this ticket last succeeded in this process, as a [`stamp`] (0: never).
     pub(crate) last_success: u64,
@@ -108,13 +109,13 @@ impl Ticket {
         if self.current_written { self.holding.current.as_ref() } else { self.previous.as_deref() }
     }
 
-    /// A token that has not expired at `now`.
-    pub fn valid(&self, now: SystemTime) -> Option<&Current> {
-        self.current().filter(|c| c.token.is_valid_at(now))
+    /// A token that has not expired at `now` by either clock (see [`Current::is_valid`]).
+    pub fn valid(&self, now: Now) -> Option<&Current> {
+        self.current().filter(|c| c.is_valid(now))
     }
 
     /// Settled: it holds a valid token, or its last attempt failed (it has been tried).
-    pub fn settled(&self, now: SystemTime) -> bool {
+    pub fn settled(&self, now: Now) -> bool {
         self.valid(now).is_some() || self.attempt > 0
     }
 
@@ -139,9 +140,10 @@ impl Ticket {
         f64::from(self.jitter) / 65_536.0
     }
 
-    /// When the scheduler will act next.
-    pub fn next_at(&self) -> Option<SystemTime> {
-        from_stamp(self.next_at)
+    /// When the scheduler will act next, on the wall clock as it reads at `now` (the scheduler
+    /// waits in monotonic time: after a clock step this moves with the clock).
+    pub fn next_at(&self, now: Now) -> Option<SystemTime> {
+        (self.next_at != 0).then(|| now.wall_at(Mono::from_nanos(self.next_at)))
     }
 
     /// The last failure since the last success.
@@ -171,7 +173,6 @@ impl Ticket {
         TicketView {
             spec: self.spec.clone(),
             current: self.current().cloned(),
-            next_at: self.next_at(),
             last_error: self.last_error().map(str::to_string),
             failures: self.failures(),
             refresh_successes,
@@ -198,8 +199,6 @@ pub struct TicketView {
     pub spec: TicketSpec,
     /// The token every sink holds (none until the first is written).
     pub current: Option<Current>,
-    /// When the scheduler will act next.
-    pub next_at: Option<SystemTime>,
     /// The last failure since the last success.
     pub last_error: Option<String>,
     /// Failed calls since the last success.
@@ -212,9 +211,9 @@ pub struct TicketView {
 }
 
 impl TicketView {
-    /// A token that has not expired at `now`.
-    pub fn valid(&self, now: SystemTime) -> Option<&Current> {
-        self.current.as_ref().filter(|c| c.token.is_valid_at(now))
+    /// A token that has not expired at `now` by either clock (see [`Current::is_valid`]).
+    pub fn valid(&self, now: Now) -> Option<&Current> {
+        self.current.as_ref().filter(|c| c.is_valid(now))
     }
 }
 
@@ -355,7 +354,7 @@ impl Board {
     ///
     /// The names are lent to `answer`, in order, under the read lock: a daemon starting with
     /// 100,000 tickets polled by a readiness probe copies none of them.
-    pub fn not_ready<R>(&self, now: SystemTime, answer: impl FnOnce(&[&str]) -> R) -> R {
+    pub fn not_ready<R>(&self, now: Now, answer: impl FnOnce(&[&str]) -> R) -> R {
         let table = self.table();
         let mut names: Vec<&str> =
             table.tickets().filter(|t| t.spec.consumers.required && t.valid(now).is_none()).map(Ticket::name).collect();
@@ -448,7 +447,7 @@ mod tests {
             expires_at: (now + HOUR).into(),
         };
         Holding {
-            current: Some(Current { ticket: None, token, generation: 1, refreshed_at: now.into() }),
+            current: Some(Current { ticket: None, token, generation: 1, refreshed_at: now.into(), expires_mono: None }),
             pending: None,
         }
     }
@@ -494,8 +493,8 @@ mod tests {
     #[test]
     fn readers_see_a_token_only_once_this_process_wrote_it() {
         let board = Board::default();
-        let now = SystemTime::now();
-        board.write().insert(ticket_holding("a", holding_a_token(now)));
+        let now = crate::clock::Clock::read(&crate::clock::SystemClock);
+        board.write().insert(ticket_holding("a", holding_a_token(now.wall)));
         assert!(board.get("a").unwrap().current.is_none(), "loaded from state: the sinks may be stale");
         assert!(board.not_ready(now, |names| names == ["a"]));
         {
@@ -509,10 +508,11 @@ mod tests {
     }
 
     #[test]
-    fn a_record_holds_its_token_inline_in_at_most_184_bytes() {
+    fn a_record_holds_its_token_inline_in_at_most_192_bytes() {
         // At 100,000 tickets each byte here is 100 kB resident (BENCHMARKS.md, section 2): a new
-        // field must earn its place.
-        assert!(size_of::<Option<Ticket>>() <= 184, "{} bytes", size_of::<Option<Ticket>>());
+        // field must earn its place. 184 until the token's monotonic expiry (8 bytes, issue 16
+        // item 3: a wall clock set back must not keep an expired token valid).
+        assert!(size_of::<Option<Ticket>>() <= 192, "{} bytes", size_of::<Option<Ticket>>());
     }
 
     #[test]
@@ -525,7 +525,7 @@ mod tests {
             board.write().insert(ticket);
         }
         let before = crate::secret::pool::taken_here();
-        let metrics = crate::metrics::render(&board);
+        let metrics = crate::metrics::render(&board, crate::clock::Clock::read(&crate::clock::SystemClock));
         let names = board.by_name(|tickets| tickets.iter().map(|t| t.name().to_string()).collect::<Vec<_>>());
         assert_eq!(crate::secret::pool::taken_here(), before, "no secret copied");
         assert!(metrics.contains("ticketd_token_expiry_timestamp_seconds{"), "{metrics}");

@@ -1,19 +1,45 @@
-//! Wall-clock time, injected.
+//! Time, injected: the wall clock and a monotonic clock.
 //!
-//! Expiries, signing dates and refresh deadlines are wall-clock facts, so the scheduler keys its
-//! queue on `SystemTime` read from a [`Clock`]. The daemon uses [`SystemClock`]; tests use
-//! [`PausedClock`], whose wall time advances exactly as tokio's (paused) time does, so a test can
-//! simulate ninety days in milliseconds (and [`PausedClock::jump`] steps the wall clock alone).
+//! Wall time (`SystemTime`) is what expiries and signing dates are written in; it can step (NTP,
+//! an admin, a VM restored from a snapshot). Monotonic time ([`Mono`]) never steps: the scheduler
+//! waits in it, and a token also counts as expired once the monotonic time since its request was
+//! sent reaches its life, so a clock set back cannot keep an expired token in use. The daemon uses
+//! [`SystemClock`]; tests use [`PausedClock`], whose clocks advance exactly as tokio's (paused)
+//! time does, so a test can simulate ninety days in milliseconds, and whose wall and monotonic
+//! time can be made to diverge either way ([`PausedClock::jump`], [`PausedClock::jump_back`],
+//! [`PausedClock::suspend`]).
 
+use std::num::NonZeroU64;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-/// Source of wall-clock time.
+/// Source of wall-clock and monotonic time.
 pub trait Clock: Send + Sync + 'static {
+    /// Wall-clock time: for expiries and signing, never for waiting.
     fn now(&self) -> SystemTime;
+
+    /// Monotonic time that also counts a suspend (`CLOCK_BOOTTIME`): for waiting and for how long
+    /// a token has been held.
+    fn monotonic(&self) -> Mono {
+        boot_time()
+    }
+
+    /// Both clocks, read together.
+    fn read(&self) -> Now {
+        let mono = self.monotonic();
+        Now { wall: self.now(), mono }
+    }
 }
 
-/// The real wall clock.
+/// `CLOCK_BOOTTIME`: monotonic, and counting the time the host was suspended.
+fn boot_time() -> Mono {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+    let nanos =
+        u64::try_from(t.tv_sec).unwrap_or(0).saturating_mul(1_000_000_000) + u64::try_from(t.tv_nsec).unwrap_or(0);
+    Mono::from_nanos(nanos)
+}
+
+/// The real clocks.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
@@ -23,32 +49,142 @@ impl Clock for SystemClock {
     }
 }
 
-/// Wall time that follows tokio's clock: `base + (tokio now - start)`.
+/// A point in monotonic time, in 8 bytes (nanoseconds from the clock's origin, never zero, so
+/// an `Option<Mono>` is 8 bytes too). Only readings of one clock compare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Mono(NonZeroU64);
+
+impl Mono {
+    /// The reading `nanos` nanoseconds after the origin (0 reads as 1).
+    pub fn from_nanos(nanos: u64) -> Mono {
+        Mono(NonZeroU64::new(nanos).unwrap_or(NonZeroU64::MIN))
+    }
+
+    /// Nanoseconds since the origin (the scheduler's queue keys).
+    pub fn nanos(self) -> u64 {
+        self.0.get()
+    }
+
+    /// How long from `self` until `later`; zero when `later` is not later.
+    pub fn until(self, later: Mono) -> Duration {
+        Duration::from_nanos(later.nanos().saturating_sub(self.nanos()))
+    }
+}
+
+impl std::ops::Add<Duration> for Mono {
+    type Output = Mono;
+
+    fn add(self, by: Duration) -> Mono {
+        Mono::from_nanos(self.nanos().saturating_add(u64::try_from(by.as_nanos()).unwrap_or(u64::MAX)))
+    }
+}
+
+impl std::ops::Sub<Duration> for Mono {
+    type Output = Mono;
+
+    fn sub(self, by: Duration) -> Mono {
+        Mono::from_nanos(self.nanos().saturating_sub(u64::try_from(by.as_nanos()).unwrap_or(u64::MAX)))
+    }
+}
+
+/// Both clocks at one moment: what every decision about time takes as `now`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    pub wall: SystemTime,
+    pub mono: Mono,
+}
+
+impl Now {
+    /// The monotonic time at which the wall clock reads `t`, if it does not step meanwhile.
+    pub fn mono_at(self, t: SystemTime) -> Mono {
+        match t.duration_since(self.wall) {
+            Ok(ahead) => self.mono + ahead,
+            Err(behind) => self.mono - behind.duration(),
+        }
+    }
+
+    /// What the wall clock will read at monotonic time `m`, if it does not step meanwhile.
+    pub fn wall_at(self, m: Mono) -> SystemTime {
+        if m >= self.mono {
+            self.wall + self.mono.until(m)
+        } else {
+            self.wall.checked_sub(m.until(self.mono)).unwrap_or(SystemTime::UNIX_EPOCH)
+        }
+    }
+
+    /// How far the wall clock is ahead of the monotonic one, in nanoseconds (negative: behind).
+    /// Between two readings it stays the same unless the wall clock stepped (or was slewed).
+    pub fn wall_offset(self) -> i128 {
+        let wall = match self.wall.duration_since(SystemTime::UNIX_EPOCH) {
+            Ok(d) => d.as_nanos() as i128,
+            Err(e) => -(e.duration().as_nanos() as i128),
+        };
+        wall - i128::from(self.mono.nanos())
+    }
+}
+
+/// Clocks that follow tokio's: wall time is `base + (tokio now - start)` and monotonic time is
+/// `tokio now - start`, each plus what the test moved it by.
 ///
-/// Under `tokio::time::pause()` the runtime auto-advances when idle, and this clock advances with
-/// it, so deadlines computed from wall time fire at the right simulated moment.
+/// Under `tokio::time::pause()` the runtime auto-advances when idle, and these clocks advance with
+/// it, so deadlines fire at the right simulated moment.
 #[derive(Debug, Clone)]
 pub struct PausedClock {
     base: SystemTime,
     start: tokio::time::Instant,
-    skew: Arc<Mutex<Duration>>,
+    moved: Arc<Mutex<Moved>>,
 }
+
+/// What a test moved a [`PausedClock`] by.
+#[derive(Debug, Default)]
+struct Moved {
+    /// Wall clock steps: forward, and back.
+    ahead: Duration,
+    behind: Duration,
+    /// Suspends: both clocks moved on, tokio's timers did not.
+    suspended: Duration,
+}
+
+/// A [`PausedClock`]'s monotonic origin is this far before its start (never a zero reading).
+const PAUSED_MONO_ORIGIN: Duration = Duration::from_secs(1);
 
 impl PausedClock {
     pub fn starting_at(base: SystemTime) -> Self {
-        PausedClock { base, start: tokio::time::Instant::now(), skew: Arc::new(Mutex::new(Duration::ZERO)) }
+        PausedClock { base, start: tokio::time::Instant::now(), moved: Arc::default() }
     }
 
-    /// Jump the wall clock forward without tokio time passing (a suspend, or an NTP step).
+    fn moved(&self) -> std::sync::MutexGuard<'_, Moved> {
+        self.moved.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Step the wall clock forward; monotonic time does not move (an NTP step, an admin's
+    /// `date -s`, a VM restored from a snapshot).
     pub fn jump(&self, by: Duration) {
-        *self.skew.lock().expect("clock lock") += by;
+        self.moved().ahead += by;
+    }
+
+    /// Step the wall clock back; monotonic time does not move.
+    pub fn jump_back(&self, by: Duration) {
+        self.moved().behind += by;
+    }
+
+    /// A suspend of the host: the wall clock and the monotonic clock (`CLOCK_BOOTTIME`) move on
+    /// by `by`, tokio's timers (`CLOCK_MONOTONIC`) do not.
+    pub fn suspend(&self, by: Duration) {
+        self.moved().suspended += by;
     }
 }
 
 impl Clock for PausedClock {
     fn now(&self) -> SystemTime {
-        let skew = *self.skew.lock().expect("clock lock");
-        self.base + self.start.elapsed() + skew
+        let moved = self.moved();
+        let t = self.base + self.start.elapsed() + moved.suspended + moved.ahead;
+        t.checked_sub(moved.behind).unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+
+    fn monotonic(&self) -> Mono {
+        let since = PAUSED_MONO_ORIGIN + self.start.elapsed() + self.moved().suspended;
+        Mono::from_nanos(u64::try_from(since.as_nanos()).unwrap_or(u64::MAX))
     }
 }
 
@@ -198,13 +334,54 @@ mod tests {
     use super::*;
 
     #[tokio::test(start_paused = true)]
-    async fn paused_clock_follows_tokio_time_and_jumps() {
+    async fn paused_clock_follows_tokio_time_and_its_clocks_diverge_both_ways() {
         let base = from_unix_seconds(1_704_164_645);
         let clock = PausedClock::starting_at(base);
+        let start = clock.read();
         tokio::time::sleep(Duration::from_secs(3600)).await;
         assert_eq!(clock.now(), base + Duration::from_secs(3600));
+        assert_eq!(start.mono.until(clock.monotonic()), Duration::from_secs(3600));
+        let offset = clock.read().wall_offset();
+        assert_eq!(offset, start.wall_offset(), "no step: the clocks keep their distance");
+        // A step forward moves the wall clock alone.
         clock.jump(Duration::from_secs(60));
         assert_eq!(clock.now(), base + Duration::from_secs(3660));
+        assert_eq!(start.mono.until(clock.monotonic()), Duration::from_secs(3600));
+        assert_eq!(clock.read().wall_offset() - offset, 60_000_000_000);
+        // A step back, past where it started: the wall clock is now behind.
+        clock.jump_back(Duration::from_secs(180));
+        assert_eq!(clock.now(), base + Duration::from_secs(3480));
+        assert_eq!(clock.read().wall_offset() - offset, -120_000_000_000);
+        // A suspend moves both clocks, and no timer.
+        let before = tokio::time::Instant::now();
+        clock.suspend(Duration::from_secs(600));
+        assert_eq!(clock.now(), base + Duration::from_secs(4080));
+        assert_eq!(start.mono.until(clock.monotonic()), Duration::from_secs(4200));
+        assert_eq!(clock.read().wall_offset() - offset, -120_000_000_000, "a suspend is no step");
+        assert_eq!(tokio::time::Instant::now(), before);
+    }
+
+    #[test]
+    fn now_converts_between_the_clocks_either_way() {
+        let now = Now { wall: from_unix_seconds(1_704_164_645), mono: Mono::from_nanos(5_000_000_000) };
+        let ahead = now.wall + Duration::from_secs(3);
+        assert_eq!(now.mono_at(ahead), Mono::from_nanos(8_000_000_000));
+        assert_eq!(now.wall_at(Mono::from_nanos(8_000_000_000)), ahead);
+        let behind = now.wall - Duration::from_secs(2);
+        assert_eq!(now.mono_at(behind), Mono::from_nanos(3_000_000_000));
+        assert_eq!(now.wall_at(Mono::from_nanos(3_000_000_000)), behind);
+        // Before the origin: the earliest reading.
+        assert_eq!(now.mono_at(now.wall - Duration::from_secs(60)), Mono::from_nanos(1));
+        assert_eq!(Mono::from_nanos(0).nanos(), 1);
+        assert_eq!(size_of::<Option<Mono>>(), 8);
+    }
+
+    #[test]
+    fn the_system_clock_reads_boot_time_which_never_goes_back() {
+        let a = SystemClock.monotonic();
+        let b = SystemClock.monotonic();
+        assert!(b >= a);
+        assert!(a.nanos() > 0);
     }
 
     #[test]

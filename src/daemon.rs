@@ -237,7 +237,7 @@ impl Daemon {
                             tracing::error!("reload refused, the running configuration stays: {e}");
                         }
                     }
-                    systemd::reloaded(&systemd::status_line(&board, clock.now()));
+                    systemd::reloaded(&systemd::status_line(&board, clock.read()));
                     if std::mem::take(&mut reload_again) {
                         systemd::reloading();
                         reloading = Some(Box::pin(reload(config.clone(), env, commands.clone())));
@@ -282,10 +282,10 @@ impl Daemon {
         let mut task = tokio::spawn(scheduler.run(shutdown.child_token(), command_rx));
         let mut changes = board.subscribe();
         let settled = |board: &Board| {
-            let now = clock.now();
+            let now = clock.read();
             board.read(|table| {
                 table.tickets().all(|t| {
-                    let written = t.valid(now).is_some() && t.next_at().is_some_and(|at| at > now);
+                    let written = t.valid(now).is_some() && t.next_at(now).is_some_and(|at| at > now.wall);
                     // A sink that cannot be written fails the run at once, with its error.
                     written || t.failures() > 0 || t.publish_failures() > 0
                 })
@@ -314,7 +314,7 @@ impl Daemon {
             died = true;
             tracing::error!(error = %describe(&e), "the scheduler task failed");
         }
-        let now = clock.now();
+        let now = clock.read();
         let mut report = OnceReport { ok: Vec::new(), failed: Vec::new() };
         board.by_name(|tickets| {
             for ticket in tickets {

@@ -81,6 +81,8 @@ fn valid_logins(config: &Config, now: SystemTime) -> Result<Vec<Login>, HelperEr
         return Ok(logins);
     }
     let state = crate::state::read_unlocked(&config.state_dir).map_err(|e| HelperError::Failed(e.to_string()))?;
+    // Saved tokens carry no monotonic history: the wall clock decides.
+    let now = crate::clock::Now { wall: now, mono: crate::clock::Clock::monotonic(&crate::clock::SystemClock) };
     let mut out = Vec::new();
     for spec in &config.tickets {
         let ApiSpec::Tcr(tcr) = &spec.api else { continue };
@@ -224,6 +226,7 @@ registry = "myreg.tencentcloudcr.com"
                 },
                 generation: 1,
                 refreshed_at: now.into(),
+                expires_mono: None,
             }),
             pending: None,
         };

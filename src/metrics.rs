@@ -20,7 +20,7 @@ use prometheus_client::registry::Registry;
 use tokio_util::sync::CancellationToken;
 
 use crate::board::Board;
-use crate::clock::Clock;
+use crate::clock::{Clock, Now};
 
 /// The content type of [`render`]'s output.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -47,8 +47,8 @@ fn seconds(t: impl Into<SystemTime>) -> f64 {
     t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Every metric, as OpenMetrics text.
-pub fn render(board: &Board) -> String {
+/// Every metric, as OpenMetrics text, at `now`.
+pub fn render(board: &Board, now: Now) -> String {
     let mut registry = Registry::default();
     let token_expiry = TimeGauge::default();
     let ticket_expiry = TimeGauge::default();
@@ -61,12 +61,14 @@ pub fn render(board: &Board) -> String {
                 TicketLabels { ticket: ticket.name().to_string(), kind: ticket.spec().kind().as_str().to_string() };
             let current = ticket.current();
             if let Some(c) = current {
-                token_expiry.get_or_create(&labels).set(seconds(c.token.expires_at));
+                // Fails closed like every validity check: after the wall clock was set back,
+                // the expiry the monotonic clock gives.
+                token_expiry.get_or_create(&labels).set(seconds(c.expiry(now)));
             }
             if let Some(t) = current.and_then(|c| c.ticket.as_ref()) {
                 ticket_expiry.get_or_create(&labels).set(seconds(t.expires_at));
             }
-            if let Some(at) = ticket.next_at() {
+            if let Some(at) = ticket.next_at(now) {
                 next_refresh.get_or_create(&labels).set(seconds(at));
             }
             if let Some(at) = ticket.last_success().or(current.map(|c| c.refreshed_at.time())) {
@@ -207,12 +209,12 @@ pub fn to_classic(openmetrics: &str) -> String {
 
 /// An axum response with every metric: OpenMetrics when the scraper asks for it (`Accept`), the
 /// Prometheus text format otherwise.
-pub fn response(board: &Board, headers: &axum::http::HeaderMap) -> Response {
+pub fn response(board: &Board, now: Now, headers: &axum::http::HeaderMap) -> Response {
     let wants_openmetrics = headers
         .get_all(header::ACCEPT)
         .iter()
         .any(|v| v.to_str().is_ok_and(|v| v.contains("application/openmetrics-text")));
-    let text = render(board);
+    let text = render(board, now);
     let (body, kind) = if wants_openmetrics { (text, OPENMETRICS) } else { (to_classic(&text), CLASSIC) };
     let mut response = body.into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
@@ -240,17 +242,17 @@ impl MetricsServer {
     ) -> std::io::Result<MetricsServer> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
-        let ready = board.clone();
+        let (ready, metrics_clock) = (board.clone(), clock.clone());
         let app = axum::Router::new()
             .route("/healthz", axum::routing::get(|| async { "ok\n" }))
             .route(
                 "/readyz",
-                axum::routing::get(move || std::future::ready(crate::api::routes::readiness(&ready, clock.now()))),
+                axum::routing::get(move || std::future::ready(crate::api::routes::readiness(&ready, clock.read()))),
             )
             .route(
                 "/metrics",
                 axum::routing::get(move |headers: axum::http::HeaderMap| {
-                    std::future::ready(response(&board, &headers))
+                    std::future::ready(response(&board, metrics_clock.read(), &headers))
                 }),
             )
             .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found; try /metrics or /readyz\n") });

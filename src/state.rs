@@ -268,6 +268,7 @@ mod tests {
                 },
                 generation: 3,
                 refreshed_at: t.into(),
+                expires_mono: None,
             }),
             pending: None,
         };

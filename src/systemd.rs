@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use sd_notify::NotifyState;
 
 use crate::board::Board;
-use crate::clock::{Clock, until};
+use crate::clock::{Clock, Now, until};
 use crate::scheduler::Watchdog;
 
 fn send(states: &[NotifyState<'_>]) {
@@ -42,19 +42,19 @@ pub fn stopping() {
 }
 
 /// Every ticket settled: holding a valid token, or tried and failed.
-pub fn all_settled(board: &Board, now: SystemTime) -> bool {
+pub fn all_settled(board: &Board, now: Now) -> bool {
     board.read(|table| table.tickets().all(|t| t.settled(now)))
 }
 
 /// A one-line summary, e.g. "3 tickets fresh, next refresh in 4h 12m".
-pub fn status_line(board: &Board, now: SystemTime) -> String {
+pub fn status_line(board: &Board, now: Now) -> String {
     let (mut all, mut fresh, mut failing, mut next_at) = (0, 0, 0, None::<SystemTime>);
     board.read(|table| {
         for ticket in table.tickets() {
             all += 1;
             fresh += usize::from(ticket.valid(now).is_some());
             failing += usize::from(ticket.failures() > 0);
-            if let Some(at) = ticket.next_at() {
+            if let Some(at) = ticket.next_at(now) {
                 next_at = Some(next_at.map_or(at, |n: SystemTime| n.min(at)));
             }
         }
@@ -68,7 +68,7 @@ pub fn status_line(board: &Board, now: SystemTime) -> String {
         line.push_str(&format!(", {failing} failing"));
     }
     if let Some(next) = next_at {
-        let secs = until(now, next).as_secs();
+        let secs = until(now.wall, next).as_secs();
         line.push_str(&format!(", next refresh in {}", humantime::format_duration(Duration::from_secs(secs))));
     }
     line
@@ -81,7 +81,7 @@ pub async fn follow(board: Arc<Board>, clock: Arc<dyn Clock>) {
     let mut ready = false;
     let mut last = String::new();
     loop {
-        let now = clock.now();
+        let now = clock.read();
         let line = status_line(&board, now);
         if !ready && all_settled(&board, now) {
             ready = true;

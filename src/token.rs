@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::Stamp;
+use crate::clock::{Mono, Now, Stamp};
 use crate::secret::Secret;
 
 /// A long-lived ticket (SLS `CreateTicket`), from which tokens are refreshed.
@@ -29,12 +29,6 @@ pub struct TokenPart {
     /// When the request that obtained it was sent: lifetimes count from here, conservatively.
     pub issued_at: Stamp,
     pub expires_at: Stamp,
-}
-
-impl TokenPart {
-    pub fn is_valid_at(&self, now: SystemTime) -> bool {
-        now < self.expires_at
-    }
 }
 
 /// Text behind a single pointer: 8 bytes where a `Box<str>` takes 16, for text most records
@@ -79,6 +73,12 @@ pub struct Current {
     /// Bumped each time the token changes; consumers use it to notice rotations.
     pub generation: u64,
     pub refreshed_at: Stamp,
+    /// When the token expires by the monotonic clock: its stated life left when it was received,
+    /// counted from then. A wall clock set back cannot keep it valid past this. `None` for a token
+    /// loaded from the state file (a restart has no monotonic history: the wall clock alone
+    /// decides).
+    #[serde(skip)]
+    pub expires_mono: Option<Mono>,
 }
 
 /// Everything held for one ticket.
@@ -92,9 +92,14 @@ pub struct Holding {
 }
 
 impl Holding {
-    /// The current token, when it has not expired.
-    pub fn valid_token(&self, now: SystemTime) -> Option<&TokenPart> {
-        self.current.as_ref().map(|c| &c.token).filter(|t| t.is_valid_at(now))
+    /// The current token and its ticket, when the token has not expired (see [`Current::is_valid`]).
+    pub fn valid(&self, now: Now) -> Option<&Current> {
+        self.current.as_ref().filter(|c| c.is_valid(now))
+    }
+
+    /// The current token, when it has not expired (see [`Current::is_valid`]).
+    pub fn valid_token(&self, now: Now) -> Option<&TokenPart> {
+        self.valid(now).map(|c| &c.token)
     }
 
     pub fn generation(&self) -> u64 {
@@ -117,6 +122,21 @@ impl Holding {
 }
 
 impl Current {
+    /// When the token expires, on the wall clock as it reads at `now`: its stated expiry, or
+    /// earlier when the monotonic time since it was received says so (the wall clock was set
+    /// back). Fails closed on either clock.
+    pub fn expiry(&self, now: Now) -> SystemTime {
+        let stated = self.token.expires_at.time();
+        self.expires_mono.map_or(stated, |m| stated.min(now.wall_at(m)))
+    }
+
+    /// Whether the token is still valid at `now`: neither the wall clock nor the monotonic time
+    /// since it was received says it has expired. Every reader that hands a token out or reports
+    /// it as fresh (socket API, readiness, `run --once`, status lines, the scheduler) asks here.
+    pub fn is_valid(&self, now: Now) -> bool {
+        now.wall < self.token.expires_at && self.expires_mono.is_none_or(|m| now.mono < m)
+    }
+
     /// Move the ticket and token down in the pool, when there is room lower (see
     /// [`Secret::settle`]). How many moved.
     pub(crate) fn settle_secrets(&mut self) -> usize {
@@ -137,6 +157,48 @@ pub enum Issued {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    fn received(now: Now, life: Duration) -> Current {
+        let token = TokenPart {
+            value: Secret::new("t"),
+            username: None,
+            issued_at: now.wall.into(),
+            expires_at: (now.wall + life).into(),
+        };
+        Current {
+            ticket: None,
+            token,
+            generation: 1,
+            refreshed_at: now.wall.into(),
+            expires_mono: Some(now.mono_at(now.wall + life)),
+        }
+    }
+
+    #[test]
+    fn a_token_is_expired_as_soon_as_either_clock_says_so() {
+        let start = Now { wall: crate::clock::from_unix_seconds(1_700_000_000), mono: Mono::from_nanos(10) };
+        let minute = Duration::from_secs(60);
+        let current = received(start, minute);
+        let later = |wall: Duration, mono: Duration| Now { wall: start.wall + wall, mono: start.mono + mono };
+        assert!(current.is_valid(later(Duration::from_secs(59), Duration::from_secs(59))));
+        assert!(!current.is_valid(later(minute, minute)));
+        // 60 s later the wall clock reads 1 s later (set back 59 s): the monotonic time since
+        // receipt still ends it on time.
+        let behind = Now { wall: start.wall + Duration::from_secs(1), mono: start.mono + minute };
+        assert!(!current.is_valid(behind), "a clock set back keeps no token alive");
+        assert_eq!(current.expiry(behind), behind.wall, "its expiry, read on the clock as it is now: now");
+        // The wall clock stepped 2 h ahead: expired by the wall clock, though little time passed.
+        let ahead = later(Duration::from_secs(7200), Duration::from_secs(1));
+        assert!(!current.is_valid(ahead));
+        assert_eq!(current.expiry(ahead), start.wall + minute);
+        // Loaded from the state file: no monotonic history, the wall clock alone decides.
+        let loaded = Current { expires_mono: None, ..current };
+        assert!(loaded.is_valid(behind));
+        assert!(!loaded.is_valid(ahead));
+        let holding = Holding { current: Some(loaded), pending: None };
+        assert!(holding.valid_token(behind).is_some() && holding.valid(ahead).is_none());
+    }
 
     #[test]
     fn a_thin_str_is_one_pointer_and_reads_and_writes_as_a_plain_string() {

@@ -115,6 +115,7 @@ fn current() -> Current {
         },
         generation: 4,
         refreshed_at: t.into(),
+        expires_mono: None,
     }
 }
 

@@ -2,7 +2,7 @@
 //! served; a caller outside a ticket's allow lists gets 403 and a log line, never the token.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Extension, Path, Query, State};
@@ -14,7 +14,7 @@ use serde_json::json;
 
 use super::{ApiState, DEFAULT_WAIT, MAX_WAIT, Peer};
 use crate::board::{Ticket, TicketView};
-use crate::clock::rfc3339;
+use crate::clock::{Now, rfc3339};
 use crate::config::{ConsumerSpec, Kind};
 use crate::sinks::render::TokenView;
 
@@ -25,7 +25,7 @@ pub(super) fn router(state: Arc<ApiState>) -> Router {
         .route(
             "/metrics",
             get(|State(state): State<Arc<ApiState>>, headers: axum::http::HeaderMap| async move {
-                crate::metrics::response(&state.board, &headers)
+                crate::metrics::response(&state.board, state.clock.read(), &headers)
             }),
         )
         .route("/v1/tickets", get(list))
@@ -50,11 +50,11 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
-    readiness(&state.board, state.clock.now())
+    readiness(&state.board, state.clock.read())
 }
 
 /// `/readyz`: 200 when every `required` ticket holds a valid token, 503 with their names otherwise.
-pub(crate) fn readiness(board: &crate::board::Board, now: SystemTime) -> Response {
+pub(crate) fn readiness(board: &crate::board::Board, now: Now) -> Response {
     #[derive(Serialize)]
     struct NotReady<'a> {
         ready: bool,
@@ -88,7 +88,7 @@ struct Summary {
     last_error: Option<String>,
 }
 
-fn summary(ticket: &Ticket, now: SystemTime) -> Summary {
+fn summary(ticket: &Ticket, now: Now) -> Summary {
     let current = ticket.current();
     let status = match (ticket.valid(now), current, ticket.failures()) {
         (Some(_), _, 0) => "fresh",
@@ -105,14 +105,14 @@ fn summary(ticket: &Ticket, now: SystemTime) -> Summary {
         token_expires_at: current.map(|c| rfc3339(c.token.expires_at)),
         ticket_expires_at: current.and_then(|c| c.ticket.as_ref()).map(|t| rfc3339(t.expires_at)),
         refreshed_at: current.map(|c| rfc3339(c.refreshed_at)),
-        next_refresh_at: ticket.next_at().map(rfc3339),
+        next_refresh_at: ticket.next_at(now).map(rfc3339),
         failures: ticket.failures(),
         last_error: ticket.last_error().map(str::to_string),
     }
 }
 
 async fn list(State(state): State<Arc<ApiState>>) -> Response {
-    let now = state.clock.now();
+    let now = state.clock.read();
     let all: Vec<Summary> = state.board.by_name(|tickets| tickets.iter().map(|t| summary(t, now)).collect());
     axum::Json(all).into_response()
 }
@@ -207,9 +207,9 @@ async fn readable(state: &ApiState, name: &str, peer: &Peer, query: &WaitQuery) 
             }
         }
     }
-    let now = state.clock.now();
+    let now = state.clock.read();
     match &view.current {
-        Some(c) if c.token.is_valid_at(now) => Ok(view),
+        Some(c) if c.is_valid(now) => Ok(view),
         Some(c) => Err(error(
             StatusCode::SERVICE_UNAVAILABLE,
             json!({"error": "the token has expired", "ticket": name, "expired_since": rfc3339(c.token.expires_at), "last_error": view.last_error}),
@@ -323,7 +323,7 @@ mod tests {
         board.write().get_mut(id).unwrap().spec.consumers.allow_uids = vec![7];
         board.changed();
         // ... and then the next token arrives.
-        let now = SystemTime::now();
+        let now = std::time::SystemTime::now();
         {
             let mut table = board.write();
             let ticket = table.get_mut(id).unwrap();
@@ -334,7 +334,13 @@ mod tests {
                 expires_at: (now + hour).into(),
             };
             ticket.holding = Holding {
-                current: Some(Current { ticket: None, token, generation: 1, refreshed_at: now.into() }),
+                current: Some(Current {
+                    ticket: None,
+                    token,
+                    generation: 1,
+                    refreshed_at: now.into(),
+                    expires_mono: None,
+                }),
                 pending: None,
             };
             ticket.current_written = true;
@@ -359,7 +365,7 @@ mod tests {
             spec.consumers.required = required;
             board.write().insert(Ticket::new(spec, crate::token::Holding::default(), 0, 1 << 15));
         }
-        let response = readiness(&board, SystemTime::now());
+        let response = readiness(&board, crate::clock::Clock::read(&crate::clock::SystemClock));
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
         let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();

@@ -58,6 +58,8 @@ impl ProviderError {
             ProviderError::Api { kind: ApiErrorKind::Transient, retry_after, .. } => {
                 RetryClass::Transient { after: *retry_after }
             }
+            // The host clock may be corrected any second: retry soon, not in a quarter hour.
+            ProviderError::Api { kind: ApiErrorKind::ClockSkew, .. } => RetryClass::ClockSkew,
             ProviderError::Api { .. } | ProviderError::Credentials(_) => RetryClass::Permanent,
         }
     }

@@ -1,8 +1,10 @@
 //! The scheduler: one queue of tickets keyed by their next deadline, one loop.
 //!
-//! The loop sleeps until the earliest deadline (re-reading the wall clock at least every
-//! [`WALL_CLOCK_RECHECK`], so a suspend or clock step is noticed), then starts the due calls as
-//! tasks of their own: a slow cloud never stalls other tickets. Results come back to the loop,
+//! Deadlines are planned from wall-clock expiries but waited for in monotonic time, so a step of
+//! the wall clock never moves a wait. The loop compares the two clocks on every wake, and at least
+//! every [`WALL_CLOCK_RECHECK`]: when the wall clock stepped (either way), every ticket is planned
+//! again at once. It sleeps until the earliest deadline, then starts the due calls as tasks of
+//! their own: a slow cloud never stalls other tickets. Results come back to the loop,
 //! which alone changes holdings, then sinks are written, then state is saved. A failed call
 //! changes nothing but the retry time: the last good token stays.
 
@@ -19,8 +21,8 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::board::{Board, Table, Ticket, TicketId, from_stamp, stamp};
-use crate::clock::{Clock, Stamp, until};
+use crate::board::{Board, Table, Ticket, TicketId, stamp};
+use crate::clock::{Clock, Mono, Now, Stamp, until};
 use crate::config::{ApiSpec, TicketSpec};
 use crate::credentials::CredentialStore;
 use crate::providers::{Operation, Provider, ProviderError};
@@ -29,8 +31,12 @@ use crate::state::{StateDir, StateFile, StateFileRef, StoredTicketRef, identity}
 use crate::token::{Current, Holding, Issued, TicketPart, TokenPart};
 use timing::{Lifecycle, RetryClass, Step};
 
-/// The loop re-reads the wall clock at least this often, even with nothing due.
+/// The loop compares the wall clock with the monotonic one at least this often, even with nothing
+/// due.
 pub const WALL_CLOCK_RECHECK: Duration = Duration::from_secs(300);
+/// A wall clock that moved against the monotonic one by this much or more between two looks
+/// stepped (NTP slews at most 0.5 ms a second: 150 ms in [`WALL_CLOCK_RECHECK`]).
+pub const CLOCK_STEP: Duration = Duration::from_secs(1);
 /// A call that has not finished after this long is abandoned and retried; sooner while a held
 /// token is running out: after half the time it has left, but not before [`MIN_CALL_TIMEOUT`].
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(45);
@@ -228,8 +234,8 @@ pub struct Parts {
 
 pub struct Scheduler {
     parts: Parts,
-    /// Deadlines (nanoseconds since the Unix epoch) and whose they are. A slot is live while its
-    /// ticket is `queued` for that very time; others are stale and skipped.
+    /// Deadlines (a [`Mono`]'s nanoseconds: monotonic time) and whose they are. A slot is live
+    /// while its ticket is `queued` for that very time; others are stale and skipped.
     queue: BinaryHeap<Reverse<(u64, TicketId)>>,
     /// The last epoch handed out: every ticket added or retargeted gets a new one, so a result
     /// for a ticket that was removed or replaced is never applied to another.
@@ -239,12 +245,15 @@ pub struct Scheduler {
     tx: mpsc::UnboundedSender<Message>,
     rx: mpsc::UnboundedReceiver<Message>,
     calls: TaskTracker,
-    save_at: Option<SystemTime>,
+    save_at: Option<Mono>,
     /// No save before this (see [`SAVE_SPACING`]).
-    save_floor: Option<SystemTime>,
+    save_floor: Option<Mono>,
     /// Tickets just minted (with their epochs) whose first token is asked for only once the state
     /// file holds the new ticket: a crash meanwhile never loses it (and mints again).
     awaiting_save: std::collections::HashMap<TicketId, u32>,
+    /// How far the wall clock was ahead of the monotonic one when the loop last looked
+    /// ([`Now::wall_offset`]): a change of [`CLOCK_STEP`] or more is a step of the wall clock.
+    wall_offset: Option<i128>,
     in_flight: usize,
     /// The board changed since its readers were last told.
     changed: bool,
@@ -270,11 +279,12 @@ impl Scheduler {
             save_at: None,
             save_floor: None,
             awaiting_save: std::collections::HashMap::new(),
+            wall_offset: None,
             in_flight: 0,
             changed: false,
             settle_checked: None,
         };
-        let now = scheduler.parts.clock.now();
+        let now = scheduler.parts.clock.read();
         let reused = scheduler.with_table(|s, table| {
             table.reserve(tickets.len());
             let mut reused = 0usize;
@@ -323,7 +333,7 @@ impl Scheduler {
     }
 
     fn insert(&mut self, table: &mut Table, spec: TicketSpec, holding: Holding) -> TicketId {
-        let now = self.parts.clock.now();
+        let now = self.parts.clock.read();
         let has_current = holding.valid_token(now).is_some();
         let mut ticket = Ticket::new(spec, holding, self.next_epoch(), self.rng.random());
         // Sinks may be stale or missing after a restart: write them once.
@@ -354,8 +364,13 @@ impl Scheduler {
                 (w.ping)();
                 last_ping = tokio::time::Instant::now();
             }
+            // On every wake: a stepped wall clock re-plans every ticket before anything waits.
+            self.watch_clock();
             let next = self.next_wake();
-            let mut sleep = next.map(|at| until(self.parts.clock.now(), at).min(WALL_CLOCK_RECHECK));
+            // Never longer than WALL_CLOCK_RECHECK, so a step is noticed with nothing due.
+            let mut sleep = Some(
+                next.map_or(WALL_CLOCK_RECHECK, |at| self.parts.clock.monotonic().until(at).min(WALL_CLOCK_RECHECK)),
+            );
             if let Some(w) = &self.parts.watchdog {
                 let ping_in = (w.interval / 2).saturating_sub(last_ping.elapsed());
                 sleep = Some(sleep.map_or(ping_in, |s| s.min(ping_in)));
@@ -373,8 +388,47 @@ impl Scheduler {
         self
     }
 
+    /// Compare the clocks: when the wall clock stepped since the last look (either way, by
+    /// [`CLOCK_STEP`] or more), every ticket is planned again at once, in the wall clock's new
+    /// frame.
+    fn watch_clock(&mut self) {
+        let now = self.parts.clock.read();
+        let offset = now.wall_offset();
+        let Some(last) = self.wall_offset.replace(offset) else { return };
+        let step = offset - last;
+        if step.unsigned_abs() < CLOCK_STEP.as_nanos() {
+            return;
+        }
+        let by = humantime::format_duration(Duration::from_secs(
+            u64::try_from(step.unsigned_abs() / 1_000_000_000).unwrap_or(u64::MAX),
+        ));
+        let direction = if step > 0 { "forward" } else { "back" };
+        tracing::warn!(by = %by, direction, "the wall clock stepped; planning every ticket again");
+        self.with_table(|s, table| s.replan(table, now));
+    }
+
+    /// Plan every ticket again at `now` (the wall clock stepped): deadlines read from expiries
+    /// move with the clock; a ticket that was failing is retried at once (the step may be what
+    /// failed it, or what fixed it); a sink write being retried keeps its retry.
+    fn replan(&mut self, table: &mut Table, now: Now) {
+        let ids: Vec<TicketId> = table.iter().filter(|(_, t)| !t.in_flight).map(|(id, _)| id).collect();
+        for id in ids {
+            let Some(ticket) = table.get(id) else { continue };
+            if ticket.attempt > 0 {
+                self.schedule_at(table, id, now.mono);
+                continue;
+            }
+            let planned = now.mono_at(plan(ticket, now).at);
+            let at = match (ticket.unpublished && ticket.queued).then_some(ticket.next_at).and_then(from_key) {
+                Some(retry) => retry.min(planned),
+                None => planned,
+            };
+            self.schedule_at(table, id, at);
+        }
+    }
+
     /// The earliest of the queue's head and a pending state save.
-    fn next_wake(&mut self) -> Option<SystemTime> {
+    fn next_wake(&mut self) -> Option<Mono> {
         let board = Arc::clone(&self.parts.board);
         let table = board.table();
         // Drop stale slots from the head so the loop never wakes for nothing.
@@ -391,11 +445,7 @@ impl Scheduler {
         }
         drop(table);
         // With every call slot taken, only a finished call (or a save) can make progress.
-        let head = self
-            .queue
-            .peek()
-            .map(|&Reverse((key, _))| from_stamp(key).unwrap_or(SystemTime::UNIX_EPOCH))
-            .filter(|_| !self.slots_taken());
+        let head = self.queue.peek().map(|&Reverse((key, _))| Mono::from_nanos(key)).filter(|_| !self.slots_taken());
         match (head, self.save_at) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -403,8 +453,8 @@ impl Scheduler {
     }
 
     fn fire_due(&mut self) {
-        let now = self.parts.clock.now();
-        if self.save_at.is_some_and(|at| at <= now) {
+        let now = self.parts.clock.read();
+        if self.save_at.is_some_and(|at| at <= now.mono) {
             self.save();
         }
         self.with_table(|s, table| {
@@ -412,7 +462,7 @@ impl Scheduler {
                 // Calls beyond the limit stay queued (not spawned to wait): a burst of 100,000
                 // due tickets costs a queue slot each, not a task each. A finished call wakes the
                 // loop.
-                if key > stamp(now) || s.slots_taken() {
+                if key > now.mono.nanos() || s.slots_taken() {
                     break;
                 }
                 s.queue.pop();
@@ -432,7 +482,7 @@ impl Scheduler {
     }
 
     /// Do what is due for ticket `id`: republish, or call the API, or just reschedule.
-    fn start(&mut self, table: &mut Table, id: TicketId, now: SystemTime) {
+    fn start(&mut self, table: &mut Table, id: TicketId, now: Now) {
         let Some(ticket) = table.get_mut(id) else { return };
         if ticket.in_flight {
             return;
@@ -443,7 +493,7 @@ impl Scheduler {
             return;
         }
         // A retry wake-up may come before the plan's time only after a failure; then retry now.
-        if plan.at > now && ticket.attempt == 0 {
+        if plan.at > now.wall && ticket.attempt == 0 {
             if ticket.unpublished {
                 self.publish(table, id);
             }
@@ -462,7 +512,7 @@ impl Scheduler {
             },
         };
         let epoch = ticket.epoch;
-        let timeout = call_timeout(ticket.holding.valid_token(now).map(|t| until(now, t.expires_at.time())));
+        let timeout = call_timeout(ticket.holding.valid(now).map(|c| until(now.wall, c.expiry(now))));
         ticket.in_flight = true;
         self.in_flight += 1;
         tracing::debug!(ticket = %ticket.spec.name, step = ?plan.step, "calling the API");
@@ -503,7 +553,7 @@ impl Scheduler {
                 // Gone, or changed by a reload while this call was out: its call is already redone.
                 let Some(ticket) = table.get_mut(id).filter(|t| t.epoch == epoch) else { return };
                 ticket.in_flight = false;
-                let now = self.parts.clock.now();
+                let now = self.parts.clock.read();
                 let result =
                     result.and_then(|issued| apply(&mut ticket.holding, step, issued, credentials_expire, now));
                 match result {
@@ -524,7 +574,7 @@ impl Scheduler {
                     Some(_) => return,
                     None => {}
                 }
-                let now = self.parts.clock.now();
+                let now = self.parts.clock.read();
                 if errors.is_empty() && ticket.sinks_held == SinkSet::all(ticket.spec.sinks.len()) {
                     // The last error was this ticket's sinks' (no call failed since): it is over.
                     if ticket.publish_attempt > 0 && ticket.attempt == 0 {
@@ -542,7 +592,7 @@ impl Scheduler {
                         let _ = changed.send((ticket.spec.clone(), generation));
                     }
                     self.emit(Event::Published { name: ticket.spec.name.to_string(), generation });
-                    self.save_soon(now + SAVE_DEBOUNCE);
+                    self.save_soon(now.mono + SAVE_DEBOUNCE);
                 } else if !errors.is_empty() {
                     ticket.publish_attempt = ticket.publish_attempt.saturating_add(1);
                     let delay = timing::retry_delay(
@@ -560,19 +610,19 @@ impl Scheduler {
                     self.changed = true;
                     let plan = plan(ticket, now);
                     self.emit(Event::PublishFailed { name: ticket.spec.name.to_string(), error });
-                    self.schedule_at(table, id, plan.at.min(now + delay));
+                    self.schedule_at(table, id, now.mono_at(plan.at).min(now.mono + delay));
                 }
             }
         }
     }
 
-    fn succeeded(&mut self, table: &mut Table, id: TicketId, change: Change, now: SystemTime) {
+    fn succeeded(&mut self, table: &mut Table, id: TicketId, change: Change, now: Now) {
         let ticket = table.get_mut(id).expect("the ticket is on the board");
         ticket.attempt = 0;
         ticket.last_error = None;
         ticket.jitter = self.rng.random();
         ticket.refresh_successes = ticket.refresh_successes.saturating_add(1);
-        ticket.last_success = stamp(now);
+        ticket.last_success = stamp(now.wall);
         self.changed = true;
         let name = &ticket.spec.name;
         match change {
@@ -582,7 +632,7 @@ impl Scheduler {
                 // A minted ticket must survive a crash: save now (or as soon as saves may come),
                 // and ask for its first token once saved (see `release_saved`).
                 self.awaiting_save.insert(id, ticket.epoch);
-                self.save_soon(now);
+                self.save_soon(now.mono);
                 return;
             }
             Change::Token { generation, expires_at, new_ticket, replaced } => {
@@ -596,21 +646,21 @@ impl Scheduler {
                 ticket.mark_unpublished();
                 self.publish(table, id);
                 if new_ticket {
-                    self.save_soon(now);
+                    self.save_soon(now.mono);
                 }
             }
         }
         self.reschedule(table, id, now);
     }
 
-    fn failed(&mut self, table: &mut Table, id: TicketId, error: ProviderError, now: SystemTime) {
+    fn failed(&mut self, table: &mut Table, id: TicketId, error: ProviderError, now: Now) {
         let ticket = table.get_mut(id).expect("the ticket is on the board");
         ticket.attempt = ticket.attempt.saturating_add(1);
         ticket.refresh_failures = ticket.refresh_failures.saturating_add(1);
-        let token_expires_at = ticket.holding.valid_token(now).map(|t| t.expires_at.time());
-        let remaining = token_expires_at.map(|t| until(now, t));
+        let token_expires_at = ticket.holding.valid(now).map(|c| c.expiry(now));
+        let remaining = token_expires_at.map(|t| until(now.wall, t));
         let delay = timing::retry_delay(u32::from(ticket.attempt), error.retry_class(), remaining, self.rng.random());
-        let retry_at = now + delay;
+        let retry_at = now.wall + delay;
         let text = error.to_string();
         let retry_in = humantime::format_duration(round(delay)).to_string();
         let lapses = token_expires_at.is_none_or(|t| retry_at + delay >= t);
@@ -626,7 +676,7 @@ impl Scheduler {
         ticket.last_error = Some(text.as_str().into());
         self.changed = true;
         self.emit(Event::CallFailed { name: name.to_string(), error: text, retry_at, token_expires_at });
-        self.schedule_at(table, id, retry_at);
+        self.schedule_at(table, id, now.mono + delay);
     }
 
     /// Write the sinks of ticket `id` in the background.
@@ -658,22 +708,23 @@ impl Scheduler {
         });
     }
 
-    fn reschedule(&mut self, table: &mut Table, id: TicketId, now: SystemTime) {
+    fn reschedule(&mut self, table: &mut Table, id: TicketId, now: Now) {
         let Some(ticket) = table.get(id) else { return };
-        let plan = plan(ticket, now);
+        let planned = now.mono_at(plan(ticket, now).at);
         // A step due at once (the first token of a ticket just minted) keeps the ticket's place in
         // line, ahead of tickets that fell due after it. Otherwise 100,000 tickets loaded at once
         // would all be minted before the first got its token, each holding a pending ticket.
-        let at = match from_stamp(ticket.next_at) {
-            Some(was) if plan.at <= now => was.min(plan.at),
-            _ => plan.at,
+        let at = match from_key(ticket.next_at) {
+            Some(was) if planned <= now.mono => was.min(planned),
+            _ => planned,
         };
         self.schedule_at(table, id, at);
     }
 
-    fn schedule_at(&mut self, table: &mut Table, id: TicketId, at: SystemTime) {
+    /// Queue ticket `id` for monotonic time `at`.
+    fn schedule_at(&mut self, table: &mut Table, id: TicketId, at: Mono) {
         let Some(ticket) = table.get_mut(id) else { return };
-        ticket.next_at = stamp(at);
+        ticket.next_at = at.nanos();
         ticket.queued = true;
         self.queue.push(Reverse((ticket.next_at, id)));
         self.changed = true;
@@ -707,7 +758,7 @@ impl Scheduler {
         }
         summary.removed = removed.into_iter().map(|(name, _)| name).collect();
         table.reserve(tickets.len().saturating_sub(table.len()));
-        let now = self.parts.clock.now();
+        let now = self.parts.clock.read();
         for spec in tickets {
             let Some(id) = table.id(&spec.name) else {
                 summary.added.push(spec.name.to_string());
@@ -746,7 +797,7 @@ impl Scheduler {
             self.reschedule(table, id, now);
         }
         self.changed = true;
-        self.save_soon(now);
+        self.save_soon(now.mono);
         summary
     }
 
@@ -768,7 +819,7 @@ impl Scheduler {
         }
     }
 
-    fn save_soon(&mut self, at: SystemTime) {
+    fn save_soon(&mut self, at: Mono) {
         let at = self.save_floor.map_or(at, |floor| at.max(floor));
         self.save_at = Some(self.save_at.map_or(at, |s| s.min(at)));
     }
@@ -811,7 +862,7 @@ impl Scheduler {
         // A large state (100,000 tickets) takes a while to write: space saves so that writing
         // takes at most a tenth of the loop's time. Small states never notice.
         let took = started.elapsed();
-        let now = self.parts.clock.now();
+        let now = self.parts.clock.monotonic();
         self.save_floor = (took >= SLOW_SAVE).then(|| now + took * SAVE_SPACING);
         if let Err(e) = &result {
             tracing::error!(error = %e, "cannot save state; retrying");
@@ -829,7 +880,7 @@ impl Scheduler {
         if !saved {
             tracing::warn!(tickets = self.awaiting_save.len(), "asking for the first token of tickets not saved yet");
         }
-        let now = self.parts.clock.now();
+        let now = self.parts.clock.read();
         let released = std::mem::take(&mut self.awaiting_save);
         self.with_table(|s, table| {
             for (id, epoch) in released {
@@ -921,16 +972,16 @@ fn apply(
     step: Step,
     issued: Issued,
     credentials_expire: Option<SystemTime>,
-    now: SystemTime,
+    now: Now,
 ) -> Result<Change, ProviderError> {
     let malformed = |detail: &str| ProviderError::Malformed { api: "API call", detail: detail.to_string() };
     match (step, issued) {
         (Step::Mint, Issued::Ticket(mut ticket)) => {
             ticket.expires_at = cap(ticket.expires_at, [crate::jwt::expiry(ticket.value.expose())]);
-            if ticket.expires_at <= now {
+            if ticket.expires_at <= now.wall {
                 return Err(malformed("the new ticket is already expired (is the host clock right?)"));
             }
-            too_short("ticket", until(now, ticket.expires_at.time()))?;
+            too_short("ticket", until(now.wall, ticket.expires_at.time()))?;
             let expires_at = ticket.expires_at.time();
             holding.pending = Some(Box::new(ticket));
             Ok(Change::Ticket { expires_at })
@@ -942,17 +993,21 @@ fn apply(
                 Step::RefreshPending => holding.pending.as_deref().cloned(),
             };
             let token = capped_token(token, ticket.as_ref(), credentials_expire);
-            if token.expires_at <= now {
+            if token.expires_at <= now.wall {
                 return Err(malformed("the new token is already expired (is the host clock right?)"));
             }
-            too_short("token", until(now, token.expires_at.time()))?;
+            too_short("token", until(now.wall, token.expires_at.time()))?;
             let generation = holding.generation() + 1;
             let expires_at = token.expires_at.time();
             let new_ticket = step == Step::RefreshPending;
             if new_ticket {
                 holding.pending = None;
             }
-            let replaced = holding.current.replace(Current { ticket, token, generation, refreshed_at: now.into() });
+            // Its life left counts in monotonic time too, from now: a wall clock set back later
+            // cannot stretch it.
+            let expires_mono = Some(now.mono_at(token.expires_at.time()));
+            let current = Current { ticket, token, generation, refreshed_at: now.wall.into(), expires_mono };
+            let replaced = holding.current.replace(current);
             Ok(Change::Token { generation, expires_at, new_ticket, replaced })
         }
         (_, Issued::Ticket(_)) => Err(malformed("a ticket came back where a token was expected")),
@@ -989,23 +1044,35 @@ fn cap<const N: usize>(t: Stamp, limits: [Option<SystemTime>; N]) -> Stamp {
 }
 
 /// Drop what can no longer be used: an expired token (and its ticket) or pending ticket.
-fn usable(mut holding: Holding, now: SystemTime) -> Holding {
+fn usable(mut holding: Holding, now: Now) -> Holding {
     if holding
         .current
         .as_ref()
-        .is_some_and(|c| !c.token.is_valid_at(now) && c.ticket.as_ref().is_none_or(|t| t.expires_at <= now))
+        .is_some_and(|c| !c.is_valid(now) && c.ticket.as_ref().is_none_or(|t| t.expires_at <= now.wall))
     {
         holding.current = None;
     }
-    if holding.pending.as_ref().is_some_and(|p| p.expires_at <= now) {
+    if holding.pending.as_ref().is_some_and(|p| p.expires_at <= now.wall) {
         holding.pending = None;
     }
     holding
 }
 
-/// The ticket's next step and when it is due.
-fn plan(ticket: &Ticket, now: SystemTime) -> timing::Plan {
-    timing::plan(&ticket.holding, lifecycle(&ticket.spec), now, ticket.jitter())
+/// The ticket's next step and when it is due, on the wall clock as it reads at `now`. A token
+/// whose monotonic expiry comes before its stated one (the wall clock was set back) is planned
+/// by the earlier.
+fn plan(ticket: &Ticket, now: Now) -> timing::Plan {
+    let early =
+        ticket.holding.current.as_ref().map_or(Duration::ZERO, |c| {
+            c.token.expires_at.time().duration_since(c.expiry(now)).unwrap_or(Duration::ZERO)
+        });
+    timing::plan(&ticket.holding, lifecycle(&ticket.spec), now.wall, ticket.jitter(), early)
+}
+
+/// The monotonic time a queue key or [`Ticket::next_at`](crate::board::Ticket) stands for; 0
+/// stands for none.
+fn from_key(key: u64) -> Option<Mono> {
+    (key != 0).then(|| Mono::from_nanos(key))
 }
 
 fn lifecycle(spec: &TicketSpec) -> Lifecycle {

@@ -16,6 +16,10 @@ pub const BACKOFF_CAP: Duration = Duration::from_secs(600);
 pub const PERMANENT_RETRY: Duration = Duration::from_secs(900);
 /// No retry sooner than this, unless expiry is closer still.
 pub const MIN_RETRY: Duration = Duration::from_millis(250);
+/// A request rejected because the host clock is off is retried after half this to this, every
+/// time: the clock may be corrected any second (NTP catching up, an admin), and then the next
+/// call must not be minutes away.
+pub const CLOCK_SKEW_RETRY: Duration = Duration::from_secs(10);
 
 /// A long-term token (TCR `longterm`) is re-minted only when less than this much of it remains...
 pub const LONGTERM_RENEW_BEFORE: Duration = Duration::from_secs(30 * 86_400);
@@ -71,7 +75,11 @@ pub fn longterm_renew_point(issued: SystemTime, expires: SystemTime, renew_befor
 }
 
 /// The next step for `holding` at `now`.
-pub fn plan(holding: &Holding, lifecycle: Lifecycle, now: SystemTime, jitter: f64) -> Plan {
+///
+/// `expires_early` is how much sooner than its stated expiry the current token expires by the
+/// monotonic clock (the wall clock was set back since it was received): its refresh point moves
+/// as much earlier, so a token is replaced on time whichever clock is right.
+pub fn plan(holding: &Holding, lifecycle: Lifecycle, now: SystemTime, jitter: f64, expires_early: Duration) -> Plan {
     let now_plan = |step| Plan { step, at: now };
     if let Some(pending) = &holding.pending
         && pending.expires_at > now
@@ -80,7 +88,9 @@ pub fn plan(holding: &Holding, lifecycle: Lifecycle, now: SystemTime, jitter: f6
     }
     let Some(current) = &holding.current else { return now_plan(Step::Mint) };
     let token = &current.token;
-    let token_due = refresh_point(token.issued_at.time(), token.expires_at.time(), jitter).max(now);
+    let early = |t: crate::clock::Stamp| t.time().checked_sub(expires_early).unwrap_or(SystemTime::UNIX_EPOCH);
+    let (issued, expires) = (early(token.issued_at), early(token.expires_at));
+    let token_due = refresh_point(issued, expires, jitter).max(now);
     match (lifecycle, &current.ticket) {
         (Lifecycle::TicketAndToken { renew_before }, Some(ticket)) => {
             let renew_at = ticket.expires_at.time().checked_sub(renew_before).unwrap_or(ticket.issued_at.time());
@@ -96,10 +106,9 @@ pub fn plan(holding: &Holding, lifecycle: Lifecycle, now: SystemTime, jitter: f6
         // A ticket-and-token kind whose current holds no ticket cannot refresh: mint.
         (Lifecycle::TicketAndToken { .. }, None) => now_plan(Step::Mint),
         (Lifecycle::SingleCall, _) => Plan { step: Step::Mint, at: token_due },
-        (Lifecycle::LongTerm { renew_before }, _) => Plan {
-            step: Step::Mint,
-            at: longterm_renew_point(token.issued_at.time(), token.expires_at.time(), renew_before).max(now),
-        },
+        (Lifecycle::LongTerm { renew_before }, _) => {
+            Plan { step: Step::Mint, at: longterm_renew_point(issued, expires, renew_before).max(now) }
+        }
     }
 }
 
@@ -108,7 +117,10 @@ pub fn plan(holding: &Holding, lifecycle: Lifecycle, now: SystemTime, jitter: f6
 pub enum RetryClass {
     /// Worth retrying soon (network, 5xx, throttling); the server may say how long to wait.
     Transient { after: Option<Duration> },
-    /// Retrying will not help until something changes (keys, permissions, parameters, host clock).
+    /// The request was rejected because the host clock is off: retried at a short cadence
+    /// ([`CLOCK_SKEW_RETRY`]), since the clock may be corrected any moment.
+    ClockSkew,
+    /// Retrying will not help until something changes (keys, permissions, parameters).
     Permanent,
 }
 
@@ -126,6 +138,7 @@ pub fn retry_delay(attempt: u32, class: RetryClass, remaining: Option<Duration>,
             let jittered = ceiling.mul_f64(random).max(MIN_RETRY);
             after.map_or(jittered, |a| jittered.max(a.min(BACKOFF_CAP)))
         }
+        RetryClass::ClockSkew => CLOCK_SKEW_RETRY.mul_f64(0.5 + random / 2.0),
         RetryClass::Permanent => PERMANENT_RETRY.mul_f64(0.5 + random / 2.0),
     };
     if let Some(left) = remaining.filter(|r| !r.is_zero()) {
@@ -160,6 +173,7 @@ mod tests {
                 },
                 generation: 1,
                 refreshed_at: token_issued.into(),
+                expires_mono: None,
             }),
             pending: None,
         }
@@ -169,7 +183,7 @@ mod tests {
     fn fresh_sls_ticket_refreshes_after_two_thirds_of_the_token() {
         let t0 = from_unix_seconds(1_700_000_000);
         let h = holding(t0, 30 * DAY, t0, DAY);
-        let p = plan(&h, Lifecycle::TicketAndToken { renew_before: DAY }, t0, 0.0);
+        let p = plan(&h, Lifecycle::TicketAndToken { renew_before: DAY }, t0, 0.0, Duration::ZERO);
         assert_eq!(p, Plan { step: Step::RefreshCurrent, at: t0 + DAY.mul_f64(2.0 / 3.0) });
     }
 
@@ -178,7 +192,7 @@ mod tests {
         let t0 = from_unix_seconds(1_700_000_000);
         let issued = t0 + 28 * DAY + DAY / 2;
         let h = holding(t0, 30 * DAY, issued, DAY);
-        let p = plan(&h, Lifecycle::TicketAndToken { renew_before: DAY }, issued, 0.0);
+        let p = plan(&h, Lifecycle::TicketAndToken { renew_before: DAY }, issued, 0.0, Duration::ZERO);
         assert_eq!(p, Plan { step: Step::Mint, at: t0 + 29 * DAY });
     }
 
@@ -186,14 +200,40 @@ mod tests {
     fn nothing_held_means_mint_now_and_pending_means_refresh_it_now() {
         let now = from_unix_seconds(1_700_000_000);
         let mut h = Holding::default();
-        assert_eq!(plan(&h, Lifecycle::SingleCall, now, 0.5), Plan { step: Step::Mint, at: now });
+        assert_eq!(plan(&h, Lifecycle::SingleCall, now, 0.5, Duration::ZERO), Plan { step: Step::Mint, at: now });
         h.pending = Some(Box::new(TicketPart {
             value: Secret::new("p"),
             issued_at: now.into(),
             expires_at: (now + DAY).into(),
         }));
-        let p = plan(&h, Lifecycle::TicketAndToken { renew_before: DAY }, now, 0.5);
+        let p = plan(&h, Lifecycle::TicketAndToken { renew_before: DAY }, now, 0.5, Duration::ZERO);
         assert_eq!(p, Plan { step: Step::RefreshPending, at: now });
+    }
+
+    #[test]
+    fn a_token_that_expires_early_by_the_monotonic_clock_is_refreshed_as_much_earlier() {
+        let t0 = from_unix_seconds(1_700_000_000);
+        let minute = Duration::from_secs(60);
+        let h = single(t0, minute);
+        let on_time = plan(&h, Lifecycle::SingleCall, t0, 0.0, Duration::ZERO);
+        assert_eq!(on_time.at, t0 + Duration::from_secs(40));
+        // The wall clock was set back 60 s after 10 s: the token has 50 s left, not 110.
+        let now = t0 + Duration::from_secs(10) - minute;
+        let early = plan(&h, Lifecycle::SingleCall, now, 0.0, minute);
+        assert_eq!(early.at, now + Duration::from_secs(30), "due 40 s into its real life");
+        // Past its real refresh point: now.
+        let early = plan(&h, Lifecycle::SingleCall, t0, 0.0, minute);
+        assert_eq!(early.at, t0);
+    }
+
+    #[test]
+    fn clock_skew_is_retried_within_seconds_every_time() {
+        for attempt in [1, 5, 50] {
+            for r in [0.0, 0.5, 0.999] {
+                let d = retry_delay(attempt, RetryClass::ClockSkew, None, r);
+                assert!(d >= CLOCK_SKEW_RETRY / 2 && d <= CLOCK_SKEW_RETRY, "attempt {attempt}: {d:?}");
+            }
+        }
     }
 
     #[test]
@@ -218,22 +258,22 @@ mod tests {
         let lc = Lifecycle::LongTerm { renew_before: LONGTERM_RENEW_BEFORE };
         // A one-year token: kept for 335 days, not re-minted at 2/3 (243 days).
         let h = single(t0, 365 * DAY);
-        assert_eq!(plan(&h, lc, t0, 0.9), Plan { step: Step::Mint, at: t0 + 335 * DAY });
+        assert_eq!(plan(&h, lc, t0, 0.9, Duration::ZERO), Plan { step: Step::Mint, at: t0 + 335 * DAY });
         // A day later the plan is the same: restarts do not move it.
-        assert_eq!(plan(&h, lc, t0 + DAY, 0.1), Plan { step: Step::Mint, at: t0 + 335 * DAY });
+        assert_eq!(plan(&h, lc, t0 + DAY, 0.1, Duration::ZERO), Plan { step: Step::Mint, at: t0 + 335 * DAY });
         // A short long-term token: a tenth of its life.
         let h = single(t0, 10 * DAY);
-        assert_eq!(plan(&h, lc, t0, 0.0), Plan { step: Step::Mint, at: t0 + 9 * DAY });
+        assert_eq!(plan(&h, lc, t0, 0.0, Duration::ZERO), Plan { step: Step::Mint, at: t0 + 9 * DAY });
         // Past the point: mint now.
         assert_eq!(
-            plan(&h, lc, t0 + 9 * DAY + 1800 * Duration::from_secs(1), 0.0).at,
+            plan(&h, lc, t0 + 9 * DAY + 1800 * Duration::from_secs(1), 0.0, Duration::ZERO).at,
             t0 + 9 * DAY + Duration::from_secs(1800)
         );
         // Nothing held: mint now.
-        assert_eq!(plan(&Holding::default(), lc, t0, 0.0), Plan { step: Step::Mint, at: t0 });
+        assert_eq!(plan(&Holding::default(), lc, t0, 0.0, Duration::ZERO), Plan { step: Step::Mint, at: t0 });
         // A single-call token is due after 2/3 of its life.
         let h = single(t0, 365 * DAY);
-        assert!(plan(&h, Lifecycle::SingleCall, t0, 0.0).at < t0 + 250 * DAY);
+        assert!(plan(&h, Lifecycle::SingleCall, t0, 0.0, Duration::ZERO).at < t0 + 250 * DAY);
     }
 
     proptest! {
@@ -249,7 +289,11 @@ mod tests {
 
         #[test]
         fn backoff_never_schedules_past_expiry(attempt in 1u32..200, remaining_ms in 1u64..(40 * 86_400_000), r in 0.0f64..1.0, permanent: bool, after in proptest::option::of(0u64..100_000)) {
-            let class = if permanent { RetryClass::Permanent } else { RetryClass::Transient { after: after.map(Duration::from_secs) } };
+            let class = match (permanent, after) {
+                (true, Some(a)) if a % 2 == 0 => RetryClass::ClockSkew,
+                (true, _) => RetryClass::Permanent,
+                (false, after) => RetryClass::Transient { after: after.map(Duration::from_secs) },
+            };
             let remaining = Duration::from_millis(remaining_ms);
             let d = retry_delay(attempt, class, Some(remaining), r);
             prop_assert!(d < remaining);
@@ -276,7 +320,7 @@ mod tests {
             let t0 = from_unix_seconds(1_700_000_000);
             let issued = t0 + Duration::from_secs(age_s);
             let h = holding(t0, 30 * DAY, issued, DAY);
-            let p = plan(&h, Lifecycle::TicketAndToken { renew_before: DAY }, issued, j);
+            let p = plan(&h, Lifecycle::TicketAndToken { renew_before: DAY }, issued, j, Duration::ZERO);
             prop_assert!(p.at >= issued);
             prop_assert!(p.at < t0 + 30 * DAY);
             prop_assert!(p.at <= h.current.as_ref().unwrap().token.expires_at.max(issued.into()));

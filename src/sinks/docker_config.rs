@@ -142,6 +142,7 @@ mod tests {
             },
             generation: 1,
             refreshed_at: t.into(),
+            expires_mono: None,
         };
         let sink = DockerConfigSink { path: path.clone(), registry: "reg.example".into(), mode: 0o600 };
         let (dir, name) = crate::sinks::sink_dir(&path).unwrap();
@@ -169,6 +170,7 @@ mod tests {
             token: TokenPart { value: Secret::new("tok"), username: None, issued_at: t.into(), expires_at: t.into() },
             generation: 1,
             refreshed_at: t.into(),
+            expires_mono: None,
         };
         let sink = DockerConfigSink { path: path.clone(), registry: "reg.example".into(), mode: 0o644 };
         let (dir, name) = crate::sinks::sink_dir(&path).unwrap();

@@ -168,6 +168,7 @@ mod tests {
             },
             generation: 1,
             refreshed_at: t.into(),
+            expires_mono: None,
         }
     }
 

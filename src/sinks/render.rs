@@ -185,6 +185,7 @@ mod tests {
             },
             generation: 3,
             refreshed_at: t.into(),
+            expires_mono: None,
         }
     }
 
