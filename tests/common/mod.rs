@@ -83,12 +83,22 @@ impl Harness {
 
     /// Start the daemon run by `wrapper` (see [`Harness::wrapped_command`]).
     pub fn spawn_wrapped(&self, wrapper: &[&str], args: &[&str]) -> Daemon {
+        self.spawn_full(wrapper, args, &[])
+    }
+
+    /// Start the daemon with `env` added to its environment (e.g. `LD_PRELOAD` of libfaketime).
+    pub fn spawn_with_env(&self, args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Daemon {
+        self.spawn_full(&[], args, env)
+    }
+
+    fn spawn_full(&self, wrapper: &[&str], args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Daemon {
         let n = self.runs.get() + 1;
         self.runs.set(n);
         let log = self.path(&format!("log-{n}.txt"));
         let file = std::fs::File::create(&log).expect("log file");
-        let child =
-            self.wrapped_command(wrapper, args).stdout(Stdio::null()).stderr(file).spawn().expect("spawn ticketd");
+        let mut command = self.wrapped_command(wrapper, args);
+        command.envs(env.iter().copied());
+        let child = command.stdout(Stdio::null()).stderr(file).spawn().expect("spawn ticketd");
         Daemon { child: Some(child), log }
     }
 
