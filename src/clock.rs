@@ -87,6 +87,10 @@ impl std::ops::Sub<Duration> for Mono {
     }
 }
 
+/// A wall clock that moved against the monotonic one by this much or more between two looks
+/// stepped (NTP slews at most 0.5 ms a second: 150 ms in five minutes).
+pub const CLOCK_STEP: Duration = Duration::from_secs(1);
+
 /// Both clocks at one moment: what every decision about time takes as `now`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Now {
@@ -110,6 +114,12 @@ impl Now {
         } else {
             self.wall.checked_sub(m.until(self.mono)).unwrap_or(SystemTime::UNIX_EPOCH)
         }
+    }
+
+    /// Whether the wall clock stepped (by [`CLOCK_STEP`] or more, either way) between `earlier`
+    /// and this reading.
+    pub fn stepped_since(self, earlier: Now) -> bool {
+        (self.wall_offset() - earlier.wall_offset()).unsigned_abs() >= CLOCK_STEP.as_nanos()
     }
 
     /// How far the wall clock is ahead of the monotonic one, in nanoseconds (negative: behind).

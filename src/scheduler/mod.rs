@@ -36,7 +36,7 @@ use timing::{Lifecycle, RetryClass, Step};
 pub const WALL_CLOCK_RECHECK: Duration = Duration::from_secs(300);
 /// A wall clock that moved against the monotonic one by this much or more between two looks
 /// stepped (NTP slews at most 0.5 ms a second: 150 ms in [`WALL_CLOCK_RECHECK`]).
-pub const CLOCK_STEP: Duration = Duration::from_secs(1);
+pub const CLOCK_STEP: Duration = crate::clock::CLOCK_STEP;
 /// A call that has not finished after this long is abandoned and retried; sooner while a held
 /// token is running out: after half the time it has left, but not before [`MIN_CALL_TIMEOUT`].
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(45);

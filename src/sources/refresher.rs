@@ -18,7 +18,9 @@ use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
 use super::{Context, FILE_RECHECK, Watch, fetch_watched, next_refresh, renew_before};
-use crate::clock::until;
+use std::time::SystemTime;
+
+use crate::clock::Clock;
 use crate::config::{Config, CredentialSpec};
 use crate::credentials::{CredentialStore, resolved_at_start};
 
@@ -117,19 +119,48 @@ async fn keep_fresh(store: &CredentialStore, spec: &CredentialSpec, ctx: &Contex
                 (ctx.clock.now() + delay, Vec::new())
             }
         };
-        // Sleep until `next`, waking early when a watched file changes.
-        let seen = mtimes(&files);
-        while ctx.clock.now() < next {
-            let nap = until(ctx.clock.now(), next);
-            if files.is_empty() {
-                tokio::time::sleep(nap).await;
-                break;
-            }
-            tokio::time::sleep(nap.min(FILE_STAT_INTERVAL)).await;
-            if mtimes(&files) != seen {
+        match wait_until(ctx.clock.as_ref(), next, &files).await {
+            Woke::Due => {}
+            Woke::FileChanged => {
                 tracing::info!(credentials = %spec.name, "a credentials file changed; reading it again");
-                break;
             }
+            Woke::ClockStepped => {
+                tracing::warn!(credentials = %spec.name, "the wall clock stepped; fetching the credentials again");
+            }
+        }
+    }
+}
+
+/// Why [`wait_until`] returned.
+#[derive(Debug, PartialEq, Eq)]
+enum Woke {
+    Due,
+    FileChanged,
+    ClockStepped,
+}
+
+/// The longest nap between two looks at the wall clock while waiting.
+const CLOCK_RECHECK: Duration = Duration::from_secs(300);
+
+/// Wait until the wall clock reads `next`, counted in monotonic time from now (a step of the wall
+/// clock does not move the wait); return early when one of `files` changes, or when the wall
+/// clock steps (looked at least every [`CLOCK_RECHECK`]): the wait was planned in the old frame.
+async fn wait_until(clock: &dyn Clock, next: SystemTime, files: &[std::path::PathBuf]) -> Woke {
+    let seen = mtimes(files);
+    let start = clock.read();
+    let due = start.mono_at(next);
+    loop {
+        let now = clock.read();
+        if now.mono >= due {
+            return Woke::Due;
+        }
+        if now.stepped_since(start) {
+            return Woke::ClockStepped;
+        }
+        let most = if files.is_empty() { CLOCK_RECHECK } else { FILE_STAT_INTERVAL.min(CLOCK_RECHECK) };
+        tokio::time::sleep(now.mono.until(due).min(most)).await;
+        if !files.is_empty() && mtimes(files) != seen {
+            return Woke::FileChanged;
         }
     }
 }
@@ -139,6 +170,36 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test(start_paused = true)]
+    async fn issue_16_a_refresh_wait_counts_in_monotonic_time_and_ends_when_the_wall_clock_steps() {
+        use crate::clock::{Clock, PausedClock, from_unix_seconds};
+        let hour = Duration::from_secs(3600);
+        let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
+        // No step: due after exactly an hour.
+        let started = tokio::time::Instant::now();
+        assert_eq!(wait_until(&clock, clock.now() + hour, &[]).await, Woke::Due);
+        assert_eq!(started.elapsed(), hour);
+        // The wall clock set back 30 minutes 10 s in: not 90 minutes of waiting, but a fetch
+        // within CLOCK_RECHECK of the step (it was planned in the old frame).
+        let started = tokio::time::Instant::now();
+        let next = clock.now() + hour;
+        let stepper = clock.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            stepper.jump_back(hour / 2);
+        });
+        assert_eq!(wait_until(&clock, next, &[]).await, Woke::ClockStepped);
+        assert!(started.elapsed() <= Duration::from_secs(10) + CLOCK_RECHECK, "{:?}", started.elapsed());
+        // Forward: the same.
+        let next = clock.now() + hour;
+        let stepper = clock.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            stepper.jump(hour / 2);
+        });
+        assert_eq!(wait_until(&clock, next, &[]).await, Woke::ClockStepped);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn issue_16_a_refresher_that_panics_is_reported_and_started_again() {
