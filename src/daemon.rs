@@ -351,7 +351,7 @@ async fn reload(running: Config, env: &dyn Environment, commands: mpsc::Unbounde
     let read_path = path.clone();
     let text = tokio::task::spawn_blocking(move || config::read(&read_path))
         .await
-        .map_err(|e| DaemonError::Reload(format!("reading the config failed: {e}")))??;
+        .map_err(|e| DaemonError::Reload(format!("reading the config failed: {}", describe(&e))))??;
     let mut next = config::parse_read(&text, &path, env)?;
     if next.state_dir != running.state_dir {
         return Err(DaemonError::Reload(format!(
@@ -361,7 +361,12 @@ async fn reload(running: Config, env: &dyn Environment, commands: mpsc::Unbounde
         )));
     }
     let credentials = CredentialStore::resolve_all(&next, env).map_err(DaemonError::Credentials)?;
-    crate::sinks::open_dirs(next.tickets.iter().flat_map(|t| &t.sinks), false)?;
+    // New sink directories are walked and made on a blocking thread too (a hung mount must not
+    // hold the loop).
+    let sinks: Vec<_> = next.tickets.iter().flat_map(|t| t.sinks.iter().cloned()).collect();
+    tokio::task::spawn_blocking(move || crate::sinks::open_dirs(sinks.iter(), false))
+        .await
+        .map_err(|e| DaemonError::Reload(format!("opening the sink directories failed: {}", describe(&e))))??;
     let (reply, answer) = oneshot::channel();
     commands
         .send(Command::Reconfigure { tickets: std::mem::take(&mut next.tickets), credentials, reply })

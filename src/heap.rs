@@ -79,9 +79,9 @@ unsafe impl std::alloc::GlobalAlloc for ZeroOnFree {
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new_size: usize) -> *mut u8 {
-        // (An over-aligned block is always moved by hand: the system's realloc moves it and
-        // frees the old copy unzeroed.)
-        let plain = layout.align() <= 2 * std::mem::size_of::<usize>();
+        // (An over-aligned block, or one shrinking below its alignment, is always moved by hand:
+        // std's realloc then moves it itself and frees the old copy unzeroed.)
+        let plain = layout.align() <= 2 * std::mem::size_of::<usize>() && layout.align() <= new_size;
         if plain && (new_size <= layout.size() || fits_in_place(ptr, new_size)) {
             // Shrinking (the tail given up is zeroed first) or growing within the block: the
             // system keeps the block where it is (glibc never moves a block that fits; one

@@ -94,13 +94,20 @@ pub async fn serve<L, E>(
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut refused: u64 = 0;
     let mut refusal_logged: Option<Instant> = None;
+    let (mut failed_accepts, mut accept_failure_logged): (u64, Option<Instant>) = (0, None);
     loop {
         let stream = tokio::select! {
             () = stop.cancelled() => return,
             accepted = listener.accept_stream() => match accepted {
                 Ok(stream) => stream,
                 Err(e) => {
-                    tracing::warn!(listener = limits.listener, error = %e, "cannot accept a connection");
+                    // Out of descriptors (EMFILE) this repeats every 50 ms: logged once a minute.
+                    failed_accepts += 1;
+                    if accept_failure_logged.is_none_or(|at| at.elapsed() >= REFUSAL_LOG_EVERY) {
+                        tracing::warn!(listener = limits.listener, error = %e, failed = failed_accepts, "cannot accept a connection");
+                        accept_failure_logged = Some(Instant::now());
+                        failed_accepts = 0;
+                    }
                     tokio::select! {
                         () = stop.cancelled() => return,
                         () = tokio::time::sleep(Duration::from_millis(50)) => continue,

@@ -118,7 +118,9 @@ async fn issue_16_a_forward_clock_step_then_its_correction_has_a_valid_token_bac
     .await;
     let took = corrected.elapsed();
     assert!(generation > 1);
-    assert!(took < Duration::from_secs(15), "valid again {took:?} after the correction");
+    // Clock-skew retries come every 5-10 s (before the fix: 7.5-15 min, in the stepped frame);
+    // 30 s leaves room for a loaded machine.
+    assert!(took < Duration::from_secs(30), "valid again {took:?} after the correction");
     let log = stepped.daemon.log_text();
     assert!(log.contains("the wall clock stepped"), "the step was noticed");
     assert!(log.contains("RequestTimeExpired"), "the clock-skew rejections were logged");

@@ -195,8 +195,7 @@ async fn issue_16_replaced_tokens_are_not_left_in_the_daemons_memory() {
 /// Not dumpable by default: the kernel gives its `/proc/<pid>` files to root instead of its
 /// user, and writes no core file. `core_dumps = true` turns that back on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[cfg_attr(not(have_root), ignore = "needs root (runs the daemon as another user)")]
-#[cfg_attr(not(have_setpriv), ignore = "needs setpriv (util-linux)")]
+#[cfg_attr(not(all(have_root, have_setpriv)), ignore = "needs root and setpriv (runs the daemon as another user)")]
 async fn issue_16_the_daemon_is_not_dumpable_unless_core_dumps_is_set() {
     for (setting, dumpable) in [("", false), ("core_dumps = false", false), ("core_dumps = true", true)] {
         let h = Harness::start().await;

@@ -277,12 +277,10 @@ async fn idle_connection_floods_on_both_listeners_lapse_no_token_at_1024_fds() {
         "every ticket refreshed during the flood: {}",
         figures.refreshes
     );
-    assert!(
-        figures.max_refresh_delay < Duration::from_millis(1500),
-        "refreshes on time: {:?}",
-        figures.max_refresh_delay
-    );
-    assert!(probes.slowest < Duration::from_secs(1), "a probe is answered or refused at once, never queued");
+    // On time means before expiry, which `expired == 0` checks; the delay is printed, not bounded
+    // (a timed bound would flake on a loaded machine). A queued probe would wait for a free slot
+    // (idle connections are cut after 30 s): 5 s tells the two apart with room for a slow host.
+    assert!(probes.slowest < Duration::from_secs(5), "a probe is answered or refused at once, never queued");
     assert!(probes.refused * 2 >= probes.probes, "probes beyond the caps are refused: {}", probes.refused);
     assert!(budget.is_some_and(|l| l.contains("soft=1024")), "the daemon logs its limit and budget");
     for listener in ["listener=\"socket\"", "listener=\"metrics_listen\""] {

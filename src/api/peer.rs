@@ -25,16 +25,13 @@ impl Peer {
     /// The credentials of the process at the other end of `socket` (a connected unix socket).
     pub fn of(socket: impl AsFd) -> std::io::Result<Peer> {
         let fd = socket.as_fd();
-        let cred = rustix::net::sockopt::socket_peercred(fd)?;
+        let cred = peer_cred(fd)?;
         let mut groups = peer_groups(fd)?;
         groups.sort_unstable();
         groups.dedup();
-        Ok(Peer {
-            uid: cred.uid.as_raw(),
-            gid: cred.gid.as_raw(),
-            pid: Some(cred.pid.as_raw_nonzero().get()),
-            groups: groups.into(),
-        })
+        // The kernel reports pid 0 for a peer in a pid namespace ticketd cannot see (a sibling
+        // container sharing the socket): no pid then.
+        Ok(Peer { uid: cred.uid, gid: cred.gid, pid: (cred.pid > 0).then_some(cred.pid), groups: groups.into() })
     }
 
     /// A peer with no supplementary groups (tests, and callers built by hand).
@@ -48,8 +45,28 @@ impl Peer {
     }
 }
 
+/// `SO_PEERCRED`: the connecting process's uid, gid and pid. Read into `libc::ucred` rather than
+/// through rustix, whose `UCred` holds the pid as a non-zero type while the kernel reports 0 for a
+/// peer in a pid namespace ticketd cannot see.
+fn peer_cred(fd: BorrowedFd<'_>) -> std::io::Result<libc::ucred> {
+    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
+    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::ucred>()).map_err(std::io::Error::other)?;
+    // SAFETY: `cred` is a live, writable `ucred` of exactly `len` bytes; the kernel writes at most
+    // `len` bytes into it (every bit pattern is a valid `ucred`) and stores the length in `len`.
+    let rc = unsafe {
+        libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, (&raw mut cred).cast(), &mut len)
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    if len as usize != std::mem::size_of::<libc::ucred>() {
+        return Err(std::io::Error::other("SO_PEERCRED answered a short record"));
+    }
+    Ok(cred)
+}
+
 /// `SO_PEERGROUPS` (Linux 4.13 and later): the connecting process's supplementary groups, as the
-/// kernel recorded them at `connect()`. rustix has no wrapper for it, hence the one `unsafe` call.
+/// kernel recorded them at `connect()`. rustix has no wrapper for it.
 fn peer_groups(fd: BorrowedFd<'_>) -> std::io::Result<Vec<u32>> {
     const GID: usize = std::mem::size_of::<libc::gid_t>();
     // Most callers are in a few groups; a longer list (at most NGROUPS_MAX, 65,536) is asked for
