@@ -60,10 +60,10 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// At most this many API calls run at once.
 pub const MAX_IN_FLIGHT: usize = 64;
 /// At most this many tickets just minted wait for the state save before their first token call;
-/// then no call starts until the save. Bounds the tickets holding a pending ticket at once while
-/// saves are spaced, yet lets mints go on between saves (at 100,000 tickets a save comes every
-/// ~2.4 s; 256 mints in that time are more than the default rate limits allow).
-pub const MAX_AWAITING_SAVE: usize = 4 * MAX_IN_FLIGHT;
+/// then no call starts until the save, which then comes at once (not spaced: calls wait on it).
+/// Bounds the tickets holding a pending ticket at once, and lets a start with 100,000 tickets
+/// mint about this many per save (a save of that state takes about half a second).
+pub const MAX_AWAITING_SAVE: usize = 16 * MAX_IN_FLIGHT;
 /// How often, at most, the loop looks whether the secret pool needs its secrets moved down (see
 /// [`Scheduler::settle_secrets`]).
 const SETTLE_EVERY: Duration = Duration::from_millis(250);
@@ -632,7 +632,12 @@ impl Scheduler {
                 // A minted ticket must survive a crash: save now (or as soon as saves may come),
                 // and ask for its first token once saved (see `release_saved`).
                 self.awaiting_save.insert(id, ticket.epoch);
-                self.save_soon(now.mono);
+                if self.awaiting_save.len() >= MAX_AWAITING_SAVE {
+                    // No call starts until this save: it is not spaced.
+                    self.save_at = Some(now.mono);
+                } else {
+                    self.save_soon(now.mono);
+                }
                 return;
             }
             Change::Token { generation, expires_at, new_ticket, replaced } => {
