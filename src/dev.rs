@@ -132,7 +132,7 @@ pub fn config(
                         endpoint: endpoint.clone(),
                         instance_id: "dsw-dev0123456789".into(),
                         token_lifetime: args.dsw_token_lifetime.into(),
-                        token_type: DswTokenType::Access,
+                        token_type: Some(DswTokenType::Access),
                         audience: Some("ThirdParty".into()),
                     }),
                     sinks: vec![
@@ -151,6 +151,7 @@ pub fn config(
                         region: "ap-guangzhou".into(),
                         registry_id: "tcr-dev01234".into(),
                         token_type: TcrTokenType::Temp,
+                        token_type_written: true,
                         description: None,
                         registry: Some(DEV_REGISTRY.into()),
                     }),

@@ -82,7 +82,8 @@ pub fn identity(spec: &TicketSpec) -> String {
             "dsw endpoint={} instance_id={} token_type={} audience={}",
             dsw.endpoint,
             dsw.instance_id,
-            dsw.token_type.as_str(),
+            // Unset asks for the API's default, Access: the same token as before `Type` became optional.
+            dsw.token_type.unwrap_or(crate::config::DswTokenType::Access).as_str(),
             dsw.audience.as_deref().unwrap_or("")
         ),
         ApiSpec::Tcr(tcr) => format!(

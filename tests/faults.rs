@@ -10,9 +10,7 @@ use std::time::{Duration, SystemTime};
 
 use common::*;
 use ticketd::clock::SystemClock;
-use ticketd::config::{
-    ApiSpec, DswSpec, DswTokenType, Endpoint, SlsSpec, TcrSpec, TcrTokenType, TicketSettings, TicketSpec,
-};
+use ticketd::config::{ApiSpec, DswSpec, Endpoint, SlsSpec, TcrSpec, TcrTokenType, TicketSettings, TicketSpec};
 use ticketd::credentials::Credentials;
 use ticketd::emulator::EmulatorKey;
 use ticketd::emulator::faults::{Fault, FaultPlan, Service, Trigger};
@@ -60,7 +58,7 @@ fn tickets(url: &str) -> [(Service, TicketSpec); 3] {
                     endpoint: endpoint.clone(),
                     instance_id: "dsw-1".into(),
                     token_lifetime: Duration::from_secs(600),
-                    token_type: DswTokenType::Access,
+                    token_type: None,
                     audience: None,
                 }),
             ),
@@ -74,6 +72,7 @@ fn tickets(url: &str) -> [(Service, TicketSpec); 3] {
                     region: "ap-guangzhou".into(),
                     registry_id: "tcr-1".into(),
                     token_type: TcrTokenType::Temp,
+                    token_type_written: false,
                     description: None,
                     registry: None,
                 }),

@@ -396,7 +396,9 @@ pub struct DswSpec {
     pub instance_id: String,
     /// `ExpireTime`; the token's expiry counts from when the request was sent.
     pub token_lifetime: Duration,
-    pub token_type: DswTokenType,
+    /// `Type`, sent only when the config sets `token_type` (the API's default is `Access`).
+    pub token_type: Option<DswTokenType>,
+    /// `Audience`, sent only when set.
     pub audience: Option<String>,
 }
 
@@ -422,8 +424,12 @@ pub struct TcrSpec {
     /// `X-TC-Region`.
     pub region: String,
     pub registry_id: String,
+    /// The kind of token asked for (`temp` when the config does not say).
     pub token_type: TcrTokenType,
-    /// `Desc` (long-term tokens).
+    /// Whether the config sets `token_type`: `TokenType` is sent only then (the API's default is `temp`),
+    /// as the SDK omits a field nobody set.
+    pub token_type_written: bool,
+    /// `Desc` (long-term tokens), sent only when set.
     pub description: Option<String>,
     /// The registry host the credentials log in to (docker outputs).
     pub registry: Option<String>,

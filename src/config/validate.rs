@@ -1047,8 +1047,9 @@ fn dsw(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath) -> Option<DswSpec> {
         "DSW (ExpireTime)",
     );
     let token_type = match rt.token_type.as_deref() {
-        None | Some("Access") => Some(DswTokenType::Access),
-        Some("View") => Some(DswTokenType::View),
+        None => Some(None),
+        Some("Access") => Some(Some(DswTokenType::Access)),
+        Some("View") => Some(Some(DswTokenType::View)),
         Some(other) => {
             c.report(&at.key("token_type"), format!("unknown token_type `{other}` (expected Access or View)"));
             None
@@ -1106,6 +1107,7 @@ fn tcr(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath) -> Option<TcrSpec> {
         region: region?,
         registry_id: registry_id?,
         token_type: token_type?,
+        token_type_written: rt.token_type.is_some(),
         description: rt.description.clone(),
         registry: registry?,
     })
@@ -1560,7 +1562,7 @@ path = "/root/.docker/config.json"
         let ApiSpec::Dsw(dsw) = &config.tickets[0].api else { panic!("not dsw") };
         assert_eq!(dsw.endpoint.base.as_str(), "https://pai-dsw-vpc.cn-hangzhou.aliyuncs.com/");
         assert_eq!(dsw.token_lifetime, Duration::from_secs(1800));
-        assert_eq!(dsw.token_type, DswTokenType::View);
+        assert_eq!(dsw.token_type, Some(DswTokenType::View));
         assert_eq!(dsw.audience.as_deref(), Some("ThirdParty"));
         let SinkSpec::File(f) = &config.tickets[0].sinks[0] else { panic!("not a file sink") };
         assert_eq!(f.format, FileFormat::Env);
@@ -1584,6 +1586,20 @@ path = "/root/.docker/config.json"
         let config = parse(&public, "t.toml", &both_env()).unwrap();
         let ApiSpec::Dsw(dsw) = &config.tickets[0].api else { panic!("not dsw") };
         assert_eq!(dsw.endpoint.host_header(), "pai-dsw.cn-hangzhou.aliyuncs.com");
+    }
+
+    /// Issue 17 item 4: an unset `token_type` stays unset, so the request does not carry it.
+    #[test]
+    fn issue_17_an_unset_token_type_is_not_filled_in() {
+        let text = DSW_TCR.replace("token_type = \"View\"\n", "").replace("token_type = \"longterm\"\n", "");
+        let config = parse(&text, "t.toml", &both_env()).unwrap();
+        let ApiSpec::Dsw(dsw) = &config.tickets[0].api else { panic!("not dsw") };
+        assert_eq!(dsw.token_type, None);
+        let ApiSpec::Tcr(tcr) = &config.tickets[1].api else { panic!("not tcr") };
+        assert_eq!((tcr.token_type, tcr.token_type_written), (TcrTokenType::Temp, false));
+        let config = parse(DSW_TCR, "t.toml", &both_env()).unwrap();
+        let ApiSpec::Tcr(tcr) = &config.tickets[1].api else { panic!("not tcr") };
+        assert_eq!((tcr.token_type, tcr.token_type_written), (TcrTokenType::LongTerm, true));
     }
 
     #[test]

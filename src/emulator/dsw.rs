@@ -106,6 +106,24 @@ fn authenticate(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap
     Ok(())
 }
 
+/// The parameters of `GetTokenRequest` (the SDK's request model), with the names' case as sent.
+pub(super) const PARAMETERS: [&str; 4] = ["InstanceId", "ExpireTime", "Type", "Audience"];
+
+/// Each parameter is one the request model has, named with its case, and given at most once. The real
+/// API's answer to an unknown name is not documented; the emulator refuses it so that a misspelt or
+/// extra parameter fails a test instead of passing unseen.
+fn check_names(query: &[(String, String)]) -> Result<(), PopError> {
+    for (i, (name, _)) in query.iter().enumerate() {
+        if !PARAMETERS.contains(&name.as_str()) {
+            return Err(err(400, "InvalidParameter", format!("The parameter {name} is not valid for GetToken.")));
+        }
+        if query[..i].iter().any(|(earlier, _)| earlier == name) {
+            return Err(err(400, "InvalidParameter", format!("The parameter {name} is given twice.")));
+        }
+    }
+    Ok(())
+}
+
 pub(super) async fn get_token(
     State(shared): State<Arc<Shared>>,
     method: Method,
@@ -117,6 +135,8 @@ pub(super) async fn get_token(
         authenticate(&shared, &method, &uri, &headers, &body)?;
         let query: Vec<(String, String)> =
             url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+        *shared.dsw_params.lock().expect("dsw params lock") = Some(query.clone());
+        check_names(&query)?;
         let param = |k: &str| query.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
         let instance = param("InstanceId").ok_or_else(|| err(400, "MissingParameter", "InstanceId is mandatory."))?;
         let expire = match param("ExpireTime") {

@@ -124,6 +124,8 @@ pub(crate) struct Shared {
     imdsv2_required: AtomicBool,
     /// The OIDC / web identity token of the last STS call.
     last_oidc_token: Mutex<Option<String>>,
+    /// The query parameters of the last signed DSW GetToken call, in the order sent.
+    dsw_params: Mutex<Option<Vec<(String, String)>>>,
 }
 
 /// How many issued tickets and tokens the emulator remembers for [`Emulator::issued_secrets`].
@@ -213,6 +215,7 @@ impl Emulator {
             imds_tokens: Mutex::new(HashSet::new()),
             imdsv2_required: AtomicBool::new(true),
             last_oidc_token: Mutex::new(None),
+            dsw_params: Mutex::new(None),
         });
         let app = Router::new()
             .route("/tickets", post(sls::create_ticket))
@@ -278,6 +281,12 @@ impl Emulator {
     /// The OIDC / web identity token the last STS call carried.
     pub fn last_oidc_token(&self) -> Option<String> {
         self.shared.last_oidc_token.lock().expect("oidc lock").clone()
+    }
+
+    /// The query parameters (name, value) of the last correctly signed DSW GetToken call, in the order
+    /// sent, so a test can assert exactly what ticketd sends.
+    pub fn last_get_token_params(&self) -> Option<Vec<(String, String)>> {
+        self.shared.dsw_params.lock().expect("dsw params lock").clone()
     }
 }
 
@@ -372,7 +381,7 @@ mod tests {
             endpoint: Endpoint { base: url::Url::parse(&emulator.url()).unwrap() },
             instance_id: "dsw-1".into(),
             token_lifetime: Duration::from_secs(60),
-            token_type: DswTokenType::Access,
+            token_type: Some(DswTokenType::Access),
             audience: Some("ThirdParty".into()),
         };
         let http = crate::http::client();
@@ -423,6 +432,69 @@ mod tests {
         emulator.stop();
     }
 
+    /// Issue 17 item 4: GetToken carries `InstanceId` and `ExpireTime`, and `Type` and `Audience` only
+    /// when the config sets them; the emulator refuses a parameter the SDK's request model lacks.
+    #[tokio::test]
+    async fn issue_17_get_token_sends_only_what_the_config_sets() {
+        let key = generate_key("LTAI");
+        let emulator =
+            Emulator::start(([127, 0, 0, 1], 0).into(), vec![key.clone()], Arc::new(SystemClock)).await.unwrap();
+        let mut spec = DswSpec {
+            endpoint: Endpoint { base: url::Url::parse(&emulator.url()).unwrap() },
+            instance_id: "dsw-1".into(),
+            token_lifetime: Duration::from_secs(600),
+            token_type: None,
+            audience: None,
+        };
+        let http = crate::http::client();
+        let sent = |params: Option<Vec<(String, String)>>| {
+            let mut params = params.expect("a GetToken call was received");
+            params.sort();
+            params.into_iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("&")
+        };
+        dsw::call(&http, &SystemClock, &spec, &creds(&key)).await.unwrap();
+        assert_eq!(sent(emulator.last_get_token_params()), "ExpireTime=600&InstanceId=dsw-1");
+        spec.token_type = Some(DswTokenType::View);
+        spec.audience = Some("ThirdParty".into());
+        dsw::call(&http, &SystemClock, &spec, &creds(&key)).await.unwrap();
+        assert_eq!(
+            sent(emulator.last_get_token_params()),
+            "Audience=ThirdParty&ExpireTime=600&InstanceId=dsw-1&Type=View"
+        );
+        // A name the request model lacks, a name in the wrong case, a name given twice: all refused.
+        for query in [
+            &[("InstanceId", "dsw-1"), ("Kind", "Access")][..],
+            &[("InstanceId", "dsw-1"), ("type", "Access")][..],
+            &[("InstanceId", "dsw-1"), ("InstanceId", "dsw-2")][..],
+        ] {
+            let url = format!("{}{}?{}", emulator.url(), dsw::PATH, acs3::canonical_query(query));
+            let host = emulator.addr().to_string();
+            let nonce = hex::encode(rand::random::<[u8; 16]>());
+            let request = acs3::Request {
+                method: "GET",
+                host: &host,
+                path: dsw::PATH,
+                query,
+                action: "GetToken",
+                version: "2022-01-01",
+                date: SystemTime::now(),
+                nonce: &nonce,
+                body: b"",
+                content_type: None,
+            };
+            let headers = acs3::build_headers(&request, &key.access_key_id, key.access_key_secret.expose(), None);
+            let mut b = http.get(&url);
+            for (n, v) in headers.as_slice() {
+                b = b.header(*n, v);
+            }
+            let answer = b.send().await.unwrap();
+            assert_eq!(answer.status(), 400, "{query:?}");
+            let body: serde_json::Value = answer.json().await.unwrap();
+            assert_eq!(body["Code"], "InvalidParameter", "{query:?}: {body}");
+        }
+        emulator.stop();
+    }
+
     #[tokio::test]
     async fn tcr_checks_timestamp_key_and_issues_millisecond_expiries() {
         let key = generate_tencent_key("AKID");
@@ -434,6 +506,7 @@ mod tests {
             region: "ap-guangzhou".into(),
             registry_id: "tcr-1".into(),
             token_type: TcrTokenType::Temp,
+            token_type_written: true,
             description: None,
             registry: None,
         };

@@ -42,11 +42,7 @@ pub async fn call(
 ) -> Result<Issued, ProviderError> {
     let api = GET_TOKEN;
     let expire = spec.token_lifetime.as_secs().to_string();
-    let mut query: Vec<(&str, &str)> =
-        vec![("InstanceId", &spec.instance_id), ("ExpireTime", &expire), ("Type", spec.token_type.as_str())];
-    if let Some(audience) = &spec.audience {
-        query.push(("Audience", audience));
-    }
+    let query = query(spec, &expire);
     let mut url = spec.endpoint.url(PATH);
     url.set_query(Some(&acs3::canonical_query(&query)));
     let host = spec.endpoint.host_header();
@@ -92,6 +88,20 @@ pub async fn call(
             expires_at: (sent_at + spec.token_lifetime).into(),
         })
     })
+}
+
+/// The query parameters of a GetToken call (`docs/wire.md`): `InstanceId` (required) and `ExpireTime`
+/// always (the answer carries no expiry, so ticketd fixes the token's life itself), `Type` and `Audience`
+/// only when the config sets them, as the SDK omits a field nobody set. `expire` is the lifetime in seconds.
+pub fn query<'a>(spec: &'a DswSpec, expire: &'a str) -> Vec<(&'a str, &'a str)> {
+    let mut query: Vec<(&str, &str)> = vec![("InstanceId", &spec.instance_id), ("ExpireTime", expire)];
+    if let Some(kind) = spec.token_type {
+        query.push(("Type", kind.as_str()));
+    }
+    if let Some(audience) = &spec.audience {
+        query.push(("Audience", audience));
+    }
+    query
 }
 
 /// The token in a GetToken answer, or the error it is: `Success=false` or a POP error body is an

@@ -85,11 +85,14 @@ impl std::fmt::Debug for Answer {
     }
 }
 
-/// The body sent.
+/// The JSON body sent (`docs/wire.md`): `RegistryId` (required); `TokenType` and `Desc` only when the
+/// config sets `token_type` and `description`, as the SDK omits a field nobody set.
 pub fn body(spec: &TcrSpec) -> Vec<u8> {
     let mut params = serde_json::Map::new();
     params.insert("RegistryId".into(), spec.registry_id.clone().into());
-    params.insert("TokenType".into(), spec.token_type.as_str().into());
+    if spec.token_type_written {
+        params.insert("TokenType".into(), spec.token_type.as_str().into());
+    }
     if let Some(desc) = &spec.description {
         params.insert("Desc".into(), desc.clone().into());
     }
@@ -549,9 +552,27 @@ mod tests {
             region: "ap-guangzhou".into(),
             registry_id: "tcr-abcd1234".into(),
             token_type: TcrTokenType::LongTerm,
+            token_type_written: true,
             description: Some("ci".into()),
             registry: None,
         };
         assert_eq!(body(&spec), br#"{"Desc":"ci","RegistryId":"tcr-abcd1234","TokenType":"longterm"}"#);
+    }
+
+    /// Issue 17 item 4: a field the config does not set is not sent (the SDK omits unset fields).
+    #[test]
+    fn issue_17_the_body_carries_only_what_the_config_sets() {
+        let mut spec = TcrSpec {
+            endpoint: crate::config::Endpoint { base: url::Url::parse("https://tcr.tencentcloudapi.com").unwrap() },
+            region: "ap-guangzhou".into(),
+            registry_id: "tcr-abcd1234".into(),
+            token_type: TcrTokenType::Temp,
+            token_type_written: false,
+            description: None,
+            registry: None,
+        };
+        assert_eq!(body(&spec), br#"{"RegistryId":"tcr-abcd1234"}"#);
+        spec.token_type_written = true;
+        assert_eq!(body(&spec), br#"{"RegistryId":"tcr-abcd1234","TokenType":"temp"}"#);
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::clock::PausedClock;
-use crate::config::{DswSpec, DswTokenType, Endpoint, MetadataSpec, OidcSpec, TcrSpec, TcrTokenType};
+use crate::config::{DswSpec, Endpoint, MetadataSpec, OidcSpec, TcrSpec, TcrTokenType};
 use crate::credentials::CredentialStore;
 use crate::emulator::{Emulator, generate_key, generate_tencent_key};
 use crate::providers::{dsw, tcr};
@@ -45,7 +45,7 @@ impl Setup {
             endpoint: self.endpoint(),
             instance_id: "dsw-1".into(),
             token_lifetime: Duration::from_secs(60),
-            token_type: DswTokenType::Access,
+            token_type: None,
             audience: None,
         };
         dsw::call(&crate::http::client(), self.clock.as_ref(), &spec, c).await.is_ok()
@@ -58,6 +58,7 @@ impl Setup {
             region: "ap-guangzhou".into(),
             registry_id: "tcr-1".into(),
             token_type: TcrTokenType::Temp,
+            token_type_written: false,
             description: None,
             registry: None,
         };
