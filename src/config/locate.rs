@@ -36,6 +36,11 @@ impl KeyPath {
         KeyPath(next)
     }
 
+    /// The steps from the root, in order.
+    pub fn segments(&self) -> &[Segment] {
+        &self.0
+    }
+
     pub fn is_root(&self) -> bool {
         self.0.is_empty()
     }

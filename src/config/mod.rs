@@ -4,6 +4,7 @@
 //! [`Config`] with nothing left to fill in later, or returns every problem at once, each naming the
 //! file, line and key.
 
+mod lenient;
 mod locate;
 mod raw;
 mod split;

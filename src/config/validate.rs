@@ -1,10 +1,11 @@
 //! From raw TOML to a validated [`Config`], collecting every problem with its place.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::lenient::{self, KeyProblem};
 use super::locate::{KeyPath, LineIndex, Locator};
 use super::raw::{RawConfig, RawCredentials, RawHook, RawSecret, RawSink, RawTicket};
 use super::split;
@@ -52,6 +53,11 @@ impl<'a> Checker<'a> {
             key: at.to_string(),
             message: message.into(),
         });
+    }
+
+    /// The line of `at` in the file.
+    fn line(&self, at: &KeyPath) -> Option<usize> {
+        self.locator.get_or_init(|| Locator::new(self.text)).position(at).map(|p| p.0)
     }
 
     fn required<'v>(&mut self, value: &'v Option<String>, at: &KeyPath) -> Option<&'v str> {
@@ -135,21 +141,16 @@ struct TicketSection {
     tickets: Vec<RawTicket>,
 }
 
-/// Deserialize `text`, collecting the paths of unknown keys.
-fn deserialize<T: serde::de::DeserializeOwned>(text: &str) -> Result<(T, Vec<KeyPath>), toml::de::Error> {
-    let mut unknown = Vec::new();
-    let raw = serde_ignored::deserialize(toml::de::Deserializer::parse(text)?, |path| {
-        unknown.push(KeyPath::from_ignored(&path));
-    })?;
-    Ok((raw, unknown))
+/// Deserialize `text`, with a problem for each unknown key or key of the wrong type.
+fn deserialize<T: serde::de::DeserializeOwned>(text: &str) -> Result<(T, Vec<KeyProblem>), toml::de::Error> {
+    lenient::read(text)
 }
 
 fn parse_document(text: &str, file: &str, env: &dyn Environment) -> Result<Config, Problems> {
-    let (mut raw, unknown) =
-        deserialize::<RawConfig>(text).map_err(|e| Problems(vec![toml_problem(file, text, &e)]))?;
+    let (mut raw, found) = deserialize::<RawConfig>(text).map_err(|e| Problems(vec![toml_problem(file, text, &e)]))?;
     let tickets = std::mem::take(&mut raw.tickets);
     let tickets = tickets.into_iter().enumerate().map(|(i, rt)| Ok::<_, std::convert::Infallible>((i, rt, Vec::new())));
-    match check(Checker::new(file, text), raw, unknown, env, tickets) {
+    match check(Checker::new(file, text), raw, found, env, tickets) {
         Ok(result) => result,
         Err(never) => match never {},
     }
@@ -161,18 +162,19 @@ fn parse_sections(
     env: &dyn Environment,
     sections: &split::Sections<'_>,
 ) -> Result<Result<Config, Problems>, Unsplittable> {
-    let (raw, unknown) = deserialize::<RawConfig>(&sections.rest).map_err(|_| Unsplittable)?;
+    let (raw, found) = deserialize::<RawConfig>(&sections.rest).map_err(|_| Unsplittable)?;
     if !raw.tickets.is_empty() {
         return Err(Unsplittable);
     }
     let tickets = sections.tickets.iter().enumerate().map(|(i, section)| {
-        let (mut doc, unknown) = deserialize::<TicketSection>(section).map_err(|_| Unsplittable)?;
+        let (mut doc, found) = deserialize::<TicketSection>(section).map_err(|_| Unsplittable)?;
         let rt = doc.tickets.pop().filter(|_| doc.tickets.is_empty()).ok_or(Unsplittable)?;
         // The section's own paths say `tickets[0]`: it is the file's `tickets[i]`.
         let at = KeyPath::root().key("tickets").index(i);
-        Ok((i, rt, unknown.iter().map(|path| path.rebased(2, &at)).collect()))
+        let rebased = |path: &KeyPath| if path.segments().len() >= 2 { path.rebased(2, &at) } else { at.clone() };
+        Ok((i, rt, found.into_iter().map(|(path, message)| (rebased(&path), message)).collect()))
     });
-    check(Checker::new(file, text), raw, unknown, env, tickets)
+    check(Checker::new(file, text), raw, found, env, tickets)
 }
 
 /// Validate a file's settings and its tickets, which come one at a time (with the paths of their
@@ -181,12 +183,12 @@ fn parse_sections(
 fn check<E>(
     mut checker: Checker<'_>,
     raw: RawConfig,
-    unknown: Vec<KeyPath>,
+    found: Vec<KeyProblem>,
     env: &dyn Environment,
-    tickets: impl Iterator<Item = Result<(usize, RawTicket, Vec<KeyPath>), E>>,
+    tickets: impl Iterator<Item = Result<(usize, RawTicket, Vec<KeyProblem>), E>>,
 ) -> Result<Result<Config, Problems>, E> {
-    for path in unknown {
-        checker.report(&path, "unknown key");
+    for (path, message) in found {
+        checker.report(&path, message);
     }
     let root = KeyPath::root();
     let state_dir = match &raw.state_dir {
@@ -227,26 +229,39 @@ fn check<E>(
 
     let mut specs = Vec::new();
     let mut names = SeenNames::default();
-    let mut sink_paths = HashSet::new();
-    let mut conflicts = Vec::new();
+    // Each sink file's first writer, as (ticket, sink) indices: checked on the raw sinks, so a
+    // clash shows up with the other problems, even in a ticket rejected for another reason.
+    let mut sink_paths: HashMap<PathBuf, (u32, u32)> = HashMap::new();
     let mut shared = SharedSettings::default();
     for ticket_result in tickets {
-        let (i, rt, unknown) = ticket_result?;
+        let (i, rt, found) = ticket_result?;
         let at = root.key("tickets").index(i);
-        for path in unknown {
-            checker.report(&path, "unknown key");
+        for (path, message) in found {
+            checker.report(&path, message);
         }
         let duplicate = rt.name.as_deref().is_some_and(|name| names.contains(&specs, name));
         if let Some(name) = rt.name.as_deref().filter(|_| duplicate) {
             checker.report(&at.key("name"), format!("duplicate ticket name `{name}`"));
         }
+        for (j, rs) in rt.sinks.iter().enumerate() {
+            let Some(path) = rs.path.as_deref().filter(|p| !p.is_empty()) else { continue };
+            let path = PathBuf::from(path);
+            match sink_paths.entry(path) {
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert((i as u32, j as u32));
+                }
+                std::collections::hash_map::Entry::Occupied(first) => {
+                    let (fi, fj) = *first.get();
+                    let first_at = root.key("tickets").index(fi as usize).key("sinks").index(fj as usize).key("path");
+                    let line = checker.line(&first_at).map_or(String::new(), |l| format!(", line {l}"));
+                    let message =
+                        format!("{} is written by another sink too ({first_at}{line})", first.key().display());
+                    checker.report(&at.key("sinks").index(j).key("path"), message);
+                }
+            }
+        }
         match ticket(&mut checker, &rt, &at, &raw.credentials, &credentials) {
             Some((name, settings)) => {
-                for (j, sink) in settings.sinks.iter().enumerate() {
-                    if !sink_paths.insert(sink.path().to_path_buf()) {
-                        conflicts.push((at.key("sinks").index(j).key("path"), sink.path().to_path_buf()));
-                    }
-                }
                 specs.push(TicketSpec::sharing(name, shared.intern(settings)));
                 if !duplicate {
                     names.add_spec(&specs, specs.len() - 1);
@@ -259,10 +274,6 @@ fn check<E>(
             }
         }
     }
-    for (at, path) in conflicts {
-        checker.report(&at, format!("{} is written by another sink too", path.display()));
-    }
-
     if checker.problems.is_empty() {
         Ok(Ok(Config {
             source: None,
@@ -655,6 +666,7 @@ fn ticket(
         None => None,
     };
     let sinks = sinks(c, &rt.sinks, &at.key("sinks"), kind, rt.registry.as_deref());
+    let consumers = consumers(c, rt, at);
     let kind = kind?;
     foreign_keys(c, rt, at, kind);
     let needs = match kind {
@@ -673,9 +685,9 @@ fn ticket(
         );
     }
     let api = match kind {
-        Kind::Sls => ApiSpec::Sls(sls(c, rt, at, &sinks)?),
-        Kind::Dsw => ApiSpec::Dsw(dsw(c, rt, at)?),
-        Kind::Tcr => ApiSpec::Tcr(tcr(c, rt, at)?),
+        Kind::Sls => sls(c, rt, at, &sinks).map(ApiSpec::Sls),
+        Kind::Dsw => dsw(c, rt, at).map(ApiSpec::Dsw),
+        Kind::Tcr => tcr(c, rt, at).map(ApiSpec::Tcr),
     };
     if kind != Kind::Sls {
         for (i, sink) in sinks.iter().flatten().enumerate() {
@@ -689,8 +701,7 @@ fn ticket(
             }
         }
     }
-    let consumers = consumers(c, rt, at);
-    Some((name?, TicketSettings { credentials: cred_name?, api, sinks: sinks?, consumers: consumers? }))
+    Some((name?, TicketSettings { credentials: cred_name?, api: api?, sinks: sinks?, consumers: consumers? }))
 }
 
 fn consumers(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath) -> Option<ConsumerSpec> {
@@ -851,8 +862,10 @@ fn group_id(name: &str) -> Option<u32> {
 }
 
 fn sls(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath, sinks: &Option<Vec<SinkSpec>>) -> Option<SlsSpec> {
-    let endpoint_text = c.required(&rt.endpoint, &at.key("endpoint"))?;
-    let endpoint = endpoint(c, endpoint_text, &at.key("endpoint"));
+    let endpoint = match c.required(&rt.endpoint, &at.key("endpoint")) {
+        Some(text) => endpoint(c, text, &at.key("endpoint")),
+        None => None,
+    };
     let ticket_lifetime = c.duration(
         &rt.ticket_lifetime,
         &at.key("ticket_lifetime"),
@@ -869,25 +882,28 @@ fn sls(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath, sinks: &Option<Vec<Sin
         MAX_SLS_TOKEN_LIFETIME,
         "SLS (accessTokenExpirationTime)",
     );
-    let (ticket_lifetime, token_lifetime) = (ticket_lifetime?, token_lifetime?);
-    if token_lifetime > ticket_lifetime {
-        c.report(
-            &at.key("token_lifetime"),
-            format!(
-                "{} is longer than ticket_lifetime ({}); SLS caps a token at its ticket",
-                humantime::format_duration(token_lifetime),
-                humantime::format_duration(ticket_lifetime)
-            ),
-        );
-    }
-    let ticket_renew_before = c.duration(
-        &rt.ticket_renew_before,
-        &at.key("ticket_renew_before"),
-        SlsSpec::default_renew_before(ticket_lifetime, token_lifetime),
-        Duration::from_secs(1),
-        ticket_lifetime / 2,
-        "ticket_renew_before (at most half the ticket_lifetime)",
-    )?;
+    // The other keys are checked even when a lifetime is refused.
+    let lifetimes = ticket_lifetime.zip(token_lifetime).and_then(|(ticket_lifetime, token_lifetime)| {
+        if token_lifetime > ticket_lifetime {
+            c.report(
+                &at.key("token_lifetime"),
+                format!(
+                    "{} is longer than ticket_lifetime ({}); SLS caps a token at its ticket",
+                    humantime::format_duration(token_lifetime),
+                    humantime::format_duration(ticket_lifetime)
+                ),
+            );
+        }
+        let ticket_renew_before = c.duration(
+            &rt.ticket_renew_before,
+            &at.key("ticket_renew_before"),
+            SlsSpec::default_renew_before(ticket_lifetime, token_lifetime),
+            Duration::from_secs(1),
+            ticket_lifetime / 2,
+            "ticket_renew_before (at most half the ticket_lifetime)",
+        )?;
+        Some((ticket_lifetime, token_lifetime, ticket_renew_before))
+    });
     let signature = match rt.signature_method.as_deref() {
         None | Some("hmac-sha256") => V1Mac::HmacSha256,
         Some("hmac-sha1") => V1Mac::HmacSha1,
@@ -928,6 +944,7 @@ fn sls(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath, sinks: &Option<Vec<Sin
     if wants_url && rt.console_url.is_none() {
         c.report(&at.key("console_url"), "is required by the `url` sink format");
     }
+    let (ticket_lifetime, token_lifetime, ticket_renew_before) = lifetimes?;
     Some(SlsSpec {
         endpoint: endpoint?,
         ticket_lifetime,
@@ -1195,13 +1212,15 @@ fn sink(
     kind: Option<Kind>,
     registry: Option<&str>,
 ) -> Option<SinkSpec> {
-    let docker = match c.required(&rs.kind, &at.key("type"))? {
-        "file" => false,
-        "docker-config" => true,
-        other => {
+    // Without a known type the sink is refused, but its other keys are still checked (as a file's).
+    let (docker, typed) = match c.required(&rs.kind, &at.key("type")) {
+        Some("file") => (false, true),
+        Some("docker-config") => (true, true),
+        Some(other) => {
             c.report(&at.key("type"), format!("unknown sink type `{other}` (expected file or docker-config)"));
-            return None;
+            (false, false)
         }
+        None => (false, false),
     };
     let path = c.required(&rs.path, &at.key("path")).map(PathBuf::from);
     if let Some(p) = &path
@@ -1283,6 +1302,7 @@ fn sink(
     if let Some(v) = &rs.env_expires_at {
         env_names.expires_at = Some(v.clone());
     }
+    typed.then_some(())?;
     Some(SinkSpec::File(FileSink { path: path?, format, mode, env_names }))
 }
 
@@ -1378,6 +1398,54 @@ mode = "0640"
         let line = text.lines().count();
         let found = problems(&text, &env()).join("\n");
         assert!(found.starts_with(&format!("t.toml:{line}:8: string values must be quoted")), "{found}");
+    }
+
+    /// Issue #17 item 10: one config with problems of every sort (types, unknown keys, a clash of
+    /// sinks in a rejected ticket, a misplaced section) reports each of them, in file order.
+    #[test]
+    fn issue_17_every_problem_of_a_config_is_reported_in_one_pass_in_file_order() {
+        let text = "state_dir = 5\n\
+                    stat_dir = \"/x\"\n\
+                    [credentials.prod]\nvendor = \"alibaba\"\n\
+                    [[tickets]]\nname = \"a\"\nkind = \"sls\"\ncredentials = \"prod\"\nendpoint = \"http://127.0.0.1:1\"\n\
+                    token_lifetime = 600\n\
+                    ticket_lifetme = \"1h\"\n\
+                    required = \"yes\"\n\
+                    [[tickets.sinks]]\ntype = \"file\"\npath = \"/run/t/a.json\"\nmode = 600\n\
+                    [[tickets]]\nname = \"b\"\nkind = \"sls\"\ncredentials = \"nope\"\nendpoint = \"http://127.0.0.1:1\"\n\
+                    [[tickets.sinks]]\ntype = \"file\"\npath = \"/run/t/a.json\"\n";
+        // The quoted header makes the file go to the whole-document parse: the same problems.
+        let whole = format!(
+            "{text}[[\"tickets\"]]\nname = \"c\"\nkind = \"sls\"\ncredentials = \"prod\"\nendpoint = \"http://127.0.0.1:1\"\n"
+        );
+        assert!(split::split(text).is_some() && split::split(&whole).is_none());
+        let want = [
+            "t.toml:1:1: state_dir: is an integer, expected a string",
+            "t.toml:2:1: stat_dir: unknown key; did you mean `state_dir`?",
+            "t.toml:10:1: tickets[0].token_lifetime: is an integer, expected a string: a duration in quotes",
+            "t.toml:11:1: tickets[0].ticket_lifetme: unknown key; did you mean `ticket_lifetime`?",
+            "t.toml:12:1: tickets[0].required: is a string, expected a boolean",
+            "t.toml:16:1: tickets[0].sinks[0].mode: is an integer, expected a string: an octal mode in quotes",
+            "t.toml:20:1: tickets[1].credentials: unknown credentials `nope`",
+            "t.toml:24:1: tickets[1].sinks[0].path: /run/t/a.json is written by another sink too (tickets[0].sinks[0].path, line 15)",
+        ];
+        for text in [text, &whole] {
+            let found = problems(text, &env());
+            assert_eq!(found.len(), want.len(), "{found:#?}");
+            for (f, w) in found.iter().zip(want) {
+                assert!(f.starts_with(w), "{f}\n  does not start with\n{w}");
+            }
+        }
+        // A sink with no ticket above it, in the words of the file.
+        let found = problems(
+            "[credentials.prod]\nvendor = \"alibaba\"\n[[tickets.sinks]]\ntype = \"file\"\npath = \"/x\"\n",
+            &env(),
+        );
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(
+            found[0].starts_with("t.toml:3:3: tickets: `[[tickets.sinks]]` comes before any `[[tickets]]`"),
+            "{found:#?}"
+        );
     }
 
     fn problems(text: &str, env: &HashMap<String, String>) -> Vec<String> {
@@ -1495,7 +1563,7 @@ mode = "0640"
         let joined = problems("state_dir = \n", &env()).join("\n");
         assert!(joined.starts_with("t.toml:1:"), "{joined}");
         let joined = problems("state_dir = 5\n", &env()).join("\n");
-        assert!(joined.starts_with("t.toml:1:13:") && joined.contains("string"), "{joined}");
+        assert_eq!(joined, "t.toml:1:1: state_dir: is an integer, expected a string");
     }
 
     #[test]
