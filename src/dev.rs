@@ -29,15 +29,40 @@ pub struct DevArgs {
     /// Lifetime of each SLS ticket (the share URL).
     #[arg(long, default_value = "2m")]
     pub ticket_lifetime: humantime::Duration,
-    /// Lifetime of each access token.
-    #[arg(long, default_value = "20s")]
-    pub token_lifetime: humantime::Duration,
+    /// Lifetime of each access token [default: 20s, or --ticket-lifetime when shorter].
+    #[arg(long)]
+    pub token_lifetime: Option<humantime::Duration>,
     /// Lifetime of each PAI-DSW token (`ExpireTime`).
     #[arg(long, default_value = "30s")]
     pub dsw_token_lifetime: humantime::Duration,
     /// Stop after this long (default: run until Ctrl-C).
     #[arg(long)]
     pub duration: Option<humantime::Duration>,
+}
+
+/// The default `--token-lifetime` (shortened to `--ticket-lifetime` when that is shorter).
+const DEFAULT_DEV_TOKEN_LIFETIME: Duration = Duration::from_secs(20);
+
+impl DevArgs {
+    /// `--token-lifetime`, or its default, which follows `--ticket-lifetime`.
+    pub fn token_lifetime(&self) -> Duration {
+        self.token_lifetime.map_or(DEFAULT_DEV_TOKEN_LIFETIME.min(self.ticket_lifetime.into()), Into::into)
+    }
+}
+
+/// What is wrong with the SLS lifetimes of `ticketd dev`, naming the flag that was given
+/// (`token` is `--token-lifetime` when given; its default always fits).
+fn dev_lifetime_problem(ticket: Duration, token: Option<Duration>) -> Option<String> {
+    const MIN: Duration = Duration::from_secs(5);
+    let show = humantime::format_duration;
+    match token {
+        Some(t) if t < MIN => Some(format!("--token-lifetime {} is shorter than 5s", show(t))),
+        Some(t) if t > ticket => {
+            Some(format!("--token-lifetime {} is longer than --ticket-lifetime {}", show(t), show(ticket)))
+        }
+        None if ticket < MIN => Some(format!("--ticket-lifetime {} is shorter than 5s", show(ticket))),
+        _ => None,
+    }
 }
 
 const TICKET: &str = "dev-dashboard";
@@ -56,7 +81,7 @@ pub fn config(
     args: &DevArgs,
 ) -> Config {
     let ticket_lifetime: Duration = args.ticket_lifetime.into();
-    let token_lifetime: Duration = args.token_lifetime.into();
+    let token_lifetime = args.token_lifetime();
     let sink = |ext: &str, format| {
         SinkSpec::File(FileSink {
             path: dir.join(format!("{TICKET}.{ext}")),
@@ -179,9 +204,10 @@ pub async fn run(args: DevArgs) -> ExitCode {
         }
     };
     let ticket_lifetime: Duration = args.ticket_lifetime.into();
-    let token_lifetime: Duration = args.token_lifetime.into();
-    if token_lifetime > ticket_lifetime || token_lifetime < Duration::from_secs(5) {
-        eprintln!("ticketd dev: --token-lifetime must be at least 5s and at most --ticket-lifetime");
+    let token_lifetime = args.token_lifetime();
+    // Only a value given on the command line can be out of range; the message names it.
+    if let Some(problem) = dev_lifetime_problem(ticket_lifetime, args.token_lifetime.map(Into::into)) {
+        eprintln!("ticketd dev: {problem}");
         return ExitCode::from(crate::cli::EXIT_FAILURE);
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
@@ -321,5 +347,38 @@ pub fn narrate(event: &Event, started: SystemTime, now: SystemTime) -> String {
             format!("{at} {name}: call failed ({error}); retrying in {}", within(*retry_at))
         }
         Event::PublishFailed { name, error } => format!("{at} {name}: could not write a file ({error}); will retry"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(clap::Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        dev: DevArgs,
+    }
+
+    fn args(flags: &[&str]) -> DevArgs {
+        Wrapper::parse_from(std::iter::once("dev").chain(flags.iter().copied())).dev
+    }
+
+    /// Issue #17 item 5 (sweep): `--ticket-lifetime 10s` alone is valid; its token default follows.
+    #[test]
+    fn issue_17_the_dev_token_lifetime_default_follows_a_short_ticket_lifetime() {
+        let short = args(&["--ticket-lifetime", "10s"]);
+        assert_eq!(short.token_lifetime(), Duration::from_secs(10));
+        assert_eq!(dev_lifetime_problem(Duration::from_secs(10), None), None);
+        assert_eq!(args(&[]).token_lifetime(), Duration::from_secs(20));
+        assert_eq!(
+            dev_lifetime_problem(Duration::from_secs(10), Some(Duration::from_secs(30))).as_deref(),
+            Some("--token-lifetime 30s is longer than --ticket-lifetime 10s")
+        );
+        assert_eq!(
+            dev_lifetime_problem(Duration::from_secs(3), None).as_deref(),
+            Some("--ticket-lifetime 3s is shorter than 5s")
+        );
     }
 }

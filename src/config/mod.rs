@@ -33,7 +33,8 @@ pub const DEFAULT_CORE_DUMPS: bool = false;
 pub const DEFAULT_SLS_TICKET_LIFETIME: Duration = Duration::from_secs(30 * 86_400);
 /// The longest SLS ticket (`expirationTime` max 2592000 s).
 pub const MAX_SLS_TICKET_LIFETIME: Duration = Duration::from_secs(30 * 86_400);
-/// Optional. Default SLS `accessTokenExpirationTime`: the vendor's maximum.
+/// Optional. Default SLS `accessTokenExpirationTime`: the vendor's maximum, or the ticket's
+/// lifetime when shorter ([`SlsSpec::default_token_lifetime`]).
 pub const DEFAULT_SLS_TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);
 /// The longest SLS access token (`accessTokenExpirationTime` max 86400 s).
 pub const MAX_SLS_TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);
@@ -467,6 +468,13 @@ pub struct SlsSpec {
 }
 
 impl SlsSpec {
+    /// Optional. Default `token_lifetime`: [`DEFAULT_SLS_TOKEN_LIFETIME`], or the ticket's lifetime
+    /// when that is shorter (SLS caps a token at its ticket), so a short `ticket_lifetime` alone is
+    /// a valid ticket.
+    pub fn default_token_lifetime(ticket: Duration) -> Duration {
+        DEFAULT_SLS_TOKEN_LIFETIME.min(ticket)
+    }
+
     /// Optional. Default `ticket_renew_before`: one token lifetime, at most a third of the ticket's.
     pub fn default_renew_before(ticket: Duration, token: Duration) -> Duration {
         token.min(ticket / 3)

@@ -55,6 +55,14 @@ impl<'a> Checker<'a> {
         });
     }
 
+    /// Where a value a message compares against came from: `line N` of the file, or the default.
+    fn given(&self, written: bool, at: &KeyPath) -> String {
+        match self.line(at) {
+            Some(line) if written => format!("line {line}"),
+            _ => "the default".to_string(),
+        }
+    }
+
     /// The line of `at` in the file.
     fn line(&self, at: &KeyPath) -> Option<usize> {
         self.locator.get_or_init(|| Locator::new(self.text)).position(at).map(|p| p.0)
@@ -874,10 +882,11 @@ fn sls(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath, sinks: &Option<Vec<Sin
         MAX_SLS_TICKET_LIFETIME,
         "SLS (expirationTime)",
     );
+    // A default follows the ticket: only a value written in the file can be out of range.
     let token_lifetime = c.duration(
         &rt.token_lifetime,
         &at.key("token_lifetime"),
-        DEFAULT_SLS_TOKEN_LIFETIME,
+        ticket_lifetime.map_or(DEFAULT_SLS_TOKEN_LIFETIME, SlsSpec::default_token_lifetime),
         MIN_LIFETIME,
         MAX_SLS_TOKEN_LIFETIME,
         "SLS (accessTokenExpirationTime)",
@@ -885,10 +894,12 @@ fn sls(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath, sinks: &Option<Vec<Sin
     // The other keys are checked even when a lifetime is refused.
     let lifetimes = ticket_lifetime.zip(token_lifetime).and_then(|(ticket_lifetime, token_lifetime)| {
         if token_lifetime > ticket_lifetime {
+            let ticket_at = at.key("ticket_lifetime");
+            let given = c.given(rt.ticket_lifetime.is_some(), &ticket_at);
             c.report(
                 &at.key("token_lifetime"),
                 format!(
-                    "{} is longer than ticket_lifetime ({}); SLS caps a token at its ticket",
+                    "{} is longer than ticket_lifetime ({}, {given}); SLS caps a token at its ticket",
                     humantime::format_duration(token_lifetime),
                     humantime::format_duration(ticket_lifetime)
                 ),
@@ -1445,6 +1456,29 @@ mode = "0640"
         assert!(
             found[0].starts_with("t.toml:3:3: tickets: `[[tickets.sinks]]` comes before any `[[tickets]]`"),
             "{found:#?}"
+        );
+    }
+
+    /// Issue #17 item 5: a short `ticket_lifetime` alone is valid (the token's default follows it);
+    /// only a value written in the file is refused, and the message points at it.
+    #[test]
+    fn issue_17_lifetime_defaults_follow_the_ticket_and_only_written_values_are_refused() {
+        let with = |keys: &str| GOOD.replace("ticket_lifetime = \"30d\"\ntoken_lifetime = \"1d\"\n", keys);
+        let lifetimes = |keys: &str| {
+            let config = parse(&with(keys), "t.toml", &env()).unwrap_or_else(|p| panic!("{keys}: {p}"));
+            let ApiSpec::Sls(sls) = &config.tickets[0].api else { panic!("not sls") };
+            [sls.ticket_lifetime, sls.token_lifetime, sls.ticket_renew_before].map(|d| d.as_secs())
+        };
+        assert_eq!(lifetimes("ticket_lifetime = \"12h\"\n"), [43_200, 43_200, 14_400]);
+        assert_eq!(lifetimes("ticket_lifetime = \"10s\"\n"), [10, 10, 3]);
+        assert_eq!(lifetimes("token_lifetime = \"2h\"\n"), [30 * 86_400, 7_200, 7_200]);
+        assert_eq!(lifetimes(""), [30 * 86_400, 86_400, 86_400]);
+        let found = problems(&with("ticket_lifetime = \"12h\"\ntoken_lifetime = \"13h\"\n"), &env());
+        assert_eq!(
+            found,
+            [
+                "t.toml:13:1: tickets[0].token_lifetime: 13h is longer than ticket_lifetime (12h, line 12); SLS caps a token at its ticket"
+            ]
         );
     }
 
