@@ -477,7 +477,18 @@ impl SlsSpec {
 
     /// Optional. Default `ticket_renew_before`: one token lifetime, at most a third of the ticket's.
     pub fn default_renew_before(ticket: Duration, token: Duration) -> Duration {
-        token.min(ticket / 3)
+        token.min(Self::max_renew_before(ticket))
+    }
+
+    /// The longest `ticket_renew_before`: a third of the ticket's lifetime. The scheduler re-mints
+    /// up to 1/12 of `renew_before` earlier still (`timing::plan`'s spread), so each ticket is the
+    /// current one for at least `ticket - 13/12 renew_before`; while that is longer than the
+    /// `13/12 renew_before` the previous ticket still lives, at most two tickets (share URLs) are
+    /// live at once. Past 6/13 of the ticket (so at one half) a third one would be; a third keeps a
+    /// margin, and mirrors the token rule (replaced after 2/3 of its life, the last third kept for
+    /// retries).
+    pub fn max_renew_before(ticket: Duration) -> Duration {
+        ticket / 3
     }
 }
 

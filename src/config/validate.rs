@@ -905,13 +905,14 @@ fn sls(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath, sinks: &Option<Vec<Sin
                 ),
             );
         }
+        let given = c.given(rt.ticket_lifetime.is_some(), &at.key("ticket_lifetime"));
         let ticket_renew_before = c.duration(
             &rt.ticket_renew_before,
             &at.key("ticket_renew_before"),
             SlsSpec::default_renew_before(ticket_lifetime, token_lifetime),
             Duration::from_secs(1),
-            ticket_lifetime / 2,
-            "ticket_renew_before (at most half the ticket_lifetime)",
+            SlsSpec::max_renew_before(ticket_lifetime),
+            &format!("a third of ticket_lifetime ({}, {given})", humantime::format_duration(ticket_lifetime)),
         )?;
         Some((ticket_lifetime, token_lifetime, ticket_renew_before))
     });
@@ -1478,6 +1479,30 @@ mode = "0640"
             found,
             [
                 "t.toml:13:1: tickets[0].token_lifetime: 13h is longer than ticket_lifetime (12h, line 12); SLS caps a token at its ticket"
+            ]
+        );
+    }
+
+    /// Issue #17 item 12: `ticket_renew_before` is at most a third of the ticket, as documented.
+    #[test]
+    fn issue_17_ticket_renew_before_is_at_most_a_third_of_the_ticket_lifetime() {
+        let with = |keys: &str| GOOD.replace("ticket_lifetime = \"30d\"\ntoken_lifetime = \"1d\"\n", keys);
+        let config =
+            parse(&with("ticket_lifetime = \"12h\"\nticket_renew_before = \"4h\"\n"), "t.toml", &env()).unwrap();
+        let ApiSpec::Sls(sls) = &config.tickets[0].api else { panic!("not sls") };
+        assert_eq!(sls.ticket_renew_before, Duration::from_secs(4 * 3600));
+        let found = problems(&with("ticket_lifetime = \"12h\"\nticket_renew_before = \"5h\"\n"), &env());
+        assert_eq!(
+            found,
+            [
+                "t.toml:13:1: tickets[0].ticket_renew_before: 5h is longer than a third of ticket_lifetime (12h, line 12) allows (max 4h)"
+            ]
+        );
+        let found = problems(&with("ticket_renew_before = \"11d\"\n"), &env());
+        assert_eq!(
+            found,
+            [
+                "t.toml:12:1: tickets[0].ticket_renew_before: 11d is longer than a third of ticket_lifetime (30days, the default) allows (max 10days)"
             ]
         );
     }
