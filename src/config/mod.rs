@@ -42,6 +42,11 @@ pub const MAX_SLS_TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);
 pub const DEFAULT_DSW_TOKEN_LIFETIME: Duration = Duration::from_secs(3_600);
 /// The longest DSW token ticketd asks for (the API documents no maximum).
 pub const MAX_DSW_TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);
+/// The regions whose SLS endpoint serves `CreateTicket` and `RefreshToken` (seeds 000 and 001:
+/// China (Shanghai) and Singapore); a ticket then works for projects in every region.
+pub const SLS_TICKET_REGIONS: [&str; 2] = ["cn-shanghai", "ap-southeast-1"];
+/// Their public hosts, as messages name them (`<region>-intranet.log.aliyuncs.com` works too).
+pub const SLS_TICKET_HOSTS: [&str; 2] = ["cn-shanghai.log.aliyuncs.com", "ap-southeast-1.log.aliyuncs.com"];
 /// Optional. Default TCR API endpoint.
 pub const DEFAULT_TCR_ENDPOINT: &str = "tcr.tencentcloudapi.com";
 /// The shortest lifetime ticketd accepts: anything shorter cannot be refreshed reliably.

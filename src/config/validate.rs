@@ -871,7 +871,13 @@ fn group_id(name: &str) -> Option<u32> {
 
 fn sls(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath, sinks: &Option<Vec<SinkSpec>>) -> Option<SlsSpec> {
     let endpoint = match c.required(&rt.endpoint, &at.key("endpoint")) {
-        Some(text) => endpoint(c, text, &at.key("endpoint")),
+        Some(text) => endpoint(c, text, &at.key("endpoint")).filter(|e| match sls_host_problem(e) {
+            Some(problem) => {
+                c.report(&at.key("endpoint"), problem);
+                false
+            }
+            None => true,
+        }),
         None => None,
     };
     let ticket_lifetime = c.duration(
@@ -965,6 +971,41 @@ fn sls(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath, sinks: &Option<Vec<Sin
         signature,
         console_url: rt.console_url.clone(),
         console_params,
+    })
+}
+
+/// Why an Alibaba SLS host cannot issue tickets: only the Shanghai and Singapore endpoints serve
+/// `CreateTicket` and `RefreshToken`, in their public (`<region>.log.aliyuncs.com`), intranet
+/// (`<region>-intranet.`) or cross-region (`<region>-share.`) forms, and without a project prefix.
+/// Loopback and other hosts (a proxy, the emulator) are left alone.
+fn sls_host_problem(endpoint: &Endpoint) -> Option<String> {
+    let host = endpoint.base.host_str()?.trim_end_matches('.').to_ascii_lowercase();
+    let accepted = format!(
+        "SLS issues tickets (CreateTicket, RefreshToken) only at the endpoint of China (Shanghai) or \
+         Singapore: use {} or {} (or the -intranet form of either from inside Alibaba Cloud); the ticket \
+         then works for projects in every region",
+        SLS_TICKET_HOSTS[0], SLS_TICKET_HOSTS[1]
+    );
+    if host == "log-global.aliyuncs.com" || host == "log.aliyuncs.com" {
+        return Some(format!("`{host}` is not a region's SLS endpoint; {accepted}"));
+    }
+    let prefix = host.strip_suffix(".log.aliyuncs.com")?;
+    let (project, label) = match prefix.rsplit_once('.') {
+        Some((project, label)) => (Some(project), label),
+        None => (None, prefix),
+    };
+    let (region, form) = ["-intranet", "-share"]
+        .iter()
+        .find_map(|form| label.strip_suffix(form).map(|region| (region, *form)))
+        .unwrap_or((label, ""));
+    if !SLS_TICKET_REGIONS.contains(&region) {
+        return Some(format!("`{host}` is the SLS endpoint of region {region}; {accepted}"));
+    }
+    project.map(|project| {
+        format!(
+            "`{host}` names a project (`{project}.`), which CreateTicket and RefreshToken do not take: use \
+             {region}{form}.log.aliyuncs.com"
+        )
     })
 }
 
@@ -1504,6 +1545,66 @@ mode = "0640"
             [
                 "t.toml:12:1: tickets[0].ticket_renew_before: 11d is longer than a third of ticket_lifetime (30days, the default) allows (max 10days)"
             ]
+        );
+    }
+
+    /// Issue #17 item 3: an Alibaba SLS host of a region that issues no tickets is refused with
+    /// the reason and the two accepted hosts; Shanghai and Singapore (public, intranet, share),
+    /// loopback and custom hosts pass.
+    #[test]
+    fn issue_17_sls_tickets_come_from_the_shanghai_or_singapore_endpoint() {
+        let with = |endpoint: &str| GOOD.replace("cn-shanghai.log.aliyuncs.com", endpoint);
+        for good in [
+            "cn-shanghai.log.aliyuncs.com",
+            "ap-southeast-1.log.aliyuncs.com",
+            "cn-shanghai-intranet.log.aliyuncs.com",
+            "ap-southeast-1-intranet.log.aliyuncs.com",
+            "cn-shanghai-share.log.aliyuncs.com",
+            "https://CN-Shanghai.log.aliyuncs.com.",
+            "http://127.0.0.1:8080",
+            "http://localhost:1/prefix",
+            "sls-proxy.example.com",
+            "https://log.example.com:8443",
+        ] {
+            parse(&with(good), "t.toml", &env()).unwrap_or_else(|p| panic!("{good}: {p}"));
+        }
+        let accepted = "SLS issues tickets (CreateTicket, RefreshToken) only at the endpoint of China (Shanghai) or \
+                        Singapore: use cn-shanghai.log.aliyuncs.com or ap-southeast-1.log.aliyuncs.com";
+        for (bad, why) in [
+            (
+                "cn-hangzhou.log.aliyuncs.com",
+                "`cn-hangzhou.log.aliyuncs.com` is the SLS endpoint of region cn-hangzhou; ",
+            ),
+            (
+                "cn-hangzhou-intranet.log.aliyuncs.com",
+                "`cn-hangzhou-intranet.log.aliyuncs.com` is the SLS endpoint of region cn-hangzhou; ",
+            ),
+            (
+                "https://ap-southeast-5.log.aliyuncs.com/",
+                "`ap-southeast-5.log.aliyuncs.com` is the SLS endpoint of region ap-southeast-5; ",
+            ),
+            (
+                "us-west-1-share.log.aliyuncs.com",
+                "`us-west-1-share.log.aliyuncs.com` is the SLS endpoint of region us-west-1; ",
+            ),
+            (
+                "myproj.cn-beijing.log.aliyuncs.com",
+                "`myproj.cn-beijing.log.aliyuncs.com` is the SLS endpoint of region cn-beijing; ",
+            ),
+            ("log-global.aliyuncs.com", "`log-global.aliyuncs.com` is not a region's SLS endpoint; "),
+        ] {
+            let found = problems(&with(bad), &env());
+            assert_eq!(found.len(), 1, "{bad}: {found:#?}");
+            assert!(
+                found[0].starts_with(&format!("t.toml:11:1: tickets[0].endpoint: {why}{accepted}")),
+                "{bad}: {found:#?}"
+            );
+        }
+        let found = problems(&with("myproj.cn-shanghai.log.aliyuncs.com"), &env());
+        assert_eq!(
+            found,
+            ["t.toml:11:1: tickets[0].endpoint: `myproj.cn-shanghai.log.aliyuncs.com` names a project (`myproj.`), \
+              which CreateTicket and RefreshToken do not take: use cn-shanghai.log.aliyuncs.com"]
         );
     }
 
