@@ -77,8 +77,15 @@ pub enum Event {
     TokenRefreshed { name: String, generation: u64, expires_at: SystemTime, new_ticket: bool },
     /// Every sink of the ticket holds this generation.
     Published { name: String, generation: u64 },
-    /// A call failed; the last good token (if any) is kept.
-    CallFailed { name: String, error: String, retry_at: SystemTime, token_expires_at: Option<SystemTime> },
+    /// A call failed; the last good token (if any) is kept. `outlook` is what the log line says
+    /// it means for the consumers.
+    CallFailed {
+        name: String,
+        error: String,
+        retry_at: SystemTime,
+        token_expires_at: Option<SystemTime>,
+        outlook: Outlook,
+    },
     /// Writing a sink failed; retried later.
     PublishFailed { name: String, error: String },
 }
@@ -668,19 +675,32 @@ impl Scheduler {
         let retry_at = now.wall + delay;
         let text = error.to_string();
         let retry_in = humantime::format_duration(round(delay)).to_string();
-        let lapses = token_expires_at.is_none_or(|t| retry_at + delay >= t);
+        let next_attempt = crate::clock::rfc3339(retry_at);
         let (name, attempt) = (&ticket.spec.name, ticket.attempt);
+        let outlook = outlook(ticket.holding.current.is_some(), token_expires_at, error.retry_class(), retry_at, delay);
         if error.is_clock_skew() {
-            tracing::error!(ticket = %name, error = %text, retry_in, "the cloud says this host's clock is wrong; fix the clock (NTP)");
-        } else if lapses || error.retry_class() == RetryClass::Permanent {
-            tracing::error!(ticket = %name, error = %text, attempt, retry_in, "call failed; the token will lapse without help");
+            tracing::error!(ticket = %name, error = %text, retry_in, next_attempt, "the cloud says this host's clock is wrong; fix the clock (NTP)");
         } else {
-            tracing::warn!(ticket = %name, error = %text, attempt, retry_in, "call failed; keeping the last good token");
+            let message = outlook.message();
+            match (outlook, token_expires_at) {
+                (Outlook::Keeps, Some(t)) => {
+                    let expires_at = crate::clock::rfc3339(t);
+                    tracing::warn!(ticket = %name, error = %text, attempt, retry_in, next_attempt, expires_at, "{message}");
+                }
+                (Outlook::WillLapse, Some(t)) => {
+                    let expires_at = crate::clock::rfc3339(t);
+                    tracing::error!(ticket = %name, error = %text, attempt, retry_in, next_attempt, expires_at, "{message}");
+                }
+                (Outlook::NoTokenYet { retry_helps: true }, _) => {
+                    tracing::warn!(ticket = %name, error = %text, attempt, retry_in, next_attempt, "{message}");
+                }
+                _ => tracing::error!(ticket = %name, error = %text, attempt, retry_in, next_attempt, "{message}"),
+            }
         }
         let name = name.clone();
         ticket.last_error = Some(text.as_str().into());
         self.changed = true;
-        self.emit(Event::CallFailed { name: name.to_string(), error: text, retry_at, token_expires_at });
+        self.emit(Event::CallFailed { name: name.to_string(), error: text, retry_at, token_expires_at, outlook });
         self.schedule_at(table, id, now.mono + delay);
     }
 
@@ -946,6 +966,57 @@ fn record(ticket: &Ticket) -> StoredTicketRef<'_> {
         }
     }
     StoredTicketRef { kind: ticket.spec.kind().as_str(), identity: identity(&ticket.spec), holding }
+}
+
+/// What a failed call means for a ticket's consumers, as its log line says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outlook {
+    /// A valid token is held and retries fit before it expires.
+    Keeps,
+    /// A valid token is held, but it will expire before an attempt can succeed unless something
+    /// changes: the error is permanent, or the retries have crowded up to its expiry.
+    WillLapse,
+    /// The ticket never had a token (this process or its state file); consumers have none yet.
+    NoTokenYet { retry_helps: bool },
+    /// The last token expired; consumers have none until an attempt succeeds.
+    Lapsed { retry_helps: bool },
+}
+
+impl Outlook {
+    /// The log line's sentence.
+    pub fn message(self) -> &'static str {
+        match self {
+            Outlook::Keeps => "call failed; keeping the last good token",
+            Outlook::WillLapse => "call failed; the token will lapse without help",
+            Outlook::NoTokenYet { retry_helps: true } => "call failed; no token yet, retrying",
+            Outlook::NoTokenYet { retry_helps: false } => {
+                "call failed; no token yet, and retrying will not help until the config, keys or permissions change"
+            }
+            Outlook::Lapsed { retry_helps: true } => "call failed; the last token has expired, retrying",
+            Outlook::Lapsed { retry_helps: false } => {
+                "call failed; the last token has expired, and retrying will not help until the config, keys or permissions change"
+            }
+        }
+    }
+}
+
+/// The outlook after a failed call retried at `retry_at` (`delay` from now): `held` says whether the
+/// ticket has a token at all, `token_expires_at` when the held token expires if it is still valid.
+fn outlook(
+    held: bool,
+    token_expires_at: Option<SystemTime>,
+    class: RetryClass,
+    retry_at: SystemTime,
+    delay: Duration,
+) -> Outlook {
+    let retry_helps = class != RetryClass::Permanent;
+    match token_expires_at {
+        // Should the next attempt fail too, the one after comes only at expiry.
+        Some(t) if !retry_helps || retry_at + delay >= t => Outlook::WillLapse,
+        Some(_) => Outlook::Keeps,
+        None if held => Outlook::Lapsed { retry_helps },
+        None => Outlook::NoTokenYet { retry_helps },
+    }
 }
 
 /// How long a call may take when the held token has `remaining` to live: at most half of it, so

@@ -347,6 +347,112 @@ async fn ninety_days_refresh_about_daily_and_mint_once_per_ceiling() {
     }
 }
 
+/// Issue 17 item 13: a RefreshToken whose token would serve less than a normal refresh interval
+/// (2/3 of the token's life) before the ticket's re-mint is not made: the re-mint comes instead, at
+/// the refresh point, and no token lapses. Counted over three ceilings, for several shapes, with
+/// and without failing calls.
+#[tokio::test(start_paused = true)]
+async fn issue_17_no_refresh_is_wasted_just_before_a_re_mint() {
+    for (ticket_life, token_life, failure_rate) in
+        [(30 * DAY, DAY, 0.0), (30 * DAY, DAY, 0.3), (10 * DAY, 6 * HOUR, 0.0), (12 * HOUR, HOUR, 0.2)]
+    {
+        let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
+        let provider = FakeSls::new(clock.clone(), failure_rate, 17);
+        let tickets = [sls_ticket("dash", ticket_life, token_life)];
+        let length = 3 * ticket_life;
+        let run =
+            simulate(&clock, provider.clone(), &tickets, &StateFile::default(), credential_store(None), length).await;
+        let case = format!("ticket {ticket_life:?}, token {token_life:?}, {failure_rate} failing");
+        assert_no_lapse(&run.events, "dash");
+        let calls: Vec<(SystemTime, CallKind)> =
+            provider.calls.lock().unwrap().iter().filter(|c| c.2).map(|c| (c.0, c.1)).collect();
+        let mints: Vec<SystemTime> = calls.iter().filter(|c| c.1 == CallKind::Mint).map(|c| c.0).collect();
+        assert!(mints.len() >= 3, "{case}: {} mints", mints.len());
+        let normal = token_life.mul_f64(timing::REFRESH_AT);
+        let mut wasted = Vec::new();
+        for (i, &(at, kind)) in calls.iter().enumerate() {
+            // A refresh of the current ticket (not the first token of one just minted).
+            let first_of_new = i > 0 && calls[i - 1].1 == CallKind::Mint;
+            if kind != CallKind::Refresh || first_of_new {
+                continue;
+            }
+            if let Some(&mint) = mints.iter().find(|&&m| m > at) {
+                let served = mint.duration_since(at).unwrap();
+                if served < normal {
+                    wasted.push(served);
+                }
+            }
+        }
+        assert!(wasted.is_empty(), "{case}: refreshes serving less than {normal:?} before a re-mint: {wasted:?}");
+        let refreshes = calls.iter().filter(|c| c.1 == CallKind::Refresh).count();
+        eprintln!("{case}: {} mints, {refreshes} refreshes in {length:?}, none wasted", mints.len());
+    }
+}
+
+/// Issue 17 item 13: a failed call says what is true for the consumers: no token yet (and when
+/// the next attempt is), the last good token kept, the token about to lapse, or lapsed. The log
+/// line's sentence is the event's `outlook` (see `Scheduler::failed`).
+#[tokio::test(start_paused = true)]
+async fn issue_17_a_failed_call_says_whether_there_is_a_token_to_lapse() {
+    let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
+    let provider = FakeSls::new(clock.clone(), 1.0, 1);
+    let board = Arc::new(Board::default());
+    let parts = test_parts(&clock, provider.clone(), board, 3);
+    let scheduler = Scheduler::new(parts, vec![sls_ticket("dash", DAY, HOUR)], StateFile::default());
+    let mut events = scheduler.events();
+    let running = Running::start(scheduler);
+    let mut outlooks = move || {
+        let mut seen = Vec::new();
+        while let Ok(event) = events.try_recv() {
+            if let Event::CallFailed { outlook, retry_at, .. } = event {
+                seen.push((outlook, retry_at));
+            }
+        }
+        seen
+    };
+    // Every call fails before the first token.
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    let seen = outlooks();
+    assert!(seen.len() >= 3, "{seen:?}");
+    assert!(seen.iter().all(|(o, _)| *o == Outlook::NoTokenYet { retry_helps: true }), "{seen:?}");
+    // Calls succeed: a token is held. Then they fail again from the first refresh on, until it lapses.
+    provider.fail.lock().unwrap().1 = 0.0;
+    tokio::time::sleep(Duration::from_secs(30 * 60)).await;
+    assert!(provider.count(CallKind::Refresh, true) >= 1);
+    provider.fail.lock().unwrap().1 = 1.0;
+    let _ = outlooks();
+    tokio::time::sleep(2 * HOUR).await;
+    let seen: Vec<Outlook> = outlooks().into_iter().map(|(o, _)| o).collect();
+    let first = |what: Outlook| seen.iter().position(|o| *o == what).unwrap_or_else(|| panic!("{what:?}: {seen:?}"));
+    let (kept, lapsing, lapsed) =
+        (first(Outlook::Keeps), first(Outlook::WillLapse), first(Outlook::Lapsed { retry_helps: true }));
+    assert!(kept < lapsing && lapsing < lapsed, "{seen:?}");
+    assert!(!seen.iter().any(|o| matches!(o, Outlook::NoTokenYet { .. })), "{seen:?}");
+    running.stop().await;
+}
+
+#[test]
+fn issue_17_the_outlook_of_a_failed_call() {
+    let now = from_unix_seconds(1_700_000_000);
+    let transient = RetryClass::Transient { after: None };
+    let minute = Duration::from_secs(60);
+    assert_eq!(outlook(false, None, transient, now + minute, minute), Outlook::NoTokenYet { retry_helps: true });
+    assert_eq!(
+        outlook(false, None, RetryClass::Permanent, now + minute, minute),
+        Outlook::NoTokenYet { retry_helps: false }
+    );
+    assert_eq!(outlook(true, None, transient, now + minute, minute), Outlook::Lapsed { retry_helps: true });
+    assert_eq!(outlook(true, Some(now + HOUR), transient, now + minute, minute), Outlook::Keeps);
+    assert_eq!(outlook(true, Some(now + HOUR), RetryClass::Permanent, now + minute, minute), Outlook::WillLapse);
+    // The retry after next would come at expiry: it will lapse should the failures go on.
+    assert_eq!(outlook(true, Some(now + 2 * minute), transient, now + minute, minute), Outlook::WillLapse);
+    assert_eq!(Outlook::NoTokenYet { retry_helps: true }.message(), "call failed; no token yet, retrying");
+    assert_eq!(Outlook::WillLapse.message(), "call failed; the token will lapse without help");
+    for o in [Outlook::Keeps, Outlook::NoTokenYet { retry_helps: false }, Outlook::Lapsed { retry_helps: true }] {
+        assert!(!o.message().contains("lapse without help"), "{o:?}");
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn with_thirty_percent_of_calls_failing_no_token_lapses_in_sixty_days() {
     let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));

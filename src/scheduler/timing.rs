@@ -93,12 +93,22 @@ pub fn plan(holding: &Holding, lifecycle: Lifecycle, now: SystemTime, jitter: f6
     let token_due = refresh_point(issued, expires, jitter).max(now);
     match (lifecycle, &current.ticket) {
         (Lifecycle::TicketAndToken { renew_before }, Some(ticket)) => {
-            let renew_at = ticket.expires_at.time().checked_sub(renew_before).unwrap_or(ticket.issued_at.time());
+            let latest = ticket.expires_at.time().checked_sub(renew_before).unwrap_or(ticket.issued_at.time());
             // Spread re-mints a little too, earlier only, so the ceiling is never crossed.
-            let spread = renew_before.mul_f64(REFRESH_JITTER * jitter.clamp(0.0, 1.0));
-            let renew_at = renew_at.checked_sub(spread).unwrap_or(renew_at).max(now);
+            let spread = |jitter: f64| renew_before.mul_f64(REFRESH_JITTER * jitter.clamp(0.0, 1.0));
+            let renew_at = latest.checked_sub(spread(jitter)).unwrap_or(latest).max(now);
+            // The earliest the re-mint can come (the spread is drawn anew with each token).
+            let earliest = latest.checked_sub(spread(1.0)).unwrap_or(latest);
+            // A token refreshed at `token_due` would be replaced by the new ticket's first token
+            // before it has served a normal refresh interval: that refresh is wasted, so the
+            // re-mint comes instead, at the refresh point. The current token still has a third of
+            // its life then, for the mint's retries.
+            let wasted =
+                earliest < token_due + (expires.duration_since(issued).unwrap_or_default()).mul_f64(REFRESH_AT);
             if ticket.expires_at <= now || renew_at <= token_due {
                 Plan { step: Step::Mint, at: renew_at }
+            } else if wasted {
+                Plan { step: Step::Mint, at: token_due }
             } else {
                 Plan { step: Step::RefreshCurrent, at: token_due }
             }
@@ -194,6 +204,25 @@ mod tests {
         let h = holding(t0, 30 * DAY, issued, DAY);
         let p = plan(&h, Lifecycle::TicketAndToken { renew_before: DAY }, issued, 0.0, Duration::ZERO);
         assert_eq!(p, Plan { step: Step::Mint, at: t0 + 29 * DAY });
+    }
+
+    /// Issue 17 item 13: a refresh whose token the re-mint would replace within a normal refresh
+    /// interval is skipped; the re-mint comes at the refresh point instead.
+    #[test]
+    fn issue_17_a_refresh_just_before_the_re_mint_becomes_the_re_mint() {
+        let t0 = from_unix_seconds(1_700_000_000);
+        let lifecycle = Lifecycle::TicketAndToken { renew_before: DAY };
+        // Due at day 28 + 12 h; the re-mint is due at day 29 (28 d 22 h at the earliest, with the
+        // spread): a token refreshed at 28 d 12 h would serve 12 h at most, less than its 16 h.
+        let issued = t0 + 27 * DAY + 20 * 3600 * Duration::from_secs(1);
+        let h = holding(t0, 30 * DAY, issued, DAY);
+        let due = issued + DAY.mul_f64(2.0 / 3.0);
+        assert_eq!(plan(&h, lifecycle, issued, 0.0, Duration::ZERO), Plan { step: Step::Mint, at: due });
+        // A day earlier, the refreshed token serves a whole interval before the re-mint: refreshed.
+        let issued = issued - DAY;
+        let h = holding(t0, 30 * DAY, issued, DAY);
+        let due = issued + DAY.mul_f64(2.0 / 3.0);
+        assert_eq!(plan(&h, lifecycle, issued, 0.0, Duration::ZERO), Plan { step: Step::RefreshCurrent, at: due });
     }
 
     #[test]
