@@ -20,9 +20,9 @@ pub const EXIT_FAILURE: u8 = 1;
 #[derive(Debug, Parser)]
 #[command(name = "ticketd", version, about = "Keeps short-lived cloud tokens fresh and hands them to consumers")]
 pub struct Cli {
-    /// The config file.
-    #[arg(short = 'c', long = "config", global = true, env = "TICKETD_CONFIG", default_value = DEFAULT_CONFIG_PATH)]
-    pub config: PathBuf,
+    /// The config file [default: /etc/ticketd/ticketd.toml].
+    #[arg(short = 'c', long = "config", global = true, env = "TICKETD_CONFIG")]
+    pub config: Option<PathBuf>,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -85,12 +85,13 @@ pub fn main() -> ExitCode {
         (Some(c), false) => c,
         (None, false) => Command::Run(RunArgs::default()),
     };
+    let config_path = cli.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
     match command {
-        Command::CheckConfig => check_config(&cli.config),
+        Command::CheckConfig => check_config(&config_path),
         Command::Run(args) => {
             crate::heap::use_one_heap();
             logging::init(cli.log_format, "info");
-            runtime(async move { run(&cli.config, args).await })
+            runtime(async move { run(&config_path, args).await })
         }
         Command::Dev(args) => {
             logging::init(cli.log_format, "warn");
@@ -100,9 +101,9 @@ pub fn main() -> ExitCode {
             logging::init(cli.log_format, "info");
             runtime(async move { emulator(args).await })
         }
-        Command::Status(args) => runtime(async move { crate::client_cli::status(args, &cli.config).await }),
-        Command::Get(args) => runtime(async move { crate::client_cli::get(args, &cli.config).await }),
-        Command::DockerCredential(args) => crate::docker_credential::main(&args, &cli.config),
+        Command::Status(args) => runtime(async move { crate::client_cli::status(args, cli.config.as_deref()).await }),
+        Command::Get(args) => runtime(async move { crate::client_cli::get(args, cli.config.as_deref()).await }),
+        Command::DockerCredential(args) => crate::docker_credential::main(&args, &config_path),
     }
 }
 

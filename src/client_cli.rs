@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::api::client;
 use crate::clock::until;
-use crate::config::{self, ProcessEnvironment};
+use crate::config;
 
 /// `get`: the ticket does not exist.
 pub const EXIT_MISSING: u8 = 3;
@@ -15,10 +15,13 @@ pub const EXIT_NO_TOKEN: u8 = 4;
 /// `get`: this caller may not read the ticket.
 pub const EXIT_DENIED: u8 = 5;
 
+/// Names the daemon's API socket for `status` and `get` without a config.
+pub const SOCKET_ENV: &str = "TICKETD_SOCKET";
+
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
     /// The API socket (default: `socket` from the config).
-    #[arg(long)]
+    #[arg(long, env = SOCKET_ENV)]
     pub socket: Option<PathBuf>,
 }
 
@@ -39,23 +42,35 @@ pub struct GetArgs {
     #[arg(long, value_enum, default_value = "token")]
     pub format: GetFormat,
     /// The API socket (default: `socket` from the config).
-    #[arg(long)]
+    #[arg(long, env = SOCKET_ENV)]
     pub socket: Option<PathBuf>,
 }
 
-fn socket_path(explicit: &Option<PathBuf>, config_path: &Path) -> Result<PathBuf, ExitCode> {
+/// The socket to ask: `--socket` (or `TICKETD_SOCKET`), else the config's `socket`, read through
+/// the client view of the config (no credential is resolved: the caller needs no cloud keys).
+/// `config_path` is `None` when neither `-c` nor `TICKETD_CONFIG` was given.
+fn socket_path(explicit: &Option<PathBuf>, config_path: Option<&Path>) -> Result<PathBuf, ExitCode> {
+    socket_from(explicit, config_path, Path::new(config::DEFAULT_CONFIG_PATH)).map_err(|message| {
+        eprint!("{message}");
+        ExitCode::from(crate::cli::EXIT_CONFIG)
+    })
+}
+
+fn socket_from(explicit: &Option<PathBuf>, config_path: Option<&Path>, default: &Path) -> Result<PathBuf, String> {
     if let Some(p) = explicit {
         return Ok(p.clone());
     }
-    match config::load(config_path, &ProcessEnvironment) {
-        Ok(c) => c.socket.map(|s| s.path).ok_or_else(|| {
-            eprintln!("ticketd: {} sets no `socket`; pass --socket", config_path.display());
-            ExitCode::from(crate::cli::EXIT_CONFIG)
-        }),
-        Err(problems) => {
-            eprint!("{problems}");
-            Err(ExitCode::from(crate::cli::EXIT_CONFIG))
-        }
+    let path = config_path.unwrap_or(default);
+    if config_path.is_none() && std::fs::symlink_metadata(path).is_err() {
+        return Err(format!(
+            "ticketd: which daemon? No --socket, no -c, and no config at {}: pass --socket PATH (or set \
+             {SOCKET_ENV}) to name the daemon's API socket, or -c FILE (or set TICKETD_CONFIG) to name its config\n",
+            path.display()
+        ));
+    }
+    match config::load_client(path) {
+        Ok(c) => c.socket.ok_or_else(|| format!("ticketd: {} sets no `socket`; pass --socket PATH\n", path.display())),
+        Err(problems) => Err(problems.to_string()),
     }
 }
 
@@ -66,7 +81,7 @@ async fn fetch(socket: &Path, path: &str) -> Result<(u16, Vec<u8>), ExitCode> {
     })
 }
 
-pub async fn status(args: StatusArgs, config_path: &Path) -> ExitCode {
+pub async fn status(args: StatusArgs, config_path: Option<&Path>) -> ExitCode {
     let socket = match socket_path(&args.socket, config_path) {
         Ok(s) => s,
         Err(code) => return code,
@@ -128,7 +143,7 @@ fn table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) -> String {
     out
 }
 
-pub async fn get(args: GetArgs, config_path: &Path) -> ExitCode {
+pub async fn get(args: GetArgs, config_path: Option<&Path>) -> ExitCode {
     let socket = match socket_path(&args.socket, config_path) {
         Ok(s) => s,
         Err(code) => return code,
@@ -193,4 +208,35 @@ fn answer_error(code: u16, body: &[u8]) -> ExitCode {
         403 => EXIT_DENIED,
         _ => crate::cli::EXIT_FAILURE,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue17_without_a_socket_or_a_config_status_says_how_to_name_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("ticketd.toml");
+        let e = socket_from(&None, None, &missing).unwrap_err();
+        assert!(e.contains("--socket PATH") && e.contains(SOCKET_ENV) && e.contains("-c FILE"), "{e}");
+        assert!(e.contains(&missing.display().to_string()), "{e}");
+        // An explicit socket needs no config; an explicit config that is missing says so.
+        assert_eq!(socket_from(&Some("/s".into()), None, &missing).unwrap(), Path::new("/s"));
+        let e = socket_from(&None, Some(&missing), &missing).unwrap_err();
+        assert!(e.contains("cannot read the config file"), "{e}");
+    }
+
+    #[test]
+    fn issue17_the_socket_comes_from_a_config_whose_keys_are_not_in_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ticketd.toml");
+        let text = "socket = \"/run/t/t.sock\"\n[credentials.p]\nvendor = \"alibaba\"\nsource = \"env\"\n\
+                    access_key_id_env = \"ISSUE17_UNSET_ID\"\naccess_key_secret_env = \"ISSUE17_UNSET_SECRET\"\n";
+        std::fs::write(&path, text).unwrap();
+        assert_eq!(socket_from(&None, Some(&path), &path).unwrap(), Path::new("/run/t/t.sock"));
+        std::fs::write(&path, "state_dir = \"/x\"\n").unwrap();
+        let e = socket_from(&None, Some(&path), &path).unwrap_err();
+        assert!(e.contains("sets no `socket`"), "{e}");
+    }
 }

@@ -6,16 +6,16 @@
 //! Docker runs helpers without arguments, so the config is found through `TICKETD_CONFIG` or the
 //! default path (`-c` works too). Answers come from the running daemon over its socket API when
 //! `socket` is set and answers (so its access control applies), otherwise from the saved state
-//! (`state.json`) while the token there is still valid. The helper needs no cloud keys and makes no
-//! cloud API call.
+//! (`state.json`) while the token there is still valid. The helper reads only the client view of
+//! the config ([`crate::config::ClientConfig`]): it resolves no credential, needs no cloud keys and
+//! makes no cloud API call.
 
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use crate::config::{ApiSpec, Config, Environment};
-use crate::state::identity;
+use crate::config::ClientConfig;
 
 /// The protocol's "not found" message: docker then goes on without credentials.
 pub const NOT_FOUND: &str = "credentials not found in native keychain";
@@ -48,19 +48,9 @@ pub enum HelperError {
     Failed(String),
 }
 
-/// Validation must not need the cloud keys: the helper runs in the user's environment.
-struct KeysNotNeeded;
-
-impl Environment for KeysNotNeeded {
-    fn var(&self, _name: &str) -> Option<String> {
-        // Key-shaped (printable ASCII, no space), so the load-time check of keys passes.
-        Some("not-needed-by-the-credential-helper".into())
-    }
-}
-
-/// Load the config at `path` for the helper.
-pub fn load_config(path: &Path) -> Result<Config, HelperError> {
-    crate::config::load(path, &KeysNotNeeded)
+/// Load the client view of the config at `path` for the helper.
+pub fn load_config(path: &Path) -> Result<ClientConfig, HelperError> {
+    crate::config::load_client(path)
         .map_err(|p| HelperError::Failed(format!("cannot use the config: {}", p.to_string().trim_end())))
 }
 
@@ -76,7 +66,7 @@ type Login = (String, Option<(String, String)>);
 
 /// Every tcr ticket with a registry, with its login when the daemon (or, when it does not answer,
 /// the saved state) holds a valid token.
-fn valid_logins(config: &Config, now: SystemTime) -> Result<Vec<Login>, HelperError> {
+fn valid_logins(config: &ClientConfig, now: SystemTime) -> Result<Vec<Login>, HelperError> {
     if let Some(logins) = logins_from_daemon(config) {
         return Ok(logins);
     }
@@ -84,33 +74,29 @@ fn valid_logins(config: &Config, now: SystemTime) -> Result<Vec<Login>, HelperEr
     // Saved tokens carry no monotonic history: the wall clock decides.
     let now = crate::clock::Now { wall: now, mono: crate::clock::Clock::monotonic(&crate::clock::SystemClock) };
     let mut out = Vec::new();
-    for spec in &config.tickets {
-        let ApiSpec::Tcr(tcr) = &spec.api else { continue };
-        let Some(registry) = &tcr.registry else { continue };
+    for ticket in &config.registries {
         let login = state
             .tickets
-            .get(spec.name.as_str())
-            .filter(|saved| saved.identity == identity(spec))
+            .get(ticket.name.as_str())
+            .filter(|saved| saved.identity == ticket.identity)
             .and_then(|saved| saved.holding.valid_token(now))
             .map(|t| (t.username.as_deref().unwrap_or_default().to_string(), t.value.expose().to_string()));
-        out.push((registry.to_ascii_lowercase(), login));
+        out.push((ticket.registry.clone(), login));
     }
     Ok(out)
 }
 
 /// Ask the running daemon; `None` when there is no socket or it does not answer.
-fn logins_from_daemon(config: &Config) -> Option<Vec<Login>> {
-    let socket = config.socket.as_ref()?.path.clone();
+fn logins_from_daemon(config: &ClientConfig) -> Option<Vec<Login>> {
+    let socket = config.socket.clone()?;
     if !socket.exists() {
         return None;
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
     runtime.block_on(async {
         let mut out = Vec::new();
-        for spec in &config.tickets {
-            let ApiSpec::Tcr(tcr) = &spec.api else { continue };
-            let Some(registry) = &tcr.registry else { continue };
-            let name: String = url::form_urlencoded::byte_serialize(spec.name.as_bytes()).collect();
+        for ticket in &config.registries {
+            let name: String = url::form_urlencoded::byte_serialize(ticket.name.as_bytes()).collect();
             let (status, body) = crate::api::client::get(&socket, &format!("/v1/tickets/{name}")).await.ok()?;
             let login = (status == 200)
                 .then(|| serde_json::from_slice::<serde_json::Value>(&body).ok())
@@ -121,7 +107,7 @@ fn logins_from_daemon(config: &Config) -> Option<Vec<Login>> {
                         j["access_token"].as_str()?.to_string(),
                     ))
                 });
-            out.push((registry.to_ascii_lowercase(), login));
+            out.push((ticket.registry.clone(), login));
         }
         Some(out)
     })
@@ -130,7 +116,7 @@ fn logins_from_daemon(config: &Config) -> Option<Vec<Login>> {
 /// Run `action`: read the request on `input`, write the answer to `output`.
 pub fn run(
     action: Action,
-    config: &Config,
+    config: &ClientConfig,
     now: SystemTime,
     input: &mut dyn Read,
     output: &mut dyn Write,
@@ -194,7 +180,7 @@ mod tests {
     use crate::token::{Current, Holding, TokenPart};
     use std::time::Duration;
 
-    fn setup(expires_in: Duration) -> (tempfile::TempDir, Config, SystemTime) {
+    fn setup(expires_in: Duration) -> (tempfile::TempDir, ClientConfig, SystemTime) {
         let dir = tempfile::tempdir().unwrap();
         let text = format!(
             r#"
@@ -231,14 +217,14 @@ registry = "myreg.tencentcloudcr.com"
             pending: None,
         };
         let mut state = StateFile { version: 1, ..Default::default() };
-        let stored = StoredTicket { kind: "tcr".into(), identity: identity(&config.tickets[0]), holding };
+        let stored = StoredTicket { kind: "tcr".into(), identity: config.registries[0].identity.clone(), holding };
         state.tickets.insert("reg".into(), stored);
         std::fs::create_dir_all(&config.state_dir).unwrap();
         std::fs::write(config.state_dir.join("state.json"), serde_json::to_vec(&state).unwrap()).unwrap();
         (dir, config, now)
     }
 
-    fn call(action: Action, config: &Config, now: SystemTime, input: &str) -> Result<String, HelperError> {
+    fn call(action: Action, config: &ClientConfig, now: SystemTime, input: &str) -> Result<String, HelperError> {
         let mut out = Vec::new();
         run(action, config, now, &mut input.as_bytes(), &mut out)?;
         Ok(String::from_utf8(out).unwrap())

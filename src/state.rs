@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ApiSpec, TicketSpec};
+use crate::config::{ApiSpec, Endpoint, TcrTokenType, TicketSpec};
 use crate::fsdir::{Dir, Policy};
 use crate::token::Holding;
 
@@ -86,13 +86,14 @@ pub fn identity(spec: &TicketSpec) -> String {
             dsw.token_type.unwrap_or(crate::config::DswTokenType::Access).as_str(),
             dsw.audience.as_deref().unwrap_or("")
         ),
-        ApiSpec::Tcr(tcr) => format!(
-            "tcr endpoint={} registry_id={} token_type={}",
-            tcr.endpoint,
-            tcr.registry_id,
-            tcr.token_type.as_str()
-        ),
+        ApiSpec::Tcr(tcr) => tcr_identity(&tcr.endpoint, &tcr.registry_id, tcr.token_type),
     }
+}
+
+/// [`identity`] of a `tcr` ticket, from its parts (the client view of the config has no
+/// [`TicketSpec`]).
+pub fn tcr_identity(endpoint: &Endpoint, registry_id: &str, token_type: TcrTokenType) -> String {
+    format!("tcr endpoint={endpoint} registry_id={registry_id} token_type={}", token_type.as_str())
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -4,6 +4,7 @@
 //! [`Config`] with nothing left to fill in later, or returns every problem at once, each naming the
 //! file, line and key.
 
+mod client;
 mod lenient;
 mod locate;
 mod raw;
@@ -17,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use client::{ClientConfig, RegistryTicket, load_client, parse_client};
 pub use locate::{KeyPath, Locator};
 pub use validate::{Environment, ProcessEnvironment};
 
