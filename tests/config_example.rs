@@ -36,6 +36,29 @@ fn the_example_config_validates() {
     assert!(matches!(config.tickets[2].sinks[0], SinkSpec::DockerConfig(_)));
 }
 
+/// Issue 17 item 6: the commented examples of `ram_role_arn`, `role_arn` and `credentials_uri`
+/// validate when uncommented.
+#[test]
+fn issue_17_the_commented_credential_source_examples_validate() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let block: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("# --- example: assumed roles"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("# --- end of example"))
+        .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or(l.trim_start_matches('#'))))
+        .collect();
+    assert!(block.contains("source = \"ram_role_arn\""), "{block}");
+    let config =
+        config::parse(&format!("{text}\n{block}"), "config.example.toml", &env()).unwrap_or_else(|p| panic!("{p}"));
+    assert_eq!(config.credentials.len(), 7);
+    let names: Vec<&str> = config.credentials.values().map(|c| c.source.name()).collect();
+    for name in ["ram_role_arn", "role_arn", "credentials_uri", "ecs_ram_role", "cvm_role"] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+}
+
 /// The config embedded in `examples/kubernetes/configmap.yaml` (the block under `ticketd.toml: |`)
 /// validates too, and its sinks write into the shared volume.
 #[test]

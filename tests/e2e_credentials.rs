@@ -227,3 +227,78 @@ async fn alibaba_profile_is_reread_when_rewritten() {
     assert!(text.contains("profile ("), "{text}");
     assert!(!text.contains(h.key.access_key_secret.expose()));
 }
+
+/// Issue 17 item 6: every token call of the run was signed with keys the emulator issued by
+/// AssumeRole for `role` (none with the base set's keys).
+fn assert_signed_with_assumed_keys(h: &Harness, role: &str) {
+    let signers = h.emulator.token_call_signers();
+    assert!(!signers.is_empty());
+    for id in signers {
+        assert_eq!(h.emulator.issued_by(&id), Some(format!("AssumeRole {role}")), "a token call signed with {id}");
+    }
+}
+
+const ALIBABA_ROLE: &str = "acs:ram::123456789012:role/cross-account";
+const TENCENT_ROLE: &str = "qcs::cam::uin/100000000001:roleName/cross";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_alibaba_ram_role_arn_on_top_of_the_ecs_role_signs_dsw_calls_with_the_assumed_keys() {
+    // ECS instance role -> cross-account role: both refreshed by their own refresher (30 s keys).
+    let h = Harness::start().await;
+    let credentials = format!(
+        "vendor = \"alibaba\"\nsource = \"ram_role_arn\"\nbase_credentials = \"ecs\"\nrole_arn = \"{ALIBABA_ROLE}\"\n\
+         sts_endpoint = \"{{emulator}}\"\nsession_duration = \"15m\"\n\n[credentials.ecs]\nvendor = \"alibaba\"\n\
+         source = \"ecs_ram_role\"\nmetadata_endpoint = \"{{emulator}}\"\nimdsv1_fallback = false\n"
+    );
+    renewed_and_capped(&h, &credentials, DSW_TICKET, &[], |s| s.assume_role).await;
+    assert_signed_with_assumed_keys(&h, ALIBABA_ROLE);
+    assert!(h.emulator.stats().ecs_credentials >= 2, "the base instance role was renewed too");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_tencent_role_arn_on_top_of_the_cvm_role_signs_tcr_calls_with_the_assumed_keys() {
+    let h = Harness::start().await;
+    let credentials = format!(
+        "vendor = \"tencent\"\nsource = \"role_arn\"\nbase_credentials = \"cvm\"\nrole_arn = \"{TENCENT_ROLE}\"\n\
+         sts_endpoint = \"{{emulator}}\"\n\n[credentials.cvm]\nvendor = \"tencent\"\nsource = \"cvm_role\"\n\
+         metadata_endpoint = \"{{emulator}}\"\n"
+    );
+    renewed_and_capped(&h, &credentials, TCR_TICKET, &[], |s| s.tencent_assume_role).await;
+    assert_signed_with_assumed_keys(&h, TENCENT_ROLE);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_a_denied_role_is_logged_naming_the_set_and_role_and_a_cycle_is_a_config_error() {
+    let h = Harness::start().await;
+    h.emulator.deny_role(ALIBABA_ROLE);
+    // Long-term keys from the environment as the base.
+    let config = h.write_config(&format!(
+        "state_dir = \"{{dir}}/state\"\n\n[credentials.c]\nvendor = \"alibaba\"\nsource = \"ram_role_arn\"\n\
+         base_credentials = \"keys\"\nrole_arn = \"{ALIBABA_ROLE}\"\nsts_endpoint = \"{{emulator}}\"\n\n\
+         [credentials.keys]\nvendor = \"alibaba\"\nsource = \"env\"\n{DSW_TICKET}"
+    ));
+    let mut daemon = h.spawn(&["run", "-c", config.to_str().unwrap()]);
+    let wanted = format!(
+        "credentials `c`: ram_role_arn: STS 127.0.0.1 AssumeRole for role {ALIBABA_ROLE}: HTTP 403 Forbidden NoPermission"
+    );
+    wait_for("the denied AssumeRole in the log", WAIT, || daemon.log_text().contains(&wanted).then_some(())).await;
+    assert_eq!(h.emulator.stats().assume_role, 0);
+    assert!(h.emulator.token_call_signers().is_empty(), "no token call may go out with the base keys");
+    daemon.signal("TERM");
+    daemon.wait_exit(WAIT).await;
+    // A role on top of itself: check-config names the file, line and key.
+    let cyclic = h.write_config(&format!(
+        "state_dir = \"{{dir}}/state\"\n\n[credentials.c]\nvendor = \"alibaba\"\nsource = \"ram_role_arn\"\n\
+         base_credentials = \"c\"\nrole_arn = \"{ALIBABA_ROLE}\"\n{DSW_TICKET}"
+    ));
+    let out = h.command(&["check-config", "-c", cyclic.to_str().unwrap()]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        text.contains(&format!(
+            "{}:6:1: credentials.c.base_credentials: a cycle: the role is assumed on top of itself (c -> c)",
+            cyclic.display()
+        )),
+        "{text}"
+    );
+}

@@ -203,9 +203,38 @@ pub enum SourceSpec {
     EcsRamRole(MetadataSpec),
     /// Tencent CVM instance role (metadata service).
     CvmRole(MetadataSpec),
+    /// STS `AssumeRole` signed with the keys of another set (Alibaba `ram_role_arn`, Tencent
+    /// `role_arn`), so chains such as ECS role -> cross-account role work.
+    AssumeRole(AssumeRoleSpec),
+    /// Alibaba `credentials_uri`: temporary keys from a local HTTP service (the URI set in the
+    /// config, else `ALIBABA_CLOUD_CREDENTIALS_URI`).
+    CredentialsUri(Option<reqwest::Url>),
     /// The vendor's default order (spec section 4): the first source that yields keys wins.
     Chain(Vec<SourceSpec>),
 }
+
+/// An STS `AssumeRole` on top of another credential set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AssumeRoleSpec {
+    pub vendor: Vendor,
+    /// The `[credentials.NAME]` whose keys sign the call (`base_credentials`).
+    pub base: String,
+    pub role_arn: String,
+    /// Overrides `ALIBABA_CLOUD_ROLE_SESSION_NAME` / the default `ticketd-<unix seconds>`.
+    pub role_session_name: Option<String>,
+    pub external_id: Option<String>,
+    /// A JSON policy document narrowing the role's permissions.
+    pub policy: Option<String>,
+    /// `DurationSeconds` (`session_duration`).
+    pub duration: Duration,
+    /// Overrides the vendor's STS host; tests use a loopback URL.
+    pub sts_endpoint: Option<Endpoint>,
+}
+
+/// Optional. Default `session_duration` of Alibaba `ram_role_arn` (credentials-go's 3600 s).
+pub const DEFAULT_ALIBABA_ASSUME_ROLE_DURATION: Duration = Duration::from_secs(3_600);
+/// Optional. Default `session_duration` of Tencent `role_arn` (the Go SDK's 7200 s).
+pub const DEFAULT_TENCENT_ASSUME_ROLE_DURATION: Duration = Duration::from_secs(7_200);
 
 /// An STS web-identity exchange.
 #[derive(Debug, Clone, PartialEq)]
@@ -249,6 +278,11 @@ impl SourceSpec {
             SourceSpec::Oidc(_) => "oidc",
             SourceSpec::EcsRamRole(_) => "ecs_ram_role",
             SourceSpec::CvmRole(_) => "cvm_role",
+            SourceSpec::AssumeRole(a) => match a.vendor {
+                Vendor::Alibaba => "ram_role_arn",
+                Vendor::Tencent => "role_arn",
+            },
+            SourceSpec::CredentialsUri(_) => "credentials_uri",
             SourceSpec::Chain(_) => "chain",
         }
     }

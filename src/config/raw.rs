@@ -60,6 +60,15 @@ pub struct RawCredentials {
     pub metadata_endpoint: Option<String>,
     pub role_name: Option<String>,
     pub imdsv1_fallback: Option<bool>,
+    // source = "ram_role_arn" (Alibaba) / "role_arn" (Tencent); role_session_name and
+    // sts_endpoint above apply too.
+    pub base_credentials: Option<String>,
+    pub role_arn: Option<String>,
+    pub external_id: Option<String>,
+    pub policy: Option<String>,
+    pub session_duration: Option<String>,
+    // source = "credentials_uri" (Alibaba).
+    pub credentials_uri: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

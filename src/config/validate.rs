@@ -235,6 +235,8 @@ fn check<E>(
         }
     }
 
+    assume_role_bases(&mut checker, &raw.credentials, &credentials);
+
     let mut specs = Vec::new();
     let mut names = SeenNames::default();
     // Each sink file's first writer, as (ticket, sink) indices: checked on the raw sinks, so a
@@ -451,8 +453,10 @@ fn credential(
     };
     let source_name = rc.source.as_deref().unwrap_or("chain");
     let allowed: &[&str] = match vendor {
-        Vendor::Alibaba => &["chain", "env", "static", "profile", "oidc", "ecs_ram_role"],
-        Vendor::Tencent => &["chain", "env", "static", "profile", "oidc", "cvm_role"],
+        Vendor::Alibaba => {
+            &["chain", "env", "static", "profile", "oidc", "ecs_ram_role", "ram_role_arn", "credentials_uri"]
+        }
+        Vendor::Tencent => &["chain", "env", "static", "profile", "oidc", "cvm_role", "role_arn"],
     };
     if !allowed.contains(&source_name) {
         c.report(
@@ -493,9 +497,10 @@ fn credential(
         }
     }
     // Keys that belong to one source only.
-    let uses =
-        |sources: &[&str]| sources.contains(&source_name) || (source_name == "chain" && !sources.contains(&"static"));
-    let only: [(&str, bool, &[&str]); 16] = [
+    let uses = |sources: &[&str]| {
+        sources.contains(&source_name) || (source_name == "chain" && !sources.iter().all(|s| NOT_IN_CHAIN.contains(s)))
+    };
+    let only: [(&str, bool, &[&str]); 24] = [
         ("access_key_id_env", rc.access_key_id_env.is_some(), &["env"]),
         ("access_key_secret_env", rc.access_key_secret_env.is_some(), &["env"]),
         ("security_token_env", rc.security_token_env.is_some(), &["env"]),
@@ -509,13 +514,17 @@ fn credential(
         ("secret_key", rc.secret_key.is_some(), &["static"]),
         ("session_token", rc.session_token.is_some(), &["static"]),
         ("profile", rc.profile.is_some() || rc.profile_file.is_some(), &["profile"]),
-        (
-            "sts_endpoint",
-            rc.sts_endpoint.is_some() || rc.role_session_name.is_some() || rc.duration.is_some(),
-            &["oidc"],
-        ),
+        ("sts_endpoint", rc.sts_endpoint.is_some(), &["oidc", "ram_role_arn", "role_arn", "profile"]),
+        ("role_session_name", rc.role_session_name.is_some(), &["oidc", "ram_role_arn", "role_arn"]),
+        ("duration", rc.duration.is_some(), &["oidc"]),
         ("metadata_endpoint", rc.metadata_endpoint.is_some() || rc.role_name.is_some(), &["ecs_ram_role", "cvm_role"]),
         ("imdsv1_fallback", rc.imdsv1_fallback.is_some(), &["ecs_ram_role"]),
+        ("base_credentials", rc.base_credentials.is_some(), ASSUME_ROLE),
+        ("role_arn", rc.role_arn.is_some(), ASSUME_ROLE),
+        ("external_id", rc.external_id.is_some(), ASSUME_ROLE),
+        ("policy", rc.policy.is_some(), ASSUME_ROLE),
+        ("session_duration", rc.session_duration.is_some(), ASSUME_ROLE),
+        ("credentials_uri", rc.credentials_uri.is_some(), &["credentials_uri"]),
     ];
     for (key, set, sources) in only {
         if set && !uses(sources) {
@@ -582,7 +591,7 @@ fn credential(
     }
     let sts_endpoint = rc.sts_endpoint.as_deref().map(|t| endpoint(c, t, &at.key("sts_endpoint")));
     let oidc = OidcSpec {
-        sts_endpoint: sts_endpoint.flatten(),
+        sts_endpoint: sts_endpoint.clone().flatten(),
         role_session_name: rc.role_session_name.clone(),
         duration: duration.unwrap_or(default_duration),
     };
@@ -600,7 +609,10 @@ fn credential(
         Vendor::Alibaba => SourceSpec::EcsRamRole(metadata),
         Vendor::Tencent => SourceSpec::CvmRole(metadata),
     };
+    let uri = credentials_uri(c, rc, at);
     let source = match source_name {
+        "ram_role_arn" | "role_arn" => assume_role(c, vendor, rc, at, sts_endpoint.clone().flatten())?,
+        "credentials_uri" => SourceSpec::CredentialsUri(uri?),
         "env" => env_spec,
         "profile" => profile,
         "oidc" => SourceSpec::Oidc(oidc),
@@ -633,12 +645,144 @@ fn credential(
         }
         _ => match vendor {
             // Spec section 4.1: env, OIDC, CLI profile and INI file, ECS RAM role.
-            Vendor::Alibaba => SourceSpec::Chain(vec![env_spec, SourceSpec::Oidc(oidc), profile, instance]),
+            Vendor::Alibaba => SourceSpec::Chain(vec![
+                env_spec,
+                SourceSpec::Oidc(oidc),
+                profile,
+                instance,
+                SourceSpec::CredentialsUri(uri.flatten()),
+            ]),
             // Spec section 4.2 (Python order): env, profile, CVM role, TKE OIDC.
             Vendor::Tencent => SourceSpec::Chain(vec![env_spec, profile, instance, SourceSpec::Oidc(oidc)]),
         },
     };
     Some(CredentialSpec { name: name.to_string(), vendor, source })
+}
+
+/// The sources that are no member of a vendor's default chain: their keys do not apply to it.
+const NOT_IN_CHAIN: [&str; 3] = ["static", "ram_role_arn", "role_arn"];
+/// The sources that assume a role on top of another set.
+const ASSUME_ROLE: &[&str] = &["ram_role_arn", "role_arn"];
+
+/// `source = "ram_role_arn"` (Alibaba) / `"role_arn"` (Tencent): the role, the set whose keys
+/// sign the call (checked once every set is read, by [`assume_role_bases`]) and the STS options.
+fn assume_role(
+    c: &mut Checker<'_>,
+    vendor: Vendor,
+    rc: &RawCredentials,
+    at: &KeyPath,
+    sts_endpoint: Option<Endpoint>,
+) -> Option<SourceSpec> {
+    let base = c.required(&rc.base_credentials, &at.key("base_credentials")).map(str::to_string);
+    let role_arn = c.required(&rc.role_arn, &at.key("role_arn")).map(str::to_string);
+    let (prefix, example) = match vendor {
+        Vendor::Alibaba => ("acs:ram::", "acs:ram::123456789012:role/name"),
+        Vendor::Tencent => ("qcs::cam::", "qcs::cam::uin/100000000001:roleName/name"),
+    };
+    if let Some(arn) = &role_arn
+        && (!arn.starts_with(prefix) || arn.len() > 1024 || !arn.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        c.report(&at.key("role_arn"), format!("`{arn}` is not a role ARN (e.g. \"{example}\")"));
+    }
+    if let Some(id) = &rc.external_id
+        && (id.len() < 2
+            || id.len() > 1224
+            || !id.bytes().all(|b| b.is_ascii_alphanumeric() || b"=,.@:/-_".contains(&b)))
+    {
+        c.report(&at.key("external_id"), "2 to 1224 of letters, digits and =,.@:/-_ (the value is not shown)");
+    }
+    if let Some(policy) = &rc.policy
+        && serde_json::from_str::<serde_json::Value>(policy).map_or(true, |v| !v.is_object())
+    {
+        c.report(
+            &at.key("policy"),
+            "is not a JSON policy document (an object, e.g. {\"Version\": \"1\", \"Statement\": [...]})",
+        );
+    }
+    let default = match vendor {
+        Vendor::Alibaba => DEFAULT_ALIBABA_ASSUME_ROLE_DURATION,
+        Vendor::Tencent => DEFAULT_TENCENT_ASSUME_ROLE_DURATION,
+    };
+    let duration = c.duration(
+        &rc.session_duration,
+        &at.key("session_duration"),
+        default,
+        MIN_STS_DURATION,
+        MAX_STS_DURATION,
+        "STS AssumeRole (DurationSeconds)",
+    );
+    Some(SourceSpec::AssumeRole(AssumeRoleSpec {
+        vendor,
+        base: base?,
+        role_arn: role_arn?,
+        role_session_name: rc.role_session_name.clone(),
+        external_id: rc.external_id.clone(),
+        policy: rc.policy.clone(),
+        duration: duration?,
+        sts_endpoint,
+    }))
+}
+
+/// `credentials_uri`: an http(s) URL (plain http too: the SDKs' URI is a local sidecar), or
+/// `None` when unset (the source then reads `ALIBABA_CLOUD_CREDENTIALS_URI`). `Err` after a problem.
+fn credentials_uri(c: &mut Checker<'_>, rc: &RawCredentials, at: &KeyPath) -> Option<Option<reqwest::Url>> {
+    let Some(text) = &rc.credentials_uri else { return Some(None) };
+    match crate::sources::uri::parse_uri(text) {
+        Ok(url) => Some(Some(url)),
+        Err(problem) => {
+            c.report(&at.key("credentials_uri"), problem);
+            None
+        }
+    }
+}
+
+/// Every assumed role's `base_credentials` names a set of the same vendor, and following the
+/// bases never comes back to where it started (`a` on top of `b` on top of `a`).
+fn assume_role_bases(
+    c: &mut Checker<'_>,
+    raw: &BTreeMap<String, RawCredentials>,
+    credentials: &BTreeMap<String, CredentialSpec>,
+) {
+    let base_of = |name: &str| match credentials.get(name).map(|s| &s.source) {
+        Some(SourceSpec::AssumeRole(a)) => Some(a.base.as_str()),
+        _ => None,
+    };
+    for (name, spec) in credentials {
+        let SourceSpec::AssumeRole(a) = &spec.source else { continue };
+        let at = KeyPath::root().key("credentials").key(name).key("base_credentials");
+        if !raw.contains_key(&a.base) {
+            c.report(&at, format!("unknown credentials `{}` (no [credentials.{}] section)", a.base, a.base));
+            continue;
+        }
+        if let Some(base) = credentials.get(&a.base)
+            && base.vendor != spec.vendor
+        {
+            c.report(
+                &at,
+                format!(
+                    "`{}` are {} credentials; a {} role is assumed with {} keys",
+                    a.base,
+                    base.vendor.as_str(),
+                    spec.vendor.as_str(),
+                    spec.vendor.as_str()
+                ),
+            );
+            continue;
+        }
+        let mut path = vec![name.as_str()];
+        let mut next = Some(a.base.as_str());
+        while let Some(n) = next {
+            path.push(n);
+            if n == name {
+                c.report(&at, format!("a cycle: the role is assumed on top of itself ({})", path.join(" -> ")));
+                break;
+            }
+            if path[..path.len() - 1].contains(&n) || path.len() > credentials.len() + 1 {
+                break; // a cycle further on, reported from one of its own members
+            }
+            next = base_of(n);
+        }
+    }
 }
 
 fn ticket(
@@ -1913,7 +2057,7 @@ path = "/root/.docker/config.json"
         let config = parse(GOOD, "t.toml", &none).unwrap();
         let SourceSpec::Chain(members) = &config.credentials["prod"].source else { panic!("not a chain") };
         let names: Vec<&str> = members.iter().map(SourceSpec::name).collect();
-        assert_eq!(names, ["env", "oidc", "profile", "ecs_ram_role"]);
+        assert_eq!(names, ["env", "oidc", "profile", "ecs_ram_role", "credentials_uri"]);
         // oidc with overrides.
         let text = with(
             "source = \"oidc\"\nsts_endpoint = \"http://127.0.0.1:9\"\nrole_session_name = \"ticketd\"\nduration = \"20m\"",
@@ -1950,9 +2094,112 @@ path = "/root/.docker/config.json"
         assert!(joined.contains("credentials.prod.profile: does not apply to source = \"oidc\""), "{joined}");
         assert!(joined.contains("credentials.prod.secret_id: is not used with vendor = \"alibaba\""), "{joined}");
         let joined = problems(&with("source = \"cvm_role\""), &none).join("\n");
-        assert!(joined.contains("unknown source `cvm_role` for vendor = \"alibaba\" (expected chain, env, static, profile, oidc, ecs_ram_role)"), "{joined}");
+        assert!(joined.contains("unknown source `cvm_role` for vendor = \"alibaba\" (expected chain, env, static, profile, oidc, ecs_ram_role, ram_role_arn, credentials_uri)"), "{joined}");
         let joined = problems(&with("source = \"static\"\naccess_key_id = \"LTAIx\""), &none).join("\n");
         assert!(joined.contains("credentials.prod.access_key_secret: is required"), "{joined}");
+    }
+
+    /// `prod` (the ticket's set) assumes a role on top of `base`; `extra` is added as given.
+    fn assumed(prod: &str, extra: &str) -> String {
+        GOOD.replace(
+            "[credentials.prod]\nvendor = \"alibaba\"\n",
+            &format!("[credentials.base]\nvendor = \"alibaba\"\nsource = \"ecs_ram_role\"\n\n[credentials.prod]\nvendor = \"alibaba\"\n{prod}\n{extra}\n"),
+        )
+    }
+
+    #[test]
+    fn issue_17_assume_role_sources_take_their_keys_and_need_a_base_of_the_same_vendor_without_a_cycle() {
+        let none = HashMap::new();
+        let role = "source = \"ram_role_arn\"\nbase_credentials = \"base\"\nrole_arn = \"acs:ram::123:role/x\"";
+        let full = format!(
+            "{role}\nrole_session_name = \"ticketd\"\nexternal_id = \"ext-1\"\npolicy = '{{\"Version\": \"1\"}}'\n\
+             session_duration = \"2h\"\nsts_endpoint = \"http://127.0.0.1:9\""
+        );
+        let config = parse(&assumed(&full, ""), "t.toml", &none).unwrap();
+        let SourceSpec::AssumeRole(a) = &config.credentials["prod"].source else { panic!("not ram_role_arn") };
+        assert_eq!(
+            (a.base.as_str(), a.role_arn.as_str(), a.duration),
+            ("base", "acs:ram::123:role/x", Duration::from_secs(7200))
+        );
+        assert_eq!((a.external_id.as_deref(), a.policy.as_deref()), (Some("ext-1"), Some("{\"Version\": \"1\"}")));
+        assert!(a.sts_endpoint.is_some() && a.role_session_name.as_deref() == Some("ticketd"));
+        let config = parse(&assumed(role, ""), "t.toml", &none).unwrap();
+        let SourceSpec::AssumeRole(a) = &config.credentials["prod"].source else { panic!() };
+        assert_eq!((a.duration, a.external_id.is_none(), a.policy.is_none()), (Duration::from_secs(3600), true, true));
+        // A missing base, with its line.
+        let joined = problems(&assumed(&role.replace("\"base\"", "\"nope\""), ""), &none).join("\n");
+        assert!(joined.contains("t.toml:11:1: credentials.prod.base_credentials: unknown credentials `nope` (no [credentials.nope] section)"), "{joined}");
+        // A cycle, on itself and through another set.
+        let joined = problems(&assumed(&role.replace("\"base\"", "\"prod\""), ""), &none).join("\n");
+        assert!(
+            joined.contains(
+                "credentials.prod.base_credentials: a cycle: the role is assumed on top of itself (prod -> prod)"
+            ),
+            "{joined}"
+        );
+        let other = "[credentials.other]\nvendor = \"alibaba\"\nsource = \"ram_role_arn\"\nbase_credentials = \"prod\"\nrole_arn = \"acs:ram::1:role/y\"";
+        let joined = problems(&assumed(&role.replace("\"base\"", "\"other\""), other), &none).join("\n");
+        assert!(joined.contains("credentials.prod.base_credentials: a cycle: the role is assumed on top of itself (prod -> other -> prod)"), "{joined}");
+        assert!(joined.contains("credentials.other.base_credentials: a cycle: the role is assumed on top of itself (other -> prod -> other)"), "{joined}");
+        assert!(joined.contains("t.toml:11:1: credentials.prod.base_credentials: a cycle"), "{joined}");
+        // A Tencent base for an Alibaba role; the wrong source for the vendor.
+        let tc = "[credentials.tc]\nvendor = \"tencent\"\nsource = \"cvm_role\"";
+        let joined = problems(&assumed(&role.replace("\"base\"", "\"tc\""), tc), &none).join("\n");
+        assert!(joined.contains("credentials.prod.base_credentials: `tc` are tencent credentials; a alibaba role is assumed with alibaba keys"), "{joined}");
+        let joined = problems(&assumed(&role.replace("ram_role_arn", "role_arn"), ""), &none).join("\n");
+        assert!(joined.contains("unknown source `role_arn` for vendor = \"alibaba\""), "{joined}");
+        // Bad values, all at once; and the role keys under another source.
+        let bad = "source = \"ram_role_arn\"\nrole_arn = \"arn:aws:iam::1:role/x\"\npolicy = \"allow all\"\nsession_duration = \"5m\"\nexternal_id = \"x\"";
+        let joined = problems(&assumed(bad, ""), &none).join("\n");
+        for part in [
+            "credentials.prod.base_credentials: is required",
+            "credentials.prod.role_arn: `arn:aws:iam::1:role/x` is not a role ARN (e.g. \"acs:ram::123456789012:role/name\")",
+            "credentials.prod.policy: is not a JSON policy document",
+            "credentials.prod.session_duration: 5m is shorter than STS AssumeRole (DurationSeconds) allows (min 15m)",
+            "credentials.prod.external_id: 2 to 1224 of letters",
+        ] {
+            assert!(joined.contains(part), "missing `{part}` in {joined}");
+        }
+        let joined =
+            problems(&assumed("role_arn = \"acs:ram::1:role/x\"\nbase_credentials = \"base\"", ""), &none).join("\n");
+        assert!(joined.contains("credentials.prod.role_arn: does not apply to source = \"chain\""), "{joined}");
+        assert!(joined.contains("credentials.prod.base_credentials: does not apply to source = \"chain\""), "{joined}");
+        // Tencent role_arn.
+        let text = DSW_TCR.replace(
+            "vendor = \"tencent\"",
+            "vendor = \"tencent\"\nsource = \"role_arn\"\nbase_credentials = \"base\"\nrole_arn = \"qcs::cam::uin/1:roleName/r\"",
+        ) + "\n[credentials.base]\nvendor = \"tencent\"\nsource = \"cvm_role\"\n";
+        let config = parse(&text, "t.toml", &both_env()).unwrap();
+        let SourceSpec::AssumeRole(a) = &config.credentials["tc"].source else { panic!("not role_arn") };
+        assert_eq!((a.vendor, a.duration), (Vendor::Tencent, Duration::from_secs(7200)));
+        assert_eq!(config.credentials["tc"].source.name(), "role_arn");
+    }
+
+    #[test]
+    fn issue_17_credentials_uri_takes_an_http_url_and_ends_the_alibaba_chain() {
+        let none = HashMap::new();
+        let with = |body: &str| GOOD.replace("vendor = \"alibaba\"", &format!("vendor = \"alibaba\"\n{body}"));
+        let config = parse(
+            &with("source = \"credentials_uri\"\ncredentials_uri = \"http://10.0.0.5:8080/creds\""),
+            "t.toml",
+            &none,
+        )
+        .unwrap();
+        let SourceSpec::CredentialsUri(Some(u)) = &config.credentials["prod"].source else { panic!() };
+        assert_eq!(u.as_str(), "http://10.0.0.5:8080/creds");
+        let config = parse(&with("source = \"credentials_uri\""), "t.toml", &none).unwrap();
+        assert_eq!(config.credentials["prod"].source, SourceSpec::CredentialsUri(None));
+        let joined = problems(&with("source = \"credentials_uri\"\ncredentials_uri = \"ftp://x/\""), &none).join("\n");
+        assert!(joined.contains("credentials.prod.credentials_uri: `ftp://x/`: scheme ftp is not http(s)"), "{joined}");
+        let joined = problems(
+            &with("source = \"env\"\ncredentials_uri = \"http://x/\""),
+            &HashMap::from([
+                ("ALIBABA_CLOUD_ACCESS_KEY_ID".to_string(), "LTAI".to_string()),
+                ("ALIBABA_CLOUD_ACCESS_KEY_SECRET".to_string(), "s".to_string()),
+            ]),
+        )
+        .join("\n");
+        assert!(joined.contains("credentials.prod.credentials_uri: does not apply to source = \"env\""), "{joined}");
     }
 
     #[test]

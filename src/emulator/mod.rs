@@ -8,6 +8,7 @@
 //! It also stands in for the credential services (ECS and CVM instance metadata, Alibaba and
 //! Tencent STS): the temporary keys they issue are accepted for API calls until they expire.
 
+mod assume_role;
 mod dsw;
 pub mod faults;
 pub mod metadata;
@@ -56,6 +57,12 @@ pub struct Stats {
     pub cvm_credentials: AtomicU64,
     /// Calls signed with temporary keys that had expired.
     pub expired_key: AtomicU64,
+    /// Alibaba STS AssumeRole calls answered with keys.
+    pub assume_role: AtomicU64,
+    /// Tencent STS AssumeRole calls answered with keys.
+    pub tencent_assume_role: AtomicU64,
+    /// Credentials URI answers.
+    pub credentials_uri: AtomicU64,
 }
 
 /// A copy of the counters.
@@ -80,6 +87,12 @@ pub struct StatsSnapshot {
     pub cvm_credentials: u64,
     #[serde(default)]
     pub expired_key: u64,
+    #[serde(default)]
+    pub assume_role: u64,
+    #[serde(default)]
+    pub tencent_assume_role: u64,
+    #[serde(default)]
+    pub credentials_uri: u64,
 }
 
 impl Stats {
@@ -96,6 +109,9 @@ impl Stats {
             ecs_credentials: self.ecs_credentials.load(Ordering::Relaxed),
             cvm_credentials: self.cvm_credentials.load(Ordering::Relaxed),
             expired_key: self.expired_key.load(Ordering::Relaxed),
+            assume_role: self.assume_role.load(Ordering::Relaxed),
+            tencent_assume_role: self.tencent_assume_role.load(Ordering::Relaxed),
+            credentials_uri: self.credentials_uri.load(Ordering::Relaxed),
         }
     }
 }
@@ -126,6 +142,14 @@ pub(crate) struct Shared {
     last_oidc_token: Mutex<Option<String>>,
     /// The query parameters of the last signed DSW GetToken call, in the order sent.
     dsw_params: Mutex<Option<Vec<(String, String)>>>,
+    /// Who issued each temporary key (e.g. `AssumeRole <role arn>`), by AccessKeyId / SecretId.
+    origins: Mutex<HashMap<String, String>>,
+    /// The AccessKeyIds / SecretIds that token calls (SLS, DSW, TCR) were signed with, in order.
+    signers: Mutex<std::collections::VecDeque<String>>,
+    /// Roles STS AssumeRole refuses to let anyone assume.
+    denied_roles: Mutex<HashSet<String>>,
+    /// The role parameters of the last AssumeRole call that got keys.
+    last_assume_role: Mutex<Vec<(String, String)>>,
 }
 
 /// How many issued tickets and tokens the emulator remembers for [`Emulator::issued_secrets`].
@@ -135,8 +159,24 @@ pub const MAX_RECORDED: usize = 100_000;
 pub const DEFAULT_STS_LIFETIME: Duration = Duration::from_secs(3_600);
 
 impl Shared {
-    /// The key with this id, if it belongs to `vendor` (temporary keys only until they expire).
+    /// The key a token call (SLS, DSW, TCR) is signed with: [`Shared::lookup`], recorded as a signer.
     fn key(&self, id: &str, vendor: Vendor) -> Option<EmulatorKey> {
+        let key = self.lookup(id, vendor)?;
+        let mut signers = self.signers.lock().expect("signers lock");
+        if signers.len() == MAX_RECORDED {
+            signers.pop_front();
+        }
+        signers.push_back(id.to_string());
+        Some(key)
+    }
+
+    /// Record who issued the temporary key `id`.
+    fn mark_origin(&self, id: &str, origin: String) {
+        self.origins.lock().expect("origins lock").insert(id.to_string(), origin);
+    }
+
+    /// The key with this id, if it belongs to `vendor` (temporary keys only until they expire).
+    fn lookup(&self, id: &str, vendor: Vendor) -> Option<EmulatorKey> {
         if let Some(k) = self.keys.get(id) {
             return Some(k.clone()).filter(|k| k.vendor == vendor);
         }
@@ -216,6 +256,10 @@ impl Emulator {
             imdsv2_required: AtomicBool::new(true),
             last_oidc_token: Mutex::new(None),
             dsw_params: Mutex::new(None),
+            origins: Mutex::new(HashMap::new()),
+            signers: Mutex::new(std::collections::VecDeque::new()),
+            denied_roles: Mutex::new(HashSet::new()),
+            last_assume_role: Mutex::new(Vec::new()),
         });
         let app = Router::new()
             .route("/tickets", post(sls::create_ticket))
@@ -227,6 +271,7 @@ impl Emulator {
             .route("/latest/meta-data/ram/security-credentials/{role}", get(metadata::ecs_credentials))
             .route("/latest/meta-data/cam/security-credentials/", get(metadata::cvm_roles))
             .route("/latest/meta-data/cam/security-credentials/{role}", get(metadata::cvm_credentials))
+            .route(assume_role::CREDENTIALS_URI_PATH, get(assume_role::credentials_uri))
             .route("/_emulator/stats", get(stats))
             .layer(axum::middleware::from_fn_with_state(shared.clone(), faults::inject))
             .with_state(shared.clone());
@@ -288,9 +333,37 @@ impl Emulator {
     pub fn last_get_token_params(&self) -> Option<Vec<(String, String)>> {
         self.shared.dsw_params.lock().expect("dsw params lock").clone()
     }
+
+    /// STS AssumeRole refuses `role_arn` from now on (Alibaba 403 `NoPermission`, Tencent
+    /// `AuthFailure.UnauthorizedOperation`).
+    pub fn deny_role(&self, role_arn: &str) {
+        self.shared.denied_roles.lock().expect("denied roles lock").insert(role_arn.to_string());
+    }
+
+    /// Who issued the temporary key `id` (`AssumeRole <role arn>`, `credentials URI`), if the
+    /// emulator recorded it.
+    pub fn issued_by(&self, id: &str) -> Option<String> {
+        self.shared.origins.lock().expect("origins lock").get(id).cloned()
+    }
+
+    /// The AccessKeyIds / SecretIds token calls (SLS, DSW, TCR) were signed with, in order.
+    pub fn token_call_signers(&self) -> Vec<String> {
+        self.shared.signers.lock().expect("signers lock").iter().cloned().collect()
+    }
+
+    /// The role parameters (`RoleArn`, `RoleSessionName`, `ExternalId`, `Policy`,
+    /// `DurationSeconds`) of the last AssumeRole that got keys.
+    pub fn last_assume_role(&self) -> Vec<(String, String)> {
+        self.shared.last_assume_role.lock().expect("assume role lock").clone()
+    }
+
+    /// The URL of the credentials URI stand-in.
+    pub fn credentials_uri(&self) -> String {
+        format!("{}{}", self.url(), assume_role::CREDENTIALS_URI_PATH)
+    }
 }
 
-/// `POST /`: Tencent APIs, dispatched on `X-TC-Action`.
+/// `POST /`: Tencent APIs, dispatched on `X-TC-Action`, and Alibaba STS AssumeRole (RPC).
 async fn tencent_post(
     axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
     method: axum::http::Method,
@@ -300,6 +373,13 @@ async fn tencent_post(
 ) -> axum::response::Response {
     if headers.get("x-tc-action").is_some_and(|a| a == "AssumeRoleWithWebIdentity") {
         return sts::tencent_assume_role(&shared, &headers, &body);
+    }
+    if headers.get("x-tc-action").is_some_and(|a| a == "AssumeRole") {
+        return assume_role::tencent(&shared, &uri, &headers, &body);
+    }
+    // Alibaba RPC calls POSTed with their Action in the query (STS AssumeRole).
+    if uri.query().is_some_and(|q| q.split('&').any(|p| p == "Action=AssumeRole")) {
+        return assume_role::alibaba(&shared, &uri, &body);
     }
     tcr::create_instance_token(axum::extract::State(shared), method, uri, headers, body).await
 }

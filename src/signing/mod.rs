@@ -2,6 +2,7 @@
 //! arguments, so every stage can be replayed against the vendors' SDK vectors.
 
 pub mod acs3;
+pub mod rpc;
 pub mod sls;
 pub mod tc3;
 

@@ -34,15 +34,27 @@ pub fn oidc_vars(var: &dyn Fn(&str) -> Option<String>) -> Result<OidcVars, Sourc
 
 /// The STS endpoint: the override, else regional / VPC hosts from the environment.
 pub fn sts_endpoint(spec: &OidcSpec, var: &dyn Fn(&str) -> Option<String>) -> reqwest::Url {
-    if let Some(e) = &spec.sts_endpoint {
+    sts_url(spec.sts_endpoint.as_ref(), None, false, var)
+}
+
+/// The STS endpoint as credentials-go picks it: the override; else `sts[-vpc].<region>.aliyuncs.com`
+/// with the region given (a CLI profile's `sts_region`) or `ALIBABA_CLOUD_STS_REGION`, `-vpc` when
+/// `vpc` (a profile's `enable_vpc`) or `ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED=true`; else `sts.aliyuncs.com`.
+pub fn sts_url(
+    endpoint: Option<&Endpoint>,
+    region: Option<String>,
+    vpc: bool,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> reqwest::Url {
+    if let Some(e) = endpoint {
         return e.url("/");
     }
-    let prefix = if var("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+    let prefix = if vpc || var("ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
         "sts-vpc"
     } else {
         "sts"
     };
-    let host = match var("ALIBABA_CLOUD_STS_REGION") {
+    let host = match region.filter(|r| !r.is_empty()).or_else(|| var("ALIBABA_CLOUD_STS_REGION")) {
         Some(region) => format!("{prefix}.{region}.aliyuncs.com"),
         None => format!("{prefix}.aliyuncs.com"),
     };
@@ -70,53 +82,85 @@ struct StsCredentials {
 pub async fn oidc(spec: &OidcSpec, ctx: &Context) -> Result<Fetched, SourceError> {
     let var = |n: &str| ctx.var(n);
     let vars = oidc_vars(&var)?;
-    let token = read_file("ALIBABA_CLOUD_OIDC_TOKEN_FILE", &vars.token_file)
+    let url = sts_endpoint(spec, &var);
+    let exchange = OidcExchange { vars: &vars, what: "ALIBABA_CLOUD_OIDC_TOKEN_FILE", policy: None };
+    assume_role_with_oidc(&exchange, url, spec.role_session_name.clone(), spec.duration, ctx).await
+}
+
+/// One `AssumeRoleWithOIDC`: the role, provider and token file (from the variables or a CLI
+/// profile), `what` names where the token file was given, `policy` is sent when set.
+pub(super) struct OidcExchange<'a> {
+    pub vars: &'a OidcVars,
+    pub what: &'a str,
+    pub policy: Option<&'a str>,
+}
+
+pub(super) async fn assume_role_with_oidc(
+    exchange: &OidcExchange<'_>,
+    mut url: reqwest::Url,
+    session: Option<String>,
+    duration: std::time::Duration,
+    ctx: &Context,
+) -> Result<Fetched, SourceError> {
+    let vars = exchange.vars;
+    let token = read_file(exchange.what, &vars.token_file)
         .map_err(|e| SourceError::Failed(e.detail().replace("not found", "not readable (not found)")))?;
     let now = ctx.clock.now();
-    let session = spec
-        .role_session_name
-        .clone()
-        .or_else(|| var("ALIBABA_CLOUD_ROLE_SESSION_NAME"))
+    let session = session
+        .or_else(|| ctx.var("ALIBABA_CLOUD_ROLE_SESSION_NAME"))
         .unwrap_or_else(|| format!("ticketd-{}", crate::clock::unix_seconds(now)));
-    let mut url = sts_endpoint(spec, &var);
     url.query_pairs_mut()
         .append_pair("Action", "AssumeRoleWithOIDC")
         .append_pair("Format", "JSON")
         .append_pair("Version", "2015-04-01")
-        .append_pair("DurationSeconds", &spec.duration.as_secs().to_string())
+        .append_pair("DurationSeconds", &duration.as_secs().to_string())
         .append_pair("RoleArn", &vars.role_arn)
         .append_pair("OIDCProviderArn", &vars.provider_arn)
         .append_pair("OIDCToken", token.trim())
         .append_pair("RoleSessionName", &session)
         .append_pair("Timestamp", &crate::clock::rfc3339(now));
+    if let Some(policy) = exchange.policy {
+        url.query_pairs_mut().append_pair("Policy", policy);
+    }
     let host = url.host_str().unwrap_or_default().to_string();
     let response =
         ctx.http.get(url).send().await.map_err(|e| SourceError::Failed(format!("STS {host}: {}", e.without_url())))?;
+    let credentials = sts_answer(response, &host, "AssumeRoleWithOIDC", &vars.role_arn, &[token.trim()]).await?;
+    Ok(Fetched { credentials, description: format!("oidc (role {})", vars.role_arn) })
+}
+
+/// The keys in an STS answer (`Credentials.{AccessKeyId, AccessKeySecret, SecurityToken,
+/// Expiration}`), or an error naming `action`, the role and the answer's `Code` and `Message`
+/// (with `secrets` scrubbed out of them).
+pub(super) async fn sts_answer(
+    response: reqwest::Response,
+    host: &str,
+    action: &str,
+    role_arn: &str,
+    secrets: &[&str],
+) -> Result<Credentials, SourceError> {
     let status = response.status();
     let body =
         crate::http::read_limited(response).await.map_err(|e| SourceError::Failed(format!("STS {host}: {e}")))?;
+    let body = zeroize::Zeroizing::new(body);
     let answer: StsAnswer = serde_json::from_slice(&body).map_err(|e| {
         SourceError::Failed(format!(
             "STS {host}: HTTP {status}, not the expected JSON ({})",
             crate::secret::json_error_without_values(&e)
         ))
     })?;
-    let Some(c) = answer.credentials else {
+    let Some(c) = answer.credentials.filter(|_| status.is_success()) else {
         return Err(SourceError::Failed(format!(
-            "STS {host} AssumeRoleWithOIDC for {}: HTTP {status} {}: {}",
-            vars.role_arn,
-            scrub(&answer.code.unwrap_or_default(), &[token.trim()]),
-            scrub(&answer.message.unwrap_or_default(), &[token.trim()])
+            "STS {host} {action} for role {role_arn}: HTTP {status} {}: {}",
+            scrub(&answer.code.unwrap_or_default(), secrets),
+            scrub(&answer.message.unwrap_or_default(), secrets)
         )));
     };
-    Ok(Fetched {
-        credentials: Credentials {
-            access_key_id: Secret::new(c.access_key_id),
-            access_key_secret: Secret::new(c.access_key_secret),
-            security_token: Some(Secret::new(c.security_token)),
-            expires_at: Some(parse_expiration(&c.expiration)?),
-        },
-        description: format!("oidc (role {})", vars.role_arn),
+    Ok(Credentials {
+        access_key_id: Secret::new(c.access_key_id),
+        access_key_secret: Secret::new(c.access_key_secret),
+        security_token: Some(Secret::new(c.security_token)),
+        expires_at: Some(parse_expiration(&c.expiration)?),
     })
 }
 

@@ -3,12 +3,16 @@
 //! (temporary ones always carry `expires_at`); [`refresher`] keeps them fresh.
 //!
 //! Vendor files: [`alibaba`] (env, RRSA OIDC, CLI/INI profiles, ECS RAM role) and [`tencent`]
-//! (env, profile, CVM role, TKE OIDC); [`ini`] is the small INI reader both profile formats share.
+//! (env, profile, CVM role, TKE OIDC); [`assume_role`] (Alibaba `ram_role_arn`, Tencent
+//! `role_arn`: STS AssumeRole on top of another set) and [`uri`] (Alibaba `credentials_uri`);
+//! [`ini`] is the small INI reader both profile formats share.
 
 pub mod alibaba;
+pub mod assume_role;
 pub mod ini;
 pub mod refresher;
 pub mod tencent;
+pub mod uri;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -40,6 +44,9 @@ pub struct Context {
     pub metadata_http: reqwest::Client,
     pub env: Arc<dyn Environment + Send + Sync>,
     pub clock: Arc<dyn Clock>,
+    /// The keys of every set, for a source that assumes a role on top of another set (the
+    /// refresher sets it; without it such a source fails).
+    pub store: Option<crate::credentials::CredentialStore>,
 }
 
 impl Context {
@@ -52,7 +59,13 @@ impl Context {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("the metadata client builds with static settings");
-        Context { http, metadata_http, env, clock }
+        Context { http, metadata_http, env, clock, store: None }
+    }
+
+    /// This context, reading base sets' keys from `store`.
+    pub fn with_store(mut self, store: crate::credentials::CredentialStore) -> Context {
+        self.store = Some(store);
+        self
     }
 
     /// A context for `config`: the variables its sources may read, copied from `env` once.
@@ -168,6 +181,8 @@ async fn fetch_unchecked(vendor: Vendor, source: &SourceSpec, ctx: &Context) -> 
             tencent::profile(profile.as_deref(), file.as_ref(), ctx)
         }
         (Vendor::Tencent, SourceSpec::CvmRole(m)) => tencent::cvm_role(m, ctx).await,
+        (_, SourceSpec::AssumeRole(a)) => assume_role::fetch(a, ctx).await,
+        (Vendor::Alibaba, SourceSpec::CredentialsUri(u)) => uri::fetch(u.as_ref(), ctx).await,
         (v, s) => Err(SourceError::Failed(format!("source {} is not available for vendor {}", s.name(), v.as_str()))),
     }
 }
@@ -245,6 +260,12 @@ pub fn describe(spec: &CredentialSpec, env: &dyn Environment) -> String {
                 "cvm_role ({})",
                 m.role_name.clone().unwrap_or_else(|| "role discovered at run time".into())
             )),
+            (_, SourceSpec::AssumeRole(a)) => {
+                Ok(format!("{} (role {} on top of `{}`)", source.name(), a.role_arn, a.base))
+            }
+            (Vendor::Alibaba, SourceSpec::CredentialsUri(u)) => {
+                uri::uri_of(u.as_ref(), &|v| set(v)).map(|u| format!("credentials_uri ({})", uri::shown(&u)))
+            }
             (_, s) => Err(SourceError::Failed(format!("{} is not available", s.name()))),
         }
     }
@@ -335,6 +356,7 @@ pub fn snapshot_env(config: &Config, env: &dyn Environment) -> EnvSnapshot {
         "ALIBABA_CLOUD_ECS_METADATA_DISABLED",
         "ALIBABA_CLOUD_ECS_METADATA",
         "ALIBABA_CLOUD_IMDSV1_DISABLED",
+        uri::CREDENTIALS_URI_ENV,
         "TENCENTCLOUD_SECRET_ID",
         "TENCENTCLOUD_SECRET_KEY",
         "TENCENTCLOUD_CREDENTIALS_FILE",
@@ -431,3 +453,6 @@ mod tests {
 
 #[cfg(test)]
 mod source_tests;
+
+#[cfg(test)]
+mod assume_role_tests;

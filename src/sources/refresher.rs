@@ -35,6 +35,7 @@ fn mtimes(files: &[std::path::PathBuf]) -> Vec<Option<std::time::SystemTime>> {
 
 /// Start one refresh task per fetched set; they stop when `shutdown` is cancelled.
 pub fn start(store: &CredentialStore, config: &Config, ctx: Context, shutdown: CancellationToken) {
+    let ctx = ctx.with_store(store.clone());
     for spec in config.credentials.values().filter(|s| !resolved_at_start(&s.source)) {
         let (spec, store, ctx, shutdown) = (spec.clone(), store.clone(), ctx.clone(), shutdown.clone());
         tokio::spawn(async move {

@@ -207,8 +207,25 @@ pub async fn oidc(spec: &OidcSpec, ctx: &Context) -> Result<Fetched, SourceError
         .send()
         .await
         .map_err(|e| SourceError::Failed(format!("STS {endpoint}: {}", e.without_url())))?;
+    let credentials =
+        sts_answer(response, &endpoint.to_string(), "AssumeRoleWithWebIdentity", &vars.role_arn, &[token.trim()])
+            .await?;
+    Ok(Fetched { credentials, description: format!("oidc (role {})", vars.role_arn) })
+}
+
+/// The keys in a Tencent STS answer (`Response.Credentials.{TmpSecretId, TmpSecretKey, Token}`,
+/// `Response.ExpiredTime`), or an error naming `action`, the role and `Response.Error`'s `Code`
+/// and `Message` (with `secrets` scrubbed out of them).
+pub(super) async fn sts_answer(
+    response: reqwest::Response,
+    endpoint: &str,
+    action: &str,
+    role_arn: &str,
+    secrets: &[&str],
+) -> Result<Credentials, SourceError> {
     let body =
         crate::http::read_limited(response).await.map_err(|e| SourceError::Failed(format!("STS {endpoint}: {e}")))?;
+    let body = zeroize::Zeroizing::new(body);
     let answer: StsAnswer = serde_json::from_slice(&body).map_err(|e| {
         SourceError::Failed(format!(
             "STS {endpoint}: not the expected JSON ({})",
@@ -218,23 +235,19 @@ pub async fn oidc(spec: &OidcSpec, ctx: &Context) -> Result<Fetched, SourceError
     let r = answer.Response;
     if let Some(e) = r.Error {
         return Err(SourceError::Failed(format!(
-            "STS {endpoint} AssumeRoleWithWebIdentity for {}: {}: {}",
-            vars.role_arn,
-            scrub(&e.Code, &[token.trim()]),
-            scrub(&e.Message, &[token.trim()])
+            "STS {endpoint} {action} for role {role_arn}: {}: {}",
+            scrub(&e.Code, secrets),
+            scrub(&e.Message, secrets)
         )));
     }
     let (Some(c), Some(expired)) = (r.Credentials, r.ExpiredTime) else {
         return Err(SourceError::Failed(format!("STS {endpoint}: no Credentials or ExpiredTime in the answer")));
     };
-    Ok(Fetched {
-        credentials: Credentials {
-            access_key_id: Secret::new(c.TmpSecretId),
-            access_key_secret: Secret::new(c.TmpSecretKey),
-            security_token: Some(Secret::new(c.Token)),
-            expires_at: Some(crate::clock::from_unix_seconds(expired)),
-        },
-        description: format!("oidc (role {})", vars.role_arn),
+    Ok(Credentials {
+        access_key_id: Secret::new(c.TmpSecretId),
+        access_key_secret: Secret::new(c.TmpSecretKey),
+        security_token: Some(Secret::new(c.Token)),
+        expires_at: Some(crate::clock::from_unix_seconds(expired)),
     })
 }
 

@@ -1,0 +1,102 @@
+//! Alibaba `source = "credentials_uri"` (and the last member of the default chain when
+//! `ALIBABA_CLOUD_CREDENTIALS_URI` is set), as `aliyun/credentials-go` `providers/uri.go` reads
+//! it: `GET <uri>`, HTTP 200 with `{"AccessKeyId", "AccessKeySecret", "SecurityToken",
+//! "Expiration"}`, all four required.
+
+use serde::Deserialize;
+
+use super::{Context, Fetched, SourceError, parse_expiration};
+use crate::credentials::Credentials;
+use crate::secret::Secret;
+
+/// The variable the SDKs read the URI from.
+pub const CREDENTIALS_URI_ENV: &str = "ALIBABA_CLOUD_CREDENTIALS_URI";
+
+/// A credentials URI: http or https (plain http too, as the SDKs allow: the URI is a local
+/// sidecar or node agent), with a host and no user info.
+pub fn parse_uri(text: &str) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(text).map_err(|e| format!("`{text}` is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("`{text}`: scheme {} is not http(s)", url.scheme()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("`{text}` has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("a credentials URI has no user info (the value is not shown)".into());
+    }
+    Ok(url)
+}
+
+/// The URI without its query (which may hold a token), for logs and errors.
+pub fn shown(url: &reqwest::Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct UriAnswer {
+    access_key_id: Option<String>,
+    access_key_secret: Option<String>,
+    security_token: Option<String>,
+    expiration: Option<String>,
+}
+
+/// The URI to read: the configured one, else the variable (absent when neither is set).
+pub fn uri_of(
+    configured: Option<&reqwest::Url>,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<reqwest::Url, SourceError> {
+    match configured {
+        Some(u) => Ok(u.clone()),
+        None => {
+            let text = var(CREDENTIALS_URI_ENV)
+                .ok_or_else(|| SourceError::Absent(format!("{CREDENTIALS_URI_ENV} is not set")))?;
+            parse_uri(&text).map_err(|e| SourceError::Failed(format!("{CREDENTIALS_URI_ENV}: {e}")))
+        }
+    }
+}
+
+/// One `GET` of the credentials URI.
+pub async fn fetch(configured: Option<&reqwest::Url>, ctx: &Context) -> Result<Fetched, SourceError> {
+    let url = uri_of(configured, &|v| ctx.var(v))?;
+    let at = shown(&url);
+    let response = ctx
+        .http
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| SourceError::Failed(format!("credentials URI {at}: {}", e.without_url())))?;
+    let status = response.status();
+    let body = crate::http::read_limited(response)
+        .await
+        .map_err(|e| SourceError::Failed(format!("credentials URI {at}: {e}")))?;
+    let body = zeroize::Zeroizing::new(body);
+    if !status.is_success() {
+        // Not the body: it is the service's text, and may quote anything.
+        return Err(SourceError::Failed(format!("credentials URI {at}: HTTP {status}")));
+    }
+    let answer: UriAnswer = serde_json::from_slice(&body).map_err(|e| {
+        SourceError::Failed(format!(
+            "credentials URI {at}: not the expected JSON ({})",
+            crate::secret::json_error_without_values(&e)
+        ))
+    })?;
+    let field = |v: Option<String>, f: &str| {
+        v.filter(|s| !s.is_empty())
+            .ok_or_else(|| SourceError::Failed(format!("credentials URI {at}: no {f} in the answer")))
+    };
+    let expires_at = parse_expiration(&field(answer.expiration, "Expiration")?)?;
+    Ok(Fetched {
+        credentials: Credentials {
+            access_key_id: Secret::new(field(answer.access_key_id, "AccessKeyId")?),
+            access_key_secret: Secret::new(field(answer.access_key_secret, "AccessKeySecret")?),
+            security_token: Some(Secret::new(field(answer.security_token, "SecurityToken")?)),
+            expires_at: Some(expires_at),
+        },
+        description: format!("credentials_uri ({at})"),
+    })
+}
