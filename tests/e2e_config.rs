@@ -122,3 +122,90 @@ async fn issue_17_a_refused_reload_logs_every_problem_and_keeps_running() {
     daemon.signal("TERM");
     assert_eq!(daemon.wait_exit(WAIT).await, 0);
 }
+
+/// Every path key relative: resolved against the config file's directory (`conf/`).
+const RELATIVE: &str = r#"
+state_dir = "state"
+socket = "run/ticketd.sock"
+
+[credentials.prod]
+vendor = "alibaba"
+
+[[tickets]]
+name = "one"
+kind = "sls"
+credentials = "prod"
+endpoint = "{emulator}"
+ticket_lifetime = "1h"
+on_change = { exec = ["./hook.sh"], debounce = "0s" }
+
+[[tickets.sinks]]
+type = "file"
+path = "out/one.json"
+
+[[tickets.sinks]]
+type = "file"
+path = "./out/one.token"
+format = "token"
+"#;
+
+const SECOND_RELATIVE: &str = r#"
+[[tickets]]
+name = "two"
+kind = "sls"
+credentials = "prod"
+endpoint = "{emulator}"
+ticket_lifetime = "1h"
+
+[[tickets.sinks]]
+type = "file"
+path = "out/two.json"
+"#;
+
+/// Issue #17 item 11: the real binary, run from another directory with a relative `-c`, puts the
+/// state, socket and sinks next to the config file and runs the hook found there; `check-config`,
+/// `status` and a reload from elsewhere resolve the same way. Nothing lands in the current
+/// directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_relative_paths_land_next_to_the_config_file_from_any_current_directory() {
+    use std::os::unix::fs::PermissionsExt;
+    let h = Harness::start().await;
+    let conf = h.path("conf");
+    let elsewhere = h.path("elsewhere");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let write = |body: &str| std::fs::write(conf.join("ticketd.toml"), body.replace("{emulator}", &h.emulator.url()));
+    write(RELATIVE).unwrap();
+    let marker = h.path("hooked");
+    let hook = conf.join("hook.sh");
+    std::fs::write(&hook, format!("#!/bin/sh\necho \"$TICKETD_TICKET\" > {}\n", marker.display())).unwrap();
+    std::fs::set_permissions(&hook, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config_arg = "../conf/ticketd.toml";
+
+    let out = h.command(&["check-config", "-c", config_arg]).current_dir(&elsewhere).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(&format!("state in {}", conf.join("state").display())), "{text}");
+
+    let mut daemon = h.spawn_in(&elsewhere, &["run", "-c", config_arg]);
+    wait_for("the token next to the config", WAIT, || read_json(&conf.join("out/one.json"))).await;
+    wait_for("the hook next to the config", WAIT, || std::fs::read_to_string(&marker).ok()).await;
+    assert!(conf.join("out/one.token").is_file());
+    assert!(conf.join("state/state.json").is_file());
+    assert!(conf.join("run/ticketd.sock").exists());
+
+    let out = h.command(&["status", "-c", config_arg]).current_dir(&elsewhere).output().unwrap();
+    let status = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{status}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(status.contains("one"), "{status}");
+
+    // A reload (the daemon's current directory is still `elsewhere`) resolves the same way.
+    write(&format!("{RELATIVE}{SECOND_RELATIVE}")).unwrap();
+    daemon.signal("HUP");
+    wait_for("the reloaded ticket next to the config", WAIT, || read_json(&conf.join("out/two.json"))).await;
+
+    let stray: Vec<_> = std::fs::read_dir(&elsewhere).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(stray.is_empty(), "files in the current directory: {stray:?}");
+    daemon.signal("TERM");
+    assert_eq!(daemon.wait_exit(WAIT).await, 0);
+}

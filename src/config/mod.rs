@@ -709,14 +709,32 @@ pub fn read(path: &Path) -> Result<String, Problems> {
     })
 }
 
-/// Validate `text`, read from the config file at `path` by [`read`].
+/// Validate `text`, read from the config file at `path` by [`read`]. Relative paths in it are
+/// resolved against the directory `path` names (made absolute against the current directory now,
+/// its symlinks and `..` resolved, so neither a later `cd` nor a reload changes them);
+/// [`Config::source`] is `path` made absolute, which a reload reads again.
 pub fn parse_read(text: &str, path: &Path, env: &dyn Environment) -> Result<Config, Problems> {
-    let mut config = parse(text, &path.display().to_string(), env)?;
-    config.source = Some(path.to_path_buf());
+    let source = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let base = config_dir(&source);
+    let mut config = validate::parse(text, &path.display().to_string(), base.as_deref(), env)?;
+    config.source = Some(source);
     Ok(config)
 }
 
-/// Validate config text; `file` names it in messages.
+/// The directory relative paths of the config file at `path` (absolute) are resolved against.
+pub fn config_dir(path: &Path) -> Option<PathBuf> {
+    let dir = path.parent().filter(|dir| dir.is_absolute())?;
+    Some(std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()))
+}
+
+/// Validate config text that was not read from a file; `file` names it in messages. A relative
+/// path in it is a problem (there is no file directory to resolve it against).
 pub fn parse(text: &str, file: &str, env: &dyn Environment) -> Result<Config, Problems> {
-    validate::parse(text, file, env)
+    validate::parse(text, file, None, env)
+}
+
+/// A path key's value as ticketd uses it: absolute as written, else relative to `config_dir`, the
+/// directory of the config file (leading `./` dropped). `None` for a relative path without one.
+pub fn resolve_path(config_dir: Option<&Path>, value: &str) -> Option<PathBuf> {
+    validate::resolve_path(config_dir, value)
 }

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::lenient::{self, KeyProblem};
@@ -34,14 +34,41 @@ impl Environment for std::collections::HashMap<String, String> {
 struct Checker<'a> {
     file: &'a str,
     text: &'a str,
+    /// The directory relative paths are resolved against: the config file's (absolute), or none
+    /// for text that was not read from a file.
+    base: Option<&'a Path>,
     /// Built at the first problem: a valid file (with 100,000 tickets, say) never pays for it.
     locator: std::cell::OnceCell<Locator>,
     problems: Vec<Problem>,
 }
 
 impl<'a> Checker<'a> {
-    fn new(file: &'a str, text: &'a str) -> Self {
-        Checker { file, text, locator: std::cell::OnceCell::new(), problems: Vec::new() }
+    fn new(file: &'a str, text: &'a str, base: Option<&'a Path>) -> Self {
+        Checker { file, text, base, locator: std::cell::OnceCell::new(), problems: Vec::new() }
+    }
+
+    /// A path key: absolute as written, or relative to the config file's directory (every path
+    /// key alike, wherever the config is read: daemon start, reload, check-config, clients).
+    fn path(&mut self, text: &str, at: &KeyPath) -> Option<PathBuf> {
+        if text.is_empty() {
+            self.report(at, "must not be empty");
+            return None;
+        }
+        if text.contains('\0') {
+            self.report(at, "holds a NUL byte");
+            return None;
+        }
+        let resolved = resolve_path(self.base, text);
+        if resolved.is_none() {
+            self.report(
+                at,
+                format!(
+                    "`{text}` is relative, and this configuration was not read from a file whose directory it \
+                     could be relative to: write an absolute path"
+                ),
+            );
+        }
+        resolved
     }
 
     fn report(&mut self, at: &KeyPath, message: impl Into<String>) {
@@ -129,15 +156,26 @@ impl<'a> Checker<'a> {
     }
 }
 
-pub(super) fn parse(text: &str, file: &str, env: &dyn Environment) -> Result<Config, Problems> {
+/// `text` as a path: absolute as written, else joined to `base` (leading `./` dropped); `None`
+/// for a relative path with no base.
+pub(super) fn resolve_path(base: Option<&Path>, text: &str) -> Option<PathBuf> {
+    let path = Path::new(text);
+    if path.is_absolute() {
+        return Some(path.to_path_buf());
+    }
+    let relative: PathBuf = path.components().filter(|c| *c != std::path::Component::CurDir).collect();
+    Some(base?.join(relative))
+}
+
+pub(super) fn parse(text: &str, file: &str, base: Option<&Path>, env: &dyn Environment) -> Result<Config, Problems> {
     // Tickets are parsed one section at a time; a section the cut cannot take alone (or any TOML
     // or type error) sends the file to the whole-document parse, which names the error's line.
     if let Some(sections) = split::split(text).filter(|s| !s.tickets.is_empty())
-        && let Ok(result) = parse_sections(text, file, env, &sections)
+        && let Ok(result) = parse_sections(Checker::new(file, text, base), env, &sections)
     {
         return result;
     }
-    parse_document(text, file, env)
+    parse_document(Checker::new(file, text, base), env)
 }
 
 /// The file's TOML cannot be read section by section: parse it whole.
@@ -154,19 +192,19 @@ fn deserialize<T: serde::de::DeserializeOwned>(text: &str) -> Result<(T, Vec<Key
     lenient::read(text)
 }
 
-fn parse_document(text: &str, file: &str, env: &dyn Environment) -> Result<Config, Problems> {
+fn parse_document(checker: Checker<'_>, env: &dyn Environment) -> Result<Config, Problems> {
+    let (text, file) = (checker.text, checker.file);
     let (mut raw, found) = deserialize::<RawConfig>(text).map_err(|e| Problems(vec![toml_problem(file, text, &e)]))?;
     let tickets = std::mem::take(&mut raw.tickets);
     let tickets = tickets.into_iter().enumerate().map(|(i, rt)| Ok::<_, std::convert::Infallible>((i, rt, Vec::new())));
-    match check(Checker::new(file, text), raw, found, env, tickets) {
+    match check(checker, raw, found, env, tickets) {
         Ok(result) => result,
         Err(never) => match never {},
     }
 }
 
 fn parse_sections(
-    text: &str,
-    file: &str,
+    checker: Checker<'_>,
     env: &dyn Environment,
     sections: &split::Sections<'_>,
 ) -> Result<Result<Config, Problems>, Unsplittable> {
@@ -182,7 +220,7 @@ fn parse_sections(
         let rebased = |path: &KeyPath| if path.segments().len() >= 2 { path.rebased(2, &at) } else { at.clone() };
         Ok((i, rt, found.into_iter().map(|(path, message)| (rebased(&path), message)).collect()))
     });
-    check(Checker::new(file, text), raw, found, env, tickets)
+    check(checker, raw, found, env, tickets)
 }
 
 /// Validate a file's settings and its tickets, which come one at a time (with the paths of their
@@ -200,11 +238,7 @@ fn check<E>(
     }
     let root = KeyPath::root();
     let state_dir = match &raw.state_dir {
-        Some(dir) if dir.is_empty() => {
-            checker.report(&root.key("state_dir"), "must not be empty");
-            PathBuf::from(DEFAULT_STATE_DIR)
-        }
-        Some(dir) => PathBuf::from(dir),
+        Some(dir) => checker.path(dir, &root.key("state_dir")).unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
         None => PathBuf::from(DEFAULT_STATE_DIR),
     };
 
@@ -254,8 +288,7 @@ fn check<E>(
             checker.report(&at.key("name"), format!("duplicate ticket name `{name}`"));
         }
         for (j, rs) in rt.sinks.iter().enumerate() {
-            let Some(path) = rs.path.as_deref().filter(|p| !p.is_empty()) else { continue };
-            let path = PathBuf::from(path);
+            let Some(path) = rs.path.as_deref().and_then(|p| resolve_path(checker.base, p)) else { continue };
             match sink_paths.entry(path) {
                 std::collections::hash_map::Entry::Vacant(slot) => {
                     slot.insert((i as u32, j as u32));
@@ -565,12 +598,7 @@ fn credential(
     let env_spec = SourceSpec::Env { id_var, secret_var, token_var };
     let profile = SourceSpec::Profile {
         profile: rc.profile.clone(),
-        file: rc.profile_file.as_ref().map(|f| {
-            if !f.starts_with('/') {
-                c.report(&at.key("profile_file"), format!("{f} must be an absolute path"));
-            }
-            PathBuf::from(f)
-        }),
+        file: rc.profile_file.as_ref().and_then(|f| c.path(f, &at.key("profile_file"))),
     };
     let (default_duration, max_duration) = match vendor {
         Vendor::Alibaba => (DEFAULT_ALIBABA_OIDC_DURATION, MAX_STS_DURATION),
@@ -871,13 +899,24 @@ fn consumers(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath) -> Option<Consum
 
 fn hook(c: &mut Checker<'_>, raw: &RawHook, at: &KeyPath) -> Option<HookSpec> {
     let before = c.problems.len();
-    if let Some(argv) = &raw.exec {
-        match argv.first() {
+    // The program is a path (relative ones against the config file's directory); a bare name is
+    // refused, since there is no PATH search.
+    let mut exec = raw.exec.clone();
+    if let Some(argv) = &mut exec {
+        match argv.first_mut() {
             None => c.report(&at.key("exec"), "needs at least the program to run"),
-            Some(p) if !p.starts_with('/') => {
-                c.report(&at.key("exec"), format!("`{p}`: give the program's absolute path (no shell, no PATH search)"))
-            }
-            Some(_) => {}
+            Some(p) if !p.contains('/') => c.report(
+                &at.key("exec"),
+                format!(
+                    "`{p}`: give the program's path, absolute or relative to the config file's directory \
+                     (e.g. \"/usr/bin/{p}\" or \"./{p}\"; no shell, no PATH search)"
+                ),
+            ),
+            Some(p) => match c.path(p, &at.key("exec")).map(|path| path.into_os_string().into_string()) {
+                Some(Ok(resolved)) => *p = resolved,
+                Some(Err(_)) => c.report(&at.key("exec"), "the program's resolved path is not UTF-8"),
+                None => {}
+            },
         }
     }
     let signal = match raw.signal.as_deref() {
@@ -932,11 +971,12 @@ fn hook(c: &mut Checker<'_>, raw: &RawHook, at: &KeyPath) -> Option<HookSpec> {
             env.push((name.clone(), value.clone()));
         }
     }
+    let pid_file = raw.pid_file.as_deref().and_then(|p| c.path(p, &at.key("pid_file")));
     (c.problems.len() == before).then(|| HookSpec {
-        exec: raw.exec.clone(),
+        exec,
         env,
         signal,
-        pid_file: raw.pid_file.as_ref().map(PathBuf::from),
+        pid_file,
         timeout: timeout.unwrap_or(DEFAULT_HOOK_TIMEOUT),
         debounce: debounce.unwrap_or(DEFAULT_HOOK_DEBOUNCE),
     })
@@ -966,10 +1006,7 @@ fn socket(c: &mut Checker<'_>, raw: &RawConfig) -> Option<SocketSpec> {
         }
         return None;
     };
-    let path = PathBuf::from(path);
-    if !path.is_absolute() {
-        c.report(&root.key("socket"), format!("{} must be an absolute path", path.display()));
-    }
+    let path = c.path(path, &root.key("socket"));
     let mode = match &raw.socket_mode {
         None => DEFAULT_SOCKET_MODE,
         Some(text) => match u32::from_str_radix(text.trim_start_matches("0o"), 8) {
@@ -998,7 +1035,7 @@ fn socket(c: &mut Checker<'_>, raw: &RawConfig) -> Option<SocketSpec> {
             None
         }
     };
-    Some(SocketSpec { path, mode, group })
+    Some(SocketSpec { path: path?, mode, group })
 }
 
 /// A group's gid from `/etc/group` (or a numeric string).
@@ -1419,12 +1456,16 @@ fn sink(
         }
         None => (false, false),
     };
-    let path = c.required(&rs.path, &at.key("path")).map(PathBuf::from);
-    if let Some(p) = &path
-        && (!p.is_absolute() && !p.starts_with(".") || p.file_name().is_none())
-    {
-        c.report(&at.key("path"), format!("{} must be an absolute file path (or start with ./)", p.display()));
-    }
+    let path = match c.required(&rs.path, &at.key("path")) {
+        Some(text) => c.path(text, &at.key("path")).filter(|p| {
+            let file = p.file_name().is_some() && !text.ends_with('/');
+            if !file {
+                c.report(&at.key("path"), format!("`{text}` names a directory: give the sink's file path"));
+            }
+            file
+        }),
+        None => None,
+    };
     let mode = match &rs.mode {
         None => DEFAULT_SINK_MODE,
         Some(text) => match u32::from_str_radix(text.trim_start_matches("0o"), 8) {
@@ -1567,8 +1608,8 @@ mode = "0640"
         for text in [GOOD, DSW_TCR, &bad_tickets, example, &format!("{GOOD}\n{tickets}")] {
             let sections = split::split(text).expect("a plain layout");
             assert!(!sections.tickets.is_empty());
-            let whole = parse_document(text, "t.toml", &both_env());
-            let Ok(by_sections) = parse_sections(text, "t.toml", &both_env(), &sections) else {
+            let whole = parse_document(Checker::new("t.toml", text, None), &both_env());
+            let Ok(by_sections) = parse_sections(Checker::new("t.toml", text, None), &both_env(), &sections) else {
                 panic!("every section parses:\n{text}")
             };
             assert_eq!(by_sections, whole, "{text}");
@@ -1750,6 +1791,72 @@ mode = "0640"
             ["t.toml:11:1: tickets[0].endpoint: `myproj.cn-shanghai.log.aliyuncs.com` names a project (`myproj.`), \
               which CreateTicket and RefreshToken do not take: use cn-shanghai.log.aliyuncs.com"]
         );
+    }
+
+    /// Issue #17 item 11: every path key, relative, is resolved against the config file's
+    /// directory (`out/x` and `./out/x` alike, so they clash); without a file it is refused.
+    #[test]
+    fn issue_17_relative_paths_resolve_against_the_config_file_s_directory() {
+        let text = "state_dir = \"state\"\nsocket = \"./run/t.sock\"\n\
+                    [credentials.prod]\nvendor = \"alibaba\"\nsource = \"profile\"\nprofile_file = \"keys/creds.ini\"\n\
+                    [[tickets]]\nname = \"a\"\nkind = \"sls\"\ncredentials = \"prod\"\nendpoint = \"http://127.0.0.1:1\"\n\
+                    [tickets.on_change]\nexec = [\"bin/reload\", \"now\"]\n\
+                    [[tickets.sinks]]\ntype = \"file\"\npath = \"out/dash.json\"\n\
+                    [[tickets.sinks]]\ntype = \"file\"\npath = \"./out/dash.token\"\nformat = \"token\"\n\
+                    [[tickets.sinks]]\ntype = \"file\"\npath = \"/abs/dash.env\"\nformat = \"env\"\n\
+                    [[tickets]]\nname = \"b\"\nkind = \"sls\"\ncredentials = \"prod\"\nendpoint = \"http://127.0.0.1:1\"\n\
+                    [tickets.on_change]\nsignal = \"HUP\"\npid_file = \"../run/nginx.pid\"\n";
+        let base = Path::new("/etc/ticketd");
+        let config = super::parse(text, "t.toml", Some(base), &env()).unwrap_or_else(|p| panic!("{p}"));
+        assert_eq!(config.state_dir, Path::new("/etc/ticketd/state"));
+        assert_eq!(config.socket.unwrap().path, Path::new("/etc/ticketd/run/t.sock"));
+        let SourceSpec::Profile { file, .. } = &config.credentials["prod"].source else { panic!("not profile") };
+        assert_eq!(file.as_deref(), Some(Path::new("/etc/ticketd/keys/creds.ini")));
+        let paths: Vec<&Path> = config.tickets[0].sinks.iter().map(SinkSpec::path).collect();
+        assert_eq!(
+            paths,
+            [
+                Path::new("/etc/ticketd/out/dash.json"),
+                Path::new("/etc/ticketd/out/dash.token"),
+                Path::new("/abs/dash.env")
+            ]
+        );
+        let hook = config.tickets[0].consumers.on_change.as_ref().unwrap();
+        assert_eq!(hook.exec.as_deref(), Some(&["/etc/ticketd/bin/reload".to_string(), "now".to_string()][..]));
+        let hook = config.tickets[1].consumers.on_change.as_ref().unwrap();
+        assert_eq!(hook.pid_file.as_deref(), Some(Path::new("/etc/ticketd/../run/nginx.pid")));
+
+        // `out/x` and `./out/x` are the same file.
+        let clash = text.replace("path = \"./out/dash.token\"", "path = \"./out/dash.json\"");
+        let found = super::parse(&clash, "t.toml", Some(base), &env()).unwrap_err().to_string();
+        assert!(found.contains("tickets[0].sinks[1].path: /etc/ticketd/out/dash.json is written by another sink too (tickets[0].sinks[0].path, line 16)"), "{found}");
+        // A bare program name is not a path (no PATH search).
+        let bare = text.replace("exec = [\"bin/reload\"", "exec = [\"reload\"");
+        let found = super::parse(&bare, "t.toml", Some(base), &env()).unwrap_err().to_string();
+        assert!(found.contains("t.toml:13:1: tickets[0].on_change.exec: `reload`: give the program's path, absolute or relative to the config file's directory"), "{found}");
+        // Text not read from a file: each relative path is refused by key.
+        let found = problems(text, &env());
+        for key in [
+            "state_dir",
+            "socket",
+            "credentials.prod.profile_file",
+            "tickets[0].on_change.exec",
+            "tickets[0].sinks[0].path",
+            "tickets[0].sinks[1].path",
+            "tickets[1].on_change.pid_file",
+        ] {
+            assert!(
+                found.iter().any(|p| p.contains(&format!(" {key}: `"))
+                    && p.contains("is relative, and this configuration was not read from a file")),
+                "{key}: {found:#?}"
+            );
+        }
+        assert_eq!(found.len(), 7, "{found:#?}");
+    }
+
+    /// Text not read from a file (no directory for relative paths).
+    fn parse(text: &str, file: &str, env: &dyn Environment) -> Result<Config, Problems> {
+        super::parse(text, file, None, env)
     }
 
     fn problems(text: &str, env: &HashMap<String, String>) -> Vec<String> {

@@ -91,13 +91,24 @@ impl Harness {
         self.spawn_full(&[], args, env)
     }
 
+    /// Start the daemon with `dir` as its current directory.
+    pub fn spawn_in(&self, dir: &Path, args: &[&str]) -> Daemon {
+        let mut command = self.command(args);
+        command.current_dir(dir);
+        self.spawn_command(command)
+    }
+
     fn spawn_full(&self, wrapper: &[&str], args: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> Daemon {
+        let mut command = self.wrapped_command(wrapper, args);
+        command.envs(env.iter().copied());
+        self.spawn_command(command)
+    }
+
+    fn spawn_command(&self, mut command: Command) -> Daemon {
         let n = self.runs.get() + 1;
         self.runs.set(n);
         let log = self.path(&format!("log-{n}.txt"));
         let file = std::fs::File::create(&log).expect("log file");
-        let mut command = self.wrapped_command(wrapper, args);
-        command.envs(env.iter().copied());
         let child = command.stdout(Stdio::null()).stderr(file).spawn().expect("spawn ticketd");
         Daemon { child: Some(child), log }
     }
