@@ -91,11 +91,15 @@ pub fn parse_client(text: &str, path: &Path) -> Result<ClientConfig, Problems> {
             })
         })
         .collect();
+    // Read as the validated config reads them, relative paths against the config file's
+    // directory (a test below keeps the two in step).
+    let source = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let base = super::config_dir(&source);
+    let resolve = |text: &str| super::resolve_path(base.as_deref(), text).unwrap_or_else(|| PathBuf::from(text));
     Ok(ClientConfig {
-        source: path.to_path_buf(),
-        // Read as the validated config reads them (a test below keeps the two in step).
-        state_dir: PathBuf::from(raw.state_dir.filter(|d| !d.is_empty()).as_deref().unwrap_or(DEFAULT_STATE_DIR)),
-        socket: raw.socket.map(PathBuf::from),
+        source,
+        state_dir: resolve(raw.state_dir.filter(|d| !d.is_empty()).as_deref().unwrap_or(DEFAULT_STATE_DIR)),
+        socket: raw.socket.as_deref().filter(|s| !s.is_empty()).map(resolve),
         registries,
     })
 }
@@ -177,7 +181,9 @@ registry_id = "tcr-abcd1235"
         {
             env.insert(var.to_string(), "AKIDkey0123456789".to_string());
         }
-        let relative = TEXT.replace("state_dir = \"/var/lib/ticketd-test\"", "state_dir = \"state\"");
+        let relative = TEXT
+            .replace("state_dir = \"/var/lib/ticketd-test\"", "state_dir = \"state\"")
+            .replace("socket = \"/run/ticketd-test/ticketd.sock\"", "socket = \"./run/t.sock\"");
         let defaulted = TEXT.replace("state_dir = \"/var/lib/ticketd-test\"", "");
         let endpoint = TEXT.replace("token_type = \"longterm\"", "endpoint = \"http://127.0.0.1:9/tcr/\"");
         for text in [TEXT.to_string(), relative, defaulted, endpoint] {
