@@ -9,7 +9,7 @@
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use hashbrown::HashTable;
 use tokio::sync::watch;
@@ -20,6 +20,10 @@ use crate::token::{Current, Holding, ThinStr};
 
 /// A ticket's place in the board (stable while the ticket is configured).
 pub type TicketId = u32;
+
+/// The longest a reader waits for a sink write under way ([`Board::settle_writes`]): far beyond
+/// an atomic write and its fsyncs, short of a client's patience.
+pub const WRITE_WAIT: Duration = Duration::from_secs(5);
 
 /// Everything held for one ticket. Readers use its methods; the scheduler owns its fields.
 #[derive(Debug)]
@@ -46,8 +50,9 @@ pub struct Ticket {
     /// Failed calls since the last success (stays at its maximum, past which backoff no longer
     /// grows anyway).
     pub(crate) attempt: u16,
-    /// Failed sink writes since the last good one (likewise).
-    pub(crate) publish_attempt: u16,
+    /// Failed sink writes since the last good one (likewise; a byte, so that `writing` fits in the
+    /// record's 192 bytes).
+    pub(crate) publish_attempt: u8,
     /// Given anew when the ticket is added or a reload retargets it: a result started under
     /// another epoch (a removed ticket's, whose id this one reuses, or the old target's) is dropped.
     pub(crate) epoch: u32,
@@ -58,6 +63,10 @@ pub struct Ticket {
     /// no token).
     pub(crate) confirmed: bool,
     pub(crate) in_flight: bool,
+    /// Sinks are being written: from when the scheduler hands them the current generation until it
+    /// has heard how the writes went. Meanwhile a file may already hold a token the board does not
+    /// show yet; readers wait ([`Board::settle_writes`]).
+    pub(crate) writing: bool,
     /// Sinks do not hold the current generation yet.
     pub(crate) unpublished: bool,
     /// While `unpublished`: the sinks that already hold the current generation (the others are
@@ -85,6 +94,7 @@ impl Ticket {
             jitter,
             confirmed: false,
             in_flight: false,
+            writing: false,
             unpublished: false,
             sinks_held: crate::sinks::SinkSet::NONE,
             queued: false,
@@ -360,6 +370,42 @@ impl Board {
             table.tickets().filter(|t| t.spec.consumers.required && t.valid(now).is_none()).map(Ticket::name).collect();
         names.sort_unstable();
         answer(&names)
+    }
+
+    /// Wait, at most `limit`, until the sink writes under way now for ticket `name` (every
+    /// ticket: `None`) are over and the board shows what they wrote. A consumer that sees a new
+    /// file and asks at once is answered with that token, never the one before it (or none): the
+    /// files are renamed into place before the scheduler hears of it. A ticket whose writes end
+    /// and start again while the reader waits on other tickets may be waited for twice (still
+    /// within `limit`).
+    pub async fn settle_writes(&self, name: Option<&str>, limit: Duration) {
+        // Subscribed before looking, so no change between the look and the wait is missed.
+        let mut changes = self.subscribe();
+        // Each with its epoch: a ticket removed and its id reused is not waited for.
+        let mut under_way: Vec<(TicketId, u32)> = self.read(|table| match name {
+            Some(name) => table
+                .id(name)
+                .and_then(|id| Some((id, table.get(id)?)))
+                .filter(|(_, t)| t.writing)
+                .map(|(id, t)| (id, t.epoch))
+                .into_iter()
+                .collect(),
+            None => table.iter().filter(|(_, t)| t.writing).map(|(id, t)| (id, t.epoch)).collect(),
+        });
+        if under_way.is_empty() {
+            return;
+        }
+        let wait = async {
+            loop {
+                self.read(|table| {
+                    under_way.retain(|&(id, epoch)| table.get(id).is_some_and(|t| t.writing && t.epoch == epoch));
+                });
+                if under_way.is_empty() || changes.changed().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(limit, wait).await;
     }
 
     /// A receiver that changes whenever any ticket does.

@@ -247,12 +247,17 @@ impl MetricsServer {
             .route("/healthz", axum::routing::get(|| async { "ok\n" }))
             .route(
                 "/readyz",
-                axum::routing::get(move || std::future::ready(crate::api::routes::readiness(&ready, clock.read()))),
+                axum::routing::get(move || async move {
+                    ready.settle_writes(None, crate::board::WRITE_WAIT).await;
+                    crate::api::routes::readiness(&ready, clock.read())
+                }),
             )
             .route(
                 "/metrics",
-                axum::routing::get(move |headers: axum::http::HeaderMap| {
-                    std::future::ready(response(&board, metrics_clock.read(), &headers))
+                axum::routing::get(move |headers: axum::http::HeaderMap| async move {
+                    // Sinks being written now: the scrape shows what they hold.
+                    board.settle_writes(None, crate::board::WRITE_WAIT).await;
+                    response(&board, metrics_clock.read(), &headers)
                 }),
             )
             .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found; try /metrics or /readyz\n") });

@@ -13,18 +13,20 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{ApiState, DEFAULT_WAIT, MAX_WAIT, Peer};
-use crate::board::{Ticket, TicketView};
+use crate::board::{Ticket, TicketView, WRITE_WAIT};
 use crate::clock::{Now, rfc3339};
 use crate::config::{ConsumerSpec, Kind};
 use crate::sinks::render::TokenView;
 
-pub(super) fn router(state: Arc<ApiState>) -> Router {
+pub(crate) fn router(state: Arc<ApiState>) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route(
             "/metrics",
             get(|State(state): State<Arc<ApiState>>, headers: axum::http::HeaderMap| async move {
+                // Sinks being written now: the scrape shows what they hold (see `readable`).
+                state.board.settle_writes(None, WRITE_WAIT).await;
                 crate::metrics::response(&state.board, state.clock.read(), &headers)
             }),
         )
@@ -50,6 +52,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
+    state.board.settle_writes(None, WRITE_WAIT).await;
     readiness(&state.board, state.clock.read())
 }
 
@@ -112,6 +115,7 @@ fn summary(ticket: &Ticket, now: Now) -> Summary {
 }
 
 async fn list(State(state): State<Arc<ApiState>>) -> Response {
+    state.board.settle_writes(None, WRITE_WAIT).await;
     let now = state.clock.read();
     let all: Vec<Summary> = state.board.by_name(|tickets| tickets.iter().map(|t| summary(t, now)).collect());
     axum::Json(all).into_response()
@@ -149,6 +153,10 @@ fn denied(name: &str, peer: &Peer, why: &'static str) -> Response {
 /// Find, authorize and (for `?wait=`) wait for a ticket; then insist on a valid token. Access is
 /// checked when the request arrives and again whenever the wait wakes, against the running config.
 async fn readable(state: &ApiState, name: &str, peer: &Peer, query: &WaitQuery) -> Result<TicketView, Response> {
+    // A sink of this ticket may hold a token the board does not show yet (the file is renamed into
+    // place before the scheduler hears of it): a consumer that saw the file and asks at once
+    // gets that token, so the answer waits for the write under way, if any.
+    state.board.settle_writes(Some(name), WRITE_WAIT).await;
     let Some(mut view) = state.board.get(name) else {
         return Err(error(
             StatusCode::NOT_FOUND,

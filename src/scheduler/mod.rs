@@ -581,6 +581,10 @@ impl Scheduler {
                     Some(_) => return,
                     None => {}
                 }
+                // The writes of this generation are over: readers waiting for them look again, and
+                // in the same change the board shows what they wrote.
+                ticket.writing = false;
+                self.changed = true;
                 let now = self.parts.clock.read();
                 if errors.is_empty() && ticket.sinks_held == SinkSet::all(ticket.spec.sinks.len()) {
                     // The last error was this ticket's sinks' (no call failed since): it is over.
@@ -704,11 +708,14 @@ impl Scheduler {
         self.schedule_at(table, id, now.mono + delay);
     }
 
-    /// Write the sinks of ticket `id` in the background.
-    fn publish(&self, table: &Table, id: TicketId) {
-        let Some(ticket) = table.get(id) else { return };
+    /// Write the sinks of ticket `id` in the background: until the loop hears how it went,
+    /// readers of the ticket wait ([`Board::settle_writes`]).
+    fn publish(&mut self, table: &mut Table, id: TicketId) {
+        let Some(ticket) = table.get_mut(id) else { return };
         let Some(current) = &ticket.holding.current else { return };
         let (generation, epoch) = (current.generation, ticket.epoch);
+        ticket.writing = true;
+        self.changed = true;
         if ticket.spec.sinks.is_empty() {
             let written = Some((ticket.spec.clone(), SinkSet::NONE));
             let _ = self.tx.send(Message::Published { id, epoch, generation, written, errors: Vec::new() });
@@ -720,6 +727,8 @@ impl Scheduler {
         self.calls.spawn(async move {
             let writer = tokio::task::spawn_blocking(move || {
                 let published = crate::sinks::publish(&spec, &current, held);
+                #[cfg(test)]
+                tests::after_sink_write(&spec.name);
                 (spec, published)
             });
             match writer.await {
@@ -818,6 +827,8 @@ impl Scheduler {
                 ticket.epoch = self.next_epoch();
                 ticket.in_flight = false;
                 ticket.unpublished = false;
+                // The old target's writes, if any, are not waited for: their report is dropped.
+                ticket.writing = false;
             }
             self.reschedule(table, id, now);
         }

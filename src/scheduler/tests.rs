@@ -1133,3 +1133,102 @@ async fn issue_16_a_new_ticket_is_saved_before_its_first_token_is_asked_for() {
     assert_eq!(provider.unsaved.load(SeqCst), 0, "a ticket was used before the state file held it");
     assert!(board.get("b").unwrap().current.is_some(), "the saved ticket got its token");
 }
+
+/// Sink writes of the tickets named here stop right after the files are in place, until the test
+/// lets them go on: the window between a file's rename and the loop hearing of it, held open.
+static WRITE_GATES: std::sync::LazyLock<Mutex<std::collections::HashMap<String, Arc<WriteGate>>>> =
+    std::sync::LazyLock::new(Mutex::default);
+
+struct WriteGate {
+    written: mpsc::UnboundedSender<()>,
+    release: Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+/// Called by the sink writer (on its blocking thread) once a ticket's sinks are written.
+pub(crate) fn after_sink_write(name: &str) {
+    let gate = WRITE_GATES.lock().unwrap().get(name).cloned();
+    if let Some(gate) = gate {
+        let _ = gate.written.send(());
+        // Bounded: a test that never lets go does not hang the writer for good.
+        let _ = gate.release.lock().unwrap().recv_timeout(Duration::from_secs(60));
+    }
+}
+
+/// Send a GET for `uri` to the socket API's routes, as root.
+async fn api_get(router: &axum::Router, uri: &str) -> (u16, String) {
+    use tower_service::Service;
+    let mut request = axum::http::Request::get(uri).body(axum::body::Body::empty()).unwrap();
+    request.extensions_mut().insert(crate::api::Peer::without_groups(0, 0));
+    let response = router.clone().call(request).await.unwrap();
+    let status = response.status().as_u16();
+    let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
+    (status, String::from_utf8(body.to_vec()).unwrap())
+}
+
+/// Issue 17 item 14: a consumer that sees a new sink file and asks the API at once gets that
+/// token, and `/metrics` shows its expiry: for the first token (none on the board before) and for
+/// the next (the one before it still valid). The sink writer is held right after the rename, and
+/// the requests are made (and looked at once) inside that window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_a_consumer_that_sees_a_new_file_gets_that_token_from_the_api() {
+    use std::future::Future;
+    use std::task::Poll;
+    let name = "issue-17-window";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("window.token");
+    // Tokens of 6 s: the second comes 4 to 4.5 s after the first.
+    let mut spec = sls_ticket(name, Duration::from_secs(120), Duration::from_secs(6));
+    spec.sinks = vec![crate::config::SinkSpec::File(crate::config::FileSink {
+        path: path.clone(),
+        format: crate::config::FileFormat::Token,
+        mode: 0o600,
+        env_names: crate::config::EnvNames::defaults("TICKETD_", crate::config::Kind::Sls),
+    })];
+    let (written_tx, mut written) = mpsc::unbounded_channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let gate = Arc::new(WriteGate { written: written_tx, release: Mutex::new(release_rx) });
+    WRITE_GATES.lock().unwrap().insert(name.to_string(), gate);
+    let clock = PausedClock::starting_at(SystemTime::now());
+    let provider = FakeSls::new(clock.clone(), 0.0, 1);
+    let board = Arc::new(Board::default());
+    let parts = test_parts(&clock, provider, board.clone(), 5);
+    let running = Running::start(Scheduler::new(parts, vec![spec], StateFile::default()));
+    let shown = board.clone();
+    let state = crate::api::ApiState { board, clock: Arc::new(clock.clone()), own_uid: 0 };
+    let router = crate::api::routes::router(Arc::new(state));
+    let token_uri = format!("/v1/tickets/{name}/token");
+    for generation in 1..=2 {
+        tokio::time::timeout(Duration::from_secs(30), written.recv()).await.expect("a sink write").unwrap();
+        let in_file = std::fs::read_to_string(&path).unwrap().trim().to_string();
+        assert!(in_file.starts_with("token-"), "{in_file}");
+        // Asked inside the window: each request is looked at before the writer goes on.
+        let mut get = std::pin::pin!(api_get(&router, &token_uri));
+        let mut metrics = std::pin::pin!(api_get(&router, "/metrics"));
+        let early = std::future::poll_fn(|cx| {
+            Poll::Ready((get.as_mut().poll(cx).map(|a| a.clone()), metrics.as_mut().poll(cx).map(|a| a.clone())))
+        })
+        .await;
+        release.send(()).unwrap();
+        let (got, scraped) = match early {
+            (Poll::Ready(got), Poll::Ready(scraped)) => (got, scraped),
+            (Poll::Ready(got), Poll::Pending) => (got, metrics.await),
+            (Poll::Pending, Poll::Ready(scraped)) => (get.await, scraped),
+            (Poll::Pending, Poll::Pending) => (get.await, metrics.await),
+        };
+        assert_eq!(got, (200, in_file.clone()), "generation {generation}: the API answers what the file holds");
+        let view = shown.get(name).unwrap();
+        let current = view.current.as_ref().unwrap();
+        assert_eq!((current.generation, current.token.value.expose()), (generation, in_file.as_str()));
+        let expiry = current.token.expires_at.time().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+        let gauge =
+            scraped.1.lines().find(|l| l.starts_with("ticketd_token_expiry_timestamp_seconds{") && l.contains(name));
+        let value: Option<f64> = gauge.and_then(|l| l.rsplit(' ').next()?.parse().ok());
+        assert!(
+            value.is_some_and(|v| (v - expiry).abs() < 1e-3),
+            "generation {generation}: the scrape's expiry gauge {gauge:?} is not the file's token's ({expiry})"
+        );
+    }
+    WRITE_GATES.lock().unwrap().remove(name);
+    drop(release);
+    running.stop().await;
+}
