@@ -91,14 +91,13 @@ pub struct Locator {
 }
 
 impl Locator {
-    /// Index a document. A document that does not parse gives an empty locator (the parse error
-    /// is reported on its own).
+    /// Index a document. A document with syntax errors is indexed as far as the parser recovers
+    /// (the errors are reported on their own), so the other problems keep their lines.
     pub fn new(text: &str) -> Self {
         let mut locator = Locator::default();
-        if let Ok(doc) = DeTable::parse(text) {
-            let lines = LineIndex::new(text);
-            locator.walk_table(doc.get_ref(), &KeyPath::root(), &lines);
-        }
+        let (doc, _errors) = DeTable::parse_recoverable(text);
+        let lines = LineIndex::new(text);
+        locator.walk_table(doc.get_ref(), &KeyPath::root(), &lines);
         locator
     }
 

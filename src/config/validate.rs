@@ -194,7 +194,8 @@ fn deserialize<T: serde::de::DeserializeOwned>(text: &str) -> Result<(T, Vec<Key
 
 fn parse_document(checker: Checker<'_>, env: &dyn Environment) -> Result<Config, Problems> {
     let (text, file) = (checker.text, checker.file);
-    let (mut raw, found) = deserialize::<RawConfig>(text).map_err(|e| Problems(vec![toml_problem(file, text, &e)]))?;
+    let (mut raw, found) =
+        deserialize::<RawConfig>(text).map_err(|e| Problems(vec![toml_problem(file, text, 0, &e)]))?;
     let tickets = std::mem::take(&mut raw.tickets);
     let tickets = tickets.into_iter().enumerate().map(|(i, rt)| Ok::<_, std::convert::Infallible>((i, rt, Vec::new())));
     match check(checker, raw, found, env, tickets) {
@@ -212,15 +213,35 @@ fn parse_sections(
     if !raw.tickets.is_empty() {
         return Err(Unsplittable);
     }
-    let tickets = sections.tickets.iter().enumerate().map(|(i, section)| {
-        let (mut doc, found) = deserialize::<TicketSection>(section).map_err(|_| Unsplittable)?;
-        let rt = doc.tickets.pop().filter(|_| doc.tickets.is_empty()).ok_or(Unsplittable)?;
+    // A ticket with a syntax error is reported (at its place in the file) and left out; the
+    // other tickets are still checked, so every section's problems come out in one run.
+    let (file, text) = (checker.file, checker.text);
+    let syntax = std::cell::RefCell::new(Vec::new());
+    let tickets = sections.tickets.iter().enumerate().filter_map(|(i, section)| {
+        let (mut doc, found) = match deserialize::<TicketSection>(section) {
+            Ok(read) => read,
+            Err(e) if e.span().is_some() => {
+                let offset = section.as_ptr() as usize - text.as_ptr() as usize;
+                syntax.borrow_mut().push(toml_problem(file, text, offset, &e));
+                return None;
+            }
+            Err(_) => return Some(Err(Unsplittable)),
+        };
+        let Some(rt) = doc.tickets.pop().filter(|_| doc.tickets.is_empty()) else { return Some(Err(Unsplittable)) };
         // The section's own paths say `tickets[0]`: it is the file's `tickets[i]`.
         let at = KeyPath::root().key("tickets").index(i);
         let rebased = |path: &KeyPath| if path.segments().len() >= 2 { path.rebased(2, &at) } else { at.clone() };
-        Ok((i, rt, found.into_iter().map(|(path, message)| (rebased(&path), message)).collect()))
+        Some(Ok((i, rt, found.into_iter().map(|(path, message)| (rebased(&path), message)).collect())))
     });
-    check(checker, raw, found, env, tickets)
+    let result = check(checker, raw, found, env, tickets)?;
+    let syntax = syntax.into_inner();
+    if syntax.is_empty() {
+        return Ok(result);
+    }
+    let mut problems = result.err().map(|p| p.0).unwrap_or_default();
+    problems.extend(syntax);
+    problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+    Ok(Err(Problems(problems)))
 }
 
 /// Validate a file's settings and its tickets, which come one at a time (with the paths of their
@@ -423,14 +444,39 @@ fn rate_limits(c: &mut Checker<'_>, raw: Option<&super::raw::RawRateLimits>) -> 
     limits
 }
 
-fn toml_problem(file: &str, text: &str, e: &toml::de::Error) -> Problem {
-    let position = e.span().map(|s| LineIndex::new(text).position(s.start));
+/// A TOML syntax error in the part of `text` that starts at byte `offset`.
+fn toml_problem(file: &str, text: &str, offset: usize, e: &toml::de::Error) -> Problem {
+    let span = e.span().map(|s| s.start + offset..s.end + offset);
+    let position = span.as_ref().map(|s| LineIndex::new(text).position(s.start));
+    let mut message = e.message().trim().to_string();
+    // A key defined twice: name it, and explain the case a new user meets (a sink or hook
+    // section before any `[[tickets]]`, which makes `tickets` a table).
+    if message == "duplicate key"
+        && let Some(key) = span.and_then(|s| text.get(s)).filter(|k| !k.is_empty() && !k.contains('\n'))
+    {
+        message = format!("duplicate key `{key}`: it is already defined above");
+        let first_part = text.lines().position(|l| {
+            let l = l.trim_start();
+            l.starts_with("[[tickets.") || l.starts_with("[tickets.")
+        });
+        let first_ticket = text.lines().position(|l| l.trim_start().starts_with("[[tickets]]"));
+        if key == "tickets"
+            && let Some(part) = first_part.filter(|p| first_ticket.is_none_or(|t| *p < t))
+        {
+            message = format!(
+                "`[[tickets]]` comes after a ticket's sink or hook section (line {}) that has no `[[tickets]]` \
+                 above it: a sink or hook belongs to the ticket whose `[[tickets]]` header is above it, so \
+                 start each ticket with `[[tickets]]` and its keys",
+                part + 1
+            );
+        }
+    }
     Problem {
         file: file.to_string(),
         line: position.map(|p| p.0),
         column: position.map(|p| p.1),
         key: String::new(),
-        message: e.message().trim().to_string(),
+        message,
     }
 }
 
@@ -1684,6 +1730,40 @@ mode = "0640"
             found[0].starts_with("t.toml:3:3: tickets: `[[tickets.sinks]]` comes before any `[[tickets]]`"),
             "{found:#?}"
         );
+    }
+
+    /// Issue #17 item 10: a syntax error in a ticket leaves the other tickets checked (each
+    /// ticket section is parsed alone), and every problem keeps its line; a `[[tickets]]` after a
+    /// sink section with no ticket above it is explained, not just "duplicate key".
+    #[test]
+    fn issue_17_syntax_errors_in_tickets_do_not_hide_the_other_problems() {
+        let text = "state_dir = \"/tmp/s\"\nstat_dir = \"x\"\n[credentials.prod]\nvendor = \"alibaba\"\n\
+                    [[tickets]]\nname = \"a\"\nkind = sls\n\
+                    [[tickets]]\nname = \"b\"\nkind = \"sls\n\
+                    [[tickets]]\nname = \"c\"\nkind = \"sls\"\ncredentials = \"prod\"\nendpoint = \"http://127.0.0.1:1\"\ntoken_lifetime = 5\n";
+        let found = problems(text, &env());
+        let want = [
+            "t.toml:2:1: stat_dir: unknown key; did you mean `state_dir`?",
+            "t.toml:7:8: string values must be quoted",
+            "t.toml:10:12: invalid basic string",
+            "t.toml:16:1: tickets[2].token_lifetime: is an integer, expected a string",
+        ];
+        assert_eq!(found.len(), want.len(), "{found:#?}");
+        for (f, w) in found.iter().zip(want) {
+            assert!(f.starts_with(w), "{f}\n  does not start with\n{w}");
+        }
+        let text = "[credentials.prod]\nvendor = \"alibaba\"\n[[tickets.sinks]]\ntype = \"file\"\npath = \"/x\"\n\
+                    [[tickets]]\nname = \"a\"\n";
+        assert_eq!(
+            problems(text, &env()),
+            [
+                "t.toml:6:3: `[[tickets]]` comes after a ticket's sink or hook section (line 3) that has no `[[tickets]]` \
+              above it: a sink or hook belongs to the ticket whose `[[tickets]]` header is above it, so start each \
+              ticket with `[[tickets]]` and its keys"
+            ]
+        );
+        let found = problems("socket = \"/a\"\nsocket = \"/b\"\n", &env());
+        assert_eq!(found, ["t.toml:2:1: duplicate key `socket`: it is already defined above"]);
     }
 
     /// Issue #17 item 5: a short `ticket_lifetime` alone is valid (the token's default follows it);
