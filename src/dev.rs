@@ -264,10 +264,10 @@ pub async fn run(args: DevArgs) -> ExitCode {
         "ticketd dev: keeping `{TCR_TICKET}` fresh (TCR temp credentials live 1h): {0}/{TCR_TICKET}.json, and {DEV_REGISTRY} in {0}/docker/config.json",
         dir.display()
     );
-    println!(
-        "ticketd dev: the socket API is on {0}/ticketd.sock: try `ticketd status --socket {0}/ticketd.sock` or\n  curl -s --unix-socket {0}/ticketd.sock http://ticketd/v1/sls/{TICKET}/access-token",
-        dir.display()
-    );
+    println!("ticketd dev: the socket API is on {}/ticketd.sock. {TRY_THESE}", dir.display());
+    for command in commands(&dir) {
+        println!("  {command}");
+    }
     println!("ticketd dev: Ctrl-C stops.");
     let mut events = daemon.events();
     let started = clock.now();
@@ -311,6 +311,36 @@ pub async fn run(args: DevArgs) -> ExitCode {
     );
     emulator.stop();
     crate::cli::exit_code(result)
+}
+
+/// The banner line after which [`commands`] are printed, one a line, indented by two spaces (a
+/// test runs every one of them as printed).
+pub const TRY_THESE: &str = "While it runs, try these in another terminal:";
+
+/// The commands the banner suggests, each one ready to paste into a shell as printed: the binary
+/// by its real path (after `cargo run`, `ticketd` is not on `PATH`), every path absolute and
+/// quoted for `sh`.
+pub fn commands(dir: &std::path::Path) -> Vec<String> {
+    let exe = std::env::current_exe().map_or_else(|_| "ticketd".to_string(), |p| shell_quote(&p.display().to_string()));
+    let at = |name: &str| shell_quote(&dir.join(name).display().to_string());
+    let socket = at("ticketd.sock");
+    vec![
+        format!("{exe} status --socket {socket}"),
+        format!("{exe} get {TICKET} --socket {socket}"),
+        format!("{exe} get {TCR_TICKET} --format json --socket {socket}"),
+        format!("curl -s --unix-socket {socket} http://ticketd/v1/sls/{TICKET}/access-token"),
+        format!("cat {}", at(&format!("{DSW_TICKET}.env"))),
+    ]
+}
+
+/// `text` as one `sh` word: as it is when it holds only characters no shell treats specially,
+/// else in single quotes.
+pub fn shell_quote(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+=:,@%".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        return text.to_string();
+    }
+    format!("'{}'", text.replace('\'', r"'\''"))
 }
 
 /// One event in plain words.
@@ -380,5 +410,18 @@ mod tests {
             dev_lifetime_problem(Duration::from_secs(3), None).as_deref(),
             Some("--ticket-lifetime 3s is shorter than 5s")
         );
+    }
+
+    #[test]
+    fn shell_quote_keeps_plain_words_and_quotes_the_rest() {
+        assert_eq!(shell_quote("/home/you/ticketd-dev/ticketd.sock"), "/home/you/ticketd-dev/ticketd.sock");
+        assert_eq!(shell_quote("/tmp/my dir"), "'/tmp/my dir'");
+        assert_eq!(shell_quote("it's"), r"'it'\''s'");
+        assert_eq!(shell_quote(""), "''");
+        let out = std::process::Command::new("sh")
+            .args(["-c", &format!("printf %s {}", shell_quote("a b'c$HOME`x`"))])
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "a b'c$HOME`x`");
     }
 }
