@@ -156,6 +156,11 @@ impl<'a> Checker<'a> {
     }
 }
 
+/// Whether path `text` ends in a file name (not `/`, `.` or `..`).
+fn names_a_file(text: &str) -> bool {
+    !matches!(text.rsplit('/').next(), None | Some("" | "." | ".."))
+}
+
 /// `text` as a path: absolute as written, else joined to `base` (leading `./` dropped); `None`
 /// for a relative path with no base.
 pub(super) fn resolve_path(base: Option<&Path>, text: &str) -> Option<PathBuf> {
@@ -951,7 +956,7 @@ fn hook(c: &mut Checker<'_>, raw: &RawHook, at: &KeyPath) -> Option<HookSpec> {
     if let Some(argv) = &mut exec {
         match argv.first_mut() {
             None => c.report(&at.key("exec"), "needs at least the program to run"),
-            Some(p) if !p.contains('/') => c.report(
+            Some(p) if !p.contains('/') || !names_a_file(p) => c.report(
                 &at.key("exec"),
                 format!(
                     "`{p}`: give the program's path, absolute or relative to the config file's directory \
@@ -1503,8 +1508,8 @@ fn sink(
         None => (false, false),
     };
     let path = match c.required(&rs.path, &at.key("path")) {
-        Some(text) => c.path(text, &at.key("path")).filter(|p| {
-            let file = p.file_name().is_some() && !text.ends_with('/');
+        Some(text) => c.path(text, &at.key("path")).filter(|_| {
+            let file = names_a_file(text);
             if !file {
                 c.report(&at.key("path"), format!("`{text}` names a directory: give the sink's file path"));
             }
@@ -1906,6 +1911,23 @@ mode = "0640"
         let hook = config.tickets[1].consumers.on_change.as_ref().unwrap();
         assert_eq!(hook.pid_file.as_deref(), Some(Path::new("/etc/ticketd/../run/nginx.pid")));
 
+        // A sink or program path must end in a file name.
+        for (from, to) in [
+            ("path = \"out/dash.json\"", "path = \".\""),
+            ("path = \"out/dash.json\"", "path = \"out/\""),
+            ("path = \"out/dash.json\"", "path = \"out/..\""),
+        ] {
+            let found = super::parse(&text.replace(from, to), "t.toml", Some(base), &env()).unwrap_err().to_string();
+            assert!(
+                found.contains("tickets[0].sinks[0].path: `")
+                    && found.contains("` names a directory: give the sink's file path"),
+                "{to}: {found}"
+            );
+        }
+        let found = super::parse(&text.replace("\"bin/reload\"", "\"bin/\""), "t.toml", Some(base), &env())
+            .unwrap_err()
+            .to_string();
+        assert!(found.contains("tickets[0].on_change.exec: `bin/`: give the program's path"), "{found}");
         // `out/x` and `./out/x` are the same file.
         let clash = text.replace("path = \"./out/dash.token\"", "path = \"./out/dash.json\"");
         let found = super::parse(&clash, "t.toml", Some(base), &env()).unwrap_err().to_string();
