@@ -327,11 +327,21 @@ fn name_of(slots: &[Option<Ticket>], id: TicketId) -> &str {
 pub struct Board {
     table: RwLock<Table>,
     version: watch::Sender<u64>,
+    /// Superseded TCR long-term tokens waiting to be revoked (never locked while `table` is
+    /// taken by the same holder the other way round: take it alone, or after `table`).
+    revocations: std::sync::Mutex<crate::revocation::Revocations>,
+    /// Told when a revocation may have become due.
+    revocations_changed: tokio::sync::Notify,
 }
 
 impl Default for Board {
     fn default() -> Self {
-        Board { table: RwLock::new(Table::default()), version: watch::channel(0).0 }
+        Board {
+            table: RwLock::new(Table::default()),
+            version: watch::channel(0).0,
+            revocations: std::sync::Mutex::default(),
+            revocations_changed: tokio::sync::Notify::new(),
+        }
     }
 }
 
@@ -406,6 +416,16 @@ impl Board {
             }
         };
         let _ = tokio::time::timeout(limit, wait).await;
+    }
+
+    /// The revocation queue (keep the guard short; see [`crate::revocation`]).
+    pub fn revocations(&self) -> std::sync::MutexGuard<'_, crate::revocation::Revocations> {
+        self.revocations.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Notified when a revocation may have become due.
+    pub fn revocations_changed(&self) -> &tokio::sync::Notify {
+        &self.revocations_changed
     }
 
     /// A receiver that changes whenever any ticket does.
@@ -489,6 +509,7 @@ mod tests {
         let token = TokenPart {
             value: Secret::new("t"),
             username: None,
+            token_id: None,
             issued_at: now.into(),
             expires_at: (now + HOUR).into(),
         };
@@ -554,11 +575,12 @@ mod tests {
     }
 
     #[test]
-    fn a_record_holds_its_token_inline_in_at_most_192_bytes() {
+    fn a_record_holds_its_token_inline_in_at_most_200_bytes() {
         // At 100,000 tickets each byte here is 100 kB resident (BENCHMARKS.md, section 2): a new
         // field must earn its place. 184 until the token's monotonic expiry (8 bytes, issue 16
-        // item 3: a wall clock set back must not keep an expired token valid).
-        assert!(size_of::<Option<Ticket>>() <= 192, "{} bytes", size_of::<Option<Ticket>>());
+        // item 3: a wall clock set back must not keep an expired token valid); 192 until the
+        // token's id (8 bytes, issue 17 item 2: a replaced TCR long-term token is revoked by it).
+        assert!(size_of::<Option<Ticket>>() <= 200, "{} bytes", size_of::<Option<Ticket>>());
     }
 
     #[test]

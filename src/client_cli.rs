@@ -114,6 +114,29 @@ pub async fn status(args: StatusArgs, config_path: Option<&Path>) -> ExitCode {
         "{}",
         table(&["NAME", "KIND", "STATE", "TOKEN EXPIRES IN", "TICKET EXPIRES IN", "NEXT REFRESH", "LAST ERROR"], &rows)
     );
+    // Replaced TCR long-term tokens not revoked yet (none: nothing printed; an older daemon
+    // without the route answers 404).
+    if let Ok((200, body)) = fetch(&socket, "/v1/revocations").await
+        && let Ok(serde_json::Value::Array(pending)) = serde_json::from_slice(&body)
+        && !pending.is_empty()
+    {
+        let rows: Vec<[String; 6]> = pending
+            .iter()
+            .map(|r| {
+                let text = |k: &str| r[k].as_str().unwrap_or("-").to_string();
+                let next = match within(&r["next_attempt_at"], now) {
+                    t if t == "expired" => "now".to_string(),
+                    t => t,
+                };
+                [text("ticket"), text("token_id"), text("stage"), r["attempts"].to_string(), next, text("last_error")]
+            })
+            .collect();
+        println!("\nREVOCATIONS PENDING: {} replaced TCR long-term token(s) still active", pending.len());
+        print!(
+            "{}",
+            table(&["TICKET", "TOKEN ID", "STAGE", "FAILED ATTEMPTS", "NEXT ATTEMPT IN", "LAST ERROR"], &rows)
+        );
+    }
     ExitCode::SUCCESS
 }
 

@@ -53,6 +53,8 @@ pub struct Daemon {
     /// Shared with the scheduler; the refresher keeps fetched sets in it fresh.
     credentials: CredentialStore,
     sources: crate::sources::Context,
+    /// Shared with the scheduler; the revoker deletes superseded TCR long-term tokens with it.
+    provider: Arc<dyn Provider>,
     _state_dir: Arc<StateDir>,
 }
 
@@ -99,7 +101,7 @@ impl Daemon {
         let (changed, changes) = mpsc::unbounded_channel();
         let parts = Parts {
             clock: clock.clone(),
-            provider,
+            provider: provider.clone(),
             credentials: credentials.clone(),
             persistence: Persistence::Disk(state_dir.clone()),
             board: board.clone(),
@@ -111,7 +113,7 @@ impl Daemon {
         // The scheduler owns the tickets from here; the daemon keeps the rest of the config.
         let scheduler = Scheduler::new(parts, std::mem::take(&mut config.tickets), loaded.state);
         tracing::info!(tickets = count, state = %state_dir.path().display(), "ticketd started");
-        Ok(Daemon { config, scheduler, board, clock, changes, credentials, sources, _state_dir: state_dir })
+        Ok(Daemon { config, scheduler, board, clock, changes, credentials, sources, provider, _state_dir: state_dir })
     }
 
     pub fn events(&self) -> broadcast::Receiver<Event> {
@@ -129,7 +131,7 @@ impl Daemon {
         mut control: mpsc::UnboundedReceiver<Control>,
         env: &dyn Environment,
     ) -> Result<(), DaemonError> {
-        let Daemon { mut config, scheduler, board, clock, changes, credentials, sources, _state_dir } = self;
+        let Daemon { mut config, scheduler, board, clock, changes, credentials, sources, provider, _state_dir } = self;
         // Before any listener: the soft fd limit goes up to the hard one, and the connection caps
         // leave a reserve for sinks, state saves and cloud calls.
         let budget = crate::fd_budget::at_start(config.metrics_listen.is_some());
@@ -159,6 +161,13 @@ impl Daemon {
         crate::sources::refresher::start(&credentials, &config, sources, refresher.clone());
         let (commands, command_rx) = mpsc::unbounded_channel();
         let mut scheduler = tokio::spawn(scheduler.run(shutdown.child_token(), command_rx));
+        let mut revoker = tokio::spawn(crate::revocation::run(
+            board.clone(),
+            provider,
+            credentials.clone(),
+            clock.clone(),
+            shutdown.child_token(),
+        ));
         let mut notifier = tokio::spawn(systemd::follow(board.clone(), clock.clone()));
         // A reload runs beside the loop, so a stop request is handled at once even while the
         // config is being read (a slow disk, a hung network mount).
@@ -178,6 +187,7 @@ impl Daemon {
                     break;
                 }
                 _ = &mut hooks => { died = Some("on_change hook"); break }
+                _ = &mut revoker => { died = Some("revocation"); break }
                 () = async { match api.as_mut() { Some(api) => api.ended().await, None => std::future::pending().await } } => {
                     died = Some("socket API");
                     break;
@@ -260,6 +270,7 @@ impl Daemon {
         }
         notifier.abort();
         hooks.abort();
+        revoker.abort();
         if let Some(api) = api {
             api.stop().await;
         }

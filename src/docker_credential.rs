@@ -207,6 +207,7 @@ registry = "myreg.tencentcloudcr.com"
                 token: TokenPart {
                     value: Secret::new("eyJtoken"),
                     username: Some("100012345678".into()),
+                    token_id: None,
                     issued_at: now.into(),
                     expires_at: (now + expires_in).into(),
                 },

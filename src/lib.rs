@@ -11,6 +11,7 @@
 //! * [`scheduler`] keeps one queue of tickets keyed by their next deadline and decides, with the
 //!   pure maths in [`scheduler::timing`], when to mint, refresh or retry.
 //! * [`providers`] make the API calls (one module per API), signed by [`signing`].
+//! * [`revocation`] deletes the TCR long-term tokens a re-mint replaced, off the scheduler's path.
 //! * [`sinks`] write what consumers read, atomically; [`state`] saves holdings across restarts.
 //! * [`docker_credential`] answers docker's credential-helper protocol from the saved state.
 //! * [`metrics`] renders Prometheus metrics from the [`board`].
@@ -39,6 +40,7 @@ pub mod jwt;
 pub mod logging;
 pub mod metrics;
 pub mod providers;
+pub mod revocation;
 pub mod scheduler;
 pub mod secret;
 pub mod serve;

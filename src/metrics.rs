@@ -103,6 +103,13 @@ pub fn render(board: &Board, now: Now) -> String {
         last_success,
     );
     registry.register("ticketd_refresh", "Calls to the cloud API for the ticket, by result", refreshes);
+    let revocations = Gauge::<i64>::default();
+    revocations.set(i64::try_from(board.revocations().len()).unwrap_or(i64::MAX));
+    registry.register(
+        "ticketd_revocations_pending",
+        "Replaced TCR long-term tokens not revoked yet (DeleteInstanceToken waiting, or failing and retried)",
+        revocations,
+    );
     process_metrics(&mut registry);
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing to a String cannot fail");

@@ -23,6 +23,33 @@ const VERSION: u32 = 1;
 pub struct StateFile {
     pub version: u32,
     pub tickets: BTreeMap<String, StoredTicket>,
+    /// Superseded TCR long-term tokens still to revoke (absent when none, and in a state file
+    /// written before they were kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub revocations: Vec<PendingRevocation>,
+}
+
+/// A superseded TCR long-term token to revoke with `DeleteInstanceToken`, kept in the state file
+/// until the API says it is gone, so a restart does not forget it. Holds no secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PendingRevocation {
+    /// The ticket it was minted for.
+    pub ticket: String,
+    /// The API's `TokenId`.
+    pub token_id: String,
+    /// Where and with which keys (a credential set's name) to delete it: the ticket's settings
+    /// when it was superseded, so it is revoked even after the ticket left the config.
+    pub endpoint: String,
+    pub region: String,
+    pub registry_id: String,
+    pub credentials: String,
+    /// Revoked only once every sink of the ticket holds this generation (the token that replaced
+    /// it) and the ticket's `on_change` hook has run since; `None`: due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after_generation: Option<u64>,
+    /// When it was superseded.
+    pub since: crate::clock::Stamp,
 }
 
 /// One ticket's saved holding, with what it was obtained for.
@@ -47,8 +74,8 @@ pub struct StoredTicketRef<'a> {
 }
 
 /// A state file written straight from `(name, record)` pairs (the closure lists them afresh each
-/// time the file is serialized).
-pub struct StateFileRef<F>(pub F);
+/// time the file is serialized), and the pending revocations.
+pub struct StateFileRef<F>(pub F, pub Vec<PendingRevocation>);
 
 impl<'a, F, I> Serialize for StateFileRef<F>
 where
@@ -67,9 +94,14 @@ where
                 serializer.collect_map((self.0)())
             }
         }
-        let mut state = serializer.serialize_struct("StateFile", 2)?;
+        let mut state = serializer.serialize_struct("StateFile", 3)?;
         state.serialize_field("version", &VERSION)?;
         state.serialize_field("tickets", &Tickets(&self.0))?;
+        if self.1.is_empty() {
+            state.skip_field("revocations")?;
+        } else {
+            state.serialize_field("revocations", &self.1)?;
+        }
         state.end()
     }
 }
@@ -265,6 +297,7 @@ mod tests {
                 token: TokenPart {
                     value: Secret::new("tok"),
                     username: None,
+                    token_id: None,
                     issued_at: t.into(),
                     expires_at: t.into(),
                 },
@@ -276,7 +309,7 @@ mod tests {
         };
         let mut tickets = BTreeMap::new();
         tickets.insert("a".to_string(), StoredTicket { kind: "sls".into(), identity: "x".into(), holding });
-        StateFile { version: VERSION, tickets }
+        StateFile { version: VERSION, tickets, revocations: Vec::new() }
     }
 
     #[test]
@@ -284,13 +317,16 @@ mod tests {
         let mut state = sample();
         let second = state.tickets["a"].holding.clone();
         state.tickets.insert("b".into(), StoredTicket { kind: "tcr".into(), identity: "y".into(), holding: second });
-        let borrowed = StateFileRef(|| {
-            state.tickets.iter().map(|(name, t)| {
-                let kind = if t.kind == "sls" { "sls" } else { "tcr" };
-                let holding = std::borrow::Cow::Borrowed(&t.holding);
-                (name.as_str(), StoredTicketRef { kind, identity: t.identity.clone(), holding })
-            })
-        });
+        let borrowed = StateFileRef(
+            || {
+                state.tickets.iter().map(|(name, t)| {
+                    let kind = if t.kind == "sls" { "sls" } else { "tcr" };
+                    let holding = std::borrow::Cow::Borrowed(&t.holding);
+                    (name.as_str(), StoredTicketRef { kind, identity: t.identity.clone(), holding })
+                })
+            },
+            state.revocations.clone(),
+        );
         let written = serde_json::to_string_pretty(&borrowed).unwrap();
         assert_eq!(written, serde_json::to_string_pretty(&state).unwrap());
         assert!(parse(written.as_bytes()).is_ok_and(|parsed| parsed == state));

@@ -26,6 +26,10 @@ pub struct TokenPart {
     /// A user name that goes with the token (TCR registry login).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<ThinStr>,
+    /// The vendor's id for the token, to revoke it by (TCR long-term tokens: `TokenId`). Not a
+    /// secret. Absent in a state file written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<ThinStr>,
     /// When the request that obtained it was sent: lifetimes count from here, conservatively.
     pub issued_at: Stamp,
     pub expires_at: Stamp,
@@ -163,6 +167,7 @@ mod tests {
         let token = TokenPart {
             value: Secret::new("t"),
             username: None,
+            token_id: None,
             issued_at: now.wall.into(),
             expires_at: (now.wall + life).into(),
         };

@@ -110,6 +110,7 @@ fn current() -> Current {
         token: TokenPart {
             value: Secret::new(text(TOKEN)),
             username: Some("user".into()),
+            token_id: None,
             issued_at: t.into(),
             expires_at: (t + Duration::from_secs(3600)).into(),
         },

@@ -31,6 +31,7 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
             }),
         )
         .route("/v1/tickets", get(list))
+        .route("/v1/revocations", get(revocations))
         .route("/v1/tickets/{name}", get(ticket))
         .route("/v1/tickets/{name}/token", get(raw_token))
         .route("/v1/sls/{name}/access-token", get(sls_access_token))
@@ -118,6 +119,40 @@ async fn list(State(state): State<Arc<ApiState>>) -> Response {
     state.board.settle_writes(None, WRITE_WAIT).await;
     let now = state.clock.read();
     let all: Vec<Summary> = state.board.by_name(|tickets| tickets.iter().map(|t| summary(t, now)).collect());
+    axum::Json(all).into_response()
+}
+
+/// A TCR long-term token waiting to be revoked (no secret: a `TokenId` is not one).
+#[derive(Serialize)]
+struct RevocationSummary {
+    ticket: String,
+    token_id: String,
+    registry_id: String,
+    stage: &'static str,
+    since: String,
+    attempts: u32,
+    next_attempt_at: Option<String>,
+    last_error: Option<String>,
+}
+
+/// `GET /v1/revocations`: the replaced TCR long-term tokens not revoked yet.
+async fn revocations(State(state): State<Arc<ApiState>>) -> Response {
+    let all: Vec<RevocationSummary> = state
+        .board
+        .revocations()
+        .entries()
+        .iter()
+        .map(|e| RevocationSummary {
+            ticket: e.pending.ticket.clone(),
+            token_id: e.pending.token_id.clone(),
+            registry_id: e.pending.registry_id.clone(),
+            stage: e.stage(),
+            since: rfc3339(e.pending.since),
+            attempts: e.attempts,
+            next_attempt_at: e.next_attempt.map(rfc3339),
+            last_error: e.last_error.clone(),
+        })
+        .collect();
     axum::Json(all).into_response()
 }
 
@@ -338,6 +373,7 @@ mod tests {
             let token = TokenPart {
                 value: Secret::new("t"),
                 username: None,
+                token_id: None,
                 issued_at: now.into(),
                 expires_at: (now + hour).into(),
             };

@@ -28,7 +28,10 @@ use super::Shared;
 pub enum Service {
     Sls,
     Dsw,
+    /// TCR CreateInstanceToken.
     Tcr,
+    /// TCR DeleteInstanceToken (faults in the TCR error shape, like [`Service::Tcr`]).
+    TcrDelete,
 }
 
 /// How a call fails.
@@ -120,6 +123,9 @@ fn service_of(request: &Request) -> Option<Service> {
         "/tickets" | "/token/refresh" => Some(Service::Sls),
         super::dsw::PATH => Some(Service::Dsw),
         "/" if request.headers().get("x-tc-action").is_some_and(|a| a == "CreateInstanceToken") => Some(Service::Tcr),
+        "/" if request.headers().get("x-tc-action").is_some_and(|a| a == "DeleteInstanceToken") => {
+            Some(Service::TcrDelete)
+        }
         _ => None,
     }
 }
@@ -189,7 +195,7 @@ async fn answer(shared: &Shared, path: &str, service: Service, fault: Fault) -> 
                 serde_json::json!({"errorCode": "InternalServerError", "errorMessage": "injected"}),
             ),
             Service::Dsw => pop_error(StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable"),
-            Service::Tcr => tcr_error("InternalError"),
+            Service::Tcr | Service::TcrDelete => tcr_error("InternalError"),
         },
         Fault::Throttle { retry_after_secs } => match service {
             Service::Sls => json(
@@ -201,7 +207,7 @@ async fn answer(shared: &Shared, path: &str, service: Service, fault: Fault) -> 
                 r.headers_mut().insert("x-acs-retry-after", HeaderValue::from(retry_after_secs));
                 r
             }
-            Service::Tcr => tcr_error("RequestLimitExceeded"),
+            Service::Tcr | Service::TcrDelete => tcr_error("RequestLimitExceeded"),
         },
         Fault::Reset => {
             // A body that fails at once: hyper aborts the connection mid-answer.
@@ -245,7 +251,7 @@ async fn answer(shared: &Shared, path: &str, service: Service, fault: Fault) -> 
                 serde_json::json!({"errorCode": "RequestTimeExpired", "errorMessage": "injected: request time is expired"}),
             ),
             Service::Dsw => pop_error(StatusCode::BAD_REQUEST, "InvalidTimeStamp.Expired"),
-            Service::Tcr => tcr_error("AuthFailure.SignatureExpire"),
+            Service::Tcr | Service::TcrDelete => tcr_error("AuthFailure.SignatureExpire"),
         },
     }
 }

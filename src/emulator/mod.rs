@@ -49,6 +49,8 @@ pub struct Stats {
     pub refresh_token: AtomicU64,
     pub get_token: AtomicU64,
     pub create_instance_token: AtomicU64,
+    /// DeleteInstanceToken calls that passed the signature check.
+    pub delete_instance_token: AtomicU64,
     pub rejected: AtomicU64,
     pub faults_injected: AtomicU64,
     pub assume_role_with_oidc: AtomicU64,
@@ -74,6 +76,8 @@ pub struct StatsSnapshot {
     pub get_token: u64,
     #[serde(default)]
     pub create_instance_token: u64,
+    #[serde(default)]
+    pub delete_instance_token: u64,
     pub rejected: u64,
     #[serde(default)]
     pub faults_injected: u64,
@@ -102,6 +106,7 @@ impl Stats {
             refresh_token: self.refresh_token.load(Ordering::Relaxed),
             get_token: self.get_token.load(Ordering::Relaxed),
             create_instance_token: self.create_instance_token.load(Ordering::Relaxed),
+            delete_instance_token: self.delete_instance_token.load(Ordering::Relaxed),
             rejected: self.rejected.load(Ordering::Relaxed),
             faults_injected: self.faults_injected.load(Ordering::Relaxed),
             assume_role_with_oidc: self.assume_role_with_oidc.load(Ordering::Relaxed),
@@ -150,6 +155,11 @@ pub(crate) struct Shared {
     denied_roles: Mutex<HashSet<String>>,
     /// The role parameters of the last AssumeRole call that got keys.
     last_assume_role: Mutex<Vec<(String, String)>>,
+    /// TCR long-term tokens issued and not deleted: `TokenId` to registry.
+    tcr_live: Mutex<HashMap<String, String>>,
+    /// TCR long-term tokens deleted, in order.
+    tcr_deleted: Mutex<Vec<String>>,
+    tcr_longterm_lifetime: Mutex<Duration>,
 }
 
 /// How many issued tickets and tokens the emulator remembers for [`Emulator::issued_secrets`].
@@ -260,6 +270,9 @@ impl Emulator {
             signers: Mutex::new(std::collections::VecDeque::new()),
             denied_roles: Mutex::new(HashSet::new()),
             last_assume_role: Mutex::new(Vec::new()),
+            tcr_live: Mutex::new(HashMap::new()),
+            tcr_deleted: Mutex::new(Vec::new()),
+            tcr_longterm_lifetime: Mutex::new(tcr::LONGTERM_LIFETIME),
         });
         let app = Router::new()
             .route("/tickets", post(sls::create_ticket))
@@ -323,6 +336,23 @@ impl Emulator {
         self.shared.imdsv2_required.store(!allow, Ordering::Relaxed);
     }
 
+    /// The TCR long-term tokens issued and not deleted, by `TokenId`, sorted.
+    pub fn live_tcr_tokens(&self) -> Vec<String> {
+        let mut ids: Vec<String> = self.shared.tcr_live.lock().expect("live tokens lock").keys().cloned().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// The TCR long-term tokens deleted so far, in order.
+    pub fn deleted_tcr_tokens(&self) -> Vec<String> {
+        self.shared.tcr_deleted.lock().expect("deleted tokens lock").clone()
+    }
+
+    /// TCR long-term tokens issued from now on live `lifetime` (a year by default).
+    pub fn set_tcr_longterm_lifetime(&self, lifetime: Duration) {
+        *self.shared.tcr_longterm_lifetime.lock().expect("longterm lifetime lock") = lifetime;
+    }
+
     /// The OIDC / web identity token the last STS call carried.
     pub fn last_oidc_token(&self) -> Option<String> {
         self.shared.last_oidc_token.lock().expect("oidc lock").clone()
@@ -380,6 +410,9 @@ async fn tencent_post(
     // Alibaba RPC calls POSTed with their Action in the query (STS AssumeRole).
     if uri.query().is_some_and(|q| q.split('&').any(|p| p == "Action=AssumeRole")) {
         return assume_role::alibaba(&shared, &uri, &body);
+    }
+    if headers.get("x-tc-action").is_some_and(|a| a == "DeleteInstanceToken") {
+        return tcr::delete_instance_token(axum::extract::State(shared), method, uri, headers, body).await;
     }
     tcr::create_instance_token(axum::extract::State(shared), method, uri, headers, body).await
 }
@@ -606,6 +639,58 @@ mod tests {
         assert_eq!(kind(&e), ApiErrorKind::Permanent);
         let stats = emulator.stats();
         assert_eq!((stats.create_instance_token, stats.rejected), (2, 2));
+        emulator.stop();
+    }
+
+    /// Issue 17 item 2: long-term tokens are live until `DeleteInstanceToken`; an unknown id (or
+    /// one deleted already, or another registry's) is `ResourceNotFound` in the vendor's shape.
+    #[tokio::test]
+    async fn tcr_delete_instance_token_deletes_live_long_term_tokens() {
+        let key = generate_tencent_key("AKID");
+        let emulator =
+            Emulator::start(([127, 0, 0, 1], 0).into(), vec![key.clone()], Arc::new(SystemClock)).await.unwrap();
+        let endpoint = Endpoint { base: url::Url::parse(&emulator.url()).unwrap() };
+        let spec = TcrSpec {
+            endpoint: endpoint.clone(),
+            region: "ap-guangzhou".into(),
+            registry_id: "tcr-1".into(),
+            token_type: TcrTokenType::LongTerm,
+            token_type_written: true,
+            description: None,
+            registry: None,
+        };
+        let http = crate::http::client();
+        let Issued::Token(t) = tcr::call(&http, &SystemClock, &spec, &creds(&key)).await.unwrap() else { panic!() };
+        let id = t.token_id.expect("a long-term token has a TokenId").to_string();
+        assert_eq!(emulator.live_tcr_tokens(), [id.as_str()]);
+        let temp = TcrSpec { token_type: TcrTokenType::Temp, ..spec.clone() };
+        let Issued::Token(t) = tcr::call(&http, &SystemClock, &temp, &creds(&key)).await.unwrap() else { panic!() };
+        assert_eq!(t.token_id, None, "a temp token has none");
+        assert_eq!(emulator.live_tcr_tokens().len(), 1, "temp tokens are not tracked");
+        let revocation = |registry: &str, token_id: &str| tcr::Revocation {
+            endpoint: endpoint.clone(),
+            region: "ap-guangzhou".into(),
+            registry_id: registry.into(),
+            token_id: token_id.into(),
+        };
+        let delete = |r: tcr::Revocation| {
+            let http = http.clone();
+            let key = key.clone();
+            async move { tcr::delete(&http, &SystemClock, &r, &creds(&key)).await }
+        };
+        assert_eq!(delete(revocation("tcr-2", &id)).await, Ok(tcr::Deleted::AlreadyGone), "another registry's");
+        assert_eq!(emulator.live_tcr_tokens(), [id.as_str()]);
+        assert_eq!(delete(revocation("tcr-1", &id)).await, Ok(tcr::Deleted::Now));
+        assert!(emulator.live_tcr_tokens().is_empty());
+        assert_eq!(emulator.deleted_tcr_tokens(), [id.as_str()]);
+        assert_eq!(delete(revocation("tcr-1", &id)).await, Ok(tcr::Deleted::AlreadyGone), "deleted already");
+        let e = delete(revocation("tcr-1", "")).await.unwrap_err();
+        assert!(e.to_string().contains("MissingParameter: TokenId is required"), "{e}");
+        // Signed like any TC3 call: a wrong key is refused.
+        let other = generate_tencent_key("AKID");
+        let e = tcr::delete(&http, &SystemClock, &revocation("tcr-1", "x"), &creds(&other)).await.unwrap_err();
+        assert!(e.to_string().contains("AuthFailure.SecretIdNotFound"), "{e}");
+        assert_eq!(emulator.stats().delete_instance_token, 4);
         emulator.stop();
     }
 }

@@ -1,5 +1,5 @@
-//! TCR `POST /` with `X-TC-Action: CreateInstanceToken`, TC3-HMAC-SHA256 checked from the request
-//! as received. Errors are HTTP 200 with `Response.Error`, as the real API answers.
+//! TCR `POST /` with `X-TC-Action: CreateInstanceToken` or `DeleteInstanceToken`, TC3-HMAC-SHA256
+//! checked from the request as received. Long-term tokens are live until deleted. Errors are HTTP 200 with `Response.Error`, as the real API answers.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -18,7 +18,9 @@ use crate::signing::tc3;
 /// `X-TC-Timestamp` must be within this of the server's clock.
 const MAX_SKEW: Duration = Duration::from_secs(5 * 60);
 const TEMP_LIFETIME: Duration = Duration::from_secs(3_600);
-const LONGTERM_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
+/// The life of the long-term tokens it issues, unless a test sets another
+/// ([`super::Emulator::set_tcr_longterm_lifetime`]).
+pub(super) const LONGTERM_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
 /// The account id the emulator issues registry user names for.
 pub(super) const USERNAME: &str = "100012345678";
 
@@ -36,9 +38,16 @@ fn request_id() -> String {
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
-fn authenticate(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(), TcError> {
+fn authenticate(
+    shared: &Shared,
+    action: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), TcError> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    if header("x-tc-action") != Some("CreateInstanceToken") {
+    if header("x-tc-action") != Some(action) {
         return Err(err("InvalidAction", "the requested action does not exist"));
     }
     if header("x-tc-version") != Some("2019-09-24") {
@@ -92,17 +101,16 @@ pub(super) async fn create_instance_token(
     body: Bytes,
 ) -> Response {
     let result = (|| {
-        authenticate(&shared, &method, &uri, &headers, &body)?;
-        let params: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|_| err("InvalidParameter", "the body is not JSON"))?;
-        let registry = params
-            .get("RegistryId")
-            .and_then(|v| v.as_str())
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| err("MissingParameter", "RegistryId is required"))?;
+        let params = params(&shared, "CreateInstanceToken", &method, &uri, &headers, &body)?;
+        let registry = required(&params, "RegistryId")?;
         let (lifetime, token_id) = match params.get("TokenType").and_then(|v| v.as_str()) {
             None | Some("temp") => (TEMP_LIFETIME, String::new()),
-            Some("longterm") => (LONGTERM_LIFETIME, format!("tcr-token-{}", shared.next_serial())),
+            Some("longterm") => {
+                let id = format!("tcr-token-{}", shared.next_serial());
+                let lifetime = *shared.tcr_longterm_lifetime.lock().expect("longterm lifetime lock");
+                shared.tcr_live.lock().expect("live tokens lock").insert(id.clone(), registry.to_string());
+                (lifetime, id)
+            }
             Some(other) => return Err(err("InvalidParameterValue", format!("TokenType {other} is invalid"))),
         };
         let now = shared.clock.now();
@@ -117,10 +125,68 @@ pub(super) async fn create_instance_token(
             "Username": USERNAME, "Token": token, "ExpTime": exp_ms, "TokenId": token_id, "RequestId": request_id(),
         }}))
     })();
+    respond(&shared, result)
+}
+
+/// The JSON parameters of an `action` request, once its signature checks out.
+fn params(
+    shared: &Shared,
+    action: &str,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<serde_json::Value, TcError> {
+    authenticate(shared, action, method, uri, headers, body)?;
+    serde_json::from_slice(body).map_err(|_| err("InvalidParameter", "the body is not JSON"))
+}
+
+/// A required string parameter.
+fn required<'a>(params: &'a serde_json::Value, name: &str) -> Result<&'a str, TcError> {
+    params
+        .get(name)
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| err("MissingParameter", format!("{name} is required")))
+}
+
+/// The answer: the success body, or the error in the vendor's shape
+/// (`{"Response":{"Error":{"Code","Message"},"RequestId"}}`, HTTP 200).
+fn respond(shared: &Shared, result: Result<serde_json::Value, TcError>) -> Response {
     let body = result.unwrap_or_else(|e: TcError| {
         shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(code = e.code, "emulator rejected a TCR call");
         serde_json::json!({"Response": {"Error": {"Code": e.code, "Message": e.message}, "RequestId": request_id()}})
     });
     axum::Json(body).into_response()
+}
+
+/// `DeleteInstanceToken` (`RegistryId`, `TokenId`): deletes a live long-term token of that
+/// registry; `ResourceNotFound` for an id it does not know (never issued, a temp token's, another
+/// registry's, or deleted already).
+pub(super) async fn delete_instance_token(
+    State(shared): State<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let result = (|| {
+        let params = params(&shared, "DeleteInstanceToken", &method, &uri, &headers, &body)?;
+        shared.stats.delete_instance_token.fetch_add(1, Ordering::Relaxed);
+        let registry = required(&params, "RegistryId")?;
+        let token_id = required(&params, "TokenId")?;
+        if let Some(unknown) = params.as_object().and_then(|o| o.keys().find(|k| *k != "RegistryId" && *k != "TokenId"))
+        {
+            return Err(err("UnknownParameter", format!("the parameter {unknown} is not known")));
+        }
+        let mut live = shared.tcr_live.lock().expect("live tokens lock");
+        if live.get(token_id).is_none_or(|r| r != registry) {
+            return Err(err("ResourceNotFound", format!("the token {token_id} of {registry} does not exist")));
+        }
+        live.remove(token_id);
+        shared.tcr_deleted.lock().expect("deleted tokens lock").push(token_id.to_string());
+        Ok(serde_json::json!({"Response": {"RequestId": request_id()}}))
+    })();
+    respond(&shared, result)
 }

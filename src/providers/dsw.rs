@@ -84,6 +84,7 @@ pub async fn call(
         Issued::Token(TokenPart {
             value: Secret::new(value),
             username: None,
+            token_id: None,
             issued_at: sent_at.into(),
             expires_at: (sent_at + spec.token_lifetime).into(),
         })

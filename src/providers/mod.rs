@@ -39,6 +39,22 @@ pub trait Provider: Send + Sync + 'static {
         op: Operation,
         credentials: Credentials,
     ) -> BoxFuture<Result<Issued, ProviderError>>;
+
+    /// Revoke a TCR long-term token (`DeleteInstanceToken`). A provider that cannot says so as
+    /// an error (the revocation stays queued).
+    fn revoke(
+        &self,
+        revocation: tcr::Revocation,
+        credentials: Credentials,
+    ) -> BoxFuture<Result<tcr::Deleted, ProviderError>> {
+        let _ = (revocation, credentials);
+        Box::pin(async {
+            Err(ProviderError::Internal {
+                api: tcr::DELETE_INSTANCE_TOKEN,
+                detail: "this provider cannot revoke tokens",
+            })
+        })
+    }
 }
 
 /// The real clouds (or the emulator standing in for them).
@@ -101,6 +117,18 @@ impl Provider for CloudProvider {
                 })
             }
         }
+    }
+
+    fn revoke(
+        &self,
+        revocation: tcr::Revocation,
+        credentials: Credentials,
+    ) -> BoxFuture<Result<tcr::Deleted, ProviderError>> {
+        let (http, clock, limit) = (self.http.clone(), self.clock.clone(), self.tcr_limit.clone());
+        Box::pin(async move {
+            limit.acquire(&revocation.endpoint.to_string()).await;
+            tcr::delete(&http, clock.as_ref(), &revocation, &credentials).await
+        })
     }
 }
 

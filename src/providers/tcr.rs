@@ -10,7 +10,7 @@ use crate::config::{TcrSpec, TcrTokenType};
 use crate::credentials::Credentials;
 use crate::secret::Secret;
 use crate::signing::tc3;
-use crate::token::{Issued, TokenPart};
+use crate::token::{Issued, ThinStr, TokenPart};
 
 pub const CREATE_INSTANCE_TOKEN: &str = "TCR CreateInstanceToken";
 pub const ACTION: &str = "CreateInstanceToken";
@@ -106,36 +106,11 @@ pub async fn call(
     spec: &TcrSpec,
     credentials: &Credentials,
 ) -> Result<Issued, ProviderError> {
-    let api = CREATE_INSTANCE_TOKEN;
-    let body = body(spec);
-    let host = spec.endpoint.host_header();
     let sent_at = clock.now();
-    let request = tc3::Request {
-        method: "POST",
-        host: &host,
-        service: SERVICE,
-        action: ACTION,
-        version: VERSION,
-        region: &spec.region,
-        timestamp: sent_at,
-        query: "",
-        body: &body,
-        content_type: "application/json",
-    };
-    let secret = credentials.access_key_secret.expose();
-    let token = credentials.security_token.as_ref().map(Secret::expose);
-    let headers = tc3::build_headers(&request, credentials.access_key_id.expose(), secret, token);
-    let mut builder = http.post(spec.endpoint.url("/")).body(body);
-    for (name, value) in headers.as_slice() {
-        builder = builder.header(*name, value);
-    }
-    let endpoint = spec.endpoint.to_string();
-    let response = builder.send().await.map_err(|e| transport(api, &endpoint, e))?;
-    let status = response.status().as_u16();
-    let bytes = crate::http::read_limited(response).await.map_err(|detail| ProviderError::Malformed { api, detail })?;
-    let mut secrets = vec![secret];
-    secrets.extend(token);
-    let answer = answer(status, &bytes, &secrets)?;
+    let (status, bytes) = post(http, sent_at, &spec.endpoint, &spec.region, ACTION, body(spec), credentials)
+        .await
+        .map_err(|e| e.for_api(CREATE_INSTANCE_TOKEN, &spec.endpoint))?;
+    let answer = answer(status, &bytes, &secrets_of(credentials))?;
     let expires_at = expires_at(spec.token_type, &answer, sent_at, |sent, why| {
         tracing::warn!(
             registry = %spec.registry_id,
@@ -148,9 +123,165 @@ pub async fn call(
     Ok(Issued::Token(TokenPart {
         value: Secret::new(answer.token),
         username: Some(answer.username.into()),
+        token_id: match spec.token_type {
+            TcrTokenType::LongTerm => answer.token_id.map(ThinStr::from),
+            TcrTokenType::Temp => None,
+        },
         issued_at: sent_at.into(),
         expires_at: expires_at.into(),
     }))
+}
+
+/// A failed send, before it is named for the operation.
+enum SendError {
+    Transport(reqwest::Error),
+    Body(String),
+}
+
+impl SendError {
+    fn for_api(self, api: &'static str, endpoint: &crate::config::Endpoint) -> ProviderError {
+        match self {
+            SendError::Transport(e) => transport(api, &endpoint.to_string(), e),
+            SendError::Body(detail) => ProviderError::Malformed { api, detail },
+        }
+    }
+}
+
+/// One TC3-signed `POST /` of `action` with the JSON `body`: the status and the answer's bytes
+/// (read within the size limit).
+async fn post(
+    http: &reqwest::Client,
+    sent_at: SystemTime,
+    endpoint: &crate::config::Endpoint,
+    region: &str,
+    action: &str,
+    body: Vec<u8>,
+    credentials: &Credentials,
+) -> Result<(u16, Vec<u8>), SendError> {
+    let host = endpoint.host_header();
+    let request = tc3::Request {
+        method: "POST",
+        host: &host,
+        service: SERVICE,
+        action,
+        version: VERSION,
+        region,
+        timestamp: sent_at,
+        query: "",
+        body: &body,
+        content_type: "application/json",
+    };
+    let secret = credentials.access_key_secret.expose();
+    let token = credentials.security_token.as_ref().map(Secret::expose);
+    let headers = tc3::build_headers(&request, credentials.access_key_id.expose(), secret, token);
+    let mut builder = http.post(endpoint.url("/")).body(body);
+    for (name, value) in headers.as_slice() {
+        builder = builder.header(*name, value);
+    }
+    let response = builder.send().await.map_err(SendError::Transport)?;
+    let status = response.status().as_u16();
+    let bytes = crate::http::read_limited(response).await.map_err(SendError::Body)?;
+    Ok((status, bytes))
+}
+
+/// The secrets a request with `credentials` carried, to scrub from server text.
+fn secrets_of(credentials: &Credentials) -> Vec<&str> {
+    let mut secrets = vec![credentials.access_key_secret.expose()];
+    secrets.extend(credentials.security_token.as_ref().map(Secret::expose));
+    secrets
+}
+
+pub const DELETE_INSTANCE_TOKEN: &str = "TCR DeleteInstanceToken";
+pub const DELETE_ACTION: &str = "DeleteInstanceToken";
+
+/// The long-term token to revoke: where, and which.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Revocation {
+    pub endpoint: crate::config::Endpoint,
+    /// `X-TC-Region`.
+    pub region: String,
+    pub registry_id: String,
+    pub token_id: String,
+}
+
+/// What a `DeleteInstanceToken` achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    /// The token is deleted now.
+    Now,
+    /// The API knows no such token (`ResourceNotFound*`): it was deleted before (a delete whose
+    /// success was not saved before a restart) or never existed. Nothing is left to revoke.
+    AlreadyGone,
+}
+
+/// The JSON body of a `DeleteInstanceToken`: exactly the SDK's `DeleteInstanceTokenRequest`
+/// (`RegistryId`, `TokenId`).
+pub fn delete_body(revocation: &Revocation) -> Vec<u8> {
+    let mut params = serde_json::Map::new();
+    params.insert("RegistryId".into(), revocation.registry_id.clone().into());
+    params.insert("TokenId".into(), revocation.token_id.clone().into());
+    serde_json::to_vec(&params).expect("a JSON map serializes")
+}
+
+/// Make one `DeleteInstanceToken` call: revoke the long-term token `revocation` names.
+pub async fn delete(
+    http: &reqwest::Client,
+    clock: &dyn Clock,
+    revocation: &Revocation,
+    credentials: &Credentials,
+) -> Result<Deleted, ProviderError> {
+    let body = delete_body(revocation);
+    let (status, bytes) =
+        post(http, clock.now(), &revocation.endpoint, &revocation.region, DELETE_ACTION, body, credentials)
+            .await
+            .map_err(|e| e.for_api(DELETE_INSTANCE_TOKEN, &revocation.endpoint))?;
+    delete_answer(status, &bytes, &secrets_of(credentials))
+}
+
+/// What a `DeleteInstanceToken` answer says: `{"Response":{"RequestId":…}}` on success; an error
+/// in the same shape as CreateInstanceToken's (`ResourceNotFound*`: the token is gone already).
+pub fn delete_answer(status: u16, body: &[u8], secrets: &[&str]) -> Result<Deleted, ProviderError> {
+    match envelope(DELETE_INSTANCE_TOKEN, status, body, secrets) {
+        Ok(_) => Ok(Deleted::Now),
+        Err(ProviderError::Api { code, .. }) if code.starts_with("ResourceNotFound") => Ok(Deleted::AlreadyGone),
+        Err(e) => Err(e),
+    }
+}
+
+/// The success answer of a reply, or the error it is. Errors come as HTTP 200 with
+/// `Response.Error` (`Code`, `Message` and `RequestId` read as text whatever their JSON type);
+/// any other status is a server/network failure (as the SDK treats it).
+fn envelope(api: &'static str, status: u16, body: &[u8], secrets: &[&str]) -> Result<RawAnswer, ProviderError> {
+    if status != 200 {
+        let text = if body.is_empty() { "(empty answer)".into() } else { String::from_utf8_lossy(body).into_owned() };
+        return Err(ProviderError::Api {
+            api,
+            status,
+            code: "-".into(),
+            message: scrub(&text, secrets),
+            request_id: None,
+            kind: ApiErrorKind::Transient,
+            retry_after: None,
+        });
+    }
+    let envelope: Envelope = parse(api, body)?;
+    let answer = envelope
+        .response
+        .ok_or_else(|| ProviderError::Malformed { api, detail: "no `Response` in the answer".into() })?;
+    let Some(error) = answer.error else { return Ok(answer) };
+    // Only diagnostic: a `RequestId` of an unexpected type is left out, not fatal.
+    let request_id = text(api, answer.request_id.as_ref(), "RequestId").ok().flatten();
+    let code = text(api, error.code.as_ref(), "Code").ok().flatten().unwrap_or_default();
+    let message = text(api, error.message.as_ref(), "Message").ok().flatten().unwrap_or_default();
+    Err(ProviderError::Api {
+        api,
+        status,
+        kind: classify(&code),
+        code: scrub(if code.is_empty() { "-" } else { &code }, secrets),
+        message: scrub(&message, secrets),
+        request_id: request_id.map(|r| scrub(&r, secrets)),
+        retry_after: None,
+    })
 }
 
 /// When the token of `answer` expires: the earliest of its `ExpTime` (when plausible), its JWT
@@ -186,37 +317,8 @@ pub fn expires_at(
 /// any other status is a server/network failure (as the SDK treats it).
 pub fn answer(status: u16, body: &[u8], secrets: &[&str]) -> Result<Answer, ProviderError> {
     let api = CREATE_INSTANCE_TOKEN;
-    if status != 200 {
-        let text = if body.is_empty() { "(empty answer)".into() } else { String::from_utf8_lossy(body).into_owned() };
-        return Err(ProviderError::Api {
-            api,
-            status,
-            code: "-".into(),
-            message: scrub(&text, secrets),
-            request_id: None,
-            kind: ApiErrorKind::Transient,
-            retry_after: None,
-        });
-    }
-    let envelope: Envelope = parse(api, body)?;
-    let answer = envelope
-        .response
-        .ok_or_else(|| ProviderError::Malformed { api, detail: "no `Response` in the answer".into() })?;
-    // Only diagnostic: a `RequestId` of an unexpected type is left out, not fatal.
+    let answer = envelope(api, status, body, secrets)?;
     let request_id = text(api, answer.request_id.as_ref(), "RequestId").ok().flatten();
-    if let Some(error) = answer.error {
-        let code = text(api, error.code.as_ref(), "Code").ok().flatten().unwrap_or_default();
-        let message = text(api, error.message.as_ref(), "Message").ok().flatten().unwrap_or_default();
-        return Err(ProviderError::Api {
-            api,
-            status,
-            kind: classify(&code),
-            code: scrub(if code.is_empty() { "-" } else { &code }, secrets),
-            message: scrub(&message, secrets),
-            request_id: request_id.map(|r| scrub(&r, secrets)),
-            retry_after: None,
-        });
-    }
     let token = nonempty(api, text(api, answer.token.as_ref(), "Token")?, "Token")?;
     let username = username(api, text(api, answer.username.as_ref(), "Username")?, "Username")?;
     let token_id = text(api, answer.token_id.as_ref(), "TokenId")?.filter(|id| !id.is_empty());
@@ -543,6 +645,35 @@ mod tests {
         let body = br#"{"Response":{"Error":{"Code":"AuthFailure.TokenFailure","Message":"token SESSIONtok123 bad"},"RequestId":"r"}}"#;
         let e = answer(200, body, &["SESSIONtok123"]).unwrap_err().to_string();
         assert!(!e.contains("SESSIONtok123"), "{e}");
+    }
+
+    /// Issue 17 item 2: `DeleteInstanceToken` sends exactly the SDK's request fields, reads a
+    /// success, and takes `ResourceNotFound` as "already gone".
+    #[test]
+    fn issue_17_delete_instance_token_body_and_answers() {
+        let revocation = Revocation {
+            endpoint: crate::config::Endpoint { base: url::Url::parse("https://tcr.tencentcloudapi.com").unwrap() },
+            region: "ap-guangzhou".into(),
+            registry_id: "tcr-abcd1234".into(),
+            token_id: "1456976".into(),
+        };
+        assert_eq!(delete_body(&revocation), br#"{"RegistryId":"tcr-abcd1234","TokenId":"1456976"}"#);
+        assert_eq!(delete_answer(200, br#"{"Response":{"RequestId":"r"}}"#, &[]), Ok(Deleted::Now));
+        assert_eq!(delete_answer(200, br#"{"Response":{"RequestId":7}}"#, &[]), Ok(Deleted::Now));
+        let gone = br#"{"Response":{"Error":{"Code":"ResourceNotFound","Message":"no such token"},"RequestId":"r"}}"#;
+        assert_eq!(delete_answer(200, gone, &[]), Ok(Deleted::AlreadyGone));
+        let e = delete_answer(
+            200,
+            br#"{"Response":{"Error":{"Code":"InternalError.DbError","Message":"m"},"RequestId":"r"}}"#,
+            &[],
+        )
+        .unwrap_err();
+        assert_eq!(e.to_string(), "TCR DeleteInstanceToken: HTTP 200 InternalError.DbError: m (request id r)");
+        assert_eq!(kind(&e), ApiErrorKind::Transient);
+        let e = delete_answer(200, br#"{"Response":{"Error":{"Code":"UnauthorizedOperation","Message":"m"}}}"#, &[]);
+        assert_eq!(e.map_err(|e| kind(&e)), Err(ApiErrorKind::Permanent));
+        assert_eq!(delete_answer(502, b"bad gateway", &[]).map_err(|e| kind(&e)), Err(ApiErrorKind::Transient));
+        assert!(matches!(delete_answer(200, b"<html>", &[]), Err(ProviderError::Malformed { .. })));
     }
 
     #[test]

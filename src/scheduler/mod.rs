@@ -292,6 +292,12 @@ impl Scheduler {
             settle_checked: None,
         };
         let now = scheduler.parts.clock.read();
+        {
+            let mut queue = scheduler.parts.board.revocations();
+            for pending in std::mem::take(&mut saved.revocations) {
+                queue.push(pending);
+            }
+        }
         let reused = scheduler.with_table(|s, table| {
             table.reserve(tickets.len());
             let mut reused = 0usize;
@@ -300,7 +306,13 @@ impl Scheduler {
                 let holding = saved
                     .tickets
                     .remove(spec.name.as_str())
-                    .filter(|stored| stored.identity == identity(&spec))
+                    .filter(|stored| {
+                        let same = stored.identity == identity(&spec);
+                        if !same {
+                            kept_active(&spec.name, stored.holding.current.as_ref(), "its target changed");
+                        }
+                        same
+                    })
                     .map(|stored| usable(stored.holding, now))
                     .unwrap_or_default();
                 if holding.current.is_some() {
@@ -313,6 +325,10 @@ impl Scheduler {
         });
         if reused > 0 {
             tracing::info!(tickets = reused, "reusing the saved tokens");
+        }
+        // Saved tickets the config no longer has: a consumer may still use their tokens.
+        for (name, stored) in &saved.tickets {
+            kept_active(name, stored.holding.current.as_ref(), "it is no longer in the config");
         }
         scheduler
     }
@@ -597,10 +613,24 @@ impl Scheduler {
                     ticket.current_written = true;
                     ticket.confirmed = true;
                     self.changed = true;
-                    if let Some(changed) = &self.parts.changed
-                        && ticket.spec.consumers.on_change.is_some()
-                    {
-                        let _ = changed.send((ticket.spec.clone(), generation));
+                    let hook = self.parts.changed.as_ref().filter(|_| ticket.spec.consumers.on_change.is_some());
+                    // Tokens this one superseded are revoked now, or once the hook has run.
+                    let board = &self.parts.board;
+                    let wait_for_hook = board.revocations().published(&ticket.spec.name, generation, hook.is_some());
+                    board.revocations_changed().notify_one();
+                    if let Some(changed) = hook {
+                        let ran = wait_for_hook.then(|| {
+                            let (ran, hook_ran) = oneshot::channel();
+                            let (board, name) = (Arc::clone(board), ticket.spec.name.to_string());
+                            // Told when the hook has run (or will not: its runner is gone).
+                            tokio::spawn(async move {
+                                let _ = hook_ran.await;
+                                board.revocations().hooks_ran(&name, generation);
+                                board.revocations_changed().notify_one();
+                            });
+                            ran
+                        });
+                        let _ = changed.send((ticket.spec.clone(), generation, ran));
                     }
                     self.emit(Event::Published { name: ticket.spec.name.to_string(), generation });
                     self.save_soon(now.mono + SAVE_DEBOUNCE);
@@ -652,6 +682,16 @@ impl Scheduler {
                 return;
             }
             Change::Token { generation, expires_at, new_ticket, replaced } => {
+                // A long-term token replaced is revoked once the new one is in every sink.
+                let new_id = ticket.holding.current.as_ref().and_then(|c| c.token.token_id.as_deref());
+                if let Some(old_id) = replaced.as_ref().and_then(|c| c.token.token_id.as_deref())
+                    && Some(old_id) != new_id
+                    && let Some(pending) = superseded(&ticket.spec, old_id, generation, now.wall)
+                {
+                    queue_revocation(&self.parts.board, pending);
+                    // Saved at once: a restart must not forget it (long-term mints are rare).
+                    self.save_soon(now.mono);
+                }
                 // The sinks still hold the token just replaced: keep it for readers and the state
                 // file until they hold the new one.
                 if std::mem::take(&mut ticket.current_written) {
@@ -787,8 +827,11 @@ impl Scheduler {
         let mut removed: Vec<(String, TicketId)> =
             table.iter().filter(|(_, t)| !keep.contains(t.name())).map(|(id, t)| (t.name().to_string(), id)).collect();
         removed.sort_unstable();
-        for (_, id) in &removed {
-            table.remove(*id);
+        for (name, id) in &removed {
+            if let Some(gone) = table.remove(*id) {
+                forget_revocations(&self.parts.board, name);
+                kept_active(name, gone.written(), "it is no longer in the config");
+            }
         }
         summary.removed = removed.into_iter().map(|(name, _)| name).collect();
         table.reserve(tickets.len().saturating_sub(table.len()));
@@ -819,6 +862,8 @@ impl Scheduler {
                 }
             } else {
                 summary.replaced.push(name.to_string());
+                forget_revocations(&self.parts.board, &name);
+                kept_active(&name, ticket.written(), "its target changed");
                 ticket.holding = Holding::default();
                 ticket.previous = None;
                 ticket.current_written = false;
@@ -874,7 +919,7 @@ impl Scheduler {
             };
             (ticket.name().to_string(), stored)
         });
-        StateFile { version: 1, tickets: tickets.collect() }
+        StateFile { version: 1, tickets: tickets.collect(), revocations: self.parts.board.revocations().saved() }
     }
 
     /// What ticket `name` holds now (tests look at it).
@@ -889,9 +934,11 @@ impl Scheduler {
         let result = {
             let table = self.parts.board.table();
             let records = records(&table);
-            let state = StateFileRef(|| {
-                records.iter().map(|&id| record_of(&table, id)).map(|ticket| (ticket.name(), record(ticket)))
-            });
+            let revocations = self.parts.board.revocations().saved();
+            let state = StateFileRef(
+                || records.iter().map(|&id| record_of(&table, id)).map(|ticket| (ticket.name(), record(ticket))),
+                revocations,
+            );
             self.parts.persistence.save(&state)
         };
         crate::heap::release_free_pages();
@@ -1027,6 +1074,61 @@ fn outlook(
         Some(_) => Outlook::Keeps,
         None if held => Outlook::Lapsed { retry_helps },
         None => Outlook::NoTokenYet { retry_helps },
+    }
+}
+
+/// The revocation of TCR long-term token `token_id` of ticket `spec`, replaced by `generation`
+/// at `now` (`None` for other kinds).
+fn superseded(
+    spec: &TicketSpec,
+    token_id: &str,
+    generation: u64,
+    now: SystemTime,
+) -> Option<crate::state::PendingRevocation> {
+    let ApiSpec::Tcr(tcr) = &spec.api else { return None };
+    Some(crate::state::PendingRevocation {
+        ticket: spec.name.to_string(),
+        token_id: token_id.to_string(),
+        endpoint: tcr.endpoint.to_string(),
+        region: tcr.region.clone(),
+        registry_id: tcr.registry_id.clone(),
+        credentials: spec.credentials.clone(),
+        after_generation: Some(generation),
+        since: now.into(),
+    })
+}
+
+fn queue_revocation(board: &Board, pending: crate::state::PendingRevocation) {
+    let (ticket, token_id) = (pending.ticket.clone(), pending.token_id.clone());
+    match board.revocations().push(pending) {
+        crate::revocation::Pushed::Queued => tracing::info!(
+            ticket = %ticket,
+            token_id = %token_id,
+            "the long-term token was replaced; it is revoked once the new one is in every sink"
+        ),
+        crate::revocation::Pushed::Duplicate => {}
+        crate::revocation::Pushed::Full => tracing::error!(
+            ticket = %ticket,
+            token_id = %token_id,
+            cap = crate::revocation::MAX_PENDING,
+            "too many revocations pending: the replaced long-term token stays active; delete it by hand"
+        ),
+    }
+}
+
+/// `name` left the config or changed target: what waited for its new token to reach the sinks
+/// is no longer revoked (which token a consumer uses cannot be known).
+fn forget_revocations(board: &Board, name: &str) {
+    for pending in board.revocations().forget_waiting(name) {
+        tracing::info!(ticket = %name, token_id = %pending.token_id, "not revoking the replaced long-term token: the ticket left the config before its successor reached every sink; it stays active");
+    }
+}
+
+/// Say that the TCR long-term token `current` of ticket `name` stays active (`why`: the ticket
+/// left the config, or its target changed): a consumer may still use it.
+fn kept_active(name: &str, current: Option<&Current>, why: &str) {
+    if let Some(token_id) = current.and_then(|c| c.token.token_id.as_deref()) {
+        tracing::info!(ticket = %name, token_id = %token_id, "{why}; its long-term token stays active (a consumer may still use it)");
     }
 }
 
@@ -1186,5 +1288,7 @@ async fn sleep_or_forever(duration: Option<Duration>) {
     }
 }
 
+#[cfg(test)]
+mod revocation_tests;
 #[cfg(test)]
 pub(crate) mod tests;

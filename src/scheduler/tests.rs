@@ -121,6 +121,7 @@ impl Provider for FakeSls {
                 Operation::Refresh { .. } => Issued::Token(TokenPart {
                     value: Secret::new(format!("token-{serial}")),
                     username: None,
+                    token_id: None,
                     issued_at: now.into(),
                     expires_at: (now + sls.token_lifetime).into(),
                 }),
@@ -154,7 +155,7 @@ pub(crate) fn sls_ticket(name: &str, ticket: Duration, token: Duration) -> Ticke
     )
 }
 
-fn credential_store(expires_at: Option<SystemTime>) -> CredentialStore {
+pub(super) fn credential_store(expires_at: Option<SystemTime>) -> CredentialStore {
     let mut config = crate::config::Config {
         source: None,
         state_dir: "/nonexistent".into(),
@@ -207,14 +208,14 @@ struct Run {
 }
 
 /// A scheduler running on a task of its own, as the daemon runs it.
-struct Running {
+pub(super) struct Running {
     stop: CancellationToken,
     commands: mpsc::UnboundedSender<Command>,
     task: tokio::task::JoinHandle<Scheduler>,
 }
 
 impl Running {
-    fn start(scheduler: Scheduler) -> Self {
+    pub(super) fn start(scheduler: Scheduler) -> Self {
         let stop = CancellationToken::new();
         let (commands, command_rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(scheduler.run(stop.clone(), command_rx));
@@ -222,7 +223,7 @@ impl Running {
     }
 
     /// Reload with `tickets` (static test credentials) and wait for the summary.
-    async fn reload(&self, tickets: Vec<TicketSpec>) -> ReloadSummary {
+    pub(super) async fn reload(&self, tickets: Vec<TicketSpec>) -> ReloadSummary {
         let (reply, answer) = oneshot::channel();
         let credentials = credential_store(None);
         let sent = self.commands.send(Command::Reconfigure { tickets, credentials, reply });
@@ -231,7 +232,7 @@ impl Running {
     }
 
     /// Stop the loop (in-flight work finishes, state is saved) and get the scheduler back.
-    async fn stop(self) -> Scheduler {
+    pub(super) async fn stop(self) -> Scheduler {
         self.stop.cancel();
         self.task.await.expect("the scheduler loop does not panic")
     }

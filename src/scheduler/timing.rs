@@ -178,6 +178,7 @@ mod tests {
                 token: TokenPart {
                     value: Secret::new("a"),
                     username: None,
+                    token_id: None,
                     issued_at: token_issued.into(),
                     expires_at: (token_issued + token_life).min(t0 + ticket_life).into(),
                 },

@@ -137,6 +137,7 @@ mod tests {
             token: TokenPart {
                 value: Secret::new("tok"),
                 username: Some("user".into()),
+                token_id: None,
                 issued_at: t.into(),
                 expires_at: t.into(),
             },
@@ -167,7 +168,13 @@ mod tests {
         let t = from_unix_seconds(1_700_000_000);
         let current = Current {
             ticket: None,
-            token: TokenPart { value: Secret::new("tok"), username: None, issued_at: t.into(), expires_at: t.into() },
+            token: TokenPart {
+                value: Secret::new("tok"),
+                username: None,
+                token_id: None,
+                issued_at: t.into(),
+                expires_at: t.into(),
+            },
             generation: 1,
             refreshed_at: t.into(),
             expires_mono: None,

@@ -163,6 +163,7 @@ mod tests {
             token: TokenPart {
                 value: Secret::new("tok"),
                 username: Some("user".into()),
+                token_id: None,
                 issued_at: t.into(),
                 expires_at: (t + std::time::Duration::from_secs(3600)).into(),
             },

@@ -16,12 +16,16 @@ use tokio::sync::mpsc;
 
 use crate::config::{DEFAULT_HOOK_PATH, HOOK_ENV_PASSED, HookSpec, TicketSpec};
 
-/// A ticket whose sinks now hold `generation`.
-pub type Changed = (TicketSpec, u64);
+/// A ticket whose sinks now hold `generation`, and who to tell once its hook has run for it (or
+/// for a later generation that took its place in the debounce): a superseded TCR long-term token
+/// is revoked only then (see [`crate::revocation`]). Dropped unsent when the ticket has no hook.
+pub type Changed = (TicketSpec, u64, Option<tokio::sync::oneshot::Sender<()>>);
 
 #[derive(Default)]
 struct Slot {
-    latest: Option<Changed>,
+    latest: Option<(TicketSpec, u64)>,
+    /// Told once the next run has ended.
+    waiting: Vec<tokio::sync::oneshot::Sender<()>>,
     armed: bool,
     running: Arc<tokio::sync::Mutex<()>>,
 }
@@ -29,13 +33,14 @@ struct Slot {
 /// Run hooks for every change received on `changes` until the channel closes.
 pub async fn run_hooks(mut changes: mpsc::UnboundedReceiver<Changed>) {
     let slots: Arc<Mutex<HashMap<CompactString, Slot>>> = Arc::default();
-    while let Some((spec, generation)) = changes.recv().await {
+    while let Some((spec, generation, ran)) = changes.recv().await {
         let Some(hook) = spec.consumers.on_change.clone() else { continue };
         let name = spec.name.clone();
         let arm = {
             let mut slots = slots.lock().expect("hook slots");
             let slot = slots.entry(name.clone()).or_default();
             slot.latest = Some((spec, generation));
+            slot.waiting.extend(ran);
             !std::mem::replace(&mut slot.armed, true)
         };
         if !arm {
@@ -44,15 +49,18 @@ pub async fn run_hooks(mut changes: mpsc::UnboundedReceiver<Changed>) {
         let slots = slots.clone();
         tokio::spawn(async move {
             tokio::time::sleep(hook.debounce).await;
-            let (latest, running) = {
+            let (latest, waiting, running) = {
                 let mut slots = slots.lock().expect("hook slots");
                 let slot = slots.get_mut(&name).expect("armed slot");
                 slot.armed = false;
-                (slot.latest.take(), slot.running.clone())
+                (slot.latest.take(), std::mem::take(&mut slot.waiting), slot.running.clone())
             };
             let Some((spec, generation)) = latest else { return };
             let _one_at_a_time = running.lock().await;
             run_hook(&spec, &hook, generation).await;
+            for ran in waiting {
+                let _ = ran.send(());
+            }
         });
     }
 }

@@ -180,6 +180,7 @@ mod tests {
             token: TokenPart {
                 value: Secret::new("eyJa.eyJb.sig"),
                 username: username.map(ThinStr::from),
+                token_id: None,
                 issued_at: t.into(),
                 expires_at: (t + std::time::Duration::from_secs(3600)).into(),
             },
