@@ -302,3 +302,63 @@ async fn issue_17_a_denied_role_is_logged_naming_the_set_and_role_and_a_cycle_is
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_cli_profile_chainable_ram_role_arn_on_an_ecs_role_signs_dsw_calls_with_the_assumed_keys() {
+    // ~/.aliyun/config.json: profile `cross` (ChainableRamRoleArn) on top of `instance` (EcsRamRole),
+    // picked by ALIBABA_CLOUD_PROFILE; the daemon renews both before the 30 s keys expire.
+    let h = Harness::start().await;
+    let home = h.path("home");
+    std::fs::create_dir_all(home.join(".aliyun")).unwrap();
+    let profiles = serde_json::json!({"current": "instance", "profiles": [
+        {"name": "instance", "mode": "EcsRamRole"},
+        {"name": "cross", "mode": "ChainableRamRoleArn", "source_profile": "instance", "ram_role_arn": ALIBABA_ROLE},
+    ]});
+    std::fs::write(home.join(".aliyun/config.json"), profiles.to_string()).unwrap();
+    let env = [("HOME", home.display().to_string()), ("ALIBABA_CLOUD_PROFILE", "cross".to_string())];
+    renewed_and_capped(
+        &h,
+        "vendor = \"alibaba\"\nsource = \"profile\"\nsts_endpoint = \"{emulator}\"\nmetadata_endpoint = \"{emulator}\"",
+        DSW_TICKET,
+        &env,
+        |s| s.assume_role,
+    )
+    .await;
+    assert_signed_with_assumed_keys(&h, ALIBABA_ROLE);
+    assert!(h.emulator.stats().ecs_credentials >= 2);
+    let text = std::fs::read_to_string(h.path("log.txt")).unwrap();
+    assert!(text.contains("mode ChainableRamRoleArn"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_a_rewritten_ram_role_arn_profile_is_read_again_before_its_keys_expire() {
+    // Assumed keys that live an hour; the profile's base key is rotated away: the daemon reads the
+    // file again at once (not in 45 minutes) and its next AssumeRole is refused.
+    let h = Harness::start().await;
+    let home = h.path("home");
+    std::fs::create_dir_all(home.join(".aliyun")).unwrap();
+    let write = |id: &str| {
+        let profiles = serde_json::json!({"current": "r", "profiles": [{"name": "r", "mode": "RamRoleArn",
+            "access_key_id": id, "access_key_secret": h.key.access_key_secret.expose(), "ram_role_arn": ALIBABA_ROLE}]});
+        std::fs::write(home.join(".aliyun/config.json"), profiles.to_string()).unwrap();
+    };
+    write(&h.key.access_key_id);
+    let config = h.write_config(&format!(
+        "state_dir = \"{{dir}}/state\"\n\n[credentials.c]\nvendor = \"alibaba\"\nsource = \"profile\"\n\
+         sts_endpoint = \"{{emulator}}\"\n{DSW_TICKET}"
+    ));
+    let mut cmd = h.command(&["run", "-c", config.to_str().unwrap()]);
+    cmd.env("HOME", &home).env_remove("ALIBABA_CLOUD_ACCESS_KEY_ID").env_remove("ALIBABA_CLOUD_ACCESS_KEY_SECRET");
+    cmd.stdout(std::process::Stdio::null()).stderr(std::fs::File::create(h.path("log.txt")).unwrap());
+    let mut child = cmd.spawn().unwrap();
+    wait_for("a token signed with the assumed keys", WAIT, || token(&h).filter(|(g, _)| *g >= 1)).await;
+    assert_eq!((h.emulator.stats().assume_role, h.emulator.stats().rejected), (1, 0));
+    write("LTAIrotatedaway");
+    wait_for("an AssumeRole signed with the rewritten profile", Duration::from_secs(30), || {
+        (h.emulator.stats().rejected >= 1).then_some(())
+    })
+    .await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_signed_with_assumed_keys(&h, ALIBABA_ROLE);
+}

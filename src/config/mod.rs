@@ -195,7 +195,14 @@ pub enum SourceSpec {
     Static(crate::credentials::Credentials),
     /// A credentials file: Alibaba `~/.aliyun/config.json` then the INI file, Tencent
     /// `~/.tencentcloud/credentials`; re-read at a bounded interval.
-    Profile { profile: Option<String>, file: Option<PathBuf> },
+    /// `sts_endpoint` and `metadata_endpoint` override the hosts the Alibaba CLI modes
+    /// RamRoleArn, ChainableRamRoleArn, OIDC and EcsRamRole call.
+    Profile {
+        profile: Option<String>,
+        file: Option<PathBuf>,
+        sts_endpoint: Option<Endpoint>,
+        metadata_endpoint: Option<Endpoint>,
+    },
     /// Alibaba RRSA (`AssumeRoleWithOIDC`) or Tencent TKE (`AssumeRoleWithWebIdentity`), the
     /// role and token file named by the vendor's environment variables.
     Oidc(OidcSpec),

@@ -584,7 +584,7 @@ fn credential(
     let uses = |sources: &[&str]| {
         sources.contains(&source_name) || (source_name == "chain" && !sources.iter().all(|s| NOT_IN_CHAIN.contains(s)))
     };
-    let only: [(&str, bool, &[&str]); 24] = [
+    let only: [(&str, bool, &[&str]); 25] = [
         ("access_key_id_env", rc.access_key_id_env.is_some(), &["env"]),
         ("access_key_secret_env", rc.access_key_secret_env.is_some(), &["env"]),
         ("security_token_env", rc.security_token_env.is_some(), &["env"]),
@@ -601,7 +601,8 @@ fn credential(
         ("sts_endpoint", rc.sts_endpoint.is_some(), &["oidc", "ram_role_arn", "role_arn", "profile"]),
         ("role_session_name", rc.role_session_name.is_some(), &["oidc", "ram_role_arn", "role_arn"]),
         ("duration", rc.duration.is_some(), &["oidc"]),
-        ("metadata_endpoint", rc.metadata_endpoint.is_some() || rc.role_name.is_some(), &["ecs_ram_role", "cvm_role"]),
+        ("metadata_endpoint", rc.metadata_endpoint.is_some(), &["ecs_ram_role", "cvm_role", "profile"]),
+        ("role_name", rc.role_name.is_some(), &["ecs_ram_role", "cvm_role"]),
         ("imdsv1_fallback", rc.imdsv1_fallback.is_some(), &["ecs_ram_role"]),
         ("base_credentials", rc.base_credentials.is_some(), ASSUME_ROLE),
         ("role_arn", rc.role_arn.is_some(), ASSUME_ROLE),
@@ -647,10 +648,6 @@ fn credential(
         }
     }
     let env_spec = SourceSpec::Env { id_var, secret_var, token_var };
-    let profile = SourceSpec::Profile {
-        profile: rc.profile.clone(),
-        file: rc.profile_file.as_ref().and_then(|f| c.path(f, &at.key("profile_file"))),
-    };
     let (default_duration, max_duration) = match vendor {
         Vendor::Alibaba => (DEFAULT_ALIBABA_OIDC_DURATION, MAX_STS_DURATION),
         Vendor::Tencent => (DEFAULT_TENCENT_OIDC_DURATION, MAX_STS_DURATION),
@@ -683,6 +680,12 @@ fn credential(
         metadata_endpoint: rc.metadata_endpoint.as_deref().and_then(|t| endpoint(c, t, &at.key("metadata_endpoint"))),
         role_name: rc.role_name.clone(),
         imdsv1_fallback: rc.imdsv1_fallback.unwrap_or(true),
+    };
+    let profile = SourceSpec::Profile {
+        profile: rc.profile.clone(),
+        file: rc.profile_file.as_ref().and_then(|f| c.path(f, &at.key("profile_file"))),
+        sts_endpoint: sts_endpoint.clone().flatten(),
+        metadata_endpoint: metadata.metadata_endpoint.clone(),
     };
     let instance = match vendor {
         Vendor::Alibaba => SourceSpec::EcsRamRole(metadata),
@@ -2382,6 +2385,24 @@ path = "/root/.docker/config.json"
         let SourceSpec::AssumeRole(a) = &config.credentials["tc"].source else { panic!("not role_arn") };
         assert_eq!((a.vendor, a.duration), (Vendor::Tencent, Duration::from_secs(7200)));
         assert_eq!(config.credentials["tc"].source.name(), "role_arn");
+    }
+
+    #[test]
+    fn issue_17_profile_takes_the_sts_and_metadata_endpoints_its_cli_role_modes_call() {
+        let none = HashMap::new();
+        let with = |body: &str| GOOD.replace("vendor = \"alibaba\"", &format!("vendor = \"alibaba\"\n{body}"));
+        let text = with(
+            "source = \"profile\"\nsts_endpoint = \"http://127.0.0.1:9\"\nmetadata_endpoint = \"http://127.0.0.1:8\"",
+        );
+        let config = parse(&text, "t.toml", &none).unwrap();
+        let SourceSpec::Profile { sts_endpoint: Some(sts), metadata_endpoint: Some(md), .. } =
+            &config.credentials["prod"].source
+        else {
+            panic!("no endpoints")
+        };
+        assert_eq!((sts.base.port(), md.base.port()), (Some(9), Some(8)));
+        let joined = problems(&with("source = \"profile\"\nrole_name = \"web\""), &none).join("\n");
+        assert!(joined.contains("credentials.prod.role_name: does not apply to source = \"profile\""), "{joined}");
     }
 
     #[test]

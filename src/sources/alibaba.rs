@@ -164,50 +164,69 @@ pub(super) async fn sts_answer(
     })
 }
 
-#[derive(Deserialize)]
-struct CliConfig {
-    #[serde(default)]
-    current: Option<String>,
-    #[serde(default)]
-    profiles: Vec<CliProfile>,
+/// A profile as read: a CLI config.json profile's plan (with its description), or keys from the
+/// INI file.
+pub enum Resolved {
+    Cli(Box<super::cli_profile::Plan>, String),
+    Keys(Fetched),
 }
 
-#[derive(Deserialize)]
-struct CliProfile {
-    name: String,
-    #[serde(default)]
-    mode: String,
-    #[serde(default)]
-    access_key_id: String,
-    #[serde(default)]
-    access_key_secret: String,
-    #[serde(default)]
-    sts_token: String,
+/// `~/.aliyun/config.json` (every mode credentials-go resolves, see [`super::cli_profile`]), then
+/// the INI file (`type = access_key`); the STS and metadata calls a CLI mode needs are made now.
+pub async fn profile(
+    name: Option<&str>,
+    file: Option<&PathBuf>,
+    overrides: super::cli_profile::Overrides<'_>,
+    ctx: &Context,
+) -> Result<Fetched, SourceError> {
+    match resolve_profile(name, file, &|n| ctx.var(n))? {
+        Resolved::Keys(f) => Ok(f),
+        Resolved::Cli(plan, description) => {
+            let credentials = super::cli_profile::execute(&plan, overrides, ctx).await?;
+            Ok(Fetched { credentials, description })
+        }
+    }
 }
 
-/// `~/.aliyun/config.json` (modes AK and StsToken), then the INI file (`type = access_key`).
-pub fn profile(name: Option<&str>, file: Option<&PathBuf>, ctx: &Context) -> Result<Fetched, SourceError> {
-    read_profile(name, file, &|n| ctx.var(n))
-}
-
+/// The keys a profile holds itself (modes AK and StsToken, the INI file); a mode that needs STS
+/// or metadata calls is an error here (see [`profile`]).
 pub fn read_profile(
     name: Option<&str>,
     file: Option<&PathBuf>,
     var: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Fetched, SourceError> {
+    match resolve_profile(name, file, var)? {
+        Resolved::Keys(f) => Ok(f),
+        Resolved::Cli(plan, description) => match *plan {
+            super::cli_profile::Plan::Keys(credentials) => Ok(Fetched { credentials, description }),
+            _ => Err(SourceError::Failed(format!("{description}: keys come from STS or metadata"))),
+        },
+    }
+}
+
+/// Find and read the profile, without network calls.
+pub fn resolve_profile(
+    name: Option<&str>,
+    file: Option<&PathBuf>,
+    var: &dyn Fn(&str) -> Option<String>,
+) -> Result<Resolved, SourceError> {
+    let cli = |path: &Path, wanted: Option<&str>, what: &str| {
+        super::cli_profile::plan(path, wanted, what, var).map(|(plan, d)| Resolved::Cli(Box::new(plan), d))
+    };
+    let ini = |path: &Path, wanted: Option<&str>, what: &str| ini_profile(path, wanted, what).map(Resolved::Keys);
     let wanted = name.map(str::to_string).or_else(|| var("ALIBABA_CLOUD_PROFILE"));
     if let Some(path) = file {
         return if path.extension().is_some_and(|e| e == "json") {
-            cli_profile(path, wanted.as_deref(), "profile_file")
+            cli(path, wanted.as_deref(), "profile_file")
         } else {
-            ini_profile(path, wanted.as_deref(), "profile_file")
+            ini(path, wanted.as_deref(), "profile_file")
         };
     }
     let mut absent = Vec::new();
     if var("ALIBABA_CLOUD_CLI_PROFILE_DISABLED").is_none_or(|v| !v.eq_ignore_ascii_case("true"))
         && let Some(home) = home(var)
     {
-        match cli_profile(&home.join(".aliyun/config.json"), wanted.as_deref(), "CLI profile") {
+        match cli(&home.join(".aliyun/config.json"), wanted.as_deref(), "CLI profile") {
             Err(SourceError::Absent(d)) => absent.push(d),
             other => return other,
         }
@@ -219,55 +238,13 @@ pub fn read_profile(
             None => return Err(SourceError::Absent(format!("{}; HOME is not set", absent.join("; ")))),
         },
     };
-    match ini_profile(&path, wanted.as_deref(), what) {
+    match ini(&path, wanted.as_deref(), what) {
         Err(SourceError::Absent(d)) => {
             absent.push(d);
             Err(SourceError::Absent(absent.join("; ")))
         }
         other => other,
     }
-}
-
-fn cli_profile(path: &Path, wanted: Option<&str>, what: &str) -> Result<Fetched, SourceError> {
-    let text = read_file(what, path)?;
-    let config: CliConfig = serde_json::from_str(&text).map_err(|e| {
-        SourceError::Failed(format!(
-            "{}: not a CLI config ({})",
-            path.display(),
-            crate::secret::json_error_without_values(&e)
-        ))
-    })?;
-    let name = wanted.map(str::to_string).or(config.current).unwrap_or_else(|| "default".into());
-    let p = config
-        .profiles
-        .into_iter()
-        .find(|p| p.name == name)
-        .ok_or_else(|| SourceError::Failed(format!("{}: no profile `{name}`", path.display())))?;
-    let missing = |field: &str| SourceError::Failed(format!("{}: profile `{name}` has no {field}", path.display()));
-    let token = match p.mode.as_str() {
-        "AK" | "" => None,
-        "StsToken" => Some(if p.sts_token.is_empty() { return Err(missing("sts_token")) } else { p.sts_token }),
-        other => {
-            return Err(SourceError::Failed(format!(
-                "{}: profile `{name}` has mode {other}; ticketd reads modes AK and StsToken",
-                path.display()
-            )));
-        }
-    };
-    if p.access_key_id.is_empty() {
-        return Err(missing("access_key_id"));
-    }
-    if p.access_key_secret.is_empty() {
-        return Err(missing("access_key_secret"));
-    }
-    Ok(Fetched {
-        credentials: Credentials::long_term(p.access_key_id, p.access_key_secret, token),
-        description: format!(
-            "profile ({}, profile {name}, mode {})",
-            path.display(),
-            if p.mode.is_empty() { "AK" } else { &p.mode }
-        ),
-    })
 }
 
 fn ini_profile(path: &Path, wanted: Option<&str>, what: &str) -> Result<Fetched, SourceError> {
@@ -455,7 +432,7 @@ mod tests {
         let v2 = vars(&[("HOME", &home), ("ALIBABA_CLOUD_PROFILE", "sts")]);
         assert_eq!(read_profile(None, None, &v2).unwrap().credentials.access_key_id.expose(), "STS.x");
         let Err(e) = read_profile(Some("role"), None, &v) else { panic!() };
-        assert!(e.detail().contains("mode RamRoleArn; ticketd reads modes AK and StsToken"), "{e:?}");
+        assert!(e.detail().ends_with("profile `role` has no ram_role_arn"), "{e:?}");
         assert!(!e.detail().contains("b\""));
         let Err(e) = read_profile(Some("nope"), None, &v) else { panic!() };
         assert!(e.detail().ends_with("no profile `nope`"), "{e:?}");

@@ -282,3 +282,102 @@ async fn issue_17_credentials_uri_from_the_config_or_the_variable() {
     assert_eq!(s.emulator.stats().credentials_uri, 2);
     s.emulator.stop();
 }
+
+/// A `~/.aliyun/config.json` in `dir` holding every mode, with the base keys of `s`.
+fn cli_config(s: &Setup, dir: &std::path::Path) -> std::path::PathBuf {
+    let token_file = dir.join("oidc-token");
+    std::fs::write(&token_file, "oidc.jwt.from-profile").unwrap();
+    let (id, secret) = (&s.alibaba.access_key_id, s.alibaba.access_key_secret.expose());
+    let text = serde_json::json!({
+        "current": "role",
+        "profiles": [
+            {"name": "ak", "mode": "AK", "access_key_id": id, "access_key_secret": secret},
+            {"name": "role", "mode": "RamRoleArn", "access_key_id": id, "access_key_secret": secret,
+             "ram_role_arn": ROLE, "ram_session_name": "from-profile", "expired_seconds": 900,
+             "external_id": "ext-9", "policy": "{\"Version\":\"1\"}"},
+            {"name": "hop", "mode": "ChainableRamRoleArn", "source_profile": "role", "ram_role_arn": ROLE2},
+            {"name": "ecs", "mode": "EcsRamRole", "ram_role_name": ""},
+            {"name": "ecs-hop", "mode": "ChainableRamRoleArn", "source_profile": "ecs", "ram_role_arn": ROLE},
+            {"name": "oidc", "mode": "OIDC", "ram_role_arn": ROLE, "oidc_provider_arn": "acs:ram::1:oidc-provider/p",
+             "oidc_token_file": token_file.display().to_string()},
+            {"name": "loop-a", "mode": "ChainableRamRoleArn", "source_profile": "loop-b", "ram_role_arn": ROLE},
+            {"name": "loop-b", "mode": "ChainableRamRoleArn", "source_profile": "loop-a", "ram_role_arn": ROLE},
+            {"name": "sso", "mode": "CloudSSO"},
+        ]
+    });
+    let path = dir.join("config.json");
+    std::fs::write(&path, text.to_string()).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn issue_17_cli_profile_modes_ram_role_arn_chainable_ecs_and_oidc_resolve_as_credentials_go_does() {
+    let s = setup().await;
+    let dir = tempfile::tempdir().unwrap();
+    let path = cli_config(&s, dir.path());
+    let ctx = s.ctx(&[]);
+    let spec = |name: Option<&str>| CredentialSpec {
+        name: "cli".into(),
+        vendor: Vendor::Alibaba,
+        source: SourceSpec::Profile {
+            profile: name.map(str::to_string),
+            file: Some(path.clone()),
+            sts_endpoint: Some(s.endpoint()),
+            metadata_endpoint: Some(s.endpoint()),
+        },
+    };
+    let issued_by = |f: &Fetched| s.emulator.issued_by(f.credentials.access_key_id.expose());
+    // AK: the keys themselves, no call.
+    let f = fetch(&spec(Some("ak")), &ctx).await.unwrap();
+    assert_eq!(f.credentials.access_key_id.expose(), s.alibaba.access_key_id);
+    // RamRoleArn (the `current` profile): AssumeRole signed with the profile's keys, its options sent.
+    let f = fetch(&spec(None), &ctx).await.unwrap();
+    assert_eq!(f.description, format!("profile ({}, profile role, mode RamRoleArn, role {ROLE})", path.display()));
+    assert_eq!(issued_by(&f), Some(format!("AssumeRole {ROLE}")));
+    assert!(f.credentials.expires_at.is_some() && s.alibaba_accepts(&f.credentials).await);
+    let sent: HashMap<String, String> = s.emulator.last_assume_role().into_iter().collect();
+    assert_eq!(
+        (sent["RoleSessionName"].as_str(), sent["DurationSeconds"].as_str(), sent["ExternalId"].as_str()),
+        ("from-profile", "900", "ext-9")
+    );
+    assert_eq!(sent["Policy"], "{\"Version\":\"1\"}");
+    // ChainableRamRoleArn: the second role assumed with the first role's keys.
+    let f = fetch(&spec(Some("hop")), &ctx).await.unwrap();
+    assert!(
+        f.description.ends_with(&format!("mode ChainableRamRoleArn, role {ROLE2}, via role)")),
+        "{}",
+        f.description
+    );
+    assert_eq!(issued_by(&f), Some(format!("AssumeRole {ROLE2}")));
+    assert!(s.alibaba_accepts(&f.credentials).await);
+    // EcsRamRole, and a role on top of it.
+    let before = s.emulator.stats().ecs_credentials;
+    let f = fetch(&spec(Some("ecs")), &ctx).await.unwrap();
+    assert!(s.alibaba_accepts(&f.credentials).await);
+    let f = fetch(&spec(Some("ecs-hop")), &ctx).await.unwrap();
+    assert_eq!(issued_by(&f), Some(format!("AssumeRole {ROLE}")));
+    assert_eq!(s.emulator.stats().ecs_credentials, before + 2);
+    // OIDC: AssumeRoleWithOIDC with the profile's token file.
+    let f = fetch(&spec(Some("oidc")), &ctx).await.unwrap();
+    assert_eq!(s.emulator.last_oidc_token().as_deref(), Some("oidc.jwt.from-profile"));
+    assert!(s.alibaba_accepts(&f.credentials).await);
+    // A cycle of source profiles, and a mode ticketd does not read: named, not a hang.
+    let e = fetch(&spec(Some("loop-a")), &ctx).await.unwrap_err().to_string();
+    assert!(e.ends_with("source_profile cycle: loop-a -> loop-b -> loop-a"), "{e}");
+    let e = fetch(&spec(Some("sso")), &ctx).await.unwrap_err().to_string();
+    assert!(e.contains("profile `sso` has mode CloudSSO; ticketd reads modes AK, StsToken, RamRoleArn"), "{e}");
+    // Without a file of its own, ALIBABA_CLOUD_PROFILE picks the profile in ~/.aliyun/config.json.
+    std::fs::create_dir(dir.path().join(".aliyun")).unwrap();
+    std::fs::copy(&path, dir.path().join(".aliyun/config.json")).unwrap();
+    let home = [("HOME", dir.path().display().to_string()), ("ALIBABA_CLOUD_PROFILE", "hop".to_string())];
+    let mut by_home = spec(None);
+    if let SourceSpec::Profile { file, .. } = &mut by_home.source {
+        *file = None;
+    }
+    let f = fetch(&by_home, &s.ctx(&home)).await.unwrap();
+    assert_eq!(issued_by(&f), Some(format!("AssumeRole {ROLE2}")));
+    for secret in s.secrets() {
+        assert!(!e.contains(&secret));
+    }
+    s.emulator.stop();
+}

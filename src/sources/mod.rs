@@ -9,6 +9,7 @@
 
 pub mod alibaba;
 pub mod assume_role;
+pub mod cli_profile;
 pub mod ini;
 pub mod refresher;
 pub mod tencent;
@@ -172,12 +173,16 @@ async fn fetch_unchecked(vendor: Vendor, source: &SourceSpec, ctx: &Context) -> 
         }
         (_, SourceSpec::Chain(_)) => Err(SourceError::Failed("a chain inside a chain".into())),
         (Vendor::Alibaba, SourceSpec::Oidc(o)) => alibaba::oidc(o, ctx).await,
-        (Vendor::Alibaba, SourceSpec::Profile { profile, file }) => {
-            alibaba::profile(profile.as_deref(), file.as_ref(), ctx)
+        (Vendor::Alibaba, SourceSpec::Profile { profile, file, sts_endpoint, metadata_endpoint }) => {
+            let overrides = cli_profile::Overrides {
+                sts_endpoint: sts_endpoint.as_ref(),
+                metadata_endpoint: metadata_endpoint.as_ref(),
+            };
+            alibaba::profile(profile.as_deref(), file.as_ref(), overrides, ctx).await
         }
         (Vendor::Alibaba, SourceSpec::EcsRamRole(m)) => alibaba::ecs_ram_role(m, ctx).await,
         (Vendor::Tencent, SourceSpec::Oidc(o)) => tencent::oidc(o, ctx).await,
-        (Vendor::Tencent, SourceSpec::Profile { profile, file }) => {
+        (Vendor::Tencent, SourceSpec::Profile { profile, file, .. }) => {
             tencent::profile(profile.as_deref(), file.as_ref(), ctx)
         }
         (Vendor::Tencent, SourceSpec::CvmRole(m)) => tencent::cvm_role(m, ctx).await,
@@ -238,10 +243,13 @@ pub fn describe(spec: &CredentialSpec, env: &dyn Environment) -> String {
             (Vendor::Tencent, SourceSpec::Oidc(_)) => {
                 tencent::oidc_vars(&|v| set(v)).map(|v| format!("oidc (role {})", v.role_arn))
             }
-            (Vendor::Alibaba, SourceSpec::Profile { profile, file }) => {
-                alibaba::read_profile(profile.as_deref(), file.as_ref(), &|v| set(v)).map(|f| f.description)
+            (Vendor::Alibaba, SourceSpec::Profile { profile, file, .. }) => {
+                alibaba::resolve_profile(profile.as_deref(), file.as_ref(), &|v| set(v)).map(|r| match r {
+                    alibaba::Resolved::Keys(f) => f.description,
+                    alibaba::Resolved::Cli(_, description) => description,
+                })
             }
-            (Vendor::Tencent, SourceSpec::Profile { profile, file }) => {
+            (Vendor::Tencent, SourceSpec::Profile { profile, file, .. }) => {
                 tencent::read_profile(profile.as_deref(), file.as_ref(), &|v| set(v)).map(|f| f.description)
             }
             (Vendor::Alibaba, SourceSpec::EcsRamRole(m)) => {

@@ -101,9 +101,15 @@ async fn keep_fresh(store: &CredentialStore, spec: &CredentialSpec, ctx: &Contex
                 last_description = f.description;
                 store.store(&spec.name, f.credentials);
                 match (expires_at, watch) {
-                    (Some(exp), _) => {
+                    // Temporary keys from a profile (a CLI RamRoleArn, OIDC ... mode) are fetched
+                    // again before they expire, and at once when a profile file changes.
+                    (Some(exp), watch) => {
                         let jitter = rand::rng().random::<f64>();
-                        (next_refresh(fetched_at, exp, renew_before(spec.vendor), jitter), Vec::new())
+                        let files = match watch {
+                            Watch::Files(files) => files,
+                            Watch::Nothing | Watch::Service => Vec::new(),
+                        };
+                        (next_refresh(fetched_at, exp, renew_before(spec.vendor), jitter), files)
                     }
                     // Keys from the environment or the config: nothing changes them until a restart or
                     // reload (which starts a new refresher), so this task is done.

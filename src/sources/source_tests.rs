@@ -178,7 +178,7 @@ async fn the_chain_takes_the_first_source_that_is_set_up_and_lists_what_it_tried
         SourceSpec::Chain(vec![
             SourceSpec::Env { id_var: "ID".into(), secret_var: "SK".into(), token_var: "TOK".into() },
             s.oidc(),
-            SourceSpec::Profile { profile: None, file: None },
+            SourceSpec::Profile { profile: None, file: None, sts_endpoint: None, metadata_endpoint: None },
             SourceSpec::EcsRamRole(s.metadata()),
         ])
     };
@@ -331,7 +331,10 @@ async fn issue_16_a_profile_key_with_a_non_ascii_character_is_refused_by_name() 
         "[default]\ntype = access_key\naccess_key_id = LTAIx\naccess_key_secret = s3cr\u{200b}etkey\n",
     )
     .unwrap();
-    let spec = s.spec(Vendor::Alibaba, SourceSpec::Profile { profile: None, file: Some(file.clone()) });
+    let spec = s.spec(
+        Vendor::Alibaba,
+        SourceSpec::Profile { profile: None, file: Some(file.clone()), sts_endpoint: None, metadata_endpoint: None },
+    );
     let ctx = s.ctx(&[("ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "true".into())]);
     let e = fetch(&spec, &ctx).await.unwrap_err().to_string();
     assert!(e.contains(&file.display().to_string()), "{e}");
@@ -339,7 +342,10 @@ async fn issue_16_a_profile_key_with_a_non_ascii_character_is_refused_by_name() 
     assert!(!e.contains("s3cr") && !e.contains("etkey"), "{e}");
     let tencent = s.dir.path().join("tencent.ini");
     std::fs::write(&tencent, "[default]\nsecret_id = AKIDx\nsecret_key = k\u{e9}y\n").unwrap();
-    let spec = s.spec(Vendor::Tencent, SourceSpec::Profile { profile: None, file: Some(tencent) });
+    let spec = s.spec(
+        Vendor::Tencent,
+        SourceSpec::Profile { profile: None, file: Some(tencent), sts_endpoint: None, metadata_endpoint: None },
+    );
     let e = fetch(&spec, &ctx).await.unwrap_err().to_string();
     assert!(e.contains("SecretKey holds a non-ASCII character (U+00E9) at character 2"), "{e}");
 }
