@@ -1,11 +1,10 @@
 //! The command line: `run` (default), `check-config`, `dev`, `emulator`, `docker-credential`.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::clock::SystemClock;
 use crate::config::{self, DEFAULT_CONFIG_PATH, ProcessEnvironment};
@@ -20,9 +19,9 @@ pub const EXIT_FAILURE: u8 = 1;
 #[derive(Debug, Parser)]
 #[command(name = "ticketd", version, about = "Keeps short-lived cloud tokens fresh and hands them to consumers")]
 pub struct Cli {
-    /// The config file [default: /etc/ticketd/ticketd.toml].
-    #[arg(short = 'c', long = "config", global = true, env = "TICKETD_CONFIG")]
-    pub config: Option<PathBuf>,
+    /// The config file of the default `run`, and of a subcommand that reads one.
+    #[command(flatten)]
+    pub config: ConfigArg,
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text")]
     pub log_format: LogFormat,
@@ -38,11 +37,11 @@ pub enum Command {
     /// Run the daemon (the default).
     Run(RunArgs),
     /// Validate the config (and that its environment variables are set); print every problem.
-    CheckConfig,
+    CheckConfig(ConfigArg),
     /// Run the daemon against a built-in emulator of the cloud APIs, with short lifetimes.
     Dev(crate::dev::DevArgs),
     /// Run only the emulator of the cloud APIs, on loopback.
-    Emulator(EmulatorArgs),
+    Emulator(crate::emulator_cli::EmulatorArgs),
     /// Show every ticket's state, from the running daemon (socket API).
     Status(crate::client_cli::StatusArgs),
     /// Print a ticket's current token (or wait for the next), from the running daemon.
@@ -52,8 +51,25 @@ pub enum Command {
     DockerCredential(crate::docker_credential::DockerCredentialArgs),
 }
 
+/// `-c`: only the commands that read a config take it (`dev` and `emulator` read none).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigArg {
+    /// The config file [default: /etc/ticketd/ticketd.toml].
+    #[arg(short = 'c', long = "config", env = "TICKETD_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    /// This command's `-c`, else the one given before the subcommand (`ticketd -c FILE status`).
+    fn or(&self, outer: &ConfigArg) -> Option<PathBuf> {
+        self.config.clone().or_else(|| outer.config.clone())
+    }
+}
+
 #[derive(Debug, Default, clap::Args)]
 pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
     /// Obtain every token, write every sink, and exit: 0 when all succeeded, 1 otherwise.
     #[arg(long)]
     pub once: bool,
@@ -65,11 +81,36 @@ pub struct RunArgs {
 /// Invoked under this name, the binary is `ticketd docker-credential`.
 pub const HELPER_NAME: &str = "docker-credential-ticketd";
 
-#[derive(Debug, clap::Args)]
-pub struct EmulatorArgs {
-    /// Loopback address to listen on.
-    #[arg(long, default_value = "127.0.0.1:18080")]
-    pub listen: SocketAddr,
+/// Parse `args` (`args[0]` is the program): the command to run and the config it reads (`None`:
+/// neither `-c` nor `TICKETD_CONFIG`). `-c` before the subcommand applies to a subcommand that reads
+/// a config and is refused before one that does not.
+pub fn parse(args: Vec<std::ffi::OsString>) -> Result<(Cli, Command, Option<PathBuf>), clap::Error> {
+    let matches = Cli::command().try_get_matches_from(args)?;
+    let mut cli = Cli::from_arg_matches(&matches)?;
+    let outer_on_line = matches.value_source("config") == Some(clap::parser::ValueSource::CommandLine);
+    let command = match (cli.command.take(), cli.check_config) {
+        (_, true) => Command::CheckConfig(ConfigArg::default()),
+        (Some(c), false) => c,
+        (None, false) => Command::Run(RunArgs::default()),
+    };
+    let config = match &command {
+        Command::Run(a) => a.config.or(&cli.config),
+        Command::CheckConfig(a) => a.or(&cli.config),
+        Command::Status(a) => a.config.or(&cli.config),
+        Command::Get(a) => a.config.or(&cli.config),
+        Command::DockerCredential(a) => a.config.or(&cli.config),
+        Command::Dev(_) | Command::Emulator(_) => {
+            if outer_on_line {
+                let name = if matches!(command, Command::Dev(_)) { "dev" } else { "emulator" };
+                return Err(Cli::command().error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!("-c/--config does not apply to `ticketd {name}`, which reads no config file"),
+                ));
+            }
+            None
+        }
+    };
+    Ok((cli, command, config))
 }
 
 /// Parse the command line, run, and map the outcome to an exit code.
@@ -79,15 +120,10 @@ pub fn main() -> ExitCode {
     if invoked_as.is_some_and(|n| n == HELPER_NAME) {
         args.splice(0..1, ["ticketd".into(), "docker-credential".into()]);
     }
-    let cli = Cli::parse_from(args);
-    let command = match (cli.command, cli.check_config) {
-        (_, true) => Command::CheckConfig,
-        (Some(c), false) => c,
-        (None, false) => Command::Run(RunArgs::default()),
-    };
-    let config_path = cli.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+    let (cli, command, config) = parse(args).unwrap_or_else(|e| e.exit());
+    let config_path = config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
     match command {
-        Command::CheckConfig => check_config(&config_path),
+        Command::CheckConfig(_) => check_config(&config_path),
         Command::Run(args) => {
             crate::heap::use_one_heap();
             logging::init(cli.log_format, "info");
@@ -99,10 +135,10 @@ pub fn main() -> ExitCode {
         }
         Command::Emulator(args) => {
             logging::init(cli.log_format, "info");
-            runtime(async move { emulator(args).await })
+            runtime(async move { crate::emulator_cli::run(args).await })
         }
-        Command::Status(args) => runtime(async move { crate::client_cli::status(args, cli.config.as_deref()).await }),
-        Command::Get(args) => runtime(async move { crate::client_cli::get(args, cli.config.as_deref()).await }),
+        Command::Status(args) => runtime(async move { crate::client_cli::status(args, config.as_deref()).await }),
+        Command::Get(args) => runtime(async move { crate::client_cli::get(args, config.as_deref()).await }),
         Command::DockerCredential(args) => crate::docker_credential::main(&args, &config_path),
     }
 }
@@ -198,70 +234,41 @@ pub fn exit_code(result: Result<(), DaemonError>) -> ExitCode {
     }
 }
 
-async fn emulator(args: EmulatorArgs) -> ExitCode {
-    if !args.listen.ip().is_loopback() {
-        eprintln!("ticketd emulator: {} is not a loopback address; the emulator listens on loopback only", args.listen);
-        return ExitCode::from(EXIT_FAILURE);
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(args: &[&str]) -> Result<(Command, Option<PathBuf>), clap::error::ErrorKind> {
+        let args = std::iter::once("ticketd").chain(args.iter().copied()).map(Into::into).collect();
+        parse(args).map(|(_, command, config)| (command, config)).map_err(|e| e.kind())
     }
-    let env = ProcessEnvironment;
-    let key = match (
-        config::Environment::var(&env, config::ALIBABA_ACCESS_KEY_ID_ENV),
-        config::Environment::var(&env, config::ALIBABA_ACCESS_KEY_SECRET_ENV),
-    ) {
-        (Some(id), Some(secret)) => crate::emulator::EmulatorKey {
-            vendor: config::Vendor::Alibaba,
-            access_key_id: id,
-            access_key_secret: crate::secret::Secret::new(secret),
-            security_token: config::Environment::var(&env, config::ALIBABA_SECURITY_TOKEN_ENV)
-                .map(crate::secret::Secret::new),
-        },
-        _ => {
-            let key = crate::emulator::generate_key("LTAIemu");
-            println!("# no keys in the environment; the emulator accepts these (fake) ones:");
-            println!("export {}={}", config::ALIBABA_ACCESS_KEY_ID_ENV, key.access_key_id);
-            println!("export {}={}", config::ALIBABA_ACCESS_KEY_SECRET_ENV, key.access_key_secret.expose());
-            key
-        }
-    };
-    let tencent = match (
-        config::Environment::var(&env, config::TENCENT_SECRET_ID_ENV),
-        config::Environment::var(&env, config::TENCENT_SECRET_KEY_ENV),
-    ) {
-        (Some(id), Some(secret)) => crate::emulator::EmulatorKey {
-            vendor: config::Vendor::Tencent,
-            access_key_id: id,
-            access_key_secret: crate::secret::Secret::new(secret),
-            security_token: config::Environment::var(&env, config::TENCENT_SESSION_TOKEN_ENV)
-                .map(crate::secret::Secret::new),
-        },
-        _ => {
-            let key = crate::emulator::generate_tencent_key("AKIDemu");
-            println!("export {}={}", config::TENCENT_SECRET_ID_ENV, key.access_key_id);
-            println!("export {}={}", config::TENCENT_SECRET_KEY_ENV, key.access_key_secret.expose());
-            key
-        }
-    };
-    let keys = vec![key, tencent];
-    let emulator = match crate::emulator::Emulator::start(args.listen, keys, Arc::new(SystemClock)).await {
-        Ok(e) => e,
-        Err(e) => {
-            eprintln!("ticketd emulator: cannot listen on {}: {e}", args.listen);
-            return ExitCode::from(EXIT_FAILURE);
-        }
-    };
-    println!("# emulator listening on {}", emulator.url());
-    let mut control = match crate::control::from_signals() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("ticketd: cannot install signal handlers: {e}");
-            return ExitCode::from(EXIT_FAILURE);
-        }
-    };
-    while let Some(c) = control.recv().await {
-        if c == crate::control::Control::Shutdown {
-            break;
-        }
+
+    fn help(subcommand: &str) -> String {
+        Cli::command().find_subcommand_mut(subcommand).unwrap().render_long_help().to_string()
     }
-    emulator.stop();
-    ExitCode::SUCCESS
+
+    /// Issue 17 item 12: each subcommand takes `-c` exactly when it reads a config.
+    #[test]
+    fn issue17_only_the_commands_that_read_a_config_take_c() {
+        for sub in ["dev", "emulator"] {
+            assert!(!help(sub).contains("--config"), "ticketd {sub} --help lists --config:\n{}", help(sub));
+            assert!(parsed(&[sub, "-c", "/x.toml"]).is_err(), "ticketd {sub} -c");
+            assert_eq!(parsed(&["-c", "/x.toml", sub]).err(), Some(clap::error::ErrorKind::ArgumentConflict));
+        }
+        for sub in ["run", "check-config", "status", "get", "docker-credential"] {
+            assert!(help(sub).contains("-c, --config <FILE>"), "ticketd {sub} --help:\n{}", help(sub));
+        }
+        // Where -c worked, it still does: after the subcommand, before it, and with no subcommand.
+        let x = Some(PathBuf::from("/x.toml"));
+        assert_eq!(parsed(&["status", "-c", "/x.toml"]).unwrap().1, x);
+        assert_eq!(parsed(&["-c", "/x.toml", "status"]).unwrap().1, x);
+        assert_eq!(parsed(&["get", "dash", "--config", "/x.toml"]).unwrap().1, x);
+        assert_eq!(parsed(&["docker-credential", "-c", "/x.toml", "list"]).unwrap().1, x);
+        assert!(matches!(parsed(&["-c", "/x.toml"]).unwrap(), (Command::Run(_), Some(p)) if p == Path::new("/x.toml")));
+        assert!(matches!(parsed(&["--check-config", "-c", "/x.toml"]).unwrap(), (Command::CheckConfig(_), Some(_))));
+        assert_eq!(parsed(&["run", "--once", "-c", "/y.toml"]).unwrap().1, Some(PathBuf::from("/y.toml")));
+        assert_eq!(parsed(&["check-config", "-c", "/y.toml"]).unwrap().1, Some(PathBuf::from("/y.toml")));
+        assert!(parsed(&["emulator", "--print-config", "--listen", "127.0.0.1:0"]).is_ok());
+        assert!(parsed(&["dev", "--dir", "d"]).is_ok());
+    }
 }

@@ -20,6 +20,8 @@ pub const SOCKET_ENV: &str = "TICKETD_SOCKET";
 
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
+    #[command(flatten)]
+    pub config: crate::cli::ConfigArg,
     /// The API socket (default: `socket` from the config).
     #[arg(long, env = SOCKET_ENV)]
     pub socket: Option<PathBuf>,
@@ -33,6 +35,8 @@ pub enum GetFormat {
 
 #[derive(Debug, clap::Args)]
 pub struct GetArgs {
+    #[command(flatten)]
+    pub config: crate::cli::ConfigArg,
     /// The ticket's name.
     pub name: String,
     /// Wait for the next token (a newer generation than the current one), then print it.

@@ -35,6 +35,8 @@ pub enum Action {
 
 #[derive(Debug, clap::Args)]
 pub struct DockerCredentialArgs {
+    #[command(flatten)]
+    pub config: crate::cli::ConfigArg,
     #[arg(value_enum)]
     pub action: Action,
 }

@@ -32,6 +32,7 @@ pub mod daemon;
 pub mod dev;
 pub mod docker_credential;
 pub mod emulator;
+pub mod emulator_cli;
 pub mod fd_budget;
 pub mod fsdir;
 pub mod heap;

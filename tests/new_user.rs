@@ -322,3 +322,78 @@ fn issue17_the_readme_names_the_libraries_the_binary_links() {
     named.sort();
     assert_eq!(named, linked, "README.md: `ldd target/debug/ticketd` lists {sentence}");
 }
+
+/// `ticketd emulator --print-config` prints a config that works against it as printed, with the
+/// keys it prints, in a shell without keys: saved to a file, it validates, and `ticketd run` gets
+/// every ticket's token and refreshes one.
+#[test]
+fn issue17_the_emulator_prints_a_config_that_works_against_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut emulator = StopOnDrop(
+        keyless(&["emulator", "--listen", "127.0.0.1:0", "--print-config"])
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.path().join("emulator-log.txt")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let mut printed = String::new();
+    let mut stdout = std::io::BufReader::new(emulator.0.stdout.take().unwrap());
+    // Bounded: the emulator prints the config and this line at once, then serves.
+    for _ in 0..1000 {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut stdout, &mut line).unwrap() == 0 {
+            panic!("the emulator exited; it printed:\n{printed}");
+        }
+        printed.push_str(&line);
+        if line.starts_with("# emulator listening on ") {
+            break;
+        }
+    }
+    let conf = dir.path().join("conf");
+    std::fs::create_dir(&conf).unwrap();
+    let config = conf.join("ticketd.toml");
+    std::fs::write(&config, &printed).unwrap();
+    std::fs::set_permissions(&config, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let config = config.to_str().unwrap();
+
+    let out = keyless(&["check-config", "-c", config]).output().unwrap();
+    assert!(out.status.success(), "{}\n{printed}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ok (3 tickets, 2 credential sets"), "{}", text(&out));
+    let _daemon = StopOnDrop(
+        keyless(&["run", "-c", config])
+            .stderr(std::fs::File::create(dir.path().join("daemon-log.txt")).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let out = conf.join("out");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let generation = |name: &str| {
+            read_json(&out.join(format!("{name}.json"))).and_then(|j| j["generation"].as_u64()).unwrap_or(0)
+        };
+        if generation("emulator-dashboard") >= 2
+            && generation("emulator-notebook") >= 1
+            && generation("emulator-registry") >= 1
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no refreshed token in {}; daemon log:\n{}",
+            out.display(),
+            std::fs::read_to_string(dir.path().join("daemon-log.txt")).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(read_json(&conf.join("docker/config.json")).unwrap()["auths"]["emulator.tencentcloudcr.com"].is_object());
+}
+
+/// A child process, killed and reaped when the test ends, passed or not.
+struct StopOnDrop(std::process::Child);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
