@@ -219,21 +219,7 @@ async fn the_on_change_signal_reaches_the_pid_file_process_once_per_change() {
     let h = Harness::start().await;
     let pid_file = h.path("reader.pid");
     let hups = h.path("hups.log");
-    // A stand-in for a consumer that reloads on SIGHUP: it records each HUP and keeps running.
-    let script = format!(
-        "echo $$ > {pid}; trap 'echo hup >> {log}' HUP; while :; do sleep 0.1; done",
-        pid = pid_file.display(),
-        log = hups.display()
-    );
-    let reader = std::process::Command::new("/bin/sh").args(["-c", &script]).spawn().unwrap();
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut reader = Kill(reader);
+    let mut reader = HupReader::spawn(&pid_file, &hups);
     wait_for("the reader's pid file", WAIT, || std::fs::read_to_string(&pid_file).ok().filter(|t| t.ends_with('\n')))
         .await;
 
@@ -244,15 +230,27 @@ async fn the_on_change_signal_reaches_the_pid_file_process_once_per_change() {
     let count = || std::fs::read_to_string(&hups).map(|t| t.lines().count() as u64).unwrap_or(0);
     // At a quiet moment (no new generation around the reading) there is exactly one HUP per
     // generation written, and never more HUPs than generations.
-    let settled = wait_for("one HUP for each of two generations", WAIT, || {
+    let start = std::time::Instant::now();
+    let settled = loop {
         let before = generation();
         let seen = count();
         std::thread::sleep(Duration::from_millis(300));
         let after = generation();
         assert!(seen <= after, "{seen} HUPs for {after} generations");
-        (before == after && after >= 2 && count() == after).then_some(after)
-    })
-    .await;
+        let now = count();
+        if before == after && after >= 2 && now == after {
+            break after;
+        }
+        // On a timeout, what was seen and what the daemon says it signalled.
+        let log = daemon.log_text();
+        let signalled: Vec<&str> = log.lines().filter(|l| l.contains("signal")).collect();
+        assert!(
+            start.elapsed() < WAIT,
+            "no quiet moment with one HUP per generation within {WAIT:?}: {now} HUPs for {after} generations\n{}",
+            signalled.join("\n")
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    };
     assert!(reader.0.try_wait().unwrap().is_none(), "the reader handled every HUP and still runs");
     assert!(daemon.log_text().contains("signalled on change"));
     daemon.signal("TERM");

@@ -113,19 +113,7 @@ async fn issue_16_a_pid_file_others_can_write_is_not_followed() {
     let h = Harness::start().await;
     let pid_file = h.path("reader.pid");
     let hups = h.path("hups.log");
-    let script = format!(
-        "echo $$ > {pid}; trap 'echo hup >> {log}' HUP; while :; do sleep 0.1; done",
-        pid = pid_file.display(),
-        log = hups.display()
-    );
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _reader = Kill(std::process::Command::new("/bin/sh").args(["-c", &script]).spawn().unwrap());
+    let _reader = HupReader::spawn(&pid_file, &hups);
     wait_for("the reader's pid file", WAIT, || std::fs::read_to_string(&pid_file).ok().filter(|t| t.ends_with('\n')))
         .await;
     // Anyone could now write another pid into it.

@@ -158,6 +158,41 @@ impl Drop for Daemon {
     }
 }
 
+/// A stand-in for a consumer that reloads on SIGHUP: a shell that writes its pid to `pid_file`,
+/// appends a line to `log` for each HUP and keeps running, until dropped.
+pub struct HupReader(pub Child);
+
+impl HupReader {
+    pub fn spawn(pid_file: &Path, log: &Path) -> HupReader {
+        let script = format!(
+            "echo $$ > {pid}; trap 'echo hup >> {log}' HUP; while :; do sleep 0.1; done",
+            pid = pid_file.display(),
+            log = log.display()
+        );
+        let mut reader = Command::new("/bin/sh");
+        reader.args(["-c", &script]);
+        // A shell cannot trap a signal that was ignored when it started (POSIX `trap`): run under
+        // `nohup` (as CI runners and stress loops may), the reader would inherit SIGHUP ignored
+        // and never record one (issue 17 item 14: 4 of 4 runs failed so). It starts with the
+        // default disposition, as a real consumer would.
+        // SAFETY: between fork and exec only `signal` runs, which is async-signal-safe.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut reader, || {
+                libc::signal(libc::SIGHUP, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        HupReader(reader.spawn().expect("/bin/sh runs"))
+    }
+}
+
+impl Drop for HupReader {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Poll `probe` every 25 ms until it gives a value, or panic after `timeout`.
 pub async fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
