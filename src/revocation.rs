@@ -76,11 +76,30 @@ pub enum Pushed {
 #[derive(Debug, Default)]
 pub struct Revocations {
     entries: Vec<Entry>,
+    /// Long-term tokens minted and not yet in every sink of their ticket (at most one a ticket
+    /// in practice): saved, so a crash before the sinks hold one does not forget it
+    /// ([`Revocations::minted`]).
+    unconfirmed: Vec<PendingRevocation>,
 }
 
 impl Revocations {
+    /// Record the long-term token `pending` (its `after_generation`: the generation carrying
+    /// it) just minted and not yet in every sink. Dropped once every sink holds it
+    /// ([`Revocations::published`]) or when it is superseded in turn ([`Revocations::push`]).
+    pub fn minted(&mut self, pending: PendingRevocation) {
+        self.unconfirmed.retain(|u| u.token_id != pending.token_id);
+        self.unconfirmed.push(pending);
+    }
+
+    /// What the state file records of [`Revocations::minted`].
+    pub fn unconfirmed(&self) -> Vec<PendingRevocation> {
+        self.unconfirmed.clone()
+    }
+
     /// Queue a superseded token (see [`Pushed`]).
     pub fn push(&mut self, pending: PendingRevocation) -> Pushed {
+        // Superseded before it reached every sink: it is revoked like any other.
+        self.unconfirmed.retain(|u| u.token_id != pending.token_id);
         if self.entries.iter().any(|e| e.pending.token_id == pending.token_id) {
             return Pushed::Duplicate;
         }
@@ -103,6 +122,8 @@ impl Revocations {
     /// ticket has an `on_change` hook, wait for its run ([`Revocations::hooks_ran`]). Whether any
     /// now waits for the hook.
     pub fn published(&mut self, ticket: &str, generation: u64, hook: bool) -> bool {
+        // What was minted up to `generation` is in every sink now: the state file records it.
+        self.unconfirmed.retain(|u| u.ticket != ticket || u.after_generation.is_none_or(|g| g > generation));
         let mut waiting = false;
         for e in self.waiting_for(ticket, generation) {
             if hook {
@@ -138,6 +159,15 @@ impl Revocations {
             .partition(|e| e.pending.ticket == ticket && e.pending.after_generation.is_some());
         self.entries = kept;
         forgotten.into_iter().map(|e: Entry| e.pending).collect()
+    }
+
+    /// `ticket` left the config (or its target changed): its unconfirmed tokens (see
+    /// [`Revocations::minted`]) are taken out and returned, to be logged as kept active (one may
+    /// be in some of its sinks).
+    pub fn forget_unconfirmed(&mut self, ticket: &str) -> Vec<PendingRevocation> {
+        let (forgotten, kept) = std::mem::take(&mut self.unconfirmed).into_iter().partition(|u| u.ticket == ticket);
+        self.unconfirmed = kept;
+        forgotten
     }
 
     /// What the state file records.

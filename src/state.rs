@@ -27,6 +27,12 @@ pub struct StateFile {
     /// written before they were kept).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub revocations: Vec<PendingRevocation>,
+    /// TCR long-term tokens minted but not yet in every sink (`after_generation`: the generation
+    /// that carries each). The state records only what the sinks hold, so without this a crash
+    /// before the first write would lose the new token's `TokenId` and leave it active for good;
+    /// a restart revokes one that no saved ticket holds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unconfirmed: Vec<PendingRevocation>,
 }
 
 /// A superseded TCR long-term token to revoke with `DeleteInstanceToken`, kept in the state file
@@ -74,8 +80,8 @@ pub struct StoredTicketRef<'a> {
 }
 
 /// A state file written straight from `(name, record)` pairs (the closure lists them afresh each
-/// time the file is serialized), and the pending revocations.
-pub struct StateFileRef<F>(pub F, pub Vec<PendingRevocation>);
+/// time the file is serialized), the pending revocations and the unconfirmed long-term tokens.
+pub struct StateFileRef<F>(pub F, pub Vec<PendingRevocation>, pub Vec<PendingRevocation>);
 
 impl<'a, F, I> Serialize for StateFileRef<F>
 where
@@ -94,13 +100,18 @@ where
                 serializer.collect_map((self.0)())
             }
         }
-        let mut state = serializer.serialize_struct("StateFile", 3)?;
+        let mut state = serializer.serialize_struct("StateFile", 4)?;
         state.serialize_field("version", &VERSION)?;
         state.serialize_field("tickets", &Tickets(&self.0))?;
         if self.1.is_empty() {
             state.skip_field("revocations")?;
         } else {
             state.serialize_field("revocations", &self.1)?;
+        }
+        if self.2.is_empty() {
+            state.skip_field("unconfirmed")?;
+        } else {
+            state.serialize_field("unconfirmed", &self.2)?;
         }
         state.end()
     }
@@ -309,7 +320,7 @@ mod tests {
         };
         let mut tickets = BTreeMap::new();
         tickets.insert("a".to_string(), StoredTicket { kind: "sls".into(), identity: "x".into(), holding });
-        StateFile { version: VERSION, tickets, revocations: Vec::new() }
+        StateFile { version: VERSION, tickets, revocations: Vec::new(), unconfirmed: Vec::new() }
     }
 
     #[test]
@@ -326,6 +337,7 @@ mod tests {
                 })
             },
             state.revocations.clone(),
+            state.unconfirmed.clone(),
         );
         let written = serde_json::to_string_pretty(&borrowed).unwrap();
         assert_eq!(written, serde_json::to_string_pretty(&state).unwrap());

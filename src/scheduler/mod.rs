@@ -298,6 +298,12 @@ impl Scheduler {
                 queue.push(pending);
             }
         }
+        let unconfirmed = std::mem::take(&mut saved.unconfirmed);
+        let held: std::collections::HashSet<String> = saved
+            .tickets
+            .values()
+            .filter_map(|t| Some(t.holding.current.as_ref()?.token.token_id.as_deref()?.to_string()))
+            .collect();
         let reused = scheduler.with_table(|s, table| {
             table.reserve(tickets.len());
             let mut reused = 0usize;
@@ -330,7 +336,30 @@ impl Scheduler {
         for (name, stored) in &saved.tickets {
             kept_active(name, stored.holding.current.as_ref(), "it is no longer in the config");
         }
+        scheduler.orphans(unconfirmed, &held);
         scheduler
+    }
+
+    /// Long-term tokens minted before the restart that never reached every sink (`unconfirmed`,
+    /// less those a saved ticket holds: `held`): the restart writes the sinks afresh with what the
+    /// ticket holds now, so no consumer is left with one; each is revoked once every sink of its
+    /// ticket holds that (and its hook has run). One of a ticket no longer in the config stays
+    /// active (its sinks are not written again: it may be in one), logged with its `TokenId`.
+    fn orphans(&mut self, unconfirmed: Vec<crate::state::PendingRevocation>, held: &std::collections::HashSet<String>) {
+        for mut orphan in unconfirmed {
+            if held.contains(&orphan.token_id) {
+                continue;
+            }
+            let (name, token_id) = (orphan.ticket.clone(), orphan.token_id.clone());
+            let generation = self.parts.board.table().by_name(&name).map(|t| t.holding.generation());
+            let Some(generation) = generation else {
+                tracing::info!(ticket = %name, token_id = %token_id, "a long-term token minted before the restart never reached every sink, and its ticket is no longer in the config; it stays active");
+                continue;
+            };
+            tracing::info!(ticket = %name, token_id = %token_id, "a long-term token minted before the restart never reached every sink; it is revoked once the sinks hold the ticket's token");
+            orphan.after_generation = Some(generation);
+            queue_revocation(&self.parts.board, orphan);
+        }
     }
 
     /// Subscribe to events.
@@ -689,7 +718,13 @@ impl Scheduler {
                     && let Some(pending) = superseded(&ticket.spec, old_id, generation, now.wall)
                 {
                     queue_revocation(&self.parts.board, pending);
-                    // Saved at once: a restart must not forget it (long-term mints are rare).
+                }
+                // The new one is recorded too, until it is in every sink: a crash before then
+                // must not forget it (see `orphans`).
+                if let Some(mut minted) = new_id.and_then(|id| superseded(&ticket.spec, id, generation, now.wall)) {
+                    minted.after_generation = Some(generation);
+                    self.parts.board.revocations().minted(minted);
+                    // Saved at once (long-term mints are rare).
                     self.save_soon(now.mono);
                 }
                 // The sinks still hold the token just replaced: keep it for readers and the state
@@ -919,7 +954,13 @@ impl Scheduler {
             };
             (ticket.name().to_string(), stored)
         });
-        StateFile { version: 1, tickets: tickets.collect(), revocations: self.parts.board.revocations().saved() }
+        let queue = self.parts.board.revocations();
+        StateFile {
+            version: 1,
+            tickets: tickets.collect(),
+            revocations: queue.saved(),
+            unconfirmed: queue.unconfirmed(),
+        }
     }
 
     /// What ticket `name` holds now (tests look at it).
@@ -934,10 +975,14 @@ impl Scheduler {
         let result = {
             let table = self.parts.board.table();
             let records = records(&table);
-            let revocations = self.parts.board.revocations().saved();
+            let (revocations, unconfirmed) = {
+                let queue = self.parts.board.revocations();
+                (queue.saved(), queue.unconfirmed())
+            };
             let state = StateFileRef(
                 || records.iter().map(|&id| record_of(&table, id)).map(|ticket| (ticket.name(), record(ticket))),
                 revocations,
+                unconfirmed,
             );
             self.parts.persistence.save(&state)
         };
@@ -1121,6 +1166,9 @@ fn queue_revocation(board: &Board, pending: crate::state::PendingRevocation) {
 fn forget_revocations(board: &Board, name: &str) {
     for pending in board.revocations().forget_waiting(name) {
         tracing::info!(ticket = %name, token_id = %pending.token_id, "not revoking the replaced long-term token: the ticket left the config before its successor reached every sink; it stays active");
+    }
+    for pending in board.revocations().forget_unconfirmed(name) {
+        tracing::info!(ticket = %name, token_id = %pending.token_id, "the ticket left the config before its new long-term token reached every sink; that token stays active");
     }
 }
 

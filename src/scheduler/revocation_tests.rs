@@ -141,3 +141,89 @@ fn issue_17_a_state_file_without_token_ids_or_revocations_loads() {
     let written = serde_json::to_string(&state).unwrap();
     assert!(!written.contains("revocations") && !written.contains("token_id"), "{written}");
 }
+
+/// Wait (paused time, bounded) until `done` holds.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..2_000 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Issue 17 item 2 follow-up: a long-term token minted, then a crash before any sink holds it.
+/// The state records only what the sinks hold, so the new token's `TokenId` must be recorded on
+/// its own at once; the restart (which mints again) revokes it once the sinks hold the new token,
+/// and never a token a ticket holds.
+#[tokio::test(start_paused = true)]
+async fn issue_17_a_long_term_token_minted_before_a_crash_and_never_published_is_revoked_after_the_restart() {
+    let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
+    let provider = Arc::new(FakeTcr { clock: clock.clone(), issued: Default::default() });
+    let dir = tempfile::tempdir().unwrap();
+    let blocked = dir.path().join("out");
+    // A file where the sink's directory should be: the sink cannot be written.
+    std::fs::write(&blocked, "").unwrap();
+    let mut spec = tcr_ticket("reg", false);
+    spec.sinks = vec![crate::config::SinkSpec::File(crate::config::FileSink {
+        path: blocked.join("reg.token"),
+        format: crate::config::FileFormat::Token,
+        mode: 0o600,
+        env_names: crate::config::EnvNames::defaults("TICKETD_", crate::config::Kind::Tcr),
+    })];
+    let start = |memory: &Arc<Mutex<StateFile>>, board: &Arc<Board>, saved: StateFile| {
+        let parts = Parts {
+            clock: Arc::new(clock.clone()),
+            provider: provider.clone(),
+            credentials: credential_store(None),
+            persistence: Persistence::Memory(memory.clone()),
+            board: board.clone(),
+            watchdog: None,
+            changed: None,
+            seed: 3,
+        };
+        Running::start(Scheduler::new(parts, vec![spec.clone()], saved))
+    };
+
+    // Run 1: id-1 is minted; its sink fails. The state, saved at once, names it.
+    let (memory, board) = (Arc::new(Mutex::new(StateFile::default())), Arc::new(Board::default()));
+    let running = start(&memory, &board, StateFile::default());
+    until("id-1 recorded in the saved state", || !memory.lock().unwrap().unconfirmed.is_empty()).await;
+    // The crash: what the disk holds now is all the restart has.
+    let crashed = memory.lock().unwrap().clone();
+    assert_eq!(crashed.unconfirmed.iter().map(|u| u.token_id.as_str()).collect::<Vec<_>>(), ["id-1"]);
+    assert!(crashed.tickets["reg"].holding.current.is_none(), "the state records only what the sinks hold");
+    assert!(crashed.revocations.is_empty(), "nothing is revoked while it may still be published");
+    drop(running.stop().await);
+
+    // Run 2 from the crashed state, the sink writable again: id-2 is minted and published; id-1
+    // (no ticket holds it, no sink ever had it) is due, id-2 never queued.
+    std::fs::remove_file(&blocked).unwrap();
+    std::fs::create_dir(&blocked).unwrap();
+    let (memory, board) = (Arc::new(Mutex::new(StateFile::default())), Arc::new(Board::default()));
+    let running = start(&memory, &board, crashed);
+    until("id-1 due", || token_ids(&board) == [("id-1".to_string(), "due")]).await;
+    let held = board.get("reg").unwrap().current.unwrap().token.token_id.unwrap().to_string();
+    assert_eq!(held, "id-2");
+    assert!(std::fs::read_to_string(blocked.join("reg.token")).unwrap().contains("token-2"));
+    until("the saved state without the published token as unconfirmed", || {
+        let saved = memory.lock().unwrap();
+        saved.unconfirmed.is_empty() && saved.revocations.iter().any(|p| p.token_id == "id-1")
+    })
+    .await;
+    let mut published = running.stop().await.snapshot();
+    assert!(published.unconfirmed.is_empty(), "{:?}", published.unconfirmed);
+
+    // A recorded token that a saved ticket holds is never revoked (it reached the sinks).
+    let mut recorded = published.revocations.remove(0);
+    published.revocations.clear();
+    recorded.token_id = "id-2".into();
+    published.unconfirmed = vec![recorded];
+    let (memory, board) = (Arc::new(Mutex::new(StateFile::default())), Arc::new(Board::default()));
+    let running = start(&memory, &board, published);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(board.revocations().is_empty(), "{:?}", token_ids(&board));
+    assert_eq!(board.get("reg").unwrap().current.unwrap().token.token_id.as_deref(), Some("id-2"));
+    drop(running.stop().await);
+}
