@@ -206,7 +206,19 @@ async fn run(path: &std::path::Path, args: RunArgs) -> ExitCode {
         for (name, error) in &report.failed {
             eprintln!("ticketd: {name}: FAILED: {error}");
         }
+        for (name, token_id, error) in &report.revocations_pending {
+            let why = error.as_deref().unwrap_or("not tried: its new token is not in every sink");
+            eprintln!(
+                "ticketd: {name}: WARNING: the replaced long-term token {token_id} is still active ({why}); the next run retries"
+            );
+        }
         eprintln!("ticketd: --once: {} ok, {} failed", report.ok.len(), report.failed.len());
+        if !report.revocations_pending.is_empty() {
+            eprintln!(
+                "ticketd: --once: {} revocation(s) pending (kept in the state file)",
+                report.revocations_pending.len()
+            );
+        }
         return if report.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(EXIT_FAILURE) };
     }
     let control = match crate::control::from_signals() {

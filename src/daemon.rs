@@ -64,6 +64,11 @@ pub struct OnceReport {
     pub ok: Vec<String>,
     /// Tickets without a valid token, with the last error.
     pub failed: Vec<(String, String)>,
+    /// Replaced TCR long-term tokens not revoked in this run (still active), each with its ticket,
+    /// `TokenId` and the last error (none: not tried, or waiting for its sinks). They stay in the
+    /// state file; the next run (or the daemon) retries them. They do not fail the run: every
+    /// consumer got its token.
+    pub revocations_pending: Vec<(String, String, Option<String>)>,
 }
 
 impl Daemon {
@@ -284,7 +289,11 @@ impl Daemon {
     /// Obtain every token and write every sink, then stop (`run --once`). A saved token that is
     /// still valid and not yet due is written as it is. `limit` bounds the whole run.
     pub async fn run_once(self, limit: Duration) -> OnceReport {
-        let Daemon { scheduler, board, clock, credentials, sources, config, .. } = self;
+        let Daemon { scheduler, board, clock, credentials, sources, config, provider, changes, .. } = self;
+        // One-shot runs no hooks: a revocation waiting for one is due once the sinks hold its
+        // successor (the loop is told at once that no hook will run).
+        drop(changes);
+        let started = tokio::time::Instant::now();
         let refresher = CancellationToken::new();
         let _stop_refresher = refresher.clone().drop_guard();
         crate::sources::refresher::start(&credentials, &config, sources, refresher);
@@ -320,13 +329,22 @@ impl Daemon {
                 tracing::error!(error = %ended.err().as_ref().map_or_else(|| "it stopped early".into(), describe), "the scheduler task failed");
             }
         }
+        // Replaced long-term tokens, while the loop still runs: it saves what is left when it stops.
+        let deadline = (started + limit).min(tokio::time::Instant::now() + crate::revocation::ONCE_LIMIT);
+        let pending = if !died && !board.revocations().is_empty() && deadline > tokio::time::Instant::now() {
+            crate::revocation::once(&board, provider.as_ref(), &credentials, clock.as_ref(), deadline).await
+        } else {
+            board.revocations().entries().to_vec()
+        };
         shutdown.cancel();
         if !died && let Err(e) = task.await {
             died = true;
             tracing::error!(error = %describe(&e), "the scheduler task failed");
         }
         let now = clock.read();
-        let mut report = OnceReport { ok: Vec::new(), failed: Vec::new() };
+        let revocations_pending =
+            pending.into_iter().map(|e| (e.pending.ticket, e.pending.token_id, e.last_error)).collect();
+        let mut report = OnceReport { ok: Vec::new(), failed: Vec::new(), revocations_pending };
         board.by_name(|tickets| {
             for ticket in tickets {
                 let name = ticket.name().to_string();

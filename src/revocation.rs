@@ -187,12 +187,15 @@ impl Revocations {
         &self.entries
     }
 
-    /// The next entry due at `now`, marked as being attempted.
-    fn take_due(&mut self, now: tokio::time::Instant) -> Option<PendingRevocation> {
-        let e = self
-            .entries
-            .iter_mut()
-            .find(|e| e.pending.after_generation.is_none() && !e.in_flight && e.retry_at.is_none_or(|at| at <= now))?;
+    /// The next entry due at `now` that failed fewer than `max_attempts` times, marked as being
+    /// attempted.
+    fn take_due(&mut self, now: tokio::time::Instant, max_attempts: u32) -> Option<PendingRevocation> {
+        let e = self.entries.iter_mut().find(|e| {
+            e.pending.after_generation.is_none()
+                && !e.in_flight
+                && e.attempts < max_attempts
+                && e.retry_at.is_none_or(|at| at <= now)
+        })?;
         e.in_flight = true;
         Some(e.pending.clone())
     }
@@ -265,7 +268,7 @@ pub async fn run(
         let now = tokio::time::Instant::now();
         let (due, retry_at) = {
             let mut queue = board.revocations();
-            (queue.take_due(now), queue.earliest_retry())
+            (queue.take_due(now, u32::MAX), queue.earliest_retry())
         };
         if let Some(pending) = due {
             let outcome = tokio::select! {
@@ -288,6 +291,80 @@ pub async fn run(
             } => {}
         }
     }
+}
+
+/// `run --once` tries each due revocation at most this many times (with the daemon's backoff
+/// between: 2 s, then 4 s)...
+pub const ONCE_ATTEMPTS: u32 = 3;
+/// ... within at most this long in all: a one-shot run (cron, CI, an init container) must end
+/// soon after its tokens are delivered; what is left stays in the state file for the next run.
+pub const ONCE_LIMIT: Duration = Duration::from_secs(30);
+
+/// The revocations of `run --once`: once the sinks hold the new tokens (the loop has published
+/// them), revoke what is due, each at most [`ONCE_ATTEMPTS`] times, until `deadline`. An entry
+/// waiting for its hook (told at once in one-shot mode, which runs no hooks) or for sinks being
+/// written is waited for; one whose sinks failed is left. Whatever is left stays queued, for the state file the
+/// loop writes when it stops. Returns what is left.
+pub async fn once(
+    board: &Board,
+    provider: &dyn Provider,
+    credentials: &CredentialStore,
+    clock: &dyn Clock,
+    deadline: tokio::time::Instant,
+) -> Vec<Entry> {
+    loop {
+        let notified = board.revocations_changed().notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let now = tokio::time::Instant::now();
+        // Read before the queue is locked (the loop locks the table first, then the queue).
+        let writing: Vec<String> =
+            board.read(|table| table.tickets().filter(|t| t.writing).map(|t| t.name().to_string()).collect());
+        let (due, next) = {
+            let mut queue = board.revocations();
+            let due = queue.take_due(now, ONCE_ATTEMPTS);
+            // Soon due: the hook's word is on its way, or the new token's sinks are being written.
+            let soon = queue.entries.iter().any(|e| {
+                e.hooks_running || (e.pending.after_generation.is_some() && writing.contains(&e.pending.ticket))
+            });
+            let retry = queue
+                .entries
+                .iter()
+                .filter(|e| e.pending.after_generation.is_none() && e.attempts < ONCE_ATTEMPTS)
+                .filter_map(|e| e.retry_at)
+                .min();
+            (due, if soon { Some(deadline) } else { retry })
+        };
+        if let Some(pending) = due {
+            let outcome =
+                match tokio::time::timeout_at(deadline, attempt(board, provider, credentials, clock, &pending)).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => Err(ProviderError::Timeout {
+                        api: crate::providers::tcr::DELETE_INSTANCE_TOKEN,
+                        endpoint: pending.endpoint.clone(),
+                        timeout: ONCE_LIMIT,
+                    }),
+                };
+            log_outcome(&pending, &outcome);
+            board.revocations().finish(&pending.token_id, &outcome, clock.now(), rand::random());
+            board.changed();
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            continue;
+        }
+        // Nothing due: wait for what will be (a hook's word, a backoff), not past the deadline.
+        let Some(wake) = next.map(|at| at.min(deadline)) else { break };
+        tokio::select! {
+            () = &mut notified => {}
+            () = tokio::time::sleep_until(wake) => {
+                if wake >= deadline {
+                    break;
+                }
+            }
+        }
+    }
+    board.revocations().entries().to_vec()
 }
 
 async fn attempt(
@@ -362,16 +439,16 @@ mod tests {
         assert_eq!(q.push(pending("a", "1", Some(2))), Pushed::Duplicate);
         assert_eq!(q.push(pending("b", "2", Some(5))), Pushed::Queued);
         let now = tokio::time::Instant::now();
-        assert!(q.take_due(now).is_none(), "nothing is due before its successor is published");
+        assert!(q.take_due(now, u32::MAX).is_none(), "nothing is due before its successor is published");
         // An older generation published (a restart's first write) does not make it due.
         assert!(!q.published("a", 1, true));
         assert!(q.published("a", 2, true), "with a hook it waits for the run");
         assert_eq!(q.entries()[0].stage(), "waiting for the on_change hook");
-        assert!(q.take_due(now).is_none());
+        assert!(q.take_due(now, u32::MAX).is_none());
         q.hooks_ran("a", 2);
         assert_eq!(q.entries()[0].stage(), "due");
-        assert_eq!(q.take_due(now).map(|p| p.token_id).as_deref(), Some("1"));
-        assert!(q.take_due(now).is_none(), "one attempt at a time");
+        assert_eq!(q.take_due(now, u32::MAX).map(|p| p.token_id).as_deref(), Some("1"));
+        assert!(q.take_due(now, u32::MAX).is_none(), "one attempt at a time");
         // Without a hook: due at once.
         assert!(!q.published("b", 6, false));
         assert_eq!(q.saved().iter().map(|p| p.after_generation).collect::<Vec<_>>(), [None, None]);
@@ -382,7 +459,7 @@ mod tests {
         let mut q = Revocations::default();
         q.push(pending("a", "1", None));
         let now = tokio::time::Instant::now();
-        let p = q.take_due(now).unwrap();
+        let p = q.take_due(now, u32::MAX).unwrap();
         let error = ProviderError::Api {
             api: "TCR DeleteInstanceToken",
             status: 200,
@@ -396,10 +473,10 @@ mod tests {
         let e = &q.entries()[0];
         assert_eq!((e.attempts, e.stage()), (1, "retrying"));
         assert!(e.last_error.as_deref().unwrap().contains("InternalError"));
-        assert!(q.take_due(now).is_none(), "not before its backoff");
+        assert!(q.take_due(now, u32::MAX).is_none(), "not before its backoff");
         let later = q.earliest_retry().unwrap();
         assert!(later > now);
-        let p = q.take_due(later).unwrap();
+        let p = q.take_due(later, u32::MAX).unwrap();
         q.finish(&p.token_id, &Ok(Outcome::Deleted(Deleted::Now)), SystemTime::UNIX_EPOCH, 0.5);
         assert!(q.is_empty());
     }

@@ -164,3 +164,67 @@ async fn wait_for_metric(socket: &Path, what: &str, good: impl Fn(f64) -> bool) 
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// `run --once` until the token in use is no longer `id` (a re-mint), bounded; each run's output.
+fn once_until_remint(h: &Harness, config: &str, id: &str) -> std::process::Output {
+    for _ in 0..300 {
+        let out = h.command(&["run", "--once", "-c", config]).output().expect("ticketd run --once");
+        if in_use(h).is_some_and(|(now, _)| now != id) {
+            return out;
+        }
+        assert!(out.status.success(), "run --once: {}", String::from_utf8_lossy(&out.stderr));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no re-mint after 300 runs of run --once");
+}
+
+/// Issue 17 item 2 follow-up: `run --once` revokes the token its re-mint replaced, within a
+/// bound; a delete that keeps failing leaves it pending in the state file (the run still
+/// succeeds: the consumer got its token, and stderr says the old one is still active), and the
+/// next run revokes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_run_once_revokes_the_replaced_long_term_token() {
+    let h = Harness::start().await;
+    h.emulator.set_tcr_longterm_lifetime(LIFETIME);
+    let config = h.write_config(CONFIG);
+    let config = config.to_str().unwrap();
+    let out = h.command(&["run", "--once", "-c", config]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (first, _) = in_use(&h).expect("the first token");
+
+    // A run that re-mints revokes the token it replaced before it exits.
+    let out = once_until_remint(&h, config, &first);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(h.emulator.deleted_tcr_tokens().contains(&first), "{stderr}");
+    assert_in_use_is_live(&h);
+    assert!(state(&h).unwrap().get("revocations").is_none(), "nothing left pending: {stderr}");
+
+    // Deletes fail: the run ends within its bound, succeeds, says so, and keeps it pending.
+    h.emulator.inject(Service::TcrDelete, Some(FaultPlan { fault: Fault::ServerError, trigger: Trigger::EveryKth(1) }));
+    let (second, _) = in_use(&h).unwrap();
+    let started = std::time::Instant::now();
+    let out = once_until_remint(&h, config, &second);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(started.elapsed() < Duration::from_secs(90), "{stderr}");
+    assert!(
+        stderr.contains(&format!("the replaced long-term token {second} is still active"))
+            && stderr.contains("InternalError")
+            && stderr.contains("1 revocation(s) pending"),
+        "{stderr}"
+    );
+    assert!(h.emulator.live_tcr_tokens().contains(&second));
+    let saved = state(&h).unwrap()["revocations"].clone();
+    assert_eq!(saved[0]["token_id"].as_str(), Some(second.as_str()), "{saved}");
+    assert_in_use_is_live(&h);
+
+    // The next run (no re-mint due) revokes it.
+    h.emulator.inject(Service::TcrDelete, None);
+    let out = h.command(&["run", "--once", "-c", config]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(h.emulator.deleted_tcr_tokens().contains(&second), "{stderr}");
+    assert!(state(&h).unwrap().get("revocations").is_none(), "{stderr}");
+    assert_in_use_is_live(&h);
+}
