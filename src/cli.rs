@@ -22,9 +22,9 @@ pub struct Cli {
     /// The config file of the default `run`, and of a subcommand that reads one.
     #[command(flatten)]
     pub config: ConfigArg,
-    /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value = "text")]
-    pub log_format: LogFormat,
+    /// The log format of the default `run`, and of a subcommand that logs.
+    #[command(flatten)]
+    pub log: LogArg,
     /// Same as the `check-config` subcommand.
     #[arg(long, hide = true)]
     pub check_config: bool,
@@ -51,6 +51,14 @@ pub enum Command {
     DockerCredential(crate::docker_credential::DockerCredentialArgs),
 }
 
+/// `--log-format`: only the commands that log take it (`run`, `dev`, `emulator`).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct LogArg {
+    /// Log format on stderr [default: text].
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+}
+
 /// `-c`: only the commands that read a config take it (`dev` and `emulator` read none).
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct ConfigArg {
@@ -70,6 +78,8 @@ impl ConfigArg {
 pub struct RunArgs {
     #[command(flatten)]
     pub config: ConfigArg,
+    #[command(flatten)]
+    pub log: LogArg,
     /// Obtain every token, write every sink, and exit: 0 when all succeeded, 1 otherwise.
     #[arg(long)]
     pub once: bool,
@@ -81,17 +91,23 @@ pub struct RunArgs {
 /// Invoked under this name, the binary is `ticketd docker-credential`.
 pub const HELPER_NAME: &str = "docker-credential-ticketd";
 
-/// Parse `args` (`args[0]` is the program): the command to run and the config it reads (`None`:
-/// neither `-c` nor `TICKETD_CONFIG`). `-c` before the subcommand applies to a subcommand that reads
-/// a config and is refused before one that does not.
-pub fn parse(args: Vec<std::ffi::OsString>) -> Result<(Cli, Command, Option<PathBuf>), clap::Error> {
+/// Parse `args` (`args[0]` is the program): the command to run, the config it reads (`None`:
+/// neither `-c` nor `TICKETD_CONFIG`) and its log format. `-c` and `--log-format` before the
+/// subcommand apply to a subcommand that takes them and are refused before one that does not.
+pub fn parse(args: Vec<std::ffi::OsString>) -> Result<(Command, Option<PathBuf>, LogFormat), clap::Error> {
     let matches = Cli::command().try_get_matches_from(args)?;
     let mut cli = Cli::from_arg_matches(&matches)?;
-    let outer_on_line = matches.value_source("config") == Some(clap::parser::ValueSource::CommandLine);
+    let outer_config = matches.value_source("config") == Some(clap::parser::ValueSource::CommandLine);
     let command = match (cli.command.take(), cli.check_config) {
         (_, true) => Command::CheckConfig(ConfigArg::default()),
         (Some(c), false) => c,
         (None, false) => Command::Run(RunArgs::default()),
+    };
+    let refused = |option: &str, why: &str| {
+        Err(Cli::command().error(
+            clap::error::ErrorKind::ArgumentConflict,
+            format!("{option} does not apply to `ticketd {}`, which {why}", command.name()),
+        ))
     };
     let config = match &command {
         Command::Run(a) => a.config.or(&cli.config),
@@ -99,18 +115,34 @@ pub fn parse(args: Vec<std::ffi::OsString>) -> Result<(Cli, Command, Option<Path
         Command::Status(a) => a.config.or(&cli.config),
         Command::Get(a) => a.config.or(&cli.config),
         Command::DockerCredential(a) => a.config.or(&cli.config),
-        Command::Dev(_) | Command::Emulator(_) => {
-            if outer_on_line {
-                let name = if matches!(command, Command::Dev(_)) { "dev" } else { "emulator" };
-                return Err(Cli::command().error(
-                    clap::error::ErrorKind::ArgumentConflict,
-                    format!("-c/--config does not apply to `ticketd {name}`, which reads no config file"),
-                ));
-            }
-            None
+        Command::Dev(_) | Command::Emulator(_) if outer_config => {
+            return refused("-c/--config", "reads no config file");
         }
+        Command::Dev(_) | Command::Emulator(_) => None,
     };
-    Ok((cli, command, config))
+    let log = match &command {
+        Command::Run(a) => a.log.log_format,
+        Command::Dev(a) => a.log.log_format,
+        Command::Emulator(a) => a.log.log_format,
+        _ if cli.log.log_format.is_some() => return refused("--log-format", "writes no log"),
+        _ => None,
+    };
+    Ok((command, config, log.or(cli.log.log_format).unwrap_or(LogFormat::Text)))
+}
+
+impl Command {
+    /// The subcommand's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Run(_) => "run",
+            Command::CheckConfig(_) => "check-config",
+            Command::Dev(_) => "dev",
+            Command::Emulator(_) => "emulator",
+            Command::Status(_) => "status",
+            Command::Get(_) => "get",
+            Command::DockerCredential(_) => "docker-credential",
+        }
+    }
 }
 
 /// Parse the command line, run, and map the outcome to an exit code.
@@ -120,21 +152,21 @@ pub fn main() -> ExitCode {
     if invoked_as.is_some_and(|n| n == HELPER_NAME) {
         args.splice(0..1, ["ticketd".into(), "docker-credential".into()]);
     }
-    let (cli, command, config) = parse(args).unwrap_or_else(|e| e.exit());
+    let (command, config, log_format) = parse(args).unwrap_or_else(|e| e.exit());
     let config_path = config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
     match command {
         Command::CheckConfig(_) => check_config(&config_path),
         Command::Run(args) => {
             crate::heap::use_one_heap();
-            logging::init(cli.log_format, "info");
+            logging::init(log_format, "info");
             runtime(async move { run(&config_path, args).await })
         }
         Command::Dev(args) => {
-            logging::init(cli.log_format, "warn");
+            logging::init(log_format, "warn");
             runtime(async move { crate::dev::run(args).await })
         }
         Command::Emulator(args) => {
-            logging::init(cli.log_format, "info");
+            logging::init(log_format, "info");
             runtime(async move { crate::emulator_cli::run(args).await })
         }
         Command::Status(args) => runtime(async move { crate::client_cli::status(args, config.as_deref()).await }),
@@ -251,8 +283,12 @@ mod tests {
     use super::*;
 
     fn parsed(args: &[&str]) -> Result<(Command, Option<PathBuf>), clap::error::ErrorKind> {
+        logged(args).map(|(command, config, _)| (command, config))
+    }
+
+    fn logged(args: &[&str]) -> Result<(Command, Option<PathBuf>, LogFormat), clap::error::ErrorKind> {
         let args = std::iter::once("ticketd").chain(args.iter().copied()).map(Into::into).collect();
-        parse(args).map(|(_, command, config)| (command, config)).map_err(|e| e.kind())
+        parse(args).map_err(|e| e.kind())
     }
 
     fn help(subcommand: &str) -> String {
@@ -282,5 +318,22 @@ mod tests {
         assert_eq!(parsed(&["check-config", "-c", "/y.toml"]).unwrap().1, Some(PathBuf::from("/y.toml")));
         assert!(parsed(&["emulator", "--print-config", "--listen", "127.0.0.1:0"]).is_ok());
         assert!(parsed(&["dev", "--dir", "d"]).is_ok());
+    }
+
+    /// Issue 17 item 12: `--log-format` likewise, for the commands that log.
+    #[test]
+    fn issue17_only_the_commands_that_log_take_log_format() {
+        for sub in ["check-config", "status", "get", "docker-credential"] {
+            assert!(!help(sub).contains("--log-format"), "ticketd {sub} --help:\n{}", help(sub));
+        }
+        assert!(logged(&["status", "--log-format", "json"]).is_err());
+        assert_eq!(logged(&["--log-format", "json", "status"]).err(), Some(clap::error::ErrorKind::ArgumentConflict));
+        for args in [&["--log-format", "json"][..], &["run", "--log-format", "json"], &["--log-format", "json", "run"]]
+        {
+            assert!(matches!(logged(args).unwrap(), (Command::Run(_), _, LogFormat::Json)), "{args:?}");
+        }
+        assert!(matches!(logged(&["dev", "--log-format", "json"]).unwrap(), (Command::Dev(_), _, LogFormat::Json)));
+        assert!(matches!(logged(&["--log-format", "json", "emulator"]).unwrap(), (_, _, LogFormat::Json)));
+        assert!(matches!(logged(&["emulator"]).unwrap(), (_, _, LogFormat::Text)));
     }
 }

@@ -38,6 +38,8 @@ pub struct DevArgs {
     /// Stop after this long (default: run until Ctrl-C).
     #[arg(long)]
     pub duration: Option<humantime::Duration>,
+    #[command(flatten)]
+    pub log: crate::cli::LogArg,
 }
 
 /// The default `--token-lifetime` (shortened to `--ticket-lifetime` when that is shorter).

@@ -21,6 +21,8 @@ pub struct EmulatorArgs {
     /// they land next to the file it is saved as), then serve.
     #[arg(long)]
     pub print_config: bool,
+    #[command(flatten)]
+    pub log: crate::cli::LogArg,
 }
 
 /// Where a key the emulator accepts came from.
