@@ -332,6 +332,11 @@ pub struct Board {
     revocations: std::sync::Mutex<crate::revocation::Revocations>,
     /// Told when a revocation may have become due.
     revocations_changed: tokio::sync::Notify,
+    /// Sink writes a reader gave up waiting for ([`Board::settle_writes`]): one stuck on a hung
+    /// file system, say. Later readers do not wait for them again, so a stuck sink costs one
+    /// wait, not one per request to `/readyz`, `/metrics` or the list. By ticket, epoch and
+    /// generation; an entry goes once its write is over (taken only after `table`).
+    abandoned: std::sync::Mutex<std::collections::HashSet<(TicketId, u32, u64)>>,
 }
 
 impl Default for Board {
@@ -341,6 +346,7 @@ impl Default for Board {
             version: watch::channel(0).0,
             revocations: std::sync::Mutex::default(),
             revocations_changed: tokio::sync::Notify::new(),
+            abandoned: std::sync::Mutex::default(),
         }
     }
 }
@@ -387,20 +393,32 @@ impl Board {
     /// file and asks at once is answered with that token, never the one before it (or none): the
     /// files are renamed into place before the scheduler hears of it. A ticket whose writes end
     /// and start again while the reader waits on other tickets may be waited for twice (still
-    /// within `limit`).
+    /// within `limit`). A write still under way after `limit` (a sink stuck on a hung file
+    /// system) is given up on for good: no later reader waits for it, so the API stays quick for
+    /// everyone while it hangs; a later write of the ticket is waited for again.
     pub async fn settle_writes(&self, name: Option<&str>, limit: Duration) {
         // Subscribed before looking, so no change between the look and the wait is missed.
         let mut changes = self.subscribe();
-        // Each with its epoch: a ticket removed and its id reused is not waited for.
-        let mut under_way: Vec<(TicketId, u32)> = self.read(|table| match name {
-            Some(name) => table
-                .id(name)
-                .and_then(|id| Some((id, table.get(id)?)))
-                .filter(|(_, t)| t.writing)
-                .map(|(id, t)| (id, t.epoch))
-                .into_iter()
-                .collect(),
-            None => table.iter().filter(|(_, t)| t.writing).map(|(id, t)| (id, t.epoch)).collect(),
+        // Each with its epoch: a ticket removed and its id reused is not waited for. And its
+        // generation: a write given up on before is not waited for again, a later one is.
+        let key = |id: TicketId, t: &Ticket| (id, t.epoch, t.holding.generation());
+        let mut under_way: Vec<(TicketId, u32, u64)> = self.read(|table| {
+            let writing = |&(id, epoch, generation): &(TicketId, u32, u64)| {
+                table.get(id).is_some_and(|t| t.writing && key(id, t) == (id, epoch, generation))
+            };
+            let mut abandoned = self.abandoned.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            abandoned.retain(writing);
+            let found: Vec<_> = match name {
+                Some(name) => table
+                    .id(name)
+                    .and_then(|id| Some((id, table.get(id)?)))
+                    .filter(|(_, t)| t.writing)
+                    .map(|(id, t)| key(id, t))
+                    .into_iter()
+                    .collect(),
+                None => table.iter().filter(|(_, t)| t.writing).map(|(id, t)| key(id, t)).collect(),
+            };
+            found.into_iter().filter(|k| !abandoned.contains(k)).collect()
         });
         if under_way.is_empty() {
             return;
@@ -408,14 +426,19 @@ impl Board {
         let wait = async {
             loop {
                 self.read(|table| {
-                    under_way.retain(|&(id, epoch)| table.get(id).is_some_and(|t| t.writing && t.epoch == epoch));
+                    under_way.retain(|&(id, epoch, generation)| {
+                        table.get(id).is_some_and(|t| t.writing && key(id, t) == (id, epoch, generation))
+                    });
                 });
                 if under_way.is_empty() || changes.changed().await.is_err() {
                     return;
                 }
             }
         };
-        let _ = tokio::time::timeout(limit, wait).await;
+        if tokio::time::timeout(limit, wait).await.is_err() {
+            let mut abandoned = self.abandoned.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            abandoned.extend(under_way);
+        }
     }
 
     /// The revocation queue (keep the guard short; see [`crate::revocation`]).
@@ -464,6 +487,50 @@ mod tests {
 
     fn ticket_holding(name: &str, holding: Holding) -> Ticket {
         Ticket::new(crate::scheduler::tests::sls_ticket(name, 24 * HOUR, HOUR), holding, 0, 1 << 15)
+    }
+
+    /// A reader waits for a write under way, but a write stuck past the wait is not waited for
+    /// again by every later request (`/readyz`, `/metrics`, the list, the ticket's own reads);
+    /// the ticket's next write is. Failed before the fix: every call waited the full limit.
+    #[tokio::test(start_paused = true)]
+    async fn a_stuck_sink_write_costs_one_wait_not_one_per_request() {
+        let board = Board::default();
+        let id = {
+            let mut table = board.write();
+            let id = table.insert(ticket_holding("a", holding_a_token(SystemTime::now())));
+            table.insert(ticket("b"));
+            table.get_mut(id).unwrap().writing = true;
+            id
+        };
+        let limit = Duration::from_secs(5);
+        let elapsed = |start: tokio::time::Instant| tokio::time::Instant::now() - start;
+        let start = tokio::time::Instant::now();
+        board.settle_writes(Some("a"), limit).await;
+        assert_eq!(elapsed(start), limit, "the first reader waits for the write, up to the limit");
+        let start = tokio::time::Instant::now();
+        board.settle_writes(None, limit).await;
+        board.settle_writes(Some("a"), limit).await;
+        board.settle_writes(Some("b"), limit).await;
+        assert_eq!(elapsed(start), Duration::ZERO, "the stuck write is not waited for again");
+        // The stuck write ends; the next generation's write is waited for until it ends.
+        board.write().get_mut(id).unwrap().writing = false;
+        board.changed();
+        board.settle_writes(None, limit).await;
+        {
+            let mut table = board.write();
+            let t = table.get_mut(id).unwrap();
+            t.holding.current.as_mut().unwrap().generation = 2;
+            t.writing = true;
+        }
+        board.changed();
+        let start = tokio::time::Instant::now();
+        let finish = async {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            board.write().get_mut(id).unwrap().writing = false;
+            board.changed();
+        };
+        tokio::join!(board.settle_writes(None, limit), finish);
+        assert_eq!(elapsed(start), Duration::from_secs(1), "a new write is waited for, until it ends");
     }
 
     #[test]
