@@ -332,6 +332,7 @@ impl Scheduler {
         if reused > 0 {
             tracing::info!(tickets = reused, "reusing the saved tokens");
         }
+        forget_stale_revocations(&scheduler.parts.board);
         // Saved tickets the config no longer has: a consumer may still use their tokens.
         for (name, stored) in &saved.tickets {
             kept_active(name, stored.holding.current.as_ref(), "it is no longer in the config");
@@ -1158,6 +1159,31 @@ fn queue_revocation(board: &Board, pending: crate::state::PendingRevocation) {
             cap = crate::revocation::MAX_PENDING,
             "too many revocations pending: the replaced long-term token stays active; delete it by hand"
         ),
+    }
+}
+
+/// At start: the saved revocations that wait for the successor of a ticket whose saved token was
+/// not taken up (the ticket left the config or changed target while ticketd was stopped, or its
+/// token lapsed) would wait for a generation that is no longer the ticket's: for good, or until a
+/// later token, of another target maybe, happens to reach it. They are taken out and their tokens
+/// kept active, as a reload does; tokens already due are still revoked.
+fn forget_stale_revocations(board: &Board) {
+    let waiting: Vec<String> = board
+        .revocations()
+        .entries()
+        .iter()
+        .filter(|e| e.pending.after_generation.is_some())
+        .map(|e| e.pending.ticket.clone())
+        .collect();
+    let mut stale: Vec<String> = board.read(|table| {
+        waiting.into_iter().filter(|name| table.by_name(name).is_none_or(|t| t.holding.current.is_none())).collect()
+    });
+    stale.sort_unstable();
+    stale.dedup();
+    for name in stale {
+        for pending in board.revocations().forget_waiting(&name) {
+            tracing::info!(ticket = %name, token_id = %pending.token_id, "not revoking the replaced long-term token: its successor, saved before the restart, is not in use now (the ticket left the config, changed target or its token lapsed); it stays active");
+        }
     }
 }
 

@@ -129,6 +129,46 @@ async fn issue_17_a_replaced_long_term_token_is_queued_and_due_after_every_sink_
     let _: SystemTime = state.revocations[0].since.time();
 }
 
+/// A revocation saved waiting for the successor of a ticket whose saved token is not taken up at
+/// start (the ticket left the config while ticketd was stopped, or has no saved token) does not
+/// wait for good, nor fire when a later token reaches the old generation number: it is taken
+/// out, its token kept active. One already due stays. Failed before: all three stayed queued.
+#[tokio::test(start_paused = true)]
+async fn issue_17_revocations_saved_for_a_ticket_gone_while_stopped_do_not_wait_for_good() {
+    let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
+    let board = Arc::new(Board::default());
+    let parts = Parts {
+        clock: Arc::new(clock.clone()),
+        provider: Arc::new(FakeTcr { clock: clock.clone(), issued: Default::default() }),
+        credentials: credential_store(None),
+        persistence: Persistence::Memory(Arc::new(Mutex::new(StateFile::default()))),
+        board: board.clone(),
+        watchdog: None,
+        changed: None,
+        seed: 3,
+    };
+    let pending = |ticket: &str, token_id: &str, after_generation| crate::state::PendingRevocation {
+        ticket: ticket.into(),
+        token_id: token_id.into(),
+        endpoint: "https://tcr.tencentcloudapi.com/".into(),
+        region: "ap-guangzhou".into(),
+        registry_id: "tcr-abcd1234".into(),
+        credentials: "prod".into(),
+        after_generation,
+        since: clock.now().into(),
+    };
+    let saved = StateFile {
+        revocations: vec![
+            pending("gone", "id-waits", Some(2)),
+            pending("gone", "id-due", None),
+            pending("reg", "id-reg", Some(4)),
+        ],
+        ..StateFile::default()
+    };
+    let _scheduler = Scheduler::new(parts, vec![tcr_ticket("reg", false)], saved);
+    assert_eq!(token_ids(&board), [("id-due".to_string(), "due")]);
+}
+
 /// A state file written before `TokenId` and revocations were kept still loads.
 #[test]
 fn issue_17_a_state_file_without_token_ids_or_revocations_loads() {
