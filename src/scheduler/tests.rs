@@ -34,6 +34,8 @@ struct FakeSls {
     server: Option<PausedClock>,
     calls: Mutex<Vec<(SystemTime, CallKind, bool)>>,
     fail: Mutex<(StdRng, f64)>,
+    /// CreateTicket calls made in this window fail (the cloud refusing re-mints for a while).
+    mint_outage: Mutex<Option<(SystemTime, SystemTime)>>,
     serial: Mutex<u64>,
 }
 
@@ -44,6 +46,7 @@ impl FakeSls {
             server: None,
             calls: Mutex::new(Vec::new()),
             fail: Mutex::new((StdRng::seed_from_u64(seed), failure_rate)),
+            mint_outage: Mutex::new(None),
             serial: Mutex::new(0),
         })
     }
@@ -80,11 +83,13 @@ impl Provider for FakeSls {
             let t = server.now();
             now.duration_since(t).unwrap_or_else(|e| e.duration()) > SERVER_SKEW
         });
-        let failed = failed || skewed;
         let kind = match op {
             Operation::Mint => CallKind::Mint,
             Operation::Refresh { .. } => CallKind::Refresh,
         };
+        let outage = *self.mint_outage.lock().unwrap();
+        let refused = kind == CallKind::Mint && outage.is_some_and(|(from, to)| now >= from && now < to);
+        let failed = failed || skewed || refused;
         self.calls.lock().unwrap().push((now, kind, !failed));
         let serial = {
             let mut s = self.serial.lock().unwrap();
@@ -388,6 +393,27 @@ async fn issue_17_no_refresh_is_wasted_just_before_a_re_mint() {
         let refreshes = calls.iter().filter(|c| c.1 == CallKind::Refresh).count();
         eprintln!("{case}: {} mints, {refreshes} refreshes in {length:?}, none wasted", mints.len());
     }
+}
+
+/// A re-mint refused for days does not let the token lapse while the old ticket is good: the
+/// token is refreshed on the old ticket near its end, and the re-mint comes once the cloud takes it.
+#[tokio::test(start_paused = true)]
+async fn issue_17_a_re_mint_refused_for_days_keeps_the_token_alive_on_the_old_ticket() {
+    let t0 = from_unix_seconds(1_700_000_000);
+    let clock = PausedClock::starting_at(t0);
+    let provider = FakeSls::new(clock.clone(), 0.0, 1);
+    // CreateTicket fails from day 20 until 2 hours before the first ticket's 30-day ceiling.
+    *provider.mint_outage.lock().unwrap() = Some((t0 + 20 * DAY, t0 + 30 * DAY - 2 * HOUR));
+    let tickets = [sls_ticket("dash", 30 * DAY, DAY)];
+    let run =
+        simulate(&clock, provider.clone(), &tickets, &StateFile::default(), credential_store(None), 32 * DAY).await;
+    assert_no_lapse(&run.events, "dash");
+    let calls = provider.calls.lock().unwrap().clone();
+    assert!(calls.iter().any(|c| c.1 == CallKind::Mint && !c.2), "the outage refused some re-mints");
+    let last_mint = calls.iter().filter(|c| c.1 == CallKind::Mint && c.2).map(|c| c.0).max().unwrap();
+    assert!(last_mint >= t0 + 30 * DAY - 2 * HOUR && last_mint < t0 + 30 * DAY, "re-minted at {last_mint:?}");
+    let kept_alive = calls.iter().filter(|c| c.1 == CallKind::Refresh && c.2 && c.0 > t0 + 29 * DAY && c.0 < last_mint);
+    assert!(kept_alive.count() >= 1, "the old ticket's token was refreshed during the outage");
 }
 
 /// Issue 17 item 13: a failed call says what is true for the consumers: no token yet (and when

@@ -8,6 +8,10 @@ use crate::token::Holding;
 pub const REFRESH_AT: f64 = 2.0 / 3.0;
 /// ...plus up to this fraction more, at random, so many tickets do not refresh in lockstep.
 pub const REFRESH_JITTER: f64 = 1.0 / 12.0;
+/// A ticket's re-mint still not done when its current token has served this share of its life
+/// (CreateTicket failing since the re-mint was due) gives way to one RefreshToken on the old
+/// ticket, so the token does not lapse while the ticket is good; the re-mint is tried again after.
+pub const KEEP_ALIVE_AT: f64 = 5.0 / 6.0;
 /// The first retry waits up to this long (full jitter)...
 pub const BACKOFF_BASE: Duration = Duration::from_secs(2);
 /// ...doubling per attempt up to this cap.
@@ -105,7 +109,14 @@ pub fn plan(holding: &Holding, lifecycle: Lifecycle, now: SystemTime, jitter: f6
             // its life then, for the mint's retries.
             let wasted =
                 earliest < token_due + (expires.duration_since(issued).unwrap_or_default()).mul_f64(REFRESH_AT);
-            if ticket.expires_at <= now || renew_at <= token_due {
+            // A re-mint that has not come through by the time the token is near its end (the
+            // cloud refusing CreateTicket) must not let the token lapse while its ticket is still
+            // good: the token is refreshed on the old ticket, and the re-mint tried again after.
+            let keep_alive = issued + (expires.duration_since(issued).unwrap_or_default()).mul_f64(KEEP_ALIVE_AT);
+            let minting = renew_at <= token_due || wasted;
+            if ticket.expires_at > now && ticket.expires_at > expires && minting && now >= keep_alive {
+                Plan { step: Step::RefreshCurrent, at: now }
+            } else if ticket.expires_at <= now || renew_at <= token_due {
                 Plan { step: Step::Mint, at: renew_at }
             } else if wasted {
                 Plan { step: Step::Mint, at: token_due }
@@ -166,6 +177,7 @@ mod tests {
     use proptest::prelude::*;
 
     const DAY: Duration = Duration::from_secs(86_400);
+    const HOUR: Duration = Duration::from_secs(3_600);
 
     fn holding(t0: SystemTime, ticket_life: Duration, token_issued: SystemTime, token_life: Duration) -> Holding {
         Holding {
@@ -224,6 +236,30 @@ mod tests {
         let h = holding(t0, 30 * DAY, issued, DAY);
         let due = issued + DAY.mul_f64(2.0 / 3.0);
         assert_eq!(plan(&h, lifecycle, issued, 0.0, Duration::ZERO), Plan { step: Step::RefreshCurrent, at: due });
+    }
+
+    /// A re-mint that keeps failing does not let the token lapse while the ticket is good: past
+    /// 5/6 of the token's life the old ticket's token is refreshed, then the re-mint tried again.
+    #[test]
+    fn issue_17_a_failing_re_mint_gives_way_to_a_refresh_before_the_token_lapses() {
+        let t0 = from_unix_seconds(1_700_000_000);
+        let lifecycle = Lifecycle::TicketAndToken { renew_before: DAY };
+        let issued = t0 + 28 * DAY + DAY / 2;
+        let h = holding(t0, 30 * DAY, issued, DAY);
+        // The re-mint is due at day 29 and is still not done (failing) at 29 d 7 h: mint again.
+        let p = plan(&h, lifecycle, t0 + 29 * DAY + 7 * HOUR, 0.0, Duration::ZERO);
+        assert_eq!(p.step, Step::Mint);
+        // At 29 d 8 h the token has served 5/6 of its day: refresh it on the old ticket, now.
+        let at = issued + DAY.mul_f64(KEEP_ALIVE_AT);
+        assert_eq!(plan(&h, lifecycle, at, 0.0, Duration::ZERO), Plan { step: Step::RefreshCurrent, at });
+        // A token that already lasts as long as its ticket gains nothing from a refresh: mint.
+        let h = holding(t0, 30 * DAY, t0 + 29 * DAY + HOUR, DAY);
+        let at = t0 + 29 * DAY + 22 * HOUR;
+        assert_eq!(plan(&h, lifecycle, at, 0.0, Duration::ZERO), Plan { step: Step::Mint, at });
+        // An expired ticket cannot be refreshed: mint.
+        let h = holding(t0, 30 * DAY, t0 + 29 * DAY + 12 * HOUR, DAY);
+        let at = t0 + 30 * DAY + HOUR;
+        assert_eq!(plan(&h, lifecycle, at, 0.0, Duration::ZERO).step, Step::Mint);
     }
 
     #[test]
