@@ -616,16 +616,20 @@ impl Scheduler {
             }
             Message::Published { id, epoch, generation, written, errors } => {
                 let Some(ticket) = table.get_mut(id).filter(|t| t.epoch == epoch) else { return };
-                if ticket.holding.generation() != generation {
-                    return; // A newer generation is on its way to the sinks.
+                // A newer generation came, or a reload replaced the sinks, while this write ran: the
+                // write of what the ticket holds now waited for this one (see `publish`); start it.
+                let stale = match &written {
+                    _ if ticket.holding.generation() != generation => true,
+                    Some((spec, _)) => spec.sinks != ticket.spec.sinks,
+                    None => false,
+                };
+                if stale {
+                    ticket.writing = false;
+                    self.publish(table, id);
+                    return;
                 }
-                match written {
-                    Some((spec, held)) if spec.sinks == ticket.spec.sinks => {
-                        ticket.sinks_held = ticket.sinks_held.union(held);
-                    }
-                    // Written to sinks a reload has replaced since: its own writes are under way.
-                    Some(_) => return,
-                    None => {}
+                if let Some((_, held)) = written {
+                    ticket.sinks_held = ticket.sinks_held.union(held);
                 }
                 // The writes of this generation are over: readers waiting for them look again, and
                 // in the same change the board shows what they wrote.
@@ -789,6 +793,13 @@ impl Scheduler {
     fn publish(&mut self, table: &mut Table, id: TicketId) {
         let Some(ticket) = table.get_mut(id) else { return };
         let Some(current) = &ticket.holding.current else { return };
+        // One writer per ticket at a time: two could finish out of order, the older token's files
+        // renamed over the newer one's while the board and the state record the newer, and nothing
+        // would write them again before the next token (the older token lapsing in the sinks
+        // meanwhile). The running writer's report starts this write (`Message::Published`).
+        if ticket.writing {
+            return;
+        }
         let (generation, epoch) = (current.generation, ticket.epoch);
         ticket.writing = true;
         self.changed = true;

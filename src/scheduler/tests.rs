@@ -1161,6 +1161,79 @@ async fn issue_16_a_new_ticket_is_saved_before_its_first_token_is_asked_for() {
     assert!(board.get("b").unwrap().current.is_some(), "the saved ticket got its token");
 }
 
+/// One sink writer per ticket at a time. A token that arrives while the sinks are still being
+/// written with the one before waits for that write: two writers finishing out of order renamed
+/// the older token's file over the newer one's while the board and the state recorded the newer
+/// (the `tests/crash.rs` flake "sink is older than its state"), and the sinks kept the older
+/// token until the next refresh, past its expiry. Writer 1 is held right after its rename while
+/// token 2 arrives: no second writer may start until it is let go. Failed before the fix: the
+/// second writer wrote and reached the gate while the first was held.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_a_new_token_waits_for_the_sink_write_of_the_one_before() {
+    let name = "issue-17-one-writer";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("one.token");
+    // Tokens of 6 s: the second comes 4 to 4.5 s after the first.
+    let mut spec = sls_ticket(name, Duration::from_secs(120), Duration::from_secs(6));
+    spec.sinks = vec![crate::config::SinkSpec::File(crate::config::FileSink {
+        path: path.clone(),
+        format: crate::config::FileFormat::Token,
+        mode: 0o600,
+        env_names: crate::config::EnvNames::defaults("TICKETD_", crate::config::Kind::Sls),
+    })];
+    let (written_tx, mut written) = mpsc::unbounded_channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let gate = Arc::new(WriteGate { written: written_tx, release: Mutex::new(release_rx) });
+    WRITE_GATES.lock().unwrap().insert(name.to_string(), gate);
+    let clock = PausedClock::starting_at(SystemTime::now());
+    let provider = FakeSls::new(clock.clone(), 0.0, 1);
+    let board = Arc::new(Board::default());
+    let parts = test_parts(&clock, provider, board.clone(), 5);
+    let running = Running::start(Scheduler::new(parts, vec![spec], StateFile::default()));
+    let file = || std::fs::read_to_string(&path).unwrap().trim().to_string();
+    let held = |board: &Board| {
+        let view = board.get(name).unwrap();
+        view.current.map(|c| (c.generation, c.token.value.expose().to_string()))
+    };
+    tokio::time::timeout(Duration::from_secs(30), written.recv()).await.expect("the first write").unwrap();
+    let first = file();
+    // Token 2 arrives while writer 1 is held after its rename.
+    let mut changes = board.subscribe();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while board.read(|t| t.by_name(name).and_then(|t| t.holding.current.as_ref()).map(|c| c.generation)) != Some(2)
+        {
+            changes.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("token 2 arrives");
+    // A second writer (the old code) writes token 2 and reaches the gate within milliseconds.
+    let second = tokio::time::timeout(Duration::from_millis(500), written.recv()).await;
+    assert!(second.is_err(), "a second writer ran while the first was still writing");
+    assert_eq!(file(), first, "the file is writer 1's until it is let go");
+    release.send(()).unwrap();
+    // Then token 2 is written, and the file ends with what the board holds.
+    tokio::time::timeout(Duration::from_secs(30), written.recv()).await.expect("the second write").unwrap();
+    release.send(()).unwrap();
+    WRITE_GATES.lock().unwrap().remove(name);
+    drop(release);
+    let mut changes = board.subscribe();
+    let token = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let quiet = board.read(|t| t.by_name(name).is_some_and(|t| !t.writing));
+            if let Some((generation, token)) = held(&board).filter(|(g, _)| quiet && *g >= 2) {
+                let _ = generation;
+                return token;
+            }
+            changes.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("token 2 written");
+    assert_eq!(file(), token, "the file holds what the board holds");
+    running.stop().await;
+}
+
 /// Sink writes of the tickets named here stop right after the files are in place, until the test
 /// lets them go on: the window between a file's rename and the loop hearing of it, held open.
 static WRITE_GATES: std::sync::LazyLock<Mutex<std::collections::HashMap<String, Arc<WriteGate>>>> =
