@@ -64,7 +64,8 @@ pub struct Ticket {
     pub(crate) confirmed: bool,
     pub(crate) in_flight: bool,
     /// Sinks are being written: from when the scheduler hands them the current generation until it
-    /// has heard how the writes went. Meanwhile a file may already hold a token the board does not
+    /// has heard how the writes went. One writer at a time per ticket: two writers of different
+    /// generations could rename their files in either order and leave the older token in place. Meanwhile a file may already hold a token the board does not
     /// show yet; readers wait ([`Board::settle_writes`]).
     pub(crate) writing: bool,
     /// Sinks do not hold the current generation yet.

@@ -615,6 +615,20 @@ impl Scheduler {
                 }
             }
             Message::Published { id, epoch, generation, written, errors } => {
+                // The writer is done (under any epoch: a retargeted ticket's next write waited for
+                // it). When it wrote something else than the sinks must hold now (a newer token
+                // came, or a reload changed the sinks or the target, meanwhile), that write starts
+                // now: it was held back while this one ran.
+                if let Some(ticket) = table.get_mut(id) {
+                    ticket.writing = false;
+                    self.changed = true;
+                    let stale = ticket.epoch != epoch
+                        || ticket.holding.generation() != generation
+                        || written.as_ref().is_some_and(|(spec, _)| spec.sinks != ticket.spec.sinks);
+                    if stale && ticket.unpublished && ticket.holding.current.is_some() {
+                        self.publish(table, id);
+                    }
+                }
                 let Some(ticket) = table.get_mut(id).filter(|t| t.epoch == epoch) else { return };
                 // A newer generation came, or a reload replaced the sinks, while this write ran: the
                 // write of what the ticket holds now waited for this one (see `publish`); start it.
@@ -801,6 +815,11 @@ impl Scheduler {
             return;
         }
         let (generation, epoch) = (current.generation, ticket.epoch);
+        if ticket.writing {
+            // One writer at a time per ticket, or an older generation's rename could land last:
+            // this one starts when the running one reports (`Message::Published`).
+            return;
+        }
         ticket.writing = true;
         self.changed = true;
         if ticket.spec.sinks.is_empty() {
@@ -813,6 +832,8 @@ impl Scheduler {
         let report = PublishReport { tx: self.tx.clone(), id, epoch, generation, sent: false };
         self.calls.spawn(async move {
             let writer = tokio::task::spawn_blocking(move || {
+                #[cfg(test)]
+                tests::before_sink_write(&spec.name);
                 let published = crate::sinks::publish(&spec, &current, held);
                 #[cfg(test)]
                 tests::after_sink_write(&spec.name);
@@ -919,8 +940,8 @@ impl Scheduler {
                 ticket.epoch = self.next_epoch();
                 ticket.in_flight = false;
                 ticket.unpublished = false;
-                // The old target's writes, if any, are not waited for: their report is dropped.
-                ticket.writing = false;
+                // The old target's write, if one runs, still ends before the next one starts
+                // (`writing` stays set until its report comes, whatever its epoch).
             }
             self.reschedule(table, id, now);
         }

@@ -1254,6 +1254,116 @@ pub(crate) fn after_sink_write(name: &str) {
     }
 }
 
+/// Writers a test holds before they write (by ticket name): the first to come waits for
+/// `release`; every one that comes is told on `entered`.
+static BEFORE_GATES: std::sync::LazyLock<Mutex<std::collections::HashMap<String, Arc<BeforeGate>>>> =
+    std::sync::LazyLock::new(Mutex::default);
+
+struct BeforeGate {
+    entered: mpsc::UnboundedSender<()>,
+    release: Mutex<std::sync::mpsc::Receiver<()>>,
+    held_one: std::sync::atomic::AtomicBool,
+}
+
+/// Called by the sink writer (on its blocking thread) before it writes a ticket's sinks.
+pub(crate) fn before_sink_write(name: &str) {
+    let gate = BEFORE_GATES.lock().unwrap().get(name).cloned();
+    if let Some(gate) = gate {
+        let _ = gate.entered.send(());
+        if !gate.held_one.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            // Bounded: a test that never lets go does not hang the writer for good.
+            let _ = gate.release.lock().unwrap().recv_timeout(Duration::from_secs(60));
+        }
+    }
+}
+
+/// A token that arrives while the previous one is still being written is written after it, never
+/// beside it: two writers could rename in either order and leave the older token in the file
+/// while the board (and the state file) say the sinks hold the newer (the `tests/crash.rs`
+/// flake: "sink is older than its state"). The first writer is held before it writes until the
+/// next token is on the board.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_17_a_token_written_while_the_one_before_is_being_written_ends_up_in_the_file() {
+    let name = "issue-17-one-writer";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("one-writer.token");
+    // Tokens of 6 s: the second comes 4 to 4.5 s after the first.
+    let mut spec = sls_ticket(name, Duration::from_secs(120), Duration::from_secs(6));
+    spec.sinks = vec![crate::config::SinkSpec::File(crate::config::FileSink {
+        path: path.clone(),
+        format: crate::config::FileFormat::Token,
+        mode: 0o600,
+        env_names: crate::config::EnvNames::defaults("TICKETD_", crate::config::Kind::Sls),
+    })];
+    let (entered_tx, mut entered) = mpsc::unbounded_channel();
+    let (release, release_rx) = std::sync::mpsc::channel();
+    let before = BeforeGate {
+        entered: entered_tx,
+        release: Mutex::new(release_rx),
+        held_one: std::sync::atomic::AtomicBool::new(false),
+    };
+    BEFORE_GATES.lock().unwrap().insert(name.to_string(), Arc::new(before));
+    // Told after each writer has written (never held: `release` is loaded in advance).
+    let (written_tx, mut written) = mpsc::unbounded_channel();
+    let (after_release, after_rx) = std::sync::mpsc::channel();
+    for _ in 0..16 {
+        after_release.send(()).unwrap();
+    }
+    WRITE_GATES
+        .lock()
+        .unwrap()
+        .insert(name.to_string(), Arc::new(WriteGate { written: written_tx, release: Mutex::new(after_rx) }));
+    let clock = PausedClock::starting_at(SystemTime::now());
+    let provider = FakeSls::new(clock.clone(), 0.0, 1);
+    let board = Arc::new(Board::default());
+    let scheduler = Scheduler::new(test_parts(&clock, provider, board.clone(), 5), vec![spec], StateFile::default());
+    let mut events = scheduler.events();
+    let running = Running::start(scheduler);
+    let within = Duration::from_secs(30);
+    // The first token's writer is held before it writes...
+    tokio::time::timeout(within, entered.recv()).await.expect("the first write starts").unwrap();
+    // ...until the second token is on the board.
+    let second = async {
+        loop {
+            if let Ok(Event::TokenRefreshed { name: n, generation: 2, .. }) = events.recv().await
+                && n == name
+            {
+                return;
+            }
+        }
+    };
+    tokio::time::timeout(within, second).await.expect("the second token");
+    // A second writer beside the held one would start now; none may before the first is done.
+    let beside = tokio::time::timeout(Duration::from_secs(2), entered.recv()).await;
+    release.send(()).unwrap();
+    // Both writes done, and every sink holds generation 2 by the scheduler's account.
+    let mut published_2 = false;
+    let mut writes = 0;
+    let both = async {
+        while !(published_2 && writes >= 2) {
+            tokio::select! {
+                Some(()) = written.recv() => writes += 1,
+                event = events.recv() => {
+                    if let Ok(Event::Published { name: n, generation: 2 }) = event && n == name {
+                        published_2 = true;
+                    }
+                }
+            }
+        }
+    };
+    tokio::time::timeout(within, both).await.expect("both writes and generation 2 published");
+    let in_file = std::fs::read_to_string(&path).unwrap().trim().to_string();
+    let view = board.get(name).unwrap();
+    let current = view.current.as_ref().unwrap();
+    assert_eq!(current.generation, 2);
+    assert_eq!(in_file, current.token.value.expose(), "the file holds the token the board says the sinks hold");
+    assert!(beside.is_err(), "a second writer started while the first was still writing");
+    BEFORE_GATES.lock().unwrap().remove(name);
+    WRITE_GATES.lock().unwrap().remove(name);
+    drop(release);
+    running.stop().await;
+}
+
 /// Send a GET for `uri` to the socket API's routes, as root.
 async fn api_get(router: &axum::Router, uri: &str) -> (u16, String) {
     use tower_service::Service;
