@@ -615,40 +615,25 @@ impl Scheduler {
                 }
             }
             Message::Published { id, epoch, generation, written, errors } => {
-                // The writer is done (under any epoch: a retargeted ticket's next write waited for
-                // it). When it wrote something else than the sinks must hold now (a newer token
-                // came, or a reload changed the sinks or the target, meanwhile), that write starts
-                // now: it was held back while this one ran.
-                if let Some(ticket) = table.get_mut(id) {
-                    ticket.writing = false;
-                    self.changed = true;
-                    let stale = ticket.epoch != epoch
-                        || ticket.holding.generation() != generation
-                        || written.as_ref().is_some_and(|(spec, _)| spec.sinks != ticket.spec.sinks);
-                    if stale && ticket.unpublished && ticket.holding.current.is_some() {
-                        self.publish(table, id);
-                    }
-                }
-                let Some(ticket) = table.get_mut(id).filter(|t| t.epoch == epoch) else { return };
-                // A newer generation came, or a reload replaced the sinks, while this write ran: the
-                // write of what the ticket holds now waited for this one (see `publish`); start it.
-                let stale = match &written {
-                    _ if ticket.holding.generation() != generation => true,
-                    Some((spec, _)) => spec.sinks != ticket.spec.sinks,
-                    None => false,
-                };
+                // The ticket's one writer is done, under whatever epoch (a retargeted ticket's next
+                // write waited for it too: see `publish`).
+                let Some(ticket) = table.get_mut(id) else { return };
+                ticket.writing = false;
+                self.changed = true;
+                // A newer generation came, or a reload replaced the sinks or the target, while this
+                // write ran: the write of what the ticket holds now waited for this one; start it.
+                let stale = ticket.epoch != epoch
+                    || ticket.holding.generation() != generation
+                    || written.as_ref().is_some_and(|(spec, _)| spec.sinks != ticket.spec.sinks);
                 if stale {
-                    ticket.writing = false;
                     self.publish(table, id);
                     return;
                 }
+                // The writes of this generation are over: readers waiting for them look again (the
+                // flag is down), and in the same change the board shows what they wrote.
                 if let Some((_, held)) = written {
                     ticket.sinks_held = ticket.sinks_held.union(held);
                 }
-                // The writes of this generation are over: readers waiting for them look again, and
-                // in the same change the board shows what they wrote.
-                ticket.writing = false;
-                self.changed = true;
                 let now = self.parts.clock.read();
                 if errors.is_empty() && ticket.sinks_held == SinkSet::all(ticket.spec.sinks.len()) {
                     // The last error was this ticket's sinks' (no call failed since): it is over.
@@ -815,11 +800,6 @@ impl Scheduler {
             return;
         }
         let (generation, epoch) = (current.generation, ticket.epoch);
-        if ticket.writing {
-            // One writer at a time per ticket, or an older generation's rename could land last:
-            // this one starts when the running one reports (`Message::Published`).
-            return;
-        }
         ticket.writing = true;
         self.changed = true;
         if ticket.spec.sinks.is_empty() {
