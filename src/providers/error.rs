@@ -28,6 +28,11 @@ pub enum ProviderError {
     },
     #[error("{api}: unexpected response: {detail}")]
     Malformed { api: &'static str, detail: String },
+    /// The API created a credential that ticketd cannot use (a long-term TCR token whose answer
+    /// gives no usable expiry): it is not kept, and the scheduler revokes it by its `token_id`
+    /// (not a secret), so a retry does not leave one more active credential behind.
+    #[error("{api}: the created token cannot be used: {detail}; it is revoked (TokenId {token_id})")]
+    Unusable { api: &'static str, detail: String, token_id: String },
     #[error("{0}")]
     Credentials(#[from] CredentialError),
     /// The call ended without an answer inside ticketd: its task panicked or was cancelled. A
@@ -60,7 +65,10 @@ impl ProviderError {
             }
             // The host clock may be corrected any second: retry soon, not in a quarter hour.
             ProviderError::Api { kind: ApiErrorKind::ClockSkew, .. } => RetryClass::ClockSkew,
-            ProviderError::Api { .. } | ProviderError::Credentials(_) => RetryClass::Permanent,
+            // Each try creates a credential (revoked, but created): as slowly as a refusal.
+            ProviderError::Api { .. } | ProviderError::Credentials(_) | ProviderError::Unusable { .. } => {
+                RetryClass::Permanent
+            }
         }
     }
 

@@ -306,9 +306,12 @@ pub fn expires_at(
         TcrTokenType::LongTerm => None,
     };
     [exp_time, crate::jwt::expiry(&answer.token), fallback].into_iter().flatten().min().ok_or_else(|| {
-        ProviderError::Malformed {
-            api: CREATE_INSTANCE_TOKEN,
-            detail: "no usable `ExpTime` and no JWT `exp` in the answer for a long-term token".into(),
+        let (api, detail) =
+            (CREATE_INSTANCE_TOKEN, "no usable `ExpTime` and no JWT `exp` in the answer for a long-term token");
+        match &answer.token_id {
+            // The token exists at the vendor: revoked, or every retry would leave one more active.
+            Some(token_id) => ProviderError::Unusable { api, detail: detail.into(), token_id: token_id.clone() },
+            None => ProviderError::Malformed { api, detail: detail.into() },
         }
     })
 }
@@ -518,9 +521,11 @@ mod tests {
         // `ExpTime` at all: never a token that expired in 1971.
         let (at, warnings) = expiry_of(TcrTokenType::LongTerm, &a);
         assert_eq!(warnings.len(), 1, "{warnings:?}");
+        // The token exists at the vendor: the error names its `TokenId`, to be revoked.
         let e = at.unwrap_err();
-        assert!(matches!(e, ProviderError::Malformed { .. }), "{e}");
+        assert!(matches!(&e, ProviderError::Unusable { token_id, .. } if token_id == "1456976"), "{e}");
         assert!(e.to_string().contains("no usable `ExpTime` and no JWT `exp`"), "{e}");
+        assert!(!e.to_string().contains("XXXX"), "{e}");
     }
 
     /// Issue #17 item 1: every field in the type the document's table gives it and in the type

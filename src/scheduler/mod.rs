@@ -750,6 +750,17 @@ impl Scheduler {
 
     fn failed(&mut self, table: &mut Table, id: TicketId, error: ProviderError, now: Now) {
         let ticket = table.get_mut(id).expect("the ticket is on the board");
+        // A credential the API created and ticketd cannot use: nobody ever saw it, revoke it now.
+        if let ProviderError::Unusable { token_id, .. } = &error
+            && let Some(mut orphan) = superseded(&ticket.spec, token_id, 0, now.wall)
+        {
+            orphan.after_generation = None;
+            tracing::info!(ticket = %ticket.spec.name, token_id = %token_id, "the created long-term token cannot be used; revoking it");
+            queue_revocation(&self.parts.board, orphan);
+            self.parts.board.revocations_changed().notify_one();
+            self.save_soon(now.mono);
+        }
+        let ticket = table.get_mut(id).expect("the ticket is on the board");
         ticket.attempt = ticket.attempt.saturating_add(1);
         ticket.refresh_failures = ticket.refresh_failures.saturating_add(1);
         let token_expires_at = ticket.holding.valid(now).map(|c| c.expiry(now));

@@ -267,3 +267,71 @@ async fn issue_17_a_long_term_token_minted_before_a_crash_and_never_published_is
     assert_eq!(board.get("reg").unwrap().current.unwrap().token.token_id.as_deref(), Some("id-2"));
     drop(running.stop().await);
 }
+
+/// A TCR whose first `unusable` long-term answers give no usable expiry (as the vendor's own
+/// example in seed 003 does): each created a token at the vendor, `id-1`, `id-2`, ...
+struct UnusableFirst {
+    clock: PausedClock,
+    unusable: u64,
+    issued: std::sync::atomic::AtomicU64,
+}
+
+impl Provider for UnusableFirst {
+    fn call(&self, _: &TicketSpec, _: Operation, _: Credentials) -> BoxFuture<Result<Issued, ProviderError>> {
+        let n = self.issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+        let now = self.clock.now();
+        let unusable = n <= self.unusable;
+        Box::pin(async move {
+            if unusable {
+                return Err(ProviderError::Unusable {
+                    api: crate::providers::tcr::CREATE_INSTANCE_TOKEN,
+                    detail: "no usable `ExpTime` and no JWT `exp` in the answer for a long-term token".into(),
+                    token_id: format!("id-{n}"),
+                });
+            }
+            Ok(Issued::Token(TokenPart {
+                value: Secret::new(format!("token-{n}")),
+                username: Some("100012345678".into()),
+                token_id: Some(ThinStr::from(format!("id-{n}"))),
+                issued_at: now.into(),
+                expires_at: (now + 10 * DAY).into(),
+            }))
+        })
+    }
+}
+
+/// A long-term token the API created but ticketd cannot use is revoked at once (and saved), so
+/// the retries that follow do not leave one more active registry credential each; the token
+/// finally kept is never queued. Failed before: the queue stayed empty while three were created.
+#[tokio::test(start_paused = true)]
+async fn issue_17_a_created_long_term_token_that_cannot_be_used_is_revoked() {
+    let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
+    let board = Arc::new(Board::default());
+    let memory = Arc::new(Mutex::new(StateFile::default()));
+    let parts = Parts {
+        clock: Arc::new(clock.clone()),
+        provider: Arc::new(UnusableFirst { clock: clock.clone(), unusable: 3, issued: Default::default() }),
+        credentials: credential_store(None),
+        persistence: Persistence::Memory(memory.clone()),
+        board: board.clone(),
+        watchdog: None,
+        changed: None,
+        seed: 5,
+    };
+    let running = Running::start(Scheduler::new(parts, vec![tcr_ticket("reg", false)], StateFile::default()));
+    // Retried as slowly as a refusal (7.5 to 15 minutes): within an hour of paused time.
+    let held = || board.get("reg").and_then(|t| t.current).is_some_and(|c| c.token.token_id.as_deref() == Some("id-4"));
+    for _ in 0..360 {
+        if held() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(10)).await;
+    }
+    assert!(held(), "the fourth answer's token held");
+    let mut queued: Vec<String> = token_ids(&board).into_iter().map(|(id, _)| id).collect();
+    queued.sort();
+    assert_eq!(queued, ["id-1", "id-2", "id-3"], "every created token that cannot be used is revoked");
+    assert!(token_ids(&board).iter().all(|(_, stage)| *stage == "due"), "{:?}", token_ids(&board));
+    until("the revocations saved", || memory.lock().unwrap().revocations.len() == 3).await;
+    running.stop().await;
+}
