@@ -144,6 +144,15 @@ impl Revocations {
         }
     }
 
+    /// No hook runs in this process (`run --once`): what [`Revocations::published`] set waiting
+    /// for `ticket`'s hook goes back to waiting for its successor's publication, so that a later
+    /// run, whose hook tells the consumers, makes it due.
+    pub fn hooks_not_run(&mut self, ticket: &str, generation: u64) {
+        for e in self.waiting_for(ticket, generation).filter(|e| e.hooks_running) {
+            e.hooks_running = false;
+        }
+    }
+
     fn waiting_for(&mut self, ticket: &str, generation: u64) -> impl Iterator<Item = &mut Entry> {
         self.entries
             .iter_mut()

@@ -646,10 +646,16 @@ impl Scheduler {
                     ticket.current_written = true;
                     ticket.confirmed = true;
                     self.changed = true;
-                    let hook = self.parts.changed.as_ref().filter(|_| ticket.spec.consumers.on_change.is_some());
+                    let has_hook = ticket.spec.consumers.on_change.is_some();
+                    let hook = self.parts.changed.as_ref().filter(|_| has_hook);
                     // Tokens this one superseded are revoked now, or once the hook has run.
                     let board = &self.parts.board;
-                    let wait_for_hook = board.revocations().published(&ticket.spec.name, generation, hook.is_some());
+                    let wait_for_hook = board.revocations().published(&ticket.spec.name, generation, has_hook);
+                    if has_hook && hook.is_none() {
+                        // No hook runs here (`run --once`): what waits for this ticket's hook keeps
+                        // waiting, saved, for a run whose hook tells its consumers first.
+                        board.revocations().hooks_not_run(&ticket.spec.name, generation);
+                    }
                     board.revocations_changed().notify_one();
                     if let Some(changed) = hook {
                         let ran = wait_for_hook.then(|| {

@@ -335,3 +335,39 @@ async fn issue_17_a_created_long_term_token_that_cannot_be_used_is_revoked() {
     until("the revocations saved", || memory.lock().unwrap().revocations.len() == 3).await;
     running.stop().await;
 }
+
+/// With no hook runner (`run --once` runs no hooks), a replaced token whose ticket has an
+/// `on_change` hook is not revoked: the consumers were not told of the new one. It stays queued,
+/// waiting, and saved, for a run whose hook runs. Failed before: it was due at once.
+#[tokio::test(start_paused = true)]
+async fn issue_17_without_a_hook_runner_a_ticket_with_a_hook_keeps_its_replaced_token() {
+    let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
+    let board = Arc::new(Board::default());
+    let memory = Arc::new(Mutex::new(StateFile::default()));
+    let parts = Parts {
+        clock: Arc::new(clock.clone()),
+        provider: Arc::new(FakeTcr { clock: clock.clone(), issued: Default::default() }),
+        credentials: credential_store(None),
+        persistence: Persistence::Memory(memory.clone()),
+        board: board.clone(),
+        watchdog: None,
+        changed: None,
+        seed: 3,
+    };
+    let running = Running::start(Scheduler::new(parts, vec![tcr_ticket("reg", true)], StateFile::default()));
+    // Ten-day tokens: the re-mint comes within them.
+    let second = || board.get("reg").and_then(|t| t.current).is_some_and(|c| c.generation >= 2);
+    for _ in 0..2_000 {
+        if second() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(600)).await;
+    }
+    assert!(second(), "re-minted");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(token_ids(&board), [("id-1".to_string(), "waiting for the new token to reach every sink")]);
+    let scheduler = running.stop().await;
+    let saved = scheduler.snapshot().revocations;
+    assert_eq!(saved.len(), 1, "{saved:?}");
+    assert!(saved[0].after_generation.is_some(), "{saved:?}");
+}
