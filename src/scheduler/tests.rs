@@ -1173,14 +1173,7 @@ async fn issue_17_a_new_token_waits_for_the_sink_write_of_the_one_before() {
     let name = "issue-17-one-writer";
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("one.token");
-    // Tokens of 6 s: the second comes 4 to 4.5 s after the first.
-    let mut spec = sls_ticket(name, Duration::from_secs(120), Duration::from_secs(6));
-    spec.sinks = vec![crate::config::SinkSpec::File(crate::config::FileSink {
-        path: path.clone(),
-        format: crate::config::FileFormat::Token,
-        mode: 0o600,
-        env_names: crate::config::EnvNames::defaults("TICKETD_", crate::config::Kind::Sls),
-    })];
+    let spec = token_file_ticket(name, &path);
     let (written_tx, mut written) = mpsc::unbounded_channel();
     let (release, release_rx) = std::sync::mpsc::channel();
     let gate = Arc::new(WriteGate { written: written_tx, release: Mutex::new(release_rx) });
@@ -1254,7 +1247,8 @@ pub(crate) fn after_sink_write(name: &str) {
     }
 }
 
-/// Writers a test holds before they write (by ticket name): the first to come waits for
+/// Writers a test holds before they write (by ticket name, so each test's ticket name must be its own:
+/// two tests sharing one ran into each other's gates when run at once): the first to come waits for
 /// `release`; every one that comes is told on `entered`.
 static BEFORE_GATES: std::sync::LazyLock<Mutex<std::collections::HashMap<String, Arc<BeforeGate>>>> =
     std::sync::LazyLock::new(Mutex::default);
@@ -1284,17 +1278,10 @@ pub(crate) fn before_sink_write(name: &str) {
 /// next token is on the board.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_17_a_token_written_while_the_one_before_is_being_written_ends_up_in_the_file() {
-    let name = "issue-17-one-writer";
+    let name = "issue-17-before-write";
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("one-writer.token");
-    // Tokens of 6 s: the second comes 4 to 4.5 s after the first.
-    let mut spec = sls_ticket(name, Duration::from_secs(120), Duration::from_secs(6));
-    spec.sinks = vec![crate::config::SinkSpec::File(crate::config::FileSink {
-        path: path.clone(),
-        format: crate::config::FileFormat::Token,
-        mode: 0o600,
-        env_names: crate::config::EnvNames::defaults("TICKETD_", crate::config::Kind::Sls),
-    })];
+    let spec = token_file_ticket(name, &path);
     let (entered_tx, mut entered) = mpsc::unbounded_channel();
     let (release, release_rx) = std::sync::mpsc::channel();
     let before = BeforeGate {
@@ -1364,6 +1351,19 @@ async fn issue_17_a_token_written_while_the_one_before_is_being_written_ends_up_
     running.stop().await;
 }
 
+/// An SLS ticket with tokens of 6 s (the second comes 4 to 4.5 s after the first), written raw
+/// to the file `path`.
+fn token_file_ticket(name: &str, path: &std::path::Path) -> TicketSpec {
+    let mut spec = sls_ticket(name, Duration::from_secs(120), Duration::from_secs(6));
+    spec.sinks = vec![crate::config::SinkSpec::File(crate::config::FileSink {
+        path: path.to_path_buf(),
+        format: crate::config::FileFormat::Token,
+        mode: 0o600,
+        env_names: crate::config::EnvNames::defaults("TICKETD_", crate::config::Kind::Sls),
+    })];
+    spec
+}
+
 /// Send a GET for `uri` to the socket API's routes, as root.
 async fn api_get(router: &axum::Router, uri: &str) -> (u16, String) {
     use tower_service::Service;
@@ -1386,14 +1386,7 @@ async fn issue_17_a_consumer_that_sees_a_new_file_gets_that_token_from_the_api()
     let name = "issue-17-window";
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("window.token");
-    // Tokens of 6 s: the second comes 4 to 4.5 s after the first.
-    let mut spec = sls_ticket(name, Duration::from_secs(120), Duration::from_secs(6));
-    spec.sinks = vec![crate::config::SinkSpec::File(crate::config::FileSink {
-        path: path.clone(),
-        format: crate::config::FileFormat::Token,
-        mode: 0o600,
-        env_names: crate::config::EnvNames::defaults("TICKETD_", crate::config::Kind::Sls),
-    })];
+    let spec = token_file_ticket(name, &path);
     let (written_tx, mut written) = mpsc::unbounded_channel();
     let (release, release_rx) = std::sync::mpsc::channel();
     let gate = Arc::new(WriteGate { written: written_tx, release: Mutex::new(release_rx) });
