@@ -15,12 +15,14 @@ pub const CREDENTIALS_URI_ENV: &str = "ALIBABA_CLOUD_CREDENTIALS_URI";
 /// A credentials URI: http or https (plain http too, as the SDKs allow: the URI is a local
 /// sidecar or node agent), with a host and no user info.
 pub fn parse_uri(text: &str) -> Result<reqwest::Url, String> {
-    let url = reqwest::Url::parse(text).map_err(|e| format!("`{text}` is not a URL ({e})"))?;
+    // Errors show the text up to its query, which may hold a token (as [`shown`] does).
+    let named = text.split(['?', '#']).next().unwrap_or_default();
+    let url = reqwest::Url::parse(text).map_err(|e| format!("`{named}` is not a URL ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("`{text}`: scheme {} is not http(s)", url.scheme()));
+        return Err(format!("`{named}`: scheme {} is not http(s)", url.scheme()));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("`{text}` has no host"));
+        return Err(format!("`{named}` has no host"));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err("a credentials URI has no user info (the value is not shown)".into());
@@ -99,4 +101,18 @@ pub async fn fetch(configured: Option<&reqwest::Url>, ctx: &Context) -> Result<F
         },
         description: format!("credentials_uri ({at})"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    /// A credentials URI may carry a token in its query: a refused one is named without it.
+    #[test]
+    fn a_refused_uri_is_named_without_its_query() {
+        for text in ["ftp://agent/creds?token=s3cr3t", "not a url?token=s3cr3t"] {
+            let e = super::parse_uri(text).unwrap_err();
+            assert!(!e.contains("s3cr3t"), "{e}");
+        }
+        let url = super::parse_uri("http://127.0.0.1:8080/creds?token=s3cr3t").unwrap();
+        assert_eq!(url.query(), Some("token=s3cr3t"), "the query is kept in the URI itself");
+    }
 }
