@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use super::tests::{Running, credential_store};
+use super::tests::{Running, credential_store, test_parts};
 use super::*;
 use crate::clock::{PausedClock, from_unix_seconds};
 use crate::config::{ConsumerSpec, Endpoint, HookSpec, TcrSpec, TcrTokenType, TicketSettings};
@@ -77,14 +77,9 @@ async fn issue_17_a_replaced_long_term_token_is_queued_and_due_after_every_sink_
     let memory = Arc::new(Mutex::new(StateFile::default()));
     let (changed, mut changes) = mpsc::unbounded_channel();
     let parts = Parts {
-        clock: Arc::new(clock.clone()),
-        provider: Arc::new(FakeTcr { clock: clock.clone(), issued: Default::default() }),
-        credentials: credential_store(None),
         persistence: Persistence::Memory(memory.clone()),
-        board: board.clone(),
-        watchdog: None,
         changed: Some(changed),
-        seed: 3,
+        ..test_parts(&clock, Arc::new(FakeTcr { clock: clock.clone(), issued: Default::default() }), board.clone(), 3)
     };
     let scheduler =
         Scheduler::new(parts, vec![tcr_ticket("reg", true), tcr_ticket("gone", false)], StateFile::default());
@@ -138,14 +133,9 @@ async fn issue_17_revocations_saved_for_a_ticket_gone_while_stopped_do_not_wait_
     let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
     let board = Arc::new(Board::default());
     let parts = Parts {
-        clock: Arc::new(clock.clone()),
-        provider: Arc::new(FakeTcr { clock: clock.clone(), issued: Default::default() }),
-        credentials: credential_store(None),
         persistence: Persistence::Memory(Arc::new(Mutex::new(StateFile::default()))),
-        board: board.clone(),
-        watchdog: None,
         changed: None,
-        seed: 3,
+        ..test_parts(&clock, Arc::new(FakeTcr { clock: clock.clone(), issued: Default::default() }), board.clone(), 3)
     };
     let pending = |ticket: &str, token_id: &str, after_generation| crate::state::PendingRevocation {
         ticket: ticket.into(),
@@ -309,14 +299,14 @@ async fn issue_17_a_created_long_term_token_that_cannot_be_used_is_revoked() {
     let board = Arc::new(Board::default());
     let memory = Arc::new(Mutex::new(StateFile::default()));
     let parts = Parts {
-        clock: Arc::new(clock.clone()),
-        provider: Arc::new(UnusableFirst { clock: clock.clone(), unusable: 3, issued: Default::default() }),
-        credentials: credential_store(None),
         persistence: Persistence::Memory(memory.clone()),
-        board: board.clone(),
-        watchdog: None,
         changed: None,
-        seed: 5,
+        ..test_parts(
+            &clock,
+            Arc::new(UnusableFirst { clock: clock.clone(), unusable: 3, issued: Default::default() }),
+            board.clone(),
+            5,
+        )
     };
     let running = Running::start(Scheduler::new(parts, vec![tcr_ticket("reg", false)], StateFile::default()));
     // Retried as slowly as a refusal (7.5 to 15 minutes): within an hour of paused time.
@@ -345,14 +335,9 @@ async fn issue_17_without_a_hook_runner_a_ticket_with_a_hook_keeps_its_replaced_
     let board = Arc::new(Board::default());
     let memory = Arc::new(Mutex::new(StateFile::default()));
     let parts = Parts {
-        clock: Arc::new(clock.clone()),
-        provider: Arc::new(FakeTcr { clock: clock.clone(), issued: Default::default() }),
-        credentials: credential_store(None),
         persistence: Persistence::Memory(memory.clone()),
-        board: board.clone(),
-        watchdog: None,
         changed: None,
-        seed: 3,
+        ..test_parts(&clock, Arc::new(FakeTcr { clock: clock.clone(), issued: Default::default() }), board.clone(), 3)
     };
     let running = Running::start(Scheduler::new(parts, vec![tcr_ticket("reg", true)], StateFile::default()));
     // Ten-day tokens: the re-mint comes within them.

@@ -185,7 +185,7 @@ pub(super) fn credential_store(expires_at: Option<SystemTime>) -> CredentialStor
 }
 
 /// Scheduler parts for a test: in-memory state, long-term credentials, no watchdog.
-fn test_parts(clock: &PausedClock, provider: Arc<dyn Provider>, board: Arc<Board>, seed: u64) -> Parts {
+pub(super) fn test_parts(clock: &PausedClock, provider: Arc<dyn Provider>, board: Arc<Board>, seed: u64) -> Parts {
     Parts {
         clock: Arc::new(clock.clone()),
         provider,
