@@ -38,11 +38,8 @@ fn repo() -> PathBuf {
 fn crate_roots() -> Vec<PathBuf> {
     let mut roots = vec![repo().join("src")];
     if let Ok(entries) = std::fs::read_dir(repo().join("crates")) {
-        let mut more: Vec<PathBuf> = entries
-            .filter_map(Result::ok)
-            .map(|e| e.path().join("src"))
-            .filter(|p| p.is_dir())
-            .collect();
+        let mut more: Vec<PathBuf> =
+            entries.filter_map(Result::ok).map(|e| e.path().join("src")).filter(|p| p.is_dir()).collect();
         more.sort();
         roots.extend(more);
     }
@@ -71,11 +68,8 @@ fn modules(root: &Path) -> Vec<Module> {
     let mut out = Vec::new();
     for f in files {
         let rel = f.strip_prefix(root).unwrap();
-        let mut path: Vec<String> = rel
-            .with_extension("")
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect();
+        let mut path: Vec<String> =
+            rel.with_extension("").components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
         if matches!(path.last().map(String::as_str), Some("mod" | "lib" | "main")) {
             path.pop();
         }
@@ -544,7 +538,10 @@ fn no_import_cycle_between_modules() {
                 }
                 Some(line) => {
                     stale.remove(line);
-                    let _ = writeln!(report, "tests/layout/cycles.txt: the cycle `{line}` shrank: replace the line with `{members}`");
+                    let _ = writeln!(
+                        report,
+                        "tests/layout/cycles.txt: the cycle `{line}` shrank: replace the line with `{members}`"
+                    );
                 }
                 None => {
                     let _ = writeln!(report, "import cycle between {members}:");
@@ -592,7 +589,10 @@ fn every_module_opens_with_a_line_saying_its_job() {
             let first = text.lines().next().unwrap_or("");
             let doc = first.strip_prefix("//!").map(str::trim).unwrap_or("");
             if doc.is_empty() {
-                found.insert(rel.clone(), format!("{rel}: the first line must be a `//!` line saying the module's one job"));
+                found.insert(
+                    rel.clone(),
+                    format!("{rel}: the first line must be a `//!` line saying the module's one job"),
+                );
             }
         }
     }
@@ -632,7 +632,8 @@ fn the_scanner_sees_paths_and_not_comments_or_strings() {
     let code = blank_comments_and_literals(
         "use crate::a::{b, c::{d, e as f}};\n// crate::x::y\nlet s = \"crate::q\"; let c = '{'; let l: &'a str = r#\"super::z\"#;\nsuper::g::h();\n",
     );
-    let paths: Vec<String> = named_paths(&code, &BTreeSet::new()).into_iter().map(|(p, l)| format!("{}@{l}", p.join("::"))).collect();
+    let paths: Vec<String> =
+        named_paths(&code, &BTreeSet::new()).into_iter().map(|(p, l)| format!("{}@{l}", p.join("::"))).collect();
     assert_eq!(paths, ["crate::a::b@1", "crate::a::c::d@1", "crate::a::c::e@1", "super::g::h@4"]);
     let (_, removed) = without_test_blocks("fn a() {}\n#[cfg(test)]\nmod tests {\n    fn b() { let x = 1; }\n}\n");
     assert_eq!(removed, 4);
