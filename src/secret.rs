@@ -129,6 +129,29 @@ impl<'de> Deserialize<'de> for Secret {
     }
 }
 
+/// Longest server-supplied text kept in an error (hostile or huge bodies are cut).
+pub const MAX_SERVER_TEXT: usize = 300;
+
+/// Server text made safe to log: at most [`MAX_SERVER_TEXT`] characters, control characters
+/// dropped, and any of `secrets` replaced by `<redacted>`.
+pub fn scrub(text: &str, secrets: &[&str]) -> String {
+    let mut out: String = text.chars().filter(|c| !c.is_control()).take(MAX_SERVER_TEXT).collect();
+    for s in secrets.iter().filter(|s| s.len() >= 4) {
+        out = out.replace(s, "<redacted>");
+        // A secret cut in half at the end must not leak its first part either. The cuts tried
+        // fall between characters only: a secret may hold multi-byte characters (a pasted
+        // U+200B, a hostile server's ticket), and cutting inside one would panic with the whole
+        // secret in the panic message.
+        let cuts = s.char_indices().map(|(at, _)| at).filter(|&at| at >= 4).rev();
+        if let Some(kept) = cuts.filter_map(|at| s.get(..at)).find_map(|prefix| out.strip_suffix(prefix).map(str::len))
+        {
+            out.truncate(kept);
+            out.push_str("<redacted>");
+        }
+    }
+    out
+}
+
 /// A JSON error said without the values it may quote. serde's own text quotes a value of the
 /// wrong type (``invalid type: string "eyJ…", expected u64``), and the JSON ticketd reads (API
 /// answers, the state file) holds tokens and tickets: this says only what kind of error it was
@@ -457,6 +480,36 @@ mod tests {
         assert_eq!(format!("{secret}"), "<redacted>");
         assert_eq!(format!("{:?}", Some(secret.clone())), "Some(<redacted>)");
         assert_eq!(secret.expose(), "hunter2-very-secret");
+    }
+
+    #[test]
+    fn scrub_removes_secrets_and_cuts_long_text() {
+        assert_eq!(scrub("ticket eyJabc.def is bad", &["eyJabc.def"]), "ticket <redacted> is bad");
+        let long = format!("{}eyJsecret", "x".repeat(MAX_SERVER_TEXT - 5));
+        let out = scrub(&long, &["eyJsecret"]);
+        assert!(!out.contains("eyJs"), "{out}");
+        assert_eq!(scrub("a\nb\u{7}c", &[]), "abc");
+    }
+
+    /// Issue #16 item 1: a secret with a multi-byte character made `scrub` cut inside it, and
+    /// the panic message carried the whole secret.
+    #[test]
+    fn issue_16_secrets_with_multi_byte_characters_are_scrubbed_without_panicking() {
+        for secret in
+            ["LTAI5t\u{200b}Secret", "s\u{e9}cr\u{e9}t-key", "\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}", "abc\u{1f600}def"]
+        {
+            let answer = format!("the ticket {secret} is invalid");
+            let out = std::panic::catch_unwind(|| scrub(&answer, &[secret])).expect("scrub never panics");
+            assert_eq!(out, "the ticket <redacted> is invalid");
+            // Every prefix of the secret (cut between characters) left at the end of the text.
+            for (at, _) in secret.char_indices().filter(|&(at, _)| at >= 4) {
+                let cut = format!("answer: {}", &secret[..at]);
+                let out = std::panic::catch_unwind(|| scrub(&cut, &[secret])).expect("no panic");
+                assert_eq!(out, "answer: <redacted>", "prefix of {at} bytes");
+            }
+            // An answer that does not mention the secret at all (the hostile case: any error).
+            assert_eq!(scrub("the ticket is invalid", &[secret]), "the ticket is invalid");
+        }
     }
 
     #[test]

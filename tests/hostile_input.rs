@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use ticketd::config;
-use ticketd::providers::error::scrub;
 use ticketd::providers::{dsw, sls, tcr};
+use ticketd::secret::scrub;
 
 fn env() -> HashMap<String, String> {
     HashMap::from([

@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ProviderError, error::ApiErrorKind, error::scrub, nonce, parse, transport};
+use super::{ProviderError, error::ApiErrorKind, nonce, parse, transport};
 use crate::clock::Clock;
 use crate::config::DswSpec;
 use crate::credentials::Credentials;
-use crate::secret::Secret;
+use crate::secret::{Secret, scrub};
 use crate::signing::acs3;
 use crate::token::{Issued, TokenPart};
 

@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Operation, ProviderError, error::ApiErrorKind, error::scrub, nonempty, parse, transport};
+use super::{Operation, ProviderError, error::ApiErrorKind, nonempty, parse, transport};
 use crate::clock::Clock;
 use crate::config::SlsSpec;
 use crate::credentials::Credentials;
-use crate::secret::Secret;
+use crate::secret::{Secret, scrub};
 use crate::signing::sls::{self as signing, Request, SigningKey};
 use crate::token::{Issued, TicketPart, TokenPart};
 

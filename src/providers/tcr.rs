@@ -4,11 +4,11 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use super::{ProviderError, error::ApiErrorKind, error::scrub, nonempty, parse, transport, username};
+use super::{ProviderError, error::ApiErrorKind, nonempty, parse, transport, username};
 use crate::clock::Clock;
 use crate::config::{TcrSpec, TcrTokenType};
 use crate::credentials::Credentials;
-use crate::secret::Secret;
+use crate::secret::{Secret, scrub};
 use crate::signing::tc3;
 use crate::token::{Issued, ThinStr, TokenPart};
 

@@ -1,6 +1,5 @@
 //! Alibaba Cloud sources (spec section 4.1): RRSA OIDC, CLI and INI profiles, ECS RAM role.
 
-use crate::providers::error::scrub;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -9,7 +8,7 @@ use serde::Deserialize;
 use super::{Context, Fetched, SourceError, home, parse_expiration, read_file};
 use crate::config::{Endpoint, MetadataSpec, OidcSpec};
 use crate::credentials::Credentials;
-use crate::secret::Secret;
+use crate::secret::{Secret, scrub};
 
 /// The ECS metadata service (http by nature: it is link-local).
 pub const ECS_METADATA: &str = "http://100.100.100.200";

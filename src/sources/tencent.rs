@@ -1,6 +1,5 @@
 //! Tencent Cloud sources (spec section 4.2): profile file, CVM role, TKE OIDC.
 
-use crate::providers::error::scrub;
 use std::path::PathBuf;
 
 use serde::Deserialize;
@@ -8,7 +7,7 @@ use serde::Deserialize;
 use super::{Context, Fetched, SourceError, home, read_file};
 use crate::config::{Endpoint, MetadataSpec, OidcSpec};
 use crate::credentials::Credentials;
-use crate::secret::Secret;
+use crate::secret::{Secret, scrub};
 
 /// The CVM metadata service (http by nature).
 pub const CVM_METADATA: &str = "http://metadata.tencentyun.com";
