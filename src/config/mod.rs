@@ -4,10 +4,11 @@
 //! [`Config`] with nothing left to fill in later, or returns every problem at once, each naming the
 //! file, line and key.
 
+pub(crate) mod check;
 mod client;
 mod lenient;
 mod locate;
-mod raw;
+pub(crate) mod raw;
 mod split;
 mod validate;
 
@@ -743,5 +744,5 @@ pub fn parse(text: &str, file: &str, env: &dyn Environment) -> Result<Config, Pr
 /// A path key's value as ticketd uses it: absolute as written, else relative to `config_dir`, the
 /// directory of the config file (leading `./` dropped). `None` for a relative path without one.
 pub fn resolve_path(config_dir: Option<&Path>, value: &str) -> Option<PathBuf> {
-    validate::resolve_path(config_dir, value)
+    check::resolve_path(config_dir, value)
 }

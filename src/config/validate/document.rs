@@ -1,0 +1,335 @@
+//! From raw TOML to a validated [`Config`], collecting every problem with its place: the file as a
+//! whole or section by section, its top-level settings and the loop over its tickets.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::BuildHasher;
+use std::path::{Path, PathBuf};
+
+use super::credentials::{assume_role_bases, credential};
+use super::env::Environment;
+use super::socket::socket;
+use super::tickets::ticket;
+use crate::config::check::{Checker, resolve_path};
+use crate::config::lenient::{self, KeyProblem};
+use crate::config::locate::{KeyPath, LineIndex};
+use crate::config::raw::{RawConfig, RawTicket};
+use crate::config::split;
+use crate::config::*;
+
+pub(in crate::config) fn parse(
+    text: &str,
+    file: &str,
+    base: Option<&Path>,
+    env: &dyn Environment,
+) -> Result<Config, Problems> {
+    // Tickets are parsed one section at a time; a section the cut cannot take alone (or any TOML
+    // or type error) sends the file to the whole-document parse, which names the error's line.
+    if let Some(sections) = split::split(text).filter(|s| !s.tickets.is_empty())
+        && let Ok(result) = parse_sections(Checker::new(file, text, base), env, &sections)
+    {
+        return result;
+    }
+    parse_document(Checker::new(file, text, base), env)
+}
+
+/// The file's TOML cannot be read section by section: parse it whole.
+pub(super) struct Unsplittable;
+
+/// One `[[tickets]]` section, as a document of its own.
+#[derive(serde::Deserialize)]
+struct TicketSection {
+    tickets: Vec<RawTicket>,
+}
+
+/// Deserialize `text`, with a problem for each unknown key or key of the wrong type.
+fn deserialize<T: serde::de::DeserializeOwned>(text: &str) -> Result<(T, Vec<KeyProblem>), toml::de::Error> {
+    lenient::read(text)
+}
+
+pub(super) fn parse_document(checker: Checker<'_>, env: &dyn Environment) -> Result<Config, Problems> {
+    let (text, file) = (checker.text, checker.file);
+    let (mut raw, found) =
+        deserialize::<RawConfig>(text).map_err(|e| Problems(vec![toml_problem(file, text, 0, &e)]))?;
+    let tickets = std::mem::take(&mut raw.tickets);
+    let tickets = tickets.into_iter().enumerate().map(|(i, rt)| Ok::<_, std::convert::Infallible>((i, rt, Vec::new())));
+    match check(checker, raw, found, env, tickets) {
+        Ok(result) => result,
+        Err(never) => match never {},
+    }
+}
+
+pub(super) fn parse_sections(
+    checker: Checker<'_>,
+    env: &dyn Environment,
+    sections: &split::Sections<'_>,
+) -> Result<Result<Config, Problems>, Unsplittable> {
+    let (raw, found) = deserialize::<RawConfig>(&sections.rest).map_err(|_| Unsplittable)?;
+    if !raw.tickets.is_empty() {
+        return Err(Unsplittable);
+    }
+    // A ticket with a syntax error is reported (at its place in the file) and left out; the
+    // other tickets are still checked, so every section's problems come out in one run.
+    let (file, text) = (checker.file, checker.text);
+    let syntax = std::cell::RefCell::new(Vec::new());
+    let tickets = sections.tickets.iter().enumerate().filter_map(|(i, section)| {
+        let (mut doc, found) = match deserialize::<TicketSection>(section) {
+            Ok(read) => read,
+            Err(e) if e.span().is_some() => {
+                let offset = section.as_ptr() as usize - text.as_ptr() as usize;
+                syntax.borrow_mut().push(toml_problem(file, text, offset, &e));
+                return None;
+            }
+            Err(_) => return Some(Err(Unsplittable)),
+        };
+        let Some(rt) = doc.tickets.pop().filter(|_| doc.tickets.is_empty()) else { return Some(Err(Unsplittable)) };
+        // The section's own paths say `tickets[0]`: it is the file's `tickets[i]`.
+        let at = KeyPath::root().key("tickets").index(i);
+        let rebased = |path: &KeyPath| if path.segments().len() >= 2 { path.rebased(2, &at) } else { at.clone() };
+        Some(Ok((i, rt, found.into_iter().map(|(path, message)| (rebased(&path), message)).collect())))
+    });
+    let result = check(checker, raw, found, env, tickets)?;
+    let syntax = syntax.into_inner();
+    if syntax.is_empty() {
+        return Ok(result);
+    }
+    let mut problems = result.err().map(|p| p.0).unwrap_or_default();
+    problems.extend(syntax);
+    problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+    Ok(Err(Problems(problems)))
+}
+
+/// Validate a file's settings and its tickets, which come one at a time (with the paths of their
+/// unknown keys) so that a big file never holds all its raw tickets at once.
+/// A ticket that cannot be read (`E`) stops the check.
+fn check<E>(
+    mut checker: Checker<'_>,
+    raw: RawConfig,
+    found: Vec<KeyProblem>,
+    env: &dyn Environment,
+    tickets: impl Iterator<Item = Result<(usize, RawTicket, Vec<KeyProblem>), E>>,
+) -> Result<Result<Config, Problems>, E> {
+    for (path, message) in found {
+        checker.report(&path, message);
+    }
+    let root = KeyPath::root();
+    let state_dir = match &raw.state_dir {
+        Some(dir) => checker.path(dir, &root.key("state_dir")).unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
+        None => PathBuf::from(DEFAULT_STATE_DIR),
+    };
+
+    let socket = socket(&mut checker, &raw);
+    let metrics_listen = match &raw.metrics_listen {
+        None => None,
+        Some(text) => match text.parse::<std::net::SocketAddr>() {
+            Ok(addr) if addr.port() != 0 => Some(addr),
+            Ok(_) => {
+                checker.report(&root.key("metrics_listen"), "needs a port other than 0, e.g. \"127.0.0.1:9464\"");
+                None
+            }
+            Err(_) => {
+                checker.report(
+                    &root.key("metrics_listen"),
+                    format!("`{text}` is not an IP address and port, e.g. \"127.0.0.1:9464\" or \"[::1]:9464\""),
+                );
+                None
+            }
+        },
+    };
+    let rate_limits = rate_limits(&mut checker, raw.rate_limits.as_ref());
+    let mut credentials = BTreeMap::new();
+    for (name, rc) in &raw.credentials {
+        let at = root.key("credentials").key(name);
+        if let Some(spec) = credential(&mut checker, name, rc, &at, env) {
+            credentials.insert(name.clone(), spec);
+        }
+    }
+
+    assume_role_bases(&mut checker, &raw.credentials, &credentials);
+
+    let mut specs = Vec::new();
+    let mut names = SeenNames::default();
+    // Each sink file's first writer, as (ticket, sink) indices: checked on the raw sinks, so a
+    // clash shows up with the other problems, even in a ticket rejected for another reason.
+    let mut sink_paths: HashMap<PathBuf, (u32, u32)> = HashMap::new();
+    let mut shared = SharedSettings::default();
+    for ticket_result in tickets {
+        let (i, rt, found) = ticket_result?;
+        let at = root.key("tickets").index(i);
+        for (path, message) in found {
+            checker.report(&path, message);
+        }
+        let duplicate = rt.name.as_deref().is_some_and(|name| names.contains(&specs, name));
+        if let Some(name) = rt.name.as_deref().filter(|_| duplicate) {
+            checker.report(&at.key("name"), format!("duplicate ticket name `{name}`"));
+        }
+        for (j, rs) in rt.sinks.iter().enumerate() {
+            let Some(path) = rs.path.as_deref().and_then(|p| resolve_path(checker.base, p)) else { continue };
+            match sink_paths.entry(path) {
+                std::collections::hash_map::Entry::Vacant(slot) => {
+                    slot.insert((i as u32, j as u32));
+                }
+                std::collections::hash_map::Entry::Occupied(first) => {
+                    let (fi, fj) = *first.get();
+                    let first_at = root.key("tickets").index(fi as usize).key("sinks").index(fj as usize).key("path");
+                    let line = checker.line(&first_at).map_or(String::new(), |l| format!(", line {l}"));
+                    let message =
+                        format!("{} is written by another sink too ({first_at}{line})", first.key().display());
+                    checker.report(&at.key("sinks").index(j).key("path"), message);
+                }
+            }
+        }
+        match ticket(&mut checker, &rt, &at, &raw.credentials, &credentials) {
+            Some((name, settings)) => {
+                specs.push(TicketSpec::sharing(name, shared.intern(settings)));
+                if !duplicate {
+                    names.add_spec(&specs, specs.len() - 1);
+                }
+            }
+            None => {
+                if let Some(name) = rt.name.filter(|_| !duplicate) {
+                    names.add_rejected(&specs, name);
+                }
+            }
+        }
+    }
+    if checker.problems.is_empty() {
+        Ok(Ok(Config {
+            source: None,
+            state_dir,
+            socket,
+            metrics_listen,
+            rate_limits,
+            core_dumps: raw.core_dumps.unwrap_or(DEFAULT_CORE_DUMPS),
+            credentials,
+            tickets: specs,
+        }))
+    } else {
+        // In file order, whichever way the file was parsed.
+        checker.problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
+        Ok(Err(Problems(checker.problems)))
+    }
+}
+
+/// The ticket names seen so far, for the duplicate check. It records where each name already is
+/// (in a spec, or in a ticket rejected for another reason) instead of a copy of it: copies would
+/// be freed once the file is read, leaving one small hole per ticket in the heap (3.7 MiB at
+/// 100,000 tickets).
+#[derive(Default)]
+struct SeenNames {
+    table: hashbrown::HashTable<Seen>,
+    hasher: std::hash::RandomState,
+    rejected: Vec<String>,
+}
+
+#[derive(Clone, Copy)]
+enum Seen {
+    Spec(usize),
+    Rejected(usize),
+}
+
+impl SeenNames {
+    fn contains(&self, specs: &[TicketSpec], name: &str) -> bool {
+        let at = |&seen: &Seen| seen_name(specs, &self.rejected, seen) == name;
+        self.table.find(self.hasher.hash_one(name), at).is_some()
+    }
+
+    fn add_spec(&mut self, specs: &[TicketSpec], i: usize) {
+        self.add(specs, Seen::Spec(i));
+    }
+
+    fn add_rejected(&mut self, specs: &[TicketSpec], name: String) {
+        self.rejected.push(name);
+        self.add(specs, Seen::Rejected(self.rejected.len() - 1));
+    }
+
+    fn add(&mut self, specs: &[TicketSpec], seen: Seen) {
+        let SeenNames { table, hasher, rejected } = self;
+        let hash = |seen: Seen| hasher.hash_one(seen_name(specs, rejected, seen));
+        table.insert_unique(hash(seen), seen, |&s| hash(s));
+    }
+}
+
+fn seen_name<'a>(specs: &'a [TicketSpec], rejected: &'a [String], seen: Seen) -> &'a str {
+    match seen {
+        Seen::Spec(i) => &specs[i].name,
+        Seen::Rejected(i) => &rejected[i],
+    }
+}
+
+/// The settings of the last few distinct tickets, so tickets configured alike (a generated fleet
+/// usually lists them together) share one copy.
+#[derive(Default)]
+struct SharedSettings {
+    recent: std::collections::VecDeque<Arc<TicketSettings>>,
+}
+
+impl SharedSettings {
+    const KEPT: usize = 8;
+
+    fn intern(&mut self, settings: TicketSettings) -> Arc<TicketSettings> {
+        if let Some(same) = self.recent.iter().find(|s| ***s == settings) {
+            return same.clone();
+        }
+        let settings = Arc::new(settings);
+        if self.recent.len() == Self::KEPT {
+            self.recent.pop_back();
+        }
+        self.recent.push_front(settings.clone());
+        settings
+    }
+}
+
+fn rate_limits(c: &mut Checker<'_>, raw: Option<&crate::config::raw::RawRateLimits>) -> RateLimits {
+    let mut limits = RateLimits::default();
+    let Some(raw) = raw else { return limits };
+    let at = KeyPath::root().key("rate_limits");
+    for (key, value, slot) in
+        [("alibaba", raw.alibaba, &mut limits.alibaba), ("tencent", raw.tencent, &mut limits.tencent)]
+    {
+        match value {
+            None => {}
+            Some(n) if (1..=i64::from(MAX_RATE_LIMIT)).contains(&n) => *slot = n as u32,
+            Some(n) => c.report(
+                &at.key(key),
+                format!("{n} is not a rate from 1 to {MAX_RATE_LIMIT} calls per second per endpoint"),
+            ),
+        }
+    }
+    limits
+}
+
+/// A TOML syntax error in the part of `text` that starts at byte `offset`.
+fn toml_problem(file: &str, text: &str, offset: usize, e: &toml::de::Error) -> Problem {
+    let span = e.span().map(|s| s.start + offset..s.end + offset);
+    let position = span.as_ref().map(|s| LineIndex::new(text).position(s.start));
+    let mut message = e.message().trim().to_string();
+    // A key defined twice: name it, and explain the case a new user meets (a sink or hook
+    // section before any `[[tickets]]`, which makes `tickets` a table).
+    if message == "duplicate key"
+        && let Some(key) = span.and_then(|s| text.get(s)).filter(|k| !k.is_empty() && !k.contains('\n'))
+    {
+        message = format!("duplicate key `{key}`: it is already defined above");
+        let first_part = text.lines().position(|l| {
+            let l = l.trim_start();
+            l.starts_with("[[tickets.") || l.starts_with("[tickets.")
+        });
+        let first_ticket = text.lines().position(|l| l.trim_start().starts_with("[[tickets]]"));
+        if key == "tickets"
+            && let Some(part) = first_part.filter(|p| first_ticket.is_none_or(|t| *p < t))
+        {
+            message = format!(
+                "`[[tickets]]` comes after a ticket's sink or hook section (line {}) that has no `[[tickets]]` \
+                 above it: a sink or hook belongs to the ticket whose `[[tickets]]` header is above it, so \
+                 start each ticket with `[[tickets]]` and its keys",
+                part + 1
+            );
+        }
+    }
+    Problem {
+        file: file.to_string(),
+        line: position.map(|p| p.0),
+        column: position.map(|p| p.1),
+        key: String::new(),
+        message,
+    }
+}
