@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 
-use super::read::{check_regular, read_opened};
+use super::policy::{Policy, Untrusted, enforce};
+use super::read::{Follow, check_regular, read_opened};
 use super::walk::{plain_name, walk};
-use super::{Follow, Policy, Untrusted, enforce};
 
 /// Why a directory could not be opened.
 #[derive(Debug, thiserror::Error)]
