@@ -198,7 +198,7 @@ fn check_config(path: &std::path::Path) -> ExitCode {
                 config.state_dir.display()
             );
             for (name, spec) in &config.credentials {
-                println!("credentials {name}: {}", crate::sources::describe(spec, &ProcessEnvironment));
+                println!("credentials {name}: {}", crate::credentials::sources::describe(spec, &ProcessEnvironment));
             }
             if let Some(warning) = config.static_keys_warning() {
                 eprintln!("warning: {warning}");

@@ -52,7 +52,7 @@ pub struct Daemon {
     changes: mpsc::UnboundedReceiver<crate::sinks::notify::Changed>,
     /// Shared with the scheduler; the refresher keeps fetched sets in it fresh.
     credentials: CredentialStore,
-    sources: crate::sources::Context,
+    sources: crate::credentials::sources::Context,
     /// Shared with the scheduler; the revoker deletes superseded TCR long-term tokens with it.
     provider: Arc<dyn Provider>,
     _state_dir: Arc<StateDir>,
@@ -89,7 +89,7 @@ impl Daemon {
         if let Some(warning) = config.static_keys_warning() {
             tracing::warn!("{warning}");
         }
-        let sources = crate::sources::Context::for_config(&config, env, clock.clone());
+        let sources = crate::credentials::sources::Context::for_config(&config, env, clock.clone());
         let state_dir = Arc::new(StateDir::open(&config.state_dir)?);
         let loaded = state_dir.load()?;
         // Resolve and hold every sink's directory now, refusing one another user could change, and
@@ -163,7 +163,7 @@ impl Daemon {
         let mut hooks = tokio::spawn(crate::sinks::notify::run_hooks(changes));
         let shutdown = CancellationToken::new();
         let mut refresher = shutdown.child_token();
-        crate::sources::refresher::start(&credentials, &config, sources, refresher.clone());
+        crate::credentials::sources::refresher::start(&credentials, &config, sources, refresher.clone());
         let (commands, command_rx) = mpsc::unbounded_channel();
         let mut scheduler = tokio::spawn(scheduler.run(shutdown.child_token(), command_rx));
         let mut revoker = tokio::spawn(crate::revocation::run(
@@ -243,8 +243,8 @@ impl Daemon {
                             if next.credentials != config.credentials {
                                 refresher.cancel();
                                 refresher = shutdown.child_token();
-                                let sources = crate::sources::Context::for_config(&next, env, clock.clone());
-                                crate::sources::refresher::start(&credentials, &next, sources, refresher.clone());
+                                let sources = crate::credentials::sources::Context::for_config(&next, env, clock.clone());
+                                crate::credentials::sources::refresher::start(&credentials, &next, sources, refresher.clone());
                             }
                             config = next;
                         }
@@ -296,7 +296,7 @@ impl Daemon {
         let started = tokio::time::Instant::now();
         let refresher = CancellationToken::new();
         let _stop_refresher = refresher.clone().drop_guard();
-        crate::sources::refresher::start(&credentials, &config, sources, refresher);
+        crate::credentials::sources::refresher::start(&credentials, &config, sources, refresher);
         let shutdown = CancellationToken::new();
         let (_commands, command_rx) = mpsc::unbounded_channel();
         let mut task = tokio::spawn(scheduler.run(shutdown.child_token(), command_rx));

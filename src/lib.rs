@@ -6,7 +6,7 @@
 //!   by [`control`] (signals); [`dev`] runs the daemon against the [`emulator`].
 //! * [`config`] turns the TOML file into a validated [`config::Config`], reporting every problem
 //!   with file, line and key.
-//! * [`credentials`] holds the keys each API call is signed with; [`sources`] fetches them the way
+//! * [`credentials`] holds the keys each API call is signed with; [`credentials::sources`] fetch them the way
 //!   the vendors' SDKs do and keeps temporary ones fresh.
 //! * [`scheduler`] keeps one queue of tickets keyed by their next deadline and decides, with the
 //!   pure maths in [`scheduler::timing`], when to mint, refresh or retry.
@@ -47,7 +47,6 @@ pub mod secret;
 pub mod serve;
 pub mod signing;
 pub mod sinks;
-pub mod sources;
 pub mod state;
 pub mod systemd;
 pub mod token;

@@ -4,7 +4,7 @@
 //! snapshot for each call, so a later rotation never changes a request half-way through signing.
 //!
 //! Sets read from the environment or the config itself are resolved at start-up. Every other
-//! source (profiles, OIDC, instance roles, chains) is fetched by [`crate::sources::refresher`]:
+//! source (profiles, OIDC, instance roles, chains) is fetched by [`crate::credentials::sources::refresher`]:
 //! until its first fetch, and while a refresh is under way, [`CredentialStore::fresh`] makes token
 //! calls wait (bounded by [`FRESH_WAIT`]) instead of racing with old keys.
 
@@ -15,6 +15,8 @@ use std::time::{Duration, SystemTime};
 
 use crate::config::{Config, CredentialSpec, Environment, SourceSpec};
 use crate::secret::Secret;
+
+pub mod sources;
 
 /// Keys for one vendor account. Not printable: `Debug` shows only whether a token is present.
 #[derive(Clone, PartialEq)]
@@ -115,7 +117,7 @@ pub fn resolved_at_start(source: &SourceSpec) -> bool {
 pub fn resolve(spec: &CredentialSpec, env: &dyn Environment) -> Result<Credentials, CredentialError> {
     match &spec.source {
         SourceSpec::Env { id_var, secret_var, token_var } => {
-            crate::sources::env_keys(env, id_var, secret_var, token_var)
+            crate::credentials::sources::env_keys(env, id_var, secret_var, token_var)
                 .map_err(|e| CredentialError::MissingEnv { set: spec.name.clone(), detail: e.detail().to_string() })
         }
         SourceSpec::InMemory(credentials) | SourceSpec::Static(credentials) => Ok(credentials.clone()),

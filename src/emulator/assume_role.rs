@@ -83,7 +83,7 @@ fn alibaba_checked(shared: &Shared, uri: &Uri, body: &Bytes) -> Result<serde_jso
             ));
         }
     }
-    if p("Version") != Some(crate::sources::assume_role::ALIBABA_VERSION) || p("Format") != Some("JSON") {
+    if p("Version") != Some(crate::credentials::sources::assume_role::ALIBABA_VERSION) || p("Format") != Some("JSON") {
         return Err(pop(400, "InvalidParameter", "Version 2015-04-01 and Format JSON are expected."));
     }
     if p("SignatureMethod") != Some(rpc::SIGNATURE_METHOD) || p("SignatureVersion") != Some(rpc::SIGNATURE_VERSION) {
@@ -182,7 +182,7 @@ fn tencent_checked(
 ) -> Result<serde_json::Value, (&'static str, String)> {
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
     let e = |code: &'static str, m: &str| (code, m.to_string());
-    if header("x-tc-version") != Some(crate::sources::assume_role::TENCENT_VERSION) {
+    if header("x-tc-version") != Some(crate::credentials::sources::assume_role::TENCENT_VERSION) {
         return Err(e("NoSuchVersion", "the requested version does not exist"));
     }
     if header("x-tc-region").is_none_or(str::is_empty) {

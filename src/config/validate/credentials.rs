@@ -327,7 +327,7 @@ fn assume_role(
 /// `None` when unset (the source then reads `ALIBABA_CLOUD_CREDENTIALS_URI`). `Err` after a problem.
 fn credentials_uri(c: &mut Checker<'_>, rc: &RawCredentials, at: &KeyPath) -> Option<Option<reqwest::Url>> {
     let Some(text) = &rc.credentials_uri else { return Some(None) };
-    match crate::sources::uri::parse_uri(text) {
+    match crate::credentials::sources::uri::parse_uri(text) {
         Ok(url) => Some(Some(url)),
         Err(problem) => {
             c.report(&at.key("credentials_uri"), problem);
