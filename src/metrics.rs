@@ -162,8 +162,7 @@ impl ProcessStats {
         let boot_time = std::fs::read_to_string("/proc/stat")
             .ok()
             .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime "))?.trim().parse::<f64>().ok());
-        // SAFETY: sysconf has no preconditions.
-        let (ticks, page) = unsafe { (libc::sysconf(libc::_SC_CLK_TCK), libc::sysconf(libc::_SC_PAGESIZE)) };
+        let (ticks, page) = (rustix::param::clock_ticks_per_second(), rustix::param::page_size());
         let mut stats = parse_stat(&stat, ticks.max(1) as f64, page.max(1) as f64, boot_time)?;
         stats.open_fds = std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count() as f64);
         stats.max_fds = rustix::process::getrlimit(rustix::process::Resource::Nofile).current.map(|n| n as f64);

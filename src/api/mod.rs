@@ -67,8 +67,7 @@ impl ApiServer {
         limits: crate::serve::Limits,
     ) -> Result<ApiServer, ApiError> {
         let (listener, dir, name) = bind(spec).await?;
-        // SAFETY: getuid has no preconditions and cannot fail.
-        let own_uid = unsafe { libc::getuid() };
+        let own_uid = rustix::process::getuid().as_raw();
         let state = Arc::new(ApiState { board, clock, own_uid });
         let app = routes::router(state);
         let stop = CancellationToken::new();
