@@ -10,12 +10,12 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::api::ApiServer;
+use crate::apis::{CloudProvider, Provider};
 use crate::board::Board;
 use crate::clock::Clock;
 use crate::config::{self, Config, Environment, Problems};
 use crate::control::Control;
 use crate::credentials::{CredentialError, CredentialStore};
-use crate::providers::{CloudProvider, Provider};
 use crate::scheduler::{Command, Event, Parts, Persistence, ReloadSummary, Scheduler};
 use crate::state::{StateDir, StateError};
 use crate::systemd;

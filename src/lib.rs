@@ -10,7 +10,7 @@
 //!   the vendors' SDKs do and keeps temporary ones fresh.
 //! * [`scheduler`] keeps one queue of tickets keyed by their next deadline and decides, with the
 //!   pure maths in [`scheduler::timing`], when to mint, refresh or retry.
-//! * [`providers`] make the API calls (one module per API), signed by [`signing`].
+//! * [`apis`] make the API calls (one folder per API), signed by [`signing`].
 //! * [`revocation`] deletes the TCR long-term tokens a re-mint replaced, off the scheduler's path.
 //! * [`sinks`] write what consumers read, atomically; [`state`] saves holdings across restarts.
 //! * [`docker_credential`] answers docker's credential-helper protocol from the saved state.
@@ -21,6 +21,7 @@
 //! * [`secret`] keeps keys, tokens and tickets out of logs; [`clock`] is the injected wall clock.
 
 pub mod api;
+pub mod apis;
 pub mod board;
 pub mod cli;
 pub mod client_cli;
@@ -40,7 +41,6 @@ pub mod http;
 pub mod jwt;
 pub mod logging;
 pub mod metrics;
-pub mod providers;
 pub mod revocation;
 pub mod scheduler;
 pub mod secret;

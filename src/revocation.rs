@@ -19,11 +19,11 @@ use std::time::{Duration, SystemTime};
 
 use tokio_util::sync::CancellationToken;
 
+use crate::apis::tcr::{Deleted, Revocation};
+use crate::apis::{Provider, ProviderError};
 use crate::board::Board;
 use crate::clock::Clock;
 use crate::credentials::CredentialStore;
-use crate::providers::tcr::{Deleted, Revocation};
-use crate::providers::{Provider, ProviderError};
 use crate::state::PendingRevocation;
 
 /// At most this many tokens wait to be revoked. A ticket re-mints a long-term token about once a
@@ -349,7 +349,7 @@ pub async fn once(
                 match tokio::time::timeout_at(deadline, attempt(board, provider, credentials, clock, &pending)).await {
                     Ok(outcome) => outcome,
                     Err(_) => Err(ProviderError::Timeout {
-                        api: crate::providers::tcr::DELETE_INSTANCE_TOKEN,
+                        api: crate::apis::tcr::DELETE_INSTANCE_TOKEN,
                         endpoint: pending.endpoint.clone(),
                         timeout: ONCE_LIMIT,
                     }),
@@ -383,7 +383,7 @@ async fn attempt(
     clock: &dyn Clock,
     pending: &PendingRevocation,
 ) -> Result<Outcome, ProviderError> {
-    let api = crate::providers::tcr::DELETE_INSTANCE_TOKEN;
+    let api = crate::apis::tcr::DELETE_INSTANCE_TOKEN;
     if in_use(board, &pending.token_id) {
         return Ok(Outcome::InUse);
     }
@@ -475,7 +475,7 @@ mod tests {
             code: "InternalError".into(),
             message: "m".into(),
             request_id: None,
-            kind: crate::providers::ApiErrorKind::Transient,
+            kind: crate::apis::ApiErrorKind::Transient,
             retry_after: None,
         };
         q.finish(&p.token_id, &Err(error), SystemTime::UNIX_EPOCH, 0.5);

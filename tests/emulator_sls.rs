@@ -4,11 +4,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use ticketd::apis::{Operation, ProviderError, sls};
 use ticketd::clock::{Clock, SystemClock};
 use ticketd::config::{Endpoint, SlsSpec};
 use ticketd::credentials::Credentials;
 use ticketd::emulator::{Emulator, EmulatorKey, generate_key};
-use ticketd::providers::{Operation, ProviderError, sls};
 use ticketd::secret::Secret;
 use ticketd::signing::sls::V1Mac;
 use ticketd::token::Issued;

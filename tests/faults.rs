@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use common::*;
+use ticketd::apis::{CloudProvider, Operation, Provider};
 use ticketd::clock::SystemClock;
 use ticketd::config::{ApiSpec, DswSpec, Endpoint, SlsSpec, TcrSpec, TcrTokenType, TicketSettings, TicketSpec};
 use ticketd::credentials::Credentials;
 use ticketd::emulator::EmulatorKey;
 use ticketd::emulator::faults::{Fault, FaultPlan, Service, Trigger};
-use ticketd::providers::{CloudProvider, Operation, Provider};
 use ticketd::scheduler::timing::RetryClass;
 use ticketd::secret::Secret;
 use ticketd::signing::sls::V1Mac;

@@ -9,8 +9,8 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use proptest::prelude::*;
+use ticketd::apis::{dsw, sls, tcr};
 use ticketd::config;
-use ticketd::providers::{dsw, sls, tcr};
 use ticketd::secret::scrub;
 
 fn env() -> HashMap<String, String> {

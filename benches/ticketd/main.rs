@@ -153,7 +153,7 @@ fn refresh_worker(args: &[String]) -> ExitCode {
     let (n, concurrency): (usize, usize) = (n.parse().expect("N"), concurrency.parse().expect("CONCURRENCY"));
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     runtime.block_on(async {
-        use ticketd::providers::{CloudProvider, Operation, Provider};
+        use ticketd::apis::{CloudProvider, Operation, Provider};
         use ticketd::token::Issued;
         let text = format!(
             "state_dir = \"/nonexistent\"\n[rate_limits]\nalibaba = 1000000\n[credentials.bench]\nvendor = \"alibaba\"\n\

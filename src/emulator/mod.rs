@@ -451,10 +451,10 @@ fn generate_vendor_key(vendor: Vendor, prefix: &str) -> EmulatorKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apis::{ApiErrorKind, ProviderError, dsw, tcr};
     use crate::clock::SystemClock;
     use crate::config::{DswSpec, DswTokenType, Endpoint, TcrSpec, TcrTokenType};
     use crate::credentials::Credentials;
-    use crate::providers::{ApiErrorKind, ProviderError, dsw, tcr};
     use crate::signing::acs3;
     use crate::token::Issued;
     use std::time::Duration;

@@ -21,11 +21,11 @@ use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::apis::{Operation, Provider, ProviderError};
 use crate::board::{Board, Table, Ticket, TicketId, stamp};
 use crate::clock::{Clock, Mono, Now, Stamp, until};
 use crate::config::{ApiSpec, TicketSpec};
 use crate::credentials::CredentialStore;
-use crate::providers::{Operation, Provider, ProviderError};
 use crate::sinks::SinkSet;
 use crate::state::{StateDir, StateFile, StateFileRef, StoredTicketRef, identity};
 use crate::token::{Current, Holding, Issued, TicketPart, TokenPart};

@@ -7,10 +7,10 @@ use std::time::{Duration, SystemTime};
 
 use super::tests::{Running, credential_store, test_parts};
 use super::*;
+use crate::apis::{BoxFuture, Operation};
 use crate::clock::{PausedClock, from_unix_seconds};
 use crate::config::{ConsumerSpec, Endpoint, HookSpec, TcrSpec, TcrTokenType, TicketSettings};
 use crate::credentials::Credentials;
-use crate::providers::{BoxFuture, Operation};
 use crate::secret::Secret;
 use crate::token::{Issued, ThinStr, TokenPart};
 
@@ -274,7 +274,7 @@ impl Provider for UnusableFirst {
         Box::pin(async move {
             if unusable {
                 return Err(ProviderError::Unusable {
-                    api: crate::providers::tcr::CREATE_INSTANCE_TOKEN,
+                    api: crate::apis::tcr::CREATE_INSTANCE_TOKEN,
                     detail: "no usable `ExpTime` and no JWT `exp` in the answer for a long-term token".into(),
                     token_id: format!("id-{n}"),
                 });

@@ -7,10 +7,10 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use super::*;
+use crate::apis::{ApiErrorKind, BoxFuture, Operation};
 use crate::clock::{PausedClock, from_unix_seconds};
 use crate::config::{ApiSpec, CredentialSpec, Endpoint, SlsSpec, SourceSpec, TicketSettings, TicketSpec, Vendor};
 use crate::credentials::Credentials;
-use crate::providers::{ApiErrorKind, BoxFuture, Operation};
 use crate::secret::Secret;
 use crate::signing::sls::V1Mac;
 use crate::token::{Issued, TicketPart, TokenPart};
@@ -790,7 +790,7 @@ async fn issue_16_a_token_counts_as_expired_when_either_clock_says_so() {
 /// FakeSls behind the same per-endpoint rate limiter the cloud provider uses.
 struct Limited {
     inner: Arc<FakeSls>,
-    limit: Arc<crate::providers::ratelimit::RateLimiter>,
+    limit: Arc<crate::apis::ratelimit::RateLimiter>,
 }
 
 impl Provider for Limited {
@@ -815,7 +815,7 @@ async fn a_thousand_tickets_due_at_once_stay_under_the_rate_limit() {
     let rate = crate::config::DEFAULT_ALIBABA_RATE_LIMIT;
     let provider = Arc::new(Limited {
         inner: fake.clone(),
-        limit: Arc::new(crate::providers::ratelimit::RateLimiter::per_second(rate)),
+        limit: Arc::new(crate::apis::ratelimit::RateLimiter::per_second(rate)),
     });
     let tickets: Vec<TicketSpec> = (0..1000).map(|i| sls_ticket(&format!("t{i}"), 30 * DAY, DAY)).collect();
     let board = Arc::new(Board::default());

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
+use crate::apis::{dsw, tcr};
 use crate::clock::PausedClock;
 use crate::config::{AssumeRoleSpec, DswSpec, Endpoint, MetadataSpec, TcrSpec, TcrTokenType};
 use crate::credentials::CredentialStore;
 use crate::emulator::{Emulator, EmulatorKey, generate_key, generate_tencent_key};
-use crate::providers::{dsw, tcr};
 
 const ROLE: &str = "acs:ram::123456789012:role/cross-account";
 const ROLE2: &str = "acs:ram::210987654321:role/second-hop";

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
+use crate::apis::{dsw, tcr};
 use crate::clock::PausedClock;
 use crate::config::{DswSpec, Endpoint, MetadataSpec, OidcSpec, TcrSpec, TcrTokenType};
 use crate::credentials::CredentialStore;
 use crate::emulator::{Emulator, generate_key, generate_tencent_key};
-use crate::providers::{dsw, tcr};
 
 struct Setup {
     emulator: Emulator,

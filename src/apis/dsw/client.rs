@@ -4,7 +4,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{ProviderError, error::ApiErrorKind, nonce, parse, transport};
+use crate::apis::answer::{nonce, parse, transport};
+use crate::apis::error::{ApiErrorKind, ProviderError};
 use crate::clock::Clock;
 use crate::config::DswSpec;
 use crate::credentials::Credentials;
@@ -123,7 +124,7 @@ pub fn answer(
         let code = code_text(&parsed.code);
         let is_error_code = !code.is_empty() && code != "200" && !code.eq_ignore_ascii_case("ok");
         if parsed.success == Some(true) && !is_error_code {
-            return super::nonempty(api, parsed.token, "Token");
+            return crate::apis::answer::nonempty(api, parsed.token, "Token");
         }
         if parsed.success.is_none() && !is_error_code {
             return Err(ProviderError::Malformed { api, detail: "no `Success` in the answer".into() });

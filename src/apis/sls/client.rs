@@ -4,7 +4,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::{Operation, ProviderError, error::ApiErrorKind, nonempty, parse, transport};
+use crate::apis::answer::{nonempty, parse, transport};
+use crate::apis::error::{ApiErrorKind, ProviderError};
+use crate::apis::operation::Operation;
 use crate::clock::Clock;
 use crate::config::SlsSpec;
 use crate::credentials::Credentials;

@@ -4,7 +4,8 @@ use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
 
-use super::{ProviderError, error::ApiErrorKind, nonempty, parse, transport, username};
+use crate::apis::answer::{nonempty, parse, transport, username};
+use crate::apis::error::{ApiErrorKind, ProviderError};
 use crate::clock::Clock;
 use crate::config::{TcrSpec, TcrTokenType};
 use crate::credentials::Credentials;

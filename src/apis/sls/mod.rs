@@ -1,0 +1,5 @@
+//! Alibaba Cloud SLS share tickets: the client.
+
+pub mod client;
+
+pub use client::*;
