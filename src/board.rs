@@ -661,7 +661,7 @@ mod tests {
             board.write().insert(ticket);
         }
         let before = crate::secret::pool::taken_here();
-        let metrics = crate::metrics::render(&board, crate::clock::Clock::read(&crate::clock::SystemClock));
+        let metrics = crate::api::metrics::render(&board, crate::clock::Clock::read(&crate::clock::SystemClock));
         let names = board.by_name(|tickets| tickets.iter().map(|t| t.name().to_string()).collect::<Vec<_>>());
         assert_eq!(crate::secret::pool::taken_here(), before, "no secret copied");
         assert!(metrics.contains("ticketd_token_expiry_timestamp_seconds{"), "{metrics}");

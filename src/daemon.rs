@@ -9,7 +9,8 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::api::ApiServer;
+use crate::api::serve::Limits;
+use crate::api::{ApiServer, MetricsServer};
 use crate::apis::{CloudProvider, Provider};
 use crate::board::Board;
 use crate::clock::Clock;
@@ -140,20 +141,22 @@ impl Daemon {
         // Before any listener: the soft fd limit goes up to the hard one, and the connection caps
         // leave a reserve for sinks, state saves and cloud calls.
         let budget = crate::fd_budget::at_start(config.metrics_listen.is_some());
+        // The reserve is at least one descriptor for each cloud call in flight, whatever the limit.
+        const _: () = assert!(crate::fd_budget::MIN_RESERVE >= crate::scheduler::MAX_IN_FLIGHT as u64);
         let mut api = match &config.socket {
             Some(spec) => {
-                let limits = crate::serve::Limits::new("socket", budget.socket_connections);
+                let limits = Limits::new("socket", budget.socket_connections);
                 Some(ApiServer::start(spec, board.clone(), clock.clone(), limits).await?)
             }
             None => None,
         };
         let mut metrics = match config.metrics_listen {
             Some(addr) => Some(
-                crate::metrics::MetricsServer::start(
+                MetricsServer::start(
                     addr,
                     board.clone(),
                     clock.clone(),
-                    crate::serve::Limits::new("metrics_listen", budget.metrics_connections),
+                    Limits::new("metrics_listen", budget.metrics_connections),
                 )
                 .await
                 .map_err(|source| DaemonError::Metrics { addr, source })?,

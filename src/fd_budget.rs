@@ -4,7 +4,7 @@
 //!
 //! Connections are the one thing outsiders can multiply, so they get a fixed share and nothing
 //! more; a connection beyond its listener's cap is closed as soon as it is accepted
-//! ([`crate::serve`]). Whatever clients do, at least [`FdBudget::reserve`] descriptors stay free
+//! (by the listeners' server loop). Whatever clients do, at least [`FdBudget::reserve`] descriptors stay free
 //! for the daemon's own work. The formula, from the effective soft limit `L`:
 //!
 //! ```text
@@ -23,7 +23,7 @@ use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 /// wake-up fds, the listeners, the state lock and directory, log files, and the one descriptor
 /// each accept loop holds for an instant while it closes a refused connection.
 pub const BASELINE: u64 = 64;
-/// The least reserve: [`crate::scheduler::MAX_IN_FLIGHT`] cloud calls of one socket each (plus
+/// The least reserve: the scheduler's 64 cloud calls in flight, of one socket each (plus
 /// the client's idle pooled connections and DNS lookups), a state save (temp file, directory,
 /// lock: 3), sink writes (temp file and directory: 2 each), and hooks (3 pipes each).
 pub const MIN_RESERVE: u64 = 256;

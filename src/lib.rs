@@ -14,10 +14,10 @@
 //! * [`revocation`] deletes the TCR long-term tokens a re-mint replaced, off the scheduler's path.
 //! * [`sinks`] write what consumers read, atomically; [`state`] saves holdings across restarts.
 //! * [`docker_credential`] answers docker's credential-helper protocol from the saved state.
-//! * [`metrics`] renders Prometheus metrics from the [`board`].
 //! * [`fsdir`] opens paths as root safely: the StrictModes walk, held directory fds, capped reads.
-//! * [`api`] and the metrics listener serve HTTP through [`serve`] (connection caps, timeouts),
-//!   within the descriptor budget of [`fd_budget`].
+//! * [`api`] holds both listeners, the socket API and the TCP metrics listener, on one server
+//!   loop (connection caps, timeouts) within the descriptor budget of [`fd_budget`]; metrics are
+//!   rendered from the [`board`].
 //! * [`secret`] keeps keys, tokens and tickets out of logs; [`clock`] is the injected wall clock.
 
 pub mod api;
@@ -40,11 +40,9 @@ pub mod heap;
 pub mod http;
 pub mod jwt;
 pub mod logging;
-pub mod metrics;
 pub mod revocation;
 pub mod scheduler;
 pub mod secret;
-pub mod serve;
 pub mod signing;
 pub mod sinks;
 pub mod state;

@@ -34,8 +34,9 @@ impl Peer {
         Ok(Peer { uid: cred.uid, gid: cred.gid, pid: (cred.pid > 0).then_some(cred.pid), groups: groups.into() })
     }
 
-    /// A peer with no supplementary groups (tests, and callers built by hand).
-    pub fn without_groups(uid: u32, gid: u32) -> Peer {
+    /// A peer with no supplementary groups (tests).
+    #[cfg(test)]
+    pub(crate) fn without_groups(uid: u32, gid: u32) -> Peer {
         Peer { uid, gid, pid: None, groups: Arc::from([]) }
     }
 

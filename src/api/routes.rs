@@ -12,22 +12,35 @@ use axum::routing::get;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{ApiState, DEFAULT_WAIT, MAX_WAIT, Peer};
-use crate::board::{Ticket, TicketView, WRITE_WAIT};
-use crate::clock::{Now, rfc3339};
+use crate::api::peer::Peer;
+use crate::api::probes;
+use crate::board::{Board, Ticket, TicketView, WRITE_WAIT};
+use crate::clock::{Clock, Now, rfc3339};
 use crate::config::{ConsumerSpec, Kind};
 use crate::sinks::render::TokenView;
 
+/// The longest long-poll (`?wait=` with `timeout=`); the default is [`DEFAULT_WAIT`].
+pub(crate) const MAX_WAIT: Duration = Duration::from_secs(300);
+pub(crate) const DEFAULT_WAIT: Duration = Duration::from_secs(30);
+
+/// What every route reads: the board, the clock, and who ticketd itself is.
+pub(crate) struct ApiState {
+    pub(crate) board: Arc<Board>,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// ticketd's own uid, always allowed.
+    pub(crate) own_uid: u32,
+}
+
 pub(crate) fn router(state: Arc<ApiState>) -> Router {
     Router::new()
-        .route("/healthz", get(healthz))
+        .route("/healthz", get(probes::healthz))
         .route("/readyz", get(readyz))
         .route(
             "/metrics",
             get(|State(state): State<Arc<ApiState>>, headers: axum::http::HeaderMap| async move {
                 // Sinks being written now: the scrape shows what they hold (see `readable`).
                 state.board.settle_writes(None, WRITE_WAIT).await;
-                crate::metrics::response(&state.board, state.clock.read(), &headers)
+                crate::api::metrics::response(&state.board, state.clock.read(), &headers)
             }),
         )
         .route("/v1/tickets", get(list))
@@ -48,33 +61,8 @@ fn no_store(mut response: Response) -> Response {
     response
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
-}
-
 async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
-    state.board.settle_writes(None, WRITE_WAIT).await;
-    readiness(&state.board, state.clock.read())
-}
-
-/// `/readyz`: 200 when every `required` ticket holds a valid token, 503 with their names otherwise.
-pub(crate) fn readiness(board: &crate::board::Board, now: Now) -> Response {
-    #[derive(Serialize)]
-    struct NotReady<'a> {
-        ready: bool,
-        not_ready: &'a [&'a str],
-    }
-    // Written straight from the borrowed names into one buffer.
-    let not_ready = board.not_ready(now, |names| {
-        (!names.is_empty()).then(|| serde_json::to_vec(&NotReady { ready: false, not_ready: names }))
-    });
-    match not_ready {
-        None => axum::Json(json!({"ready": true})).into_response(),
-        Some(Ok(body)) => {
-            (StatusCode::SERVICE_UNAVAILABLE, [(header::CONTENT_TYPE, "application/json")], body).into_response()
-        }
-        Some(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": e.to_string()})),
-    }
+    probes::readyz(&state.board, &*state.clock).await
 }
 
 /// A ticket's status, without secrets.
@@ -397,23 +385,5 @@ mod tests {
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         let kept = kept_wait.await.map(|v| v.current.map(|c| c.generation)).map_err(|r| r.status());
         assert_eq!(kept, Ok(Some(1)), "uid 7 is still allowed and gets generation 1");
-    }
-
-    #[tokio::test]
-    async fn readiness_names_the_required_tickets_without_a_token_in_order() {
-        use crate::board::{Board, Ticket};
-        let board = Board::default();
-        let hour = std::time::Duration::from_secs(3600);
-        for (name, required) in [("b", true), ("a", true), ("optional", false)] {
-            let mut spec = crate::scheduler::tests::sls_ticket(name, 24 * hour, hour);
-            spec.consumers.required = required;
-            board.write().insert(Ticket::new(spec, crate::token::Holding::default(), 0, 1 << 15));
-        }
-        let response = readiness(&board, crate::clock::Clock::read(&crate::clock::SystemClock));
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
-        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
-        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(body, json!({"ready": false, "not_ready": ["a", "b"]}));
     }
 }

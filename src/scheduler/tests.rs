@@ -780,7 +780,7 @@ async fn issue_16_a_token_counts_as_expired_when_either_clock_says_so() {
     assert!(!held.is_valid(now), "the monotonic clock says it has expired");
     assert!(board.get("a").unwrap().valid(now).is_none());
     assert!(!ready(now), "not ready once the token expired by either clock");
-    let metrics = crate::metrics::render(&board, now);
+    let metrics = crate::api::metrics::render(&board, now);
     let gauge = metrics.lines().find(|l| l.starts_with("ticketd_token_expiry_timestamp_seconds{")).unwrap();
     let expiry: f64 = gauge.rsplit(' ').next().unwrap().parse().unwrap();
     assert!(expiry <= crate::clock::unix_seconds(now.wall) as f64 + 1.0, "the gauge fails closed too: {gauge}");
@@ -1368,7 +1368,7 @@ fn token_file_ticket(name: &str, path: &std::path::Path) -> TicketSpec {
 async fn api_get(router: &axum::Router, uri: &str) -> (u16, String) {
     use tower_service::Service;
     let mut request = axum::http::Request::get(uri).body(axum::body::Body::empty()).unwrap();
-    request.extensions_mut().insert(crate::api::Peer::without_groups(0, 0));
+    request.extensions_mut().insert(crate::api::peer::Peer::without_groups(0, 0));
     let response = router.clone().call(request).await.unwrap();
     let status = response.status().as_u16();
     let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.unwrap();
@@ -1397,7 +1397,7 @@ async fn issue_17_a_consumer_that_sees_a_new_file_gets_that_token_from_the_api()
     let parts = test_parts(&clock, provider, board.clone(), 5);
     let running = Running::start(Scheduler::new(parts, vec![spec], StateFile::default()));
     let shown = board.clone();
-    let state = crate::api::ApiState { board, clock: Arc::new(clock.clone()), own_uid: 0 };
+    let state = crate::api::routes::ApiState { board, clock: Arc::new(clock.clone()), own_uid: 0 };
     let router = crate::api::routes::router(Arc::new(state));
     let token_uri = format!("/v1/tickets/{name}/token");
     for generation in 1..=2 {
