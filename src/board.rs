@@ -237,9 +237,21 @@ pub struct Table {
     /// Ids, found by the hash of their ticket's name (the name itself lives in the record).
     index: HashTable<TicketId>,
     hasher: RandomState,
+    /// Something readers see changed since the writer last looked ([`Table::take_touched`]).
+    touched: bool,
 }
 
 impl Table {
+    /// Say that something readers see changed: the writer wakes them once its guard is gone.
+    pub(crate) fn touch(&mut self) {
+        self.touched = true;
+    }
+
+    /// Whether anything changed since the last call (see [`Table::touch`]).
+    pub(crate) fn take_touched(&mut self) -> bool {
+        std::mem::take(&mut self.touched)
+    }
+
     /// Room for `additional` more tickets without growing (a big config is loaded at once).
     pub(crate) fn reserve(&mut self, additional: usize) {
         self.slots.reserve_exact(additional.saturating_sub(self.free.len()));

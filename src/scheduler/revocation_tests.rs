@@ -7,11 +7,20 @@ use std::time::{Duration, SystemTime};
 
 use super::tests::{Running, credential_store, test_parts};
 use super::*;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
 use crate::apis::{BoxFuture, Operation};
+use crate::apis::{Provider, ProviderError};
+use crate::board::Board;
+use crate::clock::Clock;
 use crate::clock::{PausedClock, from_unix_seconds};
+use crate::config::{ApiSpec, TicketSpec};
 use crate::config::{ConsumerSpec, Endpoint, HookSpec, TcrSpec, TcrTokenType, TicketSettings};
 use crate::credentials::Credentials;
 use crate::secret::Secret;
+use crate::state::StateFile;
 use crate::token::{Issued, ThinStr, TokenPart};
 
 const DAY: Duration = Duration::from_secs(86_400);

@@ -6,13 +6,26 @@ use std::time::{Duration, SystemTime};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
+use super::apply::{call_timeout, outlook};
+use super::reports::{CallReport, Message, PublishReport};
+use super::timing::{RetryClass, Step};
 use super::*;
+use crate::clock::Clock;
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
 use crate::apis::{ApiErrorKind, BoxFuture, Operation};
+use crate::apis::{Provider, ProviderError};
+use crate::board::Board;
 use crate::clock::{PausedClock, from_unix_seconds};
 use crate::config::{ApiSpec, CredentialSpec, Endpoint, SlsSpec, SourceSpec, TicketSettings, TicketSpec, Vendor};
+use crate::credentials::CredentialStore;
 use crate::credentials::Credentials;
 use crate::secret::Secret;
 use crate::signing::sls::V1Mac;
+use crate::state::StateFile;
 use crate::token::{Issued, TicketPart, TokenPart};
 
 const DAY: Duration = Duration::from_secs(86_400);

@@ -1,0 +1,96 @@
+//! The scheduler's own bookkeeping beside the board: the queue, epochs, randomness, the tasks
+//! and their report channel, the saves due, the tickets awaiting a save, and the event feed.
+
+use std::collections::HashMap;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::{broadcast, mpsc};
+use tokio_util::task::TaskTracker;
+
+use crate::board::{Table, Ticket, TicketId};
+use crate::clock::Now;
+use crate::config::TicketSpec;
+use crate::scheduler::persist::Saves;
+use crate::scheduler::publish::publish;
+use crate::scheduler::queue::Queue;
+use crate::scheduler::reports::{Event, Message};
+use crate::token::Holding;
+
+/// At most this many API calls run at once.
+pub const MAX_IN_FLIGHT: usize = 64;
+/// At most this many tickets just minted wait for the state save before their first token call;
+/// then no call starts until the save, which then comes at once (not spaced: calls wait on it).
+/// Bounds the tickets holding a pending ticket at once, and lets a start with 100,000 tickets
+/// mint about this many per save (a save of that state takes about half a second).
+pub const MAX_AWAITING_SAVE: usize = 16 * MAX_IN_FLIGHT;
+
+pub(crate) struct Core {
+    pub(crate) queue: Queue,
+    /// The last epoch handed out: every ticket added or retargeted gets a new one, so a result
+    /// for a ticket that was removed or replaced is never applied to another.
+    epochs: u32,
+    pub(crate) rng: StdRng,
+    events: broadcast::Sender<Event>,
+    /// Where call tasks and sink writers report (see [`Message`]), and the tasks themselves.
+    pub(crate) tx: mpsc::UnboundedSender<Message>,
+    pub(crate) calls: TaskTracker,
+    pub(crate) saves: Saves,
+    /// Tickets just minted (with their epochs) whose first token is asked for only once the state
+    /// file holds the new ticket: a crash meanwhile never loses it (and mints again).
+    pub(crate) awaiting_save: HashMap<TicketId, u32>,
+}
+
+impl Core {
+    /// Bookkeeping for about `tickets` tickets, its randomness from `seed`; and the receiving end
+    /// of the report channel.
+    pub(crate) fn new(seed: u64, tickets: usize) -> (Core, mpsc::UnboundedReceiver<Message>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let core = Core {
+            queue: Queue::with_capacity(tickets),
+            epochs: 0,
+            rng: StdRng::seed_from_u64(seed),
+            events: broadcast::channel(4096).0,
+            tx,
+            calls: TaskTracker::new(),
+            saves: Saves::default(),
+            awaiting_save: HashMap::new(),
+        };
+        (core, rx)
+    }
+
+    pub(crate) fn next_epoch(&mut self) -> u32 {
+        self.epochs = self.epochs.wrapping_add(1);
+        self.epochs
+    }
+
+    /// Write the sinks of ticket `id` in the background (see [`publish`]).
+    pub(crate) fn publish(&self, table: &mut Table, id: TicketId) {
+        publish(table, id, &self.tx, &self.calls);
+    }
+
+    /// Add ticket `spec`, holding `holding`, and queue it.
+    pub(crate) fn insert(&mut self, table: &mut Table, spec: TicketSpec, holding: Holding, now: Now) -> TicketId {
+        let has_current = holding.valid_token(now).is_some();
+        let mut ticket = Ticket::new(spec, holding, self.next_epoch(), self.rng.random());
+        // Sinks may be stale or missing after a restart: write them once.
+        if has_current {
+            ticket.mark_unpublished();
+        }
+        let id = table.insert(ticket);
+        table.touch();
+        if has_current {
+            self.publish(table, id);
+        }
+        self.queue.reschedule(table, id, now);
+        id
+    }
+
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    pub(crate) fn emit(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+}

@@ -1,0 +1,440 @@
+//! The scheduler's loop: it sleeps until the earliest deadline, starts the due calls as tasks of
+//! their own, and alone folds their results (and the sink writers' reports) into the board.
+//!
+//! Deadlines are planned from wall-clock expiries but waited for in monotonic time, so a step of
+//! the wall clock never moves a wait. The loop compares the two clocks on every wake, and at least
+//! every [`WALL_CLOCK_RECHECK`]: when the wall clock stepped (either way), every ticket is planned
+//! again at once. A slow cloud never stalls other tickets. Results come back to the loop, which
+//! alone changes holdings, then sinks are written, then state is saved. A failed call changes
+//! nothing but the retry time: the last good token stays.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::apis::Provider;
+use crate::board::{Board, Table, TicketId};
+use crate::clock::{Clock, Mono, Now, until};
+use crate::config::TicketSpec;
+use crate::credentials::CredentialStore;
+use crate::scheduler::apply::{self, call_timeout, plan};
+use crate::scheduler::call::{self, Call};
+use crate::scheduler::core::{Core, MAX_AWAITING_SAVE, MAX_IN_FLIGHT};
+use crate::scheduler::handle::{self, Written};
+use crate::scheduler::persist::Persistence;
+use crate::scheduler::queue::from_key;
+use crate::scheduler::reload::{self, ReloadPlan, ReloadSummary};
+use crate::scheduler::reports::{CallReport, Event, Message};
+use crate::scheduler::revoke::kept_active;
+use crate::scheduler::timing::Step;
+use crate::state::{StateFile, identity};
+#[cfg(test)]
+use crate::token::Holding;
+
+/// The loop compares the wall clock with the monotonic one at least this often, even with nothing
+/// due.
+pub const WALL_CLOCK_RECHECK: Duration = Duration::from_secs(300);
+/// A wall clock that moved against the monotonic one by this much or more between two looks
+/// stepped (NTP slews at most 0.5 ms a second: 150 ms in [`WALL_CLOCK_RECHECK`]).
+pub const CLOCK_STEP: Duration = crate::clock::CLOCK_STEP;
+/// At shutdown, in-flight calls get this long to finish so their results are not lost.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+/// How often, at most, the loop looks whether the secret pool needs its secrets moved down (see
+/// [`Scheduler::settle_secrets`]).
+const SETTLE_EVERY: Duration = Duration::from_millis(250);
+
+/// Requests to the running loop.
+pub enum Command {
+    /// Apply a new, already validated set of tickets and credentials (reload).
+    Reconfigure { tickets: Vec<TicketSpec>, credentials: CredentialStore, reply: oneshot::Sender<ReloadSummary> },
+}
+
+/// Liveness pings from the loop itself (systemd `WATCHDOG=1`): a stuck loop stops pinging.
+#[derive(Clone)]
+pub struct Watchdog {
+    pub interval: Duration,
+    pub ping: Arc<dyn Fn() + Send + Sync>,
+}
+
+/// Everything the scheduler needs from outside.
+pub struct Parts {
+    pub clock: Arc<dyn Clock>,
+    pub provider: Arc<dyn Provider>,
+    pub credentials: CredentialStore,
+    pub persistence: Persistence,
+    /// Where the scheduler keeps its tickets, for readers to see.
+    pub board: Arc<Board>,
+    pub watchdog: Option<Watchdog>,
+    /// Told each time all sinks of a ticket with an `on_change` hook hold a new generation.
+    pub changed: Option<mpsc::UnboundedSender<crate::sinks::notify::Changed>>,
+    pub seed: u64,
+}
+
+pub struct Scheduler {
+    pub(crate) parts: Parts,
+    core: Core,
+    rx: mpsc::UnboundedReceiver<Message>,
+    /// How far the wall clock was ahead of the monotonic one when the loop last looked
+    /// ([`Now::wall_offset`]): a change of [`CLOCK_STEP`] or more is a step of the wall clock.
+    wall_offset: Option<i128>,
+    pub(crate) in_flight: usize,
+    /// When the loop last looked whether the secret pool was scattered.
+    settle_checked: Option<std::time::Instant>,
+}
+
+impl Scheduler {
+    /// A scheduler for `tickets`, starting from `saved` state: holdings whose identity still
+    /// matches the config are reused.
+    pub fn new(parts: Parts, tickets: Vec<TicketSpec>, mut saved: StateFile) -> Self {
+        let (core, rx) = Core::new(parts.seed, tickets.len());
+        let mut scheduler = Scheduler { parts, core, rx, wall_offset: None, in_flight: 0, settle_checked: None };
+        let now = scheduler.parts.clock.read();
+        {
+            let mut queue = scheduler.parts.board.revocations();
+            for pending in std::mem::take(&mut saved.revocations) {
+                queue.push(pending);
+            }
+        }
+        let unconfirmed = std::mem::take(&mut saved.unconfirmed);
+        let held: std::collections::HashSet<String> = saved
+            .tickets
+            .values()
+            .filter_map(|t| Some(t.holding.current.as_ref()?.token.token_id.as_deref()?.to_string()))
+            .collect();
+        let reused = scheduler.with_table(|s, table| {
+            table.reserve(tickets.len());
+            let mut reused = 0usize;
+            for spec in tickets {
+                // Taken out of the saved state one by one: a big state is never held twice.
+                let holding = saved
+                    .tickets
+                    .remove(spec.name.as_str())
+                    .filter(|stored| {
+                        let same = stored.identity == identity(&spec);
+                        if !same {
+                            kept_active(&spec.name, stored.holding.current.as_ref(), "its target changed");
+                        }
+                        same
+                    })
+                    .map(|stored| apply::usable(stored.holding, now))
+                    .unwrap_or_default();
+                if holding.current.is_some() {
+                    reused += 1;
+                    tracing::debug!(ticket = %spec.name, generation = holding.generation(), "reusing the saved token");
+                }
+                s.core.insert(table, spec, holding, now);
+            }
+            reused
+        });
+        if reused > 0 {
+            tracing::info!(tickets = reused, "reusing the saved tokens");
+        }
+        crate::scheduler::revoke::forget_stale_revocations(&scheduler.parts.board);
+        // Saved tickets the config no longer has: a consumer may still use their tokens.
+        for (name, stored) in &saved.tickets {
+            kept_active(name, stored.holding.current.as_ref(), "it is no longer in the config");
+        }
+        crate::scheduler::revoke::orphans(&scheduler.parts.board, unconfirmed, &held);
+        scheduler
+    }
+
+    /// Subscribe to events.
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.core.subscribe()
+    }
+
+    /// The board this scheduler keeps up to date.
+    pub fn board(&self) -> Arc<Board> {
+        self.parts.board.clone()
+    }
+
+    /// Change the board's table in `f`, then wake its readers if anything changed.
+    fn with_table<R>(&mut self, f: impl FnOnce(&mut Self, &mut Table) -> R) -> R {
+        let board = Arc::clone(&self.parts.board);
+        let mut table = board.write();
+        let result = f(self, &mut table);
+        let touched = table.take_touched();
+        drop(table);
+        if touched {
+            board.changed();
+        }
+        result
+    }
+
+    /// Run until `shutdown` is cancelled, then finish in-flight work and save state.
+    pub async fn run(mut self, shutdown: CancellationToken, mut commands: mpsc::UnboundedReceiver<Command>) -> Self {
+        let mut last_ping = tokio::time::Instant::now();
+        loop {
+            if let Some(w) = &self.parts.watchdog
+                && last_ping.elapsed() >= w.interval / 2
+            {
+                (w.ping)();
+                last_ping = tokio::time::Instant::now();
+            }
+            // On every wake: a stepped wall clock re-plans every ticket before anything waits.
+            self.watch_clock();
+            let next = self.next_wake();
+            // Never longer than WALL_CLOCK_RECHECK, so a step is noticed with nothing due.
+            let mut sleep = Some(
+                next.map_or(WALL_CLOCK_RECHECK, |at| self.parts.clock.monotonic().until(at).min(WALL_CLOCK_RECHECK)),
+            );
+            if let Some(w) = &self.parts.watchdog {
+                let ping_in = (w.interval / 2).saturating_sub(last_ping.elapsed());
+                sleep = Some(sleep.map_or(ping_in, |s| s.min(ping_in)));
+            }
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                Some(command) = commands.recv() => self.command(command),
+                Some(message) = self.rx.recv() => self.handle(message),
+                () = sleep_or_forever(sleep) => self.fire_due(),
+            }
+            self.settle_secrets();
+        }
+        self.finish().await;
+        self
+    }
+
+    /// Compare the clocks: when the wall clock stepped since the last look (either way, by
+    /// [`CLOCK_STEP`] or more), every ticket is planned again at once, in the wall clock's new
+    /// frame.
+    fn watch_clock(&mut self) {
+        let now = self.parts.clock.read();
+        let offset = now.wall_offset();
+        let Some(last) = self.wall_offset.replace(offset) else { return };
+        let step = offset - last;
+        if step.unsigned_abs() < CLOCK_STEP.as_nanos() {
+            return;
+        }
+        let by = humantime::format_duration(Duration::from_secs(
+            u64::try_from(step.unsigned_abs() / 1_000_000_000).unwrap_or(u64::MAX),
+        ));
+        let direction = if step > 0 { "forward" } else { "back" };
+        tracing::warn!(by = %by, direction, "the wall clock stepped; planning every ticket again");
+        self.with_table(|s, table| s.replan(table, now));
+    }
+
+    /// Plan every ticket again at `now` (the wall clock stepped): deadlines read from expiries
+    /// move with the clock; a ticket that was failing is retried at once (the step may be what
+    /// failed it, or what fixed it); a sink write being retried keeps its retry.
+    fn replan(&mut self, table: &mut Table, now: Now) {
+        let ids: Vec<TicketId> = table.iter().filter(|(_, t)| !t.in_flight).map(|(id, _)| id).collect();
+        for id in ids {
+            let Some(ticket) = table.get(id) else { continue };
+            if ticket.attempt > 0 {
+                self.core.queue.schedule_at(table, id, now.mono);
+                continue;
+            }
+            let planned = now.mono_at(plan(ticket, now).at);
+            let at = match (ticket.unpublished && ticket.queued).then_some(ticket.next_at).and_then(from_key) {
+                Some(retry) => retry.min(planned),
+                None => planned,
+            };
+            self.core.queue.schedule_at(table, id, at);
+        }
+    }
+
+    /// The earliest of the queue's head and a pending state save.
+    fn next_wake(&mut self) -> Option<Mono> {
+        let head = {
+            let table = self.parts.board.table();
+            self.core.queue.head(&table)
+        };
+        // With every call slot taken, only a finished call (or a save) can make progress.
+        let head = head.filter(|_| !self.slots_taken());
+        match (head, self.core.saves.at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn fire_due(&mut self) {
+        let now = self.parts.clock.read();
+        if self.core.saves.at.is_some_and(|at| at <= now.mono) {
+            self.save();
+        }
+        self.with_table(|s, table| {
+            // Calls beyond the limit stay queued (not spawned to wait): a burst of 100,000 due
+            // tickets costs a queue slot each, not a task each. A finished call wakes the loop.
+            while !s.slots_taken() {
+                let Some(id) = s.core.queue.pop_due(table, now.mono) else { break };
+                s.start(table, id, now);
+            }
+        });
+    }
+
+    /// No call may start: every call slot is taken, or [`MAX_AWAITING_SAVE`] tickets just minted
+    /// wait for the save before their first token call.
+    fn slots_taken(&self) -> bool {
+        self.in_flight >= MAX_IN_FLIGHT || self.core.awaiting_save.len() >= MAX_AWAITING_SAVE
+    }
+
+    /// Do what is due for ticket `id`: republish, or call the API, or just reschedule.
+    fn start(&mut self, table: &mut Table, id: TicketId, now: Now) {
+        let Some(ticket) = table.get_mut(id) else { return };
+        if ticket.in_flight {
+            return;
+        }
+        let plan = plan(ticket, now);
+        // A ticket just minted is not used before it is saved: the save asks for its token.
+        if plan.step == Step::RefreshPending && self.core.awaiting_save.get(&id) == Some(&ticket.epoch) {
+            return;
+        }
+        // A retry wake-up may come before the plan's time only after a failure; then retry now.
+        if plan.at > now.wall && ticket.attempt == 0 {
+            if ticket.unpublished {
+                self.core.publish(table, id);
+            }
+            self.core.queue.reschedule(table, id, now);
+            return;
+        }
+        let op = apply::operation(plan.step, &ticket.holding);
+        let epoch = ticket.epoch;
+        let timeout = call_timeout(ticket.holding.valid(now).map(|c| until(now.wall, c.expiry(now))));
+        ticket.in_flight = true;
+        self.in_flight += 1;
+        tracing::debug!(ticket = %ticket.spec.name, step = ?plan.step, "calling the API");
+        let spec = ticket.spec.clone();
+        let step = plan.step;
+        let report = CallReport { tx: self.core.tx.clone(), id, epoch, step, sent: false };
+        let (store, clock, provider) =
+            (self.parts.credentials.clone(), self.parts.clock.clone(), self.parts.provider.clone());
+        call::spawn(&self.core.calls, store, clock, provider, Call { spec, op, timeout, report });
+    }
+
+    fn handle(&mut self, message: Message) {
+        self.with_table(|s, table| s.handle_in(table, message));
+    }
+
+    fn handle_in(&mut self, table: &mut Table, message: Message) {
+        match message {
+            Message::Called { id, epoch, step, result, credentials_expire } => {
+                self.in_flight = self.in_flight.saturating_sub(1);
+                // Gone, or changed by a reload while this call was out: its call is already redone.
+                let Some(ticket) = table.get_mut(id).filter(|t| t.epoch == epoch) else { return };
+                ticket.in_flight = false;
+                let now = self.parts.clock.read();
+                let result =
+                    result.and_then(|issued| apply::apply(&mut ticket.holding, step, issued, credentials_expire, now));
+                let board = &self.parts.board;
+                match result {
+                    Ok(change) => handle::succeeded(&mut self.core, board, table, id, change, now),
+                    Err(e) => handle::failed(&mut self.core, board, table, id, e, now),
+                }
+            }
+            Message::Published { id, epoch, generation, written, errors } => {
+                let now = self.parts.clock.read();
+                let report = Written { epoch, generation, written, errors };
+                let (board, hooks) = (&self.parts.board, self.parts.changed.as_ref());
+                handle::written(&mut self.core, board, hooks, table, id, report, now);
+            }
+        }
+    }
+
+    fn command(&mut self, command: Command) {
+        match command {
+            Command::Reconfigure { tickets, credentials, reply } => {
+                let summary = self.with_table(|s, table| s.reconfigure(table, tickets, credentials));
+                let _ = reply.send(summary);
+            }
+        }
+    }
+
+    /// Apply a reloaded config (see [`ReloadPlan`]).
+    fn reconfigure(
+        &mut self,
+        table: &mut Table,
+        tickets: Vec<TicketSpec>,
+        credentials: CredentialStore,
+    ) -> ReloadSummary {
+        self.parts.credentials.replace(&credentials);
+        let now = self.parts.clock.read();
+        let plan = ReloadPlan::new(table, tickets, now);
+        let summary = plan.summary();
+        reload::apply(plan, &mut self.core, &self.parts.board, table, now);
+        summary
+    }
+
+    /// When tokens change length (a serial in them gains a digit), each refresh leaves a hole in
+    /// the pool's size class the old token was in, and a page goes back to the system only once
+    /// every slot on it is free: without help, the class the tokens leave keeps all its pages
+    /// until the last of them has moved. So when the pool is scattered, every secret held is
+    /// moved down into the lowest free slot of its class, and the pages above them empty. Looked
+    /// at after the loop's work, at most every [`SETTLE_EVERY`]: an idle daemon never wakes for it.
+    fn settle_secrets(&mut self) {
+        let now = std::time::Instant::now();
+        if self.settle_checked.is_some_and(|at| now.duration_since(at) < SETTLE_EVERY) {
+            return;
+        }
+        self.settle_checked = Some(now);
+        if crate::secret::pool::scattered() {
+            let moved = self.parts.board.write().settle_secrets();
+            tracing::debug!(moved, took = ?now.elapsed(), "secrets moved down in their pool");
+        }
+    }
+
+    /// What ticket `name` holds now (tests look at it).
+    #[cfg(test)]
+    pub(crate) fn holding(&self, name: &str) -> Holding {
+        self.parts.board.table().by_name(name).expect("the ticket is on the board").holding.clone()
+    }
+
+    /// What the state file holds now (tests look at it).
+    #[cfg(test)]
+    pub(crate) fn snapshot(&self) -> StateFile {
+        crate::scheduler::persist::snapshot(&self.parts.board)
+    }
+
+    fn save(&mut self) {
+        let clock = Arc::clone(&self.parts.clock);
+        let saved = self.core.saves.save(&self.parts.board, &self.parts.persistence, || clock.monotonic());
+        self.release_saved(saved);
+    }
+
+    /// The tickets minted before a save may now get their first token. After a failed save too:
+    /// waiting for the disk would leave them with no token at all.
+    fn release_saved(&mut self, saved: bool) {
+        if self.core.awaiting_save.is_empty() {
+            return;
+        }
+        if !saved {
+            tracing::warn!(
+                tickets = self.core.awaiting_save.len(),
+                "asking for the first token of tickets not saved yet"
+            );
+        }
+        let now = self.parts.clock.read();
+        let released = std::mem::take(&mut self.core.awaiting_save);
+        self.with_table(|s, table| {
+            for (id, epoch) in released {
+                if table.get(id).is_some_and(|t| t.epoch == epoch && !t.in_flight) {
+                    s.core.queue.reschedule(table, id, now);
+                }
+            }
+        });
+    }
+
+    async fn finish(&mut self) {
+        self.core.calls.close();
+        let deadline = tokio::time::Instant::now() + SHUTDOWN_GRACE;
+        while self.in_flight > 0 || !self.core.calls.is_empty() {
+            tokio::select! {
+                Some(message) = self.rx.recv() => self.handle(message),
+                () = tokio::time::sleep_until(deadline) => {
+                    tracing::warn!(in_flight = self.in_flight, "shutdown grace period over; abandoning calls in flight");
+                    break;
+                }
+            }
+        }
+        self.save();
+    }
+}
+
+async fn sleep_or_forever(duration: Option<Duration>) {
+    match duration {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}

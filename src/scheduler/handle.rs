@@ -1,0 +1,196 @@
+//! Folding a report into the board: a call's result (a new ticket or token, or a failure and its
+//! retry) and a sink writer's outcome (every sink holds the token, or a retry).
+
+use std::sync::Arc;
+
+use rand::Rng;
+use tokio::sync::mpsc;
+
+use crate::apis::ProviderError;
+use crate::board::{Board, Table, TicketId, stamp};
+use crate::clock::Now;
+use crate::config::TicketSpec;
+use crate::scheduler::apply::{self, Change, Outlook, plan, round};
+use crate::scheduler::core::{Core, MAX_AWAITING_SAVE};
+use crate::scheduler::persist::SAVE_DEBOUNCE;
+use crate::scheduler::publish::all_sinks_hold;
+use crate::scheduler::reports::Event;
+use crate::scheduler::revoke::{queue_revocation, superseded};
+use crate::scheduler::timing::{self, RetryClass};
+use crate::sinks::SinkSet;
+use crate::sinks::notify::Changed;
+
+/// A call for ticket `id` succeeded with `change`.
+pub(crate) fn succeeded(core: &mut Core, board: &Board, table: &mut Table, id: TicketId, change: Change, now: Now) {
+    table.touch();
+    let ticket = table.get_mut(id).expect("the ticket is on the board");
+    ticket.attempt = 0;
+    ticket.last_error = None;
+    ticket.jitter = core.rng.random();
+    ticket.refresh_successes = ticket.refresh_successes.saturating_add(1);
+    ticket.last_success = stamp(now.wall);
+    let name = &ticket.spec.name;
+    match change {
+        Change::Ticket { expires_at } => {
+            tracing::info!(ticket = %name, expires_at = %crate::clock::rfc3339(expires_at), "minted a new ticket");
+            core.emit(Event::TicketMinted { name: name.to_string(), expires_at });
+            // A minted ticket must survive a crash: save now (or as soon as saves may come),
+            // and ask for its first token once saved (see `release_saved`).
+            core.awaiting_save.insert(id, ticket.epoch);
+            if core.awaiting_save.len() >= MAX_AWAITING_SAVE {
+                // No call starts until this save: it is not spaced.
+                core.saves.at_once(now.mono);
+            } else {
+                core.saves.soon(now.mono);
+            }
+            return;
+        }
+        Change::Token { generation, expires_at, new_ticket, replaced } => {
+            // A long-term token replaced is revoked once the new one is in every sink.
+            let new_id = ticket.holding.current.as_ref().and_then(|c| c.token.token_id.as_deref());
+            if let Some(old_id) = replaced.as_ref().and_then(|c| c.token.token_id.as_deref())
+                && Some(old_id) != new_id
+                && let Some(pending) = superseded(&ticket.spec, old_id, generation, now.wall)
+            {
+                queue_revocation(board, pending);
+            }
+            // The new one is recorded too, until it is in every sink: a crash before then
+            // must not forget it (see `orphans`).
+            if let Some(mut minted) = new_id.and_then(|id| superseded(&ticket.spec, id, generation, now.wall)) {
+                minted.after_generation = Some(generation);
+                board.revocations().minted(minted);
+                // Saved at once (long-term mints are rare).
+                core.saves.soon(now.mono);
+            }
+            // The sinks still hold the token just replaced: keep it for readers and the state
+            // file until they hold the new one.
+            if std::mem::take(&mut ticket.current_written) {
+                ticket.previous = replaced.map(Box::new);
+            }
+            tracing::info!(ticket = %name, generation, expires_at = %crate::clock::rfc3339(expires_at), "refreshed the token");
+            core.emit(Event::TokenRefreshed { name: name.to_string(), generation, expires_at, new_ticket });
+            ticket.mark_unpublished();
+            core.publish(table, id);
+            if new_ticket {
+                core.saves.soon(now.mono);
+            }
+        }
+    }
+    core.queue.reschedule(table, id, now);
+}
+
+/// A call for ticket `id` failed with `error`: the last good token stays; retried with backoff.
+pub(crate) fn failed(core: &mut Core, board: &Board, table: &mut Table, id: TicketId, error: ProviderError, now: Now) {
+    table.touch();
+    let ticket = table.get_mut(id).expect("the ticket is on the board");
+    // A credential the API created and ticketd cannot use: nobody ever saw it, revoke it now.
+    if let ProviderError::Unusable { token_id, .. } = &error
+        && let Some(mut orphan) = superseded(&ticket.spec, token_id, 0, now.wall)
+    {
+        orphan.after_generation = None;
+        tracing::info!(ticket = %ticket.spec.name, token_id = %token_id, "the created long-term token cannot be used; revoking it");
+        queue_revocation(board, orphan);
+        board.revocations_changed().notify_one();
+        core.saves.soon(now.mono);
+    }
+    ticket.attempt = ticket.attempt.saturating_add(1);
+    ticket.refresh_failures = ticket.refresh_failures.saturating_add(1);
+    let retry = apply::retry(&ticket.holding, u32::from(ticket.attempt), error.retry_class(), now, core.rng.random());
+    let apply::Retry { delay, retry_at, token_expires_at, outlook } = retry;
+    let text = error.to_string();
+    let retry_in = humantime::format_duration(round(delay)).to_string();
+    let next_attempt = crate::clock::rfc3339(retry_at);
+    let (name, attempt) = (&ticket.spec.name, ticket.attempt);
+    if error.is_clock_skew() {
+        tracing::error!(ticket = %name, error = %text, retry_in, next_attempt, "the cloud says this host's clock is wrong; fix the clock (NTP)");
+    } else {
+        let message = outlook.message();
+        match (outlook, token_expires_at) {
+            (Outlook::Keeps, Some(t)) => {
+                let expires_at = crate::clock::rfc3339(t);
+                tracing::warn!(ticket = %name, error = %text, attempt, retry_in, next_attempt, expires_at, "{message}");
+            }
+            (Outlook::WillLapse, Some(t)) => {
+                let expires_at = crate::clock::rfc3339(t);
+                tracing::error!(ticket = %name, error = %text, attempt, retry_in, next_attempt, expires_at, "{message}");
+            }
+            (Outlook::NoTokenYet { retry_helps: true }, _) => {
+                tracing::warn!(ticket = %name, error = %text, attempt, retry_in, next_attempt, "{message}");
+            }
+            _ => tracing::error!(ticket = %name, error = %text, attempt, retry_in, next_attempt, "{message}"),
+        }
+    }
+    let name = name.to_string();
+    ticket.last_error = Some(text.as_str().into());
+    core.emit(Event::CallFailed { name, error: text, retry_at, token_expires_at, outlook });
+    core.queue.schedule_at(table, id, now.mono + delay);
+}
+
+/// What a sink writer of ticket `id` reported.
+pub(crate) struct Written {
+    pub(crate) epoch: u32,
+    pub(crate) generation: u64,
+    pub(crate) written: Option<(TicketSpec, SinkSet)>,
+    pub(crate) errors: Vec<String>,
+}
+
+/// A sink writer of ticket `id` reported (see [`crate::scheduler::reports::Message::Published`]);
+/// `hooks` is told when every sink holds the token.
+pub(crate) fn written(
+    core: &mut Core,
+    board: &Arc<Board>,
+    hooks: Option<&mpsc::UnboundedSender<Changed>>,
+    table: &mut Table,
+    id: TicketId,
+    report: Written,
+    now: Now,
+) {
+    let Written { epoch, generation, written, errors } = report;
+    // The ticket's one writer is done, under whatever epoch (a retargeted ticket's next
+    // write waited for it too: see `publish`).
+    let Some(ticket) = table.get_mut(id) else { return };
+    ticket.writing = false;
+    // A newer generation came, or a reload replaced the sinks or the target, while this
+    // write ran: the write of what the ticket holds now waited for this one; start it.
+    let stale = ticket.epoch != epoch
+        || ticket.holding.generation() != generation
+        || written.as_ref().is_some_and(|(spec, _)| spec.sinks != ticket.spec.sinks);
+    if stale {
+        table.touch();
+        core.publish(table, id);
+        return;
+    }
+    // The writes of this generation are over: readers waiting for them look again (the
+    // flag is down), and in the same change the board shows what they wrote.
+    if let Some((_, held)) = written {
+        ticket.sinks_held = ticket.sinks_held.union(held);
+    }
+    if errors.is_empty() && ticket.sinks_held == SinkSet::all(ticket.spec.sinks.len()) {
+        // The last error was this ticket's sinks' (no call failed since): it is over.
+        if ticket.publish_attempt > 0 && ticket.attempt == 0 {
+            ticket.last_error = None;
+        }
+        ticket.unpublished = false;
+        ticket.publish_attempt = 0;
+        ticket.previous = None;
+        ticket.current_written = true;
+        ticket.confirmed = true;
+        all_sinks_hold(board, hooks, &ticket.spec, generation);
+        core.emit(Event::Published { name: ticket.spec.name.to_string(), generation });
+        core.saves.soon(now.mono + SAVE_DEBOUNCE);
+    } else if !errors.is_empty() {
+        ticket.publish_attempt = ticket.publish_attempt.saturating_add(1);
+        let attempt = u32::from(ticket.publish_attempt);
+        let delay = timing::retry_delay(attempt, RetryClass::Transient { after: None }, None, core.rng.random());
+        let retry_in = humantime::format_duration(round(delay)).to_string();
+        for error in &errors {
+            tracing::error!(ticket = %ticket.spec.name, error = %error, retry_in, "cannot write a sink; its previous file is intact, the other sinks are written");
+        }
+        let error = errors.join("; ");
+        ticket.last_error = Some(error.as_str().into());
+        let plan = plan(ticket, now);
+        core.emit(Event::PublishFailed { name: ticket.spec.name.to_string(), error });
+        core.queue.schedule_at(table, id, now.mono_at(plan.at).min(now.mono + delay));
+    }
+    table.touch();
+}
