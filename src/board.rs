@@ -342,7 +342,7 @@ pub struct Board {
     version: watch::Sender<u64>,
     /// Superseded TCR long-term tokens waiting to be revoked (never locked while `table` is
     /// taken by the same holder the other way round: take it alone, or after `table`).
-    revocations: std::sync::Mutex<crate::revocation::Revocations>,
+    revocations: std::sync::Mutex<crate::revocation::queue::Revocations>,
     /// Told when a revocation may have become due.
     revocations_changed: tokio::sync::Notify,
     /// Sink writes a reader gave up waiting for ([`Board::settle_writes`]): one stuck on a hung
@@ -455,7 +455,7 @@ impl Board {
     }
 
     /// The revocation queue (keep the guard short; see [`crate::revocation`]).
-    pub fn revocations(&self) -> std::sync::MutexGuard<'_, crate::revocation::Revocations> {
+    pub fn revocations(&self) -> std::sync::MutexGuard<'_, crate::revocation::queue::Revocations> {
         self.revocations.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 

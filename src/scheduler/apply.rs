@@ -8,12 +8,9 @@ use crate::apis::{Operation, ProviderError};
 use crate::board::Ticket;
 use crate::clock::{Now, Stamp, until};
 use crate::config::{ApiSpec, TicketSpec};
-use crate::scheduler::timing::{self, Lifecycle, RetryClass, Step};
+use crate::scheduler::timing::{self, CALL_TIMEOUT, Lifecycle, RetryClass, Step};
 use crate::token::{Current, Holding, Issued, TicketPart, TokenPart};
 
-/// A call that has not finished after this long is abandoned and retried; sooner while a held
-/// token is running out: after half the time it has left, but not before [`MIN_CALL_TIMEOUT`].
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(45);
 /// The shortest a call may take before it is abandoned, however little the held token has left:
 /// a connect (5 s) and an answer fit.
 pub const MIN_CALL_TIMEOUT: Duration = Duration::from_secs(5);

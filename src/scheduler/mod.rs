@@ -19,12 +19,13 @@ pub(crate) mod reports;
 pub(crate) mod revoke;
 pub mod timing;
 
-pub use apply::{CALL_TIMEOUT, MIN_CALL_TIMEOUT, MIN_USEFUL_LIFE, Outlook};
+pub use apply::{MIN_CALL_TIMEOUT, MIN_USEFUL_LIFE, Outlook};
 pub use core::{MAX_AWAITING_SAVE, MAX_IN_FLIGHT};
 pub use event_loop::{CLOCK_STEP, Command, Parts, SHUTDOWN_GRACE, Scheduler, WALL_CLOCK_RECHECK, Watchdog};
 pub use persist::{Persistence, SAVE_DEBOUNCE};
 pub use reload::ReloadSummary;
 pub use reports::Event;
+pub use timing::CALL_TIMEOUT;
 
 #[cfg(test)]
 mod revocation_tests;

@@ -33,16 +33,16 @@ pub(crate) fn superseded(
 pub(crate) fn queue_revocation(board: &Board, pending: PendingRevocation) {
     let (ticket, token_id) = (pending.ticket.clone(), pending.token_id.clone());
     match board.revocations().push(pending) {
-        crate::revocation::Pushed::Queued => tracing::info!(
+        crate::revocation::queue::Pushed::Queued => tracing::info!(
             ticket = %ticket,
             token_id = %token_id,
             "the long-term token was replaced; it is revoked once the new one is in every sink"
         ),
-        crate::revocation::Pushed::Duplicate => {}
-        crate::revocation::Pushed::Full => tracing::error!(
+        crate::revocation::queue::Pushed::Duplicate => {}
+        crate::revocation::queue::Pushed::Full => tracing::error!(
             ticket = %ticket,
             token_id = %token_id,
-            cap = crate::revocation::MAX_PENDING,
+            cap = crate::revocation::queue::MAX_PENDING,
             "too many revocations pending: the replaced long-term token stays active; delete it by hand"
         ),
     }

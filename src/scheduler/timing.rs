@@ -4,6 +4,11 @@ use std::time::{Duration, SystemTime};
 
 use crate::token::Holding;
 
+/// A call that has not finished after this long is abandoned and retried; sooner while a held
+/// token is running out: after half the time it has left, but not before
+/// [`MIN_CALL_TIMEOUT`](crate::scheduler::MIN_CALL_TIMEOUT).
+pub const CALL_TIMEOUT: Duration = Duration::from_secs(45);
+
 /// A token is refreshed once this fraction of its life has passed...
 pub const REFRESH_AT: f64 = 2.0 / 3.0;
 /// ...plus up to this fraction more, at random, so many tickets do not refresh in lockstep.
