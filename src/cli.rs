@@ -7,7 +7,8 @@ use std::sync::Arc;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::clock::SystemClock;
-use crate::config::{self, DEFAULT_CONFIG_PATH, ProcessEnvironment};
+use crate::config::DEFAULT_CONFIG_PATH;
+use crate::credentials::ProcessEnvironment;
 use crate::daemon::{Daemon, DaemonError};
 use crate::logging::{self, LogFormat};
 
@@ -186,7 +187,7 @@ fn runtime(f: impl Future<Output = ExitCode>) -> ExitCode {
 }
 
 fn check_config(path: &std::path::Path) -> ExitCode {
-    match config::load(path, &ProcessEnvironment) {
+    match crate::credentials::environment::load(path, &ProcessEnvironment) {
         Ok(config) => {
             println!(
                 "{}: ok ({} ticket{}, {} credential set{}, state in {})",
@@ -213,7 +214,7 @@ fn check_config(path: &std::path::Path) -> ExitCode {
 }
 
 async fn run(path: &std::path::Path, args: RunArgs) -> ExitCode {
-    let config = match config::load(path, &ProcessEnvironment) {
+    let config = match crate::credentials::environment::load(path, &ProcessEnvironment) {
         Ok(c) => c,
         Err(problems) => {
             eprint!("{problems}");

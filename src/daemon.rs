@@ -14,8 +14,9 @@ use crate::api::{ApiServer, MetricsServer};
 use crate::apis::{CloudProvider, Provider};
 use crate::board::Board;
 use crate::clock::Clock;
-use crate::config::{self, Config, Environment, Problems};
+use crate::config::{self, Config, Problems};
 use crate::control::Control;
+use crate::credentials::Environment;
 use crate::credentials::{CredentialError, CredentialStore};
 use crate::scheduler::{Command, Event, Parts, Persistence, ReloadSummary, Scheduler};
 use crate::state::{StateDir, StateError};
@@ -384,7 +385,7 @@ async fn reload(running: Config, env: &dyn Environment, commands: mpsc::Unbounde
     let text = tokio::task::spawn_blocking(move || config::read(&read_path))
         .await
         .map_err(|e| DaemonError::Reload(format!("reading the config failed: {}", describe(&e))))??;
-    let mut next = config::parse_read(&text, &path, env)?;
+    let mut next = crate::credentials::environment::parse_read(&text, &path, env)?;
     if next.state_dir != running.state_dir {
         return Err(DaemonError::Reload(format!(
             "state_dir cannot change on reload ({} -> {}); restart to move it",

@@ -114,7 +114,7 @@ pub fn config(
                 CredentialSpec {
                     name: "dev".into(),
                     vendor: Vendor::Alibaba,
-                    source: SourceSpec::InMemory(credentials),
+                    source: SourceSpec::InMemory(credentials.into()),
                 },
             ),
             (
@@ -122,7 +122,7 @@ pub fn config(
                 CredentialSpec {
                     name: "dev-tencent".into(),
                     vendor: Vendor::Tencent,
-                    source: SourceSpec::InMemory(tencent),
+                    source: SourceSpec::InMemory(tencent.into()),
                 },
             ),
         ]),
@@ -240,7 +240,7 @@ pub async fn run(args: DevArgs) -> ExitCode {
         return ExitCode::from(crate::cli::EXIT_FAILURE);
     }
     let config = config(&dir, &emulator.url(), credentials, tencent, &args);
-    let daemon = match Daemon::prepare(config, &crate::config::ProcessEnvironment, clock.clone()) {
+    let daemon = match Daemon::prepare(config, &crate::credentials::ProcessEnvironment, clock.clone()) {
         Ok(d) => d,
         Err(e) => return crate::cli::exit_code(Err(e)),
     };
@@ -305,7 +305,7 @@ pub async fn run(args: DevArgs) -> ExitCode {
             rx
         }
     };
-    let result = daemon.run(control, &crate::config::ProcessEnvironment).await;
+    let result = daemon.run(control, &crate::credentials::ProcessEnvironment).await;
     let stats = emulator.stats();
     println!(
         "ticketd dev: stopped; the emulator answered {} CreateTicket, {} RefreshToken, {} GetToken and {} CreateInstanceToken calls ({} rejected)",

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use crate::cli::EXIT_FAILURE;
 use crate::clock::SystemClock;
-use crate::config::{self, Environment, ProcessEnvironment, Vendor};
+use crate::config::{self, Vendor};
+use crate::credentials::{Environment, ProcessEnvironment};
 use crate::emulator::{Emulator, EmulatorKey};
 use crate::secret::Secret;
 
@@ -201,7 +202,7 @@ mod tests {
             (crate::emulator::generate_key("LTAIemu"), crate::emulator::generate_tencent_key("AKIDemu"));
         let generated =
             config_text("http://127.0.0.1:18080", (&alibaba, &KeyOrigin::Generated), (&tencent, &KeyOrigin::Generated));
-        let config = config::parse_read(&generated, &path, &HashMap::new()).unwrap();
+        let config = crate::credentials::environment::parse_read(&generated, &path, &HashMap::new()).unwrap();
         assert_eq!(config.tickets.len(), 3);
         assert_eq!(config.state_dir, dir.path().canonicalize().unwrap().join("state"));
         assert!(generated.contains(alibaba.access_key_secret.expose()));
@@ -220,6 +221,6 @@ mod tests {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.clone()))
         .collect();
-        assert_eq!(config::parse_read(&from_env, &path, &env).unwrap().tickets.len(), 3);
+        assert_eq!(crate::credentials::environment::parse_read(&from_env, &path, &env).unwrap().tickets.len(), 3);
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use ticketd::config::{self, ApiSpec, SinkSpec};
+use ticketd::config::{ApiSpec, SinkSpec};
 
 fn env() -> HashMap<String, String> {
     [
@@ -19,7 +19,8 @@ fn env() -> HashMap<String, String> {
 #[test]
 fn the_example_config_validates() {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
-    let config = config::load(std::path::Path::new(path), &env()).unwrap_or_else(|p| panic!("{p}"));
+    let config =
+        ticketd::credentials::environment::load(std::path::Path::new(path), &env()).unwrap_or_else(|p| panic!("{p}"));
     assert_eq!(config.credentials.len(), 2);
     assert_eq!(config.tickets.len(), 3);
     assert!(config.socket.is_some());
@@ -50,8 +51,8 @@ fn issue_17_the_commented_credential_source_examples_validate() {
         .map(|l| format!("{}\n", l.strip_prefix("# ").unwrap_or(l.trim_start_matches('#'))))
         .collect();
     assert!(block.contains("source = \"ram_role_arn\""), "{block}");
-    let config =
-        config::parse(&format!("{text}\n{block}"), "config.example.toml", &env()).unwrap_or_else(|p| panic!("{p}"));
+    let config = ticketd::credentials::environment::parse(&format!("{text}\n{block}"), "config.example.toml", &env())
+        .unwrap_or_else(|p| panic!("{p}"));
     assert_eq!(config.credentials.len(), 7);
     let names: Vec<&str> = config.credentials.values().map(|c| c.source.name()).collect();
     for name in ["ram_role_arn", "role_arn", "credentials_uri", "ecs_ram_role", "cvm_role"] {
@@ -73,7 +74,8 @@ fn the_kubernetes_example_config_validates() {
         toml.push_str(line.strip_prefix("    ").unwrap_or(line));
         toml.push('\n');
     }
-    let config = config::parse(&toml, "configmap.yaml", &env()).unwrap_or_else(|p| panic!("{p}\n{toml}"));
+    let config = ticketd::credentials::environment::parse(&toml, "configmap.yaml", &env())
+        .unwrap_or_else(|p| panic!("{p}\n{toml}"));
     assert_eq!(config.tickets.len(), 1);
     assert!(config.metrics_listen.is_some());
     for sink in &config.tickets[0].sinks {

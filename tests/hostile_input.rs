@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use ticketd::apis::{dsw, sls, tcr};
-use ticketd::config;
 use ticketd::secret::scrub;
 
 fn env() -> HashMap<String, String> {
@@ -48,7 +47,7 @@ proptest! {
 
     #[test]
     fn the_config_parser_never_panics_and_locates_every_problem(text in config_text()) {
-        if let Err(problems) = config::parse(&text, "fuzz.toml", &env()) {
+        if let Err(problems) = ticketd::credentials::environment::parse(&text, "fuzz.toml", &env()) {
             prop_assert!(!problems.0.is_empty());
             for p in &problems.0 {
                 prop_assert!(p.file == "fuzz.toml");

@@ -159,7 +159,7 @@ fn refresh_worker(args: &[String]) -> ExitCode {
             "state_dir = \"/nonexistent\"\n[rate_limits]\nalibaba = 1000000\n[credentials.bench]\nvendor = \"alibaba\"\n\
              source = \"env\"\n[[tickets]]\nname = \"bench\"\nkind = \"sls\"\ncredentials = \"bench\"\nendpoint = \"{endpoint}\"\n"
         );
-        let config = ticketd::config::parse(&text, "bench.toml", &ticketd::config::ProcessEnvironment)
+        let config = ticketd::credentials::environment::parse(&text, "bench.toml", &ticketd::credentials::ProcessEnvironment)
             .unwrap_or_else(|p| panic!("bench config: {p}"));
         let spec = Arc::new(config.tickets[0].clone());
         let clock: Arc<dyn ticketd::clock::Clock> = Arc::new(ticketd::clock::SystemClock);

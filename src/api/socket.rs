@@ -105,7 +105,21 @@ async fn bind(spec: &SocketSpec) -> Result<(UnixListener, Dir, OsString), ApiErr
         return Err(ApiError::InUse { path: path.clone() });
     }
     // Anything else there (a stale socket, a file) is replaced by the rename.
-    let listener = dir.bind_unix(&name, spec.mode, spec.group).map_err(err)?;
+    // A group name is looked up now (the config holds it as written); the check at load named
+    // a missing one already, this covers a group removed since.
+    let group = match &spec.group {
+        None => None,
+        Some(crate::config::SocketGroup::Id(gid)) => Some(*gid),
+        Some(crate::config::SocketGroup::Name(group)) => {
+            Some(crate::credentials::group_id(group).ok_or_else(|| {
+                err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("no group named `{group}` in /etc/group"),
+                ))
+            })?)
+        }
+    };
+    let listener = dir.bind_unix(&name, spec.mode, group).map_err(err)?;
     listener.set_nonblocking(true).map_err(err)?;
     Ok((UnixListener::from_std(listener).map_err(err)?, dir, name))
 }

@@ -10,19 +10,19 @@ use super::raw::RawSecret;
 use super::*;
 
 pub(crate) struct Checker<'a> {
-    pub(crate) file: &'a str,
+    pub(crate) file: String,
     pub(crate) text: &'a str,
     /// The directory relative paths are resolved against: the config file's (absolute), or none
     /// for text that was not read from a file.
-    pub(crate) base: Option<&'a Path>,
+    pub(crate) base: Option<PathBuf>,
     /// Built at the first problem: a valid file (with 100,000 tickets, say) never pays for it.
     pub(crate) locator: std::cell::OnceCell<Locator>,
     pub(crate) problems: Vec<Problem>,
 }
 
 impl<'a> Checker<'a> {
-    pub(crate) fn new(file: &'a str, text: &'a str, base: Option<&'a Path>) -> Self {
-        Checker { file, text, base, locator: std::cell::OnceCell::new(), problems: Vec::new() }
+    pub(crate) fn new(file: &str, text: &'a str, base: Option<PathBuf>) -> Self {
+        Checker { file: file.to_string(), text, base, locator: std::cell::OnceCell::new(), problems: Vec::new() }
     }
 
     /// A path key: absolute as written, or relative to the config file's directory (every path
@@ -36,7 +36,7 @@ impl<'a> Checker<'a> {
             self.report(at, "holds a NUL byte");
             return None;
         }
-        let resolved = resolve_path(self.base, text);
+        let resolved = resolve_path(self.base.as_deref(), text);
         if resolved.is_none() {
             self.report(
                 at,
@@ -52,7 +52,7 @@ impl<'a> Checker<'a> {
     pub(crate) fn report(&mut self, at: &KeyPath, message: impl Into<String>) {
         let position = self.locator.get_or_init(|| Locator::new(self.text)).position(at);
         self.problems.push(Problem {
-            file: self.file.to_string(),
+            file: self.file.clone(),
             line: position.map(|p| p.0),
             column: position.map(|p| p.1),
             key: at.to_string(),
@@ -84,13 +84,13 @@ impl<'a> Checker<'a> {
     }
 
     /// A key, secret or token written in the file: required, and text a vendor issues (see
-    /// [`crate::credentials::key_text_problem`]). Problems name the key, never the value.
+    /// [`key_text_problem`]). Problems name the key, never the value.
     pub(crate) fn required_key<'v>(&mut self, value: &'v Option<RawSecret>, at: &KeyPath) -> Option<&'v str> {
         let Some(value) = value.as_ref() else {
             self.report(at, "is required");
             return None;
         };
-        match crate::credentials::key_text_problem(value) {
+        match key_text_problem(value) {
             Some(problem) => {
                 self.report(at, problem);
                 None
@@ -236,4 +236,48 @@ pub(crate) fn endpoint(c: &mut Checker<'_>, text: &str, at: &KeyPath) -> Option<
         return None;
     }
     Some(Endpoint { base: url })
+}
+
+/// What is wrong with the text of a key, secret id or STS token, or `None` when it may be one.
+///
+/// The vendors' keys and tokens are printable ASCII without spaces; anything else is a paste
+/// gone wrong (a U+200B or a non-breaking space from a web page, an `é`, a newline from
+/// `$(cat file)`) and is refused where it is read, before it is signed with or sent. The answer
+/// names the offending character by kind, code point and position, never the value, so it can
+/// go into any error message.
+pub fn key_text_problem(value: &str) -> Option<String> {
+    if value.is_empty() {
+        return Some("is empty".into());
+    }
+    let (at, c) = value.chars().enumerate().find(|(_, c)| !c.is_ascii_graphic())?;
+    let kind = match c {
+        ' ' => "a space",
+        c if c.is_control() => "a control character",
+        c if c.is_whitespace() => "a whitespace character",
+        _ => "a non-ASCII character",
+    };
+    Some(format!(
+        "holds {kind} (U+{:04X}) at character {}: keys are printable ASCII without spaces (look for a pasted \
+         invisible character or a stray newline)",
+        u32::from(c),
+        at + 1
+    ))
+}
+
+/// A credentials URI: http or https (plain http too, as the SDKs allow: the URI is a local
+/// sidecar or node agent), with a host and no user info.
+pub fn parse_uri(text: &str) -> Result<reqwest::Url, String> {
+    // Errors show the text up to its query, which may hold a token (as [`shown`] does).
+    let named = text.split(['?', '#']).next().unwrap_or_default();
+    let url = reqwest::Url::parse(text).map_err(|e| format!("`{named}` is not a URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("`{named}`: scheme {} is not http(s)", url.scheme()));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("`{named}` has no host"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("a credentials URI has no user info (the value is not shown)".into());
+    }
+    Ok(url)
 }

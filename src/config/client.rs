@@ -162,7 +162,7 @@ registry_id = "tcr-abcd1235"
     fn issue17_client_view_needs_no_credentials() {
         // The full load refuses the file in an environment without the keys...
         let empty: HashMap<String, String> = HashMap::new();
-        let problems = super::super::parse(TEXT, "t.toml", &empty).unwrap_err().to_string();
+        let problems = crate::credentials::environment::parse(TEXT, "t.toml", &empty).unwrap_err().to_string();
         assert!(problems.contains("NOT_SET_ANYWHERE_ID is not set"), "{problems}");
         // ...the client view reads what it needs from it.
         let client = parse_client(TEXT, Path::new("/etc/ticketd/t.toml")).unwrap();
@@ -188,7 +188,7 @@ registry_id = "tcr-abcd1235"
         let endpoint = TEXT.replace("token_type = \"longterm\"", "endpoint = \"http://127.0.0.1:9/tcr/\"");
         for text in [TEXT.to_string(), relative, defaulted, endpoint] {
             let path = Path::new("/etc/ticketd/t.toml");
-            let full = super::super::parse_read(&text, path, &env).unwrap();
+            let full = crate::credentials::environment::parse_read(&text, path, &env).unwrap();
             let client = parse_client(&text, path).unwrap();
             assert_eq!(client.state_dir, full.state_dir, "{text}");
             assert_eq!(client.socket, full.socket.as_ref().map(|s| s.path.clone()));

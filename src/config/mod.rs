@@ -5,6 +5,7 @@
 //! file, line and key.
 
 pub(crate) mod check;
+mod checked;
 mod client;
 mod lenient;
 mod locate;
@@ -19,9 +20,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use checked::Checked;
 pub use client::{ClientConfig, RegistryTicket, load_client, parse_client};
 pub use locate::{KeyPath, Locator};
-pub use validate::{Environment, ProcessEnvironment};
 
 use crate::signing::sls::V1Mac;
 
@@ -191,9 +192,9 @@ pub enum SourceSpec {
         token_var: String,
     },
     /// Keys handed over in memory (`ticketd dev` and tests), never from a file.
-    InMemory(crate::credentials::Credentials),
+    InMemory(StaticKeys),
     /// Keys written in the config file itself (`source = "static"`).
-    Static(crate::credentials::Credentials),
+    Static(StaticKeys),
     /// A credentials file: Alibaba `~/.aliyun/config.json` then the INI file, Tencent
     /// `~/.tencentcloud/credentials`; re-read at a bounded interval.
     /// `sts_endpoint` and `metadata_endpoint` override the hosts the Alibaba CLI modes
@@ -217,8 +218,43 @@ pub enum SourceSpec {
     /// Alibaba `credentials_uri`: temporary keys from a local HTTP service (the URI set in the
     /// config, else `ALIBABA_CLOUD_CREDENTIALS_URI`).
     CredentialsUri(Option<reqwest::Url>),
-    /// The vendor's default order (spec section 4): the first source that yields keys wins.
-    Chain(Vec<SourceSpec>),
+    /// The vendor's default chain (spec section 4): the settings of its members; their order is
+    /// the credential layer's (`credentials::sources::chain_members`), the first that yields keys wins.
+    Chain(Box<ChainSpec>),
+}
+
+/// Keys given as they are (written in the file, or handed over in memory): the text of a key
+/// pair, not yet credentials. Not printable: `Debug` shows only whether a token is present.
+#[derive(Clone, PartialEq)]
+pub struct StaticKeys {
+    pub access_key_id: crate::secret::Secret,
+    pub access_key_secret: crate::secret::Secret,
+    /// An STS/session token: the keys are temporary.
+    pub security_token: Option<crate::secret::Secret>,
+    /// When keys handed over in memory stop working, when known (keys in the file: `None`).
+    pub expires_at: Option<std::time::SystemTime>,
+}
+
+impl fmt::Debug for StaticKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StaticKeys").field("temporary", &self.security_token.is_some()).finish_non_exhaustive()
+    }
+}
+
+/// The settings of a default chain's members (`source = "chain"`, or no `source`): every
+/// member's keys as written for that set; which members a vendor's chain has, and in which
+/// order, the credential layer decides.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChainSpec {
+    /// The variables (a [`SourceSpec::Env`]).
+    pub env: SourceSpec,
+    /// The credentials files (a [`SourceSpec::Profile`]).
+    pub profile: SourceSpec,
+    pub oidc: OidcSpec,
+    /// The instance role (ECS RAM role or CVM role, by vendor).
+    pub instance: MetadataSpec,
+    /// Alibaba's `credentials_uri`, when written (else the variable, when set).
+    pub credentials_uri: Option<reqwest::Url>,
 }
 
 /// An STS `AssumeRole` on top of another credential set.
@@ -418,8 +454,16 @@ pub const DEFAULT_SOCKET_MODE: u32 = 0o660;
 pub struct SocketSpec {
     pub path: PathBuf,
     pub mode: u32,
-    /// The socket file's group, by gid.
-    pub group: Option<u32>,
+    /// The socket file's group (`socket_group`).
+    pub group: Option<SocketGroup>,
+}
+
+/// A group as `socket_group` names it. A name is looked up where the system's groups are known
+/// (checked with the environment, resolved when the socket is made), never by the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SocketGroup {
+    Id(u32),
+    Name(String),
 }
 
 impl TicketSpec {
@@ -695,10 +739,12 @@ impl fmt::Display for Problems {
     }
 }
 
-/// Read and validate the config file at `path`, checking environment variables in `env`.
-pub fn load(path: &Path, env: &dyn Environment) -> Result<Config, Problems> {
+/// Read and validate the config file at `path` on its own: the file's problems only. What the
+/// file asks of the environment (variables, groups) is checked by
+/// [`crate::credentials::environment`], which the daemon and `check-config` load through.
+pub fn load(path: &Path) -> Result<Config, Problems> {
     let text = read(path)?;
-    parse_read(&text, path, env)
+    parse_read(&text, path)
 }
 
 /// The text of the config file at `path`: a regular file (symlinks followed, as Kubernetes
@@ -721,12 +767,17 @@ pub fn read(path: &Path) -> Result<String, Problems> {
 /// resolved against the directory `path` names (made absolute against the current directory now,
 /// its symlinks and `..` resolved, so neither a later `cd` nor a reload changes them);
 /// [`Config::source`] is `path` made absolute, which a reload reads again.
-pub fn parse_read(text: &str, path: &Path, env: &dyn Environment) -> Result<Config, Problems> {
+pub fn parse_read(text: &str, path: &Path) -> Result<Config, Problems> {
+    check_read(text, path).finish([])
+}
+
+/// [`parse_read`], keeping what the environment's checks need ([`Checked`]).
+pub fn check_read<'t>(text: &'t str, path: &Path) -> Checked<'t> {
     let source = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let base = config_dir(&source);
-    let mut config = validate::parse(text, &path.display().to_string(), base.as_deref(), env)?;
-    config.source = Some(source);
-    Ok(config)
+    let mut checked = validate::parse(text, &path.display().to_string(), base);
+    checked.set_source(source);
+    checked
 }
 
 /// The directory relative paths of the config file at `path` (absolute) are resolved against.
@@ -737,8 +788,13 @@ pub fn config_dir(path: &Path) -> Option<PathBuf> {
 
 /// Validate config text that was not read from a file; `file` names it in messages. A relative
 /// path in it is a problem (there is no file directory to resolve it against).
-pub fn parse(text: &str, file: &str, env: &dyn Environment) -> Result<Config, Problems> {
-    validate::parse(text, file, None, env)
+pub fn parse(text: &str, file: &str) -> Result<Config, Problems> {
+    check(text, file).finish([])
+}
+
+/// [`parse`], keeping what the environment's checks need ([`Checked`]).
+pub fn check<'t>(text: &'t str, file: &str) -> Checked<'t> {
+    validate::parse(text, file, None)
 }
 
 /// A path key's value as ticketd uses it: absolute as written, else relative to `config_dir`, the

@@ -13,10 +13,17 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
-use crate::config::{Config, CredentialSpec, Environment, SourceSpec};
+pub use crate::config::check::key_text_problem;
+use crate::config::{Config, CredentialSpec, SourceSpec, StaticKeys};
 use crate::secret::Secret;
 
+mod env;
+pub mod environment;
 pub mod sources;
+mod system;
+
+pub use env::{Environment, ProcessEnvironment};
+pub(crate) use system::group_id;
 
 /// Keys for one vendor account. Not printable: `Debug` shows only whether a token is present.
 #[derive(Clone, PartialEq)]
@@ -27,6 +34,29 @@ pub struct Credentials {
     pub security_token: Option<Secret>,
     /// When temporary keys stop working, when known.
     pub expires_at: Option<SystemTime>,
+}
+
+impl From<&StaticKeys> for Credentials {
+    fn from(keys: &StaticKeys) -> Credentials {
+        Credentials {
+            access_key_id: keys.access_key_id.clone(),
+            access_key_secret: keys.access_key_secret.clone(),
+            security_token: keys.security_token.clone(),
+            expires_at: keys.expires_at,
+        }
+    }
+}
+
+impl From<Credentials> for StaticKeys {
+    /// Keys handed over in memory (`ticketd dev`, tests).
+    fn from(c: Credentials) -> StaticKeys {
+        StaticKeys {
+            access_key_id: c.access_key_id,
+            access_key_secret: c.access_key_secret,
+            security_token: c.security_token,
+            expires_at: c.expires_at,
+        }
+    }
 }
 
 impl Credentials {
@@ -52,32 +82,6 @@ impl Credentials {
     fn usable_at(&self, now: SystemTime) -> bool {
         self.expires_at.is_none_or(|t| t > now)
     }
-}
-
-/// What is wrong with the text of a key, secret id or STS token, or `None` when it may be one.
-///
-/// The vendors' keys and tokens are printable ASCII without spaces; anything else is a paste
-/// gone wrong (a U+200B or a non-breaking space from a web page, an `é`, a newline from
-/// `$(cat file)`) and is refused where it is read, before it is signed with or sent. The answer
-/// names the offending character by kind, code point and position, never the value, so it can
-/// go into any error message.
-pub fn key_text_problem(value: &str) -> Option<String> {
-    if value.is_empty() {
-        return Some("is empty".into());
-    }
-    let (at, c) = value.chars().enumerate().find(|(_, c)| !c.is_ascii_graphic())?;
-    let kind = match c {
-        ' ' => "a space",
-        c if c.is_control() => "a control character",
-        c if c.is_whitespace() => "a whitespace character",
-        _ => "a non-ASCII character",
-    };
-    Some(format!(
-        "holds {kind} (U+{:04X}) at character {}: keys are printable ASCII without spaces (look for a pasted \
-         invisible character or a stray newline)",
-        u32::from(c),
-        at + 1
-    ))
 }
 
 /// A token call waits at most this long for a set's first fetch or a refresh under way.
@@ -120,7 +124,7 @@ pub fn resolve(spec: &CredentialSpec, env: &dyn Environment) -> Result<Credentia
             crate::credentials::sources::env_keys(env, id_var, secret_var, token_var)
                 .map_err(|e| CredentialError::MissingEnv { set: spec.name.clone(), detail: e.detail().to_string() })
         }
-        SourceSpec::InMemory(credentials) | SourceSpec::Static(credentials) => Ok(credentials.clone()),
+        SourceSpec::InMemory(keys) | SourceSpec::Static(keys) => Ok(keys.into()),
         other => Err(CredentialError::Unavailable {
             set: spec.name.clone(),
             detail: format!("source {} is fetched by the refresher", other.name()),

@@ -192,7 +192,7 @@ pub(super) fn credential_store(expires_at: Option<SystemTime>) -> CredentialStor
     };
     config.credentials.insert(
         "prod".into(),
-        CredentialSpec { name: "prod".into(), vendor: Vendor::Alibaba, source: SourceSpec::InMemory(creds) },
+        CredentialSpec { name: "prod".into(), vendor: Vendor::Alibaba, source: SourceSpec::InMemory(creds.into()) },
     );
     CredentialStore::resolve_all(&config, &std::collections::HashMap::<String, String>::new()).unwrap()
 }

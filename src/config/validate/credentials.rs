@@ -3,8 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::env::Environment;
-use crate::config::check::{Checker, endpoint, valid_name};
+use crate::config::check::{Checker, endpoint, key_text_problem, parse_uri, valid_name};
 use crate::config::locate::KeyPath;
 use crate::config::raw::{RawCredentials, RawSecret};
 use crate::config::*;
@@ -35,13 +34,7 @@ fn is_env_var_name(name: &str) -> bool {
         && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
-pub(super) fn credential(
-    c: &mut Checker<'_>,
-    name: &str,
-    rc: &RawCredentials,
-    at: &KeyPath,
-    env: &dyn Environment,
-) -> Option<CredentialSpec> {
+pub(super) fn credential(c: &mut Checker<'_>, name: &str, rc: &RawCredentials, at: &KeyPath) -> Option<CredentialSpec> {
     if !valid_name(name) {
         c.report(at, "credential set names use only letters, digits, `.`, `_` and `-`");
     }
@@ -146,25 +139,6 @@ pub(super) fn credential(
             env_var_name(c, &rc.session_token_env, TENCENT_SESSION_TOKEN_ENV, &at.key("session_token_env")),
         ),
     };
-    if source_name == "env" {
-        for var in [&id_var, &secret_var] {
-            if env.var(var).is_none_or(|v| v.is_empty()) {
-                c.report(at, format!("environment variable {var} is not set (needed by credentials `{name}`)"));
-            }
-        }
-    }
-    // Keys the environment holds (for `env`, and for the chain, whose first member it is) must
-    // be text a vendor issues: a pasted `é` or U+200B is refused here, at load, by name.
-    if source_name == "env" || source_name == "chain" {
-        for var in [&id_var, &secret_var, &token_var] {
-            let value = env.var(var).map(zeroize::Zeroizing::new);
-            if let Some(problem) =
-                value.filter(|v| !v.is_empty()).and_then(|v| crate::credentials::key_text_problem(&v))
-            {
-                c.report(at, format!("environment variable {var} {problem} (read by credentials `{name}`)"));
-            }
-        }
-    }
     let env_spec = SourceSpec::Env { id_var, secret_var, token_var };
     let (default_duration, max_duration) = match vendor {
         Vendor::Alibaba => (DEFAULT_ALIBABA_OIDC_DURATION, MAX_STS_DURATION),
@@ -205,10 +179,6 @@ pub(super) fn credential(
         sts_endpoint: sts_endpoint.clone().flatten(),
         metadata_endpoint: metadata.metadata_endpoint.clone(),
     };
-    let instance = match vendor {
-        Vendor::Alibaba => SourceSpec::EcsRamRole(metadata),
-        Vendor::Tencent => SourceSpec::CvmRole(metadata),
-    };
     let uri = credentials_uri(c, rc, at);
     let source = match source_name {
         "ram_role_arn" | "role_arn" => assume_role(c, vendor, rc, at, sts_endpoint.clone().flatten())?,
@@ -216,7 +186,10 @@ pub(super) fn credential(
         "env" => env_spec,
         "profile" => profile,
         "oidc" => SourceSpec::Oidc(oidc),
-        "ecs_ram_role" | "cvm_role" => instance,
+        "ecs_ram_role" | "cvm_role" => match vendor {
+            Vendor::Alibaba => SourceSpec::EcsRamRole(metadata),
+            Vendor::Tencent => SourceSpec::CvmRole(metadata),
+        },
         "static" => {
             let (id_key, secret_key) = match vendor {
                 Vendor::Alibaba => ("access_key_id", "access_key_secret"),
@@ -233,28 +206,23 @@ pub(super) fn credential(
             let id = c.required_key(id, &at.key(id_key));
             let secret = c.required_key(secret, &at.key(secret_key));
             let token = token.as_ref().filter(|t| !t.is_empty());
-            if let Some(problem) = token.and_then(|t| crate::credentials::key_text_problem(t)) {
+            if let Some(problem) = token.and_then(|t| key_text_problem(t)) {
                 c.report(&at.key(token_key), problem);
             }
-            SourceSpec::Static(crate::credentials::Credentials {
+            SourceSpec::Static(StaticKeys {
                 access_key_id: crate::secret::Secret::new(id?),
                 access_key_secret: crate::secret::Secret::new(secret?),
                 security_token: token.map(|t| crate::secret::Secret::new(&**t)),
                 expires_at: None,
             })
         }
-        _ => match vendor {
-            // Spec section 4.1: env, OIDC, CLI profile and INI file, ECS RAM role.
-            Vendor::Alibaba => SourceSpec::Chain(vec![
-                env_spec,
-                SourceSpec::Oidc(oidc),
-                profile,
-                instance,
-                SourceSpec::CredentialsUri(uri.flatten()),
-            ]),
-            // Spec section 4.2 (Python order): env, profile, CVM role, TKE OIDC.
-            Vendor::Tencent => SourceSpec::Chain(vec![env_spec, profile, instance, SourceSpec::Oidc(oidc)]),
-        },
+        _ => SourceSpec::Chain(Box::new(ChainSpec {
+            env: env_spec,
+            profile,
+            oidc,
+            instance: metadata,
+            credentials_uri: uri.flatten(),
+        })),
     };
     Some(CredentialSpec { name: name.to_string(), vendor, source })
 }
@@ -327,7 +295,7 @@ fn assume_role(
 /// `None` when unset (the source then reads `ALIBABA_CLOUD_CREDENTIALS_URI`). `Err` after a problem.
 fn credentials_uri(c: &mut Checker<'_>, rc: &RawCredentials, at: &KeyPath) -> Option<Option<reqwest::Url>> {
     let Some(text) = &rc.credentials_uri else { return Some(None) };
-    match crate::credentials::sources::uri::parse_uri(text) {
+    match parse_uri(text) {
         Ok(url) => Some(Some(url)),
         Err(problem) => {
             c.report(&at.key("credentials_uri"), problem);

@@ -3,33 +3,30 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::credentials::{assume_role_bases, credential};
-use super::env::Environment;
 use super::socket::socket;
 use super::tickets::ticket;
 use crate::config::check::{Checker, resolve_path};
+use crate::config::checked::{Checked, Needs};
 use crate::config::lenient::{self, KeyProblem};
 use crate::config::locate::{KeyPath, LineIndex};
 use crate::config::raw::{RawConfig, RawTicket};
 use crate::config::split;
 use crate::config::*;
 
-pub(in crate::config) fn parse(
-    text: &str,
-    file: &str,
-    base: Option<&Path>,
-    env: &dyn Environment,
-) -> Result<Config, Problems> {
+/// Check config `text` (named `file` in problems; relative paths against `base`): the config or
+/// the file's problems, with what the environment's checks need either way.
+pub(in crate::config) fn parse<'t>(text: &'t str, file: &str, base: Option<PathBuf>) -> Checked<'t> {
     // Tickets are parsed one section at a time; a section the cut cannot take alone (or any TOML
     // or type error) sends the file to the whole-document parse, which names the error's line.
     if let Some(sections) = split::split(text).filter(|s| !s.tickets.is_empty())
-        && let Ok(result) = parse_sections(Checker::new(file, text, base), env, &sections)
+        && let Ok(checked) = parse_sections(Checker::new(file, text, base.clone()), &sections)
     {
-        return result;
+        return checked;
     }
-    parse_document(Checker::new(file, text, base), env)
+    parse_document(Checker::new(file, text, base))
 }
 
 /// The file's TOML cannot be read section by section: parse it whole.
@@ -46,37 +43,41 @@ fn deserialize<T: serde::de::DeserializeOwned>(text: &str) -> Result<(T, Vec<Key
     lenient::read(text)
 }
 
-pub(super) fn parse_document(checker: Checker<'_>, env: &dyn Environment) -> Result<Config, Problems> {
-    let (text, file) = (checker.text, checker.file);
-    let (mut raw, found) =
-        deserialize::<RawConfig>(text).map_err(|e| Problems(vec![toml_problem(file, text, 0, &e)]))?;
+pub(super) fn parse_document(mut checker: Checker<'_>) -> Checked<'_> {
+    let (mut raw, found) = match deserialize::<RawConfig>(checker.text) {
+        Ok(read) => read,
+        Err(e) => {
+            let problem = toml_problem(&checker.file, checker.text, 0, &e);
+            checker.problems.push(problem);
+            return Checked::new(checker, Err(Needs::default()));
+        }
+    };
     let tickets = std::mem::take(&mut raw.tickets);
     let tickets = tickets.into_iter().enumerate().map(|(i, rt)| Ok::<_, std::convert::Infallible>((i, rt, Vec::new())));
-    match check(checker, raw, found, env, tickets) {
-        Ok(result) => result,
+    match check(checker, raw, found, tickets) {
+        Ok(checked) => checked,
         Err(never) => match never {},
     }
 }
 
-pub(super) fn parse_sections(
-    checker: Checker<'_>,
-    env: &dyn Environment,
+pub(super) fn parse_sections<'t>(
+    checker: Checker<'t>,
     sections: &split::Sections<'_>,
-) -> Result<Result<Config, Problems>, Unsplittable> {
+) -> Result<Checked<'t>, Unsplittable> {
     let (raw, found) = deserialize::<RawConfig>(&sections.rest).map_err(|_| Unsplittable)?;
     if !raw.tickets.is_empty() {
         return Err(Unsplittable);
     }
     // A ticket with a syntax error is reported (at its place in the file) and left out; the
     // other tickets are still checked, so every section's problems come out in one run.
-    let (file, text) = (checker.file, checker.text);
+    let (file, text) = (checker.file.clone(), checker.text);
     let syntax = std::cell::RefCell::new(Vec::new());
     let tickets = sections.tickets.iter().enumerate().filter_map(|(i, section)| {
         let (mut doc, found) = match deserialize::<TicketSection>(section) {
             Ok(read) => read,
             Err(e) if e.span().is_some() => {
                 let offset = section.as_ptr() as usize - text.as_ptr() as usize;
-                syntax.borrow_mut().push(toml_problem(file, text, offset, &e));
+                syntax.borrow_mut().push(toml_problem(&file, text, offset, &e));
                 return None;
             }
             Err(_) => return Some(Err(Unsplittable)),
@@ -87,15 +88,9 @@ pub(super) fn parse_sections(
         let rebased = |path: &KeyPath| if path.segments().len() >= 2 { path.rebased(2, &at) } else { at.clone() };
         Some(Ok((i, rt, found.into_iter().map(|(path, message)| (rebased(&path), message)).collect())))
     });
-    let result = check(checker, raw, found, env, tickets)?;
-    let syntax = syntax.into_inner();
-    if syntax.is_empty() {
-        return Ok(result);
-    }
-    let mut problems = result.err().map(|p| p.0).unwrap_or_default();
-    problems.extend(syntax);
-    problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
-    Ok(Err(Problems(problems)))
+    let mut checked = check(checker, raw, found, tickets)?;
+    checked.add(syntax.into_inner());
+    Ok(checked)
 }
 
 /// Validate a file's settings and its tickets, which come one at a time (with the paths of their
@@ -105,9 +100,8 @@ fn check<E>(
     mut checker: Checker<'_>,
     raw: RawConfig,
     found: Vec<KeyProblem>,
-    env: &dyn Environment,
     tickets: impl Iterator<Item = Result<(usize, RawTicket, Vec<KeyProblem>), E>>,
-) -> Result<Result<Config, Problems>, E> {
+) -> Result<Checked<'_>, E> {
     for (path, message) in found {
         checker.report(&path, message);
     }
@@ -139,7 +133,7 @@ fn check<E>(
     let mut credentials = BTreeMap::new();
     for (name, rc) in &raw.credentials {
         let at = root.key("credentials").key(name);
-        if let Some(spec) = credential(&mut checker, name, rc, &at, env) {
+        if let Some(spec) = credential(&mut checker, name, rc, &at) {
             credentials.insert(name.clone(), spec);
         }
     }
@@ -163,7 +157,9 @@ fn check<E>(
             checker.report(&at.key("name"), format!("duplicate ticket name `{name}`"));
         }
         for (j, rs) in rt.sinks.iter().enumerate() {
-            let Some(path) = rs.path.as_deref().and_then(|p| resolve_path(checker.base, p)) else { continue };
+            let Some(path) = rs.path.as_deref().and_then(|p| resolve_path(checker.base.as_deref(), p)) else {
+                continue;
+            };
             match sink_paths.entry(path) {
                 std::collections::hash_map::Entry::Vacant(slot) => {
                     slot.insert((i as u32, j as u32));
@@ -193,7 +189,7 @@ fn check<E>(
         }
     }
     if checker.problems.is_empty() {
-        Ok(Ok(Config {
+        let config = Config {
             source: None,
             state_dir,
             socket,
@@ -202,11 +198,17 @@ fn check<E>(
             core_dumps: raw.core_dumps.unwrap_or(DEFAULT_CORE_DUMPS),
             credentials,
             tickets: specs,
-        }))
+        };
+        Ok(Checked::new(checker, Ok(config)))
     } else {
-        // In file order, whichever way the file was parsed.
-        checker.problems.sort_by_key(|p| p.line.unwrap_or(usize::MAX));
-        Ok(Err(Problems(checker.problems)))
+        // The group is looked up even when the socket's path was refused, as before.
+        let socket_group = raw
+            .socket
+            .as_ref()
+            .and(raw.socket_group.as_ref())
+            .and_then(toml::Value::as_str)
+            .map(|name| name.parse().map_or_else(|_| SocketGroup::Name(name.to_string()), SocketGroup::Id));
+        Ok(Checked::new(checker, Err(Needs { credentials, socket_group })))
     }
 }
 

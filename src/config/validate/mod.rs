@@ -4,7 +4,6 @@
 mod credentials;
 mod document;
 mod dsw;
-mod env;
 mod hooks;
 mod sinks;
 mod sls;
@@ -15,4 +14,3 @@ mod tests;
 mod tickets;
 
 pub(super) use document::parse;
-pub use env::{Environment, ProcessEnvironment};

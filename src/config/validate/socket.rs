@@ -31,30 +31,18 @@ pub(super) fn socket(c: &mut Checker<'_>, raw: &RawConfig) -> Option<SocketSpec>
     };
     let group = match &raw.socket_group {
         None => None,
-        Some(toml::Value::Integer(gid)) if (0..=i64::from(u32::MAX)).contains(gid) => Some(*gid as u32),
-        Some(toml::Value::String(name)) => match group_id(name) {
-            Some(gid) => Some(gid),
-            None => {
-                c.report(&root.key("socket_group"), format!("no group named `{name}` in /etc/group"));
-                None
-            }
-        },
+        Some(toml::Value::Integer(gid)) if (0..=i64::from(u32::MAX)).contains(gid) => {
+            Some(SocketGroup::Id(*gid as u32))
+        }
+        // A name is looked up with the environment's checks (`credentials::environment`).
+        Some(toml::Value::String(name)) => Some(match name.parse() {
+            Ok(gid) => SocketGroup::Id(gid),
+            Err(_) => SocketGroup::Name(name.clone()),
+        }),
         Some(other) => {
             c.report(&root.key("socket_group"), format!("must be a group name or gid, not {other}"));
             None
         }
     };
     Some(SocketSpec { path: path?, mode, group })
-}
-
-/// A group's gid from `/etc/group` (or a numeric string).
-fn group_id(name: &str) -> Option<u32> {
-    if let Ok(gid) = name.parse() {
-        return Some(gid);
-    }
-    let groups = std::fs::read_to_string("/etc/group").ok()?;
-    groups.lines().find_map(|line| {
-        let mut fields = line.split(':');
-        (fields.next()? == name).then(|| fields.nth(1)?.parse().ok()).flatten()
-    })
 }

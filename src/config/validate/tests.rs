@@ -3,10 +3,11 @@
 use std::collections::HashMap;
 
 use super::document::{parse_document, parse_sections};
-use super::env::Environment;
 use crate::config::check::Checker;
 use crate::config::split;
 use crate::config::*;
+use crate::credentials::Environment;
+use crate::credentials::sources::chain_members;
 
 fn env() -> HashMap<String, String> {
     HashMap::from([
@@ -64,10 +65,11 @@ fn section_by_section_parsing_gives_what_the_whole_document_gives() {
     for text in [GOOD, DSW_TCR, &bad_tickets, example, &format!("{GOOD}\n{tickets}")] {
         let sections = split::split(text).expect("a plain layout");
         assert!(!sections.tickets.is_empty());
-        let whole = parse_document(Checker::new("t.toml", text, None), &both_env());
-        let Ok(by_sections) = parse_sections(Checker::new("t.toml", text, None), &both_env(), &sections) else {
+        let whole = env_finish(parse_document(Checker::new("t.toml", text, None)), &both_env());
+        let Ok(by_sections) = parse_sections(Checker::new("t.toml", text, None), &sections) else {
             panic!("every section parses:\n{text}")
         };
+        let by_sections = env_finish(by_sections, &both_env());
         assert_eq!(by_sections, whole, "{text}");
     }
     let found = problems(&bad_tickets, &env()).join("\n");
@@ -291,7 +293,8 @@ fn issue_17_relative_paths_resolve_against_the_config_file_s_directory() {
                 [[tickets]]\nname = \"b\"\nkind = \"sls\"\ncredentials = \"prod\"\nendpoint = \"http://127.0.0.1:1\"\n\
                 [tickets.on_change]\nsignal = \"HUP\"\npid_file = \"../run/nginx.pid\"\n";
     let base = Path::new("/etc/ticketd");
-    let config = super::parse(text, "t.toml", Some(base), &env()).unwrap_or_else(|p| panic!("{p}"));
+    let config =
+        env_finish(super::parse(text, "t.toml", Some(base.to_path_buf())), &env()).unwrap_or_else(|p| panic!("{p}"));
     assert_eq!(config.state_dir, Path::new("/etc/ticketd/state"));
     assert_eq!(config.socket.unwrap().path, Path::new("/etc/ticketd/run/t.sock"));
     let SourceSpec::Profile { file, .. } = &config.credentials["prod"].source else { panic!("not profile") };
@@ -312,24 +315,29 @@ fn issue_17_relative_paths_resolve_against_the_config_file_s_directory() {
         ("path = \"out/dash.json\"", "path = \"out/\""),
         ("path = \"out/dash.json\"", "path = \"out/..\""),
     ] {
-        let found = super::parse(&text.replace(from, to), "t.toml", Some(base), &env()).unwrap_err().to_string();
+        let found = env_finish(super::parse(&text.replace(from, to), "t.toml", Some(base.to_path_buf())), &env())
+            .unwrap_err()
+            .to_string();
         assert!(
             found.contains("tickets[0].sinks[0].path: `")
                 && found.contains("` names a directory: give the sink's file path"),
             "{to}: {found}"
         );
     }
-    let found = super::parse(&text.replace("\"bin/reload\"", "\"bin/\""), "t.toml", Some(base), &env())
-        .unwrap_err()
-        .to_string();
+    let found = env_finish(
+        super::parse(&text.replace("\"bin/reload\"", "\"bin/\""), "t.toml", Some(base.to_path_buf())),
+        &env(),
+    )
+    .unwrap_err()
+    .to_string();
     assert!(found.contains("tickets[0].on_change.exec: `bin/`: give the program's path"), "{found}");
     // `out/x` and `./out/x` are the same file.
     let clash = text.replace("path = \"./out/dash.token\"", "path = \"./out/dash.json\"");
-    let found = super::parse(&clash, "t.toml", Some(base), &env()).unwrap_err().to_string();
+    let found = env_finish(super::parse(&clash, "t.toml", Some(base.to_path_buf())), &env()).unwrap_err().to_string();
     assert!(found.contains("tickets[0].sinks[1].path: /etc/ticketd/out/dash.json is written by another sink too (tickets[0].sinks[0].path, line 16)"), "{found}");
     // A bare program name is not a path (no PATH search).
     let bare = text.replace("exec = [\"bin/reload\"", "exec = [\"reload\"");
-    let found = super::parse(&bare, "t.toml", Some(base), &env()).unwrap_err().to_string();
+    let found = env_finish(super::parse(&bare, "t.toml", Some(base.to_path_buf())), &env()).unwrap_err().to_string();
     assert!(found.contains("t.toml:13:1: tickets[0].on_change.exec: `reload`: give the program's path, absolute or relative to the config file's directory"), "{found}");
     // Text not read from a file: each relative path is refused by key.
     let found = problems(text, &env());
@@ -368,8 +376,13 @@ fn a_valid_file_is_checked_without_indexing_it_for_lines() {
     assert!(found.contains("a third of ticket_lifetime (12h, line "), "{found}");
 }
 
+/// The file checked with the environment `env` too, as the daemon and `check-config` load it.
 fn parse(text: &str, file: &str, env: &dyn Environment) -> Result<Config, Problems> {
-    super::parse(text, file, None, env)
+    env_finish(super::parse(text, file, None), env)
+}
+
+fn env_finish(checked: crate::config::Checked<'_>, env: &dyn Environment) -> Result<Config, Problems> {
+    crate::credentials::environment::finish(checked, env)
 }
 
 fn problems(text: &str, env: &HashMap<String, String>) -> Vec<String> {
@@ -651,7 +664,8 @@ fn tencent_credentials_default_to_the_chain_with_the_tencentcloud_variables_firs
     assert!(joined.contains("credentials.tc: environment variable TENCENTCLOUD_SECRET_ID is not set"), "{joined}");
     assert!(joined.contains("TENCENTCLOUD_SECRET_KEY is not set"), "{joined}");
     let config = parse(DSW_TCR, "t.toml", &env()).unwrap();
-    let SourceSpec::Chain(members) = &config.credentials["tc"].source else { panic!("not a chain") };
+    let SourceSpec::Chain(chain) = &config.credentials["tc"].source else { panic!("not a chain") };
+    let members = chain_members(Vendor::Tencent, chain);
     let names: Vec<&str> = members.iter().map(SourceSpec::name).collect();
     assert_eq!(names, ["env", "profile", "cvm_role", "oidc"]);
     assert_eq!(
@@ -670,7 +684,8 @@ fn credential_sources_validate_their_keys_and_endpoints() {
     let none = HashMap::new();
     // The default is the SDK chain, in the SDK's order; nothing is required up front.
     let config = parse(GOOD, "t.toml", &none).unwrap();
-    let SourceSpec::Chain(members) = &config.credentials["prod"].source else { panic!("not a chain") };
+    let SourceSpec::Chain(chain) = &config.credentials["prod"].source else { panic!("not a chain") };
+    let members = chain_members(Vendor::Alibaba, chain);
     let names: Vec<&str> = members.iter().map(SourceSpec::name).collect();
     assert_eq!(names, ["env", "oidc", "profile", "ecs_ram_role", "credentials_uri"]);
     // oidc with overrides.

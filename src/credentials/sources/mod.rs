@@ -9,6 +9,7 @@
 
 pub mod alibaba;
 pub mod assume_role;
+mod chain;
 pub mod cli_profile;
 pub mod ini;
 pub mod refresher;
@@ -21,9 +22,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crate::clock::Clock;
-use crate::config::{Config, CredentialSpec, Environment, SourceSpec, Vendor};
-use crate::credentials::{CredentialError, Credentials};
+use crate::config::{Config, CredentialSpec, SourceSpec, Vendor};
+use crate::credentials::{CredentialError, Credentials, Environment};
 use crate::secret::Secret;
+pub use chain::chain_members;
 use zeroize::Zeroizing;
 
 /// Metadata services answer within this or are taken as absent (the SDKs' 1 s).
@@ -135,9 +137,9 @@ pub async fn fetch_watched(spec: &CredentialSpec, ctx: &Context) -> Result<(Fetc
         detail: e.detail().to_string(),
     };
     match &spec.source {
-        SourceSpec::Chain(members) => {
+        SourceSpec::Chain(chain) => {
             let mut tried = Vec::new();
-            for member in members {
+            for member in &chain_members(spec.vendor, chain) {
                 match fetch_one(spec.vendor, member, ctx).await {
                     Ok(f) => return Ok((f, watch_of(spec.vendor, member, ctx))),
                     Err(e) => tried.push(format!("{}: {}", member.name(), e.detail())),
@@ -165,8 +167,8 @@ async fn fetch_one(vendor: Vendor, source: &SourceSpec, ctx: &Context) -> Result
 async fn fetch_unchecked(vendor: Vendor, source: &SourceSpec, ctx: &Context) -> Result<Fetched, SourceError> {
     let plain = |credentials: Credentials, description: String| Fetched { credentials, description };
     match (vendor, source) {
-        (_, SourceSpec::InMemory(c)) => Ok(plain(c.clone(), "in-memory".into())),
-        (_, SourceSpec::Static(c)) => Ok(plain(c.clone(), "static (keys in the config file)".into())),
+        (_, SourceSpec::InMemory(keys)) => Ok(plain(keys.into(), "in-memory".into())),
+        (_, SourceSpec::Static(keys)) => Ok(plain(keys.into(), "static (keys in the config file)".into())),
         (_, SourceSpec::Env { id_var, secret_var, token_var }) => {
             let c = env_keys(ctx.env.as_ref(), id_var, secret_var, token_var)?;
             Ok(plain(c, format!("env ({id_var})")))
@@ -278,9 +280,9 @@ pub fn describe(spec: &CredentialSpec, env: &dyn Environment) -> String {
         }
     }
     match &spec.source {
-        SourceSpec::Chain(members) => {
+        SourceSpec::Chain(chain) => {
             let mut tried = Vec::new();
-            for m in members {
+            for m in &chain_members(spec.vendor, chain) {
                 match one(spec.vendor, m, env) {
                     Ok(d) => return format!("chain -> {d}"),
                     Err(e) => tried.push(format!("{}: {}", m.name(), e.detail())),
@@ -381,7 +383,7 @@ pub fn snapshot_env(config: &Config, env: &dyn Environment) -> EnvSnapshot {
             SourceSpec::Env { id_var, secret_var, token_var } => {
                 names.extend([id_var.clone(), secret_var.clone(), token_var.clone()])
             }
-            SourceSpec::Chain(m) => m.iter().for_each(|s| env_names(s, names)),
+            SourceSpec::Chain(chain) => env_names(&chain.env, names),
             _ => {}
         }
     }

@@ -174,15 +174,17 @@ async fn tencent_cvm_role_and_tke_oidc_issue_keys_tcr_accepts() {
 #[tokio::test]
 async fn the_chain_takes_the_first_source_that_is_set_up_and_lists_what_it_tried() {
     let s = setup().await;
-    let chain = |s: &Setup| {
-        SourceSpec::Chain(vec![
-            SourceSpec::Env { id_var: "ID".into(), secret_var: "SK".into(), token_var: "TOK".into() },
-            s.oidc(),
-            SourceSpec::Profile { profile: None, file: None, sts_endpoint: None, metadata_endpoint: None },
-            SourceSpec::EcsRamRole(s.metadata()),
-        ])
+    let chain = |s: &Setup, instance: MetadataSpec| {
+        let SourceSpec::Oidc(oidc) = s.oidc() else { unreachable!() };
+        SourceSpec::Chain(Box::new(crate::config::ChainSpec {
+            env: SourceSpec::Env { id_var: "ID".into(), secret_var: "SK".into(), token_var: "TOK".into() },
+            oidc,
+            profile: SourceSpec::Profile { profile: None, file: None, sts_endpoint: None, metadata_endpoint: None },
+            instance,
+            credentials_uri: None,
+        }))
     };
-    let spec = s.spec(Vendor::Alibaba, chain(&s));
+    let spec = s.spec(Vendor::Alibaba, chain(&s, s.metadata()));
     // Nothing but the metadata service: the instance role.
     let home = s.dir.path().display().to_string();
     let f = fetch(&spec, &s.ctx(&[("HOME", home.clone())])).await.unwrap();
@@ -203,9 +205,7 @@ async fn the_chain_takes_the_first_source_that_is_set_up_and_lists_what_it_tried
     // Nothing at all: every source is named with what was missing.
     let mut gone = s.metadata();
     gone.metadata_endpoint = Some(Endpoint { base: reqwest::Url::parse("http://127.0.0.1:9").unwrap() });
-    let SourceSpec::Chain(mut members) = chain(&s) else { unreachable!() };
-    members[3] = SourceSpec::EcsRamRole(gone);
-    let spec = s.spec(Vendor::Alibaba, SourceSpec::Chain(members));
+    let spec = s.spec(Vendor::Alibaba, chain(&s, gone));
     let e = fetch(&spec, &s.ctx(&[("HOME", "/nonexistent".into())])).await.unwrap_err().to_string();
     for part in [
         "env: environment variable ID is not set",
@@ -263,7 +263,7 @@ fn static_keys_in_a_file_others_can_read_are_warned_about() {
     .unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
     let env: HashMap<String, String> = HashMap::new();
-    let config = crate::config::load(&path, &env).unwrap();
+    let config = crate::credentials::environment::load(&path, &env).unwrap();
     let warning = config.static_keys_warning().expect("a warning for mode 644");
     assert!(warning.contains("credentials ci hold keys in a file readable by group or others (mode 644)"), "{warning}");
     assert!(!warning.contains("very-secret"));
@@ -286,7 +286,7 @@ fn issue_16_static_keys_in_a_directory_others_can_write_are_warned_about() {
     .unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let env: HashMap<String, String> = HashMap::new();
-    let config = crate::config::load(&path, &env).unwrap();
+    let config = crate::credentials::environment::load(&path, &env).unwrap();
     let warning = config.static_keys_warning().expect("a warning for the 0777 directory");
     assert!(
         warning.contains("credentials ci hold keys in a file where another user could replace it: ")
@@ -311,7 +311,7 @@ fn issue_16_static_keys_in_a_file_another_user_owns_are_warned_about() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
     let env: HashMap<String, String> = HashMap::new();
-    let config = crate::config::load(&path, &env).unwrap();
+    let config = crate::credentials::environment::load(&path, &env).unwrap();
     let warning = config.static_keys_warning().expect("a warning for the owner");
     assert!(
         warning.contains("credentials ci hold keys in a file owned by uid 65534, not by ticketd's uid 0 or root"),

@@ -6,29 +6,12 @@
 use serde::Deserialize;
 
 use super::{Context, Fetched, SourceError, parse_expiration};
+pub use crate::config::check::parse_uri;
 use crate::credentials::Credentials;
 use crate::secret::Secret;
 
 /// The variable the SDKs read the URI from.
 pub const CREDENTIALS_URI_ENV: &str = "ALIBABA_CLOUD_CREDENTIALS_URI";
-
-/// A credentials URI: http or https (plain http too, as the SDKs allow: the URI is a local
-/// sidecar or node agent), with a host and no user info.
-pub fn parse_uri(text: &str) -> Result<reqwest::Url, String> {
-    // Errors show the text up to its query, which may hold a token (as [`shown`] does).
-    let named = text.split(['?', '#']).next().unwrap_or_default();
-    let url = reqwest::Url::parse(text).map_err(|e| format!("`{named}` is not a URL ({e})"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("`{named}`: scheme {} is not http(s)", url.scheme()));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("`{named}` has no host"));
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err("a credentials URI has no user info (the value is not shown)".into());
-    }
-    Ok(url)
-}
 
 /// The URI without its query (which may hold a token), for logs and errors.
 pub fn shown(url: &reqwest::Url) -> String {
