@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use emulator::{Emulator, generate_key, generate_tencent_key};
+
 use crate::clock::{Clock, SystemClock, until};
 use crate::config::{
     ApiSpec, Config, CredentialSpec, DEFAULT_ENV_PREFIX, DockerConfigSink, DswSpec, DswTokenType, Endpoint, EnvNames,
@@ -17,7 +19,6 @@ use crate::config::{
 };
 use crate::credentials::Credentials;
 use crate::daemon::Daemon;
-use crate::emulator::{Emulator, generate_key, generate_tencent_key};
 use crate::scheduler::Event;
 use crate::signing::sls::V1Mac;
 
@@ -216,19 +217,20 @@ pub async fn run(args: DevArgs) -> ExitCode {
     let key = generate_key("LTAIdev");
     let credentials = Credentials {
         access_key_id: crate::secret::Secret::new(key.access_key_id.clone()),
-        access_key_secret: key.access_key_secret.clone(),
+        access_key_secret: crate::secret::Secret::new(key.access_key_secret.expose()),
         security_token: None,
         expires_at: None,
     };
     let tencent_key = generate_tencent_key("AKIDdev");
     let tencent = Credentials {
         access_key_id: crate::secret::Secret::new(tencent_key.access_key_id.clone()),
-        access_key_secret: tencent_key.access_key_secret.clone(),
+        access_key_secret: crate::secret::Secret::new(tencent_key.access_key_secret.expose()),
         security_token: None,
         expires_at: None,
     };
     let keys = vec![key, tencent_key];
-    let emulator = match Emulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), keys, clock.clone()).await {
+    let wall = clock.clone();
+    let emulator = match Emulator::start(SocketAddr::from(([127, 0, 0, 1], 0)), keys, move || wall.now()).await {
         Ok(e) => e,
         Err(e) => {
             eprintln!("ticketd dev: cannot start the emulator on 127.0.0.1: {e}");

@@ -3,14 +3,13 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::time::SystemTime;
+
+use emulator::{Emulator, EmulatorKey, Secret, Vendor};
 
 use crate::cli::EXIT_FAILURE;
-use crate::clock::SystemClock;
-use crate::config::{self, Vendor};
+use crate::config;
 use crate::credentials::{Environment, ProcessEnvironment};
-use crate::emulator::{Emulator, EmulatorKey};
-use crate::secret::Secret;
 
 #[derive(Debug, clap::Args)]
 pub struct EmulatorArgs {
@@ -53,8 +52,8 @@ fn key(env: &dyn Environment, vendor: Vendor) -> (EmulatorKey, KeyOrigin) {
             (key, KeyOrigin::Environment)
         }
         _ => match vendor {
-            Vendor::Alibaba => (crate::emulator::generate_key("LTAIemu"), KeyOrigin::Generated),
-            Vendor::Tencent => (crate::emulator::generate_tencent_key("AKIDemu"), KeyOrigin::Generated),
+            Vendor::Alibaba => (emulator::generate_key("LTAIemu"), KeyOrigin::Generated),
+            Vendor::Tencent => (emulator::generate_tencent_key("AKIDemu"), KeyOrigin::Generated),
         },
     }
 }
@@ -162,7 +161,7 @@ pub async fn run(args: EmulatorArgs) -> ExitCode {
         }
     }
     let printed = args.print_config.then(|| ((alibaba.clone(), alibaba_origin), (tencent.clone(), tencent_origin)));
-    let emulator = match Emulator::start(args.listen, vec![alibaba, tencent], Arc::new(SystemClock)).await {
+    let emulator = match Emulator::start(args.listen, vec![alibaba, tencent], SystemTime::now).await {
         Ok(e) => e,
         Err(e) => {
             eprintln!("ticketd emulator: cannot listen on {}: {e}", args.listen);
@@ -198,8 +197,7 @@ mod tests {
     fn issue17_the_printed_config_validates_with_generated_keys_and_with_keys_from_the_environment() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ticketd.toml");
-        let (alibaba, tencent) =
-            (crate::emulator::generate_key("LTAIemu"), crate::emulator::generate_tencent_key("AKIDemu"));
+        let (alibaba, tencent) = (emulator::generate_key("LTAIemu"), emulator::generate_tencent_key("AKIDemu"));
         let generated =
             config_text("http://127.0.0.1:18080", (&alibaba, &KeyOrigin::Generated), (&tencent, &KeyOrigin::Generated));
         let config = crate::credentials::environment::parse_read(&generated, &path, &HashMap::new()).unwrap();

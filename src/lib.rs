@@ -3,7 +3,8 @@
 //! Architecture, from the outside in:
 //!
 //! * [`cli`] parses the command line; [`daemon`] wires everything and runs the control loop fed
-//!   by [`control`] (signals); [`dev`] runs the daemon against the [`emulator`].
+//!   by [`control`] (signals); [`dev`] runs the daemon against the emulator (the `ticketd-emulator` crate in
+//!   `crates/emulator`).
 //! * [`config`] turns the TOML file into a validated [`config::Config`], reporting every problem
 //!   with file, line and key.
 //! * [`credentials`] holds the keys each API call is signed with; [`credentials::sources`] fetch them the way
@@ -32,7 +33,6 @@ pub mod credentials;
 pub mod daemon;
 pub mod dev;
 pub mod docker_credential;
-pub mod emulator;
 pub mod emulator_cli;
 pub mod fd_budget;
 pub mod fsdir;

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use common::*;
-use ticketd::emulator::StatsSnapshot;
+use emulator::StatsSnapshot;
 
 /// The emulator issues keys this short-lived, so a renewal happens within the test.
 const KEY_LIFETIME: Duration = Duration::from_secs(30);

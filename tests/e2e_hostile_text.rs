@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use ticketd::emulator::faults::{Fault, FaultPlan, Service, Trigger};
+use emulator::faults::{Fault, FaultPlan, Service, Trigger};
 
 const TWO_SLS_AND_A_DSW: &str = r#"
 state_dir = "{dir}/state"

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::*;
-use ticketd::emulator::faults::{Fault, FaultPlan, Service, Trigger};
+use emulator::faults::{Fault, FaultPlan, Service, Trigger};
 
 const CONFIG: &str = r#"
 state_dir = "{dir}/state"

@@ -1,14 +1,13 @@
 //! The SLS provider against the emulator in-process: every signing variant the emulator must
 //! accept (v1 hmac-sha256, hmac-sha1, STS), and the rejections it must make.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use emulator::{Emulator, EmulatorKey, generate_key};
 use ticketd::apis::{Operation, ProviderError, sls};
 use ticketd::clock::{Clock, SystemClock};
 use ticketd::config::{Endpoint, SlsSpec};
 use ticketd::credentials::Credentials;
-use ticketd::emulator::{Emulator, EmulatorKey, generate_key};
 use ticketd::secret::Secret;
 use ticketd::signing::sls::V1Mac;
 use ticketd::token::Issued;
@@ -28,8 +27,8 @@ fn spec(emulator: &Emulator, signature: V1Mac) -> SlsSpec {
 fn creds(key: &EmulatorKey) -> Credentials {
     Credentials {
         access_key_id: Secret::new(key.access_key_id.clone()),
-        access_key_secret: key.access_key_secret.clone(),
-        security_token: key.security_token.clone(),
+        access_key_secret: Secret::new(key.access_key_secret.expose()),
+        security_token: key.security_token.as_ref().map(|t| Secret::new(t.expose())),
         expires_at: None,
     }
 }
@@ -60,10 +59,9 @@ async fn mint_and_refresh(
 async fn every_signing_variant_is_accepted_and_bad_ones_are_rejected() {
     let plain = generate_key("LTAIplain");
     let mut sts = generate_key("STS.");
-    sts.security_token = Some(Secret::new("CAIS-sts-token"));
-    let emulator = Emulator::start(([127, 0, 0, 1], 0).into(), vec![plain.clone(), sts.clone()], Arc::new(SystemClock))
-        .await
-        .unwrap();
+    sts.security_token = Some(emulator::Secret::new("CAIS-sts-token"));
+    let emulator =
+        Emulator::start(([127, 0, 0, 1], 0).into(), vec![plain.clone(), sts.clone()], SystemTime::now).await.unwrap();
 
     mint_and_refresh(&emulator, V1Mac::HmacSha256, &creds(&plain)).await.unwrap();
     mint_and_refresh(&emulator, V1Mac::HmacSha1, &creds(&plain)).await.unwrap();
@@ -109,7 +107,7 @@ async fn a_skewed_clock_is_rejected_as_request_time_expired() {
         }
     }
     let key = generate_key("LTAIskew");
-    let emulator = Emulator::start(([127, 0, 0, 1], 0).into(), vec![key.clone()], Arc::new(SystemClock)).await.unwrap();
+    let emulator = Emulator::start(([127, 0, 0, 1], 0).into(), vec![key.clone()], SystemTime::now).await.unwrap();
     let http = ticketd::http::client();
     let err = sls::call(&http, &Behind, &spec(&emulator, V1Mac::HmacSha256), Operation::Mint, &creds(&key))
         .await

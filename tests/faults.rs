@@ -9,27 +9,15 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use common::*;
+use emulator::faults::{Fault, FaultPlan, Service, Trigger};
 use ticketd::apis::{CloudProvider, Operation, Provider};
 use ticketd::clock::SystemClock;
 use ticketd::config::{ApiSpec, DswSpec, Endpoint, SlsSpec, TcrSpec, TcrTokenType, TicketSettings, TicketSpec};
-use ticketd::credentials::Credentials;
-use ticketd::emulator::EmulatorKey;
-use ticketd::emulator::faults::{Fault, FaultPlan, Service, Trigger};
 use ticketd::scheduler::timing::RetryClass;
-use ticketd::secret::Secret;
 use ticketd::signing::sls::V1Mac;
 
 fn spec(name: &str, api: ApiSpec) -> TicketSpec {
     TicketSpec::new(name, TicketSettings { credentials: "x".into(), api, sinks: vec![], consumers: Default::default() })
-}
-
-fn creds(key: &EmulatorKey) -> Credentials {
-    Credentials {
-        access_key_id: Secret::new(key.access_key_id.clone()),
-        access_key_secret: key.access_key_secret.clone(),
-        security_token: None,
-        expires_at: None,
-    }
 }
 
 fn tickets(url: &str) -> [(Service, TicketSpec); 3] {
@@ -98,7 +86,7 @@ async fn every_fault_mode_is_recognised_for_what_it_is() {
     ];
     let mut checked = 0;
     for (service, ticket) in tickets(&h.emulator.url()) {
-        let key = if service == Service::Tcr { creds(&tencent) } else { creds(&h.key) };
+        let key = if service == Service::Tcr { credentials(&tencent) } else { credentials(&h.key) };
         for (fault, expected) in modes {
             h.emulator.inject(service, Some(FaultPlan { fault, trigger: Trigger::FirstN(1) }));
             let err = provider

@@ -20,9 +20,3 @@ pub(crate) fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
 pub(crate) fn sha256_hex(data: &[u8]) -> String {
     hex::encode(Sha256::digest(data))
 }
-
-/// Constant-time comparison of two signatures (server side, in the emulator).
-pub fn signatures_match(expected: &str, received: &str) -> bool {
-    let (a, b) = (expected.as_bytes(), received.as_bytes());
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}

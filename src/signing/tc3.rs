@@ -1,4 +1,5 @@
-//! Tencent Cloud `TC3-HMAC-SHA256` (API 3.0 "signature v3"), client and server side.
+//! Tencent Cloud `TC3-HMAC-SHA256` (API 3.0 "signature v3"), client side: signs requests.
+//! (The server side, in the emulator, is `crates/emulator/src/verify/tc3.rs`.)
 //!
 //! Implements `shared/spec/cloud-apis.md` §3.2 as the official Python SDK does it
 //! (`abstract_client.py _build_req_with_tc3_signature`, `sign.py sign_tc3`); §3.3 lists the errors
@@ -7,8 +8,7 @@
 //! Stages, each public so it can be checked on its own: [`canonical_headers`] →
 //! [`canonical_request`] → [`credential_scope`] and [`string_to_sign`] → [`signing_keys`] →
 //! [`signature`] → [`authorization`]. [`sign`] runs them all (signing `content-type;host`, as the
-//! SDK does); [`build_headers`] returns the complete header list to send. Server side (for the
-//! local emulator): [`parse_authorization`], then [`expected_signature`] or [`verify`].
+//! SDK does); [`build_headers`] returns the complete header list to send.
 //!
 //! Everything is pure: the time is an argument. The SecretKey and the session token are taken as
 //! `&str` and never appear in `Debug` output or in errors. `X-TC-Token` is not signed (§3.2 item 6).
@@ -241,168 +241,10 @@ pub fn build_headers(req: &Request<'_>, secret_id: &str, secret_key: &str, token
     RequestHeaders(headers)
 }
 
-/// The fields of a received `Authorization` value.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParsedAuthorization {
-    pub secret_id: String,
-    /// Credential scope date, `YYYY-MM-DD`.
-    pub date: String,
-    /// Credential scope service, e.g. `tcr`.
-    pub service: String,
-    /// Lower-case, sorted, without duplicates (checked by [`parse_authorization`]).
-    pub signed_headers: Vec<String>,
-    /// 64 lower-case hex digits.
-    pub signature: String,
-}
-
-/// Why an `Authorization` value could not be parsed. Carries no header value.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AuthorizationError {
-    #[error("authorization scheme is not TC3-HMAC-SHA256")]
-    WrongAlgorithm,
-    #[error("authorization field is not one of Credential, SignedHeaders, Signature")]
-    UnknownField,
-    #[error("authorization field {0} is missing or empty")]
-    MissingField(&'static str),
-    #[error("authorization field {0} is repeated")]
-    DuplicateField(&'static str),
-    #[error("Credential is not <SecretId>/<YYYY-MM-DD>/<service>/tc3_request")]
-    BadCredential,
-    #[error("SignedHeaders is not a sorted, lower-case, duplicate-free list of names")]
-    BadSignedHeaders,
-    #[error("Signature is not 64 lower-case hex digits")]
-    BadSignature,
-}
-
-/// Parses `TC3-HMAC-SHA256 Credential=<id>/<date>/<service>/tc3_request, SignedHeaders=<a;b>,
-/// Signature=<hex>` (fields in any order; the space after each comma is optional).
-pub fn parse_authorization(value: &str) -> Result<ParsedAuthorization, AuthorizationError> {
-    use AuthorizationError as E;
-    let rest = value.strip_prefix("TC3-HMAC-SHA256 ").ok_or(E::WrongAlgorithm)?;
-    let (mut credential, mut signed, mut sig) = (None, None, None);
-    for part in rest.split(',') {
-        let (key, val) = part.trim().split_once('=').ok_or(E::UnknownField)?;
-        let (slot, name) = match key {
-            "Credential" => (&mut credential, "Credential"),
-            "SignedHeaders" => (&mut signed, "SignedHeaders"),
-            "Signature" => (&mut sig, "Signature"),
-            _ => return Err(E::UnknownField),
-        };
-        if slot.replace(val).is_some() {
-            return Err(E::DuplicateField(name));
-        }
-    }
-    let mut scope = field(credential, "Credential")?.rsplitn(4, '/');
-    let (terminator, service, date) = (scope.next(), scope.next().unwrap_or(""), scope.next().unwrap_or(""));
-    let secret_id = scope.next().unwrap_or("");
-    let date_ok = date.len() == 10
-        && (date.bytes().enumerate()).all(|(i, b)| match i {
-            4 | 7 => b == b'-',
-            _ => b.is_ascii_digit(),
-        });
-    if terminator != Some(TERMINATOR) || service.is_empty() || secret_id.is_empty() || !date_ok {
-        return Err(E::BadCredential);
-    }
-    let names: Vec<String> = field(signed, "SignedHeaders")?.split(';').map(str::to_owned).collect();
-    let lower = names.iter().all(|n| !n.is_empty() && !n.bytes().any(|b| b.is_ascii_uppercase()));
-    if !lower || !names.windows(2).all(|w| w[0] < w[1]) {
-        return Err(E::BadSignedHeaders);
-    }
-    Ok(ParsedAuthorization {
-        secret_id: secret_id.to_owned(),
-        date: date.to_owned(),
-        service: service.to_owned(),
-        signed_headers: names,
-        signature: lower_hex_64(field(sig, "Signature")?).ok_or(E::BadSignature)?,
-    })
-}
-
-fn field<'a>(value: Option<&'a str>, name: &'static str) -> Result<&'a str, AuthorizationError> {
-    value.filter(|v| !v.is_empty()).ok_or(AuthorizationError::MissingField(name))
-}
-
-fn lower_hex_64(s: &str) -> Option<String> {
-    let ok = s.len() == 64 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-    ok.then(|| s.to_owned())
-}
-
-/// A request as the emulator received it.
-pub struct ReceivedRequest<'a> {
-    pub method: &'a str,
-    /// The path as received (`/` for API 3.0).
-    pub path: &'a str,
-    /// The query string exactly as received, without `?` (`""` when none).
-    pub raw_query: &'a str,
-    /// A header's value by lower-case name.
-    pub header: &'a dyn Fn(&str) -> Option<&'a str>,
-    pub body: &'a [u8],
-}
-
-/// Why a received request does not verify. Carries no secret.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VerifyError {
-    #[error("required header {0} is missing")]
-    MissingHeader(&'static str),
-    #[error("X-TC-Timestamp is not a unix time in seconds")]
-    BadTimestamp,
-    #[error("credential scope date is not the UTC date of X-TC-Timestamp")]
-    ScopeDateMismatch,
-    #[error("signed header {0} is not in the request")]
-    MissingSignedHeader(String),
-    #[error("header {0} must be signed")]
-    UnsignedHeader(&'static str),
-    #[error("signature does not match")]
-    SignatureMismatch,
-}
-
-fn received_string_to_sign(req: &ReceivedRequest<'_>, auth: &ParsedAuthorization) -> Result<String, VerifyError> {
-    if let Some(name) = ["content-type", "host"].into_iter().find(|n| !auth.signed_headers.iter().any(|s| s == n)) {
-        return Err(VerifyError::UnsignedHeader(name));
-    }
-    let raw_timestamp = (req.header)("x-tc-timestamp").ok_or(VerifyError::MissingHeader("x-tc-timestamp"))?;
-    let timestamp: u64 = raw_timestamp.trim().parse().map_err(|_| VerifyError::BadTimestamp)?;
-    if utc_date(timestamp).ok_or(VerifyError::BadTimestamp)? != auth.date {
-        return Err(VerifyError::ScopeDateMismatch);
-    }
-    let mut headers = Vec::with_capacity(auth.signed_headers.len());
-    for name in &auth.signed_headers {
-        let value = (req.header)(name).ok_or_else(|| VerifyError::MissingSignedHeader(name.clone()))?;
-        headers.push((name.as_str(), value));
-    }
-    let (canonical, signed) = canonical_headers(&headers);
-    let unsigned = (req.header)("x-tc-content-sha256").is_some_and(|v| v.trim() == "UNSIGNED-PAYLOAD");
-    let payload = hashed_payload(if unsigned { b"UNSIGNED-PAYLOAD" } else { req.body });
-    let canonical_request = canonical_request(req.method, req.path, req.raw_query, &canonical, &signed, &payload);
-    let scope = credential_scope(&auth.date, &auth.service);
-    Ok(string_to_sign(timestamp, &scope, &canonical_request))
-}
-
-/// The signature the sender should have computed, from the request as received.
-pub fn expected_signature(
-    req: &ReceivedRequest<'_>,
-    auth: &ParsedAuthorization,
-    secret_key: &str,
-) -> Result<String, VerifyError> {
-    let keys = signing_keys(secret_key, &auth.date, &auth.service);
-    Ok(signature(&keys.k_signing, &received_string_to_sign(req, auth)?))
-}
-
-/// Checks the request against `auth` in constant time. Freshness of `X-TC-Timestamp` (5 minutes
-/// on the real service) and the expected service are for the caller to check.
-pub fn verify(req: &ReceivedRequest<'_>, auth: &ParsedAuthorization, secret_key: &str) -> Result<(), VerifyError> {
-    let sts = received_string_to_sign(req, auth)?;
-    let keys = signing_keys(secret_key, &auth.date, &auth.service);
-    let claimed = hex::decode(&auth.signature).map_err(|_| VerifyError::SignatureMismatch)?;
-    let result = hmac(&keys.k_signing, &sts).verify_slice(&claimed);
-    result.map_err(|_| VerifyError::SignatureMismatch)
-}
-
 #[cfg(test)]
 mod tests {
-    use super::VerifyError::{ScopeDateMismatch, SignatureMismatch};
     use super::*;
     use serde_json::{Value, json};
-    use std::collections::HashMap;
 
     macro_rules! vector {
         ($name:literal) => {
@@ -490,78 +332,6 @@ mod tests {
         }
     }
 
-    /// Replays a vector's wire headers (with `changes` applied) through the server side.
-    type Changes<'c> = &'c [(&'c str, &'c str)];
-    fn server(v: &Value, query: &str, body: &[u8], sk: &str, changes: Changes) -> Result<String, VerifyError> {
-        let mut map = HashMap::new();
-        for h in v["request"]["wire_headers_in_order"].as_array().unwrap() {
-            map.insert(s(h, "/0").to_ascii_lowercase(), s(h, "/1").to_owned());
-        }
-        map.extend(changes.iter().map(|(k, x)| (k.to_string(), x.to_string())));
-        let auth = parse_authorization(&map["authorization"]).unwrap();
-        assert_eq!((auth.secret_id.as_str(), auth.service.as_str()), ("testid", "tcr"));
-        let lookup = |n: &str| map.get(n).map(String::as_str);
-        let (method, raw_query) = (s(v, "/request/method"), query);
-        let req = ReceivedRequest { method, path: "/", raw_query, header: &lookup, body };
-        verify(&req, &auth, sk)?;
-        expected_signature(&req, &auth, sk)
-    }
-
-    #[test]
-    fn server_accepts_every_vector() {
-        for v in all() {
-            let sig = server(&v, query(&v), request(&v).body, "testsecret", &[]);
-            assert_eq!(sig.unwrap(), s(&v, "/intermediate/signature"));
-            // X-TC-Token is not signed: changing it does not change the signature.
-            let changes = [("x-tc-token", "another-token")];
-            assert!(server(&v, query(&v), request(&v).body, "testsecret", &changes).is_ok());
-        }
-    }
-
-    #[test]
-    fn server_rejects_tampered_requests() {
-        let sk = "testsecret";
-        for v in all() {
-            let (q, body) = (query(&v), request(&v).body);
-            let bad_query = format!("{q}&TokenType=longterm");
-            assert_eq!(server(&v, &bad_query, body, sk, &[]), Err(SignatureMismatch));
-            let bad_body = [body, b" "].concat();
-            assert_eq!(server(&v, q, &bad_body, sk, &[]), Err(SignatureMismatch));
-            assert_eq!(server(&v, q, body, "badsecret", &[]), Err(SignatureMismatch));
-            let changes = [("x-tc-timestamp", "1704164646")];
-            assert_eq!(server(&v, q, body, sk, &changes), Err(SignatureMismatch));
-            let changes = [("x-tc-timestamp", "1704000000")];
-            assert_eq!(server(&v, q, body, sk, &changes), Err(ScopeDateMismatch));
-            let changes = [("content-type", "text/plain")];
-            assert_eq!(server(&v, q, body, sk, &changes), Err(SignatureMismatch));
-        }
-    }
-
-    #[test]
-    fn parse_rejects_malformed_authorization() {
-        use AuthorizationError as E;
-        let sig = format!("Signature={}", "0".repeat(64));
-        let fix = |v: &str| {
-            v.replace("TC3 ", "TC3-HMAC-SHA256 ").replace("SIG", &sig).replace("SCOPE", "2024-01-02/tcr/tc3_request")
-        };
-        let ok = parse_authorization(&fix("TC3 Credential=a/b/SCOPE,SignedHeaders=content-type;host,SIG")).unwrap();
-        assert_eq!((ok.secret_id.as_str(), ok.date.as_str(), ok.service.as_str()), ("a/b", "2024-01-02", "tcr"));
-        let cases = [
-            ("ACS3-HMAC-SHA256 Credential=a/SCOPE, SignedHeaders=host, SIG", E::WrongAlgorithm),
-            ("TC3 Credential=a/SCOPE, SignedHeaders=host", E::MissingField("Signature")),
-            ("TC3 Credential=a/SCOPE, Credential=a/SCOPE, SIG", E::DuplicateField("Credential")),
-            ("TC3 Credential=a/SCOPE, Region=x, SIG", E::UnknownField),
-            ("TC3 Credential=a/2024-1-02/tcr/tc3_request, SignedHeaders=host, SIG", E::BadCredential),
-            ("TC3 Credential=a/2024-01-02/tcr/aws4_request, SignedHeaders=host, SIG", E::BadCredential),
-            ("TC3 Credential=2024-01-02/tcr/tc3_request, SignedHeaders=host, SIG", E::BadCredential),
-            ("TC3 Credential=a/SCOPE, SignedHeaders=host;content-type, SIG", E::BadSignedHeaders),
-            ("TC3 Credential=a/SCOPE, SignedHeaders=host, Signature=00", E::BadSignature),
-        ];
-        for (value, err) in cases {
-            assert_eq!(parse_authorization(&fix(value)), Err(err), "{value}");
-        }
-    }
-
     #[test]
     fn helpers() {
         assert_eq!(encode_query(&[("b", "x y*"), ("a", "é~")]), "b=x%20y%2A&a=%C3%A9~");
@@ -575,19 +345,13 @@ mod tests {
     }
 
     #[test]
-    fn secrets_never_leak_into_debug_or_errors() {
+    fn secrets_never_leak_into_debug() {
         let (secret, token) = ("SECRET-KEY-VALUE", "SESSION-TOKEN-VALUE");
         let v = vector!("tcr_create_instance_token_sts");
         let req = request(&v);
         let headers = build_headers(&req, "testid", secret, Some(token));
         let keys = signing_keys(secret, "2024-01-02", "tcr");
-        let auth = parse_authorization(headers.get("authorization").unwrap()).unwrap();
-        let lookup = |n: &str| headers.get(n);
-        let (method, body) = (req.method, req.body);
-        let received = ReceivedRequest { method, path: "/", raw_query: "", header: &lookup, body };
-        assert_eq!(verify(&received, &auth, secret), Ok(()));
-        let err = verify(&received, &auth, token).unwrap_err();
-        let shown = format!("{headers:?} {keys:?} {req:?} {auth:?} {:?} {err} {err:?}", sign(&req, "testid", secret));
+        let shown = format!("{headers:?} {keys:?} {req:?} {:?}", sign(&req, "testid", secret));
         assert!(!shown.contains(secret) && !shown.contains(token), "{shown}");
         assert!(!shown.contains(&hex::encode(keys.k_signing)), "{shown}");
     }

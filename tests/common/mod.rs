@@ -3,11 +3,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use ticketd::clock::SystemClock;
-use ticketd::emulator::{Emulator, EmulatorKey, generate_key, generate_tencent_key};
+use emulator::{Emulator, EmulatorKey, generate_key, generate_tencent_key};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ticketd");
 
@@ -25,8 +23,7 @@ impl Harness {
         let key = generate_key("LTAItest");
         let tencent_key = generate_tencent_key("AKIDtest");
         let keys = vec![key.clone(), tencent_key.clone()];
-        let emulator =
-            Emulator::start(([127, 0, 0, 1], 0).into(), keys, Arc::new(SystemClock)).await.expect("emulator");
+        let emulator = Emulator::start(([127, 0, 0, 1], 0).into(), keys, SystemTime::now).await.expect("emulator");
         Harness {
             dir: tempfile::tempdir().expect("temp dir"),
             emulator,
@@ -206,6 +203,17 @@ pub async fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() 
 }
 
 /// The JSON in `path`, once it exists and parses.
+/// The credentials ticketd signs with for an emulator key (its STS token too, if it has one).
+pub fn credentials(key: &EmulatorKey) -> ticketd::credentials::Credentials {
+    use ticketd::secret::Secret;
+    ticketd::credentials::Credentials {
+        access_key_id: Secret::new(key.access_key_id.clone()),
+        access_key_secret: Secret::new(key.access_key_secret.expose()),
+        security_token: key.security_token.as_ref().map(|t| Secret::new(t.expose())),
+        expires_at: None,
+    }
+}
+
 pub fn read_json(path: &Path) -> Option<serde_json::Value> {
     let text = std::fs::read_to_string(path).ok()?;
     serde_json::from_str(&text).ok()

@@ -10,7 +10,7 @@ use crate::apis::{dsw, tcr};
 use crate::clock::PausedClock;
 use crate::config::{AssumeRoleSpec, DswSpec, Endpoint, MetadataSpec, TcrSpec, TcrTokenType};
 use crate::credentials::CredentialStore;
-use crate::emulator::{Emulator, EmulatorKey, generate_key, generate_tencent_key};
+use emulator::{Emulator, EmulatorKey, generate_key, generate_tencent_key};
 
 const ROLE: &str = "acs:ram::123456789012:role/cross-account";
 const ROLE2: &str = "acs:ram::210987654321:role/second-hop";
@@ -28,7 +28,8 @@ async fn setup() -> Setup {
     let clock = Arc::new(PausedClock::starting_at(SystemTime::now()));
     let (alibaba, tencent) = (generate_key("LTAIbase"), generate_tencent_key("AKIDbase"));
     let keys = vec![alibaba.clone(), tencent.clone()];
-    let emulator = Emulator::start(([127, 0, 0, 1], 0).into(), keys, clock.clone()).await.unwrap();
+    let wall = clock.clone();
+    let emulator = Emulator::start(([127, 0, 0, 1], 0).into(), keys, move || wall.now()).await.unwrap();
     let store = CredentialStore::default();
     for (name, key) in [("ali", &alibaba), ("tc", &tencent)] {
         store.store(

@@ -10,7 +10,7 @@ use crate::apis::{dsw, tcr};
 use crate::clock::PausedClock;
 use crate::config::{DswSpec, Endpoint, MetadataSpec, OidcSpec, TcrSpec, TcrTokenType};
 use crate::credentials::CredentialStore;
-use crate::emulator::{Emulator, generate_key, generate_tencent_key};
+use emulator::{Emulator, generate_key, generate_tencent_key};
 
 struct Setup {
     emulator: Emulator,
@@ -21,7 +21,8 @@ struct Setup {
 async fn setup() -> Setup {
     let clock = Arc::new(PausedClock::starting_at(SystemTime::now()));
     let keys = vec![generate_key("LTAIlong"), generate_tencent_key("AKIDlong")];
-    let emulator = Emulator::start(([127, 0, 0, 1], 0).into(), keys, clock.clone()).await.unwrap();
+    let wall = clock.clone();
+    let emulator = Emulator::start(([127, 0, 0, 1], 0).into(), keys, move || wall.now()).await.unwrap();
     Setup { emulator, clock, dir: tempfile::tempdir().unwrap() }
 }
 
@@ -124,7 +125,7 @@ async fn ecs_ram_role_uses_the_imdsv2_token_and_discovers_the_role() {
     let s = setup().await;
     let ctx = s.ctx(&[]);
     let f = fetch(&s.spec(Vendor::Alibaba, SourceSpec::EcsRamRole(s.metadata())), &ctx).await.unwrap();
-    assert_eq!(f.description, format!("ecs_ram_role (role {})", crate::emulator::metadata::ECS_ROLE));
+    assert_eq!(f.description, format!("ecs_ram_role (role {})", emulator::metadata::ECS_ROLE));
     assert!(f.credentials.expires_at.is_some() && f.credentials.security_token.is_some());
     assert!(s.alibaba_accepts(&f.credentials).await);
     // The IMDSv2 token is checked: without one (or with a made-up one) the metadata is refused.
@@ -135,7 +136,7 @@ async fn ecs_ram_role_uses_the_imdsv2_token_and_discovers_the_role() {
     assert_eq!(forged.status(), 401);
     // IMDSv1, when the instance allows it, with a configured role.
     s.emulator.allow_imdsv1(true);
-    assert_eq!(http.get(&url).send().await.unwrap().text().await.unwrap(), crate::emulator::metadata::ECS_ROLE);
+    assert_eq!(http.get(&url).send().await.unwrap().text().await.unwrap(), emulator::metadata::ECS_ROLE);
     // A metadata service that is not there: named, and absent (a chain moves on).
     let mut gone = s.metadata();
     gone.metadata_endpoint = Some(Endpoint { base: reqwest::Url::parse("http://127.0.0.1:9").unwrap() });
@@ -149,7 +150,7 @@ async fn tencent_cvm_role_and_tke_oidc_issue_keys_tcr_accepts() {
     let s = setup().await;
     let ctx = s.ctx(&[]);
     let f = fetch(&s.spec(Vendor::Tencent, SourceSpec::CvmRole(s.metadata())), &ctx).await.unwrap();
-    assert_eq!(f.description, format!("cvm_role (role {})", crate::emulator::metadata::CVM_ROLE));
+    assert_eq!(f.description, format!("cvm_role (role {})", emulator::metadata::CVM_ROLE));
     assert!(s.tencent_accepts(&f.credentials).await);
 
     let token_file = s.dir.path().join("tke-token");

@@ -12,12 +12,12 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::Shared;
-use crate::clock::{rfc3339, unix_seconds};
-use crate::config::Vendor;
+use crate::key::Vendor;
+use crate::shared::Shared;
+use crate::shared::{rfc3339, unix_seconds};
 
 fn alibaba_error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({"RequestId": super::request_id(), "Code": code, "Message": message, "HostId": "sts.aliyuncs.com"});
+    let body = serde_json::json!({"RequestId": crate::shared::request_id(), "Code": code, "Message": message, "HostId": "sts.aliyuncs.com"});
     (status, Json(body)).into_response()
 }
 
@@ -51,7 +51,7 @@ pub(super) async fn alibaba_rpc(
     let (key, expires) = shared.issue_temporary(Vendor::Alibaba, "STS.", lifetime);
     shared.stats.assume_role_with_oidc.fetch_add(1, Ordering::Relaxed);
     Json(serde_json::json!({
-        "RequestId": super::request_id(),
+        "RequestId": crate::shared::request_id(),
         "AssumedRoleUser": {"Arn": format!("{}/{}", p("RoleArn").unwrap_or_default(), p("RoleSessionName").unwrap_or_default())},
         "Credentials": {
             "AccessKeyId": key.access_key_id,
@@ -68,7 +68,7 @@ pub(super) fn tencent_assume_role(shared: &Shared, headers: &HeaderMap, body: &B
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
     let error = |code: &str, message: &str| {
         shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
-        Json(serde_json::json!({"Response": {"Error": {"Code": code, "Message": message}, "RequestId": super::request_id()}}))
+        Json(serde_json::json!({"Response": {"Error": {"Code": code, "Message": message}, "RequestId": crate::shared::request_id()}}))
             .into_response()
     };
     if header("x-tc-version") != Some("2018-08-13") {
@@ -104,7 +104,7 @@ pub(super) fn tencent_assume_role(shared: &Shared, headers: &HeaderMap, body: &B
         },
         "ExpiredTime": unix_seconds(expires),
         "Expiration": rfc3339(expires),
-        "RequestId": super::request_id(),
+        "RequestId": crate::shared::request_id(),
     }}))
     .into_response()
 }

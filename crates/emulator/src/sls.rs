@@ -10,9 +10,10 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
-use super::Shared;
-use crate::clock::unix_seconds;
-use crate::signing::sls as signing;
+use crate::shared::Shared;
+use crate::shared::unix_seconds;
+use crate::verify::mac;
+use crate::verify::sls_v1::{self, V1Mac};
 
 /// SLS rejects requests whose `Date` is further than this from its clock.
 const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
@@ -67,7 +68,7 @@ fn authenticate(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap
         header("date").or_else(|| header("x-log-date")).ok_or_else(|| err(400, "MissingDate", "date is missing"))?;
     let date = httpdate::parse_http_date(date_text)
         .map_err(|_| err(400, "InvalidDateFormat", format!("date {date_text} is invalid")))?;
-    let now = shared.clock.now();
+    let now = (shared.clock)();
     let skew = now.duration_since(date).or_else(|e| Ok::<_, ()>(e.duration())).unwrap_or_default();
     if skew > MAX_SKEW {
         return Err(err(
@@ -80,42 +81,32 @@ fn authenticate(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap
         return Err(err(400, "PostBodyInvalid", "x-log-bodyrawsize does not match the body"));
     }
     let content_md5 = header("content-md5").unwrap_or("");
-    if !body.is_empty() && content_md5 != signing::content_md5(body) {
+    if !body.is_empty() && content_md5 != sls_v1::content_md5(body) {
         return Err(err(400, "InvalidContentMD5", "content-md5 does not match the body"));
     }
     let auth = header("authorization").ok_or_else(|| err(401, "Unauthorized", "authorization is missing"))?;
-    let Some(auth) = signing::parse_v1_authorization(auth) else {
+    let Some((access_key_id, signature)) = sls_v1::parse(auth) else {
         return Err(err(
             401,
             "Unauthorized",
             "authorization is not `LOG <AccessKeyId>:<Signature>` (the emulator checks v1 only)",
         ));
     };
-    let mac = signing::V1Mac::from_header(header("x-log-signaturemethod"))
+    let mac = V1Mac::named(header("x-log-signaturemethod"))
         .ok_or_else(|| err(400, "ParameterInvalid", "x-log-signaturemethod must be hmac-sha1 or hmac-sha256"))?;
     let key = shared
-        .key(&auth.access_key_id, crate::config::Vendor::Alibaba)
+        .key(&access_key_id, crate::key::Vendor::Alibaba)
         .ok_or_else(|| err(401, "InvalidAccessKeyId", "the AccessKeyId does not exist"))?;
     if let Some(expected) = &key.security_token {
         match header("x-acs-security-token") {
-            Some(t) if crate::signing::signatures_match(expected.expose(), t) => {}
+            Some(t) if mac::same(expected.expose(), t) => {}
             Some(_) => return Err(err(401, "SecurityTokenExpired", "the security token is invalid or expired")),
             None => return Err(err(401, "Unauthorized", "temporary credentials need x-acs-security-token")),
         }
     }
-    let all: Vec<(String, String)> =
-        headers.iter().filter_map(|(n, v)| v.to_str().ok().map(|v| (n.as_str().to_string(), v.to_string()))).collect();
-    let to_sign = signing::v1_string_to_sign(
-        method.as_str(),
-        content_md5,
-        header("content-type").unwrap_or(""),
-        date_text,
-        &signing::canonical_log_headers(&all),
-        &signing::canonical_resource(uri.path(), &query(uri)),
-    );
-    let expected = signing::v1_signature(key.access_key_secret.expose(), &to_sign, mac);
-    if !crate::signing::signatures_match(&expected, &auth.signature) {
-        return Err(err(401, "SignatureNotMatch", format!("signature {} not match", auth.signature)));
+    let expected = sls_v1::expected(method.as_str(), uri, headers, date_text, key.access_key_secret.expose(), mac);
+    if !mac::same(&expected, &signature) {
+        return Err(err(401, "SignatureNotMatch", format!("signature {signature} not match")));
     }
     Ok(())
 }
@@ -148,7 +139,7 @@ pub(super) async fn create_ticket(
         let q = query(&uri);
         let ticket_secs = seconds_param(&q, "expirationTime", MAX_TICKET_SECS)?;
         let token_secs = seconds_param(&q, "accessTokenExpirationTime", MAX_TOKEN_SECS)?;
-        let now = shared.clock.now();
+        let now = (shared.clock)();
         let expires = now + Duration::from_secs(ticket_secs);
         let ticket = shared.jwt(serde_json::json!({
             "iss": "sls-emulator", "typ": "ticket", "iat": unix_seconds(now), "exp": unix_seconds(expires),
@@ -173,7 +164,7 @@ pub(super) async fn refresh_token(
         let q = query(&uri);
         let token_secs = seconds_param(&q, "accessTokenExpirationTime", MAX_TOKEN_SECS)?;
         let ticket = param(&q, "ticket").ok_or_else(|| err(400, "ParameterInvalid", "ticket is missing"))?;
-        let now = shared.clock.now();
+        let now = (shared.clock)();
         let ticket_expires = shared.tickets.lock().expect("ticket lock").get(ticket).copied();
         let ticket_expires: SystemTime = match ticket_expires {
             Some(t) if t > now => t,

@@ -10,9 +10,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use super::Shared;
-use crate::clock::{rfc3339, unix_seconds};
-use crate::config::Vendor;
+use crate::key::Vendor;
+use crate::shared::Shared;
+use crate::shared::{rfc3339, unix_seconds};
 
 /// The RAM role attached to the emulated ECS instance.
 pub const ECS_ROLE: &str = "ticketd-ecs-role";
@@ -65,7 +65,7 @@ pub(super) async fn ecs_credentials(
         "AccessKeySecret": key.access_key_secret.expose(),
         "SecurityToken": key.security_token.as_ref().map(|t| t.expose().to_string()),
         "Expiration": rfc3339(expires),
-        "LastUpdated": rfc3339(shared.clock.now()),
+        "LastUpdated": rfc3339((shared.clock)()),
     }))
     .into_response()
 }

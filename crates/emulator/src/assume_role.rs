@@ -15,14 +15,20 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
-use super::Shared;
-use crate::clock::{rfc3339, unix_seconds};
-use crate::config::Vendor;
-use crate::signing::{rpc, signatures_match, tc3};
+use crate::key::Vendor;
+use crate::shared::Shared;
+use crate::shared::{rfc3339, unix_seconds};
+use crate::verify::mac::same as signatures_match;
+use crate::verify::{rpc, tc3};
 
 /// A request time further than this from the server's clock is refused.
 const MAX_SKEW: Duration = Duration::from_secs(15 * 60);
 /// The path of the credentials URI stand-in.
+/// The API version of Alibaba STS (`AssumeRole`).
+const ALIBABA_STS_VERSION: &str = "2015-04-01";
+/// The API version of Tencent STS (`AssumeRole`).
+const TENCENT_STS_VERSION: &str = "2018-08-13";
+
 pub const CREDENTIALS_URI_PATH: &str = "/latest/credentials-uri";
 
 struct PopError {
@@ -51,7 +57,7 @@ pub(super) fn alibaba(shared: &Shared, uri: &Uri, body: &Bytes) -> Response {
             shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(code = e.code, "emulator rejected an STS AssumeRole call");
             let body = serde_json::json!({
-                "RequestId": super::request_id(), "HostId": "sts.aliyuncs.com", "Code": e.code, "Message": e.message,
+                "RequestId": crate::shared::request_id(), "HostId": "sts.aliyuncs.com", "Code": e.code, "Message": e.message,
                 "Recommend": "https://api.aliyun.com/troubleshoot?q=".to_string() + e.code,
             });
             (e.status, Json(body)).into_response()
@@ -83,7 +89,7 @@ fn alibaba_checked(shared: &Shared, uri: &Uri, body: &Bytes) -> Result<serde_jso
             ));
         }
     }
-    if p("Version") != Some(crate::credentials::sources::assume_role::ALIBABA_VERSION) || p("Format") != Some("JSON") {
+    if p("Version") != Some(ALIBABA_STS_VERSION) || p("Format") != Some("JSON") {
         return Err(pop(400, "InvalidParameter", "Version 2015-04-01 and Format JSON are expected."));
     }
     if p("SignatureMethod") != Some(rpc::SIGNATURE_METHOD) || p("SignatureVersion") != Some(rpc::SIGNATURE_VERSION) {
@@ -92,7 +98,7 @@ fn alibaba_checked(shared: &Shared, uri: &Uri, body: &Bytes) -> Result<serde_jso
     let stamp = p("Timestamp").unwrap_or_default();
     let at = humantime::parse_rfc3339(stamp)
         .map_err(|_| pop(400, "InvalidTimeStamp.Format", format!("Timestamp {stamp} is not YYYY-MM-DDTHH:MM:SSZ.")))?;
-    let now = shared.clock.now();
+    let now = (shared.clock)();
     let skew = now.duration_since(at).or_else(|e| Ok::<_, ()>(e.duration())).unwrap_or_default();
     if skew > MAX_SKEW {
         return Err(pop(400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired."));
@@ -108,7 +114,7 @@ fn alibaba_checked(shared: &Shared, uri: &Uri, body: &Bytes) -> Result<serde_jso
         _ => return Err(pop(400, "InvalidSecurityToken.Mismatch", "Specified SecurityToken is invalid.")),
     }
     let signed: Vec<(&str, &str)> = all.iter().copied().filter(|(k, _)| *k != "Signature").collect();
-    let expected = rpc::sign("POST", &signed, key.access_key_secret.expose());
+    let expected = rpc::expected("POST", &signed, key.access_key_secret.expose());
     if !signatures_match(&expected, p("Signature").unwrap_or_default()) {
         return Err(pop(400, "SignatureDoesNotMatch", "Specified signature does not match our calculation."));
     }
@@ -146,7 +152,7 @@ fn alibaba_checked(shared: &Shared, uri: &Uri, body: &Bytes) -> Result<serde_jso
     let (issued, expires) = shared.issue_temporary(Vendor::Alibaba, "STS.", lifetime);
     shared.mark_origin(&issued.access_key_id, origin(role));
     Ok(serde_json::json!({
-        "RequestId": super::request_id(),
+        "RequestId": crate::shared::request_id(),
         "AssumedRoleUser": {"Arn": format!("{role}/{session}"), "AssumedRoleId": format!("3{}:{session}", shared.next_serial())},
         "Credentials": {
             "AccessKeyId": issued.access_key_id,
@@ -168,7 +174,7 @@ pub(super) fn tencent(shared: &Shared, uri: &Uri, headers: &HeaderMap, body: &By
         Err((code, message)) => {
             shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(code, "emulator rejected a Tencent STS AssumeRole call");
-            serde_json::json!({"Response": {"Error": {"Code": code, "Message": message}, "RequestId": super::request_id()}})
+            serde_json::json!({"Response": {"Error": {"Code": code, "Message": message}, "RequestId": crate::shared::request_id()}})
         }
     };
     Json(body).into_response()
@@ -182,7 +188,7 @@ fn tencent_checked(
 ) -> Result<serde_json::Value, (&'static str, String)> {
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
     let e = |code: &'static str, m: &str| (code, m.to_string());
-    if header("x-tc-version") != Some(crate::credentials::sources::assume_role::TENCENT_VERSION) {
+    if header("x-tc-version") != Some(TENCENT_STS_VERSION) {
         return Err(e("NoSuchVersion", "the requested version does not exist"));
     }
     if header("x-tc-region").is_none_or(str::is_empty) {
@@ -190,12 +196,12 @@ fn tencent_checked(
     }
     let auth =
         header("authorization").ok_or_else(|| e("AuthFailure.InvalidAuthorization", "Authorization is missing"))?;
-    let auth = tc3::parse_authorization(auth)
+    let auth = tc3::parse(auth)
         .map_err(|x| e("AuthFailure.InvalidAuthorization", &format!("Authorization is malformed: {x}")))?;
     let timestamp = header("x-tc-timestamp")
         .and_then(|t| t.trim().parse::<u64>().ok())
         .ok_or_else(|| e("MissingParameter", "X-TC-Timestamp is missing or invalid"))?;
-    if unix_seconds(shared.clock.now()).abs_diff(timestamp) > 300 {
+    if unix_seconds((shared.clock)()).abs_diff(timestamp) > 300 {
         return Err(e("AuthFailure.SignatureExpire", "the signature expired"));
     }
     if auth.service != "sts" {
@@ -209,14 +215,7 @@ fn tencent_checked(
         (Some(expected), Some(t)) if signatures_match(expected.expose(), t) => {}
         _ => return Err(e("AuthFailure.TokenFailure", "the session token is missing or invalid")),
     }
-    let received = tc3::ReceivedRequest {
-        method: "POST",
-        path: uri.path(),
-        raw_query: uri.query().unwrap_or(""),
-        header: &header,
-        body,
-    };
-    tc3::verify(&received, &auth, key.access_key_secret.expose())
+    tc3::verify(&axum::http::Method::POST, uri, headers, body, &auth, key.access_key_secret.expose())
         .map_err(|x| e("AuthFailure.SignatureFailure", &format!("the signature does not match ({x})")))?;
     let params: serde_json::Value =
         serde_json::from_slice(body).map_err(|_| e("InvalidParameter", "the body is not JSON"))?;
@@ -248,7 +247,7 @@ fn tencent_checked(
         },
         "ExpiredTime": unix_seconds(expires),
         "Expiration": rfc3339(expires),
-        "RequestId": super::request_id(),
+        "RequestId": crate::shared::request_id(),
     }}))
 }
 

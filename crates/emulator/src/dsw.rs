@@ -10,10 +10,11 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 
-use super::Shared;
-use crate::clock::unix_seconds;
-use crate::config::Vendor;
-use crate::signing::acs3;
+use crate::key::Vendor;
+use crate::shared::Shared;
+use crate::shared::rfc3339;
+use crate::shared::unix_seconds;
+use crate::verify::{acs3, mac};
 
 pub(super) const PATH: &str = "/api/v2/tokens";
 /// `x-acs-date` must be within this of the server's clock.
@@ -59,13 +60,13 @@ fn authenticate(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap
         ));
     }
     let auth = header("authorization").ok_or_else(|| err(400, "IncompleteSignature", "Authorization is missing."))?;
-    let auth = acs3::parse_authorization(auth)
+    let auth = acs3::parse(auth)
         .map_err(|e| err(400, "IncompleteSignature", format!("The request signature does not conform: {e}")))?;
     let date_text = header("x-acs-date").ok_or_else(|| err(400, "MissingParameter", "x-acs-date is missing."))?;
     let date = humantime::parse_rfc3339(date_text).map_err(|_| {
         err(400, "InvalidTimeStamp.Format", format!("x-acs-date {date_text} is not YYYY-MM-DDTHH:MM:SSZ"))
     })?;
-    let now = shared.clock.now();
+    let now = (shared.clock)();
     let skew = now.duration_since(date).or_else(|e| Ok::<_, ()>(e.duration())).unwrap_or_default();
     if skew > MAX_SKEW {
         return Err(err(
@@ -73,28 +74,21 @@ fn authenticate(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap
             "InvalidTimeStamp.Expired",
             format!(
                 "Specified time stamp or date value is expired. x-acs-date {date_text}, server time {}",
-                acs3::format_date(now)
+                rfc3339(now)
             ),
         ));
     }
     let key = shared
-        .key(&auth.access_key_id, Vendor::Alibaba)
+        .key(&auth.credential, Vendor::Alibaba)
         .ok_or_else(|| err(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found."))?;
     if let Some(expected) = &key.security_token {
         match header("x-acs-security-token") {
-            Some(t) if crate::signing::signatures_match(expected.expose(), t) => {}
+            Some(t) if mac::same(expected.expose(), t) => {}
             Some(_) => return Err(err(400, "InvalidSecurityToken.Mismatch", "Specified SecurityToken is invalid.")),
             None => return Err(err(400, "MissingSecurityToken", "STS credentials need x-acs-security-token.")),
         }
     }
-    let received = acs3::ReceivedRequest {
-        method: method.as_str(),
-        path: uri.path(),
-        raw_query: uri.query().unwrap_or(""),
-        header: &header,
-        body,
-    };
-    acs3::verify(&received, &auth, key.access_key_secret.expose()).map_err(|e| {
+    acs3::verify(method, uri, headers, body, &auth, key.access_key_secret.expose()).map_err(|e| {
         err(400, "SignatureDoesNotMatch", format!("Specified signature does not match our calculation ({e})."))
     })?;
     // The nonce is consumed only by a request that verifies, so nobody can burn another's nonce.
@@ -152,7 +146,7 @@ pub(super) async fn get_token(
             Some("View") => "View",
             Some(other) => return Err(err(400, "InvalidParameter.Type", format!("Type {other} is invalid."))),
         };
-        let now = shared.clock.now();
+        let now = (shared.clock)();
         let token = shared.jwt(serde_json::json!({
             "iss": "pai-dsw-emulator", "sub": instance, "typ": kind, "aud": param("Audience").unwrap_or(""),
             "iat": unix_seconds(now), "exp": unix_seconds(now + Duration::from_secs(expire)), "jti": shared.next_serial(),

@@ -10,16 +10,16 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 
-use super::Shared;
-use crate::clock::unix_seconds;
-use crate::config::Vendor;
-use crate::signing::tc3;
+use crate::key::Vendor;
+use crate::shared::Shared;
+use crate::shared::unix_seconds;
+use crate::verify::{mac, tc3};
 
 /// `X-TC-Timestamp` must be within this of the server's clock.
 const MAX_SKEW: Duration = Duration::from_secs(5 * 60);
 const TEMP_LIFETIME: Duration = Duration::from_secs(3_600);
 /// The life of the long-term tokens it issues, unless a test sets another
-/// ([`super::Emulator::set_tcr_longterm_lifetime`]).
+/// ([`crate::Emulator::set_tcr_longterm_lifetime`]).
 pub(super) const LONGTERM_LIFETIME: Duration = Duration::from_secs(365 * 86_400);
 /// The account id the emulator issues registry user names for.
 pub(super) const USERNAME: &str = "100012345678";
@@ -58,12 +58,12 @@ fn authenticate(
     }
     let auth =
         header("authorization").ok_or_else(|| err("AuthFailure.InvalidAuthorization", "Authorization is missing"))?;
-    let auth = tc3::parse_authorization(auth)
+    let auth = tc3::parse(auth)
         .map_err(|e| err("AuthFailure.InvalidAuthorization", format!("Authorization is malformed: {e}")))?;
     let timestamp = header("x-tc-timestamp")
         .and_then(|t| t.trim().parse::<u64>().ok())
         .ok_or_else(|| err("MissingParameter", "X-TC-Timestamp is missing or invalid"))?;
-    let now = unix_seconds(shared.clock.now());
+    let now = unix_seconds((shared.clock)());
     if now.abs_diff(timestamp) > MAX_SKEW.as_secs() {
         return Err(err(
             "AuthFailure.SignatureExpire",
@@ -78,18 +78,11 @@ fn authenticate(
         .ok_or_else(|| err("AuthFailure.SecretIdNotFound", "the SecretId does not exist"))?;
     if let Some(expected) = &key.security_token {
         match header("x-tc-token") {
-            Some(t) if crate::signing::signatures_match(expected.expose(), t) => {}
+            Some(t) if mac::same(expected.expose(), t) => {}
             _ => return Err(err("AuthFailure.TokenFailure", "the session token is missing or invalid")),
         }
     }
-    let received = tc3::ReceivedRequest {
-        method: method.as_str(),
-        path: uri.path(),
-        raw_query: uri.query().unwrap_or(""),
-        header: &header,
-        body,
-    };
-    tc3::verify(&received, &auth, key.access_key_secret.expose())
+    tc3::verify(method, uri, headers, body, &auth, key.access_key_secret.expose())
         .map_err(|e| err("AuthFailure.SignatureFailure", format!("the signature does not match ({e})")))
 }
 
@@ -113,7 +106,7 @@ pub(super) async fn create_instance_token(
             }
             Some(other) => return Err(err("InvalidParameterValue", format!("TokenType {other} is invalid"))),
         };
-        let now = shared.clock.now();
+        let now = (shared.clock)();
         let expires = now + lifetime;
         let token = shared.jwt(serde_json::json!({
             "iss": "tcr-emulator", "sub": USERNAME, "registry": registry,
