@@ -144,10 +144,12 @@ impl Daemon {
         let budget = crate::fd_budget::at_start(config.metrics_listen.is_some());
         // The reserve is at least one descriptor for each cloud call in flight, whatever the limit.
         const _: () = assert!(crate::fd_budget::MIN_RESERVE >= crate::scheduler::MAX_IN_FLIGHT as u64);
+        // Read by each scrape; a reload changes it.
+        let ticket_series = Arc::new(std::sync::atomic::AtomicUsize::new(config.metrics_ticket_series));
         let mut api = match &config.socket {
             Some(spec) => {
                 let limits = Limits::new("socket", budget.socket_connections);
-                Some(ApiServer::start(spec, board.clone(), clock.clone(), limits).await?)
+                Some(ApiServer::start(spec, board.clone(), clock.clone(), limits, ticket_series.clone()).await?)
             }
             None => None,
         };
@@ -158,6 +160,7 @@ impl Daemon {
                     board.clone(),
                     clock.clone(),
                     Limits::new("metrics_listen", budget.metrics_connections),
+                    ticket_series.clone(),
                 )
                 .await
                 .map_err(|source| DaemonError::Metrics { addr, source })?,
@@ -227,6 +230,7 @@ impl Daemon {
                             if next.metrics_listen != config.metrics_listen {
                                 tracing::warn!("metrics_listen changed; it takes effect at the next restart");
                             }
+                            ticket_series.store(next.metrics_ticket_series, std::sync::atomic::Ordering::Relaxed);
                             if next.core_dumps != config.core_dumps {
                                 match crate::heap::set_core_dumps(next.core_dumps) {
                                     Ok(()) => tracing::info!(core_dumps = next.core_dumps, "core dumps setting changed"),

@@ -107,6 +107,7 @@ pub fn config(
         state_dir: dir.join("state"),
         socket: Some(SocketSpec { path: dir.join("ticketd.sock"), mode: 0o600, group: None }),
         metrics_listen: None,
+        metrics_ticket_series: crate::config::DEFAULT_METRICS_TICKET_SERIES,
         rate_limits: Default::default(),
         core_dumps: crate::config::DEFAULT_CORE_DUMPS,
         credentials: BTreeMap::from([

@@ -1,256 +1,320 @@
-//! Prometheus metrics, rendered from the [`Board`] on each scrape (OpenMetrics text, which
-//! Prometheus reads): per ticket the expiry and schedule gauges and the refresh counters the
-//! scheduler keeps on the board, plus process metrics read from `/proc/self`.
+//! Prometheus metrics, streamed from the [`Board`] on each scrape, in the OpenMetrics text
+//! format or the Prometheus text format (what the scraper's `Accept` asks for): per ticket the
+//! expiry and schedule gauges and the refresh counters (while the board holds at most
+//! `metrics_ticket_series` tickets), aggregates by kind and the soonest-to-expire token always,
+//! and the process metrics read from `/proc/self`.
 //!
-//! Served at `/metrics` on the socket API and, when `metrics_listen` is set, on a plain TCP
-//! listener ([`crate::api::tcp`]).
+//! The text is what the `prometheus-client` crate wrote before (family by family, the same names,
+//! help texts, label order and number formats), with each family's series in ticket-name order.
+//! Served at `/metrics` on the socket API and on the TCP listener ([`crate::api::tcp`]).
 
-use std::sync::atomic::AtomicU64;
+use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
 
-use crate::board::Board;
+use crate::api::process::ProcessStats;
+use crate::api::stream::{self, Render};
+use crate::api::tickets::{STATUSES, status};
+use crate::board::{Board, Table, Ticket};
 use crate::clock::Now;
+use crate::config::Kind;
 
-/// The content type of [`render`]'s output.
-pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-/// The content type of [`to_classic`]'s output, the Prometheus text format.
-pub const CLASSIC: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The content type of OpenMetrics text.
+pub(crate) const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The content type of the Prometheus text format.
+pub(crate) const CLASSIC: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct TicketLabels {
-    ticket: String,
-    kind: String,
+/// The text formats a scraper may ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// OpenMetrics: counter families are named without `_total`, and the text ends in `# EOF`.
+    OpenMetrics,
+    /// The Prometheus text format (`promtool check metrics`, older scrapers): counter families
+    /// carry their `_total` suffix; no `# EOF`.
+    Classic,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct RefreshLabels {
-    ticket: String,
-    kind: String,
-    result: String,
+/// One family of series, as its `# HELP` and `# TYPE` lines name it.
+struct Family {
+    name: &'static str,
+    help: &'static str,
+    counter: bool,
 }
 
-type TimeGauge = Family<TicketLabels, Gauge<f64, AtomicU64>>;
+const fn gauge(name: &'static str, help: &'static str) -> Family {
+    Family { name, help, counter: false }
+}
+
+/// The per-ticket families, one pass over the tickets each, in this order.
+const PER_TICKET: [Family; 5] = [
+    gauge("ticketd_token_expiry_timestamp_seconds", "When the token every sink holds expires (Unix time)"),
+    gauge(
+        "ticketd_ticket_expiry_timestamp_seconds",
+        "When the ticket the token is derived from expires (Unix time; SLS only)",
+    ),
+    gauge("ticketd_next_refresh_timestamp_seconds", "When the scheduler acts next on the ticket (Unix time)"),
+    gauge("ticketd_last_success_timestamp_seconds", "When the last call for the ticket succeeded (Unix time)"),
+    Family { name: "ticketd_refresh", help: "Calls to the cloud API for the ticket, by result", counter: true },
+];
+
+const REVOCATIONS: Family = gauge(
+    "ticketd_revocations_pending",
+    "Replaced TCR long-term tokens not revoked yet (DeleteInstanceToken waiting, or failing and retried)",
+);
+const TICKET_SERIES: Family = gauge(
+    "ticketd_ticket_series",
+    "1 when the series per ticket are shown, 0 when the board holds more tickets than metrics_ticket_series",
+);
+const TICKETS: Family = gauge("ticketd_tickets", "Tickets by kind and status (the status GET /v1/tickets reports)");
+const REFRESH_BY_KIND: Family = Family {
+    name: "ticketd_refresh_by_kind",
+    help: "Calls to the cloud API, by kind and result, summed over the tickets on the board",
+    counter: true,
+};
+const SOONEST: Family = gauge(
+    "ticketd_soonest_token_expiry_timestamp_seconds",
+    "When the token that expires first expires (Unix time), and its ticket",
+);
+
+fn header(out: &mut String, family: &Family, format: Format) {
+    let total = if family.counter && format == Format::Classic { "_total" } else { "" };
+    let kind = if family.counter { "counter" } else { "gauge" };
+    let (name, help) = (family.name, family.help);
+    let _ = write!(out, "# HELP {name}{total} {help}.\n# TYPE {name}{total} {kind}\n");
+}
+
+/// A label value, escaped as the text formats require (`\`, `"` and newlines).
+fn escaped(out: &mut String, value: &str) {
+    for c in value.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// A float as `prometheus-client` wrote it (its `dtoa`): the shortest text that reads back the
+/// same, always with a decimal point. Rust's `{:?}` writes the same for every value ticketd
+/// reports (from 1e-4 up to 1e16: times, bytes, counts, CPU seconds).
+fn float(out: &mut String, v: f64) {
+    let _ = write!(out, "{v:?}");
+}
 
 fn seconds(t: impl Into<SystemTime>) -> f64 {
     let t: SystemTime = t.into();
     t.duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
-/// Every metric, as OpenMetrics text, at `now`.
-pub fn render(board: &Board, now: Now) -> String {
-    let mut registry = Registry::default();
-    let token_expiry = TimeGauge::default();
-    let ticket_expiry = TimeGauge::default();
-    let next_refresh = TimeGauge::default();
-    let last_success = TimeGauge::default();
-    let refreshes = Family::<RefreshLabels, Counter>::default();
-    board.by_name(|tickets| {
-        for ticket in tickets {
-            let labels =
-                TicketLabels { ticket: ticket.name().to_string(), kind: ticket.spec().kind().as_str().to_string() };
-            let current = ticket.current();
-            if let Some(c) = current {
-                // Fails closed like every validity check: after the wall clock was set back,
-                // the expiry the monotonic clock gives.
-                token_expiry.get_or_create(&labels).set(seconds(c.expiry(now)));
+/// `name{ticket="…",kind="…"` (the caller closes the braces, or adds labels first).
+fn ticket_series(out: &mut String, name: &str, ticket: &Ticket) {
+    out.push_str(name);
+    out.push_str("{ticket=\"");
+    escaped(out, ticket.name());
+    let _ = write!(out, "\",kind=\"{}\"", ticket.spec().kind().as_str());
+}
+
+/// The whole scrape: what it renders, read before the first chunk (the small parts) or as it
+/// goes (the tickets).
+struct Scrape {
+    now: Now,
+    format: Format,
+    /// Show the per-ticket families (the board holds at most `metrics_ticket_series` tickets).
+    per_ticket: bool,
+    revocations: usize,
+    /// Whether the current pass has written its family's header (a family without a series is
+    /// left out, as before).
+    headed: bool,
+    text: String,
+}
+
+impl Scrape {
+    fn flush(&mut self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.text.as_bytes());
+        self.text.clear();
+    }
+}
+
+impl Render for Scrape {
+    fn begin(&mut self, _: &Table, pass: usize, _: &mut Vec<u8>) -> bool {
+        self.headed = false;
+        self.per_ticket && pass < PER_TICKET.len()
+    }
+
+    fn row(&mut self, pass: usize, ticket: &Ticket, out: &mut Vec<u8>) {
+        let now = self.now;
+        let current = ticket.current();
+        let value = match pass {
+            // Fails closed like every validity check: after the wall clock was set back, the
+            // expiry the monotonic clock gives.
+            0 => current.map(|c| seconds(c.expiry(now))),
+            1 => current.and_then(|c| c.ticket.as_ref()).map(|t| seconds(t.expires_at)),
+            2 => ticket.next_at(now).map(seconds),
+            3 => ticket.last_success().or(current.map(|c| c.refreshed_at.time())).map(seconds),
+            _ => None,
+        };
+        let family = &PER_TICKET[pass];
+        if value.is_none() && !family.counter {
+            return;
+        }
+        if !self.headed {
+            header(&mut self.text, family, self.format);
+            self.headed = true;
+        }
+        match value {
+            Some(v) => {
+                ticket_series(&mut self.text, family.name, ticket);
+                self.text.push_str("} ");
+                float(&mut self.text, v);
+                self.text.push('\n');
             }
-            if let Some(t) = current.and_then(|c| c.ticket.as_ref()) {
-                ticket_expiry.get_or_create(&labels).set(seconds(t.expires_at));
-            }
-            if let Some(at) = ticket.next_at(now) {
-                next_refresh.get_or_create(&labels).set(seconds(at));
-            }
-            if let Some(at) = ticket.last_success().or(current.map(|c| c.refreshed_at.time())) {
-                last_success.get_or_create(&labels).set(seconds(at));
-            }
-            let (successes, failures) = ticket.refresh_counts();
-            for (result, count) in [("success", successes), ("failure", failures)] {
-                let labels =
-                    RefreshLabels { ticket: labels.ticket.clone(), kind: labels.kind.clone(), result: result.into() };
-                refreshes.get_or_create(&labels).inc_by(count);
+            None => {
+                let (successes, failures) = ticket.refresh_counts();
+                for (result, count) in [("success", successes), ("failure", failures)] {
+                    ticket_series(&mut self.text, "ticketd_refresh_total", ticket);
+                    let _ = writeln!(self.text, ",result=\"{result}\"}} {count}");
+                }
             }
         }
-    });
-    registry.register(
-        "ticketd_token_expiry_timestamp_seconds",
-        "When the token every sink holds expires (Unix time)",
-        token_expiry,
-    );
-    registry.register(
-        "ticketd_ticket_expiry_timestamp_seconds",
-        "When the ticket the token is derived from expires (Unix time; SLS only)",
-        ticket_expiry,
-    );
-    registry.register(
-        "ticketd_next_refresh_timestamp_seconds",
-        "When the scheduler acts next on the ticket (Unix time)",
-        next_refresh,
-    );
-    registry.register(
-        "ticketd_last_success_timestamp_seconds",
-        "When the last call for the ticket succeeded (Unix time)",
-        last_success,
-    );
-    registry.register("ticketd_refresh", "Calls to the cloud API for the ticket, by result", refreshes);
-    let revocations = Gauge::<i64>::default();
-    revocations.set(i64::try_from(board.revocations().len()).unwrap_or(i64::MAX));
-    registry.register(
-        "ticketd_revocations_pending",
-        "Replaced TCR long-term tokens not revoked yet (DeleteInstanceToken waiting, or failing and retried)",
-        revocations,
-    );
-    process_metrics(&mut registry);
-    let mut out = String::new();
-    prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing to a String cannot fail");
-    out
+        self.flush(out);
+    }
+
+    fn tail(&mut self, table: &Table, out: &mut Vec<u8>) {
+        let format = self.format;
+        let text = &mut self.text;
+        header(text, &REVOCATIONS, format);
+        let _ = writeln!(text, "{} {}", REVOCATIONS.name, self.revocations);
+        aggregates(text, table, self.now, self.per_ticket, format);
+        process(text, format);
+        if format == Format::OpenMetrics {
+            text.push_str("# EOF\n");
+        }
+        self.flush(out);
+    }
+}
+
+const KINDS: [Kind; 3] = [Kind::Sls, Kind::Dsw, Kind::Tcr];
+
+/// The series that stay few whatever the number of tickets: by kind, and the one ticket whose
+/// token expires first.
+fn aggregates(text: &mut String, table: &Table, now: Now, per_ticket: bool, format: Format) {
+    let mut counts = [[0u64; STATUSES.len()]; KINDS.len()];
+    let mut calls = [[0u64; 2]; KINDS.len()];
+    let mut soonest: Option<(f64, &Ticket)> = None;
+    for ticket in table.tickets() {
+        let k = KINDS.iter().position(|&k| k == ticket.spec().kind()).unwrap_or(0);
+        let s = STATUSES.iter().position(|&s| s == status(ticket, now)).unwrap_or(0);
+        counts[k][s] += 1;
+        let (successes, failures) = ticket.refresh_counts();
+        calls[k][0] += successes;
+        calls[k][1] += failures;
+        if let Some(c) = ticket.current() {
+            let at = seconds(c.expiry(now));
+            // Ties go to the first name, so the series stays put while they last.
+            let sooner = soonest.is_none_or(|(t, s)| at < t || (at == t && ticket.name() < s.name()));
+            if sooner {
+                soonest = Some((at, ticket));
+            }
+        }
+    }
+    header(text, &TICKET_SERIES, format);
+    let _ = writeln!(text, "{} {}", TICKET_SERIES.name, u8::from(per_ticket));
+    let present: Vec<usize> = (0..KINDS.len()).filter(|&k| counts[k].iter().sum::<u64>() > 0).collect();
+    if !present.is_empty() {
+        header(text, &TICKETS, format);
+        for &k in &present {
+            for (s, status) in STATUSES.iter().enumerate() {
+                let kind = KINDS[k].as_str();
+                let _ = writeln!(text, "{}{{kind=\"{kind}\",status=\"{status}\"}} {}", TICKETS.name, counts[k][s]);
+            }
+        }
+        header(text, &REFRESH_BY_KIND, format);
+        for &k in &present {
+            for (r, result) in ["success", "failure"].iter().enumerate() {
+                let kind = KINDS[k].as_str();
+                let _ = writeln!(
+                    text,
+                    "ticketd_refresh_by_kind_total{{kind=\"{kind}\",result=\"{result}\"}} {}",
+                    calls[k][r]
+                );
+            }
+        }
+    }
+    if let Some((at, ticket)) = soonest {
+        header(text, &SOONEST, format);
+        ticket_series(text, SOONEST.name, ticket);
+        text.push_str("} ");
+        float(text, at);
+        text.push('\n');
+    }
 }
 
 /// The standard `process_*` metrics, from `/proc/self` (absent where it cannot be read).
-fn process_metrics(registry: &mut Registry) {
+fn process(text: &mut String, format: Format) {
     let Some(p) = ProcessStats::read() else { return };
-    let gauge = |v: f64| {
-        let g = Gauge::<f64, AtomicU64>::default();
-        g.set(v);
-        g
-    };
-    let cpu = Counter::<f64, AtomicU64>::default();
-    cpu.inc_by(p.cpu_seconds);
-    registry.register("process_cpu_seconds", "Total user and system CPU time spent in seconds", cpu);
-    registry.register("process_resident_memory_bytes", "Resident memory size in bytes", gauge(p.resident_bytes));
-    registry.register("process_virtual_memory_bytes", "Virtual memory size in bytes", gauge(p.virtual_bytes));
-    if let Some(t) = p.start_time {
-        registry.register(
-            "process_start_time_seconds",
-            "Start time of the process since unix epoch in seconds",
-            gauge(t),
-        );
-    }
-    if let Some(n) = p.open_fds {
-        registry.register("process_open_fds", "Number of open file descriptors", gauge(n));
-    }
-    if let Some(n) = p.max_fds {
-        registry.register("process_max_fds", "Maximum number of open file descriptors", gauge(n));
-    }
-}
-
-/// What `/proc/self` says about this process.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProcessStats {
-    pub cpu_seconds: f64,
-    pub resident_bytes: f64,
-    pub virtual_bytes: f64,
-    pub start_time: Option<f64>,
-    pub open_fds: Option<f64>,
-    pub max_fds: Option<f64>,
-}
-
-impl ProcessStats {
-    pub fn read() -> Option<ProcessStats> {
-        let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-        // Unreadable under systemd's ProcSubset=pid: then there is no start time.
-        let boot_time = std::fs::read_to_string("/proc/stat")
-            .ok()
-            .and_then(|s| s.lines().find_map(|l| l.strip_prefix("btime "))?.trim().parse::<f64>().ok());
-        let (ticks, page) = (rustix::param::clock_ticks_per_second(), rustix::param::page_size());
-        let mut stats = parse_stat(&stat, ticks.max(1) as f64, page.max(1) as f64, boot_time)?;
-        stats.open_fds = std::fs::read_dir("/proc/self/fd").ok().map(|d| d.count() as f64);
-        stats.max_fds = rustix::process::getrlimit(rustix::process::Resource::Nofile).current.map(|n| n as f64);
-        Some(stats)
-    }
-}
-
-/// Parse `/proc/<pid>/stat` (fields after the command name, which may hold spaces and parentheses).
-pub fn parse_stat(stat: &str, ticks_per_second: f64, page_size: f64, boot_time: Option<f64>) -> Option<ProcessStats> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    // After ")", field 3 (state) is index 0; utime is field 14, so index 11.
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<f64>().ok());
-    Some(ProcessStats {
-        cpu_seconds: (field(14)? + field(15)?) / ticks_per_second,
-        start_time: boot_time.map(|b| b + field(22).unwrap_or(0.0) / ticks_per_second),
-        virtual_bytes: field(23)?,
-        resident_bytes: field(24)? * page_size,
-        open_fds: None,
-        max_fds: None,
-    })
-}
-
-/// OpenMetrics text turned into the Prometheus text format (what `promtool check metrics` and
-/// older scrapers read): counter families are named with their `_total` suffix, and the
-/// OpenMetrics-only `# UNIT` and `# EOF` lines go.
-pub fn to_classic(openmetrics: &str) -> String {
-    let counters: std::collections::HashSet<&str> =
-        openmetrics.lines().filter_map(|l| l.strip_prefix("# TYPE ")?.strip_suffix(" counter")).collect();
-    let mut out = String::with_capacity(openmetrics.len());
-    for line in openmetrics.lines() {
-        if line == "# EOF" || line.starts_with("# UNIT ") {
-            continue;
-        }
-        let meta = ["# HELP ", "# TYPE "].into_iter().find_map(|p| Some((p, line.strip_prefix(p)?)));
-        match meta {
-            Some((prefix, rest)) => {
-                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
-                let name = if counters.contains(name) { format!("{name}_total") } else { name.to_string() };
-                out.push_str(&format!("{prefix}{name} {tail}\n"));
-            }
-            None => {
-                out.push_str(line);
-                out.push('\n');
-            }
+    let cpu =
+        Family { name: "process_cpu_seconds", help: "Total user and system CPU time spent in seconds", counter: true };
+    header(text, &cpu, format);
+    text.push_str("process_cpu_seconds_total ");
+    float(text, p.cpu_seconds);
+    text.push('\n');
+    for (name, help, value) in [
+        ("process_resident_memory_bytes", "Resident memory size in bytes", Some(p.resident_bytes)),
+        ("process_virtual_memory_bytes", "Virtual memory size in bytes", Some(p.virtual_bytes)),
+        ("process_start_time_seconds", "Start time of the process since unix epoch in seconds", p.start_time),
+        ("process_open_fds", "Number of open file descriptors", p.open_fds),
+        ("process_max_fds", "Maximum number of open file descriptors", p.max_fds),
+    ] {
+        if let Some(v) = value {
+            header(text, &gauge(name, help), format);
+            let _ = write!(text, "{name} ");
+            float(text, v);
+            text.push('\n');
         }
     }
-    out
 }
 
-/// An axum response with every metric: OpenMetrics when the scraper asks for it (`Accept`), the
-/// Prometheus text format otherwise.
-pub fn response(board: &Board, now: Now, headers: &axum::http::HeaderMap) -> Response {
-    let wants_openmetrics = headers
+fn scrape(board: &Board, now: Now, format: Format, ticket_series: usize) -> Scrape {
+    let per_ticket = board.read(Table::len) <= ticket_series;
+    let revocations = board.revocations().len();
+    Scrape { now, format, per_ticket, revocations, headed: false, text: String::new() }
+}
+
+/// Every metric as text, in one buffer (tests; answers stream, see [`response`]).
+#[cfg(test)]
+pub(crate) fn render(board: &Board, now: Now) -> String {
+    let all = scrape(board, now, Format::OpenMetrics, usize::MAX);
+    stream::collect(board, all)
+}
+
+/// The format a scraper asks for in its `Accept` header (the Prometheus text format unless it
+/// names OpenMetrics).
+pub(crate) fn format_wanted(headers: &HeaderMap) -> Format {
+    let openmetrics = headers
         .get_all(header::ACCEPT)
         .iter()
         .any(|v| v.to_str().is_ok_and(|v| v.contains("application/openmetrics-text")));
-    let text = render(board, now);
-    let (body, kind) = if wants_openmetrics { (text, OPENMETRICS) } else { (to_classic(&text), CLASSIC) };
+    if openmetrics { Format::OpenMetrics } else { Format::Classic }
+}
+
+/// The `/metrics` answer, streamed from the board; per-ticket series while it holds at most
+/// `ticket_series` tickets.
+pub(crate) fn response(board: &Arc<Board>, now: Now, headers: &HeaderMap, ticket_series: usize) -> Response {
+    let format = format_wanted(headers);
+    let body = stream::body(board.clone(), scrape(board, now, format, ticket_series));
+    let kind = match format {
+        Format::OpenMetrics => OPENMETRICS,
+        Format::Classic => CLASSIC,
+    };
     let mut response = body.into_response();
     response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
     response
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_proc_stat_with_a_tricky_name() {
-        let stat = "4242 (tick (d) x) S 1 4242 4242 0 -1 4194560 900 0 0 0 150 50 0 0 20 0 5 0 1000 123456789 2048 \
-                    18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
-        let s = parse_stat(stat, 100.0, 4096.0, Some(1_700_000_000.0)).unwrap();
-        assert_eq!(s.cpu_seconds, 2.0);
-        assert_eq!(s.start_time, Some(1_700_000_010.0));
-        assert_eq!(s.virtual_bytes, 123_456_789.0);
-        assert_eq!(s.resident_bytes, 2048.0 * 4096.0);
-    }
-
-    #[test]
-    fn classic_text_names_counters_with_total_and_drops_eof() {
-        let om = "# HELP a_total x.\n# HELP a Calls.\n# TYPE a counter\na_total{b=\"c\"} 1\n# UNIT g seconds\n# TYPE g gauge\ng 2.0\n# EOF\n";
-        assert_eq!(
-            to_classic(om),
-            "# HELP a_total x.\n# HELP a_total Calls.\n# TYPE a_total counter\na_total{b=\"c\"} 1\n# TYPE g gauge\ng 2.0\n"
-        );
-    }
-
-    #[test]
-    fn reads_this_process() {
-        let s = ProcessStats::read().expect("/proc/self is readable on Linux");
-        assert!(s.resident_bytes > 0.0 && s.open_fds.unwrap() >= 1.0 && s.start_time.unwrap() > 1e9);
-    }
-}
+#[path = "metrics_tests.rs"]
+pub(crate) mod tests;

@@ -7,10 +7,13 @@ pub mod client;
 pub(crate) mod metrics;
 pub(crate) mod peer;
 mod probes;
+mod process;
 pub(crate) mod routes;
 pub(crate) mod serve;
 mod socket;
+mod stream;
 mod tcp;
+mod tickets;
 
 pub(crate) use socket::{ApiError, ApiServer};
 pub(crate) use tcp::MetricsServer;

@@ -2,6 +2,7 @@
 //! served; a caller outside a ticket's allow lists gets 403 and a log line, never the token.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -13,9 +14,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::api::peer::Peer;
-use crate::api::probes;
+use crate::api::{probes, tickets};
 use crate::board::{Board, Ticket, TicketView, WRITE_WAIT};
-use crate::clock::{Clock, Now, rfc3339};
+use crate::clock::{Clock, rfc3339};
 use crate::config::{ConsumerSpec, Kind};
 use crate::sinks::render::TokenView;
 
@@ -29,6 +30,8 @@ pub(crate) struct ApiState {
     pub(crate) clock: Arc<dyn Clock>,
     /// ticketd's own uid, always allowed.
     pub(crate) own_uid: u32,
+    /// `metrics_ticket_series`, as the running config says.
+    pub(crate) ticket_series: Arc<AtomicUsize>,
 }
 
 pub(crate) fn router(state: Arc<ApiState>) -> Router {
@@ -40,7 +43,8 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
             get(|State(state): State<Arc<ApiState>>, headers: axum::http::HeaderMap| async move {
                 // Sinks being written now: the scrape shows what they hold (see `readable`).
                 state.board.settle_writes(None, WRITE_WAIT).await;
-                crate::api::metrics::response(&state.board, state.clock.read(), &headers)
+                let limit = state.ticket_series.load(Ordering::Relaxed);
+                crate::api::metrics::response(&state.board, state.clock.read(), &headers, limit)
             }),
         )
         .route("/v1/tickets", get(list))
@@ -65,49 +69,9 @@ async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
     probes::readyz(&state.board, &*state.clock).await
 }
 
-/// A ticket's status, without secrets.
-#[derive(Serialize)]
-struct Summary {
-    name: String,
-    kind: &'static str,
-    status: &'static str,
-    generation: u64,
-    token_expires_at: Option<String>,
-    ticket_expires_at: Option<String>,
-    refreshed_at: Option<String>,
-    next_refresh_at: Option<String>,
-    failures: u32,
-    last_error: Option<String>,
-}
-
-fn summary(ticket: &Ticket, now: Now) -> Summary {
-    let current = ticket.current();
-    let status = match (ticket.valid(now), current, ticket.failures()) {
-        (Some(_), _, 0) => "fresh",
-        (Some(_), _, _) => "retrying",
-        (None, Some(_), _) => "expired",
-        (None, None, 0) => "pending",
-        (None, None, _) => "failing",
-    };
-    Summary {
-        name: ticket.name().to_string(),
-        kind: ticket.spec().kind().as_str(),
-        status,
-        generation: current.map_or(0, |c| c.generation),
-        token_expires_at: current.map(|c| rfc3339(c.token.expires_at)),
-        ticket_expires_at: current.and_then(|c| c.ticket.as_ref()).map(|t| rfc3339(t.expires_at)),
-        refreshed_at: current.map(|c| rfc3339(c.refreshed_at)),
-        next_refresh_at: ticket.next_at(now).map(rfc3339),
-        failures: ticket.failures(),
-        last_error: ticket.last_error().map(str::to_string),
-    }
-}
-
 async fn list(State(state): State<Arc<ApiState>>) -> Response {
     state.board.settle_writes(None, WRITE_WAIT).await;
-    let now = state.clock.read();
-    let all: Vec<Summary> = state.board.by_name(|tickets| tickets.iter().map(|t| summary(t, now)).collect());
-    axum::Json(all).into_response()
+    tickets::response(&state.board, state.clock.read())
 }
 
 /// A TCR long-term token waiting to be revoked (no secret: a `TokenId` is not one).
@@ -338,7 +302,12 @@ mod tests {
         let mut spec = crate::scheduler::tests::sls_ticket("t", 24 * hour, hour);
         spec.consumers.allow_uids = vec![4242, 7];
         let id = board.write().insert(Ticket::new(spec, Holding::default(), 0, 1 << 15));
-        let state = ApiState { board: board.clone(), clock: Arc::new(crate::clock::SystemClock), own_uid: 999 };
+        let state = ApiState {
+            board: board.clone(),
+            clock: Arc::new(crate::clock::SystemClock),
+            own_uid: 999,
+            ticket_series: Arc::default(),
+        };
         let query = WaitQuery { wait: Some(0), timeout: Some("60s".into()) };
         let (revoked, kept) = (Peer::without_groups(4242, 4242), Peer::without_groups(7, 7));
         let mut revoked_wait = std::pin::pin!(readable(&state, "t", &revoked, &query));

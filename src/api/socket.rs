@@ -11,6 +11,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 use tokio::net::{UnixListener, UnixStream};
 use tokio_util::sync::CancellationToken;
 
@@ -49,10 +50,11 @@ impl ApiServer {
         board: Arc<Board>,
         clock: Arc<dyn Clock>,
         limits: Limits,
+        ticket_series: Arc<AtomicUsize>,
     ) -> Result<ApiServer, ApiError> {
         let (listener, dir, name) = bind(spec).await?;
         let own_uid = rustix::process::getuid().as_raw();
-        let state = Arc::new(ApiState { board, clock, own_uid });
+        let state = Arc::new(ApiState { board, clock, own_uid, ticket_series });
         let app = routes::router(state);
         let stop = CancellationToken::new();
         // Each caller's credentials are fixed here, once: what it was at connect(), whoever sends
@@ -187,7 +189,8 @@ mod tests {
         let socket = dir.path().join("ticketd.sock");
         let spec = SocketSpec { path: socket.clone(), mode: 0o666, group: None };
         let limits = Limits::new("socket", 16);
-        let server = ApiServer::start(&spec, board, Arc::new(crate::clock::SystemClock), limits).await.unwrap();
+        let server =
+            ApiServer::start(&spec, board, Arc::new(crate::clock::SystemClock), limits, Arc::default()).await.unwrap();
 
         // In 4242 at connect: allowed (503: no token yet, rather than 403).
         let member = connect_as_nobody_in(&socket, &[4242]);

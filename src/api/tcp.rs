@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use tokio_util::sync::CancellationToken;
 
@@ -27,25 +28,24 @@ impl MetricsServer {
         board: Arc<Board>,
         clock: Arc<dyn Clock>,
         limits: Limits,
+        ticket_series: Arc<AtomicUsize>,
     ) -> std::io::Result<MetricsServer> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let (ready, metrics_clock) = (board.clone(), clock.clone());
         let app = axum::Router::new()
-            .route("/healthz", axum::routing::get(|| async { "ok\n" }))
+            .route("/healthz", axum::routing::get(crate::api::probes::healthz))
             .route(
                 "/readyz",
-                axum::routing::get(move || async move {
-                    ready.settle_writes(None, crate::board::WRITE_WAIT).await;
-                    crate::api::probes::readiness(&ready, clock.read())
-                }),
+                axum::routing::get(move || async move { crate::api::probes::readyz(&ready, &*clock).await }),
             )
             .route(
                 "/metrics",
                 axum::routing::get(move |headers: axum::http::HeaderMap| async move {
                     // Sinks being written now: the scrape shows what they hold.
                     board.settle_writes(None, crate::board::WRITE_WAIT).await;
-                    crate::api::metrics::response(&board, metrics_clock.read(), &headers)
+                    let limit = ticket_series.load(Ordering::Relaxed);
+                    crate::api::metrics::response(&board, metrics_clock.read(), &headers, limit)
                 }),
             )
             .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found; try /metrics or /readyz\n") });

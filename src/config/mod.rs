@@ -76,6 +76,10 @@ pub struct Config {
     /// Optional. Default: none (no TCP listener; `/metrics` on the socket still works). Where to
     /// serve Prometheus metrics over plain HTTP, e.g. `127.0.0.1:9464`.
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Optional. Default: [`DEFAULT_METRICS_TICKET_SERIES`]. `/metrics` shows series per ticket
+    /// while the board holds at most this many tickets; above it only the aggregate series (0:
+    /// never per ticket).
+    pub metrics_ticket_series: usize,
     /// Optional. Default: [`RateLimits::default`]. API calls per second, per endpoint.
     pub rate_limits: RateLimits,
     /// Optional. Default: [`DEFAULT_CORE_DUMPS`] (off). Whether the kernel may write ticketd's
@@ -94,6 +98,10 @@ pub struct RateLimits {
     /// TCR calls per second, per endpoint (TCR allows 100).
     pub tencent: u32,
 }
+
+/// Optional. Default of `metrics_ticket_series`: per-ticket series up to 1,000 tickets (about
+/// 500 kB of metrics), aggregates only above.
+pub const DEFAULT_METRICS_TICKET_SERIES: usize = 1000;
 
 /// Optional. Default of `rate_limits.alibaba`.
 pub const DEFAULT_ALIBABA_RATE_LIMIT: u32 = 50;

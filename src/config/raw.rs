@@ -14,6 +14,7 @@ pub struct RawConfig {
     pub socket_mode: Option<String>,
     pub socket_group: Option<toml::Value>,
     pub metrics_listen: Option<String>,
+    pub metrics_ticket_series: Option<i64>,
     pub core_dumps: Option<bool>,
     pub rate_limits: Option<RawRateLimits>,
     #[serde(default)]

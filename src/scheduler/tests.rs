@@ -179,6 +179,7 @@ pub(super) fn credential_store(expires_at: Option<SystemTime>) -> CredentialStor
         state_dir: "/nonexistent".into(),
         socket: None,
         metrics_listen: None,
+        metrics_ticket_series: crate::config::DEFAULT_METRICS_TICKET_SERIES,
         rate_limits: Default::default(),
         core_dumps: false,
         credentials: Default::default(),
@@ -1410,7 +1411,12 @@ async fn issue_17_a_consumer_that_sees_a_new_file_gets_that_token_from_the_api()
     let parts = test_parts(&clock, provider, board.clone(), 5);
     let running = Running::start(Scheduler::new(parts, vec![spec], StateFile::default()));
     let shown = board.clone();
-    let state = crate::api::routes::ApiState { board, clock: Arc::new(clock.clone()), own_uid: 0 };
+    let state = crate::api::routes::ApiState {
+        board,
+        clock: Arc::new(clock.clone()),
+        own_uid: 0,
+        ticket_series: Arc::new(crate::config::DEFAULT_METRICS_TICKET_SERIES.into()),
+    };
     let router = crate::api::routes::router(Arc::new(state));
     let token_uri = format!("/v1/tickets/{name}/token");
     for generation in 1..=2 {

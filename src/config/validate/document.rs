@@ -129,6 +129,16 @@ fn check<E>(
             }
         },
     };
+    let metrics_ticket_series = match raw.metrics_ticket_series {
+        None => DEFAULT_METRICS_TICKET_SERIES,
+        Some(n) => usize::try_from(n).unwrap_or_else(|_| {
+            checker.report(
+                &root.key("metrics_ticket_series"),
+                format!("{n} is not a number of tickets (0 or more; 0 shows no series per ticket)"),
+            );
+            DEFAULT_METRICS_TICKET_SERIES
+        }),
+    };
     let rate_limits = rate_limits(&mut checker, raw.rate_limits.as_ref());
     let mut credentials = BTreeMap::new();
     for (name, rc) in &raw.credentials {
@@ -194,6 +204,7 @@ fn check<E>(
             state_dir,
             socket,
             metrics_listen,
+            metrics_ticket_series,
             rate_limits,
             core_dumps: raw.core_dumps.unwrap_or(DEFAULT_CORE_DUMPS),
             credentials,

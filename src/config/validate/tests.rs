@@ -390,6 +390,20 @@ fn problems(text: &str, env: &HashMap<String, String>) -> Vec<String> {
 }
 
 #[test]
+fn metrics_ticket_series_is_a_count_of_tickets() {
+    assert_eq!(parse(GOOD, "t.toml", &env()).unwrap().metrics_ticket_series, DEFAULT_METRICS_TICKET_SERIES);
+    for n in [0, 5, 100_000] {
+        let text = format!("metrics_ticket_series = {n}\n{GOOD}");
+        assert_eq!(parse(&text, "t.toml", &env()).unwrap().metrics_ticket_series, n);
+    }
+    for bad in ["-1", "\"many\"", "1.5"] {
+        let text = format!("metrics_ticket_series = {bad}\n{GOOD}");
+        let found = problems(&text, &env()).join("\n");
+        assert!(found.contains("t.toml:1:1: metrics_ticket_series") || found.contains("t.toml:1"), "{bad}: {found}");
+    }
+}
+
+#[test]
 fn metrics_listen_takes_an_address_and_port() {
     assert_eq!(parse(GOOD, "t.toml", &env()).unwrap().metrics_listen, None);
     for (given, want) in
