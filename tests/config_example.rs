@@ -25,7 +25,7 @@ fn the_example_config_validates() {
     assert_eq!(config.tickets.len(), 3);
     assert!(config.socket.is_some());
     assert_eq!(config.metrics_listen, Some("127.0.0.1:9464".parse().unwrap()));
-    assert_eq!(config.metrics_ticket_series, config::DEFAULT_METRICS_TICKET_SERIES);
+    assert_eq!(config.metrics_ticket_series, ticketd::config::DEFAULT_METRICS_TICKET_SERIES);
     assert!(!config.core_dumps);
     let kinds: Vec<&str> = config.tickets.iter().map(|t| t.kind().as_str()).collect();
     assert_eq!(kinds, ["sls", "dsw", "tcr"]);
