@@ -172,12 +172,6 @@ impl Ticket {
         from_stamp(self.last_success)
     }
 
-    /// Move every secret this ticket holds down into a lower free slot of the pool, if there is
-    /// one (see [`Secret::settle`](crate::secret::Secret::settle)). How many moved.
-    pub(crate) fn settle_secrets(&mut self) -> usize {
-        self.holding.settle_secrets() + self.previous.as_mut().map_or(0, |p| p.settle_secrets())
-    }
-
     /// An owned copy, for readers that answer after the lock is gone.
     pub fn view(&self) -> TicketView {
         let (refresh_successes, refresh_failures) = self.refresh_counts();
@@ -313,12 +307,6 @@ impl Table {
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.index.insert_unique(hash, id, |&other| hasher.hash_one(name_of(slots, other)));
         id
-    }
-
-    /// Move every secret held down into the lowest free slots of the pool, so the pages above
-    /// them empty and go back to the system. How many moved.
-    pub(crate) fn settle_secrets(&mut self) -> usize {
-        self.slots.iter_mut().flatten().map(Ticket::settle_secrets).sum()
     }
 
     pub(crate) fn remove(&mut self, id: TicketId) -> Option<Ticket> {
@@ -489,7 +477,7 @@ mod tests {
     use super::*;
 
     use crate::secret::Secret;
-    use crate::token::{TicketPart, TokenPart};
+    use crate::token::TokenPart;
     use std::time::Duration;
 
     const HOUR: Duration = Duration::from_secs(3600);
@@ -600,44 +588,6 @@ mod tests {
     }
 
     #[test]
-    fn settling_moves_every_secret_a_ticket_holds() {
-        // A length no other test uses: the secrets of this size class are this test's alone.
-        let len = 1900;
-        let now = SystemTime::now();
-        let value = |what: &str| format!("{what:->len$}");
-        let part =
-            |what: &str| TicketPart { value: Secret::new(value(what)), issued_at: now.into(), expires_at: now.into() };
-        // Made first, so their slots are lower; dropped once the ticket's secrets are made.
-        let holes: Vec<Secret> = (0..5).map(|_| Secret::new(value("hole"))).collect();
-        let mut held = holding_a_token(now);
-        let current = held.current.as_mut().unwrap();
-        current.token.value = Secret::new(value("token"));
-        current.ticket = Some(part("ticket"));
-        held.pending = Some(Box::new(part("pending")));
-        let mut previous = current.clone();
-        previous.token.value = Secret::new(value("previous token"));
-        previous.ticket = Some(part("previous ticket"));
-        let mut table = Table::default();
-        let id = table.insert(ticket_holding("a", held));
-        table.get_mut(id).unwrap().previous = Some(Box::new(previous));
-        drop(holes);
-        assert_eq!(table.settle_secrets(), 5, "the current ticket and token, the pending ticket and the previous pair");
-        assert_eq!(table.settle_secrets(), 0, "no hole left below them");
-        let ticket = table.get(id).unwrap();
-        let current = ticket.holding.current.as_ref().unwrap();
-        let previous = ticket.previous.as_ref().unwrap();
-        let values = [
-            current.token.value.expose(),
-            current.ticket.as_ref().unwrap().value.expose(),
-            ticket.holding.pending.as_ref().unwrap().value.expose(),
-            previous.token.value.expose(),
-            previous.ticket.as_ref().unwrap().value.expose(),
-        ];
-        let expected = ["token", "ticket", "pending", "previous token", "previous ticket"].map(value);
-        assert_eq!(values, expected.each_ref().map(String::as_str));
-    }
-
-    #[test]
     fn readers_see_a_token_only_once_this_process_wrote_it() {
         let board = Board::default();
         let now = crate::clock::Clock::read(&crate::clock::SystemClock);
@@ -672,14 +622,14 @@ mod tests {
             ticket.confirmed = true;
             board.write().insert(ticket);
         }
-        let before = crate::secret::pool::taken_here();
+        let before = crate::secret::made_here();
         let metrics = crate::api::metrics::render(&board, crate::clock::Clock::read(&crate::clock::SystemClock));
         let names = board.by_name(|tickets| tickets.iter().map(|t| t.name().to_string()).collect::<Vec<_>>());
-        assert_eq!(crate::secret::pool::taken_here(), before, "no secret copied");
+        assert_eq!(crate::secret::made_here(), before, "no secret copied");
         assert!(metrics.contains("ticketd_token_expiry_timestamp_seconds{"), "{metrics}");
         assert_eq!(names, ["a", "b"]);
         // The counter does count: a view, made for answers that hand the token out, copies it.
         assert!(board.get("a").unwrap().current.is_some());
-        assert_eq!(crate::secret::pool::taken_here(), before + 1);
+        assert_eq!(crate::secret::made_here(), before + 1);
     }
 }

@@ -158,7 +158,6 @@ pub fn main() -> ExitCode {
     match command {
         Command::CheckConfig(_) => check_config(&config_path),
         Command::Run(args) => {
-            crate::heap::use_one_heap();
             logging::init(log_format, "info");
             runtime(async move { run(&config_path, args).await })
         }
@@ -222,7 +221,7 @@ async fn run(path: &std::path::Path, args: RunArgs) -> ExitCode {
         }
     };
     // Before the state is loaded (tokens) and any call is made.
-    if let Err(e) = crate::heap::set_core_dumps(config.core_dumps) {
+    if let Err(e) = crate::secret::set_core_dumps(config.core_dumps) {
         eprintln!("ticketd: cannot set whether core dumps are allowed (PR_SET_DUMPABLE): {e}");
         return ExitCode::from(EXIT_FAILURE);
     }

@@ -232,7 +232,7 @@ impl Daemon {
                             }
                             ticket_series.store(next.metrics_ticket_series, std::sync::atomic::Ordering::Relaxed);
                             if next.core_dumps != config.core_dumps {
-                                match crate::heap::set_core_dumps(next.core_dumps) {
+                                match crate::secret::set_core_dumps(next.core_dumps) {
                                     Ok(()) => tracing::info!(core_dumps = next.core_dumps, "core dumps setting changed"),
                                     Err(e) => tracing::error!(error = %e, "cannot change whether core dumps are allowed"),
                                 }

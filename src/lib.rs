@@ -36,7 +36,6 @@ pub mod docker_credential;
 pub mod emulator_cli;
 pub mod fd_budget;
 pub mod fsdir;
-pub mod heap;
 pub mod http;
 pub mod jwt;
 pub mod logging;

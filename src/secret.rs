@@ -1,24 +1,49 @@
-//! A redacting wrapper for keys, tokens and tickets, held in memory of their own.
+//! Keeping secrets (keys, tokens, tickets) out of sight: never printed, wiped when dropped, out of core dumps.
 //!
 //! `Secret` prints as `<redacted>` in `Debug` and `Display`, so a secret that reaches a log line,
 //! an error message or a panic by accident shows nothing. The value is reached only through
 //! [`Secret::expose`], which makes every real use easy to find. Serde sees the real value: secrets
 //! are serialized only into 0600 files (state, sinks) and API answers that exist to hand them out.
+//! [`scrub`] cuts secrets out of server text before it reaches an error.
 //!
-//! The bytes live in the secret pool (see [`pool`]), apart from the rest of the heap, and are wiped
-//! when the secret is dropped.
+//! How the bytes are stored is this module's alone (no caller sees it or helps it): a pool of
+//! slots on pages of their own, wiped when a secret is dropped (`zeroize`) and left out of core
+//! dumps (`MADV_DONTDUMP`). The binary's allocator, [`ZeroOnFree`], wipes every other freed block,
+//! where copies of secrets pass (HTTP and TLS buffers, rendered sink files). This is the only
+//! module with `unsafe` code.
+//!
+//! # Why a pool
+//!
+//! A daemon holding 100,000 tickets holds 200,000 secrets of a few hundred bytes each, replaced
+//! one by one as tokens are refreshed. On the general heap each would cost an allocation header,
+//! and the new ones land between the short-lived buffers of the calls that fetched them, leaving
+//! holes that keep the heap big (measured: 15 MiB of 100 MiB at 100,000 tickets, see
+//! BENCHMARKS.md). Here each size class (a multiple of 8 bytes) has its own blocks of slots and its
+//! own free list (`slots.rs`): a new token of about the old one's length takes the old one's slot,
+//! nothing else is ever placed between them, and a slot costs no header. A page on which no slot
+//! holds a secret any more is given back to the system (once its size class has 256 KiB of free
+//! slots), so when tokens change length, the size class they leave shrinks as the one they enter
+//! grows. And only pages of their own can be left out of a core dump while the rest of the
+//! process is in it (`core_dumps = true`).
 
+use std::alloc::{GlobalAlloc, Layout};
 use std::fmt;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{LazyLock, Mutex, MutexGuard, PoisonError};
 
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use zeroize::Zeroize;
+
+mod slots;
+
+use slots::{BLOCK, Slots, class_of};
 
 /// A secret string, never printed.
 ///
-/// Its bytes are a slot of the secret pool (or, past [`pool::MAX_POOLED`] bytes, an allocation of
-/// their own), written once when it is made, wiped when it is dropped, and never shared: a clone
-/// is a copy.
+/// Its bytes are a slot of the secret pool (or, past 2,048 bytes, an allocation of their own),
+/// written once when it is made, wiped when it is dropped, and never shared: a clone is a copy.
 pub struct Secret {
     ptr: NonNull<u8>,
     len: usize,
@@ -34,7 +59,9 @@ unsafe impl Sync for Secret {}
 impl Secret {
     pub fn new(value: impl AsRef<str>) -> Self {
         let value = value.as_ref().as_bytes();
-        let ptr = pool::take(value.len());
+        #[cfg(test)]
+        MADE_HERE.with(|made| made.set(made.get() + 1));
+        let ptr = take(&POOL, value.len());
         // SAFETY: `take` returned `len` writable bytes that nothing else points at.
         unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), ptr.as_ptr(), value.len()) };
         Secret { ptr, len: value.len() }
@@ -55,28 +82,12 @@ impl Secret {
     pub fn len(&self) -> usize {
         self.len
     }
-
-    /// Move the bytes into the lowest free slot of their size class, when one lies below theirs.
-    /// The daemon does this to every secret it holds when the pool is [scattered](pool::scattered),
-    /// so the secrets gather in the low slots and the high pages, left empty, go back to the
-    /// system. True if the secret moved.
-    pub fn settle(&mut self) -> bool {
-        // SAFETY: `ptr` came from `pool::take(self.len)` and is still this secret's; `&mut self`
-        // means nothing reads it meanwhile.
-        match unsafe { pool::move_down(self.ptr, self.len) } {
-            Some(lower) => {
-                self.ptr = lower;
-                true
-            }
-            None => false,
-        }
-    }
 }
 
 impl Drop for Secret {
     fn drop(&mut self) {
-        // SAFETY: the slot came from `pool::take(self.len)` and is given back once.
-        unsafe { pool::give_back(self.ptr, self.len) }
+        // SAFETY: the bytes came from `take(&POOL, self.len)` and are given back once.
+        unsafe { give_back(&POOL, self.ptr, self.len) }
     }
 }
 
@@ -166,309 +177,233 @@ pub fn json_error_without_values(e: &serde_json::Error) -> String {
     format!("{kind} at line {}, column {}", e.line(), e.column())
 }
 
-/// Where secrets' bytes live.
+#[cfg(test)]
+thread_local! {
+    static MADE_HERE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Secrets made on this thread so far: tests check that a reader copies none.
+#[cfg(test)]
+pub(crate) fn made_here() -> usize {
+    MADE_HERE.with(std::cell::Cell::get)
+}
+
+/// Where every `Secret`'s bytes live.
+static POOL: LazyLock<Mutex<Slots>> = LazyLock::new(|| Mutex::new(Slots::new(rustix::param::page_size())));
+
+fn lock(pool: &Mutex<Slots>) -> MutexGuard<'_, Slots> {
+    // The lists are consistent between statements: a panic elsewhere cannot leave them
+    // half-changed, so a poisoned lock is safe to keep using.
+    pool.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// `len` writable bytes from `pool` that nothing else points at.
+fn take(pool: &Mutex<Slots>, len: usize) -> NonNull<u8> {
+    let Some(class) = class_of(len) else {
+        if len == 0 {
+            return NonNull::dangling();
+        }
+        let layout = Layout::array::<u8>(len).expect("a secret of a sane length");
+        // SAFETY: `layout` has a non-zero size.
+        let ptr = unsafe { std::alloc::alloc(layout) };
+        return NonNull::new(ptr).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
+    };
+    let addr = lock(pool).take(class, map_block);
+    NonNull::new(std::ptr::with_exposed_provenance_mut(addr)).expect("slots are never at address 0")
+}
+
+/// Wipe the `len` bytes at `ptr` and make their slot free for the next secret.
 ///
-/// A daemon holding 100,000 tickets holds 200,000 secrets of a few hundred bytes each, replaced
-/// one by one as tokens are refreshed. On the general heap each would cost an allocation header,
-/// and the new ones land between the short-lived buffers of the calls that fetched them, leaving
-/// holes that keep the heap big (measured: 15 MiB of 100 MiB at 100,000 tickets, see
-/// BENCHMARKS.md). Here each size class (a multiple of [`GRAIN`](pool::GRAIN) bytes) has its own
-/// blocks of slots and its own free list: a new token of about the old one's length takes the old
-/// one's slot, nothing else is ever placed between them, and a slot costs no header.
-///
-/// Blocks stay mapped, but a page on which no slot holds a secret any more is given back to the
-/// system (once its size class has 256 KiB of free slots), and costs memory again only when a
-/// slot on it is reused. So when tokens change length (a serial number in them gains a digit),
-/// the size class they leave shrinks as the one they enter grows, instead of both staying as big
-/// as they ever were (measured: 11 MiB at 100,000 tickets). A class hands out its lowest free slot
-/// first, and while the tokens leave it, the daemon moves the ones still there down into the
-/// holes the others left ([`Secret::settle`]), so its pages empty from the top instead of all at
-/// once at the end. Freed slots are wiped first, so a dropped token does not linger in memory,
-/// and blocks are left out of core dumps.
-pub mod pool {
-    use std::alloc::Layout;
-    use std::cmp::Reverse;
-    use std::collections::BinaryHeap;
-    use std::ptr::NonNull;
-    use std::sync::Mutex;
-
-    /// Slot sizes are multiples of this.
-    pub const GRAIN: usize = 8;
-    /// Longer secrets (rare: a TCR long-term password is about 1,000 bytes) get an allocation of
-    /// their own.
-    pub const MAX_POOLED: usize = 2048;
-    /// Slots are cut from blocks of this size. A block's pages cost memory only once used, so the
-    /// part of a block not yet cut costs nothing.
-    const BLOCK: usize = 1024 * 1024;
-    const CLASSES: usize = MAX_POOLED / GRAIN;
-    /// A size class gives empty pages back only while this many bytes of its slots are free.
-    pub(super) const RELEASE_AFTER: usize = 256 * 1024;
-    /// The pool is [`scattered`] when its pages that hold a secret have at least this many bytes
-    /// of free slots, and at least 1/[`SCATTER_SHARE`] of the bytes the secrets fill.
-    const SCATTER_MIN: usize = 512 * 1024;
-    const SCATTER_SHARE: usize = 64;
-
-    /// One size class: slots freed for reuse, lowest address first, and the uncut rest of its
-    /// newest block. Addresses are kept as integers so the pool can sit in a `static`.
-    struct Class {
-        free: BinaryHeap<Reverse<usize>>,
-        next: usize,
-        end: usize,
-    }
-
-    /// A block, and how many slots holding a secret touch each of its pages: a page whose count
-    /// drops to zero holds nothing but wiped free slots, and is given back.
-    struct Block {
-        base: usize,
-        live: Box<[u16]>,
-    }
-
-    struct Pool {
-        classes: [Class; CLASSES],
-        /// Every block, by address.
-        blocks: Vec<Block>,
-        /// Bytes in blocks (for the accounting tests).
-        reserved: usize,
-        /// Bytes of the slots holding a secret, and pages with at least one such slot on them.
-        live_bytes: usize,
-        live_pages: usize,
-    }
-
-    static POOL: Mutex<Pool> = Mutex::new(Pool {
-        classes: [const { Class { free: BinaryHeap::new(), next: 0, end: 0 } }; CLASSES],
-        blocks: Vec::new(),
-        reserved: 0,
-        live_bytes: 0,
-        live_pages: 0,
-    });
-
-    /// The system's page size.
-    pub(super) fn page_size() -> usize {
-        static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-        // SAFETY: sysconf reads a constant of the system.
-        *PAGE.get_or_init(|| usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096))
-    }
-
-    impl Pool {
-        /// A new block for size class `class`, its slots still uncut.
-        fn add_block(&mut self, class: usize) {
-            let base = map_block();
-            let at = self.blocks.partition_point(|b| b.base < base);
-            let live = vec![0; BLOCK.div_ceil(page_size())].into_boxed_slice();
-            self.blocks.insert(at, Block { base, live });
-            self.reserved += BLOCK;
-            let class = &mut self.classes[class];
-            class.next = base;
-            class.end = base + BLOCK;
+/// # Safety
+/// `ptr` must come from `take(pool, len)` with this very pool and `len`, and be given back once.
+unsafe fn give_back(pool: &Mutex<Slots>, ptr: NonNull<u8>, len: usize) {
+    // SAFETY: the caller owns these `len` bytes (none when `len` is 0: a dangling pointer is
+    // valid for an empty slice). `zeroize` writes them in a way the compiler keeps.
+    unsafe { std::slice::from_raw_parts_mut(ptr.as_ptr(), len) }.zeroize();
+    match class_of(len) {
+        Some(class) => lock(pool).free(class, ptr.as_ptr().expose_provenance(), release_page),
+        None if len == 0 => {}
+        None => {
+            let layout = Layout::array::<u8>(len).expect("the layout it was taken with");
+            // SAFETY: allocated in `take` with this layout.
+            unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) }
         }
-
-        /// The block holding the slot of `size` bytes at `addr`, and the pages the slot touches.
-        fn pages_of(&mut self, addr: usize, size: usize) -> (&mut Block, std::ops::RangeInclusive<usize>) {
-            let page = page_size();
-            let at = self.blocks.partition_point(|b| b.base <= addr) - 1;
-            let block = &mut self.blocks[at];
-            let pages = (addr - block.base) / page..=(addr + size - 1 - block.base) / page;
-            (block, pages)
-        }
-
-        /// Count the slot of `size` bytes at `addr` as holding a secret.
-        fn slot_taken(&mut self, addr: usize, size: usize) {
-            let (block, pages) = self.pages_of(addr, size);
-            let mut newly_live = 0;
-            for p in pages {
-                newly_live += usize::from(block.live[p] == 0);
-                block.live[p] += 1;
-            }
-            self.live_pages += newly_live;
-            self.live_bytes += size;
-        }
-
-        /// Count the slot of `size` bytes at `addr` as free again; when `release`, a page left
-        /// with no secret on it is given back to the system.
-        fn slot_freed(&mut self, addr: usize, size: usize, release: bool) {
-            self.live_bytes -= size;
-            let (block, pages) = self.pages_of(addr, size);
-            let mut emptied = 0;
-            for p in pages {
-                block.live[p] -= 1;
-                emptied += usize::from(block.live[p] == 0);
-                if block.live[p] == 0 && release {
-                    let start: *mut libc::c_void = std::ptr::with_exposed_provenance_mut(block.base + p * page_size());
-                    // SAFETY: the page lies inside a block this pool mapped, and every slot that
-                    // touches it is free and wiped: dropping its contents (it reads back as
-                    // zeros) loses nothing. Failing changes nothing but the memory held.
-                    unsafe { libc::madvise(start, page_size(), libc::MADV_DONTNEED) };
-                }
-            }
-            self.live_pages -= emptied;
-        }
-
-        /// The lowest free slot of size class `class`, counted as holding a secret.
-        fn take_slot(&mut self, class: usize) -> usize {
-            let size = (class + 1) * GRAIN;
-            let addr = match self.classes[class].free.pop() {
-                Some(Reverse(addr)) => addr,
-                None => {
-                    if self.classes[class].next + size > self.classes[class].end {
-                        self.add_block(class);
-                    }
-                    let class = &mut self.classes[class];
-                    class.next += size;
-                    class.next - size
-                }
-            };
-            self.slot_taken(addr, size);
-            addr
-        }
-
-        /// Make the wiped slot at `addr` of size class `class` free for the next secret.
-        fn free_slot(&mut self, class: usize, addr: usize) {
-            let size = (class + 1) * GRAIN;
-            self.classes[class].free.push(Reverse(addr));
-            // Only a class with plenty of free slots gives pages back: one that holds a few
-            // secrets, taken and dropped in turn, would otherwise give back and fault in the
-            // same page for each of them.
-            let release = self.classes[class].free.len() * size >= RELEASE_AFTER;
-            self.slot_freed(addr, size, release);
-        }
-    }
-
-    fn lock() -> std::sync::MutexGuard<'static, Pool> {
-        // The pool's lists are consistent between statements: a panic elsewhere cannot leave
-        // them half-changed, so a poisoned lock is safe to keep using.
-        POOL.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    /// The slot size for `len` bytes, when pooled.
-    fn class_of(len: usize) -> Option<usize> {
-        (len > 0 && len <= MAX_POOLED).then(|| len.div_ceil(GRAIN) - 1)
-    }
-
-    #[cfg(test)]
-    thread_local! {
-        static TAKEN_HERE: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
-    }
-
-    /// Secrets made on this thread so far: tests check that a reader copies none.
-    #[cfg(test)]
-    pub fn taken_here() -> usize {
-        TAKEN_HERE.with(std::cell::Cell::get)
-    }
-
-    /// `len` writable bytes that nothing else points at.
-    pub(super) fn take(len: usize) -> NonNull<u8> {
-        #[cfg(test)]
-        TAKEN_HERE.with(|taken| taken.set(taken.get() + 1));
-        let Some(class) = class_of(len) else {
-            if len == 0 {
-                return NonNull::dangling();
-            }
-            let layout = Layout::array::<u8>(len).expect("a secret of a sane length");
-            // SAFETY: `layout` has a non-zero size.
-            let ptr = unsafe { std::alloc::alloc(layout) };
-            return NonNull::new(ptr).unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
-        };
-        let addr = lock().take_slot(class);
-        NonNull::new(std::ptr::with_exposed_provenance_mut(addr)).expect("slots are never at address 0")
-    }
-
-    /// A fresh block, mapped straight from the kernel: its pages cost memory only once slots in
-    /// them are used, it sits between no other allocations (a block taken from the heap would
-    /// leave the heap's own free space in pieces around it), and it is kept out of core dumps.
-    fn map_block() -> usize {
-        // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches no
-        // existing memory.
-        let block = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                BLOCK,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if block == libc::MAP_FAILED {
-            std::alloc::handle_alloc_error(Layout::from_size_align(BLOCK, GRAIN).expect("a valid block layout"));
-        }
-        // SAFETY: advice on the mapping just made; failing (an old kernel) changes nothing.
-        unsafe { libc::madvise(block, BLOCK, libc::MADV_DONTDUMP) };
-        block.expose_provenance()
-    }
-
-    /// Wipe the `len` bytes at `ptr` and make their slot free for the next secret.
-    ///
-    /// # Safety
-    /// `ptr` must come from `take(len)` with this very `len`, and be given back once.
-    pub(super) unsafe fn give_back(ptr: NonNull<u8>, len: usize) {
-        // SAFETY: the caller owns these `len` bytes.
-        unsafe { wipe(ptr, len) };
-        match class_of(len) {
-            Some(class) => lock().free_slot(class, ptr.as_ptr().expose_provenance()),
-            None if len == 0 => {}
-            None => {
-                let layout = Layout::array::<u8>(len).expect("the layout it was taken with");
-                // SAFETY: allocated in `take` with this layout.
-                unsafe { std::alloc::dealloc(ptr.as_ptr(), layout) }
-            }
-        }
-    }
-
-    /// Zero the `len` bytes at `ptr`. Volatile, so the wipe is not optimised away as a write to
-    /// memory about to be freed.
-    ///
-    /// # Safety
-    /// The caller owns these `len` bytes.
-    unsafe fn wipe(ptr: NonNull<u8>, len: usize) {
-        for i in 0..len {
-            // SAFETY: within the `len` bytes the caller owns.
-            unsafe { ptr.as_ptr().add(i).write_volatile(0) };
-        }
-    }
-
-    /// The `len` bytes at `ptr` moved into the lowest free slot of their size class, when that
-    /// lies below `ptr`, and their old slot wiped and freed. `None` (nothing moved) otherwise, and
-    /// for secrets that are not pooled.
-    ///
-    /// # Safety
-    /// `ptr` must come from `take(len)` with this very `len`, not given back yet, and nothing may
-    /// read it meanwhile. On `Some`, the caller uses the new slot in its place.
-    pub(super) unsafe fn move_down(ptr: NonNull<u8>, len: usize) -> Option<NonNull<u8>> {
-        let class = class_of(len)?;
-        let from = ptr.as_ptr().expose_provenance();
-        let mut pool = lock();
-        let &Reverse(lowest) = pool.classes[class].free.peek()?;
-        if lowest >= from {
-            return None;
-        }
-        let to = pool.take_slot(class);
-        let lower = NonNull::new(std::ptr::with_exposed_provenance_mut(to)).expect("slots are never at address 0");
-        // SAFETY: two distinct slots of one class (so they do not overlap), both `len` bytes or
-        // more: the old one the caller's, the new one just taken; the old one is then wiped and
-        // freed once, under the same lock.
-        unsafe {
-            std::ptr::copy_nonoverlapping(ptr.as_ptr(), lower.as_ptr(), len);
-            wipe(ptr, len);
-        }
-        pool.free_slot(class, from);
-        Some(lower)
-    }
-
-    /// The pages that hold secrets have many bytes of free slots between them: at least 512 KiB,
-    /// and 1/64 of the bytes the secrets fill. Then moving the secrets down
-    /// ([`Secret::settle`](super::Secret::settle)) empties pages that can go back to the system.
-    pub fn scattered() -> bool {
-        let pool = lock();
-        let gaps = (pool.live_pages * page_size()).saturating_sub(pool.live_bytes);
-        gaps >= SCATTER_MIN && gaps >= pool.live_bytes / SCATTER_SHARE
-    }
-
-    /// Bytes the pool holds in blocks, and how many slots are free.
-    pub fn usage() -> (usize, usize) {
-        let pool = lock();
-        (pool.reserved, pool.classes.iter().map(|c| c.free.len()).sum())
     }
 }
+
+/// A fresh block, mapped straight from the kernel: its pages cost memory only once slots in them
+/// are used, it sits between no other allocations (a block taken from the heap would leave the
+/// heap's own free space in pieces around it), and it is kept out of core dumps.
+fn map_block() -> usize {
+    use rustix::mm::{Advice, MapFlags, ProtFlags};
+    // SAFETY: an anonymous private mapping at an address of the kernel's choosing touches no
+    // existing memory.
+    let mapped = unsafe {
+        rustix::mm::mmap_anonymous(std::ptr::null_mut(), BLOCK, ProtFlags::READ | ProtFlags::WRITE, MapFlags::PRIVATE)
+    };
+    let block = mapped.unwrap_or_else(|_| {
+        std::alloc::handle_alloc_error(Layout::from_size_align(BLOCK, slots::GRAIN).expect("a valid block layout"))
+    });
+    // SAFETY: advice on the mapping just made; failing (an old kernel) changes nothing.
+    let _ = unsafe { rustix::mm::madvise(block, BLOCK, Advice::LinuxDontDump) };
+    block.expose_provenance()
+}
+
+/// Give the page at `addr` back to the system: it reads back as zeros, and costs memory again
+/// only once a slot on it is reused.
+fn release_page(addr: usize) {
+    let page = rustix::param::page_size();
+    // SAFETY: the page lies inside a block the pool mapped (and never unmaps), and every slot
+    // that touches it is free and wiped: dropping its contents loses nothing. Failing changes
+    // nothing but the memory held.
+    let _ = unsafe {
+        rustix::mm::madvise(std::ptr::with_exposed_provenance_mut(addr), page, rustix::mm::Advice::LinuxDontNeed)
+    };
+}
+
+/// Whether the kernel may write ticketd's memory to a core file (and let processes of its own
+/// user read it through `/proc` and ptrace): the config's `core_dumps`, off by default, since a
+/// core dump holds whatever tokens are live. Root's debuggers can still attach. Even when allowed,
+/// the pool's pages stay out of the dump.
+pub fn set_core_dumps(allowed: bool) -> std::io::Result<()> {
+    use rustix::process::DumpableBehavior;
+    let behaviour = if allowed { DumpableBehavior::Dumpable } else { DumpableBehavior::NotDumpable };
+    rustix::process::set_dumpable_behavior(behaviour).map_err(std::io::Error::from)
+}
+
+/// The binary's allocator: the system's, zeroing every block before it is freed, on one heap,
+/// whose free pages go back to the kernel as calls free them.
+///
+/// A token passes through buffers ticketd does not own: hyper's read and write buffers, the
+/// TLS library's plaintext buffers, serde's scratch space, the rendered sink contents, the
+/// state file's write buffer. Freed, their bytes stay in the heap until something else happens
+/// to overwrite them, so a core dump or a read of `/proc/<pid>/mem` found superseded tokens
+/// there. Zeroing at the one place every buffer ends up (their free) covers them all, including
+/// the ones of other crates. A growing block is moved by hand (new block, copy, zero and free the
+/// old one) unless it fits where it is, because the system's `realloc` would free the old copy
+/// unzeroed. The cost is a `memset` per free: about 0.1 ms per megabyte freed.
+///
+/// With glibc, two memory policies of a big daemon sit here too, where every allocation passes,
+/// so that no caller has to remember them (BENCHMARKS.md, section 2):
+/// - One heap for every thread (`M_ARENA_MAX` 1, set before the first block): glibc's per-thread
+///   heaps each kept their own free space, 2.7 MiB more resident at 100,000 tickets.
+/// - After every [`TRIM_AFTER`] bytes freed, the heap's free pages go back to the kernel
+///   (`malloc_trim`): glibc keeps memory freed in the middle of its heap mapped, so the bursts of
+///   a big daemon (100,000 tickets refreshed in seconds, the calls' buffers, saving the state)
+///   would stay resident for good (4.2 MiB at 100,000 tickets). An idle daemon frees nothing and
+///   never trims.
+pub struct ZeroOnFree;
+
+/// Bytes freed between two trims of the heap ([`ZeroOnFree`]).
+pub const TRIM_AFTER: usize = 8 * 1024 * 1024;
+
+static ONE_HEAP: AtomicBool = AtomicBool::new(false);
+static FREED: AtomicUsize = AtomicUsize::new(0);
+
+impl ZeroOnFree {
+    fn first_block() {
+        if !ONE_HEAP.swap(true, Ordering::Relaxed) {
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: mallopt only sets an allocator parameter; it allocates nothing through us.
+            unsafe {
+                libc::mallopt(libc::M_ARENA_MAX, 1);
+            }
+        }
+    }
+
+    fn freed(bytes: usize) {
+        if FREED.fetch_add(bytes, Ordering::Relaxed) + bytes >= TRIM_AFTER && FREED.swap(0, Ordering::Relaxed) > 0 {
+            #[cfg(all(target_os = "linux", target_env = "gnu"))]
+            // SAFETY: malloc_trim only changes the allocator's own bookkeeping and mappings, and
+            // allocates nothing through us; no block of ours is held half-freed here.
+            unsafe {
+                libc::malloc_trim(0);
+            }
+        }
+    }
+}
+
+/// Zero `len` bytes at `ptr`, in a way the compiler cannot drop as a store to memory about to
+/// be freed.
+///
+/// # Safety
+/// `ptr` must be valid for `len` bytes of writes.
+unsafe fn zero(ptr: *mut u8, len: usize) {
+    // SAFETY: the caller's promise.
+    unsafe { std::ptr::write_bytes(ptr, 0, len) };
+    // The pointer escapes into an opaque use: the zeroing above must have happened.
+    std::hint::black_box(ptr);
+}
+
+// SAFETY: every method hands the system allocator's own answer back, and only writes to blocks
+// the caller gives up (dealloc, the tail of a shrinking realloc, the old block of a moved one).
+unsafe impl GlobalAlloc for ZeroOnFree {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        Self::first_block();
+        // SAFETY: the caller's layout, as GlobalAlloc requires.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        Self::first_block();
+        // SAFETY: as above.
+        unsafe { std::alloc::System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` is a live block of `layout.size()` bytes the caller gives back.
+        unsafe {
+            zero(ptr, layout.size());
+            std::alloc::System.dealloc(ptr, layout);
+        }
+        Self::freed(layout.size());
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // (An over-aligned block, or one shrinking below its alignment, is always moved by hand:
+        // std's realloc then moves it itself and frees the old copy unzeroed.)
+        let plain = layout.align() <= 2 * std::mem::size_of::<usize>() && layout.align() <= new_size;
+        if plain && (new_size <= layout.size() || fits_in_place(ptr, new_size)) {
+            // Shrinking (the tail given up is zeroed first) or growing within the block: the
+            // system keeps the block where it is (glibc never moves a block that fits; one
+            // mapped on its own is moved by remapping its pages, which leaves no copy).
+            // SAFETY: the tail lies inside the caller's block; then the caller's arguments.
+            unsafe {
+                if new_size < layout.size() {
+                    zero(ptr.add(new_size), layout.size() - new_size);
+                }
+                return std::alloc::System.realloc(ptr, layout, new_size);
+            }
+        }
+        // SAFETY: GlobalAlloc requires `new_size`, rounded up to `layout.align()`, not to overflow.
+        let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
+        // SAFETY: a non-zero size (it is larger than the old one).
+        let new = unsafe { std::alloc::System.alloc(new_layout) };
+        if !new.is_null() {
+            // SAFETY: two distinct live blocks, the new one larger; the old one is given back once.
+            unsafe {
+                std::ptr::copy_nonoverlapping(ptr, new, layout.size());
+                self.dealloc(ptr, layout);
+            }
+        }
+        new
+    }
+}
+
+/// Whether the malloc'd block at `ptr` can grow to `new_size` without moving.
+fn fits_in_place(ptr: *mut u8, new_size: usize) -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: `ptr` is a live block from malloc (the system allocator, at this alignment).
+        new_size <= unsafe { libc::malloc_usable_size(ptr.cast()) }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        let _ = (ptr, new_size);
+        false
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -545,100 +480,114 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_dropped_secret_is_wiped_and_its_slot_reused() {
-        // A length no other test uses, so no other thread takes this slot in between.
-        let len = 2030;
-        let first = Secret::new("x".repeat(len));
-        let slot = first.ptr;
-        drop(first);
-        // SAFETY: pool blocks are never freed, so the slot is still readable memory.
-        let after = unsafe { std::slice::from_raw_parts(slot.as_ptr(), len) };
-        assert!(after.iter().all(|&b| b == 0), "the bytes of a dropped secret are zeroed");
-        let second = Secret::new("y".repeat(len - 5));
-        assert_eq!(second.ptr, slot, "a secret of the same size class takes the freed slot");
-        assert_eq!(second.expose(), "y".repeat(len - 5));
+    /// A pool of its own: what a test takes and gives back here, no other test sees.
+    fn local_pool() -> Mutex<Slots> {
+        Mutex::new(Slots::new(rustix::param::page_size()))
+    }
+
+    /// The `len` bytes at `ptr`, in pool memory (blocks are never unmapped, so they stay readable).
+    fn bytes<'a>(ptr: NonNull<u8>, len: usize) -> &'a [u8] {
+        // SAFETY: a slot in a pool block, which stays mapped; nothing writes it meanwhile.
+        unsafe { std::slice::from_raw_parts(ptr.as_ptr(), len) }
+    }
+
+    fn fill(ptr: NonNull<u8>, len: usize, byte: u8) {
+        // SAFETY: `len` bytes this test took from its pool and has not given back.
+        unsafe { std::ptr::write_bytes(ptr.as_ptr(), byte, len) }
     }
 
     #[test]
-    fn a_page_left_with_no_secret_goes_back_to_the_system_and_is_reused() {
-        use std::collections::{BTreeSet, HashSet};
-        // A length no other test uses: this size class is this test's alone.
-        let len = 1500;
-        let page = pool::page_size();
-        let held: Vec<Secret> = (0..600).map(|i| Secret::new(format!("{i:0>len$}"))).collect();
-        let slots: Vec<usize> = held.iter().map(|s| s.ptr.as_ptr().expose_provenance()).collect();
-        let pages_of = |slot: usize| (slot / page)..=((slot + len - 1) / page);
-        let resident = |p: usize| resident(p * page);
-        // Keep one secret in twenty: the pages between them will hold only freed slots.
-        let kept_pages: HashSet<usize> = slots.iter().step_by(20).flat_map(|&slot| pages_of(slot)).collect();
-        let free_pages: BTreeSet<usize> =
-            slots.iter().flat_map(|&slot| pages_of(slot)).filter(|p| !kept_pages.contains(p)).collect();
-        assert!(free_pages.len() > 150, "{} pages", free_pages.len());
-        assert!(free_pages.iter().all(|&p| resident(p)), "in use, every page is resident");
-        let (kept, dropped): (Vec<_>, Vec<_>) = held.into_iter().enumerate().partition(|(i, _)| i % 20 == 0);
-        let freed_slots: HashSet<usize> = dropped.iter().map(|(_, s)| s.ptr.as_ptr().expose_provenance()).collect();
-        let freed = dropped.len();
-        drop(dropped);
-        assert!(kept_pages.iter().all(|&p| resident(p)), "pages with a secret on them stay");
+    fn a_slot_given_back_is_wiped_and_taken_again() {
+        let pool = local_pool();
+        let first = take(&pool, 200);
+        fill(first, 200, b'x');
+        // SAFETY: taken from `pool` with this length, given back once.
+        unsafe { give_back(&pool, first, 200) };
+        assert!(bytes(first, 200).iter().all(|&b| b == 0), "the bytes of a given-back slot are zeroed");
+        let second = take(&pool, 195);
+        assert_eq!(second, first, "a secret of the same size class takes the freed slot");
+        // SAFETY: as above.
+        unsafe { give_back(&pool, second, 195) };
+    }
+
+    #[test]
+    fn a_dropped_secret_no_longer_holds_its_value() {
+        // A value no other test makes: whatever takes the slot meanwhile cannot write it back.
+        let value = format!("dropped-{:?}-{}", std::thread::current().id(), std::process::id());
+        let secret = Secret::new(&value);
+        let (ptr, len) = (secret.ptr, secret.len);
+        drop(secret);
+        assert_ne!(bytes(ptr, len), value.as_bytes(), "the slot was wiped");
+    }
+
+    #[test]
+    fn a_page_left_with_no_secret_goes_back_to_the_system_and_comes_back_as_zeros() {
+        use std::collections::HashSet;
+        let pool = local_pool();
+        let (len, page) = (1500, rustix::param::page_size());
+        let held: Vec<NonNull<u8>> = (0..600).map(|_| take(&pool, len)).collect();
+        held.iter().for_each(|&p| fill(p, len, 0xab));
+        let addr = |p: NonNull<u8>| p.as_ptr().expose_provenance();
+        let pages_of = |p: NonNull<u8>| (addr(p) / page)..=((addr(p) + len - 1) / page);
+        let kept_pages: HashSet<usize> = held.iter().step_by(20).flat_map(|&p| pages_of(p)).collect();
+        let empty_pages: HashSet<usize> =
+            held.iter().flat_map(|&p| pages_of(p)).filter(|p| !kept_pages.contains(p)).collect();
+        assert!(empty_pages.len() > 150 && empty_pages.iter().all(|&p| resident(p * page)), "in use, resident");
+        let (kept, freed): (Vec<_>, Vec<_>) = held.into_iter().enumerate().partition(|(i, _)| i % 20 == 0);
+        // SAFETY: each taken from `pool` with `len`, given back once.
+        freed.iter().for_each(|&(_, p)| unsafe { give_back(&pool, p, len) });
+        assert!(kept_pages.iter().all(|&p| resident(p * page)), "pages with a secret on them stay");
         // Pages emptied before the class had 256 KiB free stay; every later one is given back.
-        let given_back = free_pages.iter().filter(|&&p| !resident(p)).count();
-        let kept_back = pool::RELEASE_AFTER.div_ceil(page) + 1;
-        assert!(given_back + kept_back >= free_pages.len(), "{given_back} of {} pages given back", free_pages.len());
-        assert!(kept.iter().all(|(i, s)| s.expose() == format!("{i:0>len$}")), "kept secrets are intact");
-        // The freed slots are taken again (no new block), and hold what is written to them. Checked
-        // by address in this test's own size class: the pool's total is shared with tests running
-        // beside this one, which may take a block of another class meanwhile.
-        let again: Vec<Secret> = (0..freed).map(|i| Secret::new(format!("{i:x>len$}"))).collect();
-        let reused = again.iter().filter(|s| freed_slots.contains(&s.ptr.as_ptr().expose_provenance())).count();
-        assert_eq!(reused, freed, "every secret took a freed slot (no new block)");
-        assert!(again.iter().enumerate().all(|(i, s)| s.expose() == format!("{i:x>len$}")));
+        let given_back = empty_pages.iter().filter(|&&p| !resident(p * page)).count();
+        let kept_back = slots::RELEASE_AFTER.div_ceil(page) + 1;
+        assert!(given_back + kept_back >= empty_pages.len(), "{given_back} of {} given back", empty_pages.len());
+        assert!(kept.iter().all(|&(_, p)| bytes(p, len).iter().all(|&b| b == 0xab)), "kept secrets are intact");
+        // The freed slots are taken again (no new block), reading as zeros.
+        let freed_at: HashSet<usize> = freed.iter().map(|&(_, p)| addr(p)).collect();
+        let again: Vec<NonNull<u8>> = (0..freed.len()).map(|_| take(&pool, len)).collect();
+        assert!(again.iter().all(|&p| freed_at.contains(&addr(p))), "every slot taken again was a freed one");
+        assert!(again.iter().all(|&p| bytes(p, len).iter().all(|&b| b == 0)));
+        assert_eq!(lock(&pool).reserved(), BLOCK);
     }
 
     #[test]
     fn a_class_with_few_free_slots_keeps_its_pages() {
-        // A length no other test uses. Ten secrets taken and dropped in turn (like the calls of a
-        // small daemon) never give their pages back only to fault them in again.
-        let len = 1700;
-        let held: Vec<Secret> = (0..10).map(|_| Secret::new("k".repeat(len))).collect();
-        let first = held[0].ptr.as_ptr().expose_provenance();
-        drop(held);
-        assert!(resident(first), "the page stays resident");
+        // Ten secrets taken and given back in turn (like the calls of a small daemon) never give
+        // their pages back only to fault them in again.
+        let pool = local_pool();
+        let held: Vec<NonNull<u8>> = (0..10).map(|_| take(&pool, 1700)).collect();
+        held.iter().for_each(|&p| fill(p, 1700, b'k'));
+        // SAFETY: each taken from `pool` with this length, given back once.
+        held.iter().for_each(|&p| unsafe { give_back(&pool, p, 1700) });
+        assert!(held.iter().all(|&p| resident(p.as_ptr().expose_provenance())), "the pages stay resident");
     }
 
     #[test]
-    fn settling_fills_the_holes_below_and_gives_the_pages_above_back() {
-        // A length no other test uses: this size class is this test's alone.
-        let len = 1800;
-        let page = pool::page_size();
-        let value = |i: usize| format!("{i:s>len$}");
-        let held: Vec<Secret> = (0..400).map(|i| Secret::new(value(i))).collect();
-        let mut slots: Vec<usize> = held.iter().map(|s| s.ptr.as_ptr().expose_provenance()).collect();
-        slots.sort_unstable();
-        // Every other secret goes: each page keeps a secret, so none is given back yet.
-        let mut kept: Vec<(usize, Secret)> = held.into_iter().enumerate().filter(|(i, _)| i % 2 == 1).collect();
-        assert!(slots.iter().all(|&slot| resident(slot)), "every page still holds a secret");
-        let moved = kept.iter_mut().map(|(_, secret)| secret.settle()).filter(|&moved| moved).count();
-        assert!(moved >= 90, "only {moved} of 200 secrets moved down");
-        assert!(kept.iter().all(|(i, s)| s.expose() == value(*i)), "a moved secret keeps its value");
-        // The 200 kept secrets now fill the 200 lowest slots, and the pages above are given back.
-        let mut now_at: Vec<usize> = kept.iter().map(|(_, s)| s.ptr.as_ptr().expose_provenance()).collect();
-        now_at.sort_unstable();
-        assert_eq!(now_at, slots[..200]);
-        let top = slots[199] + len;
-        let above: std::collections::BTreeSet<usize> =
-            slots[200..].iter().map(|&slot| slot / page * page).filter(|&p| p >= top).collect();
-        assert!(above.len() > 80, "{} pages above", above.len());
-        assert!(above.iter().all(|&p| !resident(p)), "the emptied pages are given back");
-        // Settling again moves nothing: there is no hole below any of them.
-        assert_eq!(kept.iter_mut().map(|(_, secret)| secret.settle()).filter(|&moved| moved).count(), 0);
-        let unpooled = &mut Secret::new("x".repeat(pool::MAX_POOLED + 1));
-        assert!(!unpooled.settle(), "a secret with an allocation of its own stays where it is");
+    fn the_pool_is_left_out_of_core_dumps() {
+        let pool = local_pool();
+        let slot = take(&pool, 64);
+        let at = slot.as_ptr().expose_provenance();
+        let smaps = std::fs::read_to_string("/proc/self/smaps").expect("/proc/self/smaps");
+        let mut in_block = false;
+        let mut flags = None;
+        for line in smaps.lines() {
+            if let Some((range, _)) = line.split_once(' ').filter(|(r, _)| r.contains('-')) {
+                let (lo, hi) = range.split_once('-').expect("a range");
+                let (lo, hi) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16));
+                in_block = matches!((lo, hi), (Ok(lo), Ok(hi)) if lo <= at && at < hi);
+            } else if let Some(f) = line.strip_prefix("VmFlags:").filter(|_| in_block) {
+                flags = Some(f.split_whitespace().map(str::to_string).collect::<Vec<_>>());
+            }
+        }
+        let flags = flags.expect("the block is mapped");
+        assert!(flags.iter().any(|f| f == "dd"), "MADV_DONTDUMP: VmFlags {flags:?}");
+        // SAFETY: taken from `pool` with this length, given back once.
+        unsafe { give_back(&pool, slot, 64) };
     }
 
     /// Whether the page holding pool address `addr` is in memory.
     fn resident(addr: usize) -> bool {
-        let page = pool::page_size();
+        let page = rustix::param::page_size();
         let mut state = 0u8;
         let start: *mut libc::c_void = std::ptr::with_exposed_provenance_mut(addr / page * page);
         // SAFETY: the page lies in a pool block, which stays mapped; mincore only reads.
@@ -670,8 +619,7 @@ mod tests {
         for worker in workers {
             worker.join().expect("no worker panicked");
         }
-        let (reserved, _free) = pool::usage();
-        assert!(reserved > 0);
+        assert!(lock(&POOL).reserved() > 0);
     }
 
     #[test]
@@ -680,5 +628,34 @@ mod tests {
         assert_eq!(back.expose(), "from a reader");
         let escaped: Secret = serde_json::from_str(r#""a\"b""#).unwrap();
         assert_eq!(escaped.expose(), "a\"b");
+    }
+
+    #[test]
+    fn zero_on_free_keeps_the_bytes_a_realloc_keeps() {
+        let a = ZeroOnFree;
+        // SAFETY: blocks taken from `a` and given back to it once, with their layouts.
+        unsafe {
+            let layout = Layout::from_size_align(64, 8).unwrap();
+            let p = a.alloc(layout);
+            for i in 0..64 {
+                p.add(i).write(i as u8);
+            }
+            // Grown past any slack: moved by hand.
+            let q = a.realloc(p, layout, 1 << 20);
+            assert!((0..64).all(|i| q.add(i).read() == i as u8));
+            // Shrunk: the head stays.
+            let big = Layout::from_size_align(1 << 20, 8).unwrap();
+            let r = a.realloc(q, big, 16);
+            assert!((0..16).all(|i| r.add(i).read() == i as u8));
+            a.dealloc(r, Layout::from_size_align(16, 8).unwrap());
+            // An over-aligned block.
+            let aligned = Layout::from_size_align(100, 4096).unwrap();
+            let s = a.alloc(aligned);
+            assert_eq!(s as usize % 4096, 0);
+            s.write(7);
+            let t = a.realloc(s, aligned, 10_000);
+            assert_eq!((t as usize % 4096, t.read()), (0, 7));
+            a.dealloc(t, Layout::from_size_align(10_000, 4096).unwrap());
+        }
     }
 }

@@ -116,13 +116,6 @@ impl Holding {
         self.current.as_ref().map_or(0, |c| ticket(c.ticket.as_ref()) + c.token.value.len())
             + ticket(self.pending.as_deref())
     }
-
-    /// Move each secret held down into a lower free slot of the pool, if there is one (see
-    /// [`Secret::settle`]). How many moved.
-    pub(crate) fn settle_secrets(&mut self) -> usize {
-        let current = self.current.as_mut().map_or(0, Current::settle_secrets);
-        current + self.pending.as_mut().map_or(0, |t| usize::from(t.value.settle()))
-    }
 }
 
 impl Current {
@@ -139,13 +132,6 @@ impl Current {
     /// it as fresh (socket API, readiness, `run --once`, status lines, the scheduler) asks here.
     pub fn is_valid(&self, now: Now) -> bool {
         now.wall < self.token.expires_at && self.expires_mono.is_none_or(|m| now.mono < m)
-    }
-
-    /// Move the ticket and token down in the pool, when there is room lower (see
-    /// [`Secret::settle`]). How many moved.
-    pub(crate) fn settle_secrets(&mut self) -> usize {
-        let ticket = self.ticket.as_mut().is_some_and(|t| t.value.settle());
-        usize::from(ticket) + usize::from(self.token.value.settle())
     }
 }
 

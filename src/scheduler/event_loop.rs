@@ -41,9 +41,6 @@ pub const WALL_CLOCK_RECHECK: Duration = Duration::from_secs(300);
 pub const CLOCK_STEP: Duration = crate::clock::CLOCK_STEP;
 /// At shutdown, in-flight calls get this long to finish so their results are not lost.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-/// How often, at most, the loop looks whether the secret pool needs its secrets moved down (see
-/// [`Scheduler::settle_secrets`]).
-const SETTLE_EVERY: Duration = Duration::from_millis(250);
 
 /// Requests to the running loop.
 pub enum Command {
@@ -80,8 +77,6 @@ pub struct Scheduler {
     /// ([`Now::wall_offset`]): a change of [`CLOCK_STEP`] or more is a step of the wall clock.
     wall_offset: Option<i128>,
     pub(crate) in_flight: usize,
-    /// When the loop last looked whether the secret pool was scattered.
-    settle_checked: Option<std::time::Instant>,
 }
 
 impl Scheduler {
@@ -89,7 +84,7 @@ impl Scheduler {
     /// matches the config are reused.
     pub fn new(parts: Parts, tickets: Vec<TicketSpec>, mut saved: StateFile) -> Self {
         let (core, rx) = Core::new(parts.seed, tickets.len());
-        let mut scheduler = Scheduler { parts, core, rx, wall_offset: None, in_flight: 0, settle_checked: None };
+        let mut scheduler = Scheduler { parts, core, rx, wall_offset: None, in_flight: 0 };
         let now = scheduler.parts.clock.read();
         {
             let mut queue = scheduler.parts.board.revocations();
@@ -191,7 +186,6 @@ impl Scheduler {
                 Some(message) = self.rx.recv() => self.handle(message),
                 () = sleep_or_forever(sleep) => self.fire_due(),
             }
-            self.settle_secrets();
         }
         self.finish().await;
         self
@@ -355,24 +349,6 @@ impl Scheduler {
         let summary = plan.summary();
         reload::apply(plan, &mut self.core, &self.parts.board, table, now);
         summary
-    }
-
-    /// When tokens change length (a serial in them gains a digit), each refresh leaves a hole in
-    /// the pool's size class the old token was in, and a page goes back to the system only once
-    /// every slot on it is free: without help, the class the tokens leave keeps all its pages
-    /// until the last of them has moved. So when the pool is scattered, every secret held is
-    /// moved down into the lowest free slot of its class, and the pages above them empty. Looked
-    /// at after the loop's work, at most every [`SETTLE_EVERY`]: an idle daemon never wakes for it.
-    fn settle_secrets(&mut self) {
-        let now = std::time::Instant::now();
-        if self.settle_checked.is_some_and(|at| now.duration_since(at) < SETTLE_EVERY) {
-            return;
-        }
-        self.settle_checked = Some(now);
-        if crate::secret::pool::scattered() {
-            let moved = self.parts.board.write().settle_secrets();
-            tracing::debug!(moved, took = ?now.elapsed(), "secrets moved down in their pool");
-        }
     }
 
     /// What ticket `name` holds now (tests look at it).

@@ -85,7 +85,6 @@ impl Saves {
             );
             persistence.save(&state)
         };
-        crate::heap::release_free_pages();
         // A large state (100,000 tickets) takes a while to write: space saves so that writing
         // takes at most a tenth of the loop's time. Small states never notice.
         let took = started.elapsed();
