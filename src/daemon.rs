@@ -18,8 +18,8 @@ use crate::config::{self, Config, Problems};
 use crate::control::Control;
 use crate::credentials::Environment;
 use crate::credentials::{CredentialError, CredentialStore};
-use crate::scheduler::{Command, Event, Parts, Persistence, ReloadSummary, Scheduler};
-use crate::state::{StateDir, StateError};
+use crate::scheduler::{Command, Event, Parts, ReloadSummary, Scheduler};
+use crate::store::{FileStore, StoreError};
 use crate::systemd;
 
 #[derive(Debug, thiserror::Error)]
@@ -29,7 +29,7 @@ pub enum DaemonError {
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
     Credentials(Vec<CredentialError>),
     #[error("{0}")]
-    State(#[from] StateError),
+    State(#[from] StoreError),
     #[error("{0}")]
     Reload(String),
     #[error("{0}")]
@@ -57,7 +57,7 @@ pub struct Daemon {
     sources: crate::credentials::sources::Context,
     /// Shared with the scheduler; the revoker deletes superseded TCR long-term tokens with it.
     provider: Arc<dyn Provider>,
-    _state_dir: Arc<StateDir>,
+    _state_dir: Arc<FileStore>,
 }
 
 /// How `run --once` ended, per ticket.
@@ -92,7 +92,7 @@ impl Daemon {
             tracing::warn!("{warning}");
         }
         let sources = crate::credentials::sources::Context::for_config(&config, env, clock.clone());
-        let state_dir = Arc::new(StateDir::open(&config.state_dir)?);
+        let state_dir = Arc::new(FileStore::open(&config.state_dir)?);
         let loaded = state_dir.load()?;
         // Resolve and hold every sink's directory now, refusing one another user could change, and
         // clear the temp files a crash mid-write leaves beside a sink (never a partial sink).
@@ -110,7 +110,7 @@ impl Daemon {
             clock: clock.clone(),
             provider: provider.clone(),
             credentials: credentials.clone(),
-            persistence: Persistence::Disk(state_dir.clone()),
+            store: state_dir.clone(),
             board: board.clone(),
             watchdog: systemd::watchdog(),
             changed: Some(changed),

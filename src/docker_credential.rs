@@ -72,7 +72,7 @@ fn valid_logins(config: &ClientConfig, now: SystemTime) -> Result<Vec<Login>, He
     if let Some(logins) = logins_from_daemon(config) {
         return Ok(logins);
     }
-    let state = crate::state::read_unlocked(&config.state_dir).map_err(|e| HelperError::Failed(e.to_string()))?;
+    let state = crate::store::read_unlocked(&config.state_dir).map_err(|e| HelperError::Failed(e.to_string()))?;
     // Saved tokens carry no monotonic history: the wall clock decides.
     let now = crate::clock::Now { wall: now, mono: crate::clock::Clock::monotonic(&crate::clock::SystemClock) };
     let mut out = Vec::new();
@@ -135,7 +135,7 @@ pub fn run(
             let (username, secret) = login.as_ref().ok_or_else(|| {
                 HelperError::Failed(format!(
                     "no valid token for {host} in {} (is the daemon running?)",
-                    config.state_dir.join(crate::state::STATE_FILE).display()
+                    config.state_dir.join(crate::store::STATE_FILE).display()
                 ))
             })?;
             let answer = serde_json::json!({"ServerURL": server_url, "Username": username, "Secret": secret});
@@ -178,7 +178,7 @@ mod tests {
     use super::*;
     use crate::clock::from_unix_seconds;
     use crate::secret::Secret;
-    use crate::state::{StateFile, StoredTicket};
+    use crate::store::{StateFile, StoredTicket};
     use crate::token::{Current, Holding, TokenPart};
     use std::time::Duration;
 

@@ -13,7 +13,7 @@
 //!   pure maths in [`scheduler::timing`], when to mint, refresh or retry.
 //! * [`apis`] make the API calls (one folder per API), signed by [`signing`].
 //! * [`revocation`] deletes the TCR long-term tokens a re-mint replaced, off the scheduler's path.
-//! * [`sinks`] write what consumers read, atomically; [`state`] saves holdings across restarts.
+//! * [`sinks`] write what consumers read, atomically; [`store`] saves holdings across restarts.
 //! * [`docker_credential`] answers docker's credential-helper protocol from the saved state.
 //! * [`fsdir`] opens paths as root safely: the StrictModes walk, held directory fds, capped reads.
 //! * [`api`] holds both listeners, the socket API and the TCP metrics listener, on one server
@@ -44,6 +44,6 @@ pub mod scheduler;
 pub mod secret;
 pub mod signing;
 pub mod sinks;
-pub mod state;
+pub mod store;
 pub mod systemd;
 pub mod token;

@@ -30,7 +30,7 @@ pub struct RegistryTicket {
     pub name: String,
     /// The registry host, lower-cased (docker's server URLs are compared in lower case).
     pub registry: String,
-    /// What a saved holding must have been obtained for ([`crate::state::tcr_identity`]).
+    /// What a saved holding must have been obtained for ([`crate::store::record::tcr_identity`]).
     pub identity: String,
 }
 
@@ -85,7 +85,7 @@ pub fn parse_client(text: &str, path: &Path) -> Result<ClientConfig, Problems> {
             };
             let endpoint = client_endpoint(t.endpoint.as_deref().unwrap_or(DEFAULT_TCR_ENDPOINT))?;
             Some(RegistryTicket {
-                identity: crate::state::tcr_identity(&endpoint, t.registry_id.as_deref()?, token_type),
+                identity: crate::store::record::tcr_identity(&endpoint, t.registry_id.as_deref()?, token_type),
                 name: t.name?,
                 registry: t.registry?.to_ascii_lowercase(),
             })
@@ -193,7 +193,7 @@ registry_id = "tcr-abcd1235"
             assert_eq!(client.state_dir, full.state_dir, "{text}");
             assert_eq!(client.socket, full.socket.as_ref().map(|s| s.path.clone()));
             let reg = full.ticket("reg").unwrap();
-            assert_eq!(client.registries[0].identity, crate::state::identity(reg), "{text}");
+            assert_eq!(client.registries[0].identity, crate::store::record::identity(reg), "{text}");
         }
     }
 

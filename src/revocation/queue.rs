@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::apis::ProviderError;
 use crate::apis::tcr::Deleted;
-use crate::state::PendingRevocation;
+use crate::store::record::PendingRevocation;
 
 /// At most this many tokens wait to be revoked. A ticket re-mints a long-term token about once a
 /// tenth of its life (yearly tokens: monthly), so reaching it takes a thousand re-mints whose

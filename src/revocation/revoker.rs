@@ -12,7 +12,7 @@ use crate::board::Board;
 use crate::clock::Clock;
 use crate::credentials::CredentialStore;
 use crate::revocation::queue::{Entry, Outcome};
-use crate::state::PendingRevocation;
+use crate::store::record::PendingRevocation;
 
 /// A delete that has not answered after this long is abandoned and retried.
 pub const DELETE_TIMEOUT: Duration = crate::scheduler::timing::CALL_TIMEOUT;

@@ -23,13 +23,13 @@ use crate::scheduler::apply::{self, call_timeout, plan};
 use crate::scheduler::call::{self, Call};
 use crate::scheduler::core::{Core, MAX_AWAITING_SAVE, MAX_IN_FLIGHT};
 use crate::scheduler::handle::{self, Written};
-use crate::scheduler::persist::Persistence;
 use crate::scheduler::queue::from_key;
 use crate::scheduler::reload::{self, ReloadPlan, ReloadSummary};
 use crate::scheduler::reports::{CallReport, Event, Message};
 use crate::scheduler::revoke::kept_active;
 use crate::scheduler::timing::Step;
-use crate::state::{StateFile, identity};
+use crate::store::contract::Store;
+use crate::store::record::{StateFile, identity};
 #[cfg(test)]
 use crate::token::Holding;
 
@@ -60,7 +60,8 @@ pub struct Parts {
     pub clock: Arc<dyn Clock>,
     pub provider: Arc<dyn Provider>,
     pub credentials: CredentialStore,
-    pub persistence: Persistence,
+    /// Where the state is saved (locked by its holder).
+    pub store: Arc<dyn Store>,
     /// Where the scheduler keeps its tickets, for readers to see.
     pub board: Arc<Board>,
     pub watchdog: Option<Watchdog>,
@@ -365,7 +366,7 @@ impl Scheduler {
 
     fn save(&mut self) {
         let clock = Arc::clone(&self.parts.clock);
-        let saved = self.core.saves.save(&self.parts.board, &self.parts.persistence, || clock.monotonic());
+        let saved = self.core.saves.save(&self.parts.board, self.parts.store.as_ref(), || clock.monotonic());
         self.release_saved(saved);
     }
 

@@ -22,7 +22,7 @@ pub mod timing;
 pub use apply::{MIN_CALL_TIMEOUT, MIN_USEFUL_LIFE, Outlook};
 pub use core::{MAX_AWAITING_SAVE, MAX_IN_FLIGHT};
 pub use event_loop::{CLOCK_STEP, Command, Parts, SHUTDOWN_GRACE, Scheduler, WALL_CLOCK_RECHECK, Watchdog};
-pub use persist::{Persistence, SAVE_DEBOUNCE};
+pub use persist::SAVE_DEBOUNCE;
 pub use reload::ReloadSummary;
 pub use reports::Event;
 pub use timing::CALL_TIMEOUT;

@@ -1,12 +1,12 @@
 //! What the state records for each ticket (never ahead of the sinks), and when it is saved:
 //! debounced, mints at once, slow saves spaced out.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::board::{Board, Table, Ticket, TicketId};
 use crate::clock::Mono;
-use crate::state::{StateDir, StateFile, StateFileRef, StoredTicketRef, identity};
+use crate::store::contract::Store;
+use crate::store::record::{Snapshot, StoredTicketRef, identity};
 
 /// Token changes are saved to the state file at most this late (mints are saved at once), unless
 /// the last save was slow: see `SAVE_SPACING`.
@@ -16,35 +16,6 @@ pub const SAVE_DEBOUNCE: Duration = Duration::from_millis(500);
 const SAVE_SPACING: u32 = 9;
 /// Saves faster than this (a small state, an fsync) are never spaced: mints stay saved at once.
 const SLOW_SAVE: Duration = Duration::from_millis(20);
-
-/// Where the scheduler saves its state.
-#[derive(Clone)]
-pub enum Persistence {
-    Disk(Arc<StateDir>),
-    /// For tests: the last saved state, in memory.
-    Memory(Arc<Mutex<StateFile>>),
-    /// For tests: like `Memory`, each save taking (real) time, as a big state on disk does.
-    #[cfg(test)]
-    SlowMemory(Arc<Mutex<StateFile>>, Duration),
-}
-
-impl Persistence {
-    fn save(&self, state: &impl serde::Serialize) -> Result<(), String> {
-        match self {
-            Persistence::Disk(dir) => dir.save(state).map_err(|e| e.to_string()),
-            Persistence::Memory(slot) => {
-                let value = serde_json::to_value(state).map_err(|e| e.to_string())?;
-                *slot.lock().expect("state lock") = serde_json::from_value(value).map_err(|e| e.to_string())?;
-                Ok(())
-            }
-            #[cfg(test)]
-            Persistence::SlowMemory(slot, took) => {
-                std::thread::sleep(*took);
-                Persistence::Memory(slot.clone()).save(state)
-            }
-        }
-    }
-}
 
 /// When the next save is due.
 #[derive(Default)]
@@ -67,8 +38,8 @@ impl Saves {
         self.at = Some(at);
     }
 
-    /// Save what `board` holds now to `persistence`; `now` reads the monotonic clock.
-    pub(crate) fn save(&mut self, board: &Board, persistence: &Persistence, now: impl Fn() -> Mono) -> bool {
+    /// Save what `board` holds now to `store`; `now` reads the monotonic clock.
+    pub(crate) fn save(&mut self, board: &Board, store: &dyn Store, now: impl Fn() -> Mono) -> bool {
         self.at = None;
         let started = std::time::Instant::now();
         let result = {
@@ -78,12 +49,12 @@ impl Saves {
                 let queue = board.revocations();
                 (queue.saved(), queue.unconfirmed())
             };
-            let state = StateFileRef(
-                || records.iter().map(|&id| record_of(&table, id)).map(|ticket| (ticket.name(), record(ticket))),
-                revocations,
-                unconfirmed,
-            );
-            persistence.save(&state)
+            let tickets = |visit: &mut dyn FnMut(&str, &StoredTicketRef<'_>)| {
+                for ticket in records.iter().map(|&id| record_of(&table, id)) {
+                    visit(ticket.name(), &record(ticket));
+                }
+            };
+            store.save_all(&Snapshot { tickets: &tickets, revocations: &revocations, unconfirmed: &unconfirmed })
         };
         // A large state (100,000 tickets) takes a while to write: space saves so that writing
         // takes at most a tenth of the loop's time. Small states never notice.
@@ -132,12 +103,12 @@ pub(crate) fn record(ticket: &Ticket) -> StoredTicketRef<'_> {
 
 /// What the state file holds now (tests look at it).
 #[cfg(test)]
-pub(crate) fn snapshot(board: &Board) -> StateFile {
+pub(crate) fn snapshot(board: &Board) -> crate::store::record::StateFile {
     let table = board.table();
     let tickets = records(&table).into_iter().map(|id| {
         let ticket = record_of(&table, id);
         let record = record(ticket);
-        let stored = crate::state::StoredTicket {
+        let stored = crate::store::record::StoredTicket {
             kind: record.kind.to_string(),
             identity: record.identity,
             holding: record.holding.into_owned(),
@@ -145,5 +116,10 @@ pub(crate) fn snapshot(board: &Board) -> StateFile {
         (ticket.name().to_string(), stored)
     });
     let queue = board.revocations();
-    StateFile { version: 1, tickets: tickets.collect(), revocations: queue.saved(), unconfirmed: queue.unconfirmed() }
+    crate::store::record::StateFile {
+        version: 1,
+        tickets: tickets.collect(),
+        revocations: queue.saved(),
+        unconfirmed: queue.unconfirmed(),
+    }
 }

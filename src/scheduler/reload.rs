@@ -8,7 +8,7 @@ use crate::clock::Now;
 use crate::config::TicketSpec;
 use crate::scheduler::core::Core;
 use crate::scheduler::revoke::{forget_revocations, kept_active};
-use crate::state::identity;
+use crate::store::record::identity;
 use crate::token::Holding;
 
 /// What a reload changed.

@@ -2,7 +2,6 @@
 //! queued for revocation (and saved), due only once the new token is in every sink and the
 //! ticket's `on_change` hook has run; a ticket removed from the config keeps its token.
 
-use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use super::tests::{Running, credential_store, test_parts};
@@ -20,7 +19,8 @@ use crate::config::{ApiSpec, TicketSpec};
 use crate::config::{ConsumerSpec, Endpoint, HookSpec, TcrSpec, TcrTokenType, TicketSettings};
 use crate::credentials::Credentials;
 use crate::secret::Secret;
-use crate::state::StateFile;
+use crate::store::memory::{MemoryStore, Place};
+use crate::store::record::StateFile;
 use crate::token::{Issued, ThinStr, TokenPart};
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -83,10 +83,10 @@ fn token_ids(board: &Board) -> Vec<(String, &'static str)> {
 async fn issue_17_a_replaced_long_term_token_is_queued_and_due_after_every_sink_and_the_hook() {
     let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
     let board = Arc::new(Board::default());
-    let memory = Arc::new(Mutex::new(StateFile::default()));
+    let memory = Place::new();
     let (changed, mut changes) = mpsc::unbounded_channel();
     let parts = Parts {
-        persistence: Persistence::Memory(memory.clone()),
+        store: Arc::new(MemoryStore::open(&memory).expect("a place of its own")),
         changed: Some(changed),
         ..test_parts(&clock, Arc::new(FakeTcr { clock: clock.clone(), issued: Default::default() }), board.clone(), 3)
     };
@@ -111,7 +111,7 @@ async fn issue_17_a_replaced_long_term_token_is_queued_and_due_after_every_sink_
     assert!(crate::revocation::in_use(&board, &in_use));
     // Saved at once, waiting: a restart does not forget it.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let saved = memory.lock().unwrap().revocations.clone();
+    let saved = memory.state().revocations.clone();
     assert!(saved.iter().any(|p| p.token_id == entry.pending.token_id && p.after_generation == Some(2)), "{saved:?}");
     // The hook has run: due.
     ran.expect("a revocation waits for the hook").send(()).unwrap();
@@ -142,11 +142,11 @@ async fn issue_17_revocations_saved_for_a_ticket_gone_while_stopped_do_not_wait_
     let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
     let board = Arc::new(Board::default());
     let parts = Parts {
-        persistence: Persistence::Memory(Arc::new(Mutex::new(StateFile::default()))),
+        store: Arc::new(MemoryStore::new()),
         changed: None,
         ..test_parts(&clock, Arc::new(FakeTcr { clock: clock.clone(), issued: Default::default() }), board.clone(), 3)
     };
-    let pending = |ticket: &str, token_id: &str, after_generation| crate::state::PendingRevocation {
+    let pending = |ticket: &str, token_id: &str, after_generation| crate::store::record::PendingRevocation {
         ticket: ticket.into(),
         token_id: token_id.into(),
         endpoint: "https://tcr.tencentcloudapi.com/".into(),
@@ -211,12 +211,12 @@ async fn issue_17_a_long_term_token_minted_before_a_crash_and_never_published_is
         mode: 0o600,
         env_names: crate::config::EnvNames::defaults("TICKETD_", crate::config::Kind::Tcr),
     })];
-    let start = |memory: &Arc<Mutex<StateFile>>, board: &Arc<Board>, saved: StateFile| {
+    let start = |memory: &Arc<Place>, board: &Arc<Board>, saved: StateFile| {
         let parts = Parts {
             clock: Arc::new(clock.clone()),
             provider: provider.clone(),
             credentials: credential_store(None),
-            persistence: Persistence::Memory(memory.clone()),
+            store: Arc::new(MemoryStore::open(memory).expect("a place of its own")),
             board: board.clone(),
             watchdog: None,
             changed: None,
@@ -226,11 +226,11 @@ async fn issue_17_a_long_term_token_minted_before_a_crash_and_never_published_is
     };
 
     // Run 1: id-1 is minted; its sink fails. The state, saved at once, names it.
-    let (memory, board) = (Arc::new(Mutex::new(StateFile::default())), Arc::new(Board::default()));
+    let (memory, board) = (Place::new(), Arc::new(Board::default()));
     let running = start(&memory, &board, StateFile::default());
-    until("id-1 recorded in the saved state", || !memory.lock().unwrap().unconfirmed.is_empty()).await;
+    until("id-1 recorded in the saved state", || !memory.state().unconfirmed.is_empty()).await;
     // The crash: what the disk holds now is all the restart has.
-    let crashed = memory.lock().unwrap().clone();
+    let crashed = memory.state().clone();
     assert_eq!(crashed.unconfirmed.iter().map(|u| u.token_id.as_str()).collect::<Vec<_>>(), ["id-1"]);
     assert!(crashed.tickets["reg"].holding.current.is_none(), "the state records only what the sinks hold");
     assert!(crashed.revocations.is_empty(), "nothing is revoked while it may still be published");
@@ -240,14 +240,14 @@ async fn issue_17_a_long_term_token_minted_before_a_crash_and_never_published_is
     // (no ticket holds it, no sink ever had it) is due, id-2 never queued.
     std::fs::remove_file(&blocked).unwrap();
     std::fs::create_dir(&blocked).unwrap();
-    let (memory, board) = (Arc::new(Mutex::new(StateFile::default())), Arc::new(Board::default()));
+    let (memory, board) = (Place::new(), Arc::new(Board::default()));
     let running = start(&memory, &board, crashed);
     until("id-1 due", || token_ids(&board) == [("id-1".to_string(), "due")]).await;
     let held = board.get("reg").unwrap().current.unwrap().token.token_id.unwrap().to_string();
     assert_eq!(held, "id-2");
     assert!(std::fs::read_to_string(blocked.join("reg.token")).unwrap().contains("token-2"));
     until("the saved state without the published token as unconfirmed", || {
-        let saved = memory.lock().unwrap();
+        let saved = memory.state();
         saved.unconfirmed.is_empty() && saved.revocations.iter().any(|p| p.token_id == "id-1")
     })
     .await;
@@ -259,7 +259,7 @@ async fn issue_17_a_long_term_token_minted_before_a_crash_and_never_published_is
     published.revocations.clear();
     recorded.token_id = "id-2".into();
     published.unconfirmed = vec![recorded];
-    let (memory, board) = (Arc::new(Mutex::new(StateFile::default())), Arc::new(Board::default()));
+    let (memory, board) = (Place::new(), Arc::new(Board::default()));
     let running = start(&memory, &board, published);
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(board.revocations().is_empty(), "{:?}", token_ids(&board));
@@ -306,9 +306,9 @@ impl Provider for UnusableFirst {
 async fn issue_17_a_created_long_term_token_that_cannot_be_used_is_revoked() {
     let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
     let board = Arc::new(Board::default());
-    let memory = Arc::new(Mutex::new(StateFile::default()));
+    let memory = Place::new();
     let parts = Parts {
-        persistence: Persistence::Memory(memory.clone()),
+        store: Arc::new(MemoryStore::open(&memory).expect("a place of its own")),
         changed: None,
         ..test_parts(
             &clock,
@@ -331,7 +331,7 @@ async fn issue_17_a_created_long_term_token_that_cannot_be_used_is_revoked() {
     queued.sort();
     assert_eq!(queued, ["id-1", "id-2", "id-3"], "every created token that cannot be used is revoked");
     assert!(token_ids(&board).iter().all(|(_, stage)| *stage == "due"), "{:?}", token_ids(&board));
-    until("the revocations saved", || memory.lock().unwrap().revocations.len() == 3).await;
+    until("the revocations saved", || memory.state().revocations.len() == 3).await;
     running.stop().await;
 }
 
@@ -342,9 +342,9 @@ async fn issue_17_a_created_long_term_token_that_cannot_be_used_is_revoked() {
 async fn issue_17_without_a_hook_runner_a_ticket_with_a_hook_keeps_its_replaced_token() {
     let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
     let board = Arc::new(Board::default());
-    let memory = Arc::new(Mutex::new(StateFile::default()));
+    let memory = Place::new();
     let parts = Parts {
-        persistence: Persistence::Memory(memory.clone()),
+        store: Arc::new(MemoryStore::open(&memory).expect("a place of its own")),
         changed: None,
         ..test_parts(&clock, Arc::new(FakeTcr { clock: clock.clone(), issued: Default::default() }), board.clone(), 3)
     };

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 
 use crate::board::Board;
 use crate::config::{ApiSpec, TicketSpec};
-use crate::state::PendingRevocation;
+use crate::store::record::PendingRevocation;
 use crate::token::Current;
 
 /// The revocation of TCR long-term token `token_id` of ticket `spec`, replaced by `generation`

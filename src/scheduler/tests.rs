@@ -25,7 +25,8 @@ use crate::credentials::CredentialStore;
 use crate::credentials::Credentials;
 use crate::secret::Secret;
 use crate::signing::sls::V1Mac;
-use crate::state::StateFile;
+use crate::store::memory::{MemoryStore, Place};
+use crate::store::record::StateFile;
 use crate::token::{Issued, TicketPart, TokenPart};
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -204,7 +205,7 @@ pub(super) fn test_parts(clock: &PausedClock, provider: Arc<dyn Provider>, board
         clock: Arc::new(clock.clone()),
         provider,
         credentials: credential_store(None),
-        persistence: Persistence::Memory(Arc::new(Mutex::new(StateFile::default()))),
+        store: Arc::new(MemoryStore::new()),
         board,
         watchdog: None,
         changed: None,
@@ -266,12 +267,12 @@ async fn simulate(
     credentials: CredentialStore,
     length: Duration,
 ) -> Run {
-    let memory = Arc::new(Mutex::new(StateFile::default()));
+    let memory = Place::new();
     let parts = Parts {
         clock: Arc::new(clock.clone()),
         provider,
         credentials,
-        persistence: Persistence::Memory(memory),
+        store: Arc::new(MemoryStore::open(&memory).expect("a place of its own")),
         board: Arc::new(Board::default()),
         watchdog: None,
         changed: None,
@@ -627,7 +628,7 @@ async fn the_watchdog_is_pinged_from_the_loop_while_nothing_is_due() {
         clock: Arc::new(clock.clone()),
         provider: FakeSls::new(clock.clone(), 0.0, 1),
         credentials: credential_store(None),
-        persistence: Persistence::Memory(Arc::new(Mutex::new(StateFile::default()))),
+        store: Arc::new(MemoryStore::new()),
         board: Arc::new(Board::default()),
         watchdog: Some(Watchdog {
             interval: Duration::from_secs(30),
@@ -1123,7 +1124,7 @@ async fn issue_16_a_token_too_short_to_be_useful_is_a_failed_call_with_backoff()
 /// saved so far, and counts the calls that came first (issue #16, item 16).
 struct SavedFirst {
     inner: Arc<FakeSls>,
-    state: Arc<Mutex<StateFile>>,
+    state: Arc<Place>,
     unsaved: std::sync::atomic::AtomicUsize,
     checked: std::sync::atomic::AtomicUsize,
 }
@@ -1137,7 +1138,7 @@ impl Provider for SavedFirst {
     ) -> BoxFuture<Result<Issued, ProviderError>> {
         use std::sync::atomic::Ordering::SeqCst;
         if let Operation::Refresh { ticket } = &op {
-            let state = self.state.lock().unwrap();
+            let state = self.state.state();
             let saved = state.tickets.get(spec.name.as_str()).is_some_and(|t| {
                 let held = t.holding.current.as_ref().and_then(|c| c.ticket.as_ref());
                 held.into_iter().chain(t.holding.pending.as_deref()).any(|p| p.value.expose() == ticket.expose())
@@ -1154,10 +1155,10 @@ impl Provider for SavedFirst {
 #[tokio::test(start_paused = true)]
 async fn issue_16_a_new_ticket_is_saved_before_its_first_token_is_asked_for() {
     let (_, fake, board, mut parts) = reliable_sls(23);
-    let state = Arc::new(Mutex::new(StateFile::default()));
+    let state = Place::new();
     // Each save takes 25 ms of real time, as a big state does: saves are then spaced (the next
     // comes at least 9 x 25 ms later), which once let a new ticket's first call run ahead of it.
-    parts.persistence = Persistence::SlowMemory(state.clone(), Duration::from_millis(25));
+    parts.store = Arc::new(MemoryStore::open(&state).expect("a place of its own").slow(Duration::from_millis(25)));
     let provider = Arc::new(SavedFirst { inner: fake.clone(), state, unsaved: 0.into(), checked: 0.into() });
     parts.provider = provider.clone();
     let scheduler = Scheduler::new(parts, vec![sls_ticket("a", 30 * DAY, DAY)], StateFile::default());

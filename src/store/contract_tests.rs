@@ -1,0 +1,197 @@
+//! The [`Store`] contract as one suite, run for every implementation: the file store and the
+//! in-memory store the scheduler's tests use.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::clock::from_unix_seconds;
+use crate::secret::Secret;
+use crate::store::contract::{Store, StoreError};
+use crate::store::record::{PendingRevocation, Snapshot, StateFile, StoredTicket, StoredTicketRef};
+use crate::token::{Current, Holding, TokenPart};
+
+/// How the suite reaches one place of an implementation.
+pub(crate) trait Harness {
+    type S: Store;
+    /// Open (and lock) a store on the suite's place.
+    fn open(&self) -> Result<Self::S, StoreError>;
+    /// Make what the place holds unreadable as a state.
+    fn corrupt(&self);
+    /// Make `store` lose its lock, if this implementation can lose one (a lease); `false` if
+    /// it cannot (an `flock` lasts while its file is open).
+    fn lose_lock(&self, store: &Self::S) -> bool;
+}
+
+fn holding(generation: u64, token: &str) -> Holding {
+    let t = from_unix_seconds(1_704_164_645);
+    let token = TokenPart {
+        value: Secret::new(token),
+        username: None,
+        token_id: Some("tid".into()),
+        issued_at: t.into(),
+        expires_at: (t + Duration::from_secs(3600)).into(),
+    };
+    Holding {
+        current: Some(Current { ticket: None, token, generation, refreshed_at: t.into(), expires_mono: None }),
+        pending: None,
+    }
+}
+
+fn stored(generation: u64, token: &str) -> StoredTicket {
+    StoredTicket { kind: "sls".into(), identity: "sls endpoint=x".into(), holding: holding(generation, token) }
+}
+
+fn revocation(token_id: &str) -> PendingRevocation {
+    PendingRevocation {
+        ticket: "b".into(),
+        token_id: token_id.into(),
+        endpoint: "https://tcr.example".into(),
+        region: "ap-guangzhou".into(),
+        registry_id: "tcr-1".into(),
+        credentials: "prod".into(),
+        after_generation: Some(2),
+        since: from_unix_seconds(1_704_164_000).into(),
+    }
+}
+
+fn sample() -> StateFile {
+    let tickets: BTreeMap<String, StoredTicket> =
+        [("a".to_string(), stored(1, "tok-a")), ("b".to_string(), stored(7, "tok-b"))].into();
+    StateFile {
+        tickets,
+        revocations: vec![revocation("r1")],
+        unconfirmed: vec![revocation("u1")],
+        ..StateFile::empty()
+    }
+}
+
+/// Save `state` as the scheduler does: streamed from borrowed records.
+fn save_all(store: &impl Store, state: &StateFile) -> Result<(), StoreError> {
+    let tickets = |visit: &mut dyn FnMut(&str, &StoredTicketRef<'_>)| {
+        for (name, t) in &state.tickets {
+            let kind = if t.kind == "sls" { "sls" } else { "tcr" };
+            let record =
+                StoredTicketRef { kind, identity: t.identity.clone(), holding: std::borrow::Cow::Borrowed(&t.holding) };
+            visit(name, &record);
+        }
+    };
+    store.save_all(&Snapshot { tickets: &tickets, revocations: &state.revocations, unconfirmed: &state.unconfirmed })
+}
+
+/// Every clause of the contract, in turn, on `harness`'s place (empty to begin with).
+pub(crate) fn keeps_the_contract(harness: &impl Harness) {
+    // Load: a place never saved to is an empty state.
+    let store = harness.open().expect("the place opens");
+    store.lock().expect("a store holds its lock from its opening");
+    let loaded = store.load().unwrap();
+    assert_eq!(loaded.state, StateFile::empty());
+    assert!(loaded.set_aside.is_none());
+
+    // Save all: what is saved loads back as it was, revocations included.
+    save_all(&store, &sample()).unwrap();
+    assert_eq!(store.load().unwrap().state, sample());
+    // And replaces everything: a ticket no longer in the snapshot is gone.
+    let mut fewer = sample();
+    fewer.tickets.remove("b");
+    fewer.revocations.clear();
+    save_all(&store, &fewer).unwrap();
+    assert_eq!(store.load().unwrap().state, fewer);
+
+    // Save one: one record changes, is added or is removed; nothing else does.
+    save_all(&store, &sample()).unwrap();
+    store.save_one("a", Some(&stored(2, "tok-a2"))).unwrap();
+    let mut expected = sample();
+    expected.tickets.insert("a".into(), stored(2, "tok-a2"));
+    assert_eq!(store.load().unwrap().state, expected);
+    store.save_one("c", Some(&stored(1, "tok-c"))).unwrap();
+    store.save_one("b", None).unwrap();
+    expected.tickets.insert("c".into(), stored(1, "tok-c"));
+    expected.tickets.remove("b");
+    assert_eq!(store.load().unwrap().state, expected);
+
+    // Exclusive lock: a second holder is refused while the first lives, and its refusal
+    // changes nothing; once the first is dropped (or its process dies), the next one gets it.
+    let second = harness.open();
+    assert!(matches!(second, Err(StoreError::InUse { .. })), "a second holder: {:?}", second.err());
+    assert_eq!(store.load().unwrap().state, expected, "the refused opener changed nothing");
+    drop(store);
+    let store = harness.open().expect("the lock was released with its holder");
+    assert_eq!(store.load().unwrap().state, expected, "the state outlives its holder");
+
+    // A corrupt state is set aside, never overwritten; the load goes on with an empty state,
+    // and the next load finds nothing (the corrupt one is no longer in the way).
+    harness.corrupt();
+    let loaded = store.load().unwrap();
+    assert!(loaded.set_aside.is_some(), "a corrupt state is reported set aside");
+    assert_eq!(loaded.state, StateFile::empty());
+    let again = store.load().unwrap();
+    assert!(again.set_aside.is_none() && again.state == StateFile::empty(), "{:?}", again.set_aside);
+
+    // A lost lock: nothing is read or written from then on.
+    save_all(&store, &sample()).unwrap();
+    if harness.lose_lock(&store) {
+        assert!(matches!(store.lock(), Err(StoreError::NotLocked { .. })));
+        assert!(matches!(store.load(), Err(StoreError::NotLocked { .. })));
+        assert!(matches!(save_all(&store, &fewer), Err(StoreError::NotLocked { .. })));
+        assert!(matches!(store.save_one("a", None), Err(StoreError::NotLocked { .. })));
+        drop(store);
+        let next = harness.open().expect("the lock is free");
+        assert_eq!(next.load().unwrap().state, sample(), "the holder that lost its lock wrote nothing");
+    }
+}
+
+mod file {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::store::file::{FileStore, STATE_FILE};
+
+    struct Files(PathBuf);
+
+    impl Harness for Files {
+        type S = FileStore;
+        fn open(&self) -> Result<FileStore, StoreError> {
+            FileStore::open(&self.0)
+        }
+        fn corrupt(&self) {
+            std::fs::write(self.0.join(STATE_FILE), b"{\"version\": 1, \"tick").unwrap();
+        }
+        fn lose_lock(&self, _: &FileStore) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn the_file_store_keeps_the_store_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        keeps_the_contract(&Files(dir.path().join("state")));
+    }
+}
+
+mod memory {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::store::memory::{MemoryStore, Place};
+
+    struct Memory(Arc<Place>);
+
+    impl Harness for Memory {
+        type S = MemoryStore;
+        fn open(&self) -> Result<MemoryStore, StoreError> {
+            MemoryStore::open(&self.0)
+        }
+        fn corrupt(&self) {
+            self.0.corrupt();
+        }
+        fn lose_lock(&self, _: &MemoryStore) -> bool {
+            self.0.break_lock();
+            true
+        }
+    }
+
+    #[test]
+    fn the_memory_store_keeps_the_store_contract() {
+        keeps_the_contract(&Memory(Place::new()));
+    }
+}
