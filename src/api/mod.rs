@@ -15,5 +15,6 @@ mod stream;
 mod tcp;
 mod tickets;
 
-pub(crate) use socket::{ApiError, ApiServer};
+pub use socket::ApiError;
+pub(crate) use socket::ApiServer;
 pub(crate) use tcp::MetricsServer;

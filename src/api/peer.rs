@@ -12,18 +12,18 @@ use std::sync::Arc;
 
 /// A caller's credentials, fixed when its connection was accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Peer {
-    pub uid: u32,
-    pub gid: u32,
+pub(crate) struct Peer {
+    pub(crate) uid: u32,
+    pub(crate) gid: u32,
     /// For log lines only: a pid can be reused, so it never decides access.
-    pub pid: Option<i32>,
+    pub(crate) pid: Option<i32>,
     /// Supplementary groups (`SO_PEERGROUPS`), sorted.
-    pub groups: Arc<[u32]>,
+    pub(crate) groups: Arc<[u32]>,
 }
 
 impl Peer {
     /// The credentials of the process at the other end of `socket` (a connected unix socket).
-    pub fn of(socket: impl AsFd) -> std::io::Result<Peer> {
+    pub(crate) fn of(socket: impl AsFd) -> std::io::Result<Peer> {
         let fd = socket.as_fd();
         let cred = peer_cred(fd)?;
         let mut groups = peer_groups(fd)?;
@@ -41,7 +41,7 @@ impl Peer {
     }
 
     /// Whether the caller was in `gid`, as its primary or a supplementary group.
-    pub fn in_group(&self, gid: u32) -> bool {
+    pub(crate) fn in_group(&self, gid: u32) -> bool {
         self.gid == gid || self.groups.binary_search(&gid).is_ok()
     }
 }

@@ -30,13 +30,13 @@ use tokio_util::sync::CancellationToken;
 
 /// A request's headers must arrive within this long (also the next request on a kept-alive
 /// connection, and the first on a new one).
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection with no request being answered that reads and writes nothing for this long closes.
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// At most this many request headers.
-pub const MAX_HEADERS: usize = 32;
+pub(crate) const MAX_HEADERS: usize = 32;
 /// At most this many bytes of buffered request (headers and body).
-pub const MAX_REQUEST_BYTES: usize = 16 * 1024;
+pub(crate) const MAX_REQUEST_BYTES: usize = 16 * 1024;
 /// A refused client may read this before the connection closes.
 const REFUSED: &[u8] =
     b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 24\r\n\r\ntoo many connections now";
@@ -45,16 +45,16 @@ const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
 
 /// One listener's limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// The listener's name in log lines.
-    pub listener: &'static str,
-    pub max_connections: usize,
-    pub header_read_timeout: Duration,
-    pub idle_timeout: Duration,
+    pub(crate) listener: &'static str,
+    pub(crate) max_connections: usize,
+    pub(crate) header_read_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
 }
 
 impl Limits {
-    pub fn new(listener: &'static str, max_connections: usize) -> Limits {
+    pub(crate) fn new(listener: &'static str, max_connections: usize) -> Limits {
         Limits { listener, max_connections, header_read_timeout: HEADER_READ_TIMEOUT, idle_timeout: IDLE_TIMEOUT }
     }
 }
@@ -81,7 +81,7 @@ impl Listener for tokio::net::TcpListener {
 
 /// Serve `app` on `listener` until `stop`. `identify` names each connection's caller once, when
 /// it is accepted; its answer is in every request's extensions (a connection it fails on closes).
-pub async fn serve<L, E>(
+pub(crate) async fn serve<L, E>(
     listener: L,
     limits: Limits,
     app: axum::Router,

@@ -32,7 +32,7 @@ pub enum ApiError {
 }
 
 /// A running API server; [`ApiServer::stop`] closes the listener and removes the socket file.
-pub struct ApiServer {
+pub(crate) struct ApiServer {
     /// The socket's directory, held, and the socket's name in it.
     dir: Dir,
     name: OsString,
@@ -45,7 +45,7 @@ pub struct ApiServer {
 impl ApiServer {
     /// Bind `spec.path` (with its mode and group set before anyone can connect) and serve, within
     /// `limits` (its connection cap comes from the [`crate::fd_budget::FdBudget`]).
-    pub async fn start(
+    pub(crate) async fn start(
         spec: &SocketSpec,
         board: Arc<Board>,
         clock: Arc<dyn Clock>,
@@ -72,7 +72,7 @@ impl ApiServer {
 
     /// Resolves only if serving stopped before [`stop`](Self::stop) was called (a bug: it
     /// panicked), so the daemon can report it rather than run on without it.
-    pub async fn ended(&mut self) {
+    pub(crate) async fn ended(&mut self) {
         if self.ended {
             return std::future::pending().await;
         }
@@ -80,7 +80,7 @@ impl ApiServer {
         self.ended = true;
     }
 
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.stop.cancel();
         if !self.ended {
             let _ = self.task.await;
@@ -127,7 +127,7 @@ async fn bind(spec: &SocketSpec) -> Result<(UnixListener, Dir, OsString), ApiErr
 }
 
 /// The mode of a socket directory ticketd creates.
-pub const SOCKET_DIR_MODE: u32 = 0o755;
+pub(crate) const SOCKET_DIR_MODE: u32 = 0o755;
 
 #[cfg(test)]
 mod tests {

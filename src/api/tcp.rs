@@ -13,7 +13,7 @@ use crate::clock::Clock;
 
 /// The TCP metrics listener (`metrics_listen`): `GET /metrics`, plus `/healthz` and `/readyz`
 /// (as on the socket) for HTTP probes such as Kubernetes'.
-pub struct MetricsServer {
+pub(crate) struct MetricsServer {
     stop: CancellationToken,
     task: tokio::task::JoinHandle<()>,
     /// `task` has ended (see [`MetricsServer::ended`]).
@@ -23,7 +23,7 @@ pub struct MetricsServer {
 impl MetricsServer {
     /// Listen on `addr` and serve within `limits` (its connection cap comes from the
     /// [`crate::fd_budget::FdBudget`]; it is open to whoever can reach the address).
-    pub async fn start(
+    pub(crate) async fn start(
         addr: SocketAddr,
         board: Arc<Board>,
         clock: Arc<dyn Clock>,
@@ -57,7 +57,7 @@ impl MetricsServer {
 
     /// Resolves only if serving stopped before [`stop`](Self::stop) was called (a bug: it
     /// panicked), so the daemon can report it rather than run on without it.
-    pub async fn ended(&mut self) {
+    pub(crate) async fn ended(&mut self) {
         if self.ended {
             return std::future::pending().await;
         }
@@ -65,7 +65,7 @@ impl MetricsServer {
         self.ended = true;
     }
 
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.stop.cancel();
         if !self.ended {
             let _ = self.task.await;
