@@ -365,7 +365,9 @@ fn bench_scale(options: &Options, emulator: &Emulator, dir: &Path, report: &mut 
     let n = options.pick(100_000, 5_000);
     let (token_lifetime, window) = options.pick(("60s", Duration::from_secs(120)), ("15s", Duration::from_secs(20)));
     report.line(&format!(
-        "\n## 2. Scale: {n} SLS tickets, token_lifetime {token_lifetime}, measured for {window:?} after all hold a token\n"
+        "\n## 2. Scale: {n} SLS tickets, token_lifetime {token_lifetime}, the daemon's whole life: load, {window:?} of \
+         refresh waves, ten /metrics scrapes, one GET /v1/tickets, a SIGHUP reload changing one ticket, a restart from \
+         saved state\n"
     ));
     let config = write_config(dir, emulator, n, "10m", token_lifetime);
     let log = dir.join("ticketd.txt");
@@ -373,23 +375,74 @@ fn bench_scale(options: &Options, emulator: &Emulator, dir: &Path, report: &mut 
     let calls_before = emulator.sls_calls();
     let mut daemon = process::start_daemon(&config, &log, &[]);
     let pid = daemon.pid();
+    // Each phase's peak: VmHWM, set back to the RSS of the moment when the phase starts.
+    let mut phases: Vec<(String, u64, String)> = Vec::new();
     let ready_after = process::wait_ready(&mut daemon, &socket, Duration::from_secs(900), &log);
+    phases.push(("load (until every ticket holds a token)".into(), process::peak_rss_kib(pid), String::new()));
     let loading_calls = emulator.sls_calls() - calls_before;
     let loading_cpu = process::cpu_time(pid);
     let rss_ready = process::rss_kib(pid);
     let refreshes_before = emulator.count("refresh_token");
-    let mut rss_max = rss_ready;
+    process::reset_peak(pid);
     let start = Instant::now();
     while start.elapsed() < window {
         std::thread::sleep(Duration::from_millis(500));
-        rss_max = rss_max.max(process::rss_kib(pid));
     }
     let refreshes = emulator.count("refresh_token") - refreshes_before;
     let window_cpu = process::cpu_time(pid) - loading_cpu;
+    phases.push((format!("refresh waves ({window:?})"), process::peak_rss_kib(pid), format!("{refreshes} refreshes")));
+    let timed_get = |path: &str| {
+        let start = Instant::now();
+        let (status, len) = process::socket_get_len(&socket, path).unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert_eq!(status, 200, "GET {path}");
+        (len, start.elapsed())
+    };
+    process::reset_peak(pid);
+    let scrapes: Vec<(usize, Duration)> = (0..10).map(|_| timed_get("/metrics")).collect();
+    let slowest = scrapes.iter().map(|s| s.1).max().unwrap_or_default();
+    phases.push((
+        "ten /metrics scrapes".into(),
+        process::peak_rss_kib(pid),
+        format!("{} bytes each, slowest {:.0} ms", scrapes[0].0, slowest.as_secs_f64() * 1e3),
+    ));
+    process::reset_peak(pid);
+    let (list_bytes, list_time) = timed_get("/v1/tickets");
+    phases.push((
+        "one GET /v1/tickets".into(),
+        process::peak_rss_kib(pid),
+        format!("{list_bytes} bytes, {:.0} ms", list_time.as_secs_f64() * 1e3),
+    ));
+    // The reload: ticket t000000's token lifetime changes.
+    let text = fs::read_to_string(&config).expect("config");
+    let changed = text.replacen(&format!("token_lifetime = \"{token_lifetime}\""), "token_lifetime = \"59s\"", 1);
+    fs::write(&config, changed).expect("rewrite the config");
+    process::reset_peak(pid);
+    let reload_start = Instant::now();
+    process::hangup(pid);
+    let reloaded = process::wait_for_log(&log, "reloaded the configuration", 1, Duration::from_secs(300));
+    phases.push((
+        "SIGHUP reload changing one ticket".into(),
+        process::peak_rss_kib(pid),
+        if reloaded {
+            format!("{:.1} s", reload_start.elapsed().as_secs_f64())
+        } else {
+            "NOT reloaded in 300 s".into()
+        },
+    ));
     let rss_end = process::rss_kib(pid);
     let ready_status = process::socket_get(&socket, "/readyz").map_or(0, |(status, _)| status);
     let usage = daemon.stop();
     let secrets = process::secret_bytes_in_state(&dir.join("state/state.json"));
+    // The restart, from the state just saved.
+    let mut again = process::start_daemon(&config, &log, &[]);
+    let restart_ready = process::wait_ready(&mut again, &socket, Duration::from_secs(900), &log);
+    std::thread::sleep(options.pick(Duration::from_secs(10), Duration::from_secs(3)));
+    let restart = again.stop();
+    phases.push((
+        "restart from saved state (until ready, then 10 s)".into(),
+        restart.peak_rss_kib,
+        format!("ready after {:.1} s", restart_ready.as_secs_f64()),
+    ));
     let per_thousand = |cpu: Duration, calls: u64| cpu.as_secs_f64() * 1000.0 / calls.max(1) as f64;
     report.line("| figure | value |");
     report.line("|---|---|");
@@ -399,22 +452,25 @@ fn bench_scale(options: &Options, emulator: &Emulator, dir: &Path, report: &mut 
         ("CPU while loading, per 1,000 calls", format!("{:.3} s", per_thousand(loading_cpu, loading_calls))),
         ("RefreshToken calls in the window", refreshes.to_string()),
         ("CPU in the window, per 1,000 refreshes", format!("{:.3} s", per_thousand(window_cpu, refreshes))),
-        ("ready at the end of the window (/readyz)", if ready_status == 200 { "yes" } else { "NO" }.to_string()),
+        ("ready after the reload (/readyz)", if ready_status == 200 { "yes" } else { "NO" }.to_string()),
         ("secrets held (tickets + tokens, from state.json)", format!("{:.1} MiB", secrets as f64 / MIB)),
-        (
-            "RSS when all were ready / highest in the window / at the end",
-            format!("{:.1} / {:.1} / {:.1} MiB", mib(rss_ready), mib(rss_max), mib(rss_end)),
-        ),
-        ("peak RSS of the whole run (wait4)", format!("{:.1} MiB", mib(usage.peak_rss_kib))),
+        ("RSS when all were ready / at the end", format!("{:.1} / {:.1} MiB", mib(rss_ready), mib(rss_end))),
+        ("peak RSS of the first run, load to reload (wait4)", format!("{:.1} MiB", mib(usage.peak_rss_kib))),
     ] {
         report.line(&format!("| {what} | {value} |"));
     }
+    report.line("\n| phase | peak RSS (VmHWM, reset when the phase starts) | detail |");
+    report.line("|---|---|---|");
+    for (phase, peak, detail) in &phases {
+        report.line(&format!("| {phase} | {:.1} MiB | {detail} |", mib(*peak)));
+    }
     report.line("");
+    let whole = usage.peak_rss_kib.max(restart.peak_rss_kib);
     let limit = 16.0 * MIB + 1.5 * secrets as f64;
     report.target(
-        "peak RSS ≤ 16 MiB + 1.5 × secrets",
-        (usage.peak_rss_kib * 1024) as f64 <= limit,
-        format!("{:.1} MiB against {:.1} MiB", mib(usage.peak_rss_kib), limit / MIB),
+        "peak RSS over the whole life ≤ 16 MiB + 1.5 × secrets",
+        (whole * 1024) as f64 <= limit,
+        format!("{:.1} MiB against {:.1} MiB", mib(whole), limit / MIB),
     );
 }
 
@@ -520,12 +576,21 @@ fn bench_socket(options: &Options, socket: &Path, dir: &Path, report: &mut Repor
         report.line("SKIPPED: nginx is not installed");
         return;
     };
-    let theirs = load::run(&nginx.socket, path, &body, clients, duration);
+    // Three windows each, taken in turn; the ratio reported is the median window's.
+    let mut runs = Vec::new();
+    for _ in 0..3 {
+        let theirs = load::run(&nginx.socket, path, &body, clients, duration);
+        let ours = load::run(socket, path, &body, clients, duration);
+        runs.push((ours.per_second() / theirs.per_second(), theirs, ours));
+    }
     nginx.stop();
-    let ours = load::run(socket, path, &body, clients, duration);
-    report.line("| server | requests/s | p50 | p99 | requests | reconnects |");
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let ratios: Vec<String> = runs.iter().map(|r| format!("{:.2}×", r.0)).collect();
+    let (ratio, theirs, ours) = &runs[1];
+    let ratio = *ratio;
+    report.line("| server (the median window) | requests/s | p50 | p99 | requests | reconnects |");
     report.line("|---|---|---|---|---|---|");
-    for (who, r) in [("nginx (2 workers, static file)", &theirs), ("ticketd", &ours)] {
+    for (who, r) in [("nginx (2 workers, static file)", theirs), ("ticketd", ours)] {
         report.line(&format!(
             "| {who} | {:.0} | {:.0} µs | {:.0} µs | {} | {} |",
             r.per_second(),
@@ -535,9 +600,8 @@ fn bench_socket(options: &Options, socket: &Path, dir: &Path, report: &mut Repor
             r.reconnects
         ));
     }
-    report.line(&format!("\nBody: {} bytes of JSON.\n", body.len()));
-    let ratio = ours.per_second() / theirs.per_second();
-    report.target("≥ 0.8× nginx's requests/s", ratio >= 0.8, format!("{ratio:.2}×"));
+    report.line(&format!("\nBody: {} bytes of JSON. The three windows' ratios: {}.\n", body.len(), ratios.join(", ")));
+    report.target("≥ 1.0× nginx's requests/s (median of three windows)", ratio >= 1.0, format!("{ratio:.2}×"));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,9 +10,38 @@ use std::time::{Duration, Instant};
 pub const ACCESS_KEY_ID: &str = "LTAIbenchmark";
 pub const ACCESS_KEY_SECRET: &str = "bench-secret-0123456789abcdef";
 
-/// The `ticketd` binary cargo built for this benchmark (release profile).
+/// The `ticketd` binary cargo built for this benchmark (release profile), or the one
+/// `TICKETD_BENCH_BINARY` names (an older build, for a before/after comparison).
 pub fn ticketd_binary() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_ticketd"))
+    std::env::var_os("TICKETD_BENCH_BINARY").map_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_ticketd")), PathBuf::from)
+}
+
+/// The highest resident set size since the last [`reset_peak`] (VmHWM), KiB.
+pub fn peak_rss_kib(pid: u32) -> u64 {
+    status_field(&PathBuf::from(format!("/proc/{pid}/status")), "VmHWM").unwrap_or(0)
+}
+
+/// Start a new peak: VmHWM is set back to the RSS now (`clear_refs` 5).
+pub fn reset_peak(pid: u32) {
+    let _ = fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
+
+/// Send SIGHUP (reload) to a child.
+pub fn hangup(pid: u32) {
+    // SAFETY: kill has no memory-safety preconditions; the pid is our child, not yet reaped.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGHUP) };
+}
+
+/// Wait until `log` holds `count` lines containing `needle` (bounded by `timeout`).
+pub fn wait_for_log(log: &Path, needle: &str, count: usize, timeout: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if fs::read_to_string(log).is_ok_and(|t| t.lines().filter(|l| l.contains(needle)).count() >= count) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
 }
 
 /// A command with the benchmark keys in its environment and nothing inherited that could change
@@ -205,6 +234,31 @@ pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
 /// A `GET` on a unix socket, by the client `ticketd status` uses.
 pub fn socket_get(socket: &Path, path: &str) -> Result<(u16, Vec<u8>), ticketd::api::client::ClientError> {
     block_on(ticketd::api::client::get(socket, path))
+}
+
+/// A `GET` on a unix socket whose answer may be big: HTTP/1.0, read to the end through a 64 KiB
+/// buffer and counted, not kept. The status and the body's length.
+pub fn socket_get_len(socket: &Path, path: &str) -> std::io::Result<(u16, usize)> {
+    use std::io::{Read, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(Duration::from_secs(300)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: ticketd\r\n\r\n")?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut head, mut total, mut header_len) = (Vec::new(), 0usize, None);
+    loop {
+        let n = stream.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        total += n;
+        if header_len.is_none() {
+            head.extend_from_slice(&buf[..n]);
+            header_len = head.windows(4).position(|w| w == b"\r\n\r\n").map(|p| p + 4);
+        }
+    }
+    let text = String::from_utf8_lossy(&head[..head.len().min(64)]).into_owned();
+    let status = text.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    Ok((status, total - header_len.unwrap_or(total)))
 }
 
 /// `ticketd run -c config`, logging to `log`.
