@@ -1,6 +1,7 @@
 //! The HTTP client every provider shares: rustls with the ring provider, timeouts on every call,
 //! and response bodies read with a size limit.
 
+use std::fmt;
 use std::time::Duration;
 
 /// Connecting to an API may take this long.
@@ -35,4 +36,35 @@ pub async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, St
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// Where an API lives: `https://host` for a bare host, or a full URL (http only on loopback).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub base: reqwest::Url,
+}
+
+impl Endpoint {
+    /// The `Host` header value as sent (with the port when it is not the scheme's default).
+    pub fn host_header(&self) -> String {
+        let host = self.base.host_str().unwrap_or_default();
+        match self.base.port() {
+            Some(port) => format!("{host}:{port}"),
+            None => host.to_string(),
+        }
+    }
+
+    /// The URL of `path` on this endpoint.
+    pub fn url(&self, path: &str) -> reqwest::Url {
+        let mut url = self.base.clone();
+        let prefix = url.path().trim_end_matches('/').to_string();
+        url.set_path(&format!("{prefix}{path}"));
+        url
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.base.as_str().trim_end_matches('/'))
+    }
 }

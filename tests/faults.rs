@@ -93,7 +93,7 @@ async fn every_fault_mode_is_recognised_for_what_it_is() {
                 .call(&ticket, Operation::Mint, key.clone())
                 .await
                 .expect_err("the injected fault fails the call");
-            let class = err.retry_class();
+            let class = ticketd::scheduler::timing::retry_class(&err);
             let text = err.to_string();
             match expected {
                 "clock" => assert!(err.is_clock_skew(), "{service:?} {fault:?}: {text}"),

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use crate::credentials::CredentialError;
-use crate::scheduler::timing::RetryClass;
 
 /// A failed API call. Messages never contain a secret: server text is cut and scrubbed of the
 /// secrets the request carried.
@@ -50,21 +49,34 @@ pub enum ApiErrorKind {
     Permanent,
 }
 
+/// What a failed call says about retrying it, as the API layer knows it; the scheduler turns it
+/// into its retry class (`scheduler::timing::retry_class`), so this layer never names the scheduler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// Network trouble, a server error or throttling: worth retrying soon; the server may say when.
+    Transient { after: Option<Duration> },
+    /// The request was rejected because the host clock is off.
+    ClockSkew,
+    /// Retrying will not help until something changes (keys, permissions, parameters).
+    Permanent,
+}
+
 impl ProviderError {
-    pub fn retry_class(&self) -> RetryClass {
+    /// How this failure should be retried.
+    pub fn class(&self) -> ErrorClass {
         match self {
             ProviderError::Transport { .. }
             | ProviderError::Timeout { .. }
             | ProviderError::Malformed { .. }
-            | ProviderError::Internal { .. } => RetryClass::Transient { after: None },
+            | ProviderError::Internal { .. } => ErrorClass::Transient { after: None },
             ProviderError::Api { kind: ApiErrorKind::Transient, retry_after, .. } => {
-                RetryClass::Transient { after: *retry_after }
+                ErrorClass::Transient { after: *retry_after }
             }
             // The host clock may be corrected any second: retry soon, not in a quarter hour.
-            ProviderError::Api { kind: ApiErrorKind::ClockSkew, .. } => RetryClass::ClockSkew,
+            ProviderError::Api { kind: ApiErrorKind::ClockSkew, .. } => ErrorClass::ClockSkew,
             // Each try creates a credential (revoked, but created): as slowly as a refusal.
             ProviderError::Api { .. } | ProviderError::Credentials(_) | ProviderError::Unusable { .. } => {
-                RetryClass::Permanent
+                ErrorClass::Permanent
             }
         }
     }
@@ -97,7 +109,7 @@ mod tests {
             kind: ApiErrorKind::Transient,
             retry_after: Some(Duration::from_secs(3)),
         };
-        assert_eq!(e.retry_class(), RetryClass::Transient { after: Some(Duration::from_secs(3)) });
+        assert_eq!(e.class(), ErrorClass::Transient { after: Some(Duration::from_secs(3)) });
         assert_eq!(e.to_string(), "SLS CreateTicket: HTTP 503 ServerBusy: busy (request id r1)");
     }
 }

@@ -1,14 +1,20 @@
-//! Cloud API clients, one folder per API, behind one [`Provider`] trait the scheduler calls.
+//! Cloud APIs, one folder each (`sls/`, `dsw/`, `tcr/`: spec, client, [`Api`] implementation),
+//! registered by one line in `kinds.rs`, behind the [`Provider`] trait the scheduler calls.
 
 pub(crate) mod answer;
+pub mod api;
 pub mod dsw;
 pub mod error;
+pub mod kinds;
 pub mod operation;
 pub mod provider;
 pub mod ratelimit;
+pub mod registry;
 pub mod sls;
 pub mod tcr;
 
+pub use api::{Api, CallContext, Lifecycle};
 pub use error::{ApiErrorKind, ProviderError};
+pub use kinds::{ApiSpec, Kind};
 pub use operation::{BoxFuture, Operation};
 pub use provider::{CloudProvider, Provider};

@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 
+use crate::apis::api::CallContext;
 use crate::apis::error::ProviderError;
 use crate::apis::operation::{BoxFuture, Operation};
-use crate::apis::{dsw, ratelimit, sls, tcr};
-use crate::config::{ApiSpec, RateLimits, TicketSpec};
+use crate::apis::{ratelimit, tcr};
+use crate::config::{RateLimits, TicketSpec, Vendor};
 use crate::credentials::Credentials;
 use crate::token::Issued;
 
@@ -40,8 +41,7 @@ pub trait Provider: Send + Sync + 'static {
 /// The real clouds (or the emulator standing in for them).
 #[derive(Clone)]
 pub struct CloudProvider {
-    http: reqwest::Client,
-    clock: Arc<dyn Clock>,
+    context: CallContext,
     /// TCR allows 100 requests/s per API: calls are spaced per endpoint.
     tcr_limit: Arc<ratelimit::RateLimiter>,
     /// SLS and PAI-DSW publish no rate for these APIs: ticketd keeps to `rate_limits.alibaba`
@@ -58,8 +58,7 @@ impl CloudProvider {
     /// A provider keeping to `limits` (the config's `[rate_limits]`).
     pub fn with_limits(clock: Arc<dyn Clock>, limits: RateLimits) -> Self {
         CloudProvider {
-            http: crate::http::client(),
-            clock,
+            context: CallContext { http: crate::http::client(), clock },
             tcr_limit: Arc::new(ratelimit::RateLimiter::per_second(limits.tencent)),
             alibaba_limit: Arc::new(ratelimit::RateLimiter::per_second(limits.alibaba)),
         }
@@ -73,30 +72,16 @@ impl Provider for CloudProvider {
         op: Operation,
         credentials: Credentials,
     ) -> BoxFuture<Result<Issued, ProviderError>> {
-        let (http, clock) = (self.http.clone(), self.clock.clone());
-        match &spec.api {
-            ApiSpec::Sls(sls) => {
-                let (sls, limit) = (sls.clone(), self.alibaba_limit.clone());
-                Box::pin(async move {
-                    limit.acquire(&sls.endpoint.to_string()).await;
-                    sls::call(&http, clock.as_ref(), &sls, op, &credentials).await
-                })
-            }
-            ApiSpec::Dsw(dsw) => {
-                let (dsw, limit) = (dsw.clone(), self.alibaba_limit.clone());
-                Box::pin(async move {
-                    limit.acquire(&dsw.endpoint.to_string()).await;
-                    dsw::call(&http, clock.as_ref(), &dsw, &credentials).await
-                })
-            }
-            ApiSpec::Tcr(tcr) => {
-                let (tcr, limit) = (tcr.clone(), self.tcr_limit.clone());
-                Box::pin(async move {
-                    limit.acquire(&tcr.endpoint.to_string()).await;
-                    tcr::call(&http, clock.as_ref(), &tcr, &credentials).await
-                })
-            }
-        }
+        // Each vendor has its own per-second budget (`[rate_limits]`), spent per the API's key.
+        let limit = match spec.kind().vendor() {
+            Vendor::Alibaba => self.alibaba_limit.clone(),
+            Vendor::Tencent => self.tcr_limit.clone(),
+        };
+        let (key, call) = (spec.api.rate_limit_key(), spec.api.call(&self.context, op, credentials));
+        Box::pin(async move {
+            limit.acquire(&key).await;
+            call.await
+        })
     }
 
     fn revoke(
@@ -104,10 +89,10 @@ impl Provider for CloudProvider {
         revocation: tcr::Revocation,
         credentials: Credentials,
     ) -> BoxFuture<Result<tcr::Deleted, ProviderError>> {
-        let (http, clock, limit) = (self.http.clone(), self.clock.clone(), self.tcr_limit.clone());
+        let (context, limit) = (self.context.clone(), self.tcr_limit.clone());
         Box::pin(async move {
             limit.acquire(&revocation.endpoint.to_string()).await;
-            tcr::delete(&http, clock.as_ref(), &revocation, &credentials).await
+            tcr::delete(&context.http, context.clock.as_ref(), &revocation, &credentials).await
         })
     }
 }

@@ -24,7 +24,16 @@ pub use checked::Checked;
 pub use client::{ClientConfig, RegistryTicket, load_client, parse_client};
 pub use locate::{KeyPath, Locator};
 
-use crate::signing::sls::V1Mac;
+// The API-specific parts of a ticket are the APIs' own (`src/apis/<kind>/spec.rs`, pure data):
+// re-exported here so that a ticket's settings read as one shape.
+pub use crate::apis::dsw::spec::{DEFAULT_DSW_TOKEN_LIFETIME, DswSpec, DswTokenType, MAX_DSW_TOKEN_LIFETIME};
+pub use crate::apis::kinds::{ApiSpec, Kind};
+pub use crate::apis::sls::spec::{
+    DEFAULT_SLS_TICKET_LIFETIME, DEFAULT_SLS_TOKEN_LIFETIME, MAX_SLS_TICKET_LIFETIME, MAX_SLS_TOKEN_LIFETIME,
+    SLS_TICKET_HOSTS, SLS_TICKET_REGIONS, SlsSpec,
+};
+pub use crate::apis::tcr::spec::{DEFAULT_TCR_ENDPOINT, TcrSpec, TcrTokenType};
+pub use crate::http::Endpoint;
 
 /// Where `run` and `check-config` look when no `-c` is given.
 pub const DEFAULT_CONFIG_PATH: &str = "/etc/ticketd/ticketd.toml";
@@ -33,26 +42,6 @@ pub const DEFAULT_STATE_DIR: &str = "/var/lib/ticketd";
 /// ticketd's memory holds live tokens: by default it is left out of core dumps, and processes of
 /// its own user cannot read it through `/proc` or ptrace (`PR_SET_DUMPABLE` 0).
 pub const DEFAULT_CORE_DUMPS: bool = false;
-/// Optional. Default SLS `expirationTime`: the vendor's ceiling, so the share URL changes monthly.
-pub const DEFAULT_SLS_TICKET_LIFETIME: Duration = Duration::from_secs(30 * 86_400);
-/// The longest SLS ticket (`expirationTime` max 2592000 s).
-pub const MAX_SLS_TICKET_LIFETIME: Duration = Duration::from_secs(30 * 86_400);
-/// Optional. Default SLS `accessTokenExpirationTime`: the vendor's maximum, or the ticket's
-/// lifetime when shorter ([`SlsSpec::default_token_lifetime`]).
-pub const DEFAULT_SLS_TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);
-/// The longest SLS access token (`accessTokenExpirationTime` max 86400 s).
-pub const MAX_SLS_TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);
-/// Optional. Default DSW `ExpireTime`.
-pub const DEFAULT_DSW_TOKEN_LIFETIME: Duration = Duration::from_secs(3_600);
-/// The longest DSW token ticketd asks for (the API documents no maximum).
-pub const MAX_DSW_TOKEN_LIFETIME: Duration = Duration::from_secs(86_400);
-/// The regions whose SLS endpoint serves `CreateTicket` and `RefreshToken` (seeds 000 and 001:
-/// China (Shanghai) and Singapore); a ticket then works for projects in every region.
-pub const SLS_TICKET_REGIONS: [&str; 2] = ["cn-shanghai", "ap-southeast-1"];
-/// Their public hosts, as messages name them (`<region>-intranet.log.aliyuncs.com` works too).
-pub const SLS_TICKET_HOSTS: [&str; 2] = ["cn-shanghai.log.aliyuncs.com", "ap-southeast-1.log.aliyuncs.com"];
-/// Optional. Default TCR API endpoint.
-pub const DEFAULT_TCR_ENDPOINT: &str = "tcr.tencentcloudapi.com";
 /// The shortest lifetime ticketd accepts: anything shorter cannot be refreshed reliably.
 pub const MIN_LIFETIME: Duration = Duration::from_secs(10);
 /// Optional. Default file mode of a sink file.
@@ -340,23 +329,6 @@ impl SourceSpec {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Kind {
-    Sls,
-    Dsw,
-    Tcr,
-}
-
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Sls => "sls",
-            Kind::Dsw => "dsw",
-            Kind::Tcr => "tcr",
-        }
-    }
-}
-
 /// One ticket to keep fresh: its name and its settings, which it reads through (`spec.api`).
 ///
 /// Tickets configured alike share one [`TicketSettings`]: a fleet of 100,000 tickets that differ
@@ -385,6 +357,13 @@ impl TicketSpec {
     /// A ticket whose settings are shared with others.
     pub fn sharing(name: impl Into<CompactString>, settings: Arc<TicketSettings>) -> Self {
         TicketSpec { name: name.into(), settings }
+    }
+}
+
+impl TicketSpec {
+    /// Which API the ticket uses.
+    pub fn kind(&self) -> Kind {
+        self.api.kind()
     }
 }
 
@@ -472,156 +451,6 @@ pub struct SocketSpec {
 pub enum SocketGroup {
     Id(u32),
     Name(String),
-}
-
-impl TicketSpec {
-    pub fn kind(&self) -> Kind {
-        match self.api {
-            ApiSpec::Sls(_) => Kind::Sls,
-            ApiSpec::Dsw(_) => Kind::Dsw,
-            ApiSpec::Tcr(_) => Kind::Tcr,
-        }
-    }
-}
-
-/// The API-specific part of a ticket.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ApiSpec {
-    Sls(SlsSpec),
-    Dsw(DswSpec),
-    Tcr(TcrSpec),
-}
-
-/// A PAI-DSW instance token: one `GetToken` call per token.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DswSpec {
-    pub endpoint: Endpoint,
-    pub instance_id: String,
-    /// `ExpireTime`; the token's expiry counts from when the request was sent.
-    pub token_lifetime: Duration,
-    /// `Type`, sent only when the config sets `token_type` (the API's default is `Access`).
-    pub token_type: Option<DswTokenType>,
-    /// `Audience`, sent only when set.
-    pub audience: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DswTokenType {
-    Access,
-    View,
-}
-
-impl DswTokenType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DswTokenType::Access => "Access",
-            DswTokenType::View => "View",
-        }
-    }
-}
-
-/// Tencent TCR instance credentials: one `CreateInstanceToken` call per token.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TcrSpec {
-    pub endpoint: Endpoint,
-    /// `X-TC-Region`.
-    pub region: String,
-    pub registry_id: String,
-    /// The kind of token asked for (`temp` when the config does not say).
-    pub token_type: TcrTokenType,
-    /// Whether the config sets `token_type`: `TokenType` is sent only then (the API's default is `temp`),
-    /// as the SDK omits a field nobody set.
-    pub token_type_written: bool,
-    /// `Desc` (long-term tokens), sent only when set.
-    pub description: Option<String>,
-    /// The registry host the credentials log in to (docker outputs).
-    pub registry: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TcrTokenType {
-    /// Valid one hour, refreshed like any token.
-    Temp,
-    /// Minted once and kept until close to its expiry.
-    LongTerm,
-}
-
-impl TcrTokenType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TcrTokenType::Temp => "temp",
-            TcrTokenType::LongTerm => "longterm",
-        }
-    }
-}
-
-/// An SLS share ticket: CreateTicket, then RefreshToken until the ceiling.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SlsSpec {
-    pub endpoint: Endpoint,
-    pub ticket_lifetime: Duration,
-    pub token_lifetime: Duration,
-    /// How long before the ticket's ceiling a new ticket is minted.
-    pub ticket_renew_before: Duration,
-    pub signature: V1Mac,
-    pub console_url: Option<String>,
-    pub console_params: Vec<(String, String)>,
-}
-
-impl SlsSpec {
-    /// Optional. Default `token_lifetime`: [`DEFAULT_SLS_TOKEN_LIFETIME`], or the ticket's lifetime
-    /// when that is shorter (SLS caps a token at its ticket), so a short `ticket_lifetime` alone is
-    /// a valid ticket.
-    pub fn default_token_lifetime(ticket: Duration) -> Duration {
-        DEFAULT_SLS_TOKEN_LIFETIME.min(ticket)
-    }
-
-    /// Optional. Default `ticket_renew_before`: one token lifetime, at most a third of the ticket's.
-    pub fn default_renew_before(ticket: Duration, token: Duration) -> Duration {
-        token.min(Self::max_renew_before(ticket))
-    }
-
-    /// The longest `ticket_renew_before`: a third of the ticket's lifetime. The scheduler re-mints
-    /// up to 1/12 of `renew_before` earlier still (`timing::plan`'s spread), so each ticket is the
-    /// current one for at least `ticket - 13/12 renew_before`; while that is longer than the
-    /// `13/12 renew_before` the previous ticket still lives, at most two tickets (share URLs) are
-    /// live at once. Past 6/13 of the ticket (so at one half) a third one would be; a third keeps a
-    /// margin, and mirrors the token rule (replaced after 2/3 of its life, the last third kept for
-    /// retries).
-    pub fn max_renew_before(ticket: Duration) -> Duration {
-        ticket / 3
-    }
-}
-
-/// Where an API lives: `https://host` for a bare host, or a full URL (http only on loopback).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoint {
-    pub base: reqwest::Url,
-}
-
-impl Endpoint {
-    /// The `Host` header value as sent (with the port when it is not the scheme's default).
-    pub fn host_header(&self) -> String {
-        let host = self.base.host_str().unwrap_or_default();
-        match self.base.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host.to_string(),
-        }
-    }
-
-    /// The URL of `path` on this endpoint.
-    pub fn url(&self, path: &str) -> reqwest::Url {
-        let mut url = self.base.clone();
-        let prefix = url.path().trim_end_matches('/').to_string();
-        url.set_path(&format!("{prefix}{path}"));
-        url
-    }
-}
-
-impl fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.base.as_str().trim_end_matches('/'))
-    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use crate::apis::{Operation, ProviderError};
 use crate::board::Ticket;
 use crate::clock::{Now, Stamp, until};
-use crate::config::{ApiSpec, TicketSpec};
+use crate::config::TicketSpec;
 use crate::scheduler::timing::{self, CALL_TIMEOUT, Lifecycle, RetryClass, Step};
 use crate::token::{Current, Holding, Issued, TicketPart, TokenPart};
 
@@ -143,16 +143,7 @@ pub(crate) fn operation(step: Step, holding: &Holding) -> Operation {
 }
 
 pub(crate) fn lifecycle(spec: &TicketSpec) -> Lifecycle {
-    match &spec.api {
-        ApiSpec::Sls(sls) => Lifecycle::TicketAndToken { renew_before: sls.ticket_renew_before },
-        ApiSpec::Dsw(_) => Lifecycle::SingleCall,
-        ApiSpec::Tcr(tcr) => match tcr.token_type {
-            crate::config::TcrTokenType::Temp => Lifecycle::SingleCall,
-            crate::config::TcrTokenType::LongTerm => {
-                Lifecycle::LongTerm { renew_before: timing::LONGTERM_RENEW_BEFORE }
-            }
-        },
-    }
+    spec.api.lifecycle()
 }
 
 /// How long a call may take when the held token has `remaining` to live: at most half of it, so

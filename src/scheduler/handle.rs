@@ -95,7 +95,8 @@ pub(crate) fn failed(core: &mut Core, board: &Board, table: &mut Table, id: Tick
     }
     ticket.attempt = ticket.attempt.saturating_add(1);
     ticket.refresh_failures = ticket.refresh_failures.saturating_add(1);
-    let retry = apply::retry(&ticket.holding, u32::from(ticket.attempt), error.retry_class(), now, core.rng.random());
+    let retry =
+        apply::retry(&ticket.holding, u32::from(ticket.attempt), timing::retry_class(&error), now, core.rng.random());
     let apply::Retry { delay, retry_at, token_expires_at, outlook } = retry;
     let text = error.to_string();
     let retry_in = humantime::format_duration(round(delay)).to_string();

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::apis::error::{ErrorClass, ProviderError};
 use crate::token::Holding;
 
 /// A call that has not finished after this long is abandoned and retried; sooner while a held
@@ -30,25 +31,13 @@ pub const MIN_RETRY: Duration = Duration::from_millis(250);
 /// call must not be minutes away.
 pub const CLOCK_SKEW_RETRY: Duration = Duration::from_secs(10);
 
-/// A long-term token (TCR `longterm`) is re-minted only when less than this much of it remains...
-pub const LONGTERM_RENEW_BEFORE: Duration = Duration::from_secs(30 * 86_400);
+/// A long-term token (TCR `longterm`) is re-minted only when less than `renew_before` of it remains
+/// (the API's [`Lifecycle::LongTerm`]; TCR's is [`LONGTERM_RENEW_BEFORE`])...
+pub use crate::apis::tcr::spec::LONGTERM_RENEW_BEFORE;
 /// ...or less than this fraction of its life, whichever is shorter.
 pub const LONGTERM_RENEW_FRACTION: f64 = 1.0 / 10.0;
 
-/// How a ticket's lifecycle works.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lifecycle {
-    /// One call gives a token (DSW, TCR): "mint" again when it is due.
-    SingleCall,
-    /// A ticket outlives its tokens (SLS): refresh tokens from it, and mint a new ticket this long
-    /// before the current ticket's ceiling.
-    TicketAndToken { renew_before: Duration },
-    /// One call gives a token meant to be kept for its whole (multi-year) life, such as TCR
-    /// `longterm` credentials: the 2/3 rule would mint a needless new one after years of use and
-    /// leave the old one live. It is re-minted only when less than `renew_before`, or
-    /// [`LONGTERM_RENEW_FRACTION`] of its life if shorter, remains.
-    LongTerm { renew_before: Duration },
-}
+pub use crate::apis::api::Lifecycle;
 
 /// The next call to make for a ticket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +137,21 @@ pub enum RetryClass {
     ClockSkew,
     /// Retrying will not help until something changes (keys, permissions, parameters).
     Permanent,
+}
+
+impl From<ErrorClass> for RetryClass {
+    fn from(class: ErrorClass) -> RetryClass {
+        match class {
+            ErrorClass::Transient { after } => RetryClass::Transient { after },
+            ErrorClass::ClockSkew => RetryClass::ClockSkew,
+            ErrorClass::Permanent => RetryClass::Permanent,
+        }
+    }
+}
+
+/// How the scheduler retries a failed call: the API layer's [`ErrorClass`] of it.
+pub fn retry_class(error: &ProviderError) -> RetryClass {
+    error.class().into()
 }
 
 /// How long to wait before retry number `attempt` (1 for the first retry).

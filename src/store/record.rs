@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{ApiSpec, Endpoint, TcrTokenType, TicketSpec};
+use crate::config::{Endpoint, TcrTokenType, TicketSpec};
 use crate::token::Holding;
 
 /// The state's format version.
@@ -138,24 +138,13 @@ impl Serialize for Snapshot<'_> {
     }
 }
 
-/// What makes a saved holding reusable for `spec`.
+/// What makes a saved holding reusable for `spec`: its API's [`crate::apis::Api::identity`].
 pub fn identity(spec: &TicketSpec) -> String {
-    match &spec.api {
-        ApiSpec::Sls(sls) => format!("sls endpoint={}", sls.endpoint),
-        ApiSpec::Dsw(dsw) => format!(
-            "dsw endpoint={} instance_id={} token_type={} audience={}",
-            dsw.endpoint,
-            dsw.instance_id,
-            // Unset asks for the API's default, Access: the same token as before `Type` became optional.
-            dsw.token_type.unwrap_or(crate::config::DswTokenType::Access).as_str(),
-            dsw.audience.as_deref().unwrap_or("")
-        ),
-        ApiSpec::Tcr(tcr) => tcr_identity(&tcr.endpoint, &tcr.registry_id, tcr.token_type),
-    }
+    spec.api.identity()
 }
 
 /// [`identity`] of a `tcr` ticket, from its parts (the client view of the config has no
 /// [`TicketSpec`]).
 pub fn tcr_identity(endpoint: &Endpoint, registry_id: &str, token_type: TcrTokenType) -> String {
-    format!("tcr endpoint={endpoint} registry_id={registry_id} token_type={}", token_type.as_str())
+    crate::apis::tcr::spec::identity(endpoint, registry_id, token_type)
 }

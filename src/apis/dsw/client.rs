@@ -5,9 +5,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::apis::answer::{nonce, parse, transport};
+use crate::apis::dsw::spec::DswSpec;
 use crate::apis::error::{ApiErrorKind, ProviderError};
 use crate::clock::Clock;
-use crate::config::DswSpec;
 use crate::credentials::Credentials;
 use crate::secret::{Secret, scrub};
 use crate::signing::acs3;
@@ -260,10 +260,7 @@ mod tests {
         assert!(pop(400, "InvalidTimeStamp.Expired").is_clock_skew());
         let body = br#"{"Code":"Throttling.User","Message":"m"}"#;
         let e = answer(400, Some(Duration::from_secs(7)), body, &[]).unwrap_err();
-        assert_eq!(
-            e.retry_class(),
-            crate::scheduler::timing::RetryClass::Transient { after: Some(Duration::from_secs(7)) }
-        );
+        assert_eq!(e.class(), crate::apis::error::ErrorClass::Transient { after: Some(Duration::from_secs(7)) });
         let e = answer(502, None, b"", &[]).unwrap_err();
         assert_eq!(kind(&e), ApiErrorKind::Transient);
     }

@@ -1,5 +1,8 @@
-//! Alibaba Cloud PAI-DSW instance tokens: the client.
+//! Alibaba Cloud PAI-DSW instance tokens: its validated spec, its client and its `Api` implementation.
 
+pub mod api;
 pub mod client;
+pub mod spec;
 
 pub use client::*;
+pub use spec::*;

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use crate::apis::answer::{nonempty, parse, transport};
 use crate::apis::error::{ApiErrorKind, ProviderError};
 use crate::apis::operation::Operation;
+use crate::apis::sls::spec::SlsSpec;
 use crate::clock::Clock;
-use crate::config::SlsSpec;
 use crate::credentials::Credentials;
 use crate::secret::{Secret, scrub};
 use crate::signing::sls::{self as signing, Request, SigningKey};
@@ -127,7 +127,7 @@ pub fn api_error(
     }
 }
 
-fn classify(status: u16, code: &str) -> ApiErrorKind {
+pub fn classify(status: u16, code: &str) -> ApiErrorKind {
     match code {
         "RequestTimeExpired" => ApiErrorKind::ClockSkew,
         "InternalServerError" | "ServerBusy" | "RequestTimeout" | "ServiceUnavailable" => ApiErrorKind::Transient,

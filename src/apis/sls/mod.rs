@@ -1,5 +1,8 @@
-//! Alibaba Cloud SLS share tickets: the client.
+//! Alibaba Cloud SLS share tickets: its validated spec, its client and its `Api` implementation.
 
+pub mod api;
 pub mod client;
+pub mod spec;
 
 pub use client::*;
+pub use spec::*;

@@ -6,8 +6,8 @@ use serde::Deserialize;
 
 use crate::apis::answer::{nonempty, parse, transport, username};
 use crate::apis::error::{ApiErrorKind, ProviderError};
+use crate::apis::tcr::spec::{TcrSpec, TcrTokenType};
 use crate::clock::Clock;
-use crate::config::{TcrSpec, TcrTokenType};
 use crate::credentials::Credentials;
 use crate::secret::{Secret, scrub};
 use crate::signing::tc3;
@@ -619,7 +619,7 @@ mod tests {
             let text = e.to_string();
             assert!(text.contains(expected), "{text}");
             assert!(!text.contains("eyJa") && !text.contains("3695"), "{text}");
-            assert_eq!(e.retry_class(), crate::scheduler::timing::RetryClass::Transient { after: None });
+            assert_eq!(e.class(), crate::apis::error::ErrorClass::Transient { after: None });
         }
     }
 

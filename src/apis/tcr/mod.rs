@@ -1,5 +1,8 @@
-//! Tencent Cloud TCR instance tokens: the client.
+//! Tencent Cloud TCR instance tokens: its validated spec, its client and its `Api` implementation.
 
+pub mod api;
 pub mod client;
+pub mod spec;
 
 pub use client::*;
+pub use spec::*;

@@ -6,6 +6,7 @@ use crate::config::check::{Checker, endpoint};
 use crate::config::locate::KeyPath;
 use crate::config::raw::RawTicket;
 use crate::config::*;
+use crate::signing::sls::V1Mac;
 
 pub(super) fn sls(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath, sinks: &Option<Vec<SinkSpec>>) -> Option<SlsSpec> {
     let endpoint = match c.required(&rt.endpoint, &at.key("endpoint")) {

@@ -1,0 +1,67 @@
+//! The contract every API implements ([`Api`]): what the scheduler, the store and the rate limiter
+//! need to know of it, so that none of them names an API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::apis::error::{ApiErrorKind, ProviderError};
+use crate::apis::operation::{BoxFuture, Operation};
+use crate::clock::Clock;
+use crate::config::Vendor;
+use crate::credentials::Credentials;
+use crate::token::Issued;
+
+/// How a ticket's lifecycle works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lifecycle {
+    /// One call gives a token (DSW, TCR): "mint" again when it is due.
+    SingleCall,
+    /// A ticket outlives its tokens (SLS): refresh tokens from it, and mint a new ticket this long
+    /// before the current ticket's ceiling.
+    TicketAndToken { renew_before: Duration },
+    /// One call gives a token meant to be kept for its whole (multi-year) life, such as TCR
+    /// `longterm` credentials: the 2/3 rule would mint a needless new one after years of use and
+    /// leave the old one live. It is re-minted only when less than `renew_before`, or
+    /// a tenth of its life if shorter, remains (`scheduler::timing::longterm_renew_point`).
+    LongTerm { renew_before: Duration },
+}
+
+/// What an API call needs besides its spec: the shared HTTP client and the wall clock (signing dates).
+#[derive(Clone)]
+pub struct CallContext {
+    pub http: reqwest::Client,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// One cloud API, implemented by its spec type (`apis/<kind>/spec.rs`, the validated config
+/// section) in `apis/<kind>/api.rs`, and registered by one line in `apis/kinds.rs`.
+///
+/// Static dispatch: `ApiSpec` is an enum generated from the registry, and `apis::registry`
+/// generates its `match`es from the same list, so a call costs no vtable, specs stay `Clone` and
+/// `PartialEq` (the reload diff compares them), and the scheduler, store and rate limiter name
+/// no API.
+pub trait Api: Clone + Send + Sync + 'static {
+    /// Whose credentials sign this API's calls (`credentials = ...` must name such a set).
+    const VENDOR: Vendor;
+
+    /// How the scheduler keeps this ticket fresh: ticket/token lifetimes and renew rules.
+    fn lifecycle(&self) -> Lifecycle;
+
+    /// What makes a saved holding reusable for this spec (stored in `state.json` beside the
+    /// holding): the settings that change which credential the API issues.
+    fn identity(&self) -> String;
+
+    /// The rate limiter's key: calls with the same key share the vendor's per-second budget.
+    fn rate_limit_key(&self) -> String;
+
+    /// Make one call.
+    fn call(
+        &self,
+        context: &CallContext,
+        op: Operation,
+        credentials: Credentials,
+    ) -> BoxFuture<Result<Issued, ProviderError>>;
+
+    /// What an error answer (HTTP `status`, the API's error `code`) means for ticketd.
+    fn classify(status: u16, code: &str) -> ApiErrorKind;
+}

@@ -1,0 +1,43 @@
+//! TCR as an [`Api`]: one `CreateInstanceToken` call per token (long-term ones kept for years).
+
+use crate::apis::api::{Api, CallContext, Lifecycle};
+use crate::apis::error::{ApiErrorKind, ProviderError};
+use crate::apis::operation::{BoxFuture, Operation};
+use crate::apis::tcr::client;
+use crate::apis::tcr::spec::{LONGTERM_RENEW_BEFORE, TcrSpec, TcrTokenType, identity};
+use crate::config::Vendor;
+use crate::credentials::Credentials;
+use crate::token::Issued;
+
+impl Api for TcrSpec {
+    const VENDOR: Vendor = Vendor::Tencent;
+
+    fn lifecycle(&self) -> Lifecycle {
+        match self.token_type {
+            TcrTokenType::Temp => Lifecycle::SingleCall,
+            TcrTokenType::LongTerm => Lifecycle::LongTerm { renew_before: LONGTERM_RENEW_BEFORE },
+        }
+    }
+
+    fn identity(&self) -> String {
+        identity(&self.endpoint, &self.registry_id, self.token_type)
+    }
+
+    fn rate_limit_key(&self) -> String {
+        self.endpoint.to_string()
+    }
+
+    fn call(
+        &self,
+        context: &CallContext,
+        _op: Operation,
+        credentials: Credentials,
+    ) -> BoxFuture<Result<Issued, ProviderError>> {
+        let (spec, context) = (self.clone(), context.clone());
+        Box::pin(async move { client::call(&context.http, context.clock.as_ref(), &spec, &credentials).await })
+    }
+
+    fn classify(_status: u16, code: &str) -> ApiErrorKind {
+        client::classify(code)
+    }
+}
