@@ -3,7 +3,7 @@
 //! Architecture, from the outside in:
 //!
 //! * [`cli`] parses the command line; [`daemon`] wires everything and runs the control loop fed
-//!   by [`control`] (signals); [`dev`] runs the daemon against the emulator (the `ticketd-emulator` crate in
+//!   by [`control`] (signals); [`cli::dev`] runs the daemon against the emulator (the `ticketd-emulator` crate in
 //!   `crates/emulator`).
 //! * [`config`] turns the TOML file into a validated [`config::Config`], reporting every problem
 //!   with file, line and key.
@@ -14,7 +14,7 @@
 //! * [`apis`] make the API calls (one folder per API), signed by [`signing`].
 //! * [`revocation`] deletes the TCR long-term tokens a re-mint replaced, off the scheduler's path.
 //! * [`sinks`] write what consumers read, atomically; [`store`] saves holdings across restarts.
-//! * [`docker_credential`] answers docker's credential-helper protocol from the saved state.
+//! * `cli`'s docker-credential subcommand answers docker's credential-helper protocol from the saved state.
 //! * [`fsdir`] opens paths as root safely: the StrictModes walk, held directory fds, capped reads.
 //! * [`api`] holds both listeners, the socket API and the TCP metrics listener, on one server
 //!   loop (connection caps, timeouts) within the descriptor budget of [`fd_budget`]; metrics are
@@ -25,15 +25,11 @@ pub mod api;
 pub mod apis;
 pub mod board;
 pub mod cli;
-pub mod client_cli;
 pub mod clock;
 pub mod config;
 pub mod control;
 pub mod credentials;
 pub mod daemon;
-pub mod dev;
-pub mod docker_credential;
-pub mod emulator_cli;
 pub mod fd_budget;
 pub mod fsdir;
 pub mod http;

@@ -242,7 +242,8 @@ fn issue17_every_command_dev_and_the_readme_print_works_as_printed() {
     let banner: Vec<String> = dev.seen[..=banner_end].to_vec();
 
     // The banner's commands, as printed.
-    let start = banner.iter().position(|l| l.ends_with(ticketd::dev::TRY_THESE)).expect("the banner lists commands");
+    let start =
+        banner.iter().position(|l| l.ends_with(ticketd::cli::dev::TRY_THESE)).expect("the banner lists commands");
     let commands: Vec<&str> = banner[start + 1..].iter().map_while(|l| l.strip_prefix("  ")).collect();
     assert!(commands.len() >= 4 && commands[0].contains(" status --socket "), "{banner:#?}");
     for command in &commands {

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use emulator::{Emulator, EmulatorKey, Secret, Vendor};
 
-use crate::cli::EXIT_FAILURE;
+use crate::cli::common::EXIT_FAILURE;
 use crate::config;
 use crate::credentials::{Environment, ProcessEnvironment};
 
@@ -22,7 +22,7 @@ pub struct EmulatorArgs {
     #[arg(long)]
     pub print_config: bool,
     #[command(flatten)]
-    pub log: crate::cli::LogArg,
+    pub log: crate::cli::common::LogArg,
 }
 
 /// Where a key the emulator accepts came from.

@@ -36,10 +36,13 @@ pub enum Action {
 #[derive(Debug, clap::Args)]
 pub struct DockerCredentialArgs {
     #[command(flatten)]
-    pub config: crate::cli::ConfigArg,
+    pub config: crate::cli::common::ConfigArg,
     #[arg(value_enum)]
     pub action: Action,
 }
+
+/// Invoked under this name, the binary is `ticketd docker-credential`.
+pub const HELPER_NAME: &str = "docker-credential-ticketd";
 
 /// Why the helper cannot answer. The message is what docker shows.
 #[derive(Debug, thiserror::Error)]
@@ -168,7 +171,7 @@ pub fn main(args: &DockerCredentialArgs, config_path: &Path) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             println!("{e}");
-            ExitCode::from(crate::cli::EXIT_FAILURE)
+            ExitCode::from(crate::cli::common::EXIT_FAILURE)
         }
     }
 }

@@ -40,7 +40,7 @@ pub struct DevArgs {
     #[arg(long)]
     pub duration: Option<humantime::Duration>,
     #[command(flatten)]
-    pub log: crate::cli::LogArg,
+    pub log: crate::cli::common::LogArg,
 }
 
 /// The default `--token-lifetime` (shortened to `--ticket-lifetime` when that is shorter).
@@ -204,7 +204,7 @@ pub async fn run(args: DevArgs) -> ExitCode {
         Ok(d) => d,
         Err(e) => {
             eprintln!("ticketd dev: {}: {e}", args.dir.display());
-            return ExitCode::from(crate::cli::EXIT_FAILURE);
+            return ExitCode::from(crate::cli::common::EXIT_FAILURE);
         }
     };
     let ticket_lifetime: Duration = args.ticket_lifetime.into();
@@ -212,7 +212,7 @@ pub async fn run(args: DevArgs) -> ExitCode {
     // Only a value given on the command line can be out of range; the message names it.
     if let Some(problem) = dev_lifetime_problem(ticket_lifetime, args.token_lifetime.map(Into::into)) {
         eprintln!("ticketd dev: {problem}");
-        return ExitCode::from(crate::cli::EXIT_FAILURE);
+        return ExitCode::from(crate::cli::common::EXIT_FAILURE);
     }
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let key = generate_key("LTAIdev");
@@ -235,17 +235,17 @@ pub async fn run(args: DevArgs) -> ExitCode {
         Ok(e) => e,
         Err(e) => {
             eprintln!("ticketd dev: cannot start the emulator on 127.0.0.1: {e}");
-            return ExitCode::from(crate::cli::EXIT_FAILURE);
+            return ExitCode::from(crate::cli::common::EXIT_FAILURE);
         }
     };
     if Duration::from(args.dsw_token_lifetime) < crate::config::MIN_LIFETIME {
         eprintln!("ticketd dev: --dsw-token-lifetime must be at least 10s");
-        return ExitCode::from(crate::cli::EXIT_FAILURE);
+        return ExitCode::from(crate::cli::common::EXIT_FAILURE);
     }
     let config = config(&dir, &emulator.url(), credentials, tencent, &args);
     let daemon = match Daemon::prepare(config, &crate::credentials::ProcessEnvironment, clock.clone()) {
         Ok(d) => d,
-        Err(e) => return crate::cli::exit_code(Err(e)),
+        Err(e) => return crate::cli::common::exit_code(Err(e)),
     };
     println!(
         "ticketd dev: an emulator of SLS CreateTicket/RefreshToken, PAI-DSW GetToken and TCR CreateInstanceToken is listening on {}",
@@ -290,7 +290,7 @@ pub async fn run(args: DevArgs) -> ExitCode {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ticketd dev: cannot install signal handlers: {e}");
-            return ExitCode::from(crate::cli::EXIT_FAILURE);
+            return ExitCode::from(crate::cli::common::EXIT_FAILURE);
         }
     };
     let control = match args.duration {
@@ -315,7 +315,7 @@ pub async fn run(args: DevArgs) -> ExitCode {
         stats.create_ticket, stats.refresh_token, stats.get_token, stats.create_instance_token, stats.rejected
     );
     emulator.stop();
-    crate::cli::exit_code(result)
+    crate::cli::common::exit_code(result)
 }
 
 /// The banner line after which [`commands`] are printed, one a line, indented by two spaces (a

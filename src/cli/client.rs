@@ -21,7 +21,7 @@ pub const SOCKET_ENV: &str = "TICKETD_SOCKET";
 #[derive(Debug, clap::Args)]
 pub struct StatusArgs {
     #[command(flatten)]
-    pub config: crate::cli::ConfigArg,
+    pub config: crate::cli::common::ConfigArg,
     /// The API socket (default: `socket` from the config).
     #[arg(long, env = SOCKET_ENV)]
     pub socket: Option<PathBuf>,
@@ -36,7 +36,7 @@ pub enum GetFormat {
 #[derive(Debug, clap::Args)]
 pub struct GetArgs {
     #[command(flatten)]
-    pub config: crate::cli::ConfigArg,
+    pub config: crate::cli::common::ConfigArg,
     /// The ticket's name.
     pub name: String,
     /// Wait for the next token (a newer generation than the current one), then print it.
@@ -56,7 +56,7 @@ pub struct GetArgs {
 fn socket_path(explicit: &Option<PathBuf>, config_path: Option<&Path>) -> Result<PathBuf, ExitCode> {
     socket_from(explicit, config_path, Path::new(config::DEFAULT_CONFIG_PATH)).map_err(|message| {
         eprint!("{message}");
-        ExitCode::from(crate::cli::EXIT_CONFIG)
+        ExitCode::from(crate::cli::common::EXIT_CONFIG)
     })
 }
 
@@ -81,7 +81,7 @@ fn socket_from(explicit: &Option<PathBuf>, config_path: Option<&Path>, default: 
 async fn fetch(socket: &Path, path: &str) -> Result<(u16, Vec<u8>), ExitCode> {
     client::get(socket, path).await.map_err(|e| {
         eprintln!("ticketd: {e}");
-        ExitCode::from(crate::cli::EXIT_FAILURE)
+        ExitCode::from(crate::cli::common::EXIT_FAILURE)
     })
 }
 
@@ -96,7 +96,7 @@ pub async fn status(args: StatusArgs, config_path: Option<&Path>) -> ExitCode {
     };
     let Ok(serde_json::Value::Array(tickets)) = serde_json::from_slice(&body) else {
         eprintln!("ticketd: unexpected answer (HTTP {code})");
-        return ExitCode::from(crate::cli::EXIT_FAILURE);
+        return ExitCode::from(crate::cli::common::EXIT_FAILURE);
     };
     let now = SystemTime::now();
     let rows: Vec<[String; 7]> = tickets
@@ -233,7 +233,7 @@ fn answer_error(code: u16, body: &[u8]) -> ExitCode {
         404 => EXIT_MISSING,
         503 => EXIT_NO_TOKEN,
         403 => EXIT_DENIED,
-        _ => crate::cli::EXIT_FAILURE,
+        _ => crate::cli::common::EXIT_FAILURE,
     })
 }
 

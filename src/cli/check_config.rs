@@ -1,0 +1,36 @@
+//! `ticketd check-config` (and `--check-config`): validate the config and its environment, print
+//! every problem at once, or a one-line summary and how each credential set resolves.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::cli::common::EXIT_CONFIG;
+use crate::credentials::ProcessEnvironment;
+
+/// Exit 0 and a summary when the config at `path` validates, else 2 and every problem.
+pub(crate) fn check_config(path: &Path) -> ExitCode {
+    match crate::credentials::environment::load(path, &ProcessEnvironment) {
+        Ok(config) => {
+            println!(
+                "{}: ok ({} ticket{}, {} credential set{}, state in {})",
+                path.display(),
+                config.tickets.len(),
+                if config.tickets.len() == 1 { "" } else { "s" },
+                config.credentials.len(),
+                if config.credentials.len() == 1 { "" } else { "s" },
+                config.state_dir.display()
+            );
+            for (name, spec) in &config.credentials {
+                println!("credentials {name}: {}", crate::credentials::sources::describe(spec, &ProcessEnvironment));
+            }
+            if let Some(warning) = config.static_keys_warning() {
+                eprintln!("warning: {warning}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(problems) => {
+            eprint!("{problems}");
+            ExitCode::from(EXIT_CONFIG)
+        }
+    }
+}

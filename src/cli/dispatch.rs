@@ -1,0 +1,41 @@
+//! `ticketd`'s entry point: parse the command line, start logging, run the chosen subcommand and
+//! map its outcome to an exit code.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use crate::cli::args::{Command, parse};
+use crate::cli::common::runtime;
+use crate::cli::docker_credential::HELPER_NAME;
+use crate::cli::{check_config, client, dev, docker_credential, emulator, run};
+use crate::config::DEFAULT_CONFIG_PATH;
+use crate::logging;
+
+/// Parse the command line, run, and map the outcome to an exit code.
+pub fn main() -> ExitCode {
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let invoked_as = args.first().map(Path::new).and_then(Path::file_name).map(|n| n.to_os_string());
+    if invoked_as.is_some_and(|n| n == HELPER_NAME) {
+        args.splice(0..1, ["ticketd".into(), "docker-credential".into()]);
+    }
+    let (command, config, log_format) = parse(args).unwrap_or_else(|e| e.exit());
+    let config_path = config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
+    match command {
+        Command::CheckConfig(_) => check_config::check_config(&config_path),
+        Command::Run(args) => {
+            logging::init(log_format, "info");
+            runtime(async move { run::run(&config_path, args).await })
+        }
+        Command::Dev(args) => {
+            logging::init(log_format, "warn");
+            runtime(async move { dev::run(args).await })
+        }
+        Command::Emulator(args) => {
+            logging::init(log_format, "info");
+            runtime(async move { emulator::run(args).await })
+        }
+        Command::Status(args) => runtime(async move { client::status(args, config.as_deref()).await }),
+        Command::Get(args) => runtime(async move { client::get(args, config.as_deref()).await }),
+        Command::DockerCredential(args) => docker_credential::main(&args, &config_path),
+    }
+}
