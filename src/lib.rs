@@ -1,25 +1,28 @@
 //! ticketd keeps short-lived cloud credentials fresh and hands them to consumers.
 //!
-//! Architecture, from the outside in:
+//! The flow: [`config`] (the file as pure data, every problem with file, line and key) →
+//! [`scheduler`] (one queue of tickets keyed by their next deadline; it calls [`apis`] and applies
+//! the answer) → [`sinks`] (atomic files, docker config, hooks) and the [`board`] (the published
+//! view) → consumers, through [`api`] (the socket API, `/metrics`) or the files. One refresh, in five
+//! files: `scheduler/event_loop.rs` → `scheduler/call.rs` → `scheduler/apply.rs` →
+//! `scheduler/publish.rs` → `sinks/atomic.rs`.
+//!
+//! Around it:
 //!
 //! * [`cli`] parses the command line; [`daemon`] wires everything and runs the control loop fed
-//!   by [`control`] (signals); [`cli::dev`] runs the daemon against the emulator (the `ticketd-emulator` crate in
-//!   `crates/emulator`).
-//! * [`config`] turns the TOML file into a validated [`config::Config`], reporting every problem
-//!   with file, line and key.
-//! * [`credentials`] holds the keys each API call is signed with; [`credentials::sources`] fetch them the way
-//!   the vendors' SDKs do and keeps temporary ones fresh.
-//! * [`scheduler`] keeps one queue of tickets keyed by their next deadline and decides, with the
-//!   pure maths in [`scheduler::timing`], when to mint, refresh or retry.
-//! * [`apis`] make the API calls (one folder per API), signed by [`signing`].
-//! * [`revocation`] deletes the TCR long-term tokens a re-mint replaced, off the scheduler's path.
-//! * [`sinks`] write what consumers read, atomically; [`store`] saves holdings across restarts.
-//! * `cli`'s docker-credential subcommand answers docker's credential-helper protocol from the saved state.
+//!   by [`control`] (signals); `ticketd dev` runs the daemon against the emulator (the
+//!   `ticketd-emulator` crate in `crates/emulator`).
+//! * [`credentials`] holds the keys each API call is signed with, and adds the checks that need the
+//!   environment to the file's; [`credentials::sources`] fetch keys the way the vendors' SDKs do.
+//! * [`apis`] has one folder per cloud API, registered one line each; requests are signed by
+//!   [`signing`], with the pure timing maths of [`scheduler::timing`] deciding when.
+//! * [`store`] saves holdings across restarts behind the `Store` trait; [`revocation`] deletes the
+//!   TCR long-term tokens a re-mint replaced, off the scheduler's path.
 //! * [`fsdir`] opens paths as root safely: the StrictModes walk, held directory fds, capped reads.
-//! * [`api`] holds both listeners, the socket API and the TCP metrics listener, on one server
-//!   loop (connection caps, timeouts) within the descriptor budget of [`fd_budget`]; metrics are
-//!   rendered from the [`board`].
-//! * [`secret`] keeps keys, tokens and tickets out of logs; [`clock`] is the injected wall clock.
+//! * [`api`] holds both listeners on one server loop (connection caps, timeouts) within the
+//!   descriptor budget of [`fd_budget`]; metrics and ticket lists are streamed from the [`board`].
+//! * [`secret`] keeps keys, tokens and tickets out of logs and core dumps; [`clock`] is the
+//!   injected wall clock.
 
 pub mod api;
 pub mod apis;

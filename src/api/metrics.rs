@@ -69,11 +69,12 @@ const TICKET_SERIES: Family = gauge(
     "1 when the series per ticket are shown, 0 when the board holds more tickets than metrics_ticket_series",
 );
 const TICKETS: Family = gauge("ticketd_tickets", "Tickets by kind and status (the status GET /v1/tickets reports)");
-const REFRESH_BY_KIND: Family = Family {
-    name: "ticketd_refresh_by_kind",
-    help: "Calls to the cloud API, by kind and result, summed over the tickets on the board",
-    counter: true,
-};
+// A gauge, not a counter: a reload that removes a ticket takes its calls out of the sum, and a
+// counter that goes down reads as a reset to rate() and increase().
+const REFRESH_BY_KIND: Family = gauge(
+    "ticketd_refresh_calls_by_kind",
+    "Calls to the cloud API, by kind and result, summed over the tickets on the board now (removing a ticket lowers it)",
+);
 const SOONEST: Family = gauge(
     "ticketd_soonest_token_expiry_timestamp_seconds",
     "When the token that expires first expires (Unix time), and its ticket",
@@ -236,11 +237,8 @@ fn aggregates(text: &mut String, table: &Table, now: Now, per_ticket: bool, form
         for &k in &present {
             for (r, result) in ["success", "failure"].iter().enumerate() {
                 let kind = KINDS[k].as_str();
-                let _ = writeln!(
-                    text,
-                    "ticketd_refresh_by_kind_total{{kind=\"{kind}\",result=\"{result}\"}} {}",
-                    calls[k][r]
-                );
+                let _ =
+                    writeln!(text, "{}{{kind=\"{kind}\",result=\"{result}\"}} {}", REFRESH_BY_KIND.name, calls[k][r]);
             }
         }
     }

@@ -95,10 +95,10 @@ ticketd_tickets{kind="sls",status="retrying"} 0
 ticketd_tickets{kind="sls",status="expired"} 0
 ticketd_tickets{kind="sls",status="pending"} 0
 ticketd_tickets{kind="sls",status="failing"} 1
-# HELP ticketd_refresh_by_kind Calls to the cloud API, by kind and result, summed over the tickets on the board.
-# TYPE ticketd_refresh_by_kind counter
-ticketd_refresh_by_kind_total{kind="sls",result="success"} 8
-ticketd_refresh_by_kind_total{kind="sls",result="failure"} 5
+# HELP ticketd_refresh_calls_by_kind Calls to the cloud API, by kind and result, summed over the tickets on the board now (removing a ticket lowers it).
+# TYPE ticketd_refresh_calls_by_kind gauge
+ticketd_refresh_calls_by_kind{kind="sls",result="success"} 8
+ticketd_refresh_calls_by_kind{kind="sls",result="failure"} 5
 # HELP ticketd_soonest_token_expiry_timestamp_seconds When the token that expires first expires (Unix time), and its ticket.
 # TYPE ticketd_soonest_token_expiry_timestamp_seconds gauge
 ticketd_soonest_token_expiry_timestamp_seconds{ticket="beta",kind="sls"} 1764600180.25
@@ -142,7 +142,7 @@ fn the_classic_text_names_counter_families_with_total_and_has_no_eof() {
         .replace("# HELP ticketd_refresh Calls", "# HELP ticketd_refresh_total Calls")
         .replace("# TYPE ticketd_refresh counter", "# TYPE ticketd_refresh_total counter");
     assert!(text.starts_with(&classic_golden), "{text}");
-    assert!(text.contains("# TYPE ticketd_refresh_by_kind_total counter\n"), "{text}");
+    assert!(text.contains("# TYPE ticketd_refresh_calls_by_kind gauge\n"), "{text}");
     assert!(text.contains("# TYPE process_cpu_seconds_total counter\n"), "{text}");
     assert!(!text.contains("# EOF") && !text.contains("# UNIT"), "{text}");
 }
