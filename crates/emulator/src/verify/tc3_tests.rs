@@ -96,3 +96,16 @@ fn the_day_of_a_timestamp() {
     assert_eq!(day_of(YEAR_10000 - 1).as_deref(), Some("9999-12-31"));
     assert_eq!(day_of(YEAR_10000), None);
 }
+
+#[test]
+fn errors_and_the_parsed_header_carry_no_secret() {
+    // Verified with the wrong key, the session token standing in for it: neither the key nor the
+    // token may appear in the error (Display or Debug) or in the parsed Authorization's Debug.
+    let name = "tcr_create_instance_token_sts";
+    let v = load(name);
+    let token = v["inputs"]["token"].as_str().expect("the vector's session token");
+    let err = check(name, None, &body(&v), token, &[]).unwrap_err();
+    let auth = parse(replay(&v, None, &[]).authorization()).unwrap();
+    let shown = format!("{err} {err:?} {auth:?}");
+    assert!(!shown.contains(token) && !shown.contains("testsecret"), "{shown}");
+}
