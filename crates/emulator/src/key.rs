@@ -10,13 +10,14 @@ pub enum Vendor {
     Tencent,
 }
 
-/// A key secret or STS token. `Debug` shows `<redacted>`; [`Secret::expose`] gives the text.
+/// A key secret or STS token. `Debug` shows `<redacted>`; [`Secret::expose`] gives the text; its
+/// bytes are zeroed when it is dropped.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
+pub struct Secret(zeroize::Zeroizing<String>);
 
 impl Secret {
     pub fn new(text: impl Into<String>) -> Secret {
-        Secret(text.into())
+        Secret(zeroize::Zeroizing::new(text.into()))
     }
 
     pub fn expose(&self) -> &str {
