@@ -319,24 +319,6 @@ pub mod serde_rfc3339 {
         let text = String::deserialize(d)?;
         humantime::parse_rfc3339_weak(&text).map_err(serde::de::Error::custom)
     }
-
-    /// The same for `Option<SystemTime>`.
-    pub mod option {
-        use serde::{Deserialize, Deserializer, Serializer};
-        use std::time::SystemTime;
-
-        pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
-            match t {
-                Some(t) => s.serialize_str(&super::super::rfc3339(*t)),
-                None => s.serialize_none(),
-            }
-        }
-
-        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
-            let text: Option<String> = Option::deserialize(d)?;
-            text.map(|t| humantime::parse_rfc3339_weak(&t).map_err(serde::de::Error::custom)).transpose()
-        }
-    }
 }
 
 #[cfg(test)]

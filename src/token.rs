@@ -109,13 +109,6 @@ impl Holding {
     pub fn generation(&self) -> u64 {
         self.current.as_ref().map_or(0, |c| c.generation)
     }
-
-    /// Bytes of secrets held (for memory accounting).
-    pub fn secret_bytes(&self) -> usize {
-        let ticket = |t: Option<&TicketPart>| t.map_or(0, |t| t.value.len());
-        self.current.as_ref().map_or(0, |c| ticket(c.ticket.as_ref()) + c.token.value.len())
-            + ticket(self.pending.as_deref())
-    }
 }
 
 impl Current {

@@ -259,12 +259,6 @@ impl Dir {
     pub fn create_private_dir(&self, name: &OsStr) -> io::Result<OwnedFd> {
         create_dir(&self.fd, plain_name(name)?, 0o700)
     }
-
-    /// Remove the empty directory `name`.
-    pub fn remove_dir(&self, name: &OsStr) -> io::Result<()> {
-        rustix::fs::unlinkat(&self.fd, plain_name(name)?, AtFlags::REMOVEDIR)?;
-        Ok(())
-    }
 }
 
 /// `mkdirat` `name` in `parent`, then `fchmod` it to exactly `mode`; the opened new directory.

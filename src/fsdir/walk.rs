@@ -15,7 +15,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::{AtFlags, CWD, FileType, Mode, OFlags, Stat};
+use rustix::fs::{CWD, FileType, Mode, OFlags, Stat};
 
 /// Symlinks followed in one walk at most (Linux's own limit).
 const MAX_SYMLINKS: usize = 40;
@@ -216,11 +216,6 @@ pub fn plain_name(name: &OsStr) -> io::Result<&OsStr> {
         ));
     }
     Ok(name)
-}
-
-/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`.
-pub fn stat_nofollow(dir: &OwnedFd, name: &OsStr) -> io::Result<Stat> {
-    Ok(rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW)?)
 }
 
 #[cfg(test)]

@@ -188,9 +188,6 @@ impl RequestHeaders {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
-    pub fn into_vec(self) -> Vec<(&'static str, String)> {
-        self.0
-    }
 }
 
 impl fmt::Debug for RequestHeaders {

@@ -1,12 +1,12 @@
-//! Alibaba Cloud SLS request signing (spec §1.2 and §1.3).
+//! Alibaba Cloud SLS request signing, v1 `LOG` scheme (spec §1.2).
 //!
-//! * **v1** (`LOG` scheme): `Authorization: LOG <AK>:b64(HMAC(SK, StringToSign))` where the MAC is
-//!   HMAC-SHA256 (`x-log-signaturemethod: hmac-sha256`, what the 2020-12-30 SDK sends, and what
-//!   ticketd sends) or HMAC-SHA1 (the classic SDK and the docs).
-//! * **v4** (`SLS4-HMAC-SHA256`): a SigV4-like scheme with a derived, scoped key.
+//! `Authorization: LOG <AK>:b64(HMAC(SK, StringToSign))` where the MAC is HMAC-SHA256
+//! (`x-log-signaturemethod: hmac-sha256`, what the 2020-12-30 SDK sends, and what ticketd sends) or
+//! HMAC-SHA1 (the classic SDK and the docs). The optional v4 scheme (`SLS4-HMAC-SHA256`, spec §1.3)
+//! is not implemented: ticketd never sends it and the emulator rejects it.
 //!
-//! Client and verifier share the canonicalization functions; the emulator feeds them the request
-//! as received.
+//! Client side only: the server side (parsing `Authorization`, checking the signature) is the
+//! emulator's, written independently (`crates/emulator/src/verify/sls_v1.rs`).
 
 use std::time::SystemTime;
 
@@ -14,10 +14,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use hmac::{Hmac, Mac};
 use md5::{Digest, Md5};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha1::Sha1;
 
-use super::{hmac_sha256, sha256_hex};
+use super::hmac_sha256;
 
 /// The API version header every SLS 2020-12-30 call carries.
 pub const API_VERSION: &str = "0.6.0";
@@ -25,9 +24,6 @@ pub const API_VERSION: &str = "0.6.0";
 pub const HMAC_SHA256: &str = "hmac-sha256";
 /// `x-log-signaturemethod` for HMAC-SHA1.
 pub const HMAC_SHA1: &str = "hmac-sha1";
-const V4_ALGORITHM: &str = "SLS4-HMAC-SHA256";
-const V4_PRODUCT: &str = "sls";
-const V4_TERMINATOR: &str = "aliyun_v4_request";
 
 /// Which MAC a v1 signature uses; the server picks it from `x-log-signaturemethod`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,156 +155,10 @@ pub fn v1_headers(
     headers
 }
 
-/// A parsed v1 `Authorization: LOG <AK>:<signature>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct V1Authorization {
-    pub access_key_id: String,
-    pub signature: String,
-}
-
-/// Parse a v1 Authorization value; `None` when it is not `LOG ak:sig`.
-pub fn parse_v1_authorization(value: &str) -> Option<V1Authorization> {
-    let rest = value.strip_prefix("LOG ")?;
-    let (ak, sig) = rest.rsplit_once(':')?;
-    (!ak.is_empty() && !sig.is_empty())
-        .then(|| V1Authorization { access_key_id: ak.to_string(), signature: sig.to_string() })
-}
-
-// ---- v4 ----------------------------------------------------------------------------------
-
-/// RFC 3986 unreserved characters stay; everything else is percent-encoded.
-const RFC3986: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
-
-/// `x-log-date` for v4: `YYYYMMDDTHHMMSSZ`.
-pub fn v4_date(t: SystemTime) -> String {
-    let iso = crate::clock::rfc3339(t); // 2024-01-02T03:04:05Z
-    iso.chars().filter(|c| *c != '-' && *c != ':').collect()
-}
-
-/// v4 canonical query: sorted by key, values percent-encoded, a bare key for an empty value.
-pub fn v4_canonical_query<K: AsRef<str>, V: AsRef<str>>(query: &[(K, V)]) -> String {
-    let mut pairs: Vec<(String, String)> = query
-        .iter()
-        .map(|(k, v)| {
-            (utf8_percent_encode(k.as_ref(), RFC3986).to_string(), utf8_percent_encode(v.as_ref(), RFC3986).to_string())
-        })
-        .collect();
-    pairs.sort();
-    pairs.into_iter().map(|(k, v)| if v.is_empty() { k } else { format!("{k}={v}") }).collect::<Vec<_>>().join("&")
-}
-
-/// v4 signed header names: `host`, `content-type` and every `x-log-*`/`x-acs-*`, sorted.
-pub fn v4_signed_header_names<N: AsRef<str>, V: AsRef<str>>(headers: &[(N, V)]) -> Vec<String> {
-    let mut names: Vec<String> = headers
-        .iter()
-        .map(|(n, _)| n.as_ref().to_ascii_lowercase())
-        .filter(|n| n == "host" || n == "content-type" || n.starts_with("x-log-") || n.starts_with("x-acs-"))
-        .collect();
-    names.sort();
-    names.dedup();
-    names
-}
-
-/// The v4 canonical request. `headers` must include `host`.
-pub fn v4_canonical_request<N: AsRef<str>, V: AsRef<str>>(
-    method: &str,
-    path: &str,
-    canonical_query: &str,
-    headers: &[(N, V)],
-    content_sha256: &str,
-) -> String {
-    let names = v4_signed_header_names(headers);
-    let mut out = format!("{method}\n{path}\n{canonical_query}\n");
-    for name in &names {
-        let value = headers
-            .iter()
-            .find(|(n, _)| n.as_ref().eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_ref().trim())
-            .unwrap_or("");
-        out.push_str(&format!("{name}:{value}\n"));
-    }
-    out.push('\n');
-    out.push_str(&names.join(";"));
-    out.push('\n');
-    out.push_str(content_sha256);
-    out
-}
-
-/// `<yyyymmdd>/<region>/sls/aliyun_v4_request`.
-pub fn v4_scope(date: &str, region: &str) -> String {
-    format!("{}/{region}/{V4_PRODUCT}/{V4_TERMINATOR}", v4_day(date))
-}
-
-/// The `yyyymmdd` that starts an `x-log-date`, cut between characters whatever it holds.
-fn v4_day(log_date: &str) -> &str {
-    log_date.get(..8).unwrap_or(log_date)
-}
-
-pub fn v4_string_to_sign(log_date: &str, scope: &str, canonical_request: &str) -> String {
-    format!("{V4_ALGORITHM}\n{log_date}\n{scope}\n{}", sha256_hex(canonical_request.as_bytes()))
-}
-
-/// The v4 signing key, derived from the secret, the day and the region.
-pub fn v4_signing_key(secret: &str, day: &str, region: &str) -> [u8; 32] {
-    let k = hmac_sha256(format!("aliyun_v4{secret}").as_bytes(), day.as_bytes());
-    let k = hmac_sha256(&k, region.as_bytes());
-    let k = hmac_sha256(&k, V4_PRODUCT.as_bytes());
-    hmac_sha256(&k, V4_TERMINATOR.as_bytes())
-}
-
-/// The headers of a v4-signed call (no `Date`, no `x-log-signaturemethod`), `authorization` last.
-/// `host` is needed for signing but not returned (the HTTP client sends it).
-pub fn v4_headers(
-    request: &Request<'_>,
-    host: &str,
-    region: &str,
-    key: &SigningKey<'_>,
-    date: SystemTime,
-) -> Vec<(&'static str, String)> {
-    let log_date = v4_date(date);
-    let content_sha256 = sha256_hex(request.body);
-    let mut headers: Vec<(&'static str, String)> =
-        vec![("accept", "application/json".into()), ("x-log-apiversion", API_VERSION.into())];
-    if let Some(token) = key.security_token {
-        headers.push(("x-acs-security-token", token.into()));
-    }
-    headers.extend([
-        ("content-type", "application/json".to_string()),
-        ("x-log-bodyrawsize", request.body.len().to_string()),
-        ("x-log-date", log_date.clone()),
-        ("x-log-content-sha256", content_sha256.clone()),
-    ]);
-    let mut signed: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-    signed.push(("host", host));
-    let canonical = v4_canonical_request(
-        request.method,
-        request.path,
-        &v4_canonical_query(request.query),
-        &signed,
-        &content_sha256,
-    );
-    let scope = v4_scope(&log_date, region);
-    let to_sign = v4_string_to_sign(&log_date, &scope, &canonical);
-    let signing_key = v4_signing_key(key.access_key_secret, v4_day(&log_date), region);
-    let signature = hex::encode(hmac_sha256(&signing_key, to_sign.as_bytes()));
-    headers.push((
-        "authorization",
-        format!("{V4_ALGORITHM} Credential={}/{scope},Signature={signature}", key.access_key_id),
-    ));
-    headers
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::Value;
-
-    #[test]
-    fn issue_16_the_v4_scope_never_cuts_inside_a_character() {
-        assert_eq!(v4_scope("20240101T000000Z", "cn-hangzhou"), "20240101/cn-hangzhou/sls/aliyun_v4_request");
-        assert_eq!(v4_scope("2024010\u{e9}", "r"), "2024010\u{e9}/r/sls/aliyun_v4_request");
-        assert_eq!(v4_scope("2024", "r"), "2024/r/sls/aliyun_v4_request");
-    }
 
     fn vector(name: &str) -> Value {
         let path = format!("{}/tests/vectors/{name}.json", env!("CARGO_MANIFEST_DIR"));
@@ -413,45 +263,6 @@ mod tests {
         let sig = v1_signature("testsecret", &to_sign, V1Mac::from_header(Some("hmac-sha1")).unwrap());
         assert_eq!(sig, v["intermediate"]["signature"].as_str().unwrap());
         assert_eq!(format!("LOG testid:{sig}"), v["authorization"].as_str().unwrap());
-        let parsed = parse_v1_authorization(v["authorization"].as_str().unwrap()).unwrap();
-        assert_eq!(parsed.access_key_id, "testid");
-        assert_eq!(parsed.signature, sig);
-    }
-
-    #[test]
-    fn v4_create_ticket_matches_sdk_vector() {
-        let v = vector("sls_create_ticket_v4");
-        let inputs = &v["inputs"];
-        let query = query_of(&v);
-        let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let request = Request { method: "POST", path: "/tickets", query: &query, body: b"" };
-        let key = SigningKey { access_key_id: "testid", access_key_secret: "testsecret", security_token: None };
-        let region = inputs["region_id"].as_str().unwrap();
-        let host = inputs["endpoint"].as_str().unwrap();
-        let headers = v4_headers(&request, host, region, &key, vector_time(&v));
-        let im = &v["intermediate"];
-
-        let mut signed: Vec<(&str, &str)> = headers.iter().map(|(n, v)| (*n, v.as_str())).collect();
-        signed.push(("host", host));
-        signed.retain(|(n, _)| *n != "authorization");
-        assert_eq!(v4_signed_header_names(&signed).join(";"), im["signed_headers"].as_str().unwrap());
-        let canonical =
-            v4_canonical_request("POST", "/tickets", &v4_canonical_query(&query), &signed, &sha256_hex(b""));
-        assert_eq!(canonical, im["canonical_request"].as_str().unwrap());
-        let log_date = v4_date(vector_time(&v));
-        let scope = v4_scope(&log_date, region);
-        assert_eq!(scope, im["scope"].as_str().unwrap());
-        let to_sign = v4_string_to_sign(&log_date, &scope, &canonical);
-        assert_eq!(to_sign, im["string_to_sign"].as_str().unwrap());
-        assert_eq!(
-            hex::encode(v4_signing_key("testsecret", &log_date[..8], region)),
-            im["signing_key_hex"].as_str().unwrap()
-        );
-        let sdk = v["request"]["headers_signed_by_sdk"].as_object().unwrap();
-        for (name, value) in &headers {
-            assert_eq!(sdk[*name].as_str().unwrap(), value, "header {name}");
-        }
-        assert_eq!(headers.last().unwrap().1, v["authorization"].as_str().unwrap());
     }
 
     #[test]

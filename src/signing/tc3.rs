@@ -17,7 +17,6 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hmac::{Hmac, Mac};
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use sha2::{Digest, Sha256};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -27,28 +26,12 @@ pub const ALGORITHM: &str = "TC3-HMAC-SHA256";
 /// The last element of the credential scope.
 pub const TERMINATOR: &str = "tc3_request";
 
-/// RFC 3986: unreserved `A-Za-z0-9-_.~` kept, everything else `%XX` (space → `%20`, `*` → `%2A`).
-const RFC3986: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
-
 /// Seconds from 1970 to 10000-01-01: later dates do not fit `YYYY-MM-DD`.
 const MAX_SECONDS: u64 = 253_402_300_800;
 
 /// `hex(sha256(payload))`: the body for POST, empty for GET.
 pub fn hashed_payload(body: &[u8]) -> String {
     hex::encode(Sha256::digest(body))
-}
-
-/// Encodes `pairs` in the order given as `k=v&…` (RFC 3986), e.g. for a GET query. For TC3 any
-/// encoding works as long as the string signed is the string sent.
-pub fn encode_query<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
-    let pct = |s: &str| utf8_percent_encode(s, RFC3986).to_string();
-    let parts: Vec<String> = pairs.iter().map(|(k, v)| format!("{}={}", pct(k.as_ref()), pct(v.as_ref()))).collect();
-    parts.join("&")
-}
-
-/// The service name: the first label of the host (`tcr.tencentcloudapi.com` → `tcr`).
-pub fn service_from_host(host: &str) -> &str {
-    host.split(['.', ':']).next().unwrap_or(host)
 }
 
 /// The `X-TC-Timestamp` value: whole seconds since 1970.
@@ -153,13 +136,14 @@ pub struct Request<'a> {
     pub method: &'a str,
     /// The `Host` header as sent.
     pub host: &'a str,
-    /// Usually [`service_from_host`]`(host)`, e.g. `tcr`.
+    /// The service, e.g. `tcr` (the first label of the vendor's host).
     pub service: &'a str,
     pub action: &'a str,
     pub version: &'a str,
     pub region: &'a str,
     pub timestamp: SystemTime,
-    /// The query string exactly as sent, without `?` (e.g. from [`encode_query`]); `""` for POST.
+    /// The query string exactly as sent, without `?`; `""` for POST. For TC3 any encoding works
+    /// as long as the string signed is the string sent.
     pub query: &'a str,
     /// The exact body bytes sent; empty for GET.
     pub body: &'a [u8],
@@ -206,9 +190,6 @@ impl RequestHeaders {
     /// The value of a header, by case-insensitive name.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-    pub fn into_vec(self) -> Vec<(&'static str, String)> {
-        self.0
     }
 }
 
@@ -278,7 +259,7 @@ mod tests {
         Request {
             method: s(v, "/request/method"),
             host: s(v, "/request/host"),
-            service: service_from_host(s(v, "/request/host")),
+            service: "tcr",
             action: sdk("X-TC-Action"),
             version: sdk("X-TC-Version"),
             region: s(v, "/inputs/region"),
@@ -334,9 +315,6 @@ mod tests {
 
     #[test]
     fn helpers() {
-        assert_eq!(encode_query(&[("b", "x y*"), ("a", "é~")]), "b=x%20y%2A&a=%C3%A9~");
-        assert_eq!(service_from_host("tcr.tencentcloudapi.com"), "tcr");
-        assert_eq!(service_from_host("127.0.0.1:8080"), "127");
         assert_eq!(utc_date(0).as_deref(), Some("1970-01-01"));
         assert_eq!(utc_date(253_402_300_799).as_deref(), Some("9999-12-31"));
         assert_eq!(utc_date(253_402_300_800), None);
