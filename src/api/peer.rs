@@ -6,9 +6,15 @@
 //! process, or a pid recycled by a group member, does not change them. Nothing here reads
 //! `/proc/<pid>` (which also works under systemd's `ProtectProc=invisible`, where other users'
 //! `/proc` entries are hidden).
+//!
+//! `SO_PEERCRED` comes from tokio ([`UnixStream::peer_cred`]). `SO_PEERGROUPS` has no safe
+//! wrapper in rustix, nix, tokio or std, so its one `getsockopt` is the single `unsafe` block of
+//! this module (issue #18: see `peer_groups`).
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::sync::Arc;
+
+use tokio::net::UnixStream;
 
 /// A caller's credentials, fixed when its connection was accepted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,15 +29,15 @@ pub(crate) struct Peer {
 
 impl Peer {
     /// The credentials of the process at the other end of `socket` (a connected unix socket).
-    pub(crate) fn of(socket: impl AsFd) -> std::io::Result<Peer> {
-        let fd = socket.as_fd();
-        let cred = peer_cred(fd)?;
-        let mut groups = peer_groups(fd)?;
+    pub(crate) fn of(socket: &UnixStream) -> std::io::Result<Peer> {
+        let cred = socket.peer_cred()?;
+        let mut groups = peer_groups(socket.as_fd())?;
         groups.sort_unstable();
         groups.dedup();
         // The kernel reports pid 0 for a peer in a pid namespace ticketd cannot see (a sibling
         // container sharing the socket): no pid then.
-        Ok(Peer { uid: cred.uid, gid: cred.gid, pid: (cred.pid > 0).then_some(cred.pid), groups: groups.into() })
+        let pid = cred.pid().filter(|&pid| pid > 0);
+        Ok(Peer { uid: cred.uid(), gid: cred.gid(), pid, groups: groups.into() })
     }
 
     /// A peer with no supplementary groups (tests).
@@ -46,28 +52,12 @@ impl Peer {
     }
 }
 
-/// `SO_PEERCRED`: the connecting process's uid, gid and pid. Read into `libc::ucred` rather than
-/// through rustix, whose `UCred` holds the pid as a non-zero type while the kernel reports 0 for a
-/// peer in a pid namespace ticketd cannot see.
-fn peer_cred(fd: BorrowedFd<'_>) -> std::io::Result<libc::ucred> {
-    let mut cred = libc::ucred { pid: 0, uid: 0, gid: 0 };
-    let mut len = libc::socklen_t::try_from(std::mem::size_of::<libc::ucred>()).map_err(std::io::Error::other)?;
-    // SAFETY: `cred` is a live, writable `ucred` of exactly `len` bytes; the kernel writes at most
-    // `len` bytes into it (every bit pattern is a valid `ucred`) and stores the length in `len`.
-    let rc = unsafe {
-        libc::getsockopt(fd.as_raw_fd(), libc::SOL_SOCKET, libc::SO_PEERCRED, (&raw mut cred).cast(), &mut len)
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    if len as usize != std::mem::size_of::<libc::ucred>() {
-        return Err(std::io::Error::other("SO_PEERCRED answered a short record"));
-    }
-    Ok(cred)
-}
-
 /// `SO_PEERGROUPS` (Linux 4.13 and later): the connecting process's supplementary groups, as the
-/// kernel recorded them at `connect()`. rustix has no wrapper for it.
+/// kernel recorded them at `connect()`. No well-kept crate wraps it on Linux (rustix 1.1, nix 0.31,
+/// tokio, std and uds have `SO_PEERCRED` at most), and no other source is as sound: the pidfd of
+/// `SO_PEERPIDFD` leads only to `/proc/<pid>/status`, hidden under `ProtectProc=invisible` and
+/// read at request time rather than at `connect()`; the group database is what an administrator
+/// declared, not what the process holds.
 fn peer_groups(fd: BorrowedFd<'_>) -> std::io::Result<Vec<u32>> {
     const GID: usize = std::mem::size_of::<libc::gid_t>();
     // Most callers are in a few groups; a longer list (at most NGROUPS_MAX, 65,536) is asked for
@@ -105,9 +95,15 @@ fn peer_groups(fd: BorrowedFd<'_>) -> std::io::Result<Vec<u32>> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_socket_pair_reports_this_process() {
-        let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
+    /// A connected tokio stream from a std one (made where credentials may differ).
+    fn tokio_stream(s: std::os::unix::net::UnixStream) -> UnixStream {
+        s.set_nonblocking(true).unwrap();
+        UnixStream::from_std(s).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_socket_pair_reports_this_process() {
+        let (a, _b) = UnixStream::pair().unwrap();
         let peer = Peer::of(&a).unwrap();
         assert_eq!(peer.uid, rustix::process::geteuid().as_raw());
         assert_eq!(peer.gid, rustix::process::getegid().as_raw());
@@ -126,9 +122,9 @@ mod tests {
     }
 
     /// More groups than the first buffer holds: the ERANGE retry reads them all.
-    #[test]
+    #[tokio::test]
     #[cfg_attr(not(have_root), ignore = "needs root to set a thread's groups")]
-    fn a_long_group_list_is_read_whole() {
+    async fn a_long_group_list_is_read_whole() {
         let groups: Vec<rustix::process::Gid> = (0..100).map(|n| rustix::process::Gid::from_raw(70_000 + n)).collect();
         // A thread of its own: credentials set by a raw system call are that thread's alone.
         let (a, _b) = std::thread::spawn(move || {
@@ -137,7 +133,7 @@ mod tests {
         })
         .join()
         .unwrap();
-        let peer = Peer::of(&a).unwrap();
+        let peer = Peer::of(&tokio_stream(a)).unwrap();
         assert_eq!(peer.groups.len(), 100);
         assert_eq!((peer.groups[0], peer.groups[99]), (70_000, 70_099));
     }
