@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::locate::{KeyPath, Locator};
+use super::problem::Problem;
 use super::raw::RawSecret;
-use super::*;
+use crate::http::Endpoint;
 
 pub(crate) struct Checker<'a> {
     pub(crate) file: String,

@@ -5,8 +5,10 @@
 use std::collections::BTreeMap;
 
 use super::check::Checker;
+use super::credential::CredentialSpec;
 use super::locate::KeyPath;
-use super::{Config, CredentialSpec, Problem, Problems, SocketGroup};
+use super::problem::{Problem, Problems};
+use super::spec::{Config, SocketGroup};
 
 /// What a file with problems still tells the environment's checks (a valid file's [`Config`]
 /// holds the same).

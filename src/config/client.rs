@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{DEFAULT_STATE_DIR, DEFAULT_TCR_ENDPOINT, Endpoint, Problem, Problems, TcrTokenType};
+use super::defaults::DEFAULT_STATE_DIR;
+use super::problem::{Problem, Problems};
+use crate::apis::tcr::spec::{DEFAULT_TCR_ENDPOINT, TcrTokenType};
+use crate::http::Endpoint;
 
 /// What a client command needs of the config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +58,7 @@ struct RawClientTicket {
 
 /// Read the client view of the config file at `path`.
 pub fn load_client(path: &Path) -> Result<ClientConfig, Problems> {
-    let text = super::read(path)?;
+    let text = super::load::read(path)?;
     parse_client(&text, path)
 }
 
@@ -94,8 +97,8 @@ pub fn parse_client(text: &str, path: &Path) -> Result<ClientConfig, Problems> {
     // Read as the validated config reads them, relative paths against the config file's
     // directory (a test below keeps the two in step).
     let source = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let base = super::config_dir(&source);
-    let resolve = |text: &str| super::resolve_path(base.as_deref(), text).unwrap_or_else(|| PathBuf::from(text));
+    let base = super::load::config_dir(&source);
+    let resolve = |text: &str| super::load::resolve_path(base.as_deref(), text).unwrap_or_else(|| PathBuf::from(text));
     Ok(ClientConfig {
         source,
         state_dir: resolve(raw.state_dir.filter(|d| !d.is_empty()).as_deref().unwrap_or(DEFAULT_STATE_DIR)),

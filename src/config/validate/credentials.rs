@@ -4,9 +4,18 @@
 use std::collections::BTreeMap;
 
 use crate::config::check::{Checker, endpoint, key_text_problem, parse_uri, valid_name};
+use crate::config::credential::{
+    AssumeRoleSpec, ChainSpec, CredentialSpec, MetadataSpec, OidcSpec, SourceSpec, StaticKeys, Vendor,
+};
+use crate::config::defaults::{
+    ALIBABA_ACCESS_KEY_ID_ENV, ALIBABA_ACCESS_KEY_SECRET_ENV, ALIBABA_SECURITY_TOKEN_ENV,
+    DEFAULT_ALIBABA_ASSUME_ROLE_DURATION, DEFAULT_ALIBABA_OIDC_DURATION, DEFAULT_TENCENT_ASSUME_ROLE_DURATION,
+    DEFAULT_TENCENT_OIDC_DURATION, MAX_STS_DURATION, MIN_STS_DURATION, TENCENT_SECRET_ID_ENV, TENCENT_SECRET_KEY_ENV,
+    TENCENT_SESSION_TOKEN_ENV,
+};
 use crate::config::locate::KeyPath;
 use crate::config::raw::{RawCredentials, RawSecret};
-use crate::config::*;
+use crate::http::Endpoint;
 
 /// The variable a `*_env` key names. Names are upper-case letters, digits and `_` (not starting
 /// with a digit), as POSIX has them: anything else is refused without being shown, since a key

@@ -4,21 +4,25 @@
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::credentials::{assume_role_bases, credential};
 use super::socket::socket;
 use super::tickets::ticket;
 use crate::config::check::{Checker, resolve_path};
 use crate::config::checked::{Checked, Needs};
+use crate::config::defaults::{DEFAULT_CORE_DUMPS, DEFAULT_METRICS_TICKET_SERIES, DEFAULT_STATE_DIR, MAX_RATE_LIMIT};
 use crate::config::lenient::{self, KeyProblem};
 use crate::config::locate::{KeyPath, LineIndex};
+use crate::config::problem::Problem;
 use crate::config::raw::{RawConfig, RawTicket};
+use crate::config::spec::{Config, RateLimits, SocketGroup};
 use crate::config::split;
-use crate::config::*;
+use crate::config::ticket::{TicketSettings, TicketSpec};
 
 /// Check config `text` (named `file` in problems; relative paths against `base`): the config or
 /// the file's problems, with what the environment's checks need either way.
-pub(in crate::config) fn parse<'t>(text: &'t str, file: &str, base: Option<PathBuf>) -> Checked<'t> {
+pub(crate) fn parse<'t>(text: &'t str, file: &str, base: Option<PathBuf>) -> Checked<'t> {
     // Tickets are parsed one section at a time; a section the cut cannot take alone (or any TOML
     // or type error) sends the file to the whole-document parse, which names the error's line.
     if let Some(sections) = split::split(text).filter(|s| !s.tickets.is_empty())

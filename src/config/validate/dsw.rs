@@ -1,9 +1,10 @@
 //! The keys of a `kind = "dsw"` ticket (the PAI-DSW instance token API).
 
+use crate::apis::dsw::spec::{DEFAULT_DSW_TOKEN_LIFETIME, DswSpec, DswTokenType, MAX_DSW_TOKEN_LIFETIME};
 use crate::config::check::{Checker, endpoint, identifier, region};
+use crate::config::defaults::MIN_LIFETIME;
 use crate::config::locate::KeyPath;
 use crate::config::raw::RawTicket;
-use crate::config::*;
 
 /// The ticket keys a dsw ticket uses (besides name, kind, credentials and sinks).
 pub(super) const DSW_KEYS: &[&str] =

@@ -3,9 +3,10 @@
 use std::time::Duration;
 
 use crate::config::check::{Checker, names_a_file};
+use crate::config::defaults::{DEFAULT_HOOK_DEBOUNCE, DEFAULT_HOOK_TIMEOUT};
 use crate::config::locate::KeyPath;
 use crate::config::raw::RawHook;
-use crate::config::*;
+use crate::config::ticket::HookSpec;
 
 pub(super) fn hook(c: &mut Checker<'_>, raw: &RawHook, at: &KeyPath) -> Option<HookSpec> {
     let before = c.problems.len();

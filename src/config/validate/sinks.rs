@@ -1,9 +1,11 @@
 //! A ticket's `[[tickets.sinks]]`: file sinks (format, mode, env names) and docker-config sinks.
 
+use crate::apis::kinds::Kind;
 use crate::config::check::{Checker, names_a_file};
+use crate::config::defaults::{DEFAULT_ENV_PREFIX, DEFAULT_SINK_MODE};
 use crate::config::locate::KeyPath;
 use crate::config::raw::RawSink;
-use crate::config::*;
+use crate::config::sink::{DockerConfigSink, EnvNames, FileFormat, FileSink, SinkSpec};
 
 pub(super) fn sinks(
     c: &mut Checker<'_>,

@@ -2,10 +2,16 @@
 
 use std::time::Duration;
 
+use crate::apis::sls::spec::{
+    DEFAULT_SLS_TICKET_LIFETIME, DEFAULT_SLS_TOKEN_LIFETIME, MAX_SLS_TICKET_LIFETIME, MAX_SLS_TOKEN_LIFETIME,
+    SLS_TICKET_HOSTS, SLS_TICKET_REGIONS, SlsSpec,
+};
 use crate::config::check::{Checker, endpoint};
+use crate::config::defaults::MIN_LIFETIME;
 use crate::config::locate::KeyPath;
 use crate::config::raw::RawTicket;
-use crate::config::*;
+use crate::config::sink::{FileFormat, SinkSpec};
+use crate::http::Endpoint;
 use crate::signing::sls::V1Mac;
 
 pub(super) fn sls(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath, sinks: &Option<Vec<SinkSpec>>) -> Option<SlsSpec> {

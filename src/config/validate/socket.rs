@@ -1,9 +1,10 @@
 //! The `socket`, `socket_mode` and `socket_group` keys.
 
 use crate::config::check::Checker;
+use crate::config::defaults::DEFAULT_SOCKET_MODE;
 use crate::config::locate::KeyPath;
 use crate::config::raw::RawConfig;
-use crate::config::*;
+use crate::config::spec::{SocketGroup, SocketSpec};
 
 pub(super) fn socket(c: &mut Checker<'_>, raw: &RawConfig) -> Option<SocketSpec> {
     let root = KeyPath::root();

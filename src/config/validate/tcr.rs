@@ -1,9 +1,9 @@
 //! The keys of a `kind = "tcr"` ticket (the Tencent TCR registry token API).
 
+use crate::apis::tcr::spec::{DEFAULT_TCR_ENDPOINT, TcrSpec, TcrTokenType};
 use crate::config::check::{Checker, endpoint, identifier, region};
 use crate::config::locate::KeyPath;
 use crate::config::raw::RawTicket;
-use crate::config::*;
 
 /// The ticket keys a tcr ticket uses (besides name, kind, credentials and sinks).
 pub(super) const TCR_KEYS: &[&str] = &["region", "registry_id", "token_type", "description", "endpoint", "registry"];

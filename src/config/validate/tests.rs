@@ -1,6 +1,8 @@
 //! Tests of the config validation: every section's problems, with file, line and key.
 
 use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
 
 use super::document::{parse_document, parse_sections};
 use crate::config::check::Checker;

@@ -9,10 +9,13 @@ use super::hooks::hook;
 use super::sinks::sinks;
 use super::sls::{SLS_KEYS, sls};
 use super::tcr::{TCR_KEYS, tcr};
+use crate::apis::kinds::{ApiSpec, Kind};
 use crate::config::check::{Checker, valid_name};
+use crate::config::credential::{CredentialSpec, Vendor};
 use crate::config::locate::KeyPath;
 use crate::config::raw::{RawCredentials, RawTicket};
-use crate::config::*;
+use crate::config::sink::{FileFormat, SinkSpec};
+use crate::config::ticket::{ConsumerSpec, TicketSettings};
 
 pub(super) fn ticket(
     c: &mut Checker<'_>,
