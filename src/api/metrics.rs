@@ -198,7 +198,8 @@ impl Render for Scrape {
     }
 }
 
-const KINDS: [Kind; 3] = [Kind::Sls, Kind::Dsw, Kind::Tcr];
+/// Every registered API, in registration order (the series' order).
+const KINDS: &[Kind] = Kind::ALL;
 
 /// The series that stay few whatever the number of tickets: by kind, and the one ticket whose
 /// token expires first.

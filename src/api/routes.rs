@@ -35,7 +35,7 @@ pub(crate) struct ApiState {
 }
 
 pub(crate) fn router(state: Arc<ApiState>) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(probes::healthz))
         .route("/readyz", get(readyz))
         .route(
@@ -51,9 +51,14 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
         .route("/v1/revocations", get(revocations))
         .route("/v1/tickets/{name}", get(ticket))
         .route("/v1/tickets/{name}/token", get(raw_token))
-        .route("/v1/sls/{name}/access-token", get(sls_access_token))
         .fallback(|| async { error(StatusCode::NOT_FOUND, json!({"error": "no such endpoint"})) })
-        .with_state(state)
+        .with_state(state.clone());
+    // `/v1/<kind>/{name}/access-token` for each API whose page embeds a ticket (SLS: `/v1/sls/…`).
+    Kind::ALL.iter().filter(|kind| kind.embeds()).fold(router, |router, &kind| {
+        let handler = move |state, peer, name| embed_access_token(kind, state, peer, name);
+        let path = format!("/v1/{}/{{name}}/access-token", kind.as_str());
+        router.route(&path, get(handler).with_state(state.clone()))
+    })
 }
 
 fn error(status: StatusCode, body: serde_json::Value) -> Response {
@@ -248,16 +253,17 @@ async fn raw_token(
     }
 }
 
-/// What the embedding page posts back to the SLS iframe: `{accessToken, ticket}`.
-async fn sls_access_token(
+/// What the embedding page posts back to the API's iframe (SLS): `{accessToken, ticket}`.
+async fn embed_access_token(
+    kind: Kind,
     State(state): State<Arc<ApiState>>,
     Extension(peer): Extension<Peer>,
     Path(name): Path<String>,
 ) -> Response {
-    if state.board.read(|table| table.by_name(&name).is_some_and(|t| t.spec().kind() != Kind::Sls)) {
+    if state.board.read(|table| table.by_name(&name).is_some_and(|t| t.spec().kind() != kind)) {
         return error(
             StatusCode::NOT_FOUND,
-            json!({"error": format!("`{name}` is not an sls ticket"), "ticket": name}),
+            json!({"error": format!("`{name}` is not {} ticket", kind.a()), "ticket": name}),
         );
     }
     match readable(&state, &name, &peer, &WaitQuery { wait: None, timeout: None }).await {
@@ -354,5 +360,44 @@ mod tests {
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         let kept = kept_wait.await.map(|v| v.current.map(|c| c.generation)).map_err(|r| r.status());
         assert_eq!(kept, Ok(Some(1)), "uid 7 is still allowed and gets generation 1");
+    }
+
+    /// The embedding route exists for the APIs that embed (SLS: `/v1/sls/…`), and refuses a
+    /// ticket of another kind in the same words as before the registry generated it.
+    #[tokio::test]
+    async fn the_embedding_route_is_the_sls_one_and_refuses_other_kinds() {
+        use crate::board::{Board, Ticket};
+        use crate::token::Holding;
+        let hour = Duration::from_secs(3600);
+        let board = Arc::new(Board::default());
+        let mut dsw = crate::scheduler::tests::sls_ticket("d", 24 * hour, hour);
+        dsw.api = crate::apis::kinds::ApiSpec::Dsw(crate::apis::dsw::spec::DswSpec {
+            endpoint: crate::http::Endpoint { base: "https://pai-dsw.cn-hangzhou.aliyuncs.com".parse().unwrap() },
+            instance_id: "dsw-1".into(),
+            token_lifetime: hour,
+            token_type: None,
+            audience: None,
+        });
+        board.write().insert(Ticket::new(dsw, Holding::default(), 0, 1 << 15));
+        let state = Arc::new(ApiState {
+            board,
+            clock: Arc::new(crate::clock::SystemClock),
+            own_uid: 999,
+            ticket_series: Arc::default(),
+        });
+        let mut router = router(state);
+        let mut get = async |path: &str| {
+            let mut request = axum::http::Request::get(path).body(axum::body::Body::empty()).unwrap();
+            request.extensions_mut().insert(Peer::without_groups(999, 999));
+            let response = tower_service::Service::call(&mut router, request).await.unwrap();
+            let status = response.status();
+            let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+            (status, serde_json::from_slice::<serde_json::Value>(&body).unwrap())
+        };
+        let (status, body) = get("/v1/sls/d/access-token").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body, json!({"error": "`d` is not an sls ticket", "ticket": "d"}));
+        let (status, body) = get("/v1/dsw/d/access-token").await;
+        assert_eq!((status, body), (StatusCode::NOT_FOUND, json!({"error": "no such endpoint"})));
     }
 }

@@ -1,14 +1,18 @@
 //! The contract every API implements ([`Api`]): what the scheduler, the store and the rate limiter
 //! need to know of it, so that none of them names an API.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use zeroize::Zeroizing;
+
 use crate::apis::error::{ApiErrorKind, ProviderError};
-use crate::apis::operation::{BoxFuture, Operation};
+use crate::apis::operation::Operation;
 use crate::clock::Clock;
 use crate::config::Vendor;
 use crate::credentials::Credentials;
+use crate::http::Endpoint;
 use crate::token::Issued;
 
 /// How a ticket's lifecycle works.
@@ -44,6 +48,10 @@ pub trait Api: Clone + Send + Sync + 'static {
     /// Whose credentials sign this API's calls (`credentials = ...` must name such a set).
     const VENDOR: Vendor;
 
+    /// Whether a web page embeds this API's tickets and asks ticketd for `{accessToken, ticket}`
+    /// at `/v1/<kind>/{name}/access-token` (SLS's console iframe).
+    const EMBEDS: bool = false;
+
     /// How the scheduler keeps this ticket fresh: ticket/token lifetimes and renew rules.
     fn lifecycle(&self) -> Lifecycle;
 
@@ -51,16 +59,29 @@ pub trait Api: Clone + Send + Sync + 'static {
     /// holding): the settings that change which credential the API issues.
     fn identity(&self) -> String;
 
-    /// The rate limiter's key: calls with the same key share the vendor's per-second budget.
-    fn rate_limit_key(&self) -> String;
+    /// The endpoint this ticket's calls go to.
+    fn endpoint(&self) -> &Endpoint;
 
-    /// Make one call.
-    fn call(
-        &self,
-        context: &CallContext,
+    /// The rate limiter's key: calls with the same key share the vendor's per-second budget. By
+    /// default the endpoint (the vendors' limits are per endpoint).
+    fn rate_limit_key(&self) -> String {
+        self.endpoint().to_string()
+    }
+
+    /// Make one call (`apis::registry` boxes the future, once for every API).
+    fn call<'a>(
+        &'a self,
+        context: &'a CallContext,
         op: Operation,
-        credentials: Credentials,
-    ) -> BoxFuture<Result<Issued, ProviderError>>;
+        credentials: &'a Credentials,
+    ) -> impl Future<Output = Result<Issued, ProviderError>> + Send + 'a;
+
+    /// The link a consumer opens with the current `ticket` (file format and JSON field `url`),
+    /// for an API whose tickets have one (SLS: the console share URL). None by default.
+    fn share_url(&self, ticket: &str) -> Option<Zeroizing<String>> {
+        let _ = ticket;
+        None
+    }
 
     /// What an error answer (HTTP `status`, the API's error `code`) means for ticketd.
     fn classify(status: u16, code: &str) -> ApiErrorKind;

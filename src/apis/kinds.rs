@@ -77,6 +77,16 @@ impl Kind {
     }
 }
 
+impl Kind {
+    /// The name with its article, as a message says it: `an sls`, `a tcr` (the names are spoken
+    /// letter by letter, so "an" before a letter whose name starts with a vowel sound).
+    pub fn a(self) -> String {
+        let name = self.as_str();
+        let an = name.starts_with(['a', 'e', 'f', 'h', 'i', 'l', 'm', 'n', 'o', 'r', 's', 'x']);
+        format!("{} {name}", if an { "an" } else { "a" })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +98,6 @@ mod tests {
         }
         assert_eq!(Kind::from_name("ecr"), None);
         assert_eq!(Kind::names(), "sls, dsw or tcr");
+        assert_eq!([Kind::Sls.a(), Kind::Dsw.a(), Kind::Tcr.a()], ["an sls", "a dsw", "a tcr"]);
     }
 }

@@ -1,6 +1,8 @@
 //! The registered APIs' behaviour: [`ApiSpec`] and [`Kind`] dispatch to each API's [`Api`]
 //! implementation, generated from the one list in `apis/kinds.rs`.
 
+use zeroize::Zeroizing;
+
 use crate::apis::api::{Api, CallContext, Lifecycle};
 use crate::apis::error::{ApiErrorKind, ProviderError};
 use crate::apis::kinds::{ApiSpec, Kind, with_apis};
@@ -33,6 +35,13 @@ macro_rules! behaviour {
                 }
             }
 
+            /// [`Api::share_url`] of this ticket's API.
+            pub fn share_url(&self, ticket: &str) -> Option<Zeroizing<String>> {
+                match self {
+                    $(ApiSpec::$variant(spec) => Api::share_url(spec, ticket),)+
+                }
+            }
+
             /// [`Api::call`] of this ticket's API.
             pub fn call(
                 &self,
@@ -40,9 +49,13 @@ macro_rules! behaviour {
                 op: Operation,
                 credentials: Credentials,
             ) -> BoxFuture<Result<Issued, ProviderError>> {
-                match self {
-                    $(ApiSpec::$variant(spec) => Api::call(spec, context, op, credentials),)+
-                }
+                // One boxed future, owning what the call borrows, for every API.
+                let (spec, context) = (self.clone(), context.clone());
+                Box::pin(async move {
+                    match &spec {
+                        $(ApiSpec::$variant(spec) => Api::call(spec, &context, op, &credentials).await,)+
+                    }
+                })
             }
         }
 
@@ -51,6 +64,13 @@ macro_rules! behaviour {
             pub fn vendor(self) -> Vendor {
                 match self {
                     $(Kind::$variant => <$spec as Api>::VENDOR,)+
+                }
+            }
+
+            /// [`Api::EMBEDS`] of this API.
+            pub fn embeds(self) -> bool {
+                match self {
+                    $(Kind::$variant => <$spec as Api>::EMBEDS,)+
                 }
             }
 
@@ -135,6 +155,7 @@ mod tests {
         assert_eq!(Kind::Sls.vendor(), Vendor::Alibaba);
         assert_eq!(Kind::Dsw.vendor(), Vendor::Alibaba);
         assert_eq!(Kind::Tcr.vendor(), Vendor::Tencent);
+        assert_eq!(Kind::ALL.iter().filter(|k| k.embeds()).collect::<Vec<_>>(), [&Kind::Sls]);
         assert_eq!(Kind::Sls.classify(400, "RequestTimeExpired"), ApiErrorKind::ClockSkew);
         assert_eq!(Kind::Tcr.classify(200, "RequestLimitExceeded"), ApiErrorKind::Transient);
     }

@@ -1,4 +1,4 @@
-//! What consumers read: the JSON view of a ticket, the raw token, the SLS share URL.
+//! What consumers read: the JSON view of a ticket, the raw token, the API's share URL.
 //! Derived on demand from the held secrets; nothing here is stored.
 //!
 //! Everything rendered holds a secret, so it is built in a buffer of exactly its size (see
@@ -11,7 +11,7 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::clock::rfc3339;
-use crate::config::{ApiSpec, EnvNames, FileFormat, FileSink, TicketSpec};
+use crate::config::{EnvNames, FileFormat, FileSink, TicketSpec};
 use crate::token::Current;
 
 /// The JSON document of a ticket's current token (file sink `json`, socket API).
@@ -52,42 +52,9 @@ fn zeroizing_str<S: serde::Serializer>(value: &Option<Zeroizing<String>>, serial
     value.as_deref().map(String::as_str).serialize(serializer)
 }
 
-/// The SLS share URL: `console_url` + `sls_ticket=<ticket>&supportRefreshToken=true` + `console_params`
-/// (appended to a query `console_url` has, before its fragment, as `url`'s `query_pairs_mut`
-/// does), built in a string of exactly its length.
+/// The share URL of the ticket's API (SLS: its console link), for the `url` field and format.
 pub fn share_url(spec: &TicketSpec, current: &Current) -> Option<Zeroizing<String>> {
-    use url::form_urlencoded::{Serializer, byte_serialize};
-    let ApiSpec::Sls(sls) = &spec.api else { return None };
-    let base = sls.console_url.as_deref()?;
-    let ticket = current.ticket.as_ref()?;
-    let mut url = url::Url::parse(base).ok()?;
-    let fragment = url.fragment().map(str::to_string);
-    url.set_fragment(None);
-    let pairs = [("sls_ticket", ticket.value.expose()), ("supportRefreshToken", "true")]
-        .into_iter()
-        .chain(sls.console_params.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    let encoded = |text: &str| byte_serialize(text.as_bytes()).map(str::len).sum::<usize>();
-    let query_len: usize = pairs.clone().map(|(k, v)| encoded(k) + 1 + encoded(v) + 1).sum();
-    let length = url.as_str().len() + 1 + query_len + fragment.as_ref().map_or(0, |f| 1 + f.len());
-    let mut out = Zeroizing::new(String::with_capacity(length));
-    out.push_str(url.as_str());
-    if url.query().is_none() {
-        out.push('?');
-    }
-    let start = url.query().map_or(out.len(), |q| out.len() - q.len());
-    {
-        let mut query = Serializer::for_suffix(&mut *out, start);
-        for (k, v) in pairs {
-            query.append_pair(k, v);
-        }
-        query.finish();
-    }
-    if let Some(fragment) = fragment {
-        out.push('#');
-        out.push_str(&fragment);
-    }
-    debug_assert!(out.len() <= length, "the share URL outgrew its buffer");
-    Some(out)
+    spec.api.share_url(current.ticket.as_ref()?.value.expose())
 }
 
 /// What `write` writes, in a buffer of exactly its size that is zeroed when dropped. `write` runs
@@ -221,7 +188,7 @@ mod tests {
                 std::time::Duration::from_secs(86_400),
                 std::time::Duration::from_secs(3600),
             );
-            let ApiSpec::Sls(sls) = &mut spec.api else { unreachable!() };
+            let crate::apis::kinds::ApiSpec::Sls(sls) = &mut spec.api else { unreachable!() };
             sls.console_url = Some(base.into());
             sls.console_params = vec![("theme".into(), "dark mode".into()), ("é".into(), "&".into())];
             let mut expected = url::Url::parse(base).unwrap();

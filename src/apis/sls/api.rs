@@ -1,16 +1,22 @@
 //! SLS as an [`Api`]: a ticket refreshed into tokens, one endpoint per rate budget.
 
+use std::future::Future;
+
+use zeroize::Zeroizing;
+
 use crate::apis::api::{Api, CallContext, Lifecycle};
 use crate::apis::error::{ApiErrorKind, ProviderError};
-use crate::apis::operation::{BoxFuture, Operation};
-use crate::apis::sls::client;
+use crate::apis::operation::Operation;
 use crate::apis::sls::spec::SlsSpec;
+use crate::apis::sls::{client, share};
 use crate::config::Vendor;
 use crate::credentials::Credentials;
+use crate::http::Endpoint;
 use crate::token::Issued;
 
 impl Api for SlsSpec {
     const VENDOR: Vendor = Vendor::Alibaba;
+    const EMBEDS: bool = true;
 
     fn lifecycle(&self) -> Lifecycle {
         Lifecycle::TicketAndToken { renew_before: self.ticket_renew_before }
@@ -20,18 +26,21 @@ impl Api for SlsSpec {
         format!("sls endpoint={}", self.endpoint)
     }
 
-    fn rate_limit_key(&self) -> String {
-        self.endpoint.to_string()
+    fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
     }
 
-    fn call(
-        &self,
-        context: &CallContext,
+    fn call<'a>(
+        &'a self,
+        context: &'a CallContext,
         op: Operation,
-        credentials: Credentials,
-    ) -> BoxFuture<Result<Issued, ProviderError>> {
-        let (spec, context) = (self.clone(), context.clone());
-        Box::pin(async move { client::call(&context.http, context.clock.as_ref(), &spec, op, &credentials).await })
+        credentials: &'a Credentials,
+    ) -> impl Future<Output = Result<Issued, ProviderError>> + Send + 'a {
+        client::call(&context.http, context.clock.as_ref(), self, op, credentials)
+    }
+
+    fn share_url(&self, ticket: &str) -> Option<Zeroizing<String>> {
+        share::share_url(self, ticket)
     }
 
     fn classify(status: u16, code: &str) -> ApiErrorKind {

@@ -1,7 +1,8 @@
-//! Alibaba Cloud SLS share tickets: its validated spec, its client and its `Api` implementation.
+//! Alibaba Cloud SLS share tickets: its validated spec, its client, its share URL and its `Api` implementation.
 
 pub mod api;
 pub mod client;
+pub mod share;
 pub mod spec;
 
 pub use client::*;

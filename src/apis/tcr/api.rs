@@ -1,12 +1,15 @@
 //! TCR as an [`Api`]: one `CreateInstanceToken` call per token (long-term ones kept for years).
 
+use std::future::Future;
+
 use crate::apis::api::{Api, CallContext, Lifecycle};
 use crate::apis::error::{ApiErrorKind, ProviderError};
-use crate::apis::operation::{BoxFuture, Operation};
+use crate::apis::operation::Operation;
 use crate::apis::tcr::client;
 use crate::apis::tcr::spec::{LONGTERM_RENEW_BEFORE, TcrSpec, TcrTokenType, identity};
 use crate::config::Vendor;
 use crate::credentials::Credentials;
+use crate::http::Endpoint;
 use crate::token::Issued;
 
 impl Api for TcrSpec {
@@ -23,18 +26,17 @@ impl Api for TcrSpec {
         identity(&self.endpoint, &self.registry_id, self.token_type)
     }
 
-    fn rate_limit_key(&self) -> String {
-        self.endpoint.to_string()
+    fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
     }
 
-    fn call(
-        &self,
-        context: &CallContext,
+    fn call<'a>(
+        &'a self,
+        context: &'a CallContext,
         _op: Operation,
-        credentials: Credentials,
-    ) -> BoxFuture<Result<Issued, ProviderError>> {
-        let (spec, context) = (self.clone(), context.clone());
-        Box::pin(async move { client::call(&context.http, context.clock.as_ref(), &spec, &credentials).await })
+        credentials: &'a Credentials,
+    ) -> impl Future<Output = Result<Issued, ProviderError>> + Send + 'a {
+        client::call(&context.http, context.clock.as_ref(), self, credentials)
     }
 
     fn classify(_status: u16, code: &str) -> ApiErrorKind {
