@@ -61,21 +61,12 @@ fn issue_17_the_commented_credential_source_examples_validate() {
     }
 }
 
-/// The config embedded in `examples/kubernetes/configmap.yaml` (the block under `ticketd.toml: |`)
-/// validates too, and its sinks write into the shared volume.
+/// The config of the Kubernetes examples (`examples/kubernetes/base/ticketd.toml`, the ConfigMap
+/// every overlay mounts) validates too, and its sinks write into the shared volume.
 #[test]
 fn the_kubernetes_example_config_validates() {
-    let yaml = include_str!("../examples/kubernetes/configmap.yaml");
-    let mut lines = yaml.lines().skip_while(|l| l.trim() != "ticketd.toml: |").skip(1);
-    let mut toml = String::new();
-    for line in lines.by_ref() {
-        if !line.is_empty() && !line.starts_with("    ") {
-            break;
-        }
-        toml.push_str(line.strip_prefix("    ").unwrap_or(line));
-        toml.push('\n');
-    }
-    let config = ticketd::credentials::environment::parse(&toml, "configmap.yaml", &env())
+    let toml = include_str!("../examples/kubernetes/base/ticketd.toml");
+    let config = ticketd::credentials::environment::parse(toml, "ticketd.toml", &env())
         .unwrap_or_else(|p| panic!("{p}\n{toml}"));
     assert_eq!(config.tickets.len(), 1);
     assert!(config.metrics_listen.is_some());
