@@ -344,4 +344,39 @@ mod tests {
         let shown = format!("{headers:?} {signed:?} {req:?}");
         assert!(!shown.contains(secret) && !shown.contains(token), "{shown}");
     }
+
+    /// A POST with a body, a content type and a query, signed here and checked by the emulator's
+    /// verifier (written independently from the spec): it verifies, a changed body or query does
+    /// not, and neither the key nor the session token shows in any `Debug` or error on the way,
+    /// the server's error included when the token is tried as the key (review F6).
+    #[test]
+    fn a_signed_post_verifies_and_no_debug_or_error_shows_a_secret() {
+        use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+        use emulator::verify::{VerifyError, acs3 as server};
+
+        let (secret, token) = ("SECRET-KEY-VALUE", "SECURITY-TOKEN-VALUE");
+        let (body, content_type) = (br#"{"Name":"x y"}"#.as_slice(), Some("application/json"));
+        let (method, host, path) = ("POST", "h:8443", "/x");
+        let (action, version, nonce, date) = ("A", "1", "n", UNIX_EPOCH);
+        let query = &[("q", "1"), ("b", "x y*")];
+        let req = Request { method, host, path, query, action, version, date, nonce, body, content_type };
+        let headers = build_headers(&req, "ak", secret, Some(token));
+        let mut received = HeaderMap::new();
+        for (name, value) in headers.as_slice() {
+            let name = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).unwrap();
+            received.append(name, HeaderValue::from_str(value).unwrap());
+        }
+        let uri: Uri = format!("{path}?{}", canonical_query(query)).parse().unwrap();
+        let auth = server::parse(headers.get("authorization").unwrap()).unwrap();
+        let check = |uri: &Uri, body: &[u8], key: &str| server::verify(&Method::POST, uri, &received, body, &auth, key);
+        assert_eq!(check(&uri, body, secret), Ok(()));
+        assert_eq!(check(&uri, b"{}", secret), Err(VerifyError::BodyHashMismatch));
+        let other_query: Uri = format!("{path}?b=x%20y%2A&q=2").parse().unwrap();
+        assert_eq!(check(&other_query, body, secret), Err(VerifyError::SignatureMismatch));
+        let err = check(&uri, body, token).unwrap_err();
+        assert_eq!(err, VerifyError::SignatureMismatch);
+        let signed = sign(method, path, &canonical_query(query), headers.as_slice(), "", "ak", secret);
+        let shown = format!("{headers:?} {signed:?} {req:?} {auth:?} {err} {err:?}");
+        assert!(!shown.contains(secret) && !shown.contains(token), "{shown}");
+    }
 }

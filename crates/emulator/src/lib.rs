@@ -19,7 +19,7 @@ mod shared;
 mod sls;
 mod sts;
 mod tcr;
-mod verify;
+pub mod verify;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

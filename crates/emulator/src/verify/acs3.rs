@@ -11,7 +11,7 @@ use crate::verify::{mac, pct};
 const SCHEME: Scheme = Scheme { algorithm: "ACS3-HMAC-SHA256", lowercase_values: false };
 
 /// Reads an `Authorization` value; its credential is the AccessKeyId.
-pub(crate) fn parse(value: &str) -> Result<Authorization, AuthorizationError> {
+pub fn parse(value: &str) -> Result<Authorization, AuthorizationError> {
     v3::parse(SCHEME, value)
 }
 
@@ -23,7 +23,7 @@ fn canonical_query(raw: &str) -> String {
 
 /// Checks a received request against `auth` and `secret`. The date's freshness and the nonce's
 /// uniqueness are the caller's.
-pub(crate) fn verify(
+pub fn verify(
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,

@@ -86,4 +86,10 @@ fn errors_carry_no_secret() {
     let v = load("dsw_get_token_sts");
     let token = v["inputs"]["security_token"].as_str().unwrap();
     assert!(!shown.contains("SECRET-KEY-VALUE") && !shown.contains(token), "{shown}");
+    // The session token standing in for the key, as in tc3_tests.rs: neither it nor the real key
+    // may appear in the error (Display or Debug) or in the parsed Authorization's Debug.
+    let err = check("dsw_get_token_sts", None, b"", token, &[]).unwrap_err();
+    let auth = parse(replay(&v, None, &[]).authorization()).unwrap();
+    let shown = format!("{err} {err:?} {auth:?}");
+    assert!(!shown.contains(token) && !shown.contains("testsecret"), "{shown}");
 }

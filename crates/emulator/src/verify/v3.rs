@@ -17,7 +17,7 @@ pub(crate) struct Scheme {
 
 /// `<algorithm> Credential=…, SignedHeaders=…, Signature=…`, fields in any order.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Authorization {
+pub struct Authorization {
     /// The AccessKeyId (ACS3), or `SecretId/date/service/tc3_request` (TC3).
     pub(crate) credential: String,
     /// Lower-case names in strictly ascending order.
@@ -28,7 +28,7 @@ pub(crate) struct Authorization {
 
 /// Why an `Authorization` value could not be read. Carries no header value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum AuthorizationError {
+pub enum AuthorizationError {
     #[error("authorization scheme is not {0}")]
     WrongAlgorithm(&'static str),
     #[error("authorization field is not one of Credential, SignedHeaders, Signature")]
@@ -47,7 +47,7 @@ pub(crate) enum AuthorizationError {
 
 /// Why a request does not verify. Carries no secret and no header value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub(crate) enum VerifyError {
+pub enum VerifyError {
     #[error("required header {0} is missing")]
     MissingHeader(&'static str),
     #[error("signed header {0} is not in the request")]
