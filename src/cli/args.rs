@@ -10,6 +10,7 @@ use crate::cli::common::{ConfigArg, LogArg};
 use crate::cli::dev::DevArgs;
 use crate::cli::docker_credential::DockerCredentialArgs;
 use crate::cli::emulator::EmulatorArgs;
+use crate::cli::kubelet_credential::KubeletCredentialArgs;
 use crate::cli::run::RunArgs;
 use crate::logging::LogFormat;
 
@@ -46,6 +47,10 @@ pub enum Command {
     /// Docker credential helper for TCR registries (`get|store|erase|list`); also runs when the
     /// binary is invoked as `docker-credential-ticketd`.
     DockerCredential(DockerCredentialArgs),
+    /// Kubelet image credential provider for TCR registries (`credentialprovider.kubelet.k8s.io/v1`:
+    /// a CredentialProviderRequest on stdin, the CredentialProviderResponse on stdout); also runs
+    /// when the binary is invoked as `ticketd-credential-provider`.
+    KubeletCredentialProvider(KubeletCredentialArgs),
 }
 
 /// Parse `args` (`args[0]` is the program): the command to run, the config it reads (`None`:
@@ -72,6 +77,7 @@ pub fn parse(args: Vec<std::ffi::OsString>) -> Result<(Command, Option<PathBuf>,
         Command::Status(a) => a.config.or(&cli.config),
         Command::Get(a) => a.config.or(&cli.config),
         Command::DockerCredential(a) => a.config.or(&cli.config),
+        Command::KubeletCredentialProvider(a) => a.config.or(&cli.config),
         Command::Dev(_) | Command::Emulator(_) if outer_config => {
             return refused("-c/--config", "reads no config file");
         }
@@ -98,6 +104,7 @@ impl Command {
             Command::Status(_) => "status",
             Command::Get(_) => "get",
             Command::DockerCredential(_) => "docker-credential",
+            Command::KubeletCredentialProvider(_) => "kubelet-credential-provider",
         }
     }
 }
@@ -128,7 +135,7 @@ mod tests {
             assert!(parsed(&[sub, "-c", "/x.toml"]).is_err(), "ticketd {sub} -c");
             assert_eq!(parsed(&["-c", "/x.toml", sub]).err(), Some(clap::error::ErrorKind::ArgumentConflict));
         }
-        for sub in ["run", "check-config", "status", "get", "docker-credential"] {
+        for sub in ["run", "check-config", "status", "get", "docker-credential", "kubelet-credential-provider"] {
             assert!(help(sub).contains("-c, --config <FILE>"), "ticketd {sub} --help:\n{}", help(sub));
         }
         // Where -c worked, it still does: after the subcommand, before it, and with no subcommand.
@@ -137,6 +144,8 @@ mod tests {
         assert_eq!(parsed(&["-c", "/x.toml", "status"]).unwrap().1, x);
         assert_eq!(parsed(&["get", "dash", "--config", "/x.toml"]).unwrap().1, x);
         assert_eq!(parsed(&["docker-credential", "-c", "/x.toml", "list"]).unwrap().1, x);
+        assert_eq!(parsed(&["kubelet-credential-provider", "-c", "/x.toml"]).unwrap().1, x);
+        assert_eq!(parsed(&["-c", "/x.toml", "kubelet-credential-provider"]).unwrap().1, x);
         assert!(matches!(parsed(&["-c", "/x.toml"]).unwrap(), (Command::Run(_), Some(p)) if p == Path::new("/x.toml")));
         assert!(matches!(parsed(&["--check-config", "-c", "/x.toml"]).unwrap(), (Command::CheckConfig(_), Some(_))));
         assert_eq!(parsed(&["run", "--once", "-c", "/y.toml"]).unwrap().1, Some(PathBuf::from("/y.toml")));
@@ -148,7 +157,7 @@ mod tests {
     /// Issue 17 item 12: `--log-format` likewise, for the commands that log.
     #[test]
     fn issue17_only_the_commands_that_log_take_log_format() {
-        for sub in ["check-config", "status", "get", "docker-credential"] {
+        for sub in ["check-config", "status", "get", "docker-credential", "kubelet-credential-provider"] {
             assert!(!help(sub).contains("--log-format"), "ticketd {sub} --help:\n{}", help(sub));
         }
         assert!(logged(&["status", "--log-format", "json"]).is_err());

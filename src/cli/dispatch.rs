@@ -6,8 +6,7 @@ use std::process::ExitCode;
 
 use crate::cli::args::{Command, parse};
 use crate::cli::common::runtime;
-use crate::cli::docker_credential::HELPER_NAME;
-use crate::cli::{check_config, client, dev, docker_credential, emulator, run};
+use crate::cli::{check_config, client, dev, docker_credential, emulator, kubelet_credential, run};
 use crate::config::DEFAULT_CONFIG_PATH;
 use crate::logging;
 
@@ -15,8 +14,8 @@ use crate::logging;
 pub fn main() -> ExitCode {
     let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let invoked_as = args.first().map(Path::new).and_then(Path::file_name).map(|n| n.to_os_string());
-    if invoked_as.is_some_and(|n| n == HELPER_NAME) {
-        args.splice(0..1, ["ticketd".into(), "docker-credential".into()]);
+    if let Some(subcommand) = invoked_as.and_then(|n| subcommand_named(&n)) {
+        args.splice(0..1, ["ticketd".into(), subcommand.into()]);
     }
     let (command, config, log_format) = parse(args).unwrap_or_else(|e| e.exit());
     let config_path = config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG_PATH));
@@ -37,5 +36,18 @@ pub fn main() -> ExitCode {
         Command::Status(args) => runtime(async move { client::status(args, config.as_deref()).await }),
         Command::Get(args) => runtime(async move { client::get(args, config.as_deref()).await }),
         Command::DockerCredential(args) => docker_credential::main(&args, &config_path),
+        Command::KubeletCredentialProvider(_) => kubelet_credential::main(&config_path),
     }
+}
+
+/// The subcommand the binary runs when invoked (through a symlink) under program name `name`:
+/// `docker-credential-ticketd` is `ticketd docker-credential`, `ticketd-credential-provider` is
+/// `ticketd kubelet-credential-provider`.
+fn subcommand_named(name: &std::ffi::OsStr) -> Option<&'static str> {
+    [
+        (docker_credential::HELPER_NAME, "docker-credential"),
+        (kubelet_credential::PROVIDER_NAME, "kubelet-credential-provider"),
+    ]
+    .into_iter()
+    .find_map(|(program, subcommand)| (name == program).then_some(subcommand))
 }

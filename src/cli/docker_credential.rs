@@ -6,15 +6,17 @@
 //! Docker runs helpers without arguments, so the config is found through `TICKETD_CONFIG` or the
 //! default path (`-c` works too). Answers come from the running daemon over its socket API when
 //! `socket` is set and answers (so its access control applies), otherwise from the saved state
-//! (`state.json`) while the token there is still valid. The helper reads only the client view of
-//! the config ([`crate::config::ClientConfig`]): it resolves no credential, needs no cloud keys and
-//! makes no cloud API call.
+//! (`state.json`) while the token there is still valid ([`crate::cli::registry_login`], shared with
+//! the kubelet credential provider). The helper reads only the client view of the config
+//! ([`crate::config::ClientConfig`]): it resolves no credential, needs no cloud keys and makes no
+//! cloud API call.
 
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
+use crate::cli::registry_login::{self, LookupError};
 use crate::config::ClientConfig;
 
 /// The protocol's "not found" message: docker then goes on without credentials.
@@ -50,13 +52,14 @@ pub enum HelperError {
     #[error("{NOT_FOUND}")]
     NotFound,
     #[error("ticketd: {0}")]
+    Lookup(#[from] LookupError),
+    #[error("ticketd: {0}")]
     Failed(String),
 }
 
 /// Load the client view of the config at `path` for the helper.
 pub fn load_config(path: &Path) -> Result<ClientConfig, HelperError> {
-    crate::config::load_client(path)
-        .map_err(|p| HelperError::Failed(format!("cannot use the config: {}", p.to_string().trim_end())))
+    Ok(registry_login::load_config(path)?)
 }
 
 /// `host[:port]` of a server URL as docker passes it (`https://host/v1/`, `host`, `host:5000`).
@@ -64,58 +67,6 @@ pub fn registry_host(server_url: &str) -> String {
     let s = server_url.trim();
     let s = s.split_once("://").map_or(s, |(_, rest)| rest);
     s.split('/').next().unwrap_or("").to_ascii_lowercase()
-}
-
-/// A registry host and, when a valid token is saved for it, `(username, secret)`.
-type Login = (String, Option<(String, String)>);
-
-/// Every tcr ticket with a registry, with its login when the daemon (or, when it does not answer,
-/// the saved state) holds a valid token.
-fn valid_logins(config: &ClientConfig, now: SystemTime) -> Result<Vec<Login>, HelperError> {
-    if let Some(logins) = logins_from_daemon(config) {
-        return Ok(logins);
-    }
-    let state = crate::store::read_unlocked(&config.state_dir).map_err(|e| HelperError::Failed(e.to_string()))?;
-    // Saved tokens carry no monotonic history: the wall clock decides.
-    let now = crate::clock::Now { wall: now, mono: crate::clock::Clock::monotonic(&crate::clock::SystemClock) };
-    let mut out = Vec::new();
-    for ticket in &config.registries {
-        let login = state
-            .tickets
-            .get(ticket.name.as_str())
-            .filter(|saved| saved.identity == ticket.identity)
-            .and_then(|saved| saved.holding.valid_token(now))
-            .map(|t| (t.username.as_deref().unwrap_or_default().to_string(), t.value.expose().to_string()));
-        out.push((ticket.registry.clone(), login));
-    }
-    Ok(out)
-}
-
-/// Ask the running daemon; `None` when there is no socket or it does not answer.
-fn logins_from_daemon(config: &ClientConfig) -> Option<Vec<Login>> {
-    let socket = config.socket.clone()?;
-    if !socket.exists() {
-        return None;
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-    runtime.block_on(async {
-        let mut out = Vec::new();
-        for ticket in &config.registries {
-            let name: String = url::form_urlencoded::byte_serialize(ticket.name.as_bytes()).collect();
-            let (status, body) = crate::api::client::get(&socket, &format!("/v1/tickets/{name}")).await.ok()?;
-            let login = (status == 200)
-                .then(|| serde_json::from_slice::<serde_json::Value>(&body).ok())
-                .flatten()
-                .and_then(|j| {
-                    Some((
-                        j["username"].as_str().unwrap_or_default().to_string(),
-                        j["access_token"].as_str()?.to_string(),
-                    ))
-                });
-            out.push((ticket.registry.clone(), login));
-        }
-        Some(out)
-    })
 }
 
 /// Run `action`: read the request on `input`, write the answer to `output`.
@@ -133,21 +84,20 @@ pub fn run(
             input.take(64 * 1024).read_to_string(&mut server_url).map_err(io)?;
             let server_url = server_url.trim();
             let host = registry_host(server_url);
-            let logins = valid_logins(config, now)?;
-            let (_, login) = logins.iter().find(|(r, _)| *r == host).ok_or(HelperError::NotFound)?;
-            let (username, secret) = login.as_ref().ok_or_else(|| {
+            let (found, _) = registry_login::login_for(config, &host, now)?.ok_or(HelperError::NotFound)?;
+            let login = found.login.ok_or_else(|| {
                 HelperError::Failed(format!(
                     "no valid token for {host} in {} (is the daemon running?)",
                     config.state_dir.join(crate::store::STATE_FILE).display()
                 ))
             })?;
-            let answer = serde_json::json!({"ServerURL": server_url, "Username": username, "Secret": secret});
+            let answer = serde_json::json!({"ServerURL": server_url, "Username": login.username, "Secret": login.password.expose()});
             writeln!(output, "{answer}").map_err(io)
         }
         Action::List => {
-            let map: serde_json::Map<String, serde_json::Value> = valid_logins(config, now)?
+            let map: serde_json::Map<String, serde_json::Value> = registry_login::valid_logins(config, now)?
                 .into_iter()
-                .filter_map(|(registry, login)| login.map(|(user, _)| (registry, user.into())))
+                .filter_map(|r| r.login.map(|login| (r.registry, login.username.into())))
                 .collect();
             writeln!(output, "{}", serde_json::Value::Object(map)).map_err(io)
         }
@@ -179,56 +129,8 @@ pub fn main(args: &DockerCredentialArgs, config_path: &Path) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::from_unix_seconds;
-    use crate::secret::Secret;
-    use crate::store::{StateFile, StoredTicket};
-    use crate::token::{Current, Holding, TokenPart};
+    use crate::cli::registry_login::fixture::setup;
     use std::time::Duration;
-
-    fn setup(expires_in: Duration) -> (tempfile::TempDir, ClientConfig, SystemTime) {
-        let dir = tempfile::tempdir().unwrap();
-        let text = format!(
-            r#"
-state_dir = "{0}/state"
-[credentials.tc]
-vendor = "tencent"
-[[tickets]]
-name = "reg"
-kind = "tcr"
-credentials = "tc"
-region = "ap-guangzhou"
-registry_id = "tcr-abcd1234"
-registry = "myreg.tencentcloudcr.com"
-"#,
-            dir.path().display()
-        );
-        let path = dir.path().join("t.toml");
-        std::fs::write(&path, text).unwrap();
-        let config = load_config(&path).unwrap();
-        let now = from_unix_seconds(1_700_000_000);
-        let holding = Holding {
-            current: Some(Current {
-                ticket: None,
-                token: TokenPart {
-                    value: Secret::new("eyJtoken"),
-                    username: Some("100012345678".into()),
-                    token_id: None,
-                    issued_at: now.into(),
-                    expires_at: (now + expires_in).into(),
-                },
-                generation: 1,
-                refreshed_at: now.into(),
-                expires_mono: None,
-            }),
-            pending: None,
-        };
-        let mut state = StateFile { version: 1, ..Default::default() };
-        let stored = StoredTicket { kind: "tcr".into(), identity: config.registries[0].identity.clone(), holding };
-        state.tickets.insert("reg".into(), stored);
-        std::fs::create_dir_all(&config.state_dir).unwrap();
-        std::fs::write(config.state_dir.join("state.json"), serde_json::to_vec(&state).unwrap()).unwrap();
-        (dir, config, now)
-    }
 
     fn call(action: Action, config: &ClientConfig, now: SystemTime, input: &str) -> Result<String, HelperError> {
         let mut out = Vec::new();
