@@ -31,3 +31,5 @@ pub use timing::CALL_TIMEOUT;
 mod revocation_tests;
 #[cfg(test)]
 pub(crate) mod tests;
+#[cfg(test)]
+mod texts_tests;

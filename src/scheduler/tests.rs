@@ -41,7 +41,7 @@ enum CallKind {
 }
 
 /// A provider that behaves like SLS, records calls, and fails a seeded fraction of them.
-struct FakeSls {
+pub(super) struct FakeSls {
     clock: PausedClock,
     /// The cloud's own (true) time: requests signed more than [`SERVER_SKEW`] away from it are
     /// rejected as clock skew, as SLS does. `None`: no check.
@@ -54,7 +54,7 @@ struct FakeSls {
 }
 
 impl FakeSls {
-    fn new(clock: PausedClock, failure_rate: f64, seed: u64) -> Arc<Self> {
+    pub(super) fn new(clock: PausedClock, failure_rate: f64, seed: u64) -> Arc<Self> {
         Arc::new(FakeSls {
             clock,
             server: None,
@@ -214,7 +214,7 @@ pub(super) fn test_parts(clock: &PausedClock, provider: Arc<dyn Provider>, board
 }
 
 /// A paused clock, a fake SLS that never fails, a board, and scheduler parts over them.
-fn reliable_sls(seed: u64) -> (PausedClock, Arc<FakeSls>, Arc<Board>, Parts) {
+pub(super) fn reliable_sls(seed: u64) -> (PausedClock, Arc<FakeSls>, Arc<Board>, Parts) {
     let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
     let provider = FakeSls::new(clock.clone(), 0.0, 1);
     let board = Arc::new(Board::default());
@@ -1368,7 +1368,7 @@ async fn issue_17_a_token_written_while_the_one_before_is_being_written_ends_up_
 
 /// An SLS ticket with tokens of 6 s (the second comes 4 to 4.5 s after the first), written raw
 /// to the file `path`.
-fn token_file_ticket(name: &str, path: &std::path::Path) -> TicketSpec {
+pub(super) fn token_file_ticket(name: &str, path: &std::path::Path) -> TicketSpec {
     let mut spec = sls_ticket(name, Duration::from_secs(120), Duration::from_secs(6));
     spec.sinks = vec![crate::config::SinkSpec::File(crate::config::FileSink {
         path: path.to_path_buf(),
@@ -1380,7 +1380,7 @@ fn token_file_ticket(name: &str, path: &std::path::Path) -> TicketSpec {
 }
 
 /// Send a GET for `uri` to the socket API's routes, as root.
-async fn api_get(router: &axum::Router, uri: &str) -> (u16, String) {
+pub(super) async fn api_get(router: &axum::Router, uri: &str) -> (u16, String) {
     use tower_service::Service;
     let mut request = axum::http::Request::get(uri).body(axum::body::Body::empty()).unwrap();
     request.extensions_mut().insert(crate::api::peer::Peer::without_groups(0, 0));
