@@ -4,20 +4,17 @@
 
 use std::time::{Duration, SystemTime};
 
-use crate::apis::{Operation, ProviderError};
+use crate::apis::Operation;
 use crate::board::Ticket;
 use crate::clock::{Now, Stamp, until};
 use crate::config::TicketSpec;
+use crate::scheduler::error::{CallError, MIN_USEFUL_LIFE, Part, Unfit};
 use crate::scheduler::timing::{self, CALL_TIMEOUT, Lifecycle, RetryClass, Step};
 use crate::token::{Current, Holding, Issued, TicketPart, TokenPart};
 
 /// The shortest a call may take before it is abandoned, however little the held token has left:
 /// a connect (5 s) and an answer fit.
 pub const MIN_CALL_TIMEOUT: Duration = Duration::from_secs(5);
-/// A new token or ticket that lives less than this is no use (the loop would refresh it several
-/// times a second): the call counts as failed and is retried with backoff. Half the shortest
-/// lifetime a config may ask for.
-pub const MIN_USEFUL_LIFE: Duration = Duration::from_secs(5);
 
 /// What a successful call changed.
 pub(crate) enum Change {
@@ -33,15 +30,14 @@ pub(crate) fn apply(
     issued: Issued,
     credentials_expire: Option<SystemTime>,
     now: Now,
-) -> Result<Change, ProviderError> {
-    let malformed = |detail: &str| ProviderError::Malformed { api: "API call", detail: detail.to_string() };
+) -> Result<Change, CallError> {
     match (step, issued) {
         (Step::Mint, Issued::Ticket(mut ticket)) => {
             ticket.expires_at = cap(ticket.expires_at, [crate::jwt::expiry(ticket.value.expose())]);
             if ticket.expires_at <= now.wall {
-                return Err(malformed("the new ticket is already expired (is the host clock right?)"));
+                return Err(CallError::Unfit(Unfit::Expired { what: Part::Ticket }));
             }
-            too_short("ticket", until(now.wall, ticket.expires_at.time()))?;
+            too_short(Part::Ticket, until(now.wall, ticket.expires_at.time()))?;
             let expires_at = ticket.expires_at.time();
             holding.pending = Some(Box::new(ticket));
             Ok(Change::Ticket { expires_at })
@@ -54,9 +50,9 @@ pub(crate) fn apply(
             };
             let token = capped_token(token, ticket.as_ref(), credentials_expire);
             if token.expires_at <= now.wall {
-                return Err(malformed("the new token is already expired (is the host clock right?)"));
+                return Err(CallError::Unfit(Unfit::Expired { what: Part::Token }));
             }
-            too_short("token", until(now.wall, token.expires_at.time()))?;
+            too_short(Part::Token, until(now.wall, token.expires_at.time()))?;
             let generation = holding.generation() + 1;
             let expires_at = token.expires_at.time();
             let new_ticket = step == Step::RefreshPending;
@@ -70,21 +66,16 @@ pub(crate) fn apply(
             let replaced = holding.current.replace(current);
             Ok(Change::Token { generation, expires_at, new_ticket, replaced })
         }
-        (_, Issued::Ticket(_)) => Err(malformed("a ticket came back where a token was expected")),
+        (_, Issued::Ticket(_)) => Err(CallError::Unfit(Unfit::TicketForToken)),
     }
 }
 
 /// A new `what` living only `life` is refused: see [`MIN_USEFUL_LIFE`].
-fn too_short(what: &str, life: Duration) -> Result<(), ProviderError> {
+fn too_short(what: Part, life: Duration) -> Result<(), CallError> {
     if life >= MIN_USEFUL_LIFE {
         return Ok(());
     }
-    let detail = format!(
-        "the new {what} expires in {} (after capping by its ticket and keys); at least {} is needed to be of use",
-        humantime::format_duration(Duration::from_millis(life.as_millis() as u64)),
-        humantime::format_duration(MIN_USEFUL_LIFE)
-    );
-    Err(ProviderError::Malformed { api: "API call", detail })
+    Err(CallError::Unfit(Unfit::TooShort { what, life }))
 }
 
 fn capped_token(

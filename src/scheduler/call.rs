@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use tokio_util::task::TaskTracker;
 
-use crate::apis::{Operation, Provider, ProviderError};
+use crate::apis::{Operation, Provider};
 use crate::clock::Clock;
 use crate::config::TicketSpec;
 use crate::credentials::CredentialStore;
+use crate::scheduler::error::CallError;
 use crate::scheduler::reports::CallReport;
 
 /// A call to start.
@@ -35,13 +36,13 @@ pub(crate) fn spawn(
         // Keys being fetched or refreshed: wait for them rather than race with the old ones.
         let credentials = match store.fresh(&spec.credentials, clock.as_ref(), crate::credentials::FRESH_WAIT).await {
             Ok(c) => c,
-            Err(e) => return report.send(Err(e.into()), None),
+            Err(e) => return report.send(Err(CallError::Credentials(e)), None),
         };
         let credentials_expire = credentials.expires_at;
         let call = provider.call(&spec, op, credentials);
         let result = match tokio::time::timeout(timeout, call).await {
-            Ok(r) => r,
-            Err(_) => Err(ProviderError::Timeout { api: "API call", endpoint: "the endpoint".into(), timeout }),
+            Ok(r) => r.map_err(CallError::Api),
+            Err(_) => Err(CallError::Timeout { after: timeout }),
         };
         report.send(result, credentials_expire);
     });

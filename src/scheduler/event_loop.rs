@@ -319,9 +319,9 @@ impl Scheduler {
                     Err(e) => handle::failed(&mut self.core, board, table, id, e, now),
                 }
             }
-            Message::Published { id, epoch, generation, written, errors } => {
+            Message::Published { id, epoch, generation, outcome } => {
                 let now = self.parts.clock.read();
-                let report = Written { epoch, generation, written, errors };
+                let report = Written { epoch, generation, outcome };
                 let (board, hooks) = (&self.parts.board, self.parts.changed.as_ref());
                 handle::written(&mut self.core, board, hooks, table, id, report, now);
             }

@@ -6,15 +6,14 @@ use std::sync::Arc;
 use rand::Rng;
 use tokio::sync::mpsc;
 
-use crate::apis::ProviderError;
 use crate::board::{Board, Table, TicketId, stamp};
 use crate::clock::Now;
-use crate::config::TicketSpec;
 use crate::scheduler::apply::{self, Change, Outlook, plan, round};
 use crate::scheduler::core::{Core, MAX_AWAITING_SAVE};
+use crate::scheduler::error::{CallError, PublishError, WriterDied};
 use crate::scheduler::persist::SAVE_DEBOUNCE;
 use crate::scheduler::publish::all_sinks_hold;
-use crate::scheduler::reports::Event;
+use crate::scheduler::reports::{Event, Wrote};
 use crate::scheduler::revoke::{queue_revocation, superseded};
 use crate::scheduler::timing::{self, RetryClass};
 use crate::sinks::SinkSet;
@@ -80,11 +79,11 @@ pub(crate) fn succeeded(core: &mut Core, board: &Board, table: &mut Table, id: T
 }
 
 /// A call for ticket `id` failed with `error`: the last good token stays; retried with backoff.
-pub(crate) fn failed(core: &mut Core, board: &Board, table: &mut Table, id: TicketId, error: ProviderError, now: Now) {
+pub(crate) fn failed(core: &mut Core, board: &Board, table: &mut Table, id: TicketId, error: CallError, now: Now) {
     table.touch();
     let ticket = table.get_mut(id).expect("the ticket is on the board");
     // A credential the API created and ticketd cannot use: nobody ever saw it, revoke it now.
-    if let ProviderError::Unusable { token_id, .. } = &error
+    if let Some(token_id) = error.unusable_token_id()
         && let Some(mut orphan) = superseded(&ticket.spec, token_id, 0, now.wall)
     {
         orphan.after_generation = None;
@@ -95,8 +94,7 @@ pub(crate) fn failed(core: &mut Core, board: &Board, table: &mut Table, id: Tick
     }
     ticket.attempt = ticket.attempt.saturating_add(1);
     ticket.refresh_failures = ticket.refresh_failures.saturating_add(1);
-    let retry =
-        apply::retry(&ticket.holding, u32::from(ticket.attempt), timing::retry_class(&error), now, core.rng.random());
+    let retry = apply::retry(&ticket.holding, u32::from(ticket.attempt), error.retry_class(), now, core.rng.random());
     let apply::Retry { delay, retry_at, token_expires_at, outlook } = retry;
     let text = error.to_string();
     let retry_in = humantime::format_duration(round(delay)).to_string();
@@ -123,7 +121,7 @@ pub(crate) fn failed(core: &mut Core, board: &Board, table: &mut Table, id: Tick
     }
     let name = name.to_string();
     ticket.last_error = Some(text.as_str().into());
-    core.emit(Event::CallFailed { name, error: text, retry_at, token_expires_at, outlook });
+    core.emit(Event::CallFailed { name, error, retry_at, token_expires_at, outlook });
     core.queue.schedule_at(table, id, now.mono + delay);
 }
 
@@ -131,8 +129,7 @@ pub(crate) fn failed(core: &mut Core, board: &Board, table: &mut Table, id: Tick
 pub(crate) struct Written {
     pub(crate) epoch: u32,
     pub(crate) generation: u64,
-    pub(crate) written: Option<(TicketSpec, SinkSet)>,
-    pub(crate) errors: Vec<String>,
+    pub(crate) outcome: Result<Wrote, WriterDied>,
 }
 
 /// A sink writer of ticket `id` reported (see [`crate::scheduler::reports::Message::Published`]);
@@ -146,7 +143,7 @@ pub(crate) fn written(
     report: Written,
     now: Now,
 ) {
-    let Written { epoch, generation, written, errors } = report;
+    let Written { epoch, generation, outcome } = report;
     // The ticket's one writer is done, under whatever epoch (a retargeted ticket's next
     // write waited for it too: see `publish`).
     let Some(ticket) = table.get_mut(id) else { return };
@@ -155,7 +152,7 @@ pub(crate) fn written(
     // write ran: the write of what the ticket holds now waited for this one; start it.
     let stale = ticket.epoch != epoch
         || ticket.holding.generation() != generation
-        || written.as_ref().is_some_and(|(spec, _)| spec.sinks != ticket.spec.sinks);
+        || outcome.as_ref().is_ok_and(|wrote| wrote.spec.sinks != ticket.spec.sinks);
     if stale {
         table.touch();
         core.publish(table, id);
@@ -163,10 +160,14 @@ pub(crate) fn written(
     }
     // The writes of this generation are over: readers waiting for them look again (the
     // flag is down), and in the same change the board shows what they wrote.
-    if let Some((_, held)) = written {
-        ticket.sinks_held = ticket.sinks_held.union(held);
-    }
-    if errors.is_empty() && ticket.sinks_held == SinkSet::all(ticket.spec.sinks.len()) {
+    let failure = match outcome {
+        Ok(wrote) => {
+            ticket.sinks_held = ticket.sinks_held.union(wrote.held);
+            (!wrote.errors.is_empty()).then_some(PublishError::Sinks(wrote.errors))
+        }
+        Err(WriterDied) => Some(PublishError::WriterDied),
+    };
+    if failure.is_none() && ticket.sinks_held == SinkSet::all(ticket.spec.sinks.len()) {
         // The last error was this ticket's sinks' (no call failed since): it is over.
         if ticket.publish_attempt > 0 && ticket.attempt == 0 {
             ticket.last_error = None;
@@ -179,18 +180,21 @@ pub(crate) fn written(
         all_sinks_hold(board, hooks, &ticket.spec, generation);
         core.emit(Event::Published { name: ticket.spec.name.to_string(), generation });
         core.saves.soon(now.mono + SAVE_DEBOUNCE);
-    } else if !errors.is_empty() {
+    } else if let Some(failure) = failure {
         ticket.publish_attempt = ticket.publish_attempt.saturating_add(1);
         let attempt = u32::from(ticket.publish_attempt);
         let delay = timing::retry_delay(attempt, RetryClass::Transient { after: None }, None, core.rng.random());
         let retry_in = humantime::format_duration(round(delay)).to_string();
-        for error in &errors {
+        let each: Vec<&dyn std::fmt::Display> = match &failure {
+            PublishError::Sinks(errors) => errors.iter().map(|e| e as &dyn std::fmt::Display).collect(),
+            PublishError::WriterDied => vec![&WriterDied],
+        };
+        for error in each {
             tracing::error!(ticket = %ticket.spec.name, error = %error, retry_in, "cannot write a sink; its previous file is intact, the other sinks are written");
         }
-        let error = errors.join("; ");
-        ticket.last_error = Some(error.as_str().into());
+        ticket.last_error = Some(failure.to_string().as_str().into());
         let plan = plan(ticket, now);
-        core.emit(Event::PublishFailed { name: ticket.spec.name.to_string(), error });
+        core.emit(Event::PublishFailed { name: ticket.spec.name.to_string(), error: failure });
         core.queue.schedule_at(table, id, now.mono_at(plan.at).min(now.mono + delay));
     }
     table.touch();

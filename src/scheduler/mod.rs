@@ -9,6 +9,7 @@
 pub(crate) mod apply;
 pub(crate) mod call;
 pub(crate) mod core;
+pub(crate) mod error;
 pub(crate) mod event_loop;
 pub(crate) mod handle;
 pub(crate) mod persist;
@@ -19,8 +20,9 @@ pub(crate) mod reports;
 pub(crate) mod revoke;
 pub mod timing;
 
-pub use apply::{MIN_CALL_TIMEOUT, MIN_USEFUL_LIFE, Outlook};
+pub use apply::{MIN_CALL_TIMEOUT, Outlook};
 pub use core::{MAX_AWAITING_SAVE, MAX_IN_FLIGHT};
+pub use error::{CallError, MIN_USEFUL_LIFE, Part, PublishError, TaskEnd, Unfit, WriterDied};
 pub use event_loop::{CLOCK_STEP, Command, Parts, SHUTDOWN_GRACE, Scheduler, WALL_CLOCK_RECHECK, Watchdog};
 pub use persist::SAVE_DEBOUNCE;
 pub use reload::ReloadSummary;

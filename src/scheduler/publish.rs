@@ -8,7 +8,8 @@ use tokio_util::task::TaskTracker;
 
 use crate::board::{Board, Table, TicketId};
 use crate::config::TicketSpec;
-use crate::scheduler::reports::{Message, PublishReport, WRITER_DIED};
+use crate::scheduler::error::WriterDied;
+use crate::scheduler::reports::{Message, PublishReport, Wrote};
 use crate::sinks::SinkSet;
 use crate::sinks::notify::Changed;
 
@@ -27,8 +28,8 @@ pub(crate) fn publish(table: &mut Table, id: TicketId, tx: &mpsc::UnboundedSende
     let (generation, epoch) = (current.generation, ticket.epoch);
     ticket.writing = true;
     if ticket.spec.sinks.is_empty() {
-        let written = Some((ticket.spec.clone(), SinkSet::NONE));
-        let _ = tx.send(Message::Published { id, epoch, generation, written, errors: Vec::new() });
+        let outcome = Ok(Wrote { spec: ticket.spec.clone(), held: SinkSet::NONE, errors: Vec::new() });
+        let _ = tx.send(Message::Published { id, epoch, generation, outcome });
         table.touch();
         return;
     }
@@ -46,12 +47,9 @@ pub(crate) fn publish(table: &mut Table, id: TicketId, tx: &mpsc::UnboundedSende
             (spec, published)
         });
         match writer.await {
-            Ok((spec, published)) => {
-                let errors = published.errors.iter().map(ToString::to_string).collect();
-                report.send(Some((spec, published.held)), errors);
-            }
+            Ok((spec, published)) => report.send(Ok(Wrote { spec, held: published.held, errors: published.errors })),
             // Not the join error's text: a panic's message may quote what was written.
-            Err(_) => report.send(None, vec![WRITER_DIED.to_string()]),
+            Err(_) => report.send(Err(WriterDied)),
         }
     });
 }

@@ -5,12 +5,12 @@ use std::time::SystemTime;
 
 use tokio::sync::mpsc;
 
-use crate::apis::ProviderError;
 use crate::board::TicketId;
 use crate::config::TicketSpec;
 use crate::scheduler::apply::Outlook;
+use crate::scheduler::error::{CallError, PublishError, TaskEnd, WriterDied};
 use crate::scheduler::timing::Step;
-use crate::sinks::SinkSet;
+use crate::sinks::{SinkError, SinkSet};
 use crate::token::Issued;
 
 /// What happened, for `ticketd dev`'s narration, tests and (later) notifications.
@@ -26,13 +26,13 @@ pub enum Event {
     /// it means for the consumers.
     CallFailed {
         name: String,
-        error: String,
+        error: CallError,
         retry_at: SystemTime,
         token_expires_at: Option<SystemTime>,
         outlook: Outlook,
     },
     /// Writing a sink failed; retried later.
-    PublishFailed { name: String, error: String },
+    PublishFailed { name: String, error: PublishError },
 }
 
 pub(crate) enum Message {
@@ -40,19 +40,27 @@ pub(crate) enum Message {
         id: TicketId,
         epoch: u32,
         step: Step,
-        result: Result<Issued, ProviderError>,
+        result: Result<Issued, CallError>,
         credentials_expire: Option<SystemTime>,
     },
     Published {
         id: TicketId,
         epoch: u32,
         generation: u64,
-        /// The ticket as written (a reload may have changed its sinks meanwhile) and the sinks
-        /// holding the generation now; `None` when the writer died before saying.
-        written: Option<(TicketSpec, SinkSet)>,
-        /// One per sink that could not be written, naming it.
-        errors: Vec<String>,
+        /// What the writer wrote, or that it died before saying.
+        outcome: Result<Wrote, WriterDied>,
     },
+}
+
+/// What a sink writer did with one generation.
+#[derive(Debug)]
+pub(crate) struct Wrote {
+    /// The ticket as written (a reload may have changed its sinks meanwhile).
+    pub(crate) spec: TicketSpec,
+    /// The sinks holding the generation now.
+    pub(crate) held: SinkSet,
+    /// One per sink that could not be written, naming it.
+    pub(crate) errors: Vec<SinkError>,
 }
 
 /// What a call task tells the loop, exactly once. Dropped unsent (the task panicked, or was
@@ -67,7 +75,7 @@ pub(crate) struct CallReport {
 }
 
 impl CallReport {
-    pub(crate) fn send(mut self, result: Result<Issued, ProviderError>, credentials_expire: Option<SystemTime>) {
+    pub(crate) fn send(mut self, result: Result<Issued, CallError>, credentials_expire: Option<SystemTime>) {
         self.sent = true;
         let (id, epoch, step) = (self.id, self.epoch, self.step);
         let _ = self.tx.send(Message::Called { id, epoch, step, result, credentials_expire });
@@ -77,16 +85,13 @@ impl CallReport {
 impl Drop for CallReport {
     fn drop(&mut self) {
         if !self.sent {
-            let detail = if std::thread::panicking() { "its task panicked" } else { "its task was cancelled" };
-            let result = Err(ProviderError::Internal { api: "API call", detail });
+            let how = if std::thread::panicking() { TaskEnd::Panicked } else { TaskEnd::Cancelled };
+            let result = Err(CallError::TaskDied { how });
             let (id, epoch, step) = (self.id, self.epoch, self.step);
             let _ = self.tx.send(Message::Called { id, epoch, step, result, credentials_expire: None });
         }
     }
 }
-
-/// What a sink writer tells the loop when it could not say what it wrote.
-pub(crate) const WRITER_DIED: &str = "the sink writer ended without a result (it panicked or was cancelled)";
 
 /// Like [`CallReport`], for a sink writer: dropped unsent, it reports a failed write, so the
 /// sinks are retried.
@@ -99,10 +104,10 @@ pub(crate) struct PublishReport {
 }
 
 impl PublishReport {
-    pub(crate) fn send(mut self, written: Option<(TicketSpec, SinkSet)>, errors: Vec<String>) {
+    pub(crate) fn send(mut self, outcome: Result<Wrote, WriterDied>) {
         self.sent = true;
         let (id, epoch, generation) = (self.id, self.epoch, self.generation);
-        let _ = self.tx.send(Message::Published { id, epoch, generation, written, errors });
+        let _ = self.tx.send(Message::Published { id, epoch, generation, outcome });
     }
 }
 
@@ -110,8 +115,7 @@ impl Drop for PublishReport {
     fn drop(&mut self) {
         if !self.sent {
             let (id, epoch, generation) = (self.id, self.epoch, self.generation);
-            let errors = vec![WRITER_DIED.to_string()];
-            let _ = self.tx.send(Message::Published { id, epoch, generation, written: None, errors });
+            let _ = self.tx.send(Message::Published { id, epoch, generation, outcome: Err(WriterDied) });
         }
     }
 }

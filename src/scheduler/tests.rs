@@ -1022,10 +1022,10 @@ fn issue_16_a_call_task_dropped_before_it_reports_reports_a_failure() {
     };
     assert!(e.to_string().contains("its task was cancelled"), "{e}");
     drop(PublishReport { tx, id: 7, epoch: 3, generation: 2, sent: false });
-    let Ok(Message::Published { id: 7, generation: 2, written: None, errors, .. }) = rx.try_recv() else {
+    let Ok(Message::Published { id: 7, generation: 2, outcome: Err(died), .. }) = rx.try_recv() else {
         panic!("no failed write reported")
     };
-    assert!(errors[0].contains("sink writer ended without a result"), "{errors:?}");
+    assert!(died.to_string().contains("sink writer ended without a result"), "{died:?}");
 }
 
 /// FakeSls whose first `hangs` RefreshToken calls never answer (a server that accepts the
@@ -1072,7 +1072,8 @@ async fn issue_16_a_hung_call_is_abandoned_in_time_for_another_attempt_before_th
     while let Ok(event) = events.try_recv() {
         seen.push(event);
     }
-    let timeouts = seen.iter().filter(|e| matches!(e, Event::CallFailed { error, .. } if error.contains("no answer")));
+    let timeouts =
+        seen.iter().filter(|e| matches!(e, Event::CallFailed { error, .. } if error.to_string().contains("no answer")));
     assert_eq!(timeouts.count(), 1, "{seen:?}");
     // Every new token came before the one it replaced expired (seen in the events' own fields:
     // a 60 s token refreshed before its predecessor lapsed expires at most 60 s after it).

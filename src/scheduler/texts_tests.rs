@@ -43,7 +43,8 @@ fn called_error(message: Option<Message>) -> String {
 
 fn published_errors(message: Option<Message>) -> Vec<String> {
     match message {
-        Some(Message::Published { errors, .. }) => errors.iter().map(ToString::to_string).collect(),
+        Some(Message::Published { outcome: Ok(wrote), .. }) => wrote.errors.iter().map(ToString::to_string).collect(),
+        Some(Message::Published { outcome: Err(died), .. }) => vec![died.to_string()],
         _ => panic!("no sink report"),
     }
 }
@@ -54,7 +55,8 @@ async fn a_call_abandoned_at_its_timeout_reads_no_answer_from_the_endpoint() {
     let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
     let calls = tokio_util::task::TaskTracker::new();
     let report = CallReport { tx, id: 1, epoch: 1, step: Step::Mint, sent: false };
-    let call = Call { spec: sls_ticket("t", DAY, DAY / 24), op: Operation::Mint, timeout: Duration::from_secs(7), report };
+    let call =
+        Call { spec: sls_ticket("t", DAY, DAY / 24), op: Operation::Mint, timeout: Duration::from_secs(7), report };
     call::spawn(&calls, credential_store(None), Arc::new(clock), Arc::new(Silent), call);
     assert_eq!(called_error(rx.recv().await), "API call: no answer from the endpoint within 7s");
 }
@@ -73,7 +75,10 @@ fn a_call_task_that_ends_without_an_answer_says_how() {
         panic!("a call task panics");
     });
     assert!(died.join().is_err());
-    assert_eq!(called_error(rx.try_recv().ok()), "API call: the call ended without an answer (its task panicked); retrying");
+    assert_eq!(
+        called_error(rx.try_recv().ok()),
+        "API call: the call ended without an answer (its task panicked); retrying"
+    );
     drop(PublishReport { tx, id: 1, epoch: 1, generation: 1, sent: false });
     assert_eq!(
         published_errors(rx.try_recv().ok()),
@@ -95,7 +100,11 @@ fn an_answer_that_cannot_be_used_reads_unexpected_response() {
         })
     };
     let ticket = |expires_at: SystemTime| {
-        Issued::Ticket(TicketPart { value: Secret::new("texts-ticket"), issued_at: now.wall.into(), expires_at: expires_at.into() })
+        Issued::Ticket(TicketPart {
+            value: Secret::new("texts-ticket"),
+            issued_at: now.wall.into(),
+            expires_at: expires_at.into(),
+        })
     };
     let refused = |step: Step, issued: Issued| {
         let mut holding = Holding::default();

@@ -15,13 +15,21 @@ use crate::config::{SinkSpec, TicketSpec};
 use crate::fsdir::{Dir, Policy};
 use crate::token::Current;
 
-/// A sink that could not be written; the previous file is intact.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot write {}: {source}", path.display())]
+/// A sink that could not be written (the previous file is intact): the sink, by its path, and
+/// what the system said. Never the content: `reason` is the I/O error's own text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot write {}: {reason}", path.display())]
 pub struct SinkError {
     pub path: PathBuf,
-    #[source]
-    pub source: std::io::Error,
+    pub kind: io::ErrorKind,
+    pub reason: String,
+}
+
+impl SinkError {
+    /// Writing the sink at `path` failed with `error`.
+    pub fn new(path: &Path, error: &io::Error) -> SinkError {
+        SinkError { path: path.to_path_buf(), kind: error.kind(), reason: error.to_string() }
+    }
 }
 
 /// Which sinks of a ticket hold its current token: bit `i` for sink `i`, the last bit for the
@@ -93,7 +101,7 @@ pub fn publish(spec: &TicketSpec, current: &Current, held: SinkSet) -> Published
 /// Write one sink of `spec` with `current`, in the sink's held directory ([`sink_dir`]).
 pub fn publish_one(spec: &TicketSpec, sink: &SinkSpec, current: &Current) -> Result<(), SinkError> {
     let path = sink.path();
-    let error = |source| SinkError { path: path.to_path_buf(), source };
+    let error = |source: io::Error| SinkError::new(path, &source);
     let (dir, name) = sink_dir(path).map_err(error)?;
     let result = match sink {
         SinkSpec::File(file) => dir.write_atomically(&name, &render::render(file, spec, current), file.mode),
@@ -139,7 +147,7 @@ pub fn open_dirs<'a>(sinks: impl IntoIterator<Item = &'a SinkSpec>, clear_temps:
             in_dir.push(path.file_name().unwrap_or_default().to_os_string());
             continue;
         }
-        let (dir, name) = sink_dir(path).map_err(|source| SinkError { path: path.to_path_buf(), source })?;
+        let (dir, name) = sink_dir(path).map_err(|source| SinkError::new(path, &source))?;
         names.insert(parent.to_path_buf(), (dir, vec![name]));
     }
     for (dir, in_dir) in names.values().filter(|_| clear_temps) {
