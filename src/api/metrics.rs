@@ -119,8 +119,11 @@ fn ticket_series(out: &mut String, name: &str, ticket: &Ticket) {
     let _ = write!(out, "\",kind=\"{}\"", ticket.spec().kind().as_str());
 }
 
-/// The whole scrape: what it renders, read before the first chunk (the small parts) or as it
-/// goes (the tickets).
+/// Reads the process metrics (`ProcessStats::read`; tests put a probe here).
+type ReadProcess = Box<dyn FnMut() -> Option<ProcessStats> + Send>;
+
+/// The whole scrape: what it renders, read before the first chunk (the small parts), as it goes
+/// (the tickets), or after the board's lock is released (the process metrics, from `/proc`).
 struct Scrape {
     now: Now,
     format: Format,
@@ -131,6 +134,7 @@ struct Scrape {
     /// left out, as before).
     headed: bool,
     text: String,
+    read_process: ReadProcess,
 }
 
 impl Scrape {
@@ -190,9 +194,17 @@ impl Render for Scrape {
         header(text, &REVOCATIONS, format);
         let _ = writeln!(text, "{} {}", REVOCATIONS.name, self.revocations);
         aggregates(text, table, self.now, self.per_ticket, format);
-        process(text, format);
-        if format == Format::OpenMetrics {
-            text.push_str("# EOF\n");
+        self.flush(out);
+    }
+
+    /// `/proc` is read here, with the board unlocked: a readdir of up to the fd limit's entries
+    /// must not delay the scheduler's next write (review F11).
+    fn unlocked(&mut self, out: &mut Vec<u8>) {
+        if let Some(p) = (self.read_process)() {
+            process(&mut self.text, &p, self.format);
+        }
+        if self.format == Format::OpenMetrics {
+            self.text.push_str("# EOF\n");
         }
         self.flush(out);
     }
@@ -253,8 +265,7 @@ fn aggregates(text: &mut String, table: &Table, now: Now, per_ticket: bool, form
 }
 
 /// The standard `process_*` metrics, from `/proc/self` (absent where it cannot be read).
-fn process(text: &mut String, format: Format) {
-    let Some(p) = ProcessStats::read() else { return };
+fn process(text: &mut String, p: &ProcessStats, format: Format) {
     let cpu =
         Family { name: "process_cpu_seconds", help: "Total user and system CPU time spent in seconds", counter: true };
     header(text, &cpu, format);
@@ -280,7 +291,8 @@ fn process(text: &mut String, format: Format) {
 fn scrape(board: &Board, now: Now, format: Format, ticket_series: usize) -> Scrape {
     let per_ticket = board.read(Table::len) <= ticket_series;
     let revocations = board.revocations().len();
-    Scrape { now, format, per_ticket, revocations, headed: false, text: String::new() }
+    let read_process = Box::new(ProcessStats::read);
+    Scrape { now, format, per_ticket, revocations, headed: false, text: String::new(), read_process }
 }
 
 /// Every metric as text, in one buffer (tests; answers stream, see [`response`]).

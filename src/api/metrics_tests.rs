@@ -208,3 +208,35 @@ fn a_scrape_of_many_tickets_is_sent_in_small_chunks() {
     assert!(total > 20_000 * 2 * 60, "{total}");
     assert!(biggest < 64 * 1024, "{biggest}");
 }
+
+/// Review F11: `/proc` is read (a readdir of up to the fd limit's entries) with the board's lock
+/// released, so a scrape never delays the scheduler's next write. The probe standing in for the
+/// reader asks another thread to take the write lock and waits for it (10 s at most).
+#[test]
+fn the_process_metrics_are_read_with_the_board_unlocked() {
+    use std::sync::{Arc, Mutex, mpsc};
+    let (board, now) = fixture();
+    let board = Arc::new(board);
+    let free = Arc::new(Mutex::new(Vec::new()));
+    let (probe_board, probe_free) = (board.clone(), free.clone());
+    let mut all = scrape(&board, now, Format::OpenMetrics, usize::MAX);
+    all.read_process = Box::new(move || {
+        let (done, writer_done) = mpsc::channel();
+        let writer_board = probe_board.clone();
+        std::thread::spawn(move || {
+            drop(writer_board.write());
+            let _ = done.send(());
+        });
+        let got_it = writer_done.recv_timeout(std::time::Duration::from_secs(10)).is_ok();
+        probe_free.lock().unwrap().push(got_it);
+        ProcessStats::read()
+    });
+    let mut chunks = stream::Chunks::new(board.clone(), all);
+    let mut text = Vec::new();
+    while let Some(chunk) = chunks.next_chunk() {
+        text.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8(text).unwrap();
+    assert_eq!(*free.lock().unwrap(), [true], "the writer waited for the scrape's read lock");
+    assert!(text.contains("\nprocess_open_fds ") && text.ends_with("# EOF\n"), "{text}");
+}

@@ -1,7 +1,8 @@
 //! Answers streamed from the board in name order, a few hundred tickets per chunk: an answer
 //! about 100,000 tickets holds one chunk of text and a window of names at a time, never the
 //! whole answer or a list of every ticket, and takes the board's read lock only while it
-//! renders one chunk.
+//! renders one chunk. The answer's last text ([`Render::unlocked`]) is rendered after the lock is
+//! released: it may read the system (`/proc` for the metrics) without delaying the scheduler.
 //!
 //! The answer is not one snapshot: each chunk shows its tickets as they are when it is
 //! rendered. A ticket removed meanwhile is left out; one added meanwhile may be (it shows if its
@@ -33,6 +34,9 @@ pub(crate) trait Render: Send + Unpin + 'static {
     fn end(&mut self, _pass: usize, _out: &mut Vec<u8>) {}
     /// Text after the last pass.
     fn tail(&mut self, _table: &Table, _out: &mut Vec<u8>) {}
+    /// Text after the tail, rendered with the board's lock released: work that reads the system
+    /// (files, `/proc`) goes here, never under the lock the scheduler's writes wait for.
+    fn unlocked(&mut self, _out: &mut Vec<u8>) {}
 }
 
 /// `render` over `board`, as a response body.
@@ -57,6 +61,8 @@ enum State {
     Rows {
         after: Option<Box<str>>,
     },
+    /// The tail is written; [`Render::unlocked`] is next, once the lock is released.
+    Unlocked,
     Done,
 }
 
@@ -124,19 +130,30 @@ impl<B: std::ops::Deref<Target = Board>, R: Render> Chunks<B, R> {
         Chunks { board, render, pass: 0, state: State::Begin, window: Window::default() }
     }
 
-    /// The next piece of the answer, rendered under the read lock; `None` at the end.
+    /// The next piece of the answer, rendered under the read lock (the last piece's
+    /// [`Render::unlocked`] text after it is released); `None` at the end.
     pub(crate) fn next_chunk(&mut self) -> Option<Bytes> {
         let mut out = Vec::new();
+        self.locked_chunk(&mut out);
+        if matches!(self.state, State::Unlocked) {
+            self.render.unlocked(&mut out);
+            self.state = State::Done;
+        }
+        (!out.is_empty()).then(|| Bytes::from(out))
+    }
+
+    /// What [`Chunks::next_chunk`] renders under the read lock, up to the tail.
+    fn locked_chunk(&mut self, out: &mut Vec<u8>) {
         let table = self.board.table();
         while out.is_empty() {
             match &mut self.state {
-                State::Done => return None,
+                State::Done | State::Unlocked => return,
                 State::Begin => {
-                    if self.render.begin(&table, self.pass, &mut out) {
+                    if self.render.begin(&table, self.pass, out) {
                         self.state = State::Rows { after: None };
                     } else {
-                        self.render.tail(&table, &mut out);
-                        self.state = State::Done;
+                        self.render.tail(&table, out);
+                        self.state = State::Unlocked;
                     }
                 }
                 State::Rows { after } => {
@@ -147,7 +164,7 @@ impl<B: std::ops::Deref<Target = Board>, R: Render> Chunks<B, R> {
                         }
                         if at_end || self.window.ends.is_empty() {
                             self.window = Window::default();
-                            self.render.end(self.pass, &mut out);
+                            self.render.end(self.pass, out);
                             self.pass += 1;
                             self.state = State::Begin;
                             continue;
@@ -156,7 +173,7 @@ impl<B: std::ops::Deref<Target = Board>, R: Render> Chunks<B, R> {
                     let upto = (self.window.next + CHUNK).min(self.window.ends.len());
                     for i in self.window.next..upto {
                         if let Some(ticket) = table.by_name(self.window.name(i)) {
-                            self.render.row(self.pass, ticket, &mut out);
+                            self.render.row(self.pass, ticket, out);
                         }
                     }
                     self.window.next = upto;
@@ -164,7 +181,6 @@ impl<B: std::ops::Deref<Target = Board>, R: Render> Chunks<B, R> {
                 }
             }
         }
-        Some(Bytes::from(out))
     }
 }
 
