@@ -31,6 +31,12 @@ use crate::store::record::{Snapshot, StateFile, StoredTicket};
 /// - **Load.** A location never saved to loads as an empty state. One whose content is not a
 ///   state (corrupt) is set aside, never overwritten, and reported in [`Loaded::set_aside`]; the
 ///   load goes on with an empty state. A failure to read (I/O) is an error: nothing is set aside.
+/// - **Concurrent calls.** One value may be shared between threads (the trait is `Sync`), and
+///   its calls are linearizable: each save takes effect at one instant between its call and its
+///   return, as if the calls ran one at a time. So two [`Store::save_one`] calls never lose each
+///   other's record, and a [`Store::save_all`] never lands in the middle of a `save_one` (the
+///   file store serializes its saves under an in-process lock; between processes, the exclusive
+///   lock keeps a second writer out).
 /// - **Blocking.** Every method may block (on a disk's fsync, or a network round trip bounded by
 ///   the implementation's own timeout). The trait is `Send + Sync` so that a caller on an async
 ///   runtime can move the work to a blocking thread; the scheduler calls it from its loop, whose

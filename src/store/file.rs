@@ -19,6 +19,10 @@ pub struct FileStore {
     /// The directory, held open: every file in it is opened relative to this fd.
     dir: Dir,
     _lock: File,
+    /// Taken by every save, so that concurrent saves from threads of this process run one at a
+    /// time (a [`Store::save_one`] reads, changes and rewrites the whole file: without it, a save
+    /// between its read and its write would be lost). See the contract's "Concurrent calls".
+    saving: std::sync::Mutex<()>,
 }
 
 /// The mode of a state directory ticketd creates.
@@ -48,7 +52,7 @@ impl FileStore {
         lock.set_len(0).map_err(lock_error)?;
         writeln!(lock, "{}", std::process::id()).map_err(lock_error)?;
         held.remove_stale_temps(OsStr::new(STATE_FILE));
-        Ok(FileStore { dir: held, _lock: lock })
+        Ok(FileStore { dir: held, _lock: lock, saving: std::sync::Mutex::new(()) })
     }
 
     pub fn path(&self) -> PathBuf {
@@ -80,6 +84,19 @@ impl FileStore {
     /// Replace the state file atomically (0600) with `state` (a [`StateFile`] or a
     /// [`Snapshot`]): temp file in the same directory, fsync, rename, fsync the directory.
     pub fn save(&self, state: &impl serde::Serialize) -> Result<(), StoreError> {
+        let _saving = self.saving();
+        self.write(state)
+    }
+
+    /// The save lock (see [`FileStore::saving`]'s field). Nothing panics while holding it with the
+    /// file half-changed (a failed write is an error, and the file is replaced atomically), so a
+    /// poisoned lock is safe to keep using.
+    fn saving(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.saving.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// [`FileStore::save`] with the save lock held by the caller.
+    fn write(&self, state: &impl serde::Serialize) -> Result<(), StoreError> {
         let path = self.path();
         // Streamed to the file: a state of 100,000 tickets never sits in memory as text.
         self.dir
@@ -108,6 +125,8 @@ impl Store for FileStore {
 
     /// Read, change one record, write the whole file again (atomically, as [`Store::save_all`]).
     fn save_one(&self, name: &str, ticket: Option<&StoredTicket>) -> Result<(), StoreError> {
+        // Held from the read to the write: no other save of this value lands between them.
+        let _saving = self.saving();
         let path = self.path();
         let mut state = match open(&self.dir, &path)? {
             None => StateFile::empty(),
@@ -117,7 +136,7 @@ impl Store for FileStore {
             Some(ticket) => state.tickets.insert(name.to_string(), ticket.clone()),
             None => state.tickets.remove(name),
         };
-        self.save(&state)
+        self.write(&state)
     }
 }
 

@@ -15,6 +15,8 @@ pub struct Place {
     holder: Mutex<Option<u64>>,
     /// What is kept here is unreadable as a state (see [`Place::corrupt`]).
     corrupt: Mutex<bool>,
+    /// Saves fail (see [`Place::fail_saves`]).
+    failing: Mutex<bool>,
     next: Mutex<u64>,
 }
 
@@ -32,6 +34,11 @@ impl Place {
     /// Make what is kept here unreadable as a state (as a torn or foreign file is).
     pub fn corrupt(&self) {
         *lock(&self.corrupt) = true;
+    }
+
+    /// Make every save fail (as a full disk does) until called again with `false`.
+    pub fn fail_saves(&self, failing: bool) {
+        *lock(&self.failing) = failing;
     }
 
     /// Take the lock from whoever holds it (as a lease that expired would).
@@ -90,6 +97,16 @@ impl Drop for MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// The error of a save while [`Place::fail_saves`] is on.
+    fn failing(&self) -> Result<(), StoreError> {
+        match *lock(&self.place.failing) {
+            true => Err(invalid("the place fails its saves (Place::fail_saves)")),
+            false => Ok(()),
+        }
+    }
+}
+
 fn invalid(why: impl std::fmt::Display) -> StoreError {
     let source = std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string());
     StoreError::Write { path: "memory".into(), source }
@@ -116,6 +133,7 @@ impl Store for MemoryStore {
     fn save_all(&self, state: &Snapshot<'_>) -> Result<(), StoreError> {
         self.lock()?;
         std::thread::sleep(self.save_takes);
+        self.failing()?;
         // Through the state's JSON form, as the file store writes it.
         let value = serde_json::to_value(state).map_err(invalid)?;
         let state: StateFile = serde_json::from_value(value).map_err(invalid)?;
@@ -125,12 +143,14 @@ impl Store for MemoryStore {
 
     fn save_one(&self, name: &str, ticket: Option<&StoredTicket>) -> Result<(), StoreError> {
         self.lock()?;
-        let mut state = self.place.state();
+        self.failing()?;
+        // Changed under the place's lock, from the read to the write: linearizable.
+        let mut kept = lock(&self.place.state);
+        let state = kept.get_or_insert_with(StateFile::empty);
         match ticket {
             Some(ticket) => state.tickets.insert(name.to_string(), ticket.clone()),
             None => state.tickets.remove(name),
         };
-        *lock(&self.place.state) = Some(state);
         Ok(())
     }
 }
