@@ -63,6 +63,12 @@ impl Slots {
         self.blocks.len() * BLOCK
     }
 
+    /// Whether the slot at `addr` of size class `class` is free (holds no secret).
+    #[cfg(test)]
+    pub(crate) fn is_free(&self, class: usize, addr: usize) -> bool {
+        self.classes[class].free.iter().any(|&Reverse(a)| a == addr)
+    }
+
     /// The lowest free slot of size class `class`, counted as holding a secret. When the class
     /// has none, `new_block` maps a fresh block of [`BLOCK`] bytes and answers its address.
     pub(crate) fn take(&mut self, class: usize, new_block: impl FnOnce() -> usize) -> usize {
