@@ -79,6 +79,40 @@ pub fn wait_with_usage(child: &mut Child) -> Usage {
     }
 }
 
+/// The child's own peak RSS (VmHWM), read every 5 ms on a thread of its own until [`PeakWatch::done`]:
+/// for children that exit by themselves, whose `wait4` peak would include the bench's (see
+/// [`Running::stop`]).
+pub struct PeakWatch {
+    done: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<Option<u64>>,
+}
+
+impl PeakWatch {
+    pub fn start(pid: u32) -> PeakWatch {
+        let (done, stop) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || {
+            let status = PathBuf::from(format!("/proc/{pid}/status"));
+            let mut peak = None;
+            loop {
+                peak = peak.max(status_field(&status, "VmHWM"));
+                if !matches!(
+                    stop.recv_timeout(Duration::from_millis(5)),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                ) {
+                    return peak;
+                }
+            }
+        });
+        PeakWatch { done, thread }
+    }
+
+    /// The highest VmHWM read (`None` if the child had exited before the first read).
+    pub fn done(self) -> Option<u64> {
+        let _ = self.done.send(());
+        self.thread.join().expect("the peak watch")
+    }
+}
+
 /// A number from a `Key:   value kB` line of /proc/<pid>/status.
 fn status_field(path: &Path, key: &str) -> Option<u64> {
     let text = fs::read_to_string(path).ok()?;
@@ -134,29 +168,41 @@ impl Running {
         self.child.id()
     }
 
-    /// SIGTERM, then wait (SIGKILL after 10 s); the usage of the whole run.
+    /// SIGTERM, then wait (SIGKILL after 10 s); the usage of the whole run. Its peak RSS is the
+    /// child's own VmHWM (since its last [`reset_peak`]) as last read before it exited, not
+    /// `wait4`'s `ru_maxrss`: Linux carries the spawning process's peak over `execve` into the
+    /// child's (`setmax_mm_hiwater_rss` of the old mm, the bench's own with `posix_spawn`), so a
+    /// daemon started by a bench that had just read a big file reported the bench's memory.
     pub fn stop(mut self) -> Usage {
-        terminate(&mut self.child);
+        let own_peak = terminate(&mut self.child);
         self.reaped = true;
-        wait_with_usage(&mut self.child)
+        let usage = wait_with_usage(&mut self.child);
+        Usage { peak_rss_kib: own_peak.unwrap_or(usage.peak_rss_kib), ..usage }
     }
 }
 
-fn terminate(child: &mut Child) {
+/// SIGTERM, then wait for the child to exit (SIGKILL after 10 s), reading its VmHWM every 10 ms
+/// meanwhile: the highest read (`None` if it had exited already). VmHWM only grows, so the last
+/// read misses at most the last 10 ms of the child's exit, which frees memory.
+fn terminate(child: &mut Child) -> Option<u64> {
+    let status = PathBuf::from(format!("/proc/{}/status", child.id()));
+    let mut peak = status_field(&status, "VmHWM");
     // SAFETY: kill has no memory-safety preconditions; the pid is our child, not yet reaped.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
+        peak = peak.max(status_field(&status, "VmHWM"));
         // Peek without reaping (WNOWAIT), so wait_with_usage still gets the rusage.
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         let flags = libc::WEXITED | libc::WNOHANG | libc::WNOWAIT;
         let r = unsafe { libc::waitid(libc::P_PID, child.id(), &mut info, flags) };
         if r == 0 && unsafe { info.si_pid() } != 0 {
-            return;
+            return peak;
         }
         std::thread::sleep(Duration::from_millis(10));
     }
     let _ = child.kill();
+    peak
 }
 
 impl Drop for Running {
@@ -164,7 +210,7 @@ impl Drop for Running {
         if self.reaped {
             return;
         }
-        terminate(&mut self.child);
+        let _ = terminate(&mut self.child);
         let _ = self.child.wait();
     }
 }
