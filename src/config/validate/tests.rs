@@ -398,16 +398,18 @@ fn metrics_ticket_series_is_a_count_of_tickets() {
         let text = format!("metrics_ticket_series = {n}\n{GOOD}");
         assert_eq!(parse(&text, "t.toml", &env()).unwrap().metrics_ticket_series, n);
     }
-    let found = problems(&format!("metrics_ticket_series = -1\n{GOOD}"), &env()).join("\n");
-    assert!(
-        found.contains("t.toml:1")
-            && found.contains("-1 is not a number of tickets (0 or more; 0 shows no series per ticket)"),
-        "{found}"
-    );
-    // A value of the wrong type is the parser's problem, located on its line and naming the key.
-    for bad in ["\"many\"", "1.5"] {
-        let found = problems(&format!("metrics_ticket_series = {bad}\n{GOOD}"), &env()).join("\n");
-        assert!(found.starts_with("t.toml:1") && found.contains("metrics_ticket_series"), "{bad}: {found}");
+    // Each bad value is exactly one problem, on its line, at the key, saying what is wrong (a value
+    // of the wrong type is the parser's problem).
+    for (bad, message) in [
+        ("-1", "-1 is not a number of tickets (0 or more; 0 shows no series per ticket)"),
+        ("\"many\"", "is a string, expected an integer"),
+        ("1.5", "is a number, expected an integer"),
+    ] {
+        assert_eq!(
+            problems(&format!("metrics_ticket_series = {bad}\n{GOOD}"), &env()),
+            [format!("t.toml:1:1: metrics_ticket_series: {message}")],
+            "{bad}"
+        );
     }
 }
 
