@@ -91,7 +91,7 @@ fn logins(
             let login = state
                 .tickets
                 .get(ticket.name.as_str())
-                .filter(|saved| saved.identity == ticket.identity)
+                .filter(|saved| saved.identity == identity(ticket))
                 .and_then(|saved| saved.holding.valid_token(now))
                 .map(|t| Login {
                     username: t.username.as_deref().unwrap_or_default().to_string(),
@@ -102,6 +102,12 @@ fn logins(
         })
         .collect();
     Ok((logins, Source::SavedState))
+}
+
+/// What a saved holding of `ticket` must have been obtained for (the store's identity of a `tcr`
+/// ticket, from the client view's parts).
+fn identity(ticket: &RegistryTicket) -> String {
+    crate::store::tcr_identity(&ticket.endpoint, &ticket.registry_id, ticket.token_type)
 }
 
 /// Ask the running daemon; `None` when there is no socket or it does not answer.
@@ -193,7 +199,7 @@ pub(crate) mod fixture {
             pending: None,
         };
         let mut state = StateFile { version: 1, ..Default::default() };
-        let stored = StoredTicket { kind: "tcr".into(), identity: config.registries[0].identity.clone(), holding };
+        let stored = StoredTicket { kind: "tcr".into(), identity: super::identity(&config.registries[0]), holding };
         state.tickets.insert("reg".into(), stored);
         std::fs::create_dir_all(&config.state_dir).unwrap();
         std::fs::write(config.state_dir.join("state.json"), serde_json::to_vec(&state).unwrap()).unwrap();

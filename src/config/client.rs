@@ -33,8 +33,11 @@ pub struct RegistryTicket {
     pub name: String,
     /// The registry host, lower-cased (docker's server URLs are compared in lower case).
     pub registry: String,
-    /// What a saved holding must have been obtained for ([`crate::store::record::tcr_identity`]).
-    pub identity: String,
+    /// The TCR endpoint, `registry_id` and `token_type`, as validation reads them: what a saved
+    /// holding must have been obtained for (the store's identity of the ticket, made of these).
+    pub endpoint: Endpoint,
+    pub registry_id: String,
+    pub token_type: TcrTokenType,
 }
 
 /// The keys a client reads; serde skips every other key without looking at its value.
@@ -88,9 +91,11 @@ pub fn parse_client(text: &str, path: &Path) -> Result<ClientConfig, Problems> {
             };
             let endpoint = client_endpoint(t.endpoint.as_deref().unwrap_or(DEFAULT_TCR_ENDPOINT))?;
             Some(RegistryTicket {
-                identity: crate::store::record::tcr_identity(&endpoint, t.registry_id.as_deref()?, token_type),
                 name: t.name?,
                 registry: t.registry?.to_ascii_lowercase(),
+                endpoint,
+                registry_id: t.registry_id?,
+                token_type,
             })
         })
         .collect();
@@ -196,7 +201,9 @@ registry_id = "tcr-abcd1235"
             assert_eq!(client.state_dir, full.state_dir, "{text}");
             assert_eq!(client.socket, full.socket.as_ref().map(|s| s.path.clone()));
             let reg = full.ticket("reg").unwrap();
-            assert_eq!(client.registries[0].identity, crate::store::record::identity(reg), "{text}");
+            let ticket = &client.registries[0];
+            let identity = crate::store::tcr_identity(&ticket.endpoint, &ticket.registry_id, ticket.token_type);
+            assert_eq!(identity, crate::store::record::identity(reg), "{text}");
         }
     }
 
