@@ -487,7 +487,7 @@ mod tests {
     }
 
     fn ticket_holding(name: &str, holding: Holding) -> Ticket {
-        Ticket::new(crate::scheduler::tests::sls_ticket(name, 24 * HOUR, HOUR), holding, 0, 1 << 15)
+        Ticket::new(crate::testing::sls_ticket(name, 24 * HOUR, HOUR), holding, 0, 1 << 15)
     }
 
     /// A reader waits for a write under way, but a write stuck past the wait is not waited for

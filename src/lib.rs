@@ -26,6 +26,7 @@
 
 pub mod api;
 pub mod apis;
+pub mod backoff;
 pub mod board;
 pub mod cli;
 pub mod clock;
@@ -45,4 +46,6 @@ pub mod signing;
 pub mod sinks;
 pub mod store;
 pub mod systemd;
+#[cfg(test)]
+mod testing;
 pub mod token;

@@ -209,12 +209,7 @@ impl Revocations {
             }
             Err(error) => {
                 e.attempts = e.attempts.saturating_add(1);
-                let delay = crate::scheduler::timing::retry_delay(
-                    e.attempts,
-                    crate::scheduler::timing::retry_class(error),
-                    None,
-                    random,
-                );
+                let delay = crate::backoff::retry_delay(e.attempts, crate::backoff::retry_class(error), None, random);
                 e.last_error = Some(error.to_string());
                 e.retry_at = Some(tokio::time::Instant::now() + delay);
                 e.next_attempt = Some(wall + delay);

@@ -15,7 +15,7 @@ use crate::revocation::queue::{Entry, Outcome};
 use crate::store::record::PendingRevocation;
 
 /// A delete that has not answered after this long is abandoned and retried.
-pub const DELETE_TIMEOUT: Duration = crate::scheduler::timing::CALL_TIMEOUT;
+pub const DELETE_TIMEOUT: Duration = crate::backoff::CALL_TIMEOUT;
 
 /// Whether any ticket on `board` holds the token `token_id`: as its current token, or as the one
 /// its sinks still hold while a newer one is written.

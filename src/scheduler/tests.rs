@@ -20,11 +20,10 @@ use crate::apis::{ApiErrorKind, BoxFuture, Operation};
 use crate::apis::{Provider, ProviderError};
 use crate::board::Board;
 use crate::clock::{PausedClock, from_unix_seconds};
-use crate::config::{ApiSpec, CredentialSpec, Endpoint, SlsSpec, SourceSpec, TicketSettings, TicketSpec, Vendor};
+use crate::config::{ApiSpec, CredentialSpec, Endpoint, SourceSpec, TicketSpec, Vendor};
 use crate::credentials::CredentialStore;
 use crate::credentials::Credentials;
 use crate::secret::Secret;
-use crate::signing::sls::V1Mac;
 use crate::store::memory::{MemoryStore, Place};
 use crate::store::record::StateFile;
 use crate::token::{Issued, TicketPart, TokenPart};
@@ -154,25 +153,7 @@ impl Provider for FakeSls {
     }
 }
 
-pub(crate) fn sls_ticket(name: &str, ticket: Duration, token: Duration) -> TicketSpec {
-    TicketSpec::new(
-        name,
-        TicketSettings {
-            credentials: "prod".into(),
-            api: ApiSpec::Sls(SlsSpec {
-                endpoint: Endpoint { base: url::Url::parse("https://cn-shanghai.log.aliyuncs.com").unwrap() },
-                ticket_lifetime: ticket,
-                token_lifetime: token,
-                ticket_renew_before: SlsSpec::default_renew_before(ticket, token),
-                signature: V1Mac::HmacSha256,
-                console_url: None,
-                console_params: vec![],
-            }),
-            sinks: vec![],
-            consumers: Default::default(),
-        },
-    )
-}
+pub(crate) use crate::testing::sls_ticket;
 
 pub(super) fn credential_store(expires_at: Option<SystemTime>) -> CredentialStore {
     let mut config = crate::config::Config {

@@ -1,14 +1,14 @@
-//! Pure refresh and backoff maths. Every function takes `now` and its random numbers as arguments.
+//! Pure refresh maths (when each ticket is due and what to call), with the backoff of
+//! [`crate::backoff`]. Every function takes `now` and its random numbers as arguments.
 
 use std::time::{Duration, SystemTime};
 
-use crate::apis::error::{ErrorClass, ProviderError};
 use crate::token::Holding;
 
-/// A call that has not finished after this long is abandoned and retried; sooner while a held
-/// token is running out: after half the time it has left, but not before
-/// [`MIN_CALL_TIMEOUT`](crate::scheduler::MIN_CALL_TIMEOUT).
-pub const CALL_TIMEOUT: Duration = Duration::from_secs(45);
+pub use crate::backoff::{
+    BACKOFF_BASE, BACKOFF_CAP, CALL_TIMEOUT, CLOCK_SKEW_RETRY, MIN_RETRY, PERMANENT_RETRY, RetryClass, retry_class,
+    retry_delay,
+};
 
 /// A token is refreshed once this fraction of its life has passed...
 pub const REFRESH_AT: f64 = 2.0 / 3.0;
@@ -18,19 +18,6 @@ pub const REFRESH_JITTER: f64 = 1.0 / 12.0;
 /// (CreateTicket failing since the re-mint was due) gives way to one RefreshToken on the old
 /// ticket, so the token does not lapse while the ticket is good; the re-mint is tried again after.
 pub const KEEP_ALIVE_AT: f64 = 5.0 / 6.0;
-/// The first retry waits up to this long (full jitter)...
-pub const BACKOFF_BASE: Duration = Duration::from_secs(2);
-/// ...doubling per attempt up to this cap.
-pub const BACKOFF_CAP: Duration = Duration::from_secs(600);
-/// Permanent errors (signature, auth, bad parameter) are retried this slowly.
-pub const PERMANENT_RETRY: Duration = Duration::from_secs(900);
-/// No retry sooner than this, unless expiry is closer still.
-pub const MIN_RETRY: Duration = Duration::from_millis(250);
-/// A request rejected because the host clock is off is retried after half this to this, every
-/// time: the clock may be corrected any second (NTP catching up, an admin), and then the next
-/// call must not be minutes away.
-pub const CLOCK_SKEW_RETRY: Duration = Duration::from_secs(10);
-
 /// A long-term token (TCR `longterm`) is re-minted only when less than `renew_before` of it remains
 /// (the API's [`Lifecycle::LongTerm`]; TCR's is [`LONGTERM_RENEW_BEFORE`])...
 pub use crate::apis::tcr::spec::LONGTERM_RENEW_BEFORE;
@@ -125,56 +112,6 @@ pub fn plan(holding: &Holding, lifecycle: Lifecycle, now: SystemTime, jitter: f6
             Plan { step: Step::Mint, at: longterm_renew_point(issued, expires, renew_before).max(now) }
         }
     }
-}
-
-/// Why a call failed, as far as retrying goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RetryClass {
-    /// Worth retrying soon (network, 5xx, throttling); the server may say how long to wait.
-    Transient { after: Option<Duration> },
-    /// The request was rejected because the host clock is off: retried at a short cadence
-    /// ([`CLOCK_SKEW_RETRY`]), since the clock may be corrected any moment.
-    ClockSkew,
-    /// Retrying will not help until something changes (keys, permissions, parameters).
-    Permanent,
-}
-
-impl From<ErrorClass> for RetryClass {
-    fn from(class: ErrorClass) -> RetryClass {
-        match class {
-            ErrorClass::Transient { after } => RetryClass::Transient { after },
-            ErrorClass::ClockSkew => RetryClass::ClockSkew,
-            ErrorClass::Permanent => RetryClass::Permanent,
-        }
-    }
-}
-
-/// How the scheduler retries a failed call: the API layer's [`ErrorClass`] of it.
-pub fn retry_class(error: &ProviderError) -> RetryClass {
-    error.class().into()
-}
-
-/// How long to wait before retry number `attempt` (1 for the first retry).
-///
-/// Transient failures back off exponentially with full jitter (`random` in [0, 1)), capped;
-/// a server's retry-after is honoured. `remaining` is how long the current token still lives: the
-/// delay is at most half of it, so retries crowd in before expiry but never past it.
-pub fn retry_delay(attempt: u32, class: RetryClass, remaining: Option<Duration>, random: f64) -> Duration {
-    let random = random.clamp(0.0, 1.0);
-    let mut delay = match class {
-        RetryClass::Transient { after } => {
-            let exp = attempt.saturating_sub(1).min(20);
-            let ceiling = BACKOFF_BASE.saturating_mul(1 << exp).min(BACKOFF_CAP);
-            let jittered = ceiling.mul_f64(random).max(MIN_RETRY);
-            after.map_or(jittered, |a| jittered.max(a.min(BACKOFF_CAP)))
-        }
-        RetryClass::ClockSkew => CLOCK_SKEW_RETRY.mul_f64(0.5 + random / 2.0),
-        RetryClass::Permanent => PERMANENT_RETRY.mul_f64(0.5 + random / 2.0),
-    };
-    if let Some(left) = remaining.filter(|r| !r.is_zero()) {
-        delay = delay.min(left / 2);
-    }
-    delay
 }
 
 #[cfg(test)]
@@ -301,24 +238,6 @@ mod tests {
         assert_eq!(early.at, t0);
     }
 
-    #[test]
-    fn clock_skew_is_retried_within_seconds_every_time() {
-        for attempt in [1, 5, 50] {
-            for r in [0.0, 0.5, 0.999] {
-                let d = retry_delay(attempt, RetryClass::ClockSkew, None, r);
-                assert!(d >= CLOCK_SKEW_RETRY / 2 && d <= CLOCK_SKEW_RETRY, "attempt {attempt}: {d:?}");
-            }
-        }
-    }
-
-    #[test]
-    fn retry_after_is_honoured_and_permanent_errors_wait_long() {
-        let d = retry_delay(1, RetryClass::Transient { after: Some(Duration::from_secs(30)) }, None, 0.0);
-        assert_eq!(d, Duration::from_secs(30));
-        let d = retry_delay(1, RetryClass::Permanent, None, 0.0);
-        assert!(d >= PERMANENT_RETRY / 2);
-    }
-
     fn single(issued: SystemTime, life: Duration) -> Holding {
         let mut h = holding(issued, life, issued, life);
         if let Some(c) = h.current.as_mut() {
@@ -360,26 +279,6 @@ mod tests {
             prop_assert!(at >= t0 + life.mul_f64(0.9) - Duration::from_secs(1));
             prop_assert!(at <= t0 + life);
             prop_assert!((t0 + life).duration_since(at).unwrap() <= LONGTERM_RENEW_BEFORE);
-        }
-
-        #[test]
-        fn backoff_never_schedules_past_expiry(attempt in 1u32..200, remaining_ms in 1u64..(40 * 86_400_000), r in 0.0f64..1.0, permanent: bool, after in proptest::option::of(0u64..100_000)) {
-            let class = match (permanent, after) {
-                (true, Some(a)) if a % 2 == 0 => RetryClass::ClockSkew,
-                (true, _) => RetryClass::Permanent,
-                (false, after) => RetryClass::Transient { after: after.map(Duration::from_secs) },
-            };
-            let remaining = Duration::from_millis(remaining_ms);
-            let d = retry_delay(attempt, class, Some(remaining), r);
-            prop_assert!(d < remaining);
-            prop_assert!(d <= remaining / 2);
-        }
-
-        #[test]
-        fn backoff_is_capped_and_fully_jittered(attempt in 1u32..200, r in 0.0f64..1.0) {
-            let d = retry_delay(attempt, RetryClass::Transient { after: None }, None, r);
-            prop_assert!(d <= BACKOFF_CAP);
-            prop_assert!(d >= MIN_RETRY);
         }
 
         #[test]

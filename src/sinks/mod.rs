@@ -192,7 +192,7 @@ mod tests {
 
     fn spec_with(sinks: Vec<SinkSpec>) -> TicketSpec {
         let day = std::time::Duration::from_secs(86_400);
-        let mut spec = crate::scheduler::tests::sls_ticket("t", day, day / 24);
+        let mut spec = crate::testing::sls_ticket("t", day, day / 24);
         spec.sinks = sinks;
         spec
     }

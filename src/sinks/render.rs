@@ -183,7 +183,7 @@ mod tests {
             "https://sls.console.aliyun.com/p#/fragment?x=1",
             "https://sls.console.aliyun.com/p?a=%20b&c#frag",
         ] {
-            let mut spec = crate::scheduler::tests::sls_ticket(
+            let mut spec = crate::testing::sls_ticket(
                 "t",
                 std::time::Duration::from_secs(86_400),
                 std::time::Duration::from_secs(3600),
