@@ -54,8 +54,7 @@ pub(super) fn alibaba(shared: &Shared, uri: &Uri, body: &Bytes) -> Response {
             Json(answer).into_response()
         }
         Err(e) => {
-            shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(code = e.code, "emulator rejected an STS AssumeRole call");
+            shared.rejected("an STS AssumeRole call", e.code);
             let body = serde_json::json!({
                 "RequestId": crate::shared::request_id(), "HostId": "sts.aliyuncs.com", "Code": e.code, "Message": e.message,
                 "Recommend": "https://api.aliyun.com/troubleshoot?q=".to_string() + e.code,
@@ -172,8 +171,7 @@ pub(super) fn tencent(shared: &Shared, uri: &Uri, headers: &HeaderMap, body: &By
             a
         }
         Err((code, message)) => {
-            shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!(code, "emulator rejected a Tencent STS AssumeRole call");
+            shared.rejected("a Tencent STS AssumeRole call", code);
             serde_json::json!({"Response": {"Error": {"Code": code, "Message": message}, "RequestId": crate::shared::request_id()}})
         }
     };

@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::call::Received;
 use crate::key::Vendor;
 use crate::shared::Shared;
 use crate::shared::rfc3339;
@@ -50,8 +50,9 @@ impl IntoResponse for PopError {
     }
 }
 
-fn authenticate(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(), PopError> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+fn authenticate(shared: &Shared, call: &Received) -> Result<(), PopError> {
+    let Received { method, uri, headers, body } = call;
+    let header = |name: &str| call.header(name);
     if header("x-acs-action") != Some("GetToken") || header("x-acs-version") != Some("2022-01-01") {
         return Err(err(
             404,
@@ -118,17 +119,10 @@ fn check_names(query: &[(String, String)]) -> Result<(), PopError> {
     Ok(())
 }
 
-pub(super) async fn get_token(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(super) async fn get_token(State(shared): State<Arc<Shared>>, call: Received) -> Response {
     let result = (|| {
-        authenticate(&shared, &method, &uri, &headers, &body)?;
-        let query: Vec<(String, String)> =
-            url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect();
+        authenticate(&shared, &call)?;
+        let query = call.query();
         *shared.dsw_params.lock().expect("dsw params lock") = Some(query.clone());
         check_names(&query)?;
         let param = |k: &str| query.iter().find(|(key, _)| key == k).map(|(_, v)| v.as_str());
@@ -158,8 +152,7 @@ pub(super) async fn get_token(
         .into_response())
     })();
     result.unwrap_or_else(|e: PopError| {
-        shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(code = e.code, "emulator rejected a DSW call");
+        shared.rejected("a DSW call", e.code);
         e.into_response()
     })
 }

@@ -9,6 +9,7 @@
 //! Tencent STS): the temporary keys they issue are accepted for API calls until they expire.
 
 mod assume_role;
+mod call;
 mod dsw;
 pub mod faults;
 mod inject;
@@ -179,25 +180,23 @@ impl Emulator {
 /// `POST /`: Tencent APIs, dispatched on `X-TC-Action`, and Alibaba STS AssumeRole (RPC).
 async fn tencent_post(
     axum::extract::State(shared): axum::extract::State<Arc<Shared>>,
-    method: axum::http::Method,
-    uri: axum::http::Uri,
-    headers: axum::http::HeaderMap,
-    body: axum::body::Bytes,
+    call: call::Received,
 ) -> axum::response::Response {
-    if headers.get("x-tc-action").is_some_and(|a| a == "AssumeRoleWithWebIdentity") {
-        return sts::tencent_assume_role(&shared, &headers, &body);
+    let action = call.header("x-tc-action");
+    if action == Some("AssumeRoleWithWebIdentity") {
+        return sts::tencent_assume_role(&shared, &call.headers, &call.body);
     }
-    if headers.get("x-tc-action").is_some_and(|a| a == "AssumeRole") {
-        return assume_role::tencent(&shared, &uri, &headers, &body);
+    if action == Some("AssumeRole") {
+        return assume_role::tencent(&shared, &call.uri, &call.headers, &call.body);
     }
     // Alibaba RPC calls POSTed with their Action in the query (STS AssumeRole).
-    if uri.query().is_some_and(|q| q.split('&').any(|p| p == "Action=AssumeRole")) {
-        return assume_role::alibaba(&shared, &uri, &body);
+    if call.uri.query().is_some_and(|q| q.split('&').any(|p| p == "Action=AssumeRole")) {
+        return assume_role::alibaba(&shared, &call.uri, &call.body);
     }
-    if headers.get("x-tc-action").is_some_and(|a| a == "DeleteInstanceToken") {
-        return tcr::delete_instance_token(axum::extract::State(shared), method, uri, headers, body).await;
+    if action == Some("DeleteInstanceToken") {
+        return tcr::delete_instance_token(&shared, &call);
     }
-    tcr::create_instance_token(axum::extract::State(shared), method, uri, headers, body).await
+    tcr::create_instance_token(&shared, &call)
 }
 
 async fn stats(axum::extract::State(shared): axum::extract::State<Arc<Shared>>) -> axum::Json<StatsSnapshot> {

@@ -221,6 +221,12 @@ impl Shared {
         (key, expires)
     }
 
+    /// Counts a rejected call and logs its error code (`what`: "an SLS call").
+    pub(crate) fn rejected(&self, what: &str, code: &str) {
+        self.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(code, "emulator rejected {what}");
+    }
+
     pub(crate) fn next_serial(&self) -> u64 {
         self.serial.fetch_add(1, Ordering::Relaxed) + 1
     }

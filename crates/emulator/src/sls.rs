@@ -5,11 +5,11 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use crate::call::Received;
 use crate::shared::Shared;
 use crate::shared::unix_seconds;
 use crate::verify::mac;
@@ -49,18 +49,14 @@ fn ok(body: serde_json::Value) -> Response {
     response
 }
 
-/// The query pairs, decoded.
-fn query(uri: &Uri) -> Vec<(String, String)> {
-    url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes()).into_owned().collect()
-}
-
 fn param<'a>(query: &'a [(String, String)], key: &str) -> Option<&'a str> {
     query.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
 /// Check a v1 request's date, key, STS token and signature.
-fn authenticate(shared: &Shared, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Result<(), SlsError> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+fn authenticate(shared: &Shared, call: &Received) -> Result<(), SlsError> {
+    let Received { method, uri, headers, body } = call;
+    let header = |name: &str| call.header(name);
     if header("x-log-apiversion").is_none() {
         return Err(err(400, "MissingAPIVersion", "x-log-apiversion is missing"));
     }
@@ -122,21 +118,14 @@ fn seconds_param(query: &[(String, String)], key: &str, max: u64) -> Result<u64,
 }
 
 fn reject(shared: &Shared, e: SlsError) -> Response {
-    shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
-    tracing::debug!(code = e.code, "emulator rejected an SLS call");
+    shared.rejected("an SLS call", e.code);
     e.into_response()
 }
 
-pub(super) async fn create_ticket(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(super) async fn create_ticket(State(shared): State<Arc<Shared>>, call: Received) -> Response {
     let result = (|| {
-        authenticate(&shared, &method, &uri, &headers, &body)?;
-        let q = query(&uri);
+        authenticate(&shared, &call)?;
+        let q = call.query();
         let ticket_secs = seconds_param(&q, "expirationTime", MAX_TICKET_SECS)?;
         let token_secs = seconds_param(&q, "accessTokenExpirationTime", MAX_TOKEN_SECS)?;
         let now = (shared.clock)();
@@ -152,16 +141,10 @@ pub(super) async fn create_ticket(
     result.unwrap_or_else(|e| reject(&shared, e))
 }
 
-pub(super) async fn refresh_token(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(super) async fn refresh_token(State(shared): State<Arc<Shared>>, call: Received) -> Response {
     let result = (|| {
-        authenticate(&shared, &method, &uri, &headers, &body)?;
-        let q = query(&uri);
+        authenticate(&shared, &call)?;
+        let q = call.query();
         let token_secs = seconds_param(&q, "accessTokenExpirationTime", MAX_TOKEN_SECS)?;
         let ticket = param(&q, "ticket").ok_or_else(|| err(400, "ParameterInvalid", "ticket is missing"))?;
         let now = (shared.clock)();

@@ -67,7 +67,7 @@ pub(super) async fn alibaba_rpc(
 pub(super) fn tencent_assume_role(shared: &Shared, headers: &HeaderMap, body: &Bytes) -> Response {
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
     let error = |code: &str, message: &str| {
-        shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
+        shared.rejected("a Tencent AssumeRoleWithWebIdentity call", code);
         Json(serde_json::json!({"Response": {"Error": {"Code": code, "Message": message}, "RequestId": crate::shared::request_id()}}))
             .into_response()
     };

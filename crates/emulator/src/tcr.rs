@@ -1,15 +1,12 @@
 //! TCR `POST /` with `X-TC-Action: CreateInstanceToken` or `DeleteInstanceToken`, TC3-HMAC-SHA256
 //! checked from the request as received. Long-term tokens are live until deleted. Errors are HTTP 200 with `Response.Error`, as the real API answers.
 
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 
+use crate::call::Received;
 use crate::key::Vendor;
 use crate::shared::Shared;
 use crate::shared::unix_seconds;
@@ -38,15 +35,9 @@ fn request_id() -> String {
     format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..])
 }
 
-fn authenticate(
-    shared: &Shared,
-    action: &str,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<(), TcError> {
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+fn authenticate(shared: &Shared, action: &str, call: &Received) -> Result<(), TcError> {
+    let Received { method, uri, headers, body } = call;
+    let header = |name: &str| call.header(name);
     if header("x-tc-action") != Some(action) {
         return Err(err("InvalidAction", "the requested action does not exist"));
     }
@@ -86,15 +77,9 @@ fn authenticate(
         .map_err(|e| err("AuthFailure.SignatureFailure", format!("the signature does not match ({e})")))
 }
 
-pub(super) async fn create_instance_token(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(super) fn create_instance_token(shared: &Shared, call: &Received) -> Response {
     let result = (|| {
-        let params = params(&shared, "CreateInstanceToken", &method, &uri, &headers, &body)?;
+        let params = params(shared, "CreateInstanceToken", call)?;
         let registry = required(&params, "RegistryId")?;
         let (lifetime, token_id) = match params.get("TokenType").and_then(|v| v.as_str()) {
             None | Some("temp") => (TEMP_LIFETIME, String::new()),
@@ -118,20 +103,13 @@ pub(super) async fn create_instance_token(
             "Username": USERNAME, "Token": token, "ExpTime": exp_ms, "TokenId": token_id, "RequestId": request_id(),
         }}))
     })();
-    respond(&shared, result)
+    respond(shared, result)
 }
 
 /// The JSON parameters of an `action` request, once its signature checks out.
-fn params(
-    shared: &Shared,
-    action: &str,
-    method: &Method,
-    uri: &Uri,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<serde_json::Value, TcError> {
-    authenticate(shared, action, method, uri, headers, body)?;
-    serde_json::from_slice(body).map_err(|_| err("InvalidParameter", "the body is not JSON"))
+fn params(shared: &Shared, action: &str, call: &Received) -> Result<serde_json::Value, TcError> {
+    authenticate(shared, action, call)?;
+    serde_json::from_slice(&call.body).map_err(|_| err("InvalidParameter", "the body is not JSON"))
 }
 
 /// A required string parameter.
@@ -147,8 +125,7 @@ fn required<'a>(params: &'a serde_json::Value, name: &str) -> Result<&'a str, Tc
 /// (`{"Response":{"Error":{"Code","Message"},"RequestId"}}`, HTTP 200).
 fn respond(shared: &Shared, result: Result<serde_json::Value, TcError>) -> Response {
     let body = result.unwrap_or_else(|e: TcError| {
-        shared.stats.rejected.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(code = e.code, "emulator rejected a TCR call");
+        shared.rejected("a TCR call", e.code);
         serde_json::json!({"Response": {"Error": {"Code": e.code, "Message": e.message}, "RequestId": request_id()}})
     });
     axum::Json(body).into_response()
@@ -157,15 +134,9 @@ fn respond(shared: &Shared, result: Result<serde_json::Value, TcError>) -> Respo
 /// `DeleteInstanceToken` (`RegistryId`, `TokenId`): deletes a live long-term token of that
 /// registry; `ResourceNotFound` for an id it does not know (never issued, a temp token's, another
 /// registry's, or deleted already).
-pub(super) async fn delete_instance_token(
-    State(shared): State<Arc<Shared>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
+pub(super) fn delete_instance_token(shared: &Shared, call: &Received) -> Response {
     let result = (|| {
-        let params = params(&shared, "DeleteInstanceToken", &method, &uri, &headers, &body)?;
+        let params = params(shared, "DeleteInstanceToken", call)?;
         shared.stats.delete_instance_token.fetch_add(1, Ordering::Relaxed);
         let registry = required(&params, "RegistryId")?;
         let token_id = required(&params, "TokenId")?;
@@ -181,5 +152,5 @@ pub(super) async fn delete_instance_token(
         shared.tcr_deleted.lock().expect("deleted tokens lock").push(token_id.to_string());
         Ok(serde_json::json!({"Response": {"RequestId": request_id()}}))
     })();
-    respond(&shared, result)
+    respond(shared, result)
 }
