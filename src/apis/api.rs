@@ -9,8 +9,8 @@ use zeroize::Zeroizing;
 
 use crate::apis::error::{ApiErrorKind, ProviderError};
 use crate::apis::operation::Operation;
+use crate::apis::section::Section;
 use crate::clock::Clock;
-use crate::config::Vendor;
 use crate::credentials::Credentials;
 use crate::http::Endpoint;
 use crate::token::Issued;
@@ -44,10 +44,7 @@ pub struct CallContext {
 /// generates its `match`es from the same list, so a call costs no vtable, specs stay `Clone` and
 /// `PartialEq` (the reload diff compares them), and the scheduler, store and rate limiter name
 /// no API.
-pub trait Api: Clone + Send + Sync + 'static {
-    /// Whose credentials sign this API's calls (`credentials = ...` must name such a set).
-    const VENDOR: Vendor;
-
+pub trait Api: Section + Clone + Send + Sync + 'static {
     /// Whether a web page embeds this API's tickets and asks ticketd for `{accessToken, ticket}`
     /// at `/v1/<kind>/{name}/access-token` (SLS's console iframe).
     const EMBEDS: bool = false;

@@ -52,6 +52,43 @@ macro_rules! data_types {
             $($variant($spec),)+
         }
 
+        impl Kind {
+            /// [`Section::KEYS`] of this API: the ticket keys it reads.
+            pub fn keys(self) -> &'static [Key] {
+                match self {
+                    $(Kind::$variant => <$spec as Section>::KEYS,)+
+                }
+            }
+
+            /// [`Section::VENDOR`] of this API.
+            pub fn vendor(self) -> Vendor {
+                match self {
+                    $(Kind::$variant => <$spec as Section>::VENDOR,)+
+                }
+            }
+
+            /// [`Section::URL_FORMAT`] of this API.
+            pub fn url_format(self) -> bool {
+                match self {
+                    $(Kind::$variant => <$spec as Section>::URL_FORMAT,)+
+                }
+            }
+
+            /// [`Section::USERNAME`] of this API.
+            pub fn username(self) -> bool {
+                match self {
+                    $(Kind::$variant => <$spec as Section>::USERNAME,)+
+                }
+            }
+
+            /// [`Section::DOCKER_CONFIG`] of this API.
+            pub fn docker_config(self) -> bool {
+                match self {
+                    $(Kind::$variant => <$spec as Section>::DOCKER_CONFIG,)+
+                }
+            }
+        }
+
         impl ApiSpec {
             /// Which API this is.
             pub fn kind(&self) -> Kind {
@@ -63,12 +100,20 @@ macro_rules! data_types {
     };
 }
 
+use crate::apis::section::{Key, Section};
+use crate::config::credential::Vendor;
+
 with_apis!(data_types);
 
 impl Kind {
     /// The registered names, as a message lists them: `sls, dsw or tcr`.
     pub fn names() -> String {
-        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+        Kind::names_of(|_| true)
+    }
+
+    /// The names of the APIs for which `which` holds, as a message lists them (`sls`).
+    pub fn names_of(which: impl Fn(Kind) -> bool) -> String {
+        let names: Vec<&str> = Kind::ALL.iter().filter(|k| which(**k)).map(|k| k.as_str()).collect();
         match names.split_last() {
             Some((last, [])) => last.to_string(),
             Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
@@ -87,6 +132,22 @@ impl Kind {
     }
 }
 
+/// Every API key of a ticket, each once, in registration order (the first API to declare a key
+/// places it): the keys a `[[tickets]]` section may hold besides its own, and the order in which
+/// keys of another kind are reported.
+pub fn api_keys() -> &'static [Key] {
+    static KEYS: std::sync::OnceLock<Vec<Key>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let mut keys: Vec<Key> = Vec::new();
+        for key in Kind::ALL.iter().flat_map(|kind| kind.keys()) {
+            if !keys.iter().any(|k| k.name == key.name) {
+                keys.push(*key);
+            }
+        }
+        keys
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +160,41 @@ mod tests {
         assert_eq!(Kind::from_name("ecr"), None);
         assert_eq!(Kind::names(), "sls, dsw or tcr");
         assert_eq!([Kind::Sls.a(), Kind::Dsw.a(), Kind::Tcr.a()], ["an sls", "a dsw", "a tcr"]);
+        assert_eq!(Kind::names_of(Kind::url_format), "sls");
+        assert_eq!(Kind::names_of(Kind::docker_config), "tcr");
+    }
+
+    /// The union of the APIs' keys is the list the ticket section had before the registry, in
+    /// its order (the order "does not apply" problems come in), and no two APIs read one key in
+    /// different shapes.
+    #[test]
+    fn the_api_keys_are_each_api_s_keys_once_in_registration_order() {
+        let names: Vec<&str> = api_keys().iter().map(|k| k.name).collect();
+        assert_eq!(
+            names,
+            [
+                "endpoint",
+                "ticket_lifetime",
+                "token_lifetime",
+                "ticket_renew_before",
+                "signature_method",
+                "console_url",
+                "console_params",
+                "region",
+                "network",
+                "instance_id",
+                "token_type",
+                "audience",
+                "registry_id",
+                "description",
+                "registry",
+            ]
+        );
+        for kind in Kind::ALL {
+            for key in kind.keys() {
+                let shared = api_keys().iter().find(|k| k.name == key.name).unwrap();
+                assert_eq!(shared.shape, key.shape, "{} reads `{}` in another shape", kind.as_str(), key.name);
+            }
+        }
     }
 }

@@ -10,8 +10,10 @@ pub mod operation;
 pub mod provider;
 pub mod ratelimit;
 pub mod registry;
+pub mod section;
 pub mod sls;
 pub mod tcr;
+pub(crate) mod validate;
 
 pub use api::{Api, CallContext, Lifecycle};
 pub use error::{ApiErrorKind, ProviderError};

@@ -7,7 +7,6 @@ use crate::apis::api::{Api, CallContext, Lifecycle};
 use crate::apis::error::{ApiErrorKind, ProviderError};
 use crate::apis::kinds::{ApiSpec, Kind, with_apis};
 use crate::apis::operation::{BoxFuture, Operation};
-use crate::config::Vendor;
 use crate::credentials::Credentials;
 use crate::token::Issued;
 
@@ -60,13 +59,6 @@ macro_rules! behaviour {
         }
 
         impl Kind {
-            /// [`Api::VENDOR`] of this API.
-            pub fn vendor(self) -> Vendor {
-                match self {
-                    $(Kind::$variant => <$spec as Api>::VENDOR,)+
-                }
-            }
-
             /// [`Api::EMBEDS`] of this API.
             pub fn embeds(self) -> bool {
                 match self {
@@ -94,6 +86,7 @@ mod tests {
     use crate::apis::dsw::spec::DswSpec;
     use crate::apis::sls::spec::SlsSpec;
     use crate::apis::tcr::spec::{LONGTERM_RENEW_BEFORE, TcrSpec, TcrTokenType};
+    use crate::config::credential::Vendor;
     use crate::http::Endpoint;
     use crate::signing::sls::V1Mac;
 

@@ -9,11 +9,11 @@
 pub(crate) mod check;
 mod checked;
 mod client;
-mod credential;
-mod defaults;
+pub(crate) mod credential;
+pub(crate) mod defaults;
 mod lenient;
 mod load;
-mod locate;
+pub(crate) mod locate;
 mod problem;
 pub(crate) mod raw;
 mod sink;

@@ -7,6 +7,9 @@ use serde::Deserialize;
 use serde::de;
 use zeroize::Zeroizing;
 
+use crate::apis::kinds::api_keys;
+use crate::apis::section::{RawKeys, RawValue, Shape};
+
 #[derive(Debug, Default, Deserialize)]
 pub struct RawConfig {
     pub state_dir: Option<String>,
@@ -72,34 +75,78 @@ pub struct RawCredentials {
     pub credentials_uri: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+/// One `[[tickets]]` section. Its API keys are those every registered API declares
+/// ([`api_keys`]): each is read in its declared shape, so a value of the wrong type or an
+/// unknown key is found as the file is read, with its place, as for the other raw structs.
+#[derive(Debug, Default)]
 pub struct RawTicket {
     pub name: Option<String>,
     pub kind: Option<String>,
     pub credentials: Option<String>,
-    pub endpoint: Option<String>,
-    pub ticket_lifetime: Option<String>,
-    pub token_lifetime: Option<String>,
-    pub ticket_renew_before: Option<String>,
-    pub signature_method: Option<String>,
-    pub console_url: Option<String>,
-    pub console_params: Option<toml::Table>,
-    // dsw and tcr.
-    pub region: Option<String>,
-    pub network: Option<String>,
-    pub instance_id: Option<String>,
-    pub token_type: Option<String>,
-    pub audience: Option<String>,
-    pub registry_id: Option<String>,
-    pub description: Option<String>,
-    pub registry: Option<String>,
+    /// The keys of the APIs (`endpoint`, `region`, ...), checked by the ticket kind's section.
+    pub api: RawKeys,
     // Consumers.
     pub allow_uids: Option<Vec<u32>>,
     pub allow_gids: Option<Vec<u32>>,
     pub required: Option<bool>,
     pub on_change: Option<RawHook>,
-    #[serde(default)]
     pub sinks: Vec<RawSink>,
+}
+
+/// The keys a `[[tickets]]` section holds besides the APIs' own, before and after them.
+const TICKET_KEYS_BEFORE: [&str; 3] = ["name", "kind", "credentials"];
+const TICKET_KEYS_AFTER: [&str; 5] = ["allow_uids", "allow_gids", "required", "on_change", "sinks"];
+
+/// Every key a `[[tickets]]` section may hold, in the order the unknown-key suggestions weigh them.
+fn ticket_keys() -> &'static [&'static str] {
+    static KEYS: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let apis = api_keys().iter().map(|k| k.name);
+        TICKET_KEYS_BEFORE.into_iter().chain(apis).chain(TICKET_KEYS_AFTER).collect()
+    })
+}
+
+impl<'de> Deserialize<'de> for RawTicket {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Ticket;
+        impl<'de> de::Visitor<'de> for Ticket {
+            type Value = RawTicket;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                // serde's derive says so: the file's messages call it "a table".
+                f.write_str("struct RawTicket")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<RawTicket, A::Error> {
+                let mut t = RawTicket::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    match key.as_str() {
+                        "name" => t.name = map.next_value()?,
+                        "kind" => t.kind = map.next_value()?,
+                        "credentials" => t.credentials = map.next_value()?,
+                        "allow_uids" => t.allow_uids = map.next_value()?,
+                        "allow_gids" => t.allow_gids = map.next_value()?,
+                        "required" => t.required = map.next_value()?,
+                        "on_change" => t.on_change = map.next_value()?,
+                        "sinks" => t.sinks = map.next_value()?,
+                        other => match api_keys().iter().find(|k| k.name == other) {
+                            Some(k) => {
+                                let value = match k.shape {
+                                    Shape::Text | Shape::Duration => RawValue::Text(map.next_value()?),
+                                    Shape::Table => RawValue::Table(map.next_value()?),
+                                };
+                                t.api.insert(k.name, value);
+                            }
+                            // Reported as unknown (`serde_ignored` sees it skipped).
+                            None => {
+                                map.next_value::<de::IgnoredAny>()?;
+                            }
+                        },
+                    }
+                }
+                Ok(t)
+            }
+        }
+        deserializer.deserialize_struct("RawTicket", ticket_keys(), Ticket)
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

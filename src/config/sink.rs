@@ -47,12 +47,12 @@ pub struct EnvNames {
 }
 
 impl EnvNames {
-    /// Optional. Default: `<PREFIX>TOKEN`, `<PREFIX>USERNAME` (tcr only), `<PREFIX>EXPIRES_AT`, with
+    /// Optional. Default: `<PREFIX>TOKEN`, `<PREFIX>USERNAME` (for an API whose tokens come with one: tcr), `<PREFIX>EXPIRES_AT`, with
     /// prefix `env_prefix` (default [`DEFAULT_ENV_PREFIX`](crate::config::DEFAULT_ENV_PREFIX)).
     pub fn defaults(prefix: &str, kind: Kind) -> EnvNames {
         EnvNames {
             token: format!("{prefix}TOKEN"),
-            username: (kind == Kind::Tcr).then(|| format!("{prefix}USERNAME")),
+            username: kind.username().then(|| format!("{prefix}USERNAME")),
             expires_at: Some(format!("{prefix}EXPIRES_AT")),
         }
     }

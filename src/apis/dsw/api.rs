@@ -7,14 +7,11 @@ use crate::apis::dsw::client;
 use crate::apis::dsw::spec::{DswSpec, DswTokenType};
 use crate::apis::error::{ApiErrorKind, ProviderError};
 use crate::apis::operation::Operation;
-use crate::config::Vendor;
 use crate::credentials::Credentials;
 use crate::http::Endpoint;
 use crate::token::Issued;
 
 impl Api for DswSpec {
-    const VENDOR: Vendor = Vendor::Alibaba;
-
     fn lifecycle(&self) -> Lifecycle {
         Lifecycle::SingleCall
     }

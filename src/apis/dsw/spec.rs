@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::apis::section::{Key, Section};
+use crate::config::credential::Vendor;
 use crate::http::Endpoint;
 
 /// Optional. Default DSW `ExpireTime`.
@@ -35,4 +37,18 @@ impl DswTokenType {
             DswTokenType::View => "View",
         }
     }
+}
+
+/// The `kind = "dsw"` section: its keys and Alibaba credentials.
+impl Section for DswSpec {
+    const KEYS: &'static [Key] = &[
+        Key::text("region"),
+        Key::text("endpoint"),
+        Key::text("network"),
+        Key::text("instance_id"),
+        Key::duration("token_lifetime"),
+        Key::text("token_type"),
+        Key::text("audience"),
+    ];
+    const VENDOR: Vendor = Vendor::Alibaba;
 }

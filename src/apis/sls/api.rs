@@ -9,13 +9,11 @@ use crate::apis::error::{ApiErrorKind, ProviderError};
 use crate::apis::operation::Operation;
 use crate::apis::sls::spec::SlsSpec;
 use crate::apis::sls::{client, share};
-use crate::config::Vendor;
 use crate::credentials::Credentials;
 use crate::http::Endpoint;
 use crate::token::Issued;
 
 impl Api for SlsSpec {
-    const VENDOR: Vendor = Vendor::Alibaba;
     const EMBEDS: bool = true;
 
     fn lifecycle(&self) -> Lifecycle {

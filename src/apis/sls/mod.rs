@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod client;
+pub(crate) mod section;
 pub mod share;
 pub mod spec;
 

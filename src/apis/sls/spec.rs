@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::apis::section::{Key, Section};
+use crate::config::credential::Vendor;
 use crate::http::Endpoint;
 use crate::signing::sls::V1Mac;
 
@@ -56,4 +58,19 @@ impl SlsSpec {
     pub fn max_renew_before(ticket: Duration) -> Duration {
         ticket / 3
     }
+}
+
+/// The `kind = "sls"` section: its keys, Alibaba credentials, a share URL (`format = "url"`).
+impl Section for SlsSpec {
+    const KEYS: &'static [Key] = &[
+        Key::text("endpoint"),
+        Key::duration("ticket_lifetime"),
+        Key::duration("token_lifetime"),
+        Key::duration("ticket_renew_before"),
+        Key::text("signature_method"),
+        Key::text("console_url"),
+        Key::table("console_params"),
+    ];
+    const VENDOR: Vendor = Vendor::Alibaba;
+    const URL_FORMAT: bool = true;
 }

@@ -7,14 +7,11 @@ use crate::apis::error::{ApiErrorKind, ProviderError};
 use crate::apis::operation::Operation;
 use crate::apis::tcr::client;
 use crate::apis::tcr::spec::{LONGTERM_RENEW_BEFORE, TcrSpec, TcrTokenType, identity};
-use crate::config::Vendor;
 use crate::credentials::Credentials;
 use crate::http::Endpoint;
 use crate::token::Issued;
 
 impl Api for TcrSpec {
-    const VENDOR: Vendor = Vendor::Tencent;
-
     fn lifecycle(&self) -> Lifecycle {
         match self.token_type {
             TcrTokenType::Temp => Lifecycle::SingleCall,

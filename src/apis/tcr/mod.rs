@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod client;
+pub(crate) mod section;
 pub mod spec;
 
 pub use client::*;

@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::apis::section::{Key, Section};
+use crate::config::credential::Vendor;
 use crate::http::Endpoint;
 
 /// Optional. Default TCR API endpoint.
@@ -50,4 +52,20 @@ pub const LONGTERM_RENEW_BEFORE: Duration = Duration::from_secs(30 * 86_400);
 /// [`TcrSpec`]).
 pub fn identity(endpoint: &Endpoint, registry_id: &str, token_type: TcrTokenType) -> String {
     format!("tcr endpoint={endpoint} registry_id={registry_id} token_type={}", token_type.as_str())
+}
+
+/// The `kind = "tcr"` section: its keys, Tencent credentials, a username with each token, and
+/// docker-config sinks for its `registry`.
+impl Section for TcrSpec {
+    const KEYS: &'static [Key] = &[
+        Key::text("region"),
+        Key::text("registry_id"),
+        Key::text("token_type"),
+        Key::text("description"),
+        Key::text("endpoint"),
+        Key::text("registry"),
+    ];
+    const VENDOR: Vendor = Vendor::Tencent;
+    const USERNAME: bool = true;
+    const DOCKER_CONFIG: bool = true;
 }

@@ -1,14 +1,11 @@
 //! From raw TOML to a validated [`Config`](super::Config): one file per section checked (the
-//! document and its settings, credentials, tickets, sinks, hooks, the socket, and one per API).
+//! document and its settings, credentials, tickets, sinks, hooks, the socket; each API's own keys are checked in its folder, `apis/<kind>/section.rs`).
 
 mod credentials;
 mod document;
-mod dsw;
 mod hooks;
 mod sinks;
-mod sls;
 mod socket;
-mod tcr;
 #[cfg(test)]
 mod tests;
 mod tickets;

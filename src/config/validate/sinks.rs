@@ -85,13 +85,17 @@ fn sink(
             }
         }
         let registry = match (kind, registry) {
-            (Some(Kind::Tcr), Some(r)) => Some(r.to_string()),
-            (Some(Kind::Tcr), None) => {
+            (Some(k), Some(r)) if k.docker_config() => Some(r.to_string()),
+            (Some(k), None) if k.docker_config() => {
                 c.report(&at.key("type"), "a docker-config sink needs the ticket's `registry` (the registry host)");
                 None
             }
             (Some(other), _) => {
-                c.report(&at.key("type"), format!("a docker-config sink needs a tcr ticket, not {}", other.as_str()));
+                let needs = Kind::names_of(Kind::docker_config);
+                c.report(
+                    &at.key("type"),
+                    format!("a docker-config sink needs a {needs} ticket, not {}", other.as_str()),
+                );
                 None
             }
             (None, _) => None,
@@ -123,7 +127,9 @@ fn sink(
         }
     }
     let prefix = rs.env_prefix.as_deref().unwrap_or(DEFAULT_ENV_PREFIX);
-    let mut env_names = EnvNames::defaults(prefix, kind.unwrap_or(Kind::Sls));
+    // A ticket of no known kind is refused: its names are left at the defaults of a kind without
+    // a username (it was `sls` before the registry; only the problems are reported).
+    let mut env_names = EnvNames::defaults(prefix, kind.unwrap_or(Kind::ALL[0]));
     if let Some(v) = &rs.env_token {
         env_names.token = v.clone();
     }

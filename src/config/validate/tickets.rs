@@ -1,17 +1,15 @@
 //! One `[[tickets]]` section: name, kind, credentials, consumers, and the keys that do not apply to
-//! its kind; the kind's own keys are checked by its API's section ([`super::sls`], [`super::dsw`],
-//! [`super::tcr`]).
+//! its kind; the kind's own keys are checked by its API's section (`apis/<kind>/section.rs`,
+//! through the registry's [`validate::validate`]).
 
 use std::collections::BTreeMap;
 
-use super::dsw::{DSW_KEYS, dsw};
 use super::hooks::hook;
 use super::sinks::sinks;
-use super::sls::{SLS_KEYS, sls};
-use super::tcr::{TCR_KEYS, tcr};
-use crate::apis::kinds::{ApiSpec, Kind};
+use crate::apis::kinds::{Kind, api_keys};
+use crate::apis::validate::{self, TicketContext};
 use crate::config::check::{Checker, valid_name};
-use crate::config::credential::{CredentialSpec, Vendor};
+use crate::config::credential::CredentialSpec;
 use crate::config::locate::KeyPath;
 use crate::config::raw::{RawCredentials, RawTicket};
 use crate::config::sink::{FileFormat, SinkSpec};
@@ -40,47 +38,36 @@ pub(super) fn ticket(
         None => None,
     };
     let kind = match c.required(&rt.kind, &at.key("kind")) {
-        Some("sls") => Some(Kind::Sls),
-        Some("dsw") => Some(Kind::Dsw),
-        Some("tcr") => Some(Kind::Tcr),
-        Some(other) => {
-            c.report(&at.key("kind"), format!("unknown kind `{other}` (expected sls, dsw or tcr)"));
-            None
+        Some(name) => {
+            let kind = Kind::from_name(name);
+            if kind.is_none() {
+                c.report(&at.key("kind"), format!("unknown kind `{name}` (expected {})", Kind::names()));
+            }
+            kind
         }
         None => None,
     };
-    let sinks = sinks(c, &rt.sinks, &at.key("sinks"), kind, rt.registry.as_deref());
+    let sinks = sinks(c, &rt.sinks, &at.key("sinks"), kind, rt.api.text("registry").as_deref());
     let consumers = consumers(c, rt, at);
     let kind = kind?;
     foreign_keys(c, rt, at, kind);
-    let needs = match kind {
-        Kind::Sls | Kind::Dsw => Vendor::Alibaba,
-        Kind::Tcr => Vendor::Tencent,
-    };
+    let needs = kind.vendor();
     if vendor.is_some_and(|v| v != needs) {
-        c.report(
-            &at.key("credentials"),
-            format!(
-                "a{} {} ticket needs {} credentials",
-                if kind == Kind::Sls { "n" } else { "" },
-                kind.as_str(),
-                needs.as_str()
-            ),
-        );
+        c.report(&at.key("credentials"), format!("{} ticket needs {} credentials", kind.a(), needs.as_str()));
     }
-    let api = match kind {
-        Kind::Sls => sls(c, rt, at, &sinks).map(ApiSpec::Sls),
-        Kind::Dsw => dsw(c, rt, at).map(ApiSpec::Dsw),
-        Kind::Tcr => tcr(c, rt, at).map(ApiSpec::Tcr),
-    };
-    if kind != Kind::Sls {
+    let url = |sink: &SinkSpec| matches!(sink, SinkSpec::File(f) if f.format == FileFormat::Url);
+    let context = TicketContext { url_sink: sinks.iter().flatten().any(url) };
+    let api = validate::validate(kind, c, &rt.api, at, &context);
+    if !kind.url_format() {
         for (i, sink) in sinks.iter().flatten().enumerate() {
-            if let SinkSpec::File(f) = sink
-                && f.format == FileFormat::Url
-            {
+            if url(sink) {
                 c.report(
                     &at.key("sinks").index(i).key("format"),
-                    format!("the `url` format is for sls tickets, not {}", kind.as_str()),
+                    format!(
+                        "the `url` format is for {} tickets, not {}",
+                        Kind::names_of(Kind::url_format),
+                        kind.as_str()
+                    ),
                 );
             }
         }
@@ -101,33 +88,11 @@ fn consumers(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath) -> Option<Consum
     })
 }
 
-/// Report every key that is set but does not apply to `kind`.
+/// Report every API key that is set but is not one of `kind`'s, in the registry's order.
 fn foreign_keys(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath, kind: Kind) {
-    let set: [(&str, bool); 15] = [
-        ("endpoint", rt.endpoint.is_some()),
-        ("ticket_lifetime", rt.ticket_lifetime.is_some()),
-        ("token_lifetime", rt.token_lifetime.is_some()),
-        ("ticket_renew_before", rt.ticket_renew_before.is_some()),
-        ("signature_method", rt.signature_method.is_some()),
-        ("console_url", rt.console_url.is_some()),
-        ("console_params", rt.console_params.is_some()),
-        ("region", rt.region.is_some()),
-        ("network", rt.network.is_some()),
-        ("instance_id", rt.instance_id.is_some()),
-        ("token_type", rt.token_type.is_some()),
-        ("audience", rt.audience.is_some()),
-        ("registry_id", rt.registry_id.is_some()),
-        ("description", rt.description.is_some()),
-        ("registry", rt.registry.is_some()),
-    ];
-    let allowed = match kind {
-        Kind::Sls => SLS_KEYS,
-        Kind::Dsw => DSW_KEYS,
-        Kind::Tcr => TCR_KEYS,
-    };
-    for (key, present) in set {
-        if present && !allowed.contains(&key) {
-            c.report(&at.key(key), format!("does not apply to kind = \"{}\"", kind.as_str()));
+    for key in api_keys() {
+        if rt.api.is_set(key.name) && !kind.keys().iter().any(|k| k.name == key.name) {
+            c.report(&at.key(key.name), format!("does not apply to kind = \"{}\"", kind.as_str()));
         }
     }
 }
