@@ -8,8 +8,21 @@
 use std::path::{Path, PathBuf};
 
 /// The tools tests may need, by the name of the program on `PATH`.
-const TOOLS: &[&str] =
-    &["faketime", "prlimit", "setpriv", "nginx", "chromium", "skopeo", "promtool", "curl", "ldd", "kubectl"];
+const TOOLS: &[&str] = &[
+    "faketime",
+    "prlimit",
+    "setpriv",
+    "nginx",
+    "chromium",
+    "skopeo",
+    "promtool",
+    "curl",
+    "ldd",
+    "kubectl",
+    "lintian",
+    "cargo-deb",
+    "dpkg-deb",
+];
 
 fn main() {
     println!("cargo::rerun-if-env-changed=CI");

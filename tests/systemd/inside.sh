@@ -1,12 +1,7 @@
 #!/bin/bash
 # Runs inside the nspawn container as ticketd-check.service; writes /results/log and, when every
 # check passed, PASS to /results/status.
-set -uo pipefail
-exec > >(tee /results/log) 2>&1
-fail() { echo "FAIL: $*"; echo "--- journal"; journalctl -u ticketd -u ticketd-emulator --no-pager | tail -60; echo FAIL >/results/status; exit 1; }
-ok() { echo "ok: $*"; }
-prop() { systemctl show -p "$1" --value ticketd; }
-wait_until() { local n=$1; shift; for _ in $(seq 1 "$n"); do "$@" && return 0; sleep 0.2; done; return 1; }
+source /check/common.sh
 
 echo "systemd $(systemctl --version | head -1 | cut -d' ' -f2), $(nproc) cpus"
 systemctl start ticketd-emulator || fail "emulator did not start"
