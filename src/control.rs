@@ -14,7 +14,7 @@ pub enum Control {
 }
 
 /// Forward SIGTERM, SIGINT and SIGHUP as `Control`s. A second SIGTERM/SIGINT exits at once.
-pub fn from_signals() -> std::io::Result<mpsc::UnboundedReceiver<Control>> {
+pub(crate) fn from_signals() -> std::io::Result<mpsc::UnboundedReceiver<Control>> {
     let (tx, rx) = mpsc::unbounded_channel();
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     std::thread::Builder::new().name("signals".into()).spawn(move || {

@@ -4,7 +4,7 @@
 //!
 //! Connections are the one thing outsiders can multiply, so they get a fixed share and nothing
 //! more; a connection beyond its listener's cap is closed as soon as it is accepted
-//! (by the listeners' server loop). Whatever clients do, at least [`FdBudget::reserve`] descriptors stay free
+//! (by the listeners' server loop). Whatever clients do, at least `FdBudget::reserve` descriptors stay free
 //! for the daemon's own work. The formula, from the effective soft limit `L`:
 //!
 //! ```text
@@ -22,37 +22,37 @@ use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
 /// Descriptors the process holds whatever it does: the standard streams, the runtime's epoll and
 /// wake-up fds, the listeners, the state lock and directory, log files, and the one descriptor
 /// each accept loop holds for an instant while it closes a refused connection.
-pub const BASELINE: u64 = 64;
+pub(crate) const BASELINE: u64 = 64;
 /// The least reserve: the scheduler's 64 cloud calls in flight, of one socket each (plus
 /// the client's idle pooled connections and DNS lookups), a state save (temp file, directory,
 /// lock: 3), sink writes (temp file and directory: 2 each), and hooks (3 pipes each).
-pub const MIN_RESERVE: u64 = 256;
+pub(crate) const MIN_RESERVE: u64 = 256;
 /// Each connection is counted as two descriptors: its socket, and one file a request may open
 /// while it is answered (`/metrics` reads `/proc/self/stat`, `/proc/self/fd` one at a time).
-pub const FDS_PER_CONNECTION: u64 = 2;
+pub(crate) const FDS_PER_CONNECTION: u64 = 2;
 /// The socket API never serves more than this many connections at once, however high the limit.
-pub const MAX_SOCKET_CONNECTIONS: usize = 4096;
+pub(crate) const MAX_SOCKET_CONNECTIONS: usize = 4096;
 /// Scrapers and probes are few: the metrics listener serves at most this many at once.
-pub const MAX_METRICS_CONNECTIONS: usize = 64;
+pub(crate) const MAX_METRICS_CONNECTIONS: usize = 64;
 /// Each listener keeps at least this many, even under a limit too small for the formula (then the
 /// reserve shrinks, and a warning says so).
-pub const MIN_CONNECTIONS: usize = 4;
+pub(crate) const MIN_CONNECTIONS: usize = 4;
 
 /// How the descriptors are shared out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FdBudget {
+pub(crate) struct FdBudget {
     /// The effective soft limit.
-    pub limit: u64,
+    pub(crate) limit: u64,
     /// Descriptors no connection may use.
-    pub reserve: u64,
-    pub socket_connections: usize,
+    pub(crate) reserve: u64,
+    pub(crate) socket_connections: usize,
     /// 0 without `metrics_listen`.
-    pub metrics_connections: usize,
+    pub(crate) metrics_connections: usize,
 }
 
 impl FdBudget {
     /// The budget for a soft limit of `limit` descriptors, with or without the metrics listener.
-    pub fn for_limit(limit: u64, metrics_listen: bool) -> FdBudget {
+    pub(crate) fn for_limit(limit: u64, metrics_listen: bool) -> FdBudget {
         let reserve = MIN_RESERVE.max(limit / 4);
         let connections = limit.saturating_sub(BASELINE + reserve) / FDS_PER_CONNECTION;
         let connections = usize::try_from(connections).unwrap_or(usize::MAX);
@@ -64,7 +64,7 @@ impl FdBudget {
     }
 
     /// Whether the limit is too small to keep the whole reserve beside the smallest caps.
-    pub fn is_short(&self) -> bool {
+    pub(crate) fn is_short(&self) -> bool {
         let connections = (self.socket_connections + self.metrics_connections) as u64;
         BASELINE + self.reserve + connections * FDS_PER_CONNECTION > self.limit
     }
@@ -72,14 +72,14 @@ impl FdBudget {
 
 /// What [`raise_soft_limit`] found and did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct FdLimit {
+pub(crate) struct FdLimit {
     /// The soft limit now in effect.
-    pub soft: u64,
+    pub(crate) soft: u64,
     /// The soft limit before.
-    pub was: u64,
-    pub hard: u64,
+    pub(crate) was: u64,
+    pub(crate) hard: u64,
     /// Why the soft limit could not be raised (it stays at `was`).
-    pub refused: Option<rustix::io::Errno>,
+    pub(crate) refused: Option<rustix::io::Errno>,
 }
 
 /// An unlimited value (none on Linux for descriptors, in practice) counts as this.
@@ -88,7 +88,7 @@ const UNLIMITED: u64 = 1 << 20;
 /// Raise the soft `RLIMIT_NOFILE` to the hard limit (allowed to any process). Under a sandbox that
 /// forbids it, the limit stays as it is, which the caller logs: then `LimitNOFILE=` (systemd) or
 /// `ulimit -n` must set it.
-pub fn raise_soft_limit() -> FdLimit {
+pub(crate) fn raise_soft_limit() -> FdLimit {
     let Rlimit { current, maximum } = getrlimit(Resource::Nofile);
     let was = current.unwrap_or(UNLIMITED);
     let hard = maximum.unwrap_or(UNLIMITED);
@@ -105,7 +105,7 @@ pub fn raise_soft_limit() -> FdLimit {
 }
 
 /// Raise the limit, share it out, and say so in the log.
-pub fn at_start(metrics_listen: bool) -> FdBudget {
+pub(crate) fn at_start(metrics_listen: bool) -> FdBudget {
     let limit = raise_soft_limit();
     let budget = FdBudget::for_limit(limit.soft, metrics_listen);
     match limit.refused {

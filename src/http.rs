@@ -5,11 +5,11 @@ use std::fmt;
 use std::time::Duration;
 
 /// Connecting to an API may take this long.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// A whole API call (connect, send, read the answer) may take this long.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// The largest API answer read; token answers are a few kilobytes.
-pub const MAX_BODY: usize = 256 * 1024;
+pub(crate) const MAX_BODY: usize = 256 * 1024;
 
 /// Build the shared client.
 pub fn client() -> reqwest::Client {
@@ -24,7 +24,7 @@ pub fn client() -> reqwest::Client {
 }
 
 /// A response body as text, refused when it is larger than `MAX_BODY`.
-pub async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+pub(crate) async fn read_limited(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
     if response.content_length().is_some_and(|n| n > MAX_BODY as u64) {
         return Err(format!("answer is larger than {MAX_BODY} bytes"));
     }
@@ -46,7 +46,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// The `Host` header value as sent (with the port when it is not the scheme's default).
-    pub fn host_header(&self) -> String {
+    pub(crate) fn host_header(&self) -> String {
         let host = self.base.host_str().unwrap_or_default();
         match self.base.port() {
             Some(port) => format!("{host}:{port}"),
@@ -55,7 +55,7 @@ impl Endpoint {
     }
 
     /// The URL of `path` on this endpoint.
-    pub fn url(&self, path: &str) -> reqwest::Url {
+    pub(crate) fn url(&self, path: &str) -> reqwest::Url {
         let mut url = self.base.clone();
         let prefix = url.path().trim_end_matches('/').to_string();
         url.set_path(&format!("{prefix}{path}"));

@@ -26,16 +26,16 @@ pub fn expiry(token: &str) -> Option<SystemTime> {
     Some(crate::clock::from_unix_seconds(seconds))
 }
 
-/// Build an unsigned-looking JWT with the given claims (for the emulator and tests).
-pub fn encode(claims: &serde_json::Value, signature: &[u8]) -> String {
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
-    let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
-    format!("{header}.{payload}.{}", URL_SAFE_NO_PAD.encode(signature))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An unsigned-looking JWT with the given claims.
+    fn encode(claims: &serde_json::Value, signature: &[u8]) -> String {
+        let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+        format!("{header}.{payload}.{}", URL_SAFE_NO_PAD.encode(signature))
+    }
     use crate::clock::from_unix_seconds;
 
     #[test]

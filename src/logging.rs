@@ -6,7 +6,7 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 /// The environment variable that sets the log filter (`info`, `ticketd=debug`, ...).
-pub const LOG_ENV: &str = "TICKETD_LOG";
+pub(crate) const LOG_ENV: &str = "TICKETD_LOG";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -15,7 +15,7 @@ pub enum LogFormat {
 }
 
 /// Install the global subscriber. `default` is the filter when `TICKETD_LOG` is unset.
-pub fn init(format: LogFormat, default: &str) {
+pub(crate) fn init(format: LogFormat, default: &str) {
     let filter = EnvFilter::try_from_env(LOG_ENV).unwrap_or_else(|_| EnvFilter::new(default));
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();
     let ansi = !journal && std::io::stderr().is_terminal();

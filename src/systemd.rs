@@ -21,33 +21,33 @@ fn send(states: &[NotifyState<'_>]) {
 }
 
 /// The watchdog, when systemd asked for one (`WatchdogSec=`).
-pub fn watchdog() -> Option<Watchdog> {
+pub(crate) fn watchdog() -> Option<Watchdog> {
     let interval = sd_notify::watchdog_enabled()?;
     Some(Watchdog { interval, ping: Arc::new(|| send(&[NotifyState::Watchdog])) })
 }
 
-pub fn reloading() {
+pub(crate) fn reloading() {
     match NotifyState::monotonic_usec_now() {
         Ok(now) => send(&[NotifyState::Reloading, now]),
         Err(_) => send(&[NotifyState::Reloading]),
     }
 }
 
-pub fn reloaded(status: &str) {
+pub(crate) fn reloaded(status: &str) {
     send(&[NotifyState::Ready, NotifyState::Status(status)]);
 }
 
-pub fn stopping() {
+pub(crate) fn stopping() {
     send(&[NotifyState::Stopping, NotifyState::Status("stopping")]);
 }
 
 /// Every ticket settled: holding a valid token, or tried and failed.
-pub fn all_settled(board: &Board, now: Now) -> bool {
+pub(crate) fn all_settled(board: &Board, now: Now) -> bool {
     board.read(|table| table.tickets().all(|t| t.settled(now)))
 }
 
 /// A one-line summary, e.g. "3 tickets fresh, next refresh in 4h 12m".
-pub fn status_line(board: &Board, now: Now) -> String {
+pub(crate) fn status_line(board: &Board, now: Now) -> String {
     let (mut all, mut fresh, mut failing, mut next_at) = (0, 0, 0, None::<SystemTime>);
     board.read(|table| {
         for ticket in table.tickets() {
@@ -76,7 +76,7 @@ pub fn status_line(board: &Board, now: Now) -> String {
 
 /// Follow the board: `READY=1` once all tickets are settled, `STATUS=` when the line changes
 /// (at most once a second). Runs until the board's sender is gone or the task is aborted.
-pub async fn follow(board: Arc<Board>, clock: Arc<dyn Clock>) {
+pub(crate) async fn follow(board: Arc<Board>, clock: Arc<dyn Clock>) {
     let mut changes = board.subscribe();
     let mut ready = false;
     let mut last = String::new();

@@ -60,7 +60,7 @@ impl Limits {
 }
 
 /// Something that accepts connections (a unix or TCP listener).
-pub trait Listener: Send + Sync + 'static {
+pub(crate) trait Listener: Send + Sync + 'static {
     type Stream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
     fn accept_stream(&self) -> impl Future<Output = io::Result<Self::Stream>> + Send;
 }

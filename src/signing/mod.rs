@@ -2,9 +2,9 @@
 //! arguments, so every stage can be replayed against the vendors' SDK vectors.
 
 pub mod acs3;
-pub mod rpc;
+pub(crate) mod rpc;
 pub mod sls;
-pub mod tc3;
+pub(crate) mod tc3;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

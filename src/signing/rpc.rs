@@ -12,22 +12,22 @@ use sha1::Sha1;
 use super::acs3::percent_encode;
 
 /// `SignatureMethod`.
-pub const SIGNATURE_METHOD: &str = "HMAC-SHA1";
+pub(crate) const SIGNATURE_METHOD: &str = "HMAC-SHA1";
 /// `SignatureVersion`.
-pub const SIGNATURE_VERSION: &str = "1.0";
+pub(crate) const SIGNATURE_VERSION: &str = "1.0";
 
 /// The canonicalized query: `pct(key)=pct(value)` sorted by key and joined by `&`.
-pub fn canonicalized<K: AsRef<str>, V: AsRef<str>>(params: &[(K, V)]) -> String {
+pub(crate) fn canonicalized<K: AsRef<str>, V: AsRef<str>>(params: &[(K, V)]) -> String {
     super::acs3::canonical_query(params)
 }
 
 /// `METHOD&%2F&pct(canonicalized)`.
-pub fn string_to_sign(method: &str, canonicalized: &str) -> String {
+pub(crate) fn string_to_sign(method: &str, canonicalized: &str) -> String {
     format!("{method}&{}&{}", percent_encode("/"), percent_encode(canonicalized))
 }
 
 /// `base64(HMAC-SHA1(secret + "&", string_to_sign))`.
-pub fn signature(secret: &str, string_to_sign: &str) -> String {
+pub(crate) fn signature(secret: &str, string_to_sign: &str) -> String {
     let mut key = zeroize::Zeroizing::new(String::with_capacity(secret.len() + 1));
     key.push_str(secret);
     key.push('&');
@@ -37,7 +37,7 @@ pub fn signature(secret: &str, string_to_sign: &str) -> String {
 }
 
 /// The signature of `params` (without `Signature`) sent with `method`.
-pub fn sign<K: AsRef<str>, V: AsRef<str>>(method: &str, params: &[(K, V)], secret: &str) -> String {
+pub(crate) fn sign<K: AsRef<str>, V: AsRef<str>>(method: &str, params: &[(K, V)], secret: &str) -> String {
     signature(secret, &string_to_sign(method, &canonicalized(params)))
 }
 

@@ -22,15 +22,15 @@ use sha2::{Digest, Sha256};
 type HmacSha256 = Hmac<Sha256>;
 
 /// The algorithm name, first word of the `Authorization` value and first line of the string to sign.
-pub const ALGORITHM: &str = "TC3-HMAC-SHA256";
+pub(crate) const ALGORITHM: &str = "TC3-HMAC-SHA256";
 /// The last element of the credential scope.
-pub const TERMINATOR: &str = "tc3_request";
+pub(crate) const TERMINATOR: &str = "tc3_request";
 
 /// Seconds from 1970 to 10000-01-01: later dates do not fit `YYYY-MM-DD`.
 const MAX_SECONDS: u64 = 253_402_300_800;
 
 /// `hex(sha256(payload))`: the body for POST, empty for GET.
-pub fn hashed_payload(body: &[u8]) -> String {
+pub(crate) fn hashed_payload(body: &[u8]) -> String {
     hex::encode(Sha256::digest(body))
 }
 
@@ -38,12 +38,12 @@ pub fn hashed_payload(body: &[u8]) -> String {
 ///
 /// # Panics
 /// If `time` is before 1970.
-pub fn unix_seconds(time: SystemTime) -> u64 {
+pub(crate) fn unix_seconds(time: SystemTime) -> u64 {
     time.duration_since(UNIX_EPOCH).expect("time is before 1970").as_secs()
 }
 
 /// The UTC date `YYYY-MM-DD` of a unix timestamp, or `None` after year 9999.
-pub fn utc_date(unix_seconds: u64) -> Option<String> {
+pub(crate) fn utc_date(unix_seconds: u64) -> Option<String> {
     if unix_seconds >= MAX_SECONDS {
         return None;
     }
@@ -53,13 +53,13 @@ pub fn utc_date(unix_seconds: u64) -> Option<String> {
 }
 
 /// `<date>/<service>/tc3_request` (§3.2 item 2).
-pub fn credential_scope(date: &str, service: &str) -> String {
+pub(crate) fn credential_scope(date: &str, service: &str) -> String {
     format!("{date}/{service}/{TERMINATOR}")
 }
 
 /// `(CanonicalHeaders, SignedHeaders)`: names and values lower-cased and trimmed, sorted by name,
 /// each line ending in `\n` (§3.2 item 1; the SDK signs just `content-type` and `host`).
-pub fn canonical_headers<N: AsRef<str>, V: AsRef<str>>(headers: &[(N, V)]) -> (String, String) {
+pub(crate) fn canonical_headers<N: AsRef<str>, V: AsRef<str>>(headers: &[(N, V)]) -> (String, String) {
     let lower = |(n, v): &(N, V)| (n.as_ref().trim().to_ascii_lowercase(), v.as_ref().trim().to_ascii_lowercase());
     let mut sorted: Vec<(String, String)> = headers.iter().map(lower).collect();
     sorted.sort();
@@ -70,7 +70,7 @@ pub fn canonical_headers<N: AsRef<str>, V: AsRef<str>>(headers: &[(N, V)]) -> (S
 
 /// `CanonicalRequest` (§3.2 item 1). `path` is `/` for API 3.0; `canonical_query` is the query
 /// string exactly as sent (empty for POST).
-pub fn canonical_request(
+pub(crate) fn canonical_request(
     method: &str,
     path: &str,
     canonical_query: &str,
@@ -83,7 +83,7 @@ pub fn canonical_request(
 }
 
 /// `TC3-HMAC-SHA256\n<timestamp>\n<scope>\nhex(sha256(CanonicalRequest))` (§3.2 item 3).
-pub fn string_to_sign(timestamp: u64, credential_scope: &str, canonical_request: &str) -> String {
+pub(crate) fn string_to_sign(timestamp: u64, credential_scope: &str, canonical_request: &str) -> String {
     let hashed = hex::encode(Sha256::digest(canonical_request.as_bytes()));
     format!("{ALGORITHM}\n{timestamp}\n{credential_scope}\n{hashed}")
 }
@@ -96,10 +96,10 @@ fn hmac(key: &[u8], data: &str) -> HmacSha256 {
 
 /// The derived keys of §3.2 item 4. `Debug` shows none of them.
 #[derive(Clone, PartialEq, Eq)]
-pub struct SigningKeys {
-    pub k_date: [u8; 32],
-    pub k_service: [u8; 32],
-    pub k_signing: [u8; 32],
+pub(crate) struct SigningKeys {
+    pub(crate) k_date: [u8; 32],
+    pub(crate) k_service: [u8; 32],
+    pub(crate) k_signing: [u8; 32],
 }
 
 impl fmt::Debug for SigningKeys {
@@ -110,7 +110,7 @@ impl fmt::Debug for SigningKeys {
 
 /// `kDate = HMAC("TC3"+SK, date)`, `kService = HMAC(kDate, service)`,
 /// `kSigning = HMAC(kService, "tc3_request")`.
-pub fn signing_keys(secret_key: &str, date: &str, service: &str) -> SigningKeys {
+pub(crate) fn signing_keys(secret_key: &str, date: &str, service: &str) -> SigningKeys {
     let k_date: [u8; 32] = hmac(format!("TC3{secret_key}").as_bytes(), date).finalize().into_bytes().into();
     let k_service: [u8; 32] = hmac(&k_date, service).finalize().into_bytes().into();
     let k_signing: [u8; 32] = hmac(&k_service, TERMINATOR).finalize().into_bytes().into();
@@ -118,12 +118,12 @@ pub fn signing_keys(secret_key: &str, date: &str, service: &str) -> SigningKeys 
 }
 
 /// `hex(HMAC(kSigning, StringToSign))`.
-pub fn signature(k_signing: &[u8; 32], string_to_sign: &str) -> String {
+pub(crate) fn signature(k_signing: &[u8; 32], string_to_sign: &str) -> String {
     hex::encode(hmac(k_signing, string_to_sign).finalize().into_bytes())
 }
 
 /// The `Authorization` value (§3.2 item 5; a comma **and a space** between the fields).
-pub fn authorization(secret_id: &str, credential_scope: &str, signed_headers: &str, signature: &str) -> String {
+pub(crate) fn authorization(secret_id: &str, credential_scope: &str, signed_headers: &str, signature: &str) -> String {
     format!(
         "{ALGORITHM} Credential={secret_id}/{credential_scope}, SignedHeaders={signed_headers}, Signature={signature}"
     )
@@ -131,41 +131,41 @@ pub fn authorization(secret_id: &str, credential_scope: &str, signed_headers: &s
 
 /// What to sign. Holds no secret.
 #[derive(Debug, Clone, Copy)]
-pub struct Request<'a> {
+pub(crate) struct Request<'a> {
     /// `POST` (JSON body, the SDK default) or `GET` (params in the query).
-    pub method: &'a str,
+    pub(crate) method: &'a str,
     /// The `Host` header as sent.
-    pub host: &'a str,
+    pub(crate) host: &'a str,
     /// The service, e.g. `tcr` (the first label of the vendor's host).
-    pub service: &'a str,
-    pub action: &'a str,
-    pub version: &'a str,
-    pub region: &'a str,
-    pub timestamp: SystemTime,
+    pub(crate) service: &'a str,
+    pub(crate) action: &'a str,
+    pub(crate) version: &'a str,
+    pub(crate) region: &'a str,
+    pub(crate) timestamp: SystemTime,
     /// The query string exactly as sent, without `?`; `""` for POST. For TC3 any encoding works
     /// as long as the string signed is the string sent.
-    pub query: &'a str,
+    pub(crate) query: &'a str,
     /// The exact body bytes sent; empty for GET.
-    pub body: &'a [u8],
+    pub(crate) body: &'a [u8],
     /// E.g. `application/json` (POST) or `application/x-www-form-urlencoded` (GET).
-    pub content_type: &'a str,
+    pub(crate) content_type: &'a str,
 }
 
 /// Every stage of one signature (the derived keys are left out).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Signed {
-    pub canonical_request: String,
-    pub credential_scope: String,
-    pub string_to_sign: String,
-    pub signature: String,
-    pub authorization: String,
+pub(crate) struct Signed {
+    pub(crate) canonical_request: String,
+    pub(crate) credential_scope: String,
+    pub(crate) string_to_sign: String,
+    pub(crate) signature: String,
+    pub(crate) authorization: String,
 }
 
 /// Signs `req` the way the SDK does: path `/`, signed headers `content-type;host`.
 ///
 /// # Panics
 /// If `req.timestamp` is before 1970 or after year 9999.
-pub fn sign(req: &Request<'_>, secret_id: &str, secret_key: &str) -> Signed {
+pub(crate) fn sign(req: &Request<'_>, secret_id: &str, secret_key: &str) -> Signed {
     let timestamp = unix_seconds(req.timestamp);
     let date = utc_date(timestamp).expect("timestamp after year 9999");
     let (headers, signed) = canonical_headers(&[("content-type", req.content_type), ("host", req.host)]);
@@ -181,14 +181,15 @@ pub fn sign(req: &Request<'_>, secret_id: &str, secret_key: &str) -> Signed {
 
 /// The headers to send, in order, `Authorization` last. `Debug` hides `X-TC-Token`.
 #[derive(Clone, PartialEq, Eq)]
-pub struct RequestHeaders(Vec<(&'static str, String)>);
+pub(crate) struct RequestHeaders(Vec<(&'static str, String)>);
 
 impl RequestHeaders {
-    pub fn as_slice(&self) -> &[(&'static str, String)] {
+    pub(crate) fn as_slice(&self) -> &[(&'static str, String)] {
         &self.0
     }
     /// The value of a header, by case-insensitive name.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    #[cfg(test)]
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.0.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
@@ -208,7 +209,12 @@ impl fmt::Debug for RequestHeaders {
 ///
 /// # Panics
 /// As [`sign`].
-pub fn build_headers(req: &Request<'_>, secret_id: &str, secret_key: &str, token: Option<&str>) -> RequestHeaders {
+pub(crate) fn build_headers(
+    req: &Request<'_>,
+    secret_id: &str,
+    secret_key: &str,
+    token: Option<&str>,
+) -> RequestHeaders {
     let mut headers: Vec<(&'static str, String)> = vec![
         ("Content-Type", req.content_type.to_owned()),
         ("Host", req.host.to_owned()),
