@@ -3,8 +3,12 @@
 //! `with_apis!` is that list; the data types generated here from it ([`Kind`], [`ApiSpec`]) are
 //! pure data, low enough for `config` to hold, and `apis::registry` generates the behaviour
 //! (validate, lifecycle, identity, call, ...) from the same list by the API's
-//! [`Api`](crate::apis::api::Api) implementation. Adding an API: a folder `apis/<kind>/` with its
-//! spec, section, client and `impl Api`, and one line below.
+//! [`Api`](crate::apis::api::Api) implementation. Adding an API: a folder `apis/<kind>/` (its
+//! `mod.rs`; `spec.rs`, the validated spec and its keys as data, `impl Section`; `section.rs`,
+//! their checks, `impl Validate`; `api.rs`, `impl Api`; `client.rs`, the calls), declared by
+//! `pub mod <kind>;` in `apis/mod.rs`, and one line below. Nothing else names an API: config's
+//! raw ticket, kind names, vendor rule, foreign-key table, sink rules, the embedding route,
+//! `/metrics` and the scheduler all read this list.
 
 /// Calls `$then!` with every registered API as `Variant "kind" path::to::Spec`.
 macro_rules! with_apis {

@@ -127,8 +127,8 @@ fn sink(
         }
     }
     let prefix = rs.env_prefix.as_deref().unwrap_or(DEFAULT_ENV_PREFIX);
-    // A ticket of no known kind is refused: its names are left at the defaults of a kind without
-    // a username (it was `sls` before the registry; only the problems are reported).
+    // A ticket of no known kind is refused (only its problems are reported): its names take the
+    // first registered kind's defaults.
     let mut env_names = EnvNames::defaults(prefix, kind.unwrap_or(Kind::ALL[0]));
     if let Some(v) = &rs.env_token {
         env_names.token = v.clone();
