@@ -6,11 +6,12 @@
 //! renewed on its own schedule, and each AssumeRole is signed with what the base holds then.
 
 use crate::config::{AssumeRoleSpec, Endpoint};
-use crate::credentials::Credentials;
+use crate::credentials::keys::Credentials;
 use crate::secret::Secret;
 use crate::signing::{rpc, tc3};
 
-use super::{Context, Fetched, SourceError};
+use super::answer::{Fetched, SourceError};
+use super::context::Context;
 
 /// Alibaba STS API version.
 pub const ALIBABA_VERSION: &str = "2015-04-01";
@@ -36,7 +37,7 @@ pub async fn base_keys(spec: &AssumeRoleSpec, ctx: &Context) -> Result<Credentia
         return Err(SourceError::Failed(format!("base credentials `{}` are not available here", spec.base)));
     };
     store
-        .fresh(&spec.base, ctx.clock.as_ref(), crate::credentials::FRESH_WAIT)
+        .fresh(&spec.base, ctx.clock.as_ref(), crate::credentials::store::FRESH_WAIT)
         .await
         .map_err(|e| SourceError::Failed(format!("base credentials: {e}")))
 }

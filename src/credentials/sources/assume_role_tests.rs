@@ -7,10 +7,14 @@ use std::time::Duration;
 
 use super::*;
 use crate::apis::{dsw, tcr};
+use crate::clock::Clock;
 use crate::clock::PausedClock;
 use crate::config::{AssumeRoleSpec, DswSpec, Endpoint, MetadataSpec, TcrSpec, TcrTokenType};
+use crate::config::{CredentialSpec, SourceSpec, Vendor};
 use crate::credentials::CredentialStore;
+use crate::credentials::{CredentialError, Credentials};
 use emulator::{Emulator, EmulatorKey, generate_key, generate_tencent_key};
+use std::time::SystemTime;
 
 const ROLE: &str = "acs:ram::123456789012:role/cross-account";
 const ROLE2: &str = "acs:ram::210987654321:role/second-hop";

@@ -14,9 +14,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::alibaba::{OidcExchange, OidcVars, assume_role_with_oidc, ecs_ram_role, sts_url};
-use super::{Context, Fetched, SourceError, read_file};
+use super::answer::{Fetched, SourceError, read_file};
+use super::context::Context;
 use crate::config::{AssumeRoleSpec, Endpoint, MIN_STS_DURATION, MetadataSpec, Vendor};
-use crate::credentials::Credentials;
+use crate::credentials::keys::Credentials;
 
 /// credentials-go's `expired_seconds` default.
 pub const DEFAULT_EXPIRED_SECONDS: u64 = 3_600;

@@ -17,12 +17,15 @@ use std::time::Duration;
 use rand::Rng;
 use tokio_util::sync::CancellationToken;
 
-use super::{Context, FILE_RECHECK, Watch, fetch_watched, next_refresh, renew_before};
+use super::answer::Watch;
+use super::context::Context;
+use super::dispatch::fetch_watched;
+use super::timing::{FILE_RECHECK, next_refresh, renew_before};
 use std::time::SystemTime;
 
 use crate::clock::Clock;
 use crate::config::{Config, CredentialSpec};
-use crate::credentials::{CredentialStore, resolved_at_start};
+use crate::credentials::store::{CredentialStore, resolved_at_start};
 
 /// A failed fetch is retried after 1, 2, 4 ... s, at most this long.
 pub const MAX_RETRY: Duration = Duration::from_secs(60);

@@ -7,10 +7,14 @@ use std::time::Duration;
 
 use super::*;
 use crate::apis::{dsw, tcr};
+use crate::clock::Clock;
 use crate::clock::PausedClock;
+use crate::config::{CredentialSpec, SourceSpec, Vendor};
 use crate::config::{DswSpec, Endpoint, MetadataSpec, OidcSpec, TcrSpec, TcrTokenType};
 use crate::credentials::CredentialStore;
+use crate::credentials::Credentials;
 use emulator::{Emulator, generate_key, generate_tencent_key};
+use std::time::SystemTime;
 
 struct Setup {
     emulator: Emulator,

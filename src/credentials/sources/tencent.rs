@@ -4,9 +4,10 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{Context, Fetched, SourceError, home, read_file};
+use super::answer::{Fetched, SourceError, read_file};
+use super::context::{Context, home};
 use crate::config::{Endpoint, MetadataSpec, OidcSpec};
-use crate::credentials::Credentials;
+use crate::credentials::keys::Credentials;
 use crate::secret::{Secret, scrub};
 
 /// The CVM metadata service (http by nature).

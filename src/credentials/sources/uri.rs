@@ -5,9 +5,10 @@
 
 use serde::Deserialize;
 
-use super::{Context, Fetched, SourceError, parse_expiration};
+use super::answer::{Fetched, SourceError, parse_expiration};
+use super::context::Context;
 pub use crate::config::check::parse_uri;
-use crate::credentials::Credentials;
+use crate::credentials::keys::Credentials;
 use crate::secret::Secret;
 
 /// The variable the SDKs read the URI from.
