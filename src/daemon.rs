@@ -93,17 +93,9 @@ impl Daemon {
         }
         let sources = crate::credentials::sources::Context::for_config(&config, env, clock.clone());
         let state_dir = Arc::new(FileStore::open(&config.state_dir)?);
-        let loaded = state_dir.load()?;
         // Resolve and hold every sink's directory now, refusing one another user could change, and
         // clear the temp files a crash mid-write leaves beside a sink (never a partial sink).
         crate::sinks::open_dirs(config.tickets.iter().flat_map(|t| &t.sinks), true)?;
-        if let Some((aside, why)) = &loaded.set_aside {
-            tracing::error!(
-                moved_to = %aside.display(),
-                reason = %why,
-                "the state file was corrupt; it was moved aside and tickets will be obtained anew"
-            );
-        }
         let board = Arc::new(Board::default());
         let (changed, changes) = mpsc::unbounded_channel();
         let parts = Parts {
@@ -118,7 +110,16 @@ impl Daemon {
         };
         let count = config.tickets.len();
         // The scheduler owns the tickets from here; the daemon keeps the rest of the config.
-        let scheduler = Scheduler::new(parts, std::mem::take(&mut config.tickets), loaded.state);
+        // The saved state is read record by record into the scheduler's board (never whole).
+        let (scheduler, set_aside) =
+            Scheduler::restore(parts, std::mem::take(&mut config.tickets), state_dir.as_ref())?;
+        if let Some((aside, why)) = &set_aside {
+            tracing::error!(
+                moved_to = %aside.display(),
+                reason = %why,
+                "the state file was corrupt; it was moved aside and tickets will be obtained anew"
+            );
+        }
         tracing::info!(tickets = count, state = %state_dir.path().display(), "ticketd started");
         Ok(Daemon { config, scheduler, board, clock, changes, credentials, sources, provider, _state_dir: state_dir })
     }

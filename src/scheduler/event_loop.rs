@@ -26,10 +26,10 @@ use crate::scheduler::handle::{self, Written};
 use crate::scheduler::queue::from_key;
 use crate::scheduler::reload::{self, ReloadPlan, ReloadSummary};
 use crate::scheduler::reports::{CallReport, Event, Message};
-use crate::scheduler::revoke::kept_active;
+use crate::scheduler::restore::{Restore, Restored};
 use crate::scheduler::timing::Step;
 use crate::store::contract::Store;
-use crate::store::record::{StateFile, identity};
+use crate::store::record::StateFile;
 #[cfg(test)]
 use crate::token::Holding;
 
@@ -84,6 +84,34 @@ impl Scheduler {
     /// A scheduler for `tickets`, starting from `saved` state: holdings whose identity still
     /// matches the config are reused.
     pub fn new(parts: Parts, tickets: Vec<TicketSpec>, mut saved: StateFile) -> Self {
+        let mut restore = Restore::new(&tickets, parts.clock.read());
+        for (name, stored) in std::mem::take(&mut saved.tickets) {
+            restore.offer(name, stored);
+        }
+        let restored = restore.finish();
+        Self::starting_from(parts, tickets, restored, saved)
+    }
+
+    /// [`Scheduler::new`] from the state saved in `store`, read record by record (each matched
+    /// to its ticket as it is read: a big state is never held whole). Also answers where a
+    /// corrupt state was set aside, and why.
+    pub fn restore(
+        parts: Parts,
+        tickets: Vec<TicketSpec>,
+        store: &dyn Store,
+    ) -> Result<(Self, Option<(std::path::PathBuf, String)>), crate::store::StoreError> {
+        let mut restore = Restore::new(&tickets, parts.clock.read());
+        let loaded = store.load_each(&mut |name, stored| restore.offer(name, stored))?;
+        if loaded.set_aside.is_some() {
+            restore.discard();
+        }
+        let restored = restore.finish();
+        Ok((Self::starting_from(parts, tickets, restored, loaded.state), loaded.set_aside))
+    }
+
+    /// The scheduler, its board holding `tickets` with what `restored` kept for them and the
+    /// revocations `saved` holds.
+    fn starting_from(parts: Parts, tickets: Vec<TicketSpec>, restored: Restored, mut saved: StateFile) -> Self {
         let (core, rx) = Core::new(parts.seed, tickets.len());
         let mut scheduler = Scheduler { parts, core, rx, wall_offset: None, in_flight: 0 };
         let now = scheduler.parts.clock.read();
@@ -94,28 +122,12 @@ impl Scheduler {
             }
         }
         let unconfirmed = std::mem::take(&mut saved.unconfirmed);
-        let held: std::collections::HashSet<String> = saved
-            .tickets
-            .values()
-            .filter_map(|t| Some(t.holding.current.as_ref()?.token.token_id.as_deref()?.to_string()))
-            .collect();
+        let Restored { holdings, held } = restored;
         let reused = scheduler.with_table(|s, table| {
             table.reserve(tickets.len());
             let mut reused = 0usize;
-            for spec in tickets {
-                // Taken out of the saved state one by one: a big state is never held twice.
-                let holding = saved
-                    .tickets
-                    .remove(spec.name.as_str())
-                    .filter(|stored| {
-                        let same = stored.identity == identity(&spec);
-                        if !same {
-                            kept_active(&spec.name, stored.holding.current.as_ref(), "its target changed");
-                        }
-                        same
-                    })
-                    .map(|stored| apply::usable(stored.holding, now))
-                    .unwrap_or_default();
+            for (spec, holding) in tickets.into_iter().zip(holdings) {
+                let holding = holding.unwrap_or_default();
                 if holding.current.is_some() {
                     reused += 1;
                     tracing::debug!(ticket = %spec.name, generation = holding.generation(), "reusing the saved token");
@@ -128,10 +140,6 @@ impl Scheduler {
             tracing::info!(tickets = reused, "reusing the saved tokens");
         }
         crate::scheduler::revoke::forget_stale_revocations(&scheduler.parts.board);
-        // Saved tickets the config no longer has: a consumer may still use their tokens.
-        for (name, stored) in &saved.tickets {
-            kept_active(name, stored.holding.current.as_ref(), "it is no longer in the config");
-        }
         crate::scheduler::revoke::orphans(&scheduler.parts.board, unconfirmed, &held);
         scheduler
     }

@@ -17,6 +17,7 @@ pub(crate) mod publish;
 pub(crate) mod queue;
 pub(crate) mod reload;
 pub(crate) mod reports;
+pub(crate) mod restore;
 pub(crate) mod revoke;
 pub mod timing;
 

@@ -104,6 +104,11 @@ pub(crate) fn keeps_the_contract(harness: &impl Harness) {
     // Save all: what is saved loads back as it was, revocations included.
     save_all(&store, &sample()).unwrap();
     assert_eq!(store.load().unwrap().state, sample());
+    // Load each: the same records, handed over one by one; the state answered holds the rest.
+    let mut each = BTreeMap::new();
+    let rest = store.load_each(&mut |name, ticket| assert!(each.insert(name, ticket).is_none())).unwrap();
+    assert!(rest.set_aside.is_none() && rest.state.tickets.is_empty());
+    assert_eq!(StateFile { tickets: each, ..rest.state }, sample());
     // And replaces everything: a ticket no longer in the snapshot is gone.
     let mut fewer = sample();
     fewer.tickets.remove("b");
@@ -176,6 +181,11 @@ pub(crate) fn keeps_the_contract(harness: &impl Harness) {
     harness.corrupt();
     let loaded = store.load().unwrap();
     assert!(loaded.set_aside.is_some(), "a corrupt state is reported set aside");
+    assert_eq!(loaded.state, StateFile::empty());
+    save_all(&store, &sample()).unwrap();
+    harness.corrupt();
+    let loaded = store.load_each(&mut |_, _| {}).unwrap();
+    assert!(loaded.set_aside.is_some(), "load_each sets a corrupt state aside too");
     assert_eq!(loaded.state, StateFile::empty());
     let again = store.load().unwrap();
     assert!(again.set_aside.is_none() && again.state == StateFile::empty(), "{:?}", again.set_aside);

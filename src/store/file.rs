@@ -62,6 +62,14 @@ impl FileStore {
     /// Read the state file. A missing file is an empty state. A corrupt one is moved aside (never
     /// overwritten) and reported, and loading goes on with an empty state.
     pub fn load(&self) -> Result<Loaded, StoreError> {
+        self.load_with(parse)
+    }
+
+    /// [`FileStore::load`] with the state file parsed by `parse`.
+    fn load_with(
+        &self,
+        parse: impl FnOnce(io::BufReader<File>) -> Result<StateFile, Unreadable>,
+    ) -> Result<Loaded, StoreError> {
         let path = self.path();
         let Some(file) = open(&self.dir, &path)? else {
             return Ok(Loaded { state: StateFile::empty(), set_aside: None });
@@ -117,6 +125,11 @@ impl Store for FileStore {
 
     fn load(&self) -> Result<Loaded, StoreError> {
         FileStore::load(self)
+    }
+
+    /// Streamed: each record is parsed from the file and handed over, never collected.
+    fn load_each(&self, each: &mut dyn FnMut(String, StoredTicket)) -> Result<Loaded, StoreError> {
+        self.load_with(|file| parse_each(file, each))
     }
 
     fn save_all(&self, state: &Snapshot<'_>) -> Result<(), StoreError> {
@@ -182,12 +195,29 @@ impl Unreadable {
 }
 
 fn parse(text: impl Read) -> Result<StateFile, Unreadable> {
-    let state: StateFile = serde_json::from_reader(text).map_err(|e| match e.io_error_kind() {
+    checked(serde_json::from_reader(text).map_err(unreadable)?)
+}
+
+/// [`parse`], each ticket's record handed to `each` as soon as it is read (the state returned has
+/// no tickets): the same JSON, the same checks.
+fn parse_each(text: impl Read, each: &mut dyn FnMut(String, StoredTicket)) -> Result<StateFile, Unreadable> {
+    use serde::de::DeserializeSeed;
+    let mut reader = serde_json::Deserializer::from_reader(text);
+    let state = crate::store::record::Each(each).deserialize(&mut reader).map_err(unreadable)?;
+    reader.end().map_err(unreadable)?;
+    checked(state)
+}
+
+fn unreadable(e: serde_json::Error) -> Unreadable {
+    match e.io_error_kind() {
         Some(kind) => Unreadable::Io(io::Error::new(kind, e.to_string())),
         // Not serde's own text: a value of the wrong type is quoted in it, and the values here
         // are tokens and tickets.
         None => Unreadable::Corrupt(crate::secret::json_error_without_values(&e)),
-    })?;
+    }
+}
+
+fn checked(state: StateFile) -> Result<StateFile, Unreadable> {
     if state.version != VERSION {
         return Err(Unreadable::Corrupt(format!("state version {} is not {VERSION}", state.version)));
     }
@@ -245,6 +275,55 @@ mod tests {
         let written = serde_json::to_string_pretty(&borrowed).unwrap();
         assert_eq!(written, serde_json::to_string_pretty(&state).unwrap());
         assert!(parse(written.as_bytes()).is_ok_and(|parsed| parsed == state));
+    }
+
+    #[test]
+    fn a_streamed_load_hands_each_record_over_as_it_is_read() {
+        // 4,000 tickets (~1.3 MB of JSON), read through the 64 KiB buffer `open` uses: the first
+        // record is handed over long before the file is read (a load that collected the records
+        // first would hand it over at the end).
+        struct Counting<'a>(&'a [u8], std::rc::Rc<std::cell::Cell<usize>>);
+        impl Read for Counting<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                let n = self.0.read(buf)?;
+                self.1.set(self.1.get() + n);
+                Ok(n)
+            }
+        }
+        let mut state = sample();
+        let one = state.tickets["a"].clone();
+        state.tickets.extend((0..4000).map(|i| (format!("t{i:05}"), one.clone())));
+        let text = serde_json::to_vec_pretty(&state).unwrap();
+        let read = std::rc::Rc::new(std::cell::Cell::new(0));
+        let mut first_at = None;
+        let mut each = BTreeMap::new();
+        let reader = io::BufReader::with_capacity(64 * 1024, Counting(&text, read.clone()));
+        let rest = parse_each(reader, &mut |name, ticket| {
+            first_at.get_or_insert(read.get());
+            each.insert(name, ticket);
+        })
+        .ok()
+        .unwrap();
+        assert!(first_at.unwrap() <= 64 * 1024 && text.len() > 10 * 64 * 1024, "{first_at:?} of {}", text.len());
+        assert_eq!(StateFile { tickets: each, ..rest }, state);
+    }
+
+    #[test]
+    fn a_streamed_load_refuses_what_the_state_files_own_parse_refuses() {
+        for text in [
+            r#"{"version": 1, "tickets": {}, "extra": 1}"#,
+            r#"{"version": 1}"#,
+            r#"{"tickets": {}}"#,
+            r#"{"version": 1, "tickets": {}, "tickets": {}}"#,
+            r#"{"version": 2, "tickets": {}}"#,
+            r#"{"version": 1, "tickets": {"a": {"kind": "sls"}}}"#,
+            r#"{"version": 1, "tickets": {}} trailing"#,
+        ] {
+            assert!(parse(text.as_bytes()).is_err(), "{text}");
+            assert!(matches!(parse_each(text.as_bytes(), &mut |_, _| {}), Err(Unreadable::Corrupt(_))), "{text}");
+        }
+        let fine = r#"{"version": 1, "tickets": {}, "revocations": []}"#;
+        assert!(parse(fine.as_bytes()).is_ok() && parse_each(fine.as_bytes(), &mut |_, _| {}).is_ok());
     }
 
     #[test]

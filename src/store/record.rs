@@ -138,6 +138,78 @@ impl Serialize for Snapshot<'_> {
     }
 }
 
+/// Reads a [`StateFile`] handing each ticket's record to its function as soon as it is read, never
+/// collecting them (the state it answers has no tickets): the same fields, the same refusals
+/// (unknown or repeated fields, missing ones) as [`StateFile`]'s own `Deserialize`.
+pub(crate) struct Each<'f>(pub &'f mut dyn FnMut(String, StoredTicket));
+
+const FIELDS: &[&str] = &["version", "tickets", "revocations", "unconfirmed"];
+
+impl<'de> serde::de::DeserializeSeed<'de> for Each<'_> {
+    type Value = StateFile;
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<StateFile, D::Error> {
+        deserializer.deserialize_struct("StateFile", FIELDS, self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Each<'_> {
+    type Value = StateFile;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("struct StateFile")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<StateFile, A::Error> {
+        use serde::de::Error;
+        let (mut version, mut tickets, mut revocations, mut unconfirmed) = (None, false, None, None);
+        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            match &*key {
+                "version" if version.is_none() => version = Some(map.next_value()?),
+                "tickets" if !tickets => {
+                    map.next_value_seed(Tickets(&mut *self.0))?;
+                    tickets = true;
+                }
+                "revocations" if revocations.is_none() => revocations = Some(map.next_value()?),
+                "unconfirmed" if unconfirmed.is_none() => unconfirmed = Some(map.next_value()?),
+                "version" | "tickets" | "revocations" | "unconfirmed" => {
+                    return Err(A::Error::custom(format_args!("duplicate field `{key}`")));
+                }
+                other => return Err(A::Error::unknown_field(other, FIELDS)),
+            }
+        }
+        if !tickets {
+            return Err(A::Error::missing_field("tickets"));
+        }
+        Ok(StateFile {
+            version: version.ok_or_else(|| A::Error::missing_field("version"))?,
+            tickets: BTreeMap::new(),
+            revocations: revocations.unwrap_or_default(),
+            unconfirmed: unconfirmed.unwrap_or_default(),
+        })
+    }
+}
+
+/// The `tickets` object, each entry handed over as it is read.
+struct Tickets<'a, 'f>(&'a mut (dyn FnMut(String, StoredTicket) + 'f));
+
+impl<'de> serde::de::DeserializeSeed<'de> for Tickets<'_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Tickets<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a map of tickets")
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some((name, ticket)) = map.next_entry::<String, StoredTicket>()? {
+            (self.0)(name, ticket);
+        }
+        Ok(())
+    }
+}
+
 /// What makes a saved holding reusable for `spec`: its API's [`crate::apis::Api::identity`].
 pub fn identity(spec: &TicketSpec) -> String {
     spec.api.identity()
