@@ -9,14 +9,12 @@
 
 use std::hash::{BuildHasher, RandomState};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use hashbrown::HashTable;
 use tokio::sync::watch;
 
-use crate::clock::{Mono, Now, Stamp};
-use crate::config::TicketSpec;
-use crate::token::{Current, Holding, ThinStr};
+use crate::clock::Now;
 
 /// A ticket's place in the board (stable while the ticket is configured).
 pub type TicketId = u32;
@@ -25,202 +23,11 @@ pub type TicketId = u32;
 /// an atomic write and its fsyncs, short of a client's patience.
 pub const WRITE_WAIT: Duration = Duration::from_secs(5);
 
-/// Everything held for one ticket. Readers use its methods; the scheduler owns its fields.
-#[derive(Debug)]
-pub struct Ticket {
-    pub(crate) spec: TicketSpec,
-    pub(crate) holding: Holding,
-    /// The token last written to every sink (or loaded from the state file) is the holding's
-    /// current one. When a newer one is still being written, it is `previous` instead.
-    pub(crate) current_written: bool,
-    /// The last written token while a newer one is being written: what readers see and the state
-    /// file records meanwhile, so state never runs ahead of the sinks and never loses a ticket.
-    /// Held inline, like the current one: a ticket costs no allocation of its own but its secrets.
-    pub(crate) previous: Option<Box<Current>>,
-    /// When the scheduler will act next, in monotonic time: a [`Mono`]'s nanoseconds, the
-    /// scheduler's queue key (0: not scheduled yet).
-    pub(crate) next_at: u64,
-    /// When a call for this ticket last succeeded in this process, as a [`stamp`] (0: never).
-    pub(crate) last_success: u64,
-    /// The last failure since the last success.
-    pub(crate) last_error: Option<ThinStr>,
-    /// Calls that succeeded, and that failed, since the ticket was added (metrics).
-    pub(crate) refresh_successes: u32,
-    pub(crate) refresh_failures: u32,
-    /// Failed calls since the last success (stays at its maximum, past which backoff no longer
-    /// grows anyway).
-    pub(crate) attempt: u16,
-    /// Failed sink writes since the last good one (likewise; a byte, so that `writing` fits in the
-    /// record's 192 bytes).
-    pub(crate) publish_attempt: u8,
-    /// Given anew when the ticket is added or a reload retargets it: a result started under
-    /// another epoch (a removed ticket's, whose id this one reuses, or the old target's) is dropped.
-    pub(crate) epoch: u32,
-    /// Random in [0, 1) in steps of 1/65,536 (see [`Ticket::jitter`]), drawn per token,
-    /// spreading refresh points.
-    pub(crate) jitter: u16,
-    /// The written token was written by this process (until then the sinks may be stale: readers see
-    /// no token).
-    pub(crate) confirmed: bool,
-    pub(crate) in_flight: bool,
-    /// Sinks are being written: from when the scheduler hands them the current generation until it
-    /// has heard how the writes went. One writer at a time per ticket: two writers of different
-    /// generations could rename their files in either order and leave the older token in place. Meanwhile a file may already hold a token the board does not
-    /// show yet; readers wait ([`Board::settle_writes`]).
-    pub(crate) writing: bool,
-    /// Sinks do not hold the current generation yet.
-    pub(crate) unpublished: bool,
-    /// While `unpublished`: the sinks that already hold the current generation (the others are
-    /// retried alone).
-    pub(crate) sinks_held: crate::sinks::SinkSet,
-    /// `next_at` has a live slot in the scheduler's queue.
-    pub(crate) queued: bool,
-}
+mod ticket;
 
-impl Ticket {
-    pub(crate) fn new(spec: TicketSpec, holding: Holding, epoch: u32, jitter: u16) -> Self {
-        Ticket {
-            spec,
-            current_written: holding.current.is_some(),
-            previous: None,
-            holding,
-            next_at: 0,
-            last_success: 0,
-            last_error: None,
-            refresh_successes: 0,
-            refresh_failures: 0,
-            attempt: 0,
-            publish_attempt: 0,
-            epoch,
-            jitter,
-            confirmed: false,
-            in_flight: false,
-            writing: false,
-            unpublished: false,
-            sinks_held: crate::sinks::SinkSet::NONE,
-            queued: false,
-        }
-    }
-
-    pub fn spec(&self) -> &TicketSpec {
-        &self.spec
-    }
-
-    pub fn name(&self) -> &str {
-        &self.spec.name
-    }
-
-    /// The token every sink holds (none until this process has written one).
-    pub fn current(&self) -> Option<&Current> {
-        self.written().filter(|_| self.confirmed)
-    }
-
-    /// The last token written to the sinks, or loaded from the state file.
-    pub(crate) fn written(&self) -> Option<&Current> {
-        if self.current_written { self.holding.current.as_ref() } else { self.previous.as_deref() }
-    }
-
-    /// A token that has not expired at `now` by either clock (see [`Current::is_valid`]).
-    pub fn valid(&self, now: Now) -> Option<&Current> {
-        self.current().filter(|c| c.is_valid(now))
-    }
-
-    /// Settled: it holds a valid token, or its last attempt failed (it has been tried).
-    pub fn settled(&self, now: Now) -> bool {
-        self.valid(now).is_some() || self.attempt > 0
-    }
-
-    /// Failed calls since the last success.
-    pub fn failures(&self) -> u32 {
-        u32::from(self.attempt)
-    }
-
-    /// Failed rounds of sink writes since every sink last held the token.
-    pub fn publish_failures(&self) -> u32 {
-        u32::from(self.publish_attempt)
-    }
-
-    /// The sinks no longer hold the current generation: all are written again.
-    pub(crate) fn mark_unpublished(&mut self) {
-        self.unpublished = true;
-        self.sinks_held = crate::sinks::SinkSet::NONE;
-    }
-
-    /// The ticket's jitter, in [0, 1).
-    pub(crate) fn jitter(&self) -> f64 {
-        f64::from(self.jitter) / 65_536.0
-    }
-
-    /// When the scheduler will act next, on the wall clock as it reads at `now` (the scheduler
-    /// waits in monotonic time: after a clock step this moves with the clock).
-    pub fn next_at(&self, now: Now) -> Option<SystemTime> {
-        (self.next_at != 0).then(|| now.wall_at(Mono::from_nanos(self.next_at)))
-    }
-
-    /// The last failure since the last success.
-    pub fn last_error(&self) -> Option<&str> {
-        self.last_error.as_deref()
-    }
-
-    /// Calls that succeeded, and that failed, since the ticket was added.
-    pub fn refresh_counts(&self) -> (u64, u64) {
-        (self.refresh_successes.into(), self.refresh_failures.into())
-    }
-
-    /// When a call for this ticket last succeeded in this process.
-    pub fn last_success(&self) -> Option<SystemTime> {
-        from_stamp(self.last_success)
-    }
-
-    /// An owned copy, for readers that answer after the lock is gone.
-    pub fn view(&self) -> TicketView {
-        let (refresh_successes, refresh_failures) = self.refresh_counts();
-        TicketView {
-            spec: self.spec.clone(),
-            current: self.current().cloned(),
-            last_error: self.last_error().map(str::to_string),
-            failures: self.failures(),
-            refresh_successes,
-            refresh_failures,
-            last_success: self.last_success(),
-        }
-    }
-}
-
-/// A time as a [`Stamp`]'s nanoseconds since the Unix epoch, for the scheduler's own fields and
-/// queue keys (0 is kept for none).
-pub(crate) fn stamp(at: SystemTime) -> u64 {
-    Stamp::from(at).nanos()
-}
-
-/// The time a [`stamp`] stands for; 0 stands for none.
-pub(crate) fn from_stamp(stamp: u64) -> Option<SystemTime> {
-    (stamp != 0).then(|| Stamp::from_nanos(stamp).time())
-}
-
-/// One ticket as the outside sees it, copied out of the board.
-#[derive(Debug, Clone)]
-pub struct TicketView {
-    pub spec: TicketSpec,
-    /// The token every sink holds (none until the first is written).
-    pub current: Option<Current>,
-    /// The last failure since the last success.
-    pub last_error: Option<String>,
-    /// Failed calls since the last success.
-    pub failures: u32,
-    /// Calls for this ticket that succeeded, and that failed, since it was added (metrics).
-    pub refresh_successes: u64,
-    pub refresh_failures: u64,
-    /// When a call for this ticket last succeeded in this process.
-    pub last_success: Option<SystemTime>,
-}
-
-impl TicketView {
-    /// A token that has not expired at `now` by either clock (see [`Current::is_valid`]).
-    pub fn valid(&self, now: Now) -> Option<&Current> {
-        self.current.as_ref().filter(|c| c.is_valid(now))
-    }
-}
+#[cfg(test)]
+pub(crate) use ticket::stamp;
+pub use ticket::{Ticket, TicketView};
 
 /// The records, by id, and an index from name to id.
 #[derive(Debug, Default)]
@@ -383,8 +190,11 @@ impl Board {
     /// 100,000 tickets polled by a readiness probe copies none of them.
     pub fn not_ready<R>(&self, now: Now, answer: impl FnOnce(&[&str]) -> R) -> R {
         let table = self.table();
-        let mut names: Vec<&str> =
-            table.tickets().filter(|t| t.spec.consumers.required && t.valid(now).is_none()).map(Ticket::name).collect();
+        let mut names: Vec<&str> = table
+            .tickets()
+            .filter(|t| t.spec().consumers.required && t.valid(now).is_none())
+            .map(Ticket::name)
+            .collect();
         names.sort_unstable();
         answer(&names)
     }
@@ -402,10 +212,10 @@ impl Board {
         let mut changes = self.subscribe();
         // Each with its epoch: a ticket removed and its id reused is not waited for. And its
         // generation: a write given up on before is not waited for again, a later one is.
-        let key = |id: TicketId, t: &Ticket| (id, t.epoch, t.holding.generation());
+        let key = |id: TicketId, t: &Ticket| (id, t.epoch(), t.holding().generation());
         let mut under_way: Vec<(TicketId, u32, u64)> = self.read(|table| {
             let writing = |&(id, epoch, generation): &(TicketId, u32, u64)| {
-                table.get(id).is_some_and(|t| t.writing && key(id, t) == (id, epoch, generation))
+                table.get(id).is_some_and(|t| t.writing() && key(id, t) == (id, epoch, generation))
             };
             let mut abandoned = self.abandoned.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             abandoned.retain(writing);
@@ -413,11 +223,11 @@ impl Board {
                 Some(name) => table
                     .id(name)
                     .and_then(|id| Some((id, table.get(id)?)))
-                    .filter(|(_, t)| t.writing)
+                    .filter(|(_, t)| t.writing())
                     .map(|(id, t)| key(id, t))
                     .into_iter()
                     .collect(),
-                None => table.iter().filter(|(_, t)| t.writing).map(|(id, t)| key(id, t)).collect(),
+                None => table.iter().filter(|(_, t)| t.writing()).map(|(id, t)| key(id, t)).collect(),
             };
             found.into_iter().filter(|k| !abandoned.contains(k)).collect()
         });
@@ -428,7 +238,7 @@ impl Board {
             loop {
                 self.read(|table| {
                     under_way.retain(|&(id, epoch, generation)| {
-                        table.get(id).is_some_and(|t| t.writing && key(id, t) == (id, epoch, generation))
+                        table.get(id).is_some_and(|t| t.writing() && key(id, t) == (id, epoch, generation))
                     });
                 });
                 if under_way.is_empty() || changes.changed().await.is_err() {
@@ -475,6 +285,9 @@ impl Board {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::Stamp;
+    use crate::token::{Current, Holding};
+    use std::time::SystemTime;
 
     use crate::secret::Secret;
     use crate::token::TokenPart;
@@ -500,7 +313,7 @@ mod tests {
             let mut table = board.write();
             let id = table.insert(ticket_holding("a", holding_a_token(SystemTime::now())));
             table.insert(ticket("b"));
-            table.get_mut(id).unwrap().writing = true;
+            assert!(table.get_mut(id).unwrap().publish_started());
             id
         };
         let limit = Duration::from_secs(5);
@@ -514,20 +327,20 @@ mod tests {
         board.settle_writes(Some("b"), limit).await;
         assert_eq!(elapsed(start), Duration::ZERO, "the stuck write is not waited for again");
         // The stuck write ends; the next generation's write is waited for until it ends.
-        board.write().get_mut(id).unwrap().writing = false;
+        board.write().get_mut(id).unwrap().writer_finished();
         board.changed();
         board.settle_writes(None, limit).await;
         {
             let mut table = board.write();
             let t = table.get_mut(id).unwrap();
-            t.holding.current.as_mut().unwrap().generation = 2;
-            t.writing = true;
+            t.holding_mut().current.as_mut().unwrap().generation = 2;
+            assert!(t.publish_started());
         }
         board.changed();
         let start = tokio::time::Instant::now();
         let finish = async {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            board.write().get_mut(id).unwrap().writing = false;
+            board.write().get_mut(id).unwrap().writer_finished();
             board.changed();
         };
         tokio::join!(board.settle_writes(None, limit), finish);
@@ -542,7 +355,7 @@ mod tests {
         let b = table.insert(ticket("b"));
         let c = table.insert(ticket("c"));
         assert_eq!((table.id("a"), table.id("b"), table.id("c")), (Some(a), Some(b), Some(c)));
-        assert_eq!(table.remove(b).map(|t| t.spec.name), Some("b".into()));
+        assert_eq!(table.remove(b).map(|t| t.spec().name.clone()), Some("b".into()));
         assert_eq!(table.id("b"), None);
         assert!(table.get(b).is_none());
         assert_eq!(table.len(), 2);
@@ -597,11 +410,111 @@ mod tests {
         {
             let mut table = board.write();
             let id = table.id("a").unwrap();
-            table.get_mut(id).unwrap().confirmed = true;
+            table.get_mut(id).unwrap().published();
         }
         assert!(board.get("a").unwrap().valid(now).is_some());
         assert!(board.not_ready(now, |names| names.is_empty()));
         assert!(board.read(|table| table.tickets().all(|t| t.settled(now))));
+    }
+
+    fn generation(ticket: &Ticket) -> (Option<u64>, Option<u64>) {
+        (ticket.current().map(|c| c.generation), ticket.written().map(|c| c.generation))
+    }
+
+    #[test]
+    fn a_new_token_leaves_the_written_one_shown_until_every_sink_holds_it() {
+        let now = SystemTime::now();
+        let mut t = ticket_holding("a", holding_a_token(now));
+        assert_eq!(generation(&t), (None, Some(1)), "loaded from state: written, not shown");
+        t.published();
+        assert_eq!(generation(&t), (Some(1), Some(1)));
+        let one = t.holding().current.clone();
+        t.holding_mut().current.as_mut().unwrap().generation = 2;
+        t.token_replaced(one);
+        assert_eq!(generation(&t), (Some(1), Some(1)), "the sinks still hold generation 1");
+        assert!(t.unpublished() && t.sinks_held() == crate::sinks::SinkSet::NONE);
+        assert_eq!(t.tokens().map(|c| c.generation).collect::<Vec<_>>(), [2, 1]);
+        // A third token before the second is written: the sinks still hold the first.
+        let two = t.holding().current.clone();
+        t.holding_mut().current.as_mut().unwrap().generation = 3;
+        t.token_replaced(two);
+        assert_eq!(generation(&t), (Some(1), Some(1)));
+        t.sinks_written(crate::sinks::SinkSet::all(1));
+        assert_eq!(t.sinks_held(), crate::sinks::SinkSet::all(1));
+        t.published();
+        assert_eq!(generation(&t), (Some(3), Some(3)));
+        assert!(!t.unpublished());
+        assert_eq!(t.tokens().count(), 1, "the older token is let go");
+    }
+
+    #[test]
+    fn one_call_and_one_writer_at_a_time() {
+        let mut t = ticket("a");
+        assert!(!t.in_flight());
+        t.call_started();
+        assert!(t.in_flight());
+        t.call_finished();
+        assert!(!t.in_flight());
+        assert!(t.publish_started() && t.writing());
+        assert!(!t.publish_started(), "a second writer waits for the first's report");
+        t.writer_finished();
+        assert!(!t.writing() && t.publish_started());
+    }
+
+    #[test]
+    fn failures_count_until_a_success_and_a_sink_error_ends_with_its_sinks() {
+        let now = SystemTime::now();
+        let mut t = ticket("a");
+        assert_eq!((t.call_failed(), t.call_failed()), (1, 2));
+        t.failed_with("the call failed");
+        assert_eq!((t.failures(), t.last_error()), (2, Some("the call failed")));
+        t.call_succeeded(7, now);
+        assert_eq!((t.failures(), t.last_error(), t.refresh_counts()), (0, None, (1, 2)));
+        assert_eq!((t.last_success(), t.jitter()), (Some(Stamp::from(now).time()), 7.0 / 65_536.0));
+        assert_eq!(t.publish_failed("cannot write"), 1);
+        assert_eq!((t.publish_failures(), t.last_error()), (1, Some("cannot write")));
+        t.published();
+        assert_eq!((t.publish_failures(), t.last_error()), (0, None), "the sinks' error is over");
+        // A call failing after a sink error: its error stays once the sinks are written.
+        t.publish_failed("cannot write");
+        t.call_failed();
+        t.failed_with("the call failed");
+        t.published();
+        assert_eq!(t.last_error(), Some("the call failed"));
+    }
+
+    #[test]
+    fn a_queue_slot_is_live_until_taken_and_the_deadline_stays_shown() {
+        let now = crate::clock::Clock::read(&crate::clock::SystemClock);
+        let mut t = ticket("a");
+        assert!(!t.queued() && t.next_at(now).is_none());
+        let key = now.mono.nanos() + 1_000;
+        t.queued_at(key);
+        assert!(t.queued() && t.waits_on(key) && !t.waits_on(key + 1));
+        t.dequeued();
+        assert!(!t.queued() && !t.waits_on(key));
+        assert_eq!((t.queue_key(), t.next_at(now).is_some()), (key, true));
+    }
+
+    #[test]
+    fn a_reload_changes_a_ticket_in_place_or_retargets_it() {
+        let now = SystemTime::now();
+        let mut t = ticket_holding("a", holding_a_token(now));
+        t.published();
+        t.call_failed();
+        t.failed_with("x");
+        let spec = t.spec().clone();
+        t.reconfigured(spec.clone(), true);
+        assert!(t.unpublished() && t.failures() == 0 && t.last_error().is_none());
+        t.reconfigured(spec.clone(), false);
+        assert!(!t.unpublished());
+        assert_eq!(generation(&t), (Some(1), Some(1)), "same target: the token stays");
+        t.call_started();
+        assert!(t.publish_started());
+        t.retargeted(spec, 9);
+        assert_eq!(generation(&t), (None, None), "a new target: nothing held is of use");
+        assert!(t.holding().current.is_none() && !t.in_flight() && !t.unpublished() && t.epoch() == 9);
+        assert!(t.writing(), "the old target's write still ends before the next starts");
     }
 
     #[test]
@@ -619,7 +532,7 @@ mod tests {
         let now = SystemTime::now();
         for name in ["b", "a"] {
             let mut ticket = ticket_holding(name, holding_a_token(now));
-            ticket.confirmed = true;
+            ticket.published();
             board.write().insert(ticket);
         }
         let before = crate::secret::made_here();

@@ -38,17 +38,16 @@ pub(crate) fn fixture() -> (Board, Now) {
         pending: None,
     };
     let spec = |name: &str| crate::scheduler::tests::sls_ticket(name, 24 * hour, hour);
-    let mut a = Ticket::new(spec("alpha"), holding(true, 10 * minute), 0, 1 << 15);
-    (a.current_written, a.confirmed) = (true, true);
-    (a.refresh_successes, a.refresh_failures) = (7, 2);
-    a.last_success = stamp(wall - Duration::from_millis(2250));
-    a.next_at = now.mono.nanos() + 420_500_000_000;
-    let mut b = Ticket::new(spec("beta"), holding(false, 3 * minute), 0, 1 << 15);
-    (b.current_written, b.confirmed) = (true, true);
-    b.refresh_successes = 1;
+    let mut a = Ticket::new(spec("alpha"), Holding::default(), 0, 1 << 15);
+    a.written_by_this_process(holding(true, 10 * minute));
+    a.set_history(7, 2, 0, stamp(wall - Duration::from_millis(2250)));
+    a.queued_at(now.mono.nanos() + 420_500_000_000);
+    let mut b = Ticket::new(spec("beta"), Holding::default(), 0, 1 << 15);
+    b.written_by_this_process(holding(false, 3 * minute));
+    b.set_history(1, 0, 0, 0);
     let mut q = Ticket::new(spec("q\"x\\y\nz"), Holding::default(), 0, 1 << 15);
-    (q.refresh_failures, q.attempt) = (3, 3);
-    q.next_at = now.mono.nanos() + 2_000_000_000;
+    q.set_history(0, 3, 3, 0);
+    q.queued_at(now.mono.nanos() + 2_000_000_000);
     for t in [q, b, a] {
         board.write().insert(t);
     }

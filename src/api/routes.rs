@@ -326,7 +326,13 @@ mod tests {
         .await;
 
         // A reload drops uid 4242, as the scheduler applies one (the spec changes in place) ...
-        board.write().get_mut(id).unwrap().spec.consumers.allow_uids = vec![7];
+        {
+            let mut table = board.write();
+            let ticket = table.get_mut(id).unwrap();
+            let mut spec = ticket.spec().clone();
+            spec.consumers.allow_uids = vec![7];
+            ticket.reconfigured(spec, false);
+        }
         board.changed();
         // ... and then the next token arrives.
         let now = std::time::SystemTime::now();
@@ -340,7 +346,7 @@ mod tests {
                 issued_at: now.into(),
                 expires_at: (now + hour).into(),
             };
-            ticket.holding = Holding {
+            ticket.written_by_this_process(Holding {
                 current: Some(Current {
                     ticket: None,
                     token,
@@ -349,9 +355,7 @@ mod tests {
                     expires_mono: None,
                 }),
                 pending: None,
-            };
-            ticket.current_written = true;
-            ticket.confirmed = true;
+            });
         }
         board.changed();
 

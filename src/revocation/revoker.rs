@@ -20,14 +20,7 @@ pub const DELETE_TIMEOUT: Duration = crate::backoff::CALL_TIMEOUT;
 /// Whether any ticket on `board` holds the token `token_id`: as its current token, or as the one
 /// its sinks still hold while a newer one is written.
 pub fn in_use(board: &Board, token_id: &str) -> bool {
-    board.read(|table| {
-        table.tickets().any(|t| {
-            [t.holding.current.as_ref(), t.previous.as_deref()]
-                .into_iter()
-                .flatten()
-                .any(|c| c.token.token_id.as_deref() == Some(token_id))
-        })
-    })
+    board.read(|table| table.tickets().any(|t| t.tokens().any(|c| c.token.token_id.as_deref() == Some(token_id))))
 }
 
 /// Revoke what the board's queue holds, one at a time, until `shutdown`.
@@ -96,7 +89,7 @@ pub async fn once(
         let now = tokio::time::Instant::now();
         // Read before the queue is locked (the loop locks the table first, then the queue).
         let writing: Vec<String> =
-            board.read(|table| table.tickets().filter(|t| t.writing).map(|t| t.name().to_string()).collect());
+            board.read(|table| table.tickets().filter(|t| t.writing()).map(|t| t.name().to_string()).collect());
         let (due, next) = {
             let mut queue = board.revocations();
             let due = queue.take_due(now, ONCE_ATTEMPTS);

@@ -114,10 +114,10 @@ pub(crate) fn usable(mut holding: Holding, now: Now) -> Holding {
 /// by the earlier.
 pub(crate) fn plan(ticket: &Ticket, now: Now) -> timing::Plan {
     let early =
-        ticket.holding.current.as_ref().map_or(Duration::ZERO, |c| {
+        ticket.holding().current.as_ref().map_or(Duration::ZERO, |c| {
             c.token.expires_at.time().duration_since(c.expiry(now)).unwrap_or(Duration::ZERO)
         });
-    timing::plan(&ticket.holding, lifecycle(&ticket.spec), now.wall, ticket.jitter(), early)
+    timing::plan(ticket.holding(), lifecycle(ticket.spec()), now.wall, ticket.jitter(), early)
 }
 
 /// The call that performs `step` with what `holding` has: a refresh without its ticket mints.

@@ -223,15 +223,15 @@ impl Scheduler {
     /// move with the clock; a ticket that was failing is retried at once (the step may be what
     /// failed it, or what fixed it); a sink write being retried keeps its retry.
     fn replan(&mut self, table: &mut Table, now: Now) {
-        let ids: Vec<TicketId> = table.iter().filter(|(_, t)| !t.in_flight).map(|(id, _)| id).collect();
+        let ids: Vec<TicketId> = table.iter().filter(|(_, t)| !t.in_flight()).map(|(id, _)| id).collect();
         for id in ids {
             let Some(ticket) = table.get(id) else { continue };
-            if ticket.attempt > 0 {
+            if ticket.failures() > 0 {
                 self.core.queue.schedule_at(table, id, now.mono);
                 continue;
             }
             let planned = now.mono_at(plan(ticket, now).at);
-            let at = match (ticket.unpublished && ticket.queued).then_some(ticket.next_at).and_then(from_key) {
+            let at = match (ticket.unpublished() && ticket.queued()).then_some(ticket.queue_key()).and_then(from_key) {
                 Some(retry) => retry.min(planned),
                 None => planned,
             };
@@ -277,29 +277,29 @@ impl Scheduler {
     /// Do what is due for ticket `id`: republish, or call the API, or just reschedule.
     fn start(&mut self, table: &mut Table, id: TicketId, now: Now) {
         let Some(ticket) = table.get_mut(id) else { return };
-        if ticket.in_flight {
+        if ticket.in_flight() {
             return;
         }
         let plan = plan(ticket, now);
         // A ticket just minted is not used before it is saved: the save asks for its token.
-        if plan.step == Step::RefreshPending && self.core.awaiting_save.get(&id) == Some(&ticket.epoch) {
+        if plan.step == Step::RefreshPending && self.core.awaiting_save.get(&id) == Some(&ticket.epoch()) {
             return;
         }
         // A retry wake-up may come before the plan's time only after a failure; then retry now.
-        if plan.at > now.wall && ticket.attempt == 0 {
-            if ticket.unpublished {
+        if plan.at > now.wall && ticket.failures() == 0 {
+            if ticket.unpublished() {
                 self.core.publish(table, id);
             }
             self.core.queue.reschedule(table, id, now);
             return;
         }
-        let op = apply::operation(plan.step, &ticket.holding);
-        let epoch = ticket.epoch;
-        let timeout = call_timeout(ticket.holding.valid(now).map(|c| until(now.wall, c.expiry(now))));
-        ticket.in_flight = true;
+        let op = apply::operation(plan.step, ticket.holding());
+        let epoch = ticket.epoch();
+        let timeout = call_timeout(ticket.holding().valid(now).map(|c| until(now.wall, c.expiry(now))));
+        ticket.call_started();
         self.in_flight += 1;
-        tracing::debug!(ticket = %ticket.spec.name, step = ?plan.step, "calling the API");
-        let spec = ticket.spec.clone();
+        tracing::debug!(ticket = %ticket.spec().name, step = ?plan.step, "calling the API");
+        let spec = ticket.spec().clone();
         let step = plan.step;
         let report = CallReport { tx: self.core.tx.clone(), id, epoch, step, sent: false };
         let (store, clock, provider) =
@@ -316,11 +316,11 @@ impl Scheduler {
             Message::Called { id, epoch, step, result, credentials_expire } => {
                 self.in_flight = self.in_flight.saturating_sub(1);
                 // Gone, or changed by a reload while this call was out: its call is already redone.
-                let Some(ticket) = table.get_mut(id).filter(|t| t.epoch == epoch) else { return };
-                ticket.in_flight = false;
+                let Some(ticket) = table.get_mut(id).filter(|t| t.epoch() == epoch) else { return };
+                ticket.call_finished();
                 let now = self.parts.clock.read();
                 let result =
-                    result.and_then(|issued| apply::apply(&mut ticket.holding, step, issued, credentials_expire, now));
+                    result.and_then(|issued| apply::apply(ticket.holding_mut(), step, issued, credentials_expire, now));
                 let board = &self.parts.board;
                 match result {
                     Ok(change) => handle::succeeded(&mut self.core, board, table, id, change, now),
@@ -363,7 +363,7 @@ impl Scheduler {
     /// What ticket `name` holds now (tests look at it).
     #[cfg(test)]
     pub(crate) fn holding(&self, name: &str) -> Holding {
-        self.parts.board.table().by_name(name).expect("the ticket is on the board").holding.clone()
+        self.parts.board.table().by_name(name).expect("the ticket is on the board").holding().clone()
     }
 
     /// What the state file holds now (tests look at it).
@@ -394,7 +394,7 @@ impl Scheduler {
         let released = std::mem::take(&mut self.core.awaiting_save);
         self.with_table(|s, table| {
             for (id, epoch) in released {
-                if table.get(id).is_some_and(|t| t.epoch == epoch && !t.in_flight) {
+                if table.get(id).is_some_and(|t| t.epoch() == epoch && !t.in_flight()) {
                     s.core.queue.reschedule(table, id, now);
                 }
             }

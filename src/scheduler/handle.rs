@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rand::Rng;
 use tokio::sync::mpsc;
 
-use crate::board::{Board, Table, TicketId, stamp};
+use crate::board::{Board, Table, TicketId};
 use crate::clock::Now;
 use crate::scheduler::apply::{self, Change, Outlook, plan, round};
 use crate::scheduler::core::{Core, MAX_AWAITING_SAVE};
@@ -23,19 +23,15 @@ use crate::sinks::notify::Changed;
 pub(crate) fn succeeded(core: &mut Core, board: &Board, table: &mut Table, id: TicketId, change: Change, now: Now) {
     table.touch();
     let ticket = table.get_mut(id).expect("the ticket is on the board");
-    ticket.attempt = 0;
-    ticket.last_error = None;
-    ticket.jitter = core.rng.random();
-    ticket.refresh_successes = ticket.refresh_successes.saturating_add(1);
-    ticket.last_success = stamp(now.wall);
-    let name = &ticket.spec.name;
+    ticket.call_succeeded(core.rng.random(), now.wall);
+    let name = &ticket.spec().name;
     match change {
         Change::Ticket { expires_at } => {
             tracing::info!(ticket = %name, expires_at = %crate::clock::rfc3339(expires_at), "minted a new ticket");
             core.emit(Event::TicketMinted { name: name.to_string(), expires_at });
             // A minted ticket must survive a crash: save now (or as soon as saves may come),
             // and ask for its first token once saved (see `release_saved`).
-            core.awaiting_save.insert(id, ticket.epoch);
+            core.awaiting_save.insert(id, ticket.epoch());
             if core.awaiting_save.len() >= MAX_AWAITING_SAVE {
                 // No call starts until this save: it is not spaced.
                 core.saves.at_once(now.mono);
@@ -46,29 +42,26 @@ pub(crate) fn succeeded(core: &mut Core, board: &Board, table: &mut Table, id: T
         }
         Change::Token { generation, expires_at, new_ticket, replaced } => {
             // A long-term token replaced is revoked once the new one is in every sink.
-            let new_id = ticket.holding.current.as_ref().and_then(|c| c.token.token_id.as_deref());
+            let new_id = ticket.holding().current.as_ref().and_then(|c| c.token.token_id.as_deref());
             if let Some(old_id) = replaced.as_ref().and_then(|c| c.token.token_id.as_deref())
                 && Some(old_id) != new_id
-                && let Some(pending) = superseded(&ticket.spec, old_id, generation, now.wall)
+                && let Some(pending) = superseded(ticket.spec(), old_id, generation, now.wall)
             {
                 queue_revocation(board, pending);
             }
             // The new one is recorded too, until it is in every sink: a crash before then
             // must not forget it (see `orphans`).
-            if let Some(mut minted) = new_id.and_then(|id| superseded(&ticket.spec, id, generation, now.wall)) {
+            if let Some(mut minted) = new_id.and_then(|id| superseded(ticket.spec(), id, generation, now.wall)) {
                 minted.after_generation = Some(generation);
                 board.revocations().minted(minted);
                 // Saved at once (long-term mints are rare).
                 core.saves.soon(now.mono);
             }
-            // The sinks still hold the token just replaced: keep it for readers and the state
-            // file until they hold the new one.
-            if std::mem::take(&mut ticket.current_written) {
-                ticket.previous = replaced.map(Box::new);
-            }
             tracing::info!(ticket = %name, generation, expires_at = %crate::clock::rfc3339(expires_at), "refreshed the token");
             core.emit(Event::TokenRefreshed { name: name.to_string(), generation, expires_at, new_ticket });
-            ticket.mark_unpublished();
+            // The sinks still hold the token just replaced: kept for readers and the state file
+            // until they hold the new one.
+            ticket.token_replaced(replaced);
             core.publish(table, id);
             if new_ticket {
                 core.saves.soon(now.mono);
@@ -84,22 +77,21 @@ pub(crate) fn failed(core: &mut Core, board: &Board, table: &mut Table, id: Tick
     let ticket = table.get_mut(id).expect("the ticket is on the board");
     // A credential the API created and ticketd cannot use: nobody ever saw it, revoke it now.
     if let Some(token_id) = error.unusable_token_id()
-        && let Some(mut orphan) = superseded(&ticket.spec, token_id, 0, now.wall)
+        && let Some(mut orphan) = superseded(ticket.spec(), token_id, 0, now.wall)
     {
         orphan.after_generation = None;
-        tracing::info!(ticket = %ticket.spec.name, token_id = %token_id, "the created long-term token cannot be used; revoking it");
+        tracing::info!(ticket = %ticket.spec().name, token_id = %token_id, "the created long-term token cannot be used; revoking it");
         queue_revocation(board, orphan);
         board.revocations_changed().notify_one();
         core.saves.soon(now.mono);
     }
-    ticket.attempt = ticket.attempt.saturating_add(1);
-    ticket.refresh_failures = ticket.refresh_failures.saturating_add(1);
-    let retry = apply::retry(&ticket.holding, u32::from(ticket.attempt), error.retry_class(), now, core.rng.random());
+    let attempt = ticket.call_failed();
+    let retry = apply::retry(ticket.holding(), attempt, error.retry_class(), now, core.rng.random());
     let apply::Retry { delay, retry_at, token_expires_at, outlook } = retry;
     let text = error.to_string();
     let retry_in = humantime::format_duration(round(delay)).to_string();
     let next_attempt = crate::clock::rfc3339(retry_at);
-    let (name, attempt) = (&ticket.spec.name, ticket.attempt);
+    let name = &ticket.spec().name;
     if error.is_clock_skew() {
         tracing::error!(ticket = %name, error = %text, retry_in, next_attempt, "the cloud says this host's clock is wrong; fix the clock (NTP)");
     } else {
@@ -120,7 +112,7 @@ pub(crate) fn failed(core: &mut Core, board: &Board, table: &mut Table, id: Tick
         }
     }
     let name = name.to_string();
-    ticket.last_error = Some(text.as_str().into());
+    ticket.failed_with(&text);
     core.emit(Event::CallFailed { name, error, retry_at, token_expires_at, outlook });
     core.queue.schedule_at(table, id, now.mono + delay);
 }
@@ -147,12 +139,12 @@ pub(crate) fn written(
     // The ticket's one writer is done, under whatever epoch (a retargeted ticket's next
     // write waited for it too: see `publish`).
     let Some(ticket) = table.get_mut(id) else { return };
-    ticket.writing = false;
+    ticket.writer_finished();
     // A newer generation came, or a reload replaced the sinks or the target, while this
     // write ran: the write of what the ticket holds now waited for this one; start it.
-    let stale = ticket.epoch != epoch
-        || ticket.holding.generation() != generation
-        || outcome.as_ref().is_ok_and(|wrote| wrote.spec.sinks != ticket.spec.sinks);
+    let stale = ticket.epoch() != epoch
+        || ticket.holding().generation() != generation
+        || outcome.as_ref().is_ok_and(|wrote| wrote.spec.sinks != ticket.spec().sinks);
     if stale {
         table.touch();
         core.publish(table, id);
@@ -162,27 +154,18 @@ pub(crate) fn written(
     // flag is down), and in the same change the board shows what they wrote.
     let failure = match outcome {
         Ok(wrote) => {
-            ticket.sinks_held = ticket.sinks_held.union(wrote.held);
+            ticket.sinks_written(wrote.held);
             (!wrote.errors.is_empty()).then_some(PublishError::Sinks(wrote.errors))
         }
         Err(WriterDied) => Some(PublishError::WriterDied),
     };
-    if failure.is_none() && ticket.sinks_held == SinkSet::all(ticket.spec.sinks.len()) {
-        // The last error was this ticket's sinks' (no call failed since): it is over.
-        if ticket.publish_attempt > 0 && ticket.attempt == 0 {
-            ticket.last_error = None;
-        }
-        ticket.unpublished = false;
-        ticket.publish_attempt = 0;
-        ticket.previous = None;
-        ticket.current_written = true;
-        ticket.confirmed = true;
-        all_sinks_hold(board, hooks, &ticket.spec, generation);
-        core.emit(Event::Published { name: ticket.spec.name.to_string(), generation });
+    if failure.is_none() && ticket.sinks_held() == SinkSet::all(ticket.spec().sinks.len()) {
+        ticket.published();
+        all_sinks_hold(board, hooks, ticket.spec(), generation);
+        core.emit(Event::Published { name: ticket.spec().name.to_string(), generation });
         core.saves.soon(now.mono + SAVE_DEBOUNCE);
     } else if let Some(failure) = failure {
-        ticket.publish_attempt = ticket.publish_attempt.saturating_add(1);
-        let attempt = u32::from(ticket.publish_attempt);
+        let attempt = ticket.publish_failed(&failure.to_string());
         let delay = timing::retry_delay(attempt, RetryClass::Transient { after: None }, None, core.rng.random());
         let retry_in = humantime::format_duration(round(delay)).to_string();
         let each: Vec<&dyn std::fmt::Display> = match &failure {
@@ -190,11 +173,10 @@ pub(crate) fn written(
             PublishError::WriterDied => vec![&WriterDied],
         };
         for error in each {
-            tracing::error!(ticket = %ticket.spec.name, error = %error, retry_in, "cannot write a sink; its previous file is intact, the other sinks are written");
+            tracing::error!(ticket = %ticket.spec().name, error = %error, retry_in, "cannot write a sink; its previous file is intact, the other sinks are written");
         }
-        ticket.last_error = Some(failure.to_string().as_str().into());
         let plan = plan(ticket, now);
-        core.emit(Event::PublishFailed { name: ticket.spec.name.to_string(), error: failure });
+        core.emit(Event::PublishFailed { name: ticket.spec().name.to_string(), error: failure });
         core.queue.schedule_at(table, id, now.mono_at(plan.at).min(now.mono + delay));
     }
     table.touch();

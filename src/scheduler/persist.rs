@@ -86,8 +86,8 @@ pub(crate) fn record_of(table: &Table, id: TicketId) -> &Ticket {
 /// record, and a new ticket not yet in the sinks is recorded as pending, so a crash never loses
 /// it.
 pub(crate) fn record(ticket: &Ticket) -> StoredTicketRef<'_> {
-    let mut holding = std::borrow::Cow::Borrowed(&ticket.holding);
-    if ticket.unpublished && !ticket.spec.sinks.is_empty() {
+    let mut holding = std::borrow::Cow::Borrowed(ticket.holding());
+    if ticket.unpublished() && !ticket.spec().sinks.is_empty() {
         let recorded = holding.to_mut();
         let fresh = std::mem::replace(&mut recorded.current, ticket.written().cloned());
         let on_record = recorded.current.as_ref().and_then(|c| c.ticket.as_ref());
@@ -98,7 +98,7 @@ pub(crate) fn record(ticket: &Ticket) -> StoredTicketRef<'_> {
             recorded.pending = Some(Box::new(minted));
         }
     }
-    StoredTicketRef { kind: ticket.spec.kind().as_str(), identity: identity(&ticket.spec), holding }
+    StoredTicketRef { kind: ticket.spec().kind().as_str(), identity: identity(ticket.spec()), holding }
 }
 
 /// What the state file holds now (tests look at it).

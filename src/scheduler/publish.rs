@@ -17,24 +17,24 @@ use crate::sinks::notify::Changed;
 /// loop hears how it went, readers of the ticket wait ([`Board::settle_writes`]).
 pub(crate) fn publish(table: &mut Table, id: TicketId, tx: &mpsc::UnboundedSender<Message>, calls: &TaskTracker) {
     let Some(ticket) = table.get_mut(id) else { return };
-    let Some(current) = &ticket.holding.current else { return };
+    let Some(generation) = ticket.holding().current.as_ref().map(|c| c.generation) else { return };
     // One writer per ticket at a time: two could finish out of order, the older token's files
     // renamed over the newer one's while the board and the state record the newer, and nothing
     // would write them again before the next token (the older token lapsing in the sinks
     // meanwhile). The running writer's report starts this write (`Message::Published`).
-    if ticket.writing {
+    if !ticket.publish_started() {
         return;
     }
-    let (generation, epoch) = (current.generation, ticket.epoch);
-    ticket.writing = true;
-    if ticket.spec.sinks.is_empty() {
-        let outcome = Ok(Wrote { spec: ticket.spec.clone(), held: SinkSet::NONE, errors: Vec::new() });
+    let epoch = ticket.epoch();
+    if ticket.spec().sinks.is_empty() {
+        let outcome = Ok(Wrote { spec: ticket.spec().clone(), held: SinkSet::NONE, errors: Vec::new() });
         let _ = tx.send(Message::Published { id, epoch, generation, outcome });
         table.touch();
         return;
     }
     // The writer gets a copy of its own: the holding may change while it writes.
-    let (current, spec, held) = (current.clone(), ticket.spec.clone(), ticket.sinks_held);
+    let current = ticket.holding().current.clone().expect("a current token, looked at above");
+    let (spec, held) = (ticket.spec().clone(), ticket.sinks_held());
     table.touch();
     let report = PublishReport { tx: tx.clone(), id, epoch, generation, sent: false };
     calls.spawn(async move {

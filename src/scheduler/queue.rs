@@ -7,7 +7,7 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use crate::board::{Table, Ticket, TicketId};
+use crate::board::{Table, TicketId};
 use crate::clock::{Mono, Now};
 use crate::scheduler::apply::plan;
 
@@ -24,9 +24,8 @@ impl Queue {
     /// Queue ticket `id` for monotonic time `at`.
     pub(crate) fn schedule_at(&mut self, table: &mut Table, id: TicketId, at: Mono) {
         let Some(ticket) = table.get_mut(id) else { return };
-        ticket.next_at = at.nanos();
-        ticket.queued = true;
-        self.heap.push(Reverse((ticket.next_at, id)));
+        ticket.queued_at(at.nanos());
+        self.heap.push(Reverse((at.nanos(), id)));
         table.touch();
     }
 
@@ -37,7 +36,7 @@ impl Queue {
         // A step due at once (the first token of a ticket just minted) keeps the ticket's place in
         // line, ahead of tickets that fell due after it. Otherwise 100,000 tickets loaded at once
         // would all be minted before the first got its token, each holding a pending ticket.
-        let at = match from_key(ticket.next_at) {
+        let at = match from_key(ticket.queue_key()) {
             Some(was) if planned <= now.mono => was.min(planned),
             _ => planned,
         };
@@ -68,8 +67,8 @@ impl Queue {
                 return None;
             }
             self.heap.pop();
-            if let Some(ticket) = table.get_mut(id).filter(|t| waits_on(t, key)) {
-                ticket.queued = false;
+            if let Some(ticket) = table.get_mut(id).filter(|t| t.waits_on(key)) {
+                ticket.dequeued();
                 return Some(id);
             }
         }
@@ -79,11 +78,7 @@ impl Queue {
 
 /// Whether the queue slot `(key, id)` is the one its ticket waits on.
 fn is_live(table: &Table, key: u64, id: TicketId) -> bool {
-    table.get(id).is_some_and(|ticket| waits_on(ticket, key))
-}
-
-fn waits_on(ticket: &Ticket, key: u64) -> bool {
-    ticket.queued && ticket.next_at == key
+    table.get(id).is_some_and(|ticket| ticket.waits_on(key))
 }
 
 /// The monotonic time a queue key or [`Ticket::next_at`](crate::board::Ticket) stands for; 0

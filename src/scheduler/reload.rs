@@ -58,9 +58,9 @@ impl ReloadPlan {
             .into_iter()
             .map(|spec| match table.by_name(&spec.name) {
                 None => Action::Add(spec),
-                Some(running) if running.spec == spec => Action::Keep,
-                Some(running) if identity(&running.spec) == identity(&spec) => {
-                    Action::Change { spec, republish: running.holding.valid_token(now).is_some() }
+                Some(running) if *running.spec() == spec => Action::Keep,
+                Some(running) if identity(running.spec()) == identity(&spec) => {
+                    Action::Change { spec, republish: running.holding().valid_token(now).is_some() }
                 }
                 Some(_) => Action::Replace(spec),
             })
@@ -110,30 +110,18 @@ pub(crate) fn apply(plan: ReloadPlan, core: &mut Core, board: &Board, table: &mu
         };
         let id = table.id(&spec.name).expect("a changed ticket is on the board");
         let ticket = table.get_mut(id).expect("the ticket is on the board");
-        ticket.spec = spec;
-        ticket.attempt = 0;
-        ticket.last_error = None;
         if let Some(republish) = republish {
             // The sinks may have changed: all are written again.
-            ticket.unpublished = false;
+            ticket.reconfigured(spec, republish);
             if republish {
-                ticket.mark_unpublished();
                 core.publish(table, id);
             }
         } else {
-            let name = ticket.spec.name.clone();
+            let name = spec.name.clone();
             forget_revocations(board, &name);
             kept_active(&name, ticket.written(), "its target changed");
-            ticket.holding = Holding::default();
-            ticket.previous = None;
-            ticket.current_written = false;
-            ticket.confirmed = false;
             // A call still out for the old target is dropped when it returns (its epoch is old).
-            ticket.epoch = core.next_epoch();
-            ticket.in_flight = false;
-            ticket.unpublished = false;
-            // The old target's write, if one runs, still ends before the next one starts
-            // (`writing` stays set until its report comes, whatever its epoch).
+            ticket.retargeted(spec, core.next_epoch());
         }
         core.queue.reschedule(table, id, now);
     }
@@ -268,6 +256,6 @@ mod tests {
         assert!(empty.actions.is_empty());
         // Computing a plan changes nothing.
         assert_eq!(running.len(), 2);
-        assert!(running.by_name("b").unwrap().holding.current.is_some());
+        assert!(running.by_name("b").unwrap().holding().current.is_some());
     }
 }

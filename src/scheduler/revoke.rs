@@ -59,7 +59,7 @@ pub(crate) fn orphans(board: &Board, unconfirmed: Vec<PendingRevocation>, held: 
             continue;
         }
         let (name, token_id) = (orphan.ticket.clone(), orphan.token_id.clone());
-        let generation = board.table().by_name(&name).map(|t| t.holding.generation());
+        let generation = board.table().by_name(&name).map(|t| t.holding().generation());
         let Some(generation) = generation else {
             tracing::info!(ticket = %name, token_id = %token_id, "a long-term token minted before the restart never reached every sink, and its ticket is no longer in the config; it stays active");
             continue;
@@ -84,7 +84,7 @@ pub(crate) fn forget_stale_revocations(board: &Board) {
         .map(|e| e.pending.ticket.clone())
         .collect();
     let mut stale: Vec<String> = board.read(|table| {
-        waiting.into_iter().filter(|name| table.by_name(name).is_none_or(|t| t.holding.current.is_none())).collect()
+        waiting.into_iter().filter(|name| table.by_name(name).is_none_or(|t| t.holding().current.is_none())).collect()
     });
     stale.sort_unstable();
     stale.dedup();

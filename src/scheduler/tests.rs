@@ -972,7 +972,7 @@ async fn issue_16_a_panicking_call_is_reported_and_retried_and_never_wedges_othe
     let scheduler = running.stop().await;
 
     assert_eq!(scheduler.in_flight, 0, "every call slot was given back");
-    assert!(board.read(|table| table.tickets().all(|t| !t.in_flight)), "no ticket is left in flight");
+    assert!(board.read(|table| table.tickets().all(|t| !t.in_flight())), "no ticket is left in flight");
     // The good ticket kept refreshing (about every 16-18 h) although hundreds of calls panicked.
     assert!(fake.count(CallKind::Refresh, true) >= 3, "good refreshes: {}", fake.count(CallKind::Refresh, true));
     let good = board.get("good").unwrap();
@@ -1190,7 +1190,8 @@ async fn issue_17_a_new_token_waits_for_the_sink_write_of_the_one_before() {
     // Token 2 arrives while writer 1 is held after its rename.
     let mut changes = board.subscribe();
     tokio::time::timeout(Duration::from_secs(30), async {
-        while board.read(|t| t.by_name(name).and_then(|t| t.holding.current.as_ref()).map(|c| c.generation)) != Some(2)
+        while board.read(|t| t.by_name(name).and_then(|t| t.holding().current.as_ref()).map(|c| c.generation))
+            != Some(2)
         {
             changes.changed().await.unwrap();
         }
@@ -1210,7 +1211,7 @@ async fn issue_17_a_new_token_waits_for_the_sink_write_of_the_one_before() {
     let mut changes = board.subscribe();
     let token = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
-            let quiet = board.read(|t| t.by_name(name).is_some_and(|t| !t.writing));
+            let quiet = board.read(|t| t.by_name(name).is_some_and(|t| !t.writing()));
             if let Some((generation, token)) = held(&board).filter(|(g, _)| quiet && *g >= 2) {
                 let _ = generation;
                 return token;
