@@ -15,7 +15,8 @@
 //! * [`credentials`] holds the keys each API call is signed with, and adds the checks that need the
 //!   environment to the file's; [`credentials::sources`] fetch keys the way the vendors' SDKs do.
 //! * [`apis`] has one folder per cloud API, registered one line each; requests are signed by
-//!   [`signing`], with the pure timing maths of [`scheduler::timing`] deciding when.
+//!   [`signing`], with the pure timing maths of [`scheduler::timing`] and [`backoff`] deciding
+//!   when.
 //! * [`store`] saves holdings across restarts behind the `Store` trait; [`revocation`] deletes the
 //!   TCR long-term tokens a re-mint replaced, off the scheduler's path.
 //! * [`fsdir`] opens paths as root safely: the StrictModes walk, held directory fds, capped reads.
