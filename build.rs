@@ -22,6 +22,7 @@ const TOOLS: &[&str] = &[
     "lintian",
     "cargo-deb",
     "dpkg-deb",
+    "kubernetes-validate",
 ];
 
 fn main() {
@@ -33,6 +34,11 @@ fn main() {
     let path = std::env::var_os("PATH").unwrap_or_default();
     let mut dirs: Vec<PathBuf> = std::env::split_paths(&path).collect();
     dirs.extend(["/usr/sbin", "/sbin"].map(PathBuf::from));
+    // The pinned Python tools tests use live in venvs under target/ (`.ci/run` makes them; a venv
+    // made after the last build is seen once build.rs is touched: watching a missing path would
+    // rerun this script on every build).
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+    dirs.push(target.join("k8s-venv/bin"));
     dirs.retain(|d| d.is_dir());
     // A tool installed later must be seen: look again when a directory it would land in changes.
     for dir in &dirs {
