@@ -6,9 +6,12 @@
 //! [`Api`](crate::apis::api::Api) implementation. Adding an API: a folder `apis/<kind>/` (its
 //! `mod.rs`; `spec.rs`, the validated spec and its keys as data, `impl Section`; `section.rs`,
 //! their checks, `impl Validate`; `api.rs`, `impl Api`; `client.rs`, the calls), declared by
-//! `pub mod <kind>;` in `apis/mod.rs`, and one line below. Nothing else names an API: config's
-//! raw ticket, kind names, vendor rule, foreign-key table, sink rules, the embedding route,
-//! `/metrics` and the scheduler all read this list.
+//! `pub mod <kind>;` in `apis/mod.rs`, and one line below. Config's raw ticket, kind names,
+//! vendor rule, foreign-key table, sink rules, the embedding route, `/metrics` and the scheduler's
+//! dispatch all read this list. What still names one API is that API's own feature: TCR's
+//! long-term token revocation (`scheduler/revoke.rs`, `revocation/`, its record in `state.json`)
+//! and TCR registries for docker and the kubelet (`config/client.rs`, `cli/registry_login.rs`),
+//! plus the demo tickets of `cli/dev.rs`.
 
 /// Calls `$then!` with every registered API as `Variant "kind" path::to::Spec`.
 macro_rules! with_apis {
