@@ -105,9 +105,11 @@ pub struct Request {
 
 /// Parse and check a `CredentialProviderRequest`.
 pub fn parse_request(bytes: &[u8]) -> Result<Request, ProviderError> {
-    let value: serde_json::Value = serde_json::from_slice::<serde_json::Value>(bytes)
+    // A check of the whole document that keeps none of it (a `Value` would copy the kubelet's
+    // `serviceAccountToken`), then the fields read from the object.
+    serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
         .map_err(|e| ProviderError::NotJson(crate::secret::json_error_without_values(&e)))?;
-    if !value.is_object() {
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ProviderError::NotObject);
     }
     let raw: RawRequest = serde_json::from_slice(bytes)
