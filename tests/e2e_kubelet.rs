@@ -51,27 +51,11 @@ use std::time::{Duration, SystemTime};
 
 use common::*;
 
-const CONFIG: &str = r#"
-state_dir = "{dir}/state"
-socket = "{dir}/run/ticketd.sock"
-
-[credentials.tc]
-vendor = "tencent"
-
-[[tickets]]
-name = "registry"
-kind = "tcr"
-credentials = "tc"
-endpoint = "{emulator}"
-region = "ap-guangzhou"
-registry_id = "tcr-abcd1234"
-token_type = "longterm"
-registry = "myreg.tencentcloudcr.com"
-
-[[tickets.sinks]]
-type = "file"
-path = "{dir}/out/registry.json"
-"#;
+/// The shared long-term TCR ticket, naming the registry the provider is asked about.
+fn config() -> String {
+    TCR_LONGTERM_CONFIG
+        .replace("token_type = \"longterm\"\n", "token_type = \"longterm\"\nregistry = \"myreg.tencentcloudcr.com\"\n")
+}
 
 const WAIT: Duration = Duration::from_secs(30);
 const REGISTRY: &str = "myreg.tencentcloudcr.com";
@@ -243,7 +227,7 @@ fn faketime_at(t: SystemTime) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_provider_answers_from_the_daemon_then_from_saved_state_and_refuses_other_versions() {
     let h = Harness::start().await;
-    let config = h.write_config(CONFIG);
+    let config = h.write_config(&config());
     let mut daemon = h.spawn(&["run", "-c", config.to_str().unwrap()]);
     let sink = wait_for("the TCR token", WAIT, || {
         read_json(&h.path("out/registry.json")).filter(|j| j["generation"].as_u64() >= Some(1))
@@ -335,7 +319,7 @@ async fn the_provider_answers_from_the_daemon_then_from_saved_state_and_refuses_
 /// Mint a long-term token with the daemon, stop it: the link `ticketd-credential-provider`, and
 /// the token's (username, password, expiry) as the file sink wrote them.
 async fn saved_token(h: &Harness) -> (PathBuf, (String, String, SystemTime)) {
-    let config = h.write_config(CONFIG);
+    let config = h.write_config(&config());
     let mut daemon = h.spawn(&["run", "-c", config.to_str().unwrap()]);
     let sink = wait_for("the TCR token", WAIT, || {
         read_json(&h.path("out/registry.json")).filter(|j| j["generation"].as_u64() >= Some(1))

@@ -11,26 +11,7 @@ use std::time::Duration;
 use common::*;
 use emulator::faults::{Fault, FaultPlan, Service, Trigger};
 
-const CONFIG: &str = r#"
-state_dir = "{dir}/state"
-socket = "{dir}/run/ticketd.sock"
-
-[credentials.tc]
-vendor = "tencent"
-
-[[tickets]]
-name = "registry"
-kind = "tcr"
-credentials = "tc"
-endpoint = "{emulator}"
-region = "ap-guangzhou"
-registry_id = "tcr-abcd1234"
-token_type = "longterm"
-
-[[tickets.sinks]]
-type = "file"
-path = "{dir}/out/registry.json"
-"#;
+const CONFIG: &str = TCR_LONGTERM_CONFIG;
 
 /// Long-term tokens this short are re-minted every ~7 s (at nine tenths of their life).
 const LIFETIME: Duration = Duration::from_secs(8);

@@ -9,6 +9,29 @@ use emulator::{Emulator, EmulatorKey, generate_key, generate_tencent_key};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ticketd");
 
+/// One long-term TCR ticket `registry` (credentials `tc`, a file sink `out/registry.json`) against
+/// the emulator; `{dir}` and `{emulator}` are filled by `Harness::write_config`.
+pub const TCR_LONGTERM_CONFIG: &str = r#"
+state_dir = "{dir}/state"
+socket = "{dir}/run/ticketd.sock"
+
+[credentials.tc]
+vendor = "tencent"
+
+[[tickets]]
+name = "registry"
+kind = "tcr"
+credentials = "tc"
+endpoint = "{emulator}"
+region = "ap-guangzhou"
+registry_id = "tcr-abcd1234"
+token_type = "longterm"
+
+[[tickets.sinks]]
+type = "file"
+path = "{dir}/out/registry.json"
+"#;
+
 pub struct Harness {
     pub dir: tempfile::TempDir,
     pub emulator: Emulator,
