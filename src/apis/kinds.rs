@@ -94,6 +94,13 @@ macro_rules! data_types {
                     $(Kind::$variant => <$spec as Section>::DOCKER_CONFIG,)+
                 }
             }
+
+            /// [`Section::TICKET`] of this API.
+            pub fn ticket(self) -> bool {
+                match self {
+                    $(Kind::$variant => <$spec as Section>::TICKET,)+
+                }
+            }
         }
 
         impl ApiSpec {

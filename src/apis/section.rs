@@ -56,6 +56,9 @@ pub trait Section {
     /// Whether its tickets may have a `docker-config` sink, for the registry host its `registry`
     /// key names (TCR).
     const DOCKER_CONFIG: bool = false;
+    /// Whether its tokens are minted from a ticket that the token's holder also gets (SLS): the
+    /// `ticket` and `ticket_expires_at` fields of the json and template formats.
+    const TICKET: bool = false;
 }
 
 /// A value the file gave to one API key, in its [`Shape`].

@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::locate::{KeyPath, Locator};
 use super::problem::Problem;
 use super::raw::RawSecret;
+use super::template::TemplateMemo;
 use crate::http::Endpoint;
 
 pub(crate) struct Checker<'a> {
@@ -19,11 +20,20 @@ pub(crate) struct Checker<'a> {
     /// Built at the first problem: a valid file (with 100,000 tickets, say) never pays for it.
     pub(crate) locator: std::cell::OnceCell<Locator>,
     pub(crate) problems: Vec<Problem>,
+    /// The sink templates read and checked so far.
+    pub(crate) templates: TemplateMemo,
 }
 
 impl<'a> Checker<'a> {
     pub(crate) fn new(file: &str, text: &'a str, base: Option<PathBuf>) -> Self {
-        Checker { file: file.to_string(), text, base, locator: std::cell::OnceCell::new(), problems: Vec::new() }
+        Checker {
+            file: file.to_string(),
+            text,
+            base,
+            locator: std::cell::OnceCell::new(),
+            problems: Vec::new(),
+            templates: TemplateMemo::default(),
+        }
     }
 
     /// A path key: absolute as written, or relative to the config file's directory (every path

@@ -19,6 +19,7 @@ pub(crate) mod raw;
 mod sink;
 mod spec;
 mod split;
+pub mod template;
 mod ticket;
 mod validate;
 

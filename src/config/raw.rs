@@ -171,6 +171,10 @@ pub struct RawSink {
     pub env_token: Option<String>,
     pub env_username: Option<String>,
     pub env_expires_at: Option<String>,
+    // format = "template".
+    pub template: Option<String>,
+    pub template_text: Option<String>,
+    pub template_env: Option<Vec<String>>,
 }
 
 /// The text of a config key that may hold a secret. A value of the wrong type is refused without

@@ -1,8 +1,11 @@
-//! A validated sink: a file in one of the token formats, or a docker `config.json` entry.
+//! A validated sink: a file in one of the token formats (or a checked template), or a docker
+//! `config.json` entry.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::apis::kinds::Kind;
+use crate::config::template::SinkTemplate;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum SinkSpec {
@@ -58,7 +61,7 @@ impl EnvNames {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileFormat {
     /// Every field of the current token, as JSON.
     Json,
@@ -68,15 +71,19 @@ pub enum FileFormat {
     Url,
     /// `KEY=value` lines (systemd `EnvironmentFile=`, docker `--env-file`).
     Env,
+    /// What a template renders (`template` or `template_text`), checked at load: shared by
+    /// every sink that names the same file.
+    Template(Arc<SinkTemplate>),
 }
 
 impl FileFormat {
-    pub fn as_str(self) -> &'static str {
+    pub fn as_str(&self) -> &'static str {
         match self {
             FileFormat::Json => "json",
             FileFormat::Token => "token",
             FileFormat::Url => "url",
             FileFormat::Env => "env",
+            FileFormat::Template(_) => "template",
         }
     }
 }

@@ -4,6 +4,7 @@ pub mod atomic;
 pub mod docker_config;
 pub mod notify;
 pub mod render;
+pub mod template;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -11,24 +12,37 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex};
 
-use crate::config::{SinkSpec, TicketSpec};
+use crate::config::template::TemplateError;
+use crate::config::{FileFormat, SinkSpec, TicketSpec};
 use crate::fsdir::{Dir, Policy};
 use crate::token::Current;
 
 /// A sink that could not be written (the previous file is intact): the sink, by its path, and
-/// what the system said. Never the content: `reason` is the I/O error's own text.
+/// why. Never the content.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("cannot write {}: {reason}", path.display())]
+#[error("cannot write {}: {cause}", path.display())]
 pub struct SinkError {
     pub path: PathBuf,
-    pub kind: io::ErrorKind,
-    pub reason: String,
+    pub cause: SinkCause,
+}
+
+/// Why a sink could not be written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SinkCause {
+    /// What the system said: the I/O error's own text.
+    #[error("{reason}")]
+    Io { kind: io::ErrorKind, reason: String },
+    /// Its template did not render (an allowed variable unset now, say): the template, by its
+    /// file (or key), and the engine's error with the template's line, naming no value.
+    #[error("its template {origin} did not render: {error}")]
+    Template { origin: String, error: TemplateError },
 }
 
 impl SinkError {
     /// Writing the sink at `path` failed with `error`.
     pub fn new(path: &Path, error: &io::Error) -> SinkError {
-        SinkError { path: path.to_path_buf(), kind: error.kind(), reason: error.to_string() }
+        let cause = SinkCause::Io { kind: error.kind(), reason: error.to_string() };
+        SinkError { path: path.to_path_buf(), cause }
     }
 }
 
@@ -104,7 +118,16 @@ pub fn publish_one(spec: &TicketSpec, sink: &SinkSpec, current: &Current) -> Res
     let error = |source: io::Error| SinkError::new(path, &source);
     let (dir, name) = sink_dir(path).map_err(error)?;
     let result = match sink {
-        SinkSpec::File(file) => dir.write_atomically(&name, &render::render(file, spec, current), file.mode),
+        SinkSpec::File(file) => {
+            let rendered = render::render(file, spec, current).map_err(|error| {
+                let origin = match &file.format {
+                    FileFormat::Template(t) => t.origin.to_string(),
+                    other => other.as_str().to_string(),
+                };
+                SinkError { path: path.to_path_buf(), cause: SinkCause::Template { origin, error } }
+            })?;
+            dir.write_atomically(&name, &rendered, file.mode)
+        }
         SinkSpec::DockerConfig(docker) => docker_config::publish(&dir, &name, docker, current),
     };
     result.map_err(error)

@@ -11,6 +11,7 @@ use serde::Serialize;
 use zeroize::Zeroizing;
 
 use crate::clock::rfc3339;
+use crate::config::template::TemplateError;
 use crate::config::{EnvNames, FileFormat, FileSink, TicketSpec};
 use crate::token::Current;
 
@@ -79,9 +80,10 @@ pub fn exact(write: impl Fn(&mut dyn Write) -> io::Result<()>) -> io::Result<Zer
     Ok(out)
 }
 
-/// The bytes of a file sink, zeroed when dropped.
-pub fn render(file: &FileSink, spec: &TicketSpec, current: &Current) -> Zeroizing<Vec<u8>> {
-    let rendered = match file.format {
+/// The bytes of a file sink, zeroed when dropped. Only a template can fail to render (an allowed
+/// environment variable unset now, say).
+pub fn render(file: &FileSink, spec: &TicketSpec, current: &Current) -> Result<Zeroizing<Vec<u8>>, TemplateError> {
+    let rendered = match &file.format {
         FileFormat::Json => {
             let view = TokenView::new(spec, current);
             exact(|out| {
@@ -95,8 +97,9 @@ pub fn render(file: &FileSink, spec: &TicketSpec, current: &Current) -> Zeroizin
             exact(|out| writeln!(out, "{}", url.as_deref().map_or("", String::as_str)))
         }
         FileFormat::Env => exact(|out| write_env(out, &file.env_names, current)),
+        FileFormat::Template(template) => return crate::sinks::template::render(template, spec, current),
     };
-    rendered.expect("writing to memory cannot fail")
+    Ok(rendered.expect("writing to memory cannot fail"))
 }
 
 /// `KEY=value` lines, one per configured name. Tokens, user names and RFC 3339 times hold no

@@ -73,4 +73,5 @@ impl Section for SlsSpec {
     ];
     const VENDOR: Vendor = Vendor::Alibaba;
     const URL_FORMAT: bool = true;
+    const TICKET: bool = true;
 }

@@ -7,6 +7,8 @@ mod hooks;
 mod sinks;
 mod socket;
 #[cfg(test)]
+mod template_tests;
+#[cfg(test)]
 mod tests;
 mod tickets;
 
