@@ -42,7 +42,6 @@ fn the_debian_package_holds_what_it_should_and_lintian_finds_no_error() {
     for want in [
         "-rwxr-xr-x 0/0 ./usr/bin/ticketd",
         "lrwxrwxrwx 0/0 ./usr/bin/docker-credential-ticketd -> ticketd",
-        "lrwxrwxrwx 0/0 ./usr/bin/ticketd-credential-provider -> ticketd",
         "-rw-r--r-- 0/0 ./usr/lib/systemd/system/ticketd.service",
         "-rw-r--r-- 0/0 ./etc/ticketd/ticketd.toml",
         "-rw-r--r-- 0/0 ./usr/share/doc/ticketd/copyright",
@@ -55,6 +54,24 @@ fn the_debian_package_holds_what_it_should_and_lintian_finds_no_error() {
             .any(|l| l.starts_with(mode) && l.contains(&format!(" {owner} ")) && l.ends_with(&format!(" {path}")));
         assert!(found, "no {want} in the package:\n{files}");
     }
+    // The kubelet provider's link is where the kubelet example tells the kubelet to look
+    // (--image-credential-provider-bin-dir), by the provider name the example's config gives.
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/kubernetes/credential-provider-config.yaml"),
+    )
+    .unwrap();
+    let bin_dir = example
+        .split("--image-credential-provider-bin-dir=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the example names the kubelet's bin dir");
+    let provider =
+        example.lines().find_map(|l| l.trim().strip_prefix("- name: ")).expect("the example names the provider");
+    assert_eq!((bin_dir, provider), ("/usr/libexec/ticketd", "ticketd-credential-provider"));
+    let link = format!(" .{bin_dir}/{provider} -> ../../bin/ticketd");
+    assert!(files.lines().any(|l| l.starts_with("lrwxrwxrwx 0/0 ") && l.ends_with(&link)), "no{link} in:\n{files}");
+    assert!(!files.contains("./usr/bin/ticketd-credential-provider"), "{files}");
+
     // Nothing under /var or /run: the unit's StateDirectory= and RuntimeDirectory= make them.
     assert!(!files.contains(" ./var/") && !files.contains(" ./run/"), "{files}");
 

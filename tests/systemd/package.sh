@@ -21,9 +21,9 @@ wait_until 50 bash -c "exec 3<>/dev/tcp/127.0.0.1/$port" || fail "emulator not l
 # 1. dpkg -i: the files, the links, the conffile; nothing started, no user or directory created.
 dpkg -i "/debs/ticketd_${version}-1_amd64.deb" >/tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; fail "dpkg -i"; }
 [ "$(installed)" = "install ok installed $version-1" ] || fail "dpkg-query: $(installed)"
-for link in docker-credential-ticketd ticketd-credential-provider; do
-  [ "$(readlink /usr/bin/$link)" = ticketd ] || fail "/usr/bin/$link: $(ls -l /usr/bin/$link 2>&1)"
-done
+provider=/usr/libexec/ticketd/ticketd-credential-provider
+[ "$(readlink /usr/bin/docker-credential-ticketd)" = ticketd ] || fail "/usr/bin/docker-credential-ticketd: $(ls -l /usr/bin/docker-credential-ticketd 2>&1)"
+[ "$(readlink -f $provider)" = /usr/bin/ticketd ] || fail "$provider: $(ls -l $provider 2>&1)"
 # (/lib is /usr/lib on a merged-/usr system.)
 [ "$(readlink -f "$(systemctl show -p FragmentPath --value ticketd)")" = /usr/lib/systemd/system/ticketd.service ] \
   || fail "unit at $(systemctl show -p FragmentPath --value ticketd)"
@@ -44,7 +44,7 @@ pid=$(prop MainPID)
 [ "$(stat -c %u /proc/"$pid")" != 0 ] && [ "$(stat -c %u "$state")" = "$(stat -c %u /proc/"$pid")" ] || fail "state not the dynamic user's"
 [ "$(docker-credential-ticketd list)" = "{}" ] || fail "docker-credential-ticketd list: $(docker-credential-ticketd list 2>&1)"
 request='{"apiVersion":"credentialprovider.kubelet.k8s.io/v1","kind":"CredentialProviderRequest","image":"other.example.com/app:1"}'
-answer=$(ticketd-credential-provider <<<"$request") || fail "ticketd-credential-provider: $answer"
+answer=$($provider <<<"$request") || fail "ticketd-credential-provider: $answer"
 grep -q '"kind":"CredentialProviderResponse"' <<<"$answer" || fail "ticketd-credential-provider answered: $answer"
 minted=$(count create_ticket); refreshed=$(count refresh_token); token=$(cat /run/ticketd/dash.token)
 [ "$minted" = 1 ] || fail "CreateTicket calls: $minted"
@@ -64,7 +64,7 @@ ok "dpkg -i $version-2: restarted (pid $pid -> $(prop MainPID)) with the same to
 dpkg -r ticketd >/tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; fail "dpkg -r"; }
 [ "$(installed)" = "deinstall ok config-files $version-2" ] || fail "after dpkg -r: $(installed)"
 [ "$(prop ActiveState)" != active ] || fail "still running after dpkg -r"
-[ ! -e /usr/bin/ticketd ] && [ ! -L /usr/bin/docker-credential-ticketd ] && [ ! -L /usr/bin/ticketd-credential-provider ] || fail "files left"
+[ ! -e /usr/bin/ticketd ] && [ ! -L /usr/bin/docker-credential-ticketd ] && [ ! -L $provider ] || fail "files left"
 [ -f /etc/ticketd/ticketd.toml ] && [ -f /etc/ticketd/credentials.env ] && [ -s "$state" ] || fail "dpkg -r lost config or state"
 ok "dpkg -r: stopped, binary and links gone; /etc/ticketd and $state kept"
 
