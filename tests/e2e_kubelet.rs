@@ -452,3 +452,69 @@ fn the_example_credential_provider_config_names_this_provider_and_its_api_versio
     assert!(host_matches("*.k8s.io", "gcr.k8s.io") && !host_matches("*.io", "gcr.k8s.io"));
     assert!(host_matches("app*.k8s.io", "app1.k8s.io") && !host_matches("app*.k8s.io", "web.k8s.io"));
 }
+
+/// Run `program args` with `input` on stdin as [`provider`] does, but wait at most `bound`: a
+/// helper still running then is a hang (review N3), reported as such instead of blocking the test.
+fn bounded(h: &Harness, program: &Path, args: &[&str], input: &str, bound: Duration) -> (Run, Duration) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (program, args, input) =
+        (program.to_path_buf(), args.iter().map(|a| a.to_string()).collect::<Vec<_>>(), input.to_string());
+    let config = h.path("ticketd.toml");
+    let started = std::time::Instant::now();
+    let what = format!("{} {args:?}", program.display());
+    std::thread::spawn(move || {
+        let mut child = Command::new(&program)
+            .args(&args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("TICKETD_CONFIG", config)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn the helper");
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let _ = tx.send(Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        });
+    });
+    let run = rx.recv_timeout(bound).unwrap_or_else(|_| panic!("{what} still runs after {bound:?}: it hangs"));
+    (run, started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_that_accepts_and_never_answers_is_given_up_on_and_the_saved_state_answers() {
+    let h = Harness::start().await;
+    let (link, (username, token, _)) = saved_token(&h).await;
+    // A stuck daemon (SIGSTOPped, wedged): its socket accepts, and nothing is ever read or answered.
+    let socket = h.path("run/ticketd.sock");
+    let _ = std::fs::remove_file(&socket);
+    let listener = tokio::net::UnixListener::bind(&socket).unwrap();
+    let stuck = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    // The helpers give up after 5 s (src/cli/registry_login.rs DAEMON_TIMEOUT); waited for 30 s.
+    let said = "did not answer within 5s; answering from the saved state";
+    let image = format!("{REGISTRY}/team/app:1.2");
+    let (run, took) = bounded(&h, &link, &[], &request(API_VERSION, &image), WAIT);
+    let (cache, auth) = checked_response(&run);
+    assert_login(&auth, &username, &token, "from the saved state, the daemon stuck");
+    assert_eq!(cache, MAX_CACHE);
+    assert!(run.stderr.contains(&format!("ticketd: the daemon at {} {said}", socket.display())), "{}", run.stderr);
+    assert!(took >= Duration::from_secs(5), "gave up after {took:?}: before the bound");
+
+    let (run, _) = bounded(&h, Path::new(BIN), &["docker-credential", "get"], &format!("{REGISTRY}\n"), WAIT);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let answer: serde_json::Value = serde_json::from_str(&run.stdout).expect("docker's JSON answer");
+    assert_eq!(answer["Username"], username.as_str());
+    assert!(answer["Secret"] == token.as_str(), "the saved token");
+    assert!(run.stderr.contains(said), "{}", run.stderr);
+    assert!(!run.stderr.contains(&token), "no secret on stderr");
+    stuck.abort();
+}

@@ -1,6 +1,8 @@
-//! A small client of the socket API, for `ticketd status` and `ticketd get`.
+//! A small client of the socket API, for `ticketd status`, `ticketd get` and the credential
+//! helpers: one bounded round trip per call.
 
 use std::path::Path;
+use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
@@ -9,16 +11,33 @@ use hyper_util::rt::TokioIo;
 /// The largest answer the client reads.
 const MAX_ANSWER: usize = 1024 * 1024;
 
+/// How long one round trip (connect, request, the whole answer) may take: a daemon that accepts
+/// but does not answer (stopped, wedged) is given up on, never waited for.
+pub const ROUND_TRIP_TIMEOUT: Duration = Duration::from_secs(5);
+
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("cannot connect to {path}: {source} (is ticketd running with `socket` set?)")]
     Connect { path: String, source: std::io::Error },
     #[error("talking to ticketd: {0}")]
     Http(String),
+    #[error("ticketd at {path} did not answer within {}", humantime::format_duration(*after))]
+    Timeout { path: String, after: Duration },
 }
 
-/// `GET path` on the socket: the status and body.
+/// `GET path` on the socket: the status and body, within [`ROUND_TRIP_TIMEOUT`].
 pub async fn get(socket: &Path, path: &str) -> Result<(u16, Vec<u8>), ClientError> {
+    get_within(socket, path, ROUND_TRIP_TIMEOUT).await
+}
+
+/// [`get`], with the round trip bounded by `after` instead.
+pub async fn get_within(socket: &Path, path: &str, after: Duration) -> Result<(u16, Vec<u8>), ClientError> {
+    tokio::time::timeout(after, round_trip(socket, path))
+        .await
+        .unwrap_or_else(|_| Err(ClientError::Timeout { path: socket.display().to_string(), after }))
+}
+
+async fn round_trip(socket: &Path, path: &str) -> Result<(u16, Vec<u8>), ClientError> {
     let stream = tokio::net::UnixStream::connect(socket)
         .await
         .map_err(|source| ClientError::Connect { path: socket.display().to_string(), source })?;

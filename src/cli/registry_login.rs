@@ -110,24 +110,55 @@ fn identity(ticket: &RegistryTicket) -> String {
     crate::store::tcr_identity(&ticket.endpoint, &ticket.registry_id, ticket.token_type)
 }
 
-/// Ask the running daemon; `None` when there is no socket or it does not answer.
+/// How long the helpers wait for the daemon, all its answers together, before they answer from
+/// the saved state: well inside the kubelet's exec timeout (1 minute) and docker's patience.
+pub const DAEMON_TIMEOUT: std::time::Duration = crate::api::client::ROUND_TRIP_TIMEOUT;
+
+/// Ask the running daemon; `None` when there is no socket or it does not answer, within
+/// [`DAEMON_TIMEOUT`] for every ticket together (a daemon that accepts and never answers is
+/// said on stderr, then the saved state answers).
 fn logins_from_daemon(config: &ClientConfig, tickets: &[&RegistryTicket]) -> Option<Vec<RegistryLogin>> {
+    logins_from_daemon_within(config, tickets, DAEMON_TIMEOUT)
+}
+
+fn logins_from_daemon_within(
+    config: &ClientConfig,
+    tickets: &[&RegistryTicket],
+    bound: std::time::Duration,
+) -> Option<Vec<RegistryLogin>> {
+    use crate::api::client::{ClientError, get_within};
     let socket = config.socket.clone()?;
     if !socket.exists() {
         return None;
     }
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-    runtime.block_on(async {
+    let asked = runtime.block_on(async {
+        let deadline = tokio::time::Instant::now() + bound;
         let mut out = Vec::new();
         for ticket in tickets {
             let name: String = url::form_urlencoded::byte_serialize(ticket.name.as_bytes()).collect();
-            let (status, body) = crate::api::client::get(&socket, &format!("/v1/tickets/{name}")).await.ok()?;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let (status, body) = get_within(&socket, &format!("/v1/tickets/{name}"), left).await?;
             let body = zeroize::Zeroizing::new(body);
             let login = (status == 200).then(|| login_from_answer(&body)).flatten();
             out.push(RegistryLogin { registry: ticket.registry.clone(), login });
         }
-        Some(out)
-    })
+        Ok::<_, ClientError>(out)
+    });
+    match asked {
+        Ok(out) => Some(out),
+        // Not running: the saved state answers, as it always has, without a word.
+        Err(ClientError::Connect { .. }) => None,
+        Err(ClientError::Timeout { path, .. }) => {
+            let after = humantime::format_duration(bound);
+            eprintln!("ticketd: the daemon at {path} did not answer within {after}; answering from the saved state");
+            None
+        }
+        Err(e @ ClientError::Http(_)) => {
+            eprintln!("ticketd: {e}; answering from the saved state");
+            None
+        }
+    }
 }
 
 /// The login in a `GET /v1/tickets/<name>` answer (`username`, `access_token`, `token_expires_at`).
