@@ -31,6 +31,7 @@ pub mod backoff;
 pub mod board;
 pub mod cli;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod control;
 pub mod credentials;
