@@ -25,12 +25,13 @@ pub enum ClientError {
     Timeout { path: String, after: Duration },
 }
 
-/// `GET path` on the socket: the status and body, within [`ROUND_TRIP_TIMEOUT`].
+/// `GET path` on the socket: the status and body, however long the answer takes (a long poll,
+/// `?wait=…&timeout=…`, is answered when the daemon says). Bounded: [`get_within`].
 pub async fn get(socket: &Path, path: &str) -> Result<(u16, Vec<u8>), ClientError> {
-    get_within(socket, path, ROUND_TRIP_TIMEOUT).await
+    round_trip(socket, path).await
 }
 
-/// [`get`], with the round trip bounded by `after` instead.
+/// [`get`], the whole round trip bounded by `after` (e.g. [`ROUND_TRIP_TIMEOUT`]).
 pub async fn get_within(socket: &Path, path: &str, after: Duration) -> Result<(u16, Vec<u8>), ClientError> {
     tokio::time::timeout(after, round_trip(socket, path))
         .await

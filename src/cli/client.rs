@@ -78,8 +78,13 @@ fn socket_from(explicit: &Option<PathBuf>, config_path: Option<&Path>, default: 
     }
 }
 
+/// `GET path`, within [`client::ROUND_TRIP_TIMEOUT`] (a stuck daemon is said, not waited for).
 async fn fetch(socket: &Path, path: &str) -> Result<(u16, Vec<u8>), ExitCode> {
-    client::get(socket, path).await.map_err(|e| {
+    fetch_within(socket, path, client::ROUND_TRIP_TIMEOUT).await
+}
+
+async fn fetch_within(socket: &Path, path: &str, bound: std::time::Duration) -> Result<(u16, Vec<u8>), ExitCode> {
+    client::get_within(socket, path, bound).await.map_err(|e| {
         eprintln!("ticketd: {e}");
         ExitCode::from(crate::cli::common::EXIT_FAILURE)
     })
@@ -189,7 +194,9 @@ pub async fn get(args: GetArgs, config_path: Option<&Path>) -> ExitCode {
             Err(code) => return code,
         };
         loop {
-            match fetch(&socket, &format!("{path}?wait={generation}&timeout=300s")).await {
+            // The daemon answers a long poll by its `timeout`: bounded a round trip later.
+            let bound = std::time::Duration::from_secs(300) + client::ROUND_TRIP_TIMEOUT;
+            match fetch_within(&socket, &format!("{path}?wait={generation}&timeout=300s"), bound).await {
                 Ok((200, body)) => return print_answer(args.format, &body),
                 Ok((408, _)) => continue,
                 Ok((code, body)) => return answer_error(code, &body),
