@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::locate::{KeyPath, Locator};
 use super::problem::Problem;
 use super::raw::RawSecret;
+use super::split::{Cut, split};
 use super::template::TemplateMemo;
 use crate::http::Endpoint;
 
@@ -17,6 +18,8 @@ pub(crate) struct Checker<'a> {
     /// The directory relative paths are resolved against: the config file's (absolute), or none
     /// for text that was not read from a file.
     pub(crate) base: Option<PathBuf>,
+    /// The text cut into the pieces it is parsed (and located) by.
+    pub(crate) cut: std::sync::Arc<Cut>,
     /// Built at the first problem: a valid file (with 100,000 tickets, say) never pays for it.
     pub(crate) locator: std::cell::OnceCell<Locator>,
     pub(crate) problems: Vec<Problem>,
@@ -30,6 +33,7 @@ impl<'a> Checker<'a> {
             file: file.to_string(),
             text,
             base,
+            cut: std::sync::Arc::new(split(text)),
             locator: std::cell::OnceCell::new(),
             problems: Vec::new(),
             templates: TemplateMemo::default(),
@@ -61,7 +65,7 @@ impl<'a> Checker<'a> {
     }
 
     pub(crate) fn report(&mut self, at: &KeyPath, message: impl Into<String>) {
-        let position = self.locator.get_or_init(|| Locator::new(self.text)).position(at);
+        let position = self.position(at);
         self.problems.push(Problem {
             file: self.file.clone(),
             line: position.map(|p| p.0),
@@ -69,6 +73,11 @@ impl<'a> Checker<'a> {
             key: at.to_string(),
             message: message.into(),
         });
+    }
+
+    /// The line and column of `at` in the file.
+    pub(crate) fn position(&self, at: &KeyPath) -> Option<(usize, usize)> {
+        self.locator.get_or_init(|| Locator::new(self.text, &self.cut)).position(self.text, &self.cut, at)
     }
 
     /// Where a value a message compares against came from: `line N` of the file, or the default.
@@ -81,7 +90,7 @@ impl<'a> Checker<'a> {
 
     /// The line of `at` in the file.
     pub(crate) fn line(&self, at: &KeyPath) -> Option<usize> {
-        self.locator.get_or_init(|| Locator::new(self.text)).position(at).map(|p| p.0)
+        self.position(at).map(|p| p.0)
     }
 
     pub(crate) fn required<'v>(&mut self, value: &'v Option<String>, at: &KeyPath) -> Option<&'v str> {

@@ -1,12 +1,15 @@
 //! Where a key sits in the config file: key paths and their line numbers.
 //!
-//! Validation speaks in key paths (`tickets[0].sinks[1].mode`); the [`Locator`] indexes every key of
-//! the parsed document by path once, so each problem can name its line.
+//! Validation speaks in key paths (`tickets[0].sinks[1].mode`); the [`Locator`] indexes the keys of
+//! the file's pieces by path when a problem needs a line, so each problem can name its line.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 
 use toml::de::{DeTable, DeValue};
+
+use super::split::{Cut, Piece};
 
 /// One step of a key path.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -86,35 +89,83 @@ impl fmt::Display for KeyPath {
 
 #[cfg(test)]
 thread_local! {
-    /// Locators built on this thread: indexing a whole file is costly (a tree of every key: hundreds
-    /// of MiB for 100,000 tickets), so a valid file must be checked without one.
+    /// Locators built on this thread: indexing costs a parse of the file's pieces, so a valid file
+    /// must be checked without one.
     pub(crate) static BUILT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Line and column (both 1-based) of every key and array element in a document.
-#[derive(Debug, Default, Clone)]
-pub struct Locator {
-    positions: HashMap<KeyPath, (usize, usize)>,
+/// Line and column (both 1-based) of the keys and array elements of a config file, indexed a
+/// piece of its [`Cut`] at a time: the top-level keys and tables once, and a ticket only when one
+/// of its keys is asked for (the last one asked is kept), so no tree of the whole file is built.
+#[derive(Debug)]
+pub(crate) struct Locator {
+    /// The last position found, (offset, line, start of its line): problems come mostly in file
+    /// order, so the next one is counted on from there (an index of every line's start would
+    /// cost 8 bytes a line).
+    last: std::cell::Cell<(usize, usize, usize)>,
+    rest: Keys,
+    ticket: RefCell<Option<(usize, Keys)>>,
 }
 
+/// The file offset of every key and array element of one piece, by path.
+#[derive(Debug, Default)]
+struct Keys(HashMap<KeyPath, usize>);
+
 impl Locator {
-    /// Index a document. A document with syntax errors is indexed as far as the parser recovers
-    /// (the errors are reported on their own), so the other problems keep their lines.
-    pub fn new(text: &str) -> Self {
+    /// Index the top-level keys and tables of `text`, cut as `cut`. A piece with syntax errors is
+    /// indexed as far as the parser recovers (the errors are reported on their own), so the
+    /// other problems keep their lines.
+    pub(crate) fn new(text: &str, cut: &Cut) -> Self {
         #[cfg(test)]
         BUILT.with(|n| n.set(n.get() + 1));
-        let mut locator = Locator::default();
-        let (doc, _errors) = DeTable::parse_recoverable(text);
-        let lines = LineIndex::new(text);
-        locator.walk_table(doc.get_ref(), &KeyPath::root(), &lines);
-        locator
+        Locator { last: std::cell::Cell::new((0, 1, 0)), rest: Keys::of(text, &cut.rest), ticket: RefCell::new(None) }
     }
 
     /// The line and column of `path`, or of its nearest ancestor that is in the file.
-    pub fn position(&self, path: &KeyPath) -> Option<(usize, usize)> {
+    pub(crate) fn position(&self, text: &str, cut: &Cut, path: &KeyPath) -> Option<(usize, usize)> {
+        let offset = match path.segments() {
+            [Segment::Key(tickets), Segment::Index(i), ..] if tickets == "tickets" && *i < cut.tickets() => {
+                let mut cached = self.ticket.borrow_mut();
+                if cached.as_ref().is_none_or(|(n, _)| n != i) {
+                    *cached = Some((*i, Keys::of(text, &cut.ticket(*i))));
+                }
+                // The piece's own paths say `tickets[0]`.
+                let local = path.rebased(2, &KeyPath::root().key("tickets").index(0));
+                cached.as_ref().and_then(|(_, keys)| keys.find(&local))
+            }
+            _ => self.rest.find(path),
+        }?;
+        Some(self.line_and_column(text, offset))
+    }
+
+    fn line_and_column(&self, text: &str, offset: usize) -> (usize, usize) {
+        let (mut from, mut line, mut line_start) = self.last.get();
+        if offset < from {
+            (from, line, line_start) = (0, 1, 0);
+        }
+        let offset = offset.min(text.len());
+        for (i, _) in text.as_bytes()[from..offset].iter().enumerate().filter(|(_, b)| **b == b'\n') {
+            line += 1;
+            line_start = from + i + 1;
+        }
+        self.last.set((offset, line, line_start));
+        (line, offset - line_start + 1)
+    }
+}
+
+impl Keys {
+    fn of(text: &str, piece: &Piece) -> Keys {
+        let piece_text = piece.text(text);
+        let (doc, _errors) = DeTable::parse_recoverable(&piece_text);
+        let mut keys = Keys::default();
+        keys.walk_table(doc.get_ref(), &KeyPath::root(), piece);
+        keys
+    }
+
+    fn find(&self, path: &KeyPath) -> Option<usize> {
         let mut path = path.clone();
         loop {
-            if let Some(p) = self.positions.get(&path) {
+            if let Some(p) = self.0.get(&path) {
                 return Some(*p);
             }
             if path.is_root() {
@@ -124,23 +175,23 @@ impl Locator {
         }
     }
 
-    fn walk_table(&mut self, table: &DeTable<'_>, at: &KeyPath, lines: &LineIndex) {
+    fn walk_table(&mut self, table: &DeTable<'_>, at: &KeyPath, piece: &Piece) {
         for (key, value) in table.iter() {
             let path = at.key(key.get_ref());
-            self.positions.insert(path.clone(), lines.position(key.span().start));
-            self.walk_value(value.get_ref(), value.span().start, &path, lines);
+            self.0.insert(path.clone(), piece.file_offset(key.span().start));
+            self.walk_value(value.get_ref(), value.span().start, &path, piece);
         }
     }
 
-    fn walk_value(&mut self, value: &DeValue<'_>, start: usize, at: &KeyPath, lines: &LineIndex) {
+    fn walk_value(&mut self, value: &DeValue<'_>, start: usize, at: &KeyPath, piece: &Piece) {
         match value {
-            DeValue::Table(table) => self.walk_table(table, at, lines),
+            DeValue::Table(table) => self.walk_table(table, at, piece),
             DeValue::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
                     let path = at.index(i);
                     let offset = item.span().start.max(start);
-                    self.positions.insert(path.clone(), lines.position(offset));
-                    self.walk_value(item.get_ref(), offset, &path, lines);
+                    self.0.insert(path.clone(), piece.file_offset(offset));
+                    self.walk_value(item.get_ref(), offset, &path, piece);
                 }
             }
             _ => {}
@@ -148,7 +199,15 @@ impl Locator {
     }
 }
 
+/// Line and column (both 1-based) of byte `offset` of `text`, counted without an index.
+pub(crate) fn line_and_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text.as_bytes()[..offset.min(text.len())];
+    let line_start = before.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    (before.iter().filter(|b| **b == b'\n').count() + 1, before.len() - line_start + 1)
+}
+
 /// Byte offset to (line, column).
+#[derive(Debug)]
 pub(crate) struct LineIndex {
     starts: Vec<usize>,
 }
@@ -174,14 +233,17 @@ mod tests {
     #[test]
     fn finds_keys_in_tables_and_arrays_of_tables() {
         let text = "state_dir = \"/x\"\n\n[credentials.prod]\nvendor = \"alibaba\"\n\n[[tickets]]\nname = \"a\"\n\n[[tickets]]\nname = \"b\"\n[[tickets.sinks]]\npath = \"/p\"\n";
-        let loc = Locator::new(text);
-        assert_eq!(loc.position(&KeyPath::root().key("state_dir")), Some((1, 1)));
-        assert_eq!(loc.position(&KeyPath::root().key("credentials").key("prod").key("vendor")), Some((4, 1)));
+        let cut = crate::config::split::split(text);
+        let loc = Locator::new(text, &cut);
+        let position = |path: &KeyPath| loc.position(text, &cut, path);
+        assert_eq!(position(&KeyPath::root().key("state_dir")), Some((1, 1)));
+        assert_eq!(position(&KeyPath::root().key("credentials").key("prod").key("vendor")), Some((4, 1)));
         let t1 = KeyPath::root().key("tickets").index(1);
-        assert_eq!(loc.position(&t1.key("name")), Some((10, 1)));
-        assert_eq!(loc.position(&t1.key("sinks").index(0).key("path")), Some((12, 1)));
+        assert_eq!(position(&t1.key("name")), Some((10, 1)));
+        assert_eq!(position(&t1.key("sinks").index(0).key("path")), Some((12, 1)));
         // A key that is missing falls back to its table.
-        assert_eq!(loc.position(&t1.key("kind")).map(|p| p.0), Some(9));
+        assert_eq!(position(&t1.key("kind")).map(|p| p.0), Some(9));
+        assert_eq!(position(&KeyPath::root().key("tickets").index(0).key("name")), Some((7, 1)));
         assert_eq!(t1.key("sinks").index(0).key("path").to_string(), "tickets[1].sinks[0].path");
     }
 }

@@ -30,7 +30,7 @@ pub use credential::{
 };
 pub use defaults::*;
 pub use load::{check, check_read, config_dir, load, parse, parse_read, read, resolve_path};
-pub use locate::{KeyPath, Locator};
+pub use locate::KeyPath;
 pub use problem::{Problem, Problems};
 pub use sink::{DockerConfigSink, EnvNames, FileFormat, FileSink, SinkSpec};
 pub use spec::{Config, RateLimits, SocketGroup, SocketSpec};

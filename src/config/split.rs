@@ -1,143 +1,255 @@
-//! A config file cut into its `[[tickets]]` sections, so that tickets are parsed one at a time.
+//! A config file cut into the pieces it is parsed by: its top-level keys and tables, then each
+//! `[[tickets]]` entry with its sub-tables, so that no tree of the whole document is ever built.
 //!
-//! The `toml` crate builds a tree of the whole document before serde sees any of it. For a file
+//! The `toml` crate builds a tree of the whole document before serde sees any of it: for a file
 //! of 100,000 tickets (15 MB) that tree took about 350 MiB, far more than the daemon holds once
-//! running. Cutting the file at its table headers (found with `toml_parser`'s lexer, the one the
-//! `toml` crate uses) lets each ticket be parsed, checked and dropped on its own.
-//!
-//! The cut is only an optimisation: where the layout is unusual (a `[tickets.…]` table away from
-//! its `[[tickets]]`, a quoted `"tickets"` header, unbalanced brackets), [`split`] gives up and the
-//! caller parses the whole document, which also reports every syntax error with its line.
+//! running. The cut finds the table headers with `toml_parser`'s lexer (the one the `toml` crate
+//! uses) and assigns each header's table to a piece by TOML's own rules: a `[tickets.…]` or
+//! `[[tickets.…]]` table belongs to the last `[[tickets]]` above it, wherever it is written. Every
+//! layout is cut, malformed ones too: a header that does not lex, or a bracket that never closes,
+//! stays in a piece whose own parse reports the syntax error at its place in the file.
+
+use std::borrow::Cow;
+use std::ops::Range;
 
 use toml_parser::Source;
-use toml_parser::lexer::TokenKind;
+use toml_parser::lexer::{Token, TokenKind};
 
-/// A config file's text, cut at its table headers.
-#[derive(Debug, PartialEq)]
-pub(super) struct Sections<'t> {
+/// A config file's text, cut into pieces (byte ranges of the text, so the cut holds no text).
+#[derive(Debug, Default, PartialEq)]
+pub(crate) struct Cut {
     /// Everything but the tickets, in file order: small, parsed as one document.
-    pub rest: String,
-    /// Each `[[tickets]]` header with its keys and `[tickets.…]` sub-tables, in file order.
-    pub tickets: Vec<&'t str>,
+    pub(crate) rest: Piece,
+    /// Each ticket's first chunk: its `[[tickets]]` header with the keys and sub-tables right
+    /// after it, up to the next header that is not part of it.
+    tickets: Vec<Range<usize>>,
+    /// A ticket's sub-tables written after another table (rare), as (ticket, chunk), in file order.
+    later: Vec<(usize, Range<usize>)>,
+    /// Where TOML refuses the file's layout: the `tickets` key of the first header that defines
+    /// `tickets` both as a table and as the array of tickets (TOML's "duplicate key").
+    pub(crate) clash: Option<Range<usize>>,
+}
+
+/// Chunks of the file's text that are parsed together, in file order.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub(crate) struct Piece(Vec<Range<usize>>);
+
+impl Piece {
+    /// The piece's text: borrowed from the file's when it is one chunk.
+    pub(crate) fn text<'t>(&self, text: &'t str) -> Cow<'t, str> {
+        match self.0.as_slice() {
+            [] => Cow::Borrowed(""),
+            [one] => Cow::Borrowed(&text[one.clone()]),
+            chunks => Cow::Owned(chunks.iter().map(|c| &text[c.clone()]).collect()),
+        }
+    }
+
+    /// The file offset of byte `offset` of the piece's text.
+    pub(crate) fn file_offset(&self, mut offset: usize) -> usize {
+        for chunk in &self.0 {
+            if offset < chunk.len() {
+                return chunk.start + offset;
+            }
+            offset -= chunk.len();
+        }
+        self.0.last().map_or(offset, |c| c.end + offset)
+    }
+
+    /// All of `text` as one piece.
+    #[cfg(test)]
+    pub(crate) fn whole(text: &str) -> Piece {
+        let all = 0..text.len();
+        Piece(vec![all])
+    }
+
+    fn push(&mut self, chunk: Range<usize>) {
+        match self.0.last_mut() {
+            Some(last) if last.end == chunk.start => last.end = chunk.end,
+            _ => self.0.push(chunk),
+        }
+    }
+}
+
+impl Cut {
+    /// How many tickets the file has.
+    pub(crate) fn tickets(&self) -> usize {
+        self.tickets.len()
+    }
+
+    /// Ticket `i`'s piece: a document of its own with one `[[tickets]]` entry.
+    pub(crate) fn ticket(&self, i: usize) -> Piece {
+        let mut piece = Piece(vec![self.tickets[i].clone()]);
+        let from = self.later.partition_point(|(t, _)| *t < i);
+        for (_, chunk) in self.later[from..].iter().take_while(|(t, _)| *t == i) {
+            piece.0.push(chunk.clone());
+        }
+        piece
+    }
 }
 
 /// What a table header opens.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Header {
-    /// `[[tickets]]`: a new ticket.
-    Ticket,
-    /// `[tickets.sub]` or `[[tickets.sinks]]`: part of the ticket above.
-    TicketPart,
-    /// Any other table.
+    /// `[[tickets]]`: a new ticket; the span of its `tickets` key.
+    Ticket(Range<usize>),
+    /// `[tickets.sub]` or `[[tickets.sinks]]`: part of the last ticket above; the `tickets` key.
+    TicketPart(Range<usize>),
+    /// `[tickets]`: `tickets` as a table (which the rest's check explains); its `tickets` key.
+    TicketsTable(Range<usize>),
+    /// Any other table, or a header that does not lex (the rest's parse reports it).
     Other,
 }
 
-/// Cut `text` into sections; `None` when its layout needs a whole-document parse.
-pub(super) fn split(text: &str) -> Option<Sections<'_>> {
-    let headers = headers(text)?;
-    let mut sections = Sections { rest: String::new(), tickets: Vec::new() };
-    let ends = headers.iter().map(|(start, _)| *start).skip(1).chain([text.len()]);
-    let first = headers.first().map_or(text.len(), |(start, _)| *start);
-    sections.rest.push_str(&text[..first]);
-    let mut ticket_start = None;
-    for ((start, header), end) in headers.iter().copied().zip(ends) {
-        match header {
-            Header::Ticket => {
-                if let Some(from) = ticket_start.replace(start) {
-                    sections.tickets.push(&text[from..start]);
-                }
-            }
-            Header::TicketPart if ticket_start.is_some() => {}
-            // A sub-table with no ticket right above it: only the whole document can say what it is.
-            Header::TicketPart => return None,
-            Header::Other => {
-                if let Some(from) = ticket_start.take() {
-                    sections.tickets.push(&text[from..start]);
-                }
-                sections.rest.push_str(&text[start..end]);
-            }
-        }
-    }
-    if let Some(from) = ticket_start {
-        sections.tickets.push(&text[from..]);
-    }
-    Some(sections)
+/// Where the chunk being read goes.
+#[derive(Clone, Copy)]
+enum Goes {
+    Rest,
+    /// Ticket `i`'s first chunk.
+    Ticket(usize),
+    /// A later chunk of ticket `i`.
+    Later(usize),
 }
 
-/// Where each table header starts, and what it opens.
-fn headers(text: &str) -> Option<Vec<(usize, Header)>> {
-    let source = Source::new(text);
-    let mut tokens = source.lex().filter(|t| t.kind() != TokenKind::Whitespace);
-    let mut headers = Vec::new();
-    // Brackets open in values (arrays, inline tables), which may span lines.
-    let mut depth = 0usize;
-    let mut line_start = true;
-    while let Some(token) = tokens.next() {
-        match token.kind() {
-            TokenKind::Eof => break,
-            TokenKind::Newline => {
-                line_start = true;
+/// Cut `text` into its pieces.
+pub(crate) fn split(text: &str) -> Cut {
+    let mut cut = Cut::default();
+    // A `tickets` table defined before any `[[tickets]]` (an orphan sub-table, or `[tickets]`).
+    let mut tickets_table = false;
+    let mut into = Goes::Rest;
+    let mut from = 0;
+    for (start, header) in headers(text) {
+        let next = match header {
+            Header::Ticket(key) => {
+                if tickets_table && cut.clash.is_none() {
+                    cut.clash = Some(key);
+                }
+                close(&mut cut, into, from..start);
+                cut.tickets.push(start..start);
+                from = start;
+                into = Goes::Ticket(cut.tickets.len() - 1);
                 continue;
             }
-            TokenKind::Comment => continue,
-            TokenKind::LeftSquareBracket if line_start && depth == 0 => {
-                let start = token.span().start();
-                let mut next = tokens.next()?;
-                let array = next.kind() == TokenKind::LeftSquareBracket;
-                if array {
-                    next = tokens.next()?;
-                }
-                let first = &text[next.span().start()..next.span().end()];
-                let is_tickets = match next.kind() {
-                    TokenKind::Atom => first == "tickets",
-                    // A quoted key may spell `tickets` in many ways: leave it to the whole parse.
-                    TokenKind::BasicString | TokenKind::LiteralString => {
-                        if first.contains("tickets") || first.contains('\\') {
-                            return None;
-                        }
-                        false
-                    }
-                    _ => return None,
-                };
-                let mut dotted = false;
-                let mut closing = 0;
-                for token in tokens.by_ref() {
-                    match token.kind() {
-                        TokenKind::Dot => dotted = true,
-                        TokenKind::RightSquareBracket => {
-                            closing += 1;
-                            if closing == 1 + usize::from(array) {
-                                break;
-                            }
-                        }
-                        TokenKind::Atom | TokenKind::BasicString | TokenKind::LiteralString if closing == 0 => {}
-                        _ => return None,
-                    }
-                }
-                if closing != 1 + usize::from(array) {
-                    return None;
-                }
-                let header = match (is_tickets, array, dotted) {
-                    (false, _, _) => Header::Other,
-                    (true, true, false) => Header::Ticket,
-                    (true, _, true) => Header::TicketPart,
-                    // `[tickets]`: not an array of tables; the whole parse reports it.
-                    (true, false, false) => return None,
-                };
-                headers.push((start, header));
+            Header::TicketPart(_) if !cut.tickets.is_empty() => match into {
+                Goes::Ticket(_) | Goes::Later(_) => continue,
+                Goes::Rest => Goes::Later(cut.tickets.len() - 1),
+            },
+            Header::TicketPart(_) => {
+                tickets_table = true;
+                Goes::Rest
             }
-            TokenKind::LeftSquareBracket | TokenKind::LeftCurlyBracket => depth += 1,
-            TokenKind::RightSquareBracket | TokenKind::RightCurlyBracket => depth = depth.checked_sub(1)?,
-            _ => {}
-        }
-        line_start = false;
+            Header::TicketsTable(key) => {
+                if !cut.tickets.is_empty() && cut.clash.is_none() {
+                    cut.clash = Some(key);
+                }
+                tickets_table = true;
+                Goes::Rest
+            }
+            Header::Other => Goes::Rest,
+        };
+        close(&mut cut, into, from..start);
+        from = start;
+        into = next;
     }
-    (depth == 0).then_some(headers)
+    close(&mut cut, into, from..text.len());
+    cut
+}
+
+/// Add `chunk` to the piece it goes to.
+fn close(cut: &mut Cut, into: Goes, chunk: Range<usize>) {
+    match into {
+        Goes::Rest => cut.rest.push(chunk),
+        Goes::Ticket(i) => cut.tickets[i].end = chunk.end,
+        Goes::Later(i) => match cut.later.last_mut() {
+            Some((t, last)) if *t == i && last.end == chunk.start => last.end = chunk.end,
+            _ => cut.later.push((i, chunk)),
+        },
+    }
+}
+
+/// Where each table header starts, and what it opens, in file order (found as they are read,
+/// so the cut holds no list of them).
+fn headers(text: &str) -> impl Iterator<Item = (usize, Header)> + '_ {
+    let source = Source::new(text);
+    let mut tokens = source.lex().filter(|t| t.kind() != TokenKind::Whitespace).peekable();
+    // Brackets open in values (arrays, inline tables), which may span lines. A bracket that never
+    // closes keeps what follows in its piece, whose parse reports it; a stray closing one is
+    // reported by its piece's parse too.
+    let mut depth = 0usize;
+    let mut line_start = true;
+    std::iter::from_fn(move || {
+        while let Some(token) = tokens.next() {
+            let mut found = None;
+            match token.kind() {
+                TokenKind::Eof => return None,
+                TokenKind::Newline => {
+                    line_start = true;
+                    continue;
+                }
+                TokenKind::Comment => continue,
+                TokenKind::LeftSquareBracket if line_start && depth == 0 => {
+                    let header = header(&source, &mut tokens).unwrap_or(Header::Other);
+                    found = Some((token.span().start(), header));
+                }
+                TokenKind::LeftSquareBracket | TokenKind::LeftCurlyBracket => depth += 1,
+                TokenKind::RightSquareBracket | TokenKind::RightCurlyBracket => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+            line_start = false;
+            if found.is_some() {
+                return found;
+            }
+        }
+        None
+    })
+}
+
+/// The header whose first `[` was just read; `None` when it does not lex as one (its line's
+/// tokens are then skipped: the parse of its piece reports it).
+fn header(source: &Source<'_>, tokens: &mut std::iter::Peekable<impl Iterator<Item = Token>>) -> Option<Header> {
+    let array = tokens.next_if(|t| t.kind() == TokenKind::LeftSquareBracket).is_some();
+    let mut first: Option<(String, Range<usize>)> = None;
+    let mut dotted = false;
+    let mut closing = 0;
+    let mut well_formed = true;
+    while let Some(token) = tokens.next_if(|t| !matches!(t.kind(), TokenKind::Newline | TokenKind::Eof)) {
+        match token.kind() {
+            TokenKind::Comment if closing == 1 + usize::from(array) => {}
+            _ if closing == 1 + usize::from(array) => well_formed = false,
+            TokenKind::RightSquareBracket => closing += 1,
+            TokenKind::Atom | TokenKind::BasicString | TokenKind::LiteralString if closing == 0 => {
+                if first.is_none() {
+                    let mut key = String::new();
+                    let mut errors = Vec::new();
+                    match source.get(token) {
+                        Some(raw) => raw.decode_key(&mut key, &mut errors),
+                        None => well_formed = false,
+                    }
+                    well_formed &= errors.is_empty();
+                    first = Some((key, token.span().start()..token.span().end()));
+                }
+            }
+            TokenKind::Dot if closing == 0 && first.is_some() => dotted = true,
+            _ => well_formed = false,
+        }
+    }
+    let (key, span) = first.filter(|_| well_formed && closing == 1 + usize::from(array))?;
+    Some(match (key == "tickets", array, dotted) {
+        (false, _, _) => Header::Other,
+        (true, true, false) => Header::Ticket(span),
+        (true, _, true) => Header::TicketPart(span),
+        (true, false, false) => Header::TicketsTable(span),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn pieces(text: &str) -> (String, Vec<String>) {
+        let cut = split(text);
+        let tickets = (0..cut.tickets()).map(|i| cut.ticket(i).text(text).into_owned()).collect();
+        (cut.rest.text(text).into_owned(), tickets)
+    }
 
     #[test]
     fn tickets_are_cut_with_their_sub_tables_and_the_rest_is_kept_in_order() {
@@ -148,19 +260,20 @@ mod tests {
                     [[ tickets ]] # second\nname = \"two\"\n\
                     [credentials.b]\nvendor = \"tencent\"\n\
                     [[tickets]]\nname = \"three\"\n";
-        let sections = split(text).expect("a plain layout is cut");
+        let (rest, tickets) = pieces(text);
         assert_eq!(
-            sections.rest,
+            rest,
             "state_dir = \"/s\"\n[credentials.a]\nvendor = \"alibaba\"\n[credentials.b]\nvendor = \"tencent\"\n"
         );
         assert_eq!(
-            sections.tickets,
+            tickets,
             [
                 "[[tickets]]\nname = \"one\"\n[tickets.on_change]\nexec = [\"/bin/true\"]\n[[tickets.sinks]]\npath = \"/x\"\n",
                 "[[ tickets ]] # second\nname = \"two\"\n",
                 "[[tickets]]\nname = \"three\"\n",
             ]
         );
+        assert_eq!(split(text).clash, None);
     }
 
     #[test]
@@ -170,32 +283,70 @@ mod tests {
                     # [[tickets]]\n\
                     description = \"\"\"\n[[tickets]]\n\"\"\"\n\
                     matrix = [\n[1], [2]\n]\n";
-        let sections = split(text).expect("cut");
-        assert_eq!(sections.tickets, [text]);
-        assert_eq!(sections.rest, "");
+        assert_eq!(pieces(text), (String::new(), vec![text.to_string()]));
     }
 
     #[test]
-    fn unusual_layouts_are_left_to_the_whole_document_parse() {
-        for text in [
-            // A ticket's sub-table after another table.
-            "[[tickets]]\nname = \"a\"\n[credentials.x]\nvendor = \"alibaba\"\n[tickets.on_change]\nexec = []\n",
-            // A quoted header key.
-            "[[\"tickets\"]]\nname = \"a\"\n",
-            // `tickets` as a plain table.
-            "[tickets]\nname = \"a\"\n",
-            // Unbalanced brackets.
-            "x = [1, 2\n[[tickets]]\n",
-            "x = ]\n",
-            "[[tickets\n",
+    fn a_sub_table_after_another_table_belongs_to_the_ticket_above_as_in_toml() {
+        let text = "[[tickets]]\nname = \"a\"\n[credentials.x]\nvendor = \"alibaba\"\n\
+                    [tickets.on_change]\nexec = []\n[[tickets]]\nname = \"b\"\n";
+        let (rest, tickets) = pieces(text);
+        assert_eq!(rest, "[credentials.x]\nvendor = \"alibaba\"\n");
+        assert_eq!(
+            tickets,
+            ["[[tickets]]\nname = \"a\"\n[tickets.on_change]\nexec = []\n", "[[tickets]]\nname = \"b\"\n"]
+        );
+        let cut = split(text);
+        let second = text.find("exec").unwrap();
+        assert_eq!(cut.ticket(0).file_offset("[[tickets]]\nname = \"a\"\n[tickets.on_change]\n".len()), second);
+    }
+
+    #[test]
+    fn quoted_headers_are_read_by_their_key() {
+        let text = "[[\"tickets\"]]\nname = \"a\"\n['tickets'.sinks]\npath = \"/x\"\n[\"tick\\u0065ts\".on_change]\n\
+                    [\"other\"]\nx = 1\n";
+        let (rest, tickets) = pieces(text);
+        assert_eq!(rest, "[\"other\"]\nx = 1\n");
+        assert_eq!(tickets.len(), 1);
+    }
+
+    #[test]
+    fn tickets_as_a_table_and_as_the_array_is_the_clash_toml_refuses() {
+        for (text, header) in [
+            ("[[tickets.sinks]]\npath = \"/x\"\n[[tickets]]\nname = \"a\"\n", "[[tickets]]"),
+            ("[tickets]\nname = \"a\"\n[[tickets]]\nname = \"b\"\n", "[[tickets]]"),
+            ("[[tickets]]\nname = \"a\"\n[tickets]\nname = \"b\"\n", "\n[tickets]"),
         ] {
-            assert_eq!(split(text), None, "{text}");
+            let at = text.find(header).unwrap() + header.find('t').unwrap();
+            assert_eq!(split(text).clash, Some(at..at + "tickets".len()), "{text}");
+        }
+        // `tickets` as a table alone is in the rest, whose check explains it.
+        let (rest, tickets) = pieces("[tickets]\nname = \"a\"\n[tickets.on_change]\n");
+        assert_eq!((rest.as_str(), tickets.len()), ("[tickets]\nname = \"a\"\n[tickets.on_change]\n", 0));
+    }
+
+    #[test]
+    fn malformed_layouts_are_cut_too_and_stay_in_a_piece() {
+        for (text, rest, tickets) in [
+            // A bracket that never closes keeps the rest of the file in its piece.
+            ("x = [1, 2\n[[tickets]]\n", "x = [1, 2\n[[tickets]]\n", 0),
+            ("[[tickets]]\nx = [1\n[[tickets]]\nname = \"b\"\n", "", 1),
+            // A stray closing bracket, a header that does not lex.
+            ("x = ]\n[[tickets]]\n", "x = ]\n", 1),
+            ("[[tickets\nname = \"a\"\n", "[[tickets\nname = \"a\"\n", 0),
+            ("[[tickets]] x\n[[tickets]]\n", "[[tickets]] x\n", 1),
+            ("[]\n[[tickets]]\n", "[]\n", 1),
+        ] {
+            let (r, t) = pieces(text);
+            assert_eq!((r.as_str(), t.len()), (rest, tickets), "{text}");
+            assert_eq!(r.len() + t.iter().map(String::len).sum::<usize>(), text.len(), "{text}");
         }
     }
 
     #[test]
     fn a_file_without_tickets_is_all_rest() {
         let text = "socket = \"/run/t.sock\"\n[credentials.a]\nvendor = \"alibaba\"\n";
-        assert_eq!(split(text), Some(Sections { rest: text.to_string(), tickets: Vec::new() }));
+        let cut = split(text);
+        assert_eq!((cut.rest.text(text).as_ref(), cut.tickets()), (text, 0));
     }
 }

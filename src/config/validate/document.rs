@@ -1,5 +1,5 @@
-//! From raw TOML to a validated [`Config`], collecting every problem with its place: the file as a
-//! whole or section by section, its top-level settings and the loop over its tickets.
+//! From raw TOML to a validated [`Config`], collecting every problem with its place: the file a
+//! piece at a time, its top-level settings and the loop over its tickets.
 
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
@@ -13,30 +13,79 @@ use crate::config::check::{Checker, resolve_path};
 use crate::config::checked::{Checked, Needs};
 use crate::config::defaults::{DEFAULT_CORE_DUMPS, DEFAULT_METRICS_TICKET_SERIES, DEFAULT_STATE_DIR, MAX_RATE_LIMIT};
 use crate::config::lenient::{self, KeyProblem};
-use crate::config::locate::{KeyPath, LineIndex};
+use crate::config::locate::{KeyPath, line_and_column};
 use crate::config::problem::Problem;
 use crate::config::raw::{RawConfig, RawTicket};
 use crate::config::spec::{Config, RateLimits, SocketGroup};
-use crate::config::split;
+use crate::config::split::Piece;
 use crate::config::ticket::{TicketSettings, TicketSpec};
 
 /// Check config `text` (named `file` in problems; relative paths against `base`): the config or
 /// the file's problems, with what the environment's checks need either way.
+///
+/// The one way a file is read: cut into pieces ([`split`](crate::config::split)), the top-level
+/// keys and tables parsed as one small document, then each ticket parsed, checked and dropped on
+/// its own, so no tree of the whole file is ever built. A syntax error in a ticket is reported
+/// at its place and that ticket left out: the others are still checked. A syntax error outside
+/// the tickets (or `tickets` both a table and the array of tickets) leaves the file's meaning
+/// unknown: it is reported with every ticket's syntax errors, and nothing else is checked.
 pub(crate) fn parse<'t>(text: &'t str, file: &str, base: Option<PathBuf>) -> Checked<'t> {
-    // Tickets are parsed one section at a time; a section the cut cannot take alone (or any TOML
-    // or type error) sends the file to the whole-document parse, which names the error's line.
-    if let Some(sections) = split::split(text).filter(|s| !s.tickets.is_empty())
-        && let Ok(checked) = parse_sections(Checker::new(file, text, base.clone()), &sections)
-    {
-        return checked;
+    let mut checker = Checker::new(file, text, base);
+    let cut = checker.cut.clone();
+    let mut syntax = Vec::new();
+    let rest = deserialize::<RawConfig>(&cut.rest.text(text))
+        .map_err(|e| syntax.push(toml_problem(file, text, &cut.rest, &e)))
+        .ok();
+    if let Some(clash) = &cut.clash {
+        syntax.push(syntax_problem(file, text, Some(clash.clone()), "duplicate key"));
     }
-    parse_document(Checker::new(file, text, base))
+    // Each ticket's piece as it is reached: parsed, then dropped once checked.
+    let syntax = std::cell::RefCell::new(syntax);
+    let tickets = (0..cut.tickets()).filter_map(|i| {
+        let piece = cut.ticket(i);
+        let (mut doc, found) = match deserialize::<TicketSection>(&piece.text(text)) {
+            Ok(read) => read,
+            Err(e) => {
+                syntax.borrow_mut().push(toml_problem(file, text, &piece, &e));
+                return None;
+            }
+        };
+        // A piece holds one `[[tickets]]` entry by construction.
+        let rt = doc.tickets.pop()?;
+        // The piece's own paths say `tickets[0]`: it is the file's `tickets[i]`.
+        let at = KeyPath::root().key("tickets").index(i);
+        let rebased = |path: &KeyPath| if path.segments().len() >= 2 { path.rebased(2, &at) } else { at.clone() };
+        Some((i, rt, found.into_iter().map(|(path, message)| (rebased(&path), message)).collect()))
+    });
+    let mut checked = match rest {
+        Some((raw, found)) if cut.clash.is_none() => check(checker, raw, found, tickets),
+        _ => {
+            tickets.for_each(drop);
+            checker.problems.append(&mut syntax.borrow_mut());
+            return Checked::new(checker, Err(Needs::default()));
+        }
+    };
+    checked.add(syntax.into_inner());
+    checked
 }
 
-/// The file's TOML cannot be read section by section: parse it whole.
-pub(super) struct Unsplittable;
+/// The file parsed as one document, the way [`parse`] must agree with: for tests only (a tree of
+/// the whole document costs hundreds of MiB at 100,000 tickets).
+#[cfg(test)]
+pub(super) fn parse_whole(mut checker: Checker<'_>) -> Checked<'_> {
+    let (mut raw, found) = match deserialize::<RawConfig>(checker.text) {
+        Ok(read) => read,
+        Err(e) => {
+            let problem = toml_problem(&checker.file, checker.text, &Piece::whole(checker.text), &e);
+            checker.problems.push(problem);
+            return Checked::new(checker, Err(Needs::default()));
+        }
+    };
+    let tickets = std::mem::take(&mut raw.tickets);
+    check(checker, raw, found, tickets.into_iter().enumerate().map(|(i, rt)| (i, rt, Vec::new())))
+}
 
-/// One `[[tickets]]` section, as a document of its own.
+/// One `[[tickets]]` piece, as a document of its own.
 #[derive(serde::Deserialize)]
 struct TicketSection {
     tickets: Vec<RawTicket>,
@@ -47,65 +96,14 @@ fn deserialize<T: serde::de::DeserializeOwned>(text: &str) -> Result<(T, Vec<Key
     lenient::read(text)
 }
 
-pub(super) fn parse_document(mut checker: Checker<'_>) -> Checked<'_> {
-    let (mut raw, found) = match deserialize::<RawConfig>(checker.text) {
-        Ok(read) => read,
-        Err(e) => {
-            let problem = toml_problem(&checker.file, checker.text, 0, &e);
-            checker.problems.push(problem);
-            return Checked::new(checker, Err(Needs::default()));
-        }
-    };
-    let tickets = std::mem::take(&mut raw.tickets);
-    let tickets = tickets.into_iter().enumerate().map(|(i, rt)| Ok::<_, std::convert::Infallible>((i, rt, Vec::new())));
-    match check(checker, raw, found, tickets) {
-        Ok(checked) => checked,
-        Err(never) => match never {},
-    }
-}
-
-pub(super) fn parse_sections<'t>(
-    checker: Checker<'t>,
-    sections: &split::Sections<'_>,
-) -> Result<Checked<'t>, Unsplittable> {
-    let (raw, found) = deserialize::<RawConfig>(&sections.rest).map_err(|_| Unsplittable)?;
-    if !raw.tickets.is_empty() {
-        return Err(Unsplittable);
-    }
-    // A ticket with a syntax error is reported (at its place in the file) and left out; the
-    // other tickets are still checked, so every section's problems come out in one run.
-    let (file, text) = (checker.file.clone(), checker.text);
-    let syntax = std::cell::RefCell::new(Vec::new());
-    let tickets = sections.tickets.iter().enumerate().filter_map(|(i, section)| {
-        let (mut doc, found) = match deserialize::<TicketSection>(section) {
-            Ok(read) => read,
-            Err(e) if e.span().is_some() => {
-                let offset = section.as_ptr() as usize - text.as_ptr() as usize;
-                syntax.borrow_mut().push(toml_problem(&file, text, offset, &e));
-                return None;
-            }
-            Err(_) => return Some(Err(Unsplittable)),
-        };
-        let Some(rt) = doc.tickets.pop().filter(|_| doc.tickets.is_empty()) else { return Some(Err(Unsplittable)) };
-        // The section's own paths say `tickets[0]`: it is the file's `tickets[i]`.
-        let at = KeyPath::root().key("tickets").index(i);
-        let rebased = |path: &KeyPath| if path.segments().len() >= 2 { path.rebased(2, &at) } else { at.clone() };
-        Some(Ok((i, rt, found.into_iter().map(|(path, message)| (rebased(&path), message)).collect())))
-    });
-    let mut checked = check(checker, raw, found, tickets)?;
-    checked.add(syntax.into_inner());
-    Ok(checked)
-}
-
 /// Validate a file's settings and its tickets, which come one at a time (with the paths of their
 /// unknown keys) so that a big file never holds all its raw tickets at once.
-/// A ticket that cannot be read (`E`) stops the check.
-fn check<E>(
-    mut checker: Checker<'_>,
+fn check<'t>(
+    mut checker: Checker<'t>,
     raw: RawConfig,
     found: Vec<KeyProblem>,
-    tickets: impl Iterator<Item = Result<(usize, RawTicket, Vec<KeyProblem>), E>>,
-) -> Result<Checked<'_>, E> {
+    tickets: impl Iterator<Item = (usize, RawTicket, Vec<KeyProblem>)>,
+) -> Checked<'t> {
     for (path, message) in found {
         checker.report(&path, message);
     }
@@ -160,8 +158,7 @@ fn check<E>(
     // clash shows up with the other problems, even in a ticket rejected for another reason.
     let mut sink_paths: HashMap<PathBuf, (u32, u32)> = HashMap::new();
     let mut shared = SharedSettings::default();
-    for ticket_result in tickets {
-        let (i, rt, found) = ticket_result?;
+    for (i, rt, found) in tickets {
         let at = root.key("tickets").index(i);
         for (path, message) in found {
             checker.report(&path, message);
@@ -214,7 +211,7 @@ fn check<E>(
             credentials,
             tickets: specs,
         };
-        Ok(Checked::new(checker, Ok(config)))
+        Checked::new(checker, Ok(config))
     } else {
         // The group is looked up even when the socket's path was refused, as before.
         let socket_group = raw
@@ -223,7 +220,7 @@ fn check<E>(
             .and(raw.socket_group.as_ref())
             .and_then(toml::Value::as_str)
             .map(|name| name.parse().map_or_else(|_| SocketGroup::Name(name.to_string()), SocketGroup::Id));
-        Ok(Checked::new(checker, Err(Needs { credentials, socket_group })))
+        Checked::new(checker, Err(Needs { credentials, socket_group }))
     }
 }
 
@@ -315,11 +312,19 @@ fn rate_limits(c: &mut Checker<'_>, raw: Option<&crate::config::raw::RawRateLimi
     limits
 }
 
-/// A TOML syntax error in the part of `text` that starts at byte `offset`.
-fn toml_problem(file: &str, text: &str, offset: usize, e: &toml::de::Error) -> Problem {
-    let span = e.span().map(|s| s.start + offset..s.end + offset);
-    let position = span.as_ref().map(|s| LineIndex::new(text).position(s.start));
-    let mut message = e.message().trim().to_string();
+/// A TOML syntax error in `piece` of the file's `text`.
+fn toml_problem(file: &str, text: &str, piece: &Piece, e: &toml::de::Error) -> Problem {
+    let span = e.span().map(|s| match s.is_empty() {
+        true => piece.file_offset(s.start)..piece.file_offset(s.start),
+        false => piece.file_offset(s.start)..piece.file_offset(s.end - 1) + 1,
+    });
+    syntax_problem(file, text, span, e.message())
+}
+
+/// A TOML syntax error at `span` of the file's `text`, in the words of `message`.
+fn syntax_problem(file: &str, text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> Problem {
+    let position = span.as_ref().map(|s| line_and_column(text, s.start));
+    let mut message = message.trim().to_string();
     // A key defined twice: name it, and explain the case a new user meets (a sink or hook
     // section before any `[[tickets]]`, which makes `tickets` a table).
     if message == "duplicate key"

@@ -3,7 +3,7 @@
 use crate::apis::kinds::Kind;
 use crate::config::check::{Checker, names_a_file};
 use crate::config::defaults::{DEFAULT_ENV_PREFIX, DEFAULT_SINK_MODE};
-use crate::config::locate::{KeyPath, Locator};
+use crate::config::locate::KeyPath;
 use crate::config::problem::Problem;
 use crate::config::raw::RawSink;
 use crate::config::sink::{DockerConfigSink, EnvNames, FileFormat, FileSink, SinkSpec};
@@ -227,7 +227,7 @@ fn template(
             TemplateOrigin::Inline { .. } => {
                 let at = at.key("template_text");
                 let inside = e.line.map(|l| format!("template line {l}: ")).unwrap_or_default();
-                let position = c.locator.get_or_init(|| Locator::new(c.text)).position(&at);
+                let position = c.position(&at);
                 Problem {
                     file: c.file.clone(),
                     line: position.map(|p| p.0),

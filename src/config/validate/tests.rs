@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use super::document::{parse_document, parse_sections};
+use super::document::{parse as parse_by_pieces, parse_whole};
 use crate::config::check::Checker;
 use crate::config::split;
 use crate::config::*;
@@ -65,13 +65,9 @@ fn section_by_section_parsing_gives_what_the_whole_document_gives() {
     let bad_tickets = format!("{credentials}{tickets}");
     let example = include_str!("../../../config.example.toml");
     for text in [GOOD, DSW_TCR, &bad_tickets, example, &format!("{GOOD}\n{tickets}")] {
-        let sections = split::split(text).expect("a plain layout");
-        assert!(!sections.tickets.is_empty());
-        let whole = env_finish(parse_document(Checker::new("t.toml", text, None)), &both_env());
-        let Ok(by_sections) = parse_sections(Checker::new("t.toml", text, None), &sections) else {
-            panic!("every section parses:\n{text}")
-        };
-        let by_sections = env_finish(by_sections, &both_env());
+        assert!(split::split(text).tickets() > 0);
+        let whole = env_finish(parse_whole(Checker::new("t.toml", text, None)), &both_env());
+        let by_sections = env_finish(parse_by_pieces(text, "t.toml", None), &both_env());
         assert_eq!(by_sections, whole, "{text}");
     }
     let found = problems(&bad_tickets, &env()).join("\n");
@@ -112,11 +108,11 @@ fn issue_17_every_problem_of_a_config_is_reported_in_one_pass_in_file_order() {
                 [[tickets.sinks]]\ntype = \"file\"\npath = \"/run/t/a.json\"\nmode = 600\n\
                 [[tickets]]\nname = \"b\"\nkind = \"sls\"\ncredentials = \"nope\"\nendpoint = \"http://127.0.0.1:1\"\n\
                 [[tickets.sinks]]\ntype = \"file\"\npath = \"/run/t/a.json\"\n";
-    // The quoted header makes the file go to the whole-document parse: the same problems.
+    // A quoted header is a ticket like any other: the same problems.
     let whole = format!(
         "{text}[[\"tickets\"]]\nname = \"c\"\nkind = \"sls\"\ncredentials = \"prod\"\nendpoint = \"http://127.0.0.1:1\"\n"
     );
-    assert!(split::split(text).is_some() && split::split(&whole).is_none());
+    assert_eq!((split::split(text).tickets(), split::split(&whole).tickets()), (2, 3));
     let want = [
         "t.toml:1:1: state_dir: is an integer, expected a string",
         "t.toml:2:1: stat_dir: unknown key; did you mean `state_dir`?",
@@ -999,4 +995,54 @@ fn issue_16_secret_fields_are_never_echoed_and_bad_key_text_is_refused() {
     let env = HashMap::from([("MY_KEY_1".to_string(), "LTAIx".to_string()), ("_SK".to_string(), mixed.to_string())]);
     parse(&with("source = \"env\"\naccess_key_id_env = \"MY_KEY_1\"\naccess_key_secret_env = \"_SK\""), "t.toml", &env)
         .unwrap();
+}
+
+/// Issue #18: one parse path. The layouts the old cut gave up on (sending the file to a parse of
+/// the whole document) are read a piece at a time too, with the problems and places a read of
+/// the whole document gives: sub-tables away from their ticket, quoted headers, `tickets` as a
+/// table, unbalanced brackets, malformed headers, a table defined twice in two distant parts.
+#[test]
+fn issue_18_every_layout_is_read_by_pieces_with_the_whole_document_s_problems() {
+    let ticket = "kind = \"sls\"\ncredentials = \"prod\"\nendpoint = \"http://127.0.0.1:1\"\n";
+    let cred = "[credentials.prod]\nvendor = \"alibaba\"\n";
+    let sink = "[[tickets.sinks]]\ntype = \"file\"\npath = \"/x\"\n";
+    for text in [
+        format!("[[tickets]]\nname = \"a\"\n{ticket}{cred}{sink}mode = 600\n[[tickets]]\nname = \"a\"\n{ticket}{sink}"),
+        format!(
+            "{cred}[[\"tickets\"]]\nname = \"a\"\n{ticket}token_lifetime = 5\n[ 'tickets' . on_change ]\nsignal = \"SIGNOPE\"\n"
+        ),
+        format!("{cred}[tickets]\nname = \"a\"\n"),
+        format!("{cred}{sink}[[tickets]]\nname = \"a\"\n"),
+        format!("[[tickets]]\nname = \"a\"\n{cred}[tickets]\nname = \"b\"\n"),
+        format!("{cred}x = [1, 2\n[[tickets]]\nname = \"a\"\n"),
+        format!("{cred}[[tickets]]\nname = \"a\"\n{ticket}allow_uids = [1,\n[[tickets]]\nname = \"b\"\n"),
+        format!("x = ]\n{cred}[[tickets]]\nname = \"a\"\n"),
+        format!("{cred}[[tickets\nname = \"a\"\n"),
+        format!("{cred}[[tickets]] x\nname = \"a\"\n"),
+        format!("{cred}[[tickets]]\nname = \"a\"\n{ticket}{cred}"),
+    ] {
+        let whole = problems_of(parse_whole(Checker::new("t.toml", &text, None)));
+        assert!(!whole.is_empty(), "{text}");
+        assert_eq!(problems_of(super::parse(&text, "t.toml", None)), whole, "{text}");
+    }
+    // Where the whole document stops at its first syntax error, the pieces report each one.
+    let text = format!("{cred}[[tickets]]\nname = \"a\"\n{ticket}[tickets.on_change]\n{cred}[tickets.on_change]\n");
+    assert_eq!(
+        problems_of(parse_whole(Checker::new("t.toml", &text, None))),
+        ["t.toml:9:14: duplicate key `prod`: it is already defined above"]
+    );
+    assert_eq!(
+        problems_of(super::parse(&text, "t.toml", None)),
+        [
+            "t.toml:9:14: duplicate key `prod`: it is already defined above",
+            "t.toml:11:10: duplicate key `on_change`: it is already defined above"
+        ]
+    );
+}
+
+fn problems_of(checked: crate::config::Checked<'_>) -> Vec<String> {
+    match env_finish(checked, &both_env()) {
+        Ok(_) => Vec::new(),
+        Err(problems) => problems.0.iter().map(|p| p.to_string()).collect(),
+    }
 }
