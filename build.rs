@@ -23,6 +23,9 @@ const TOOLS: &[&str] = &[
     "cargo-deb",
     "dpkg-deb",
     "kubernetes-validate",
+    // The fleet tests' etcd cluster (Debian etcd-server, etcd-client).
+    "etcd",
+    "etcdctl",
 ];
 
 fn main() {

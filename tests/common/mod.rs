@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime};
 
+/// The etcd test cluster (issue #19's fleet tests).
+pub mod etcd;
+
 use emulator::{Emulator, EmulatorKey, generate_key, generate_tencent_key};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ticketd");

@@ -1,0 +1,296 @@
+//! A real etcd cluster on loopback for the fleet tests: N `etcd` members on free ports, data in a
+//! temp dir, short heartbeat and election timeouts; members can be killed (`SIGKILL`), stopped
+//! (`SIGSTOP`), continued and restarted on their ports and data; `etcdctl get --prefix` dumps what
+//! the cluster holds.
+//!
+//! etcd needs its ports on the command line, so each is found by binding port 0 and releasing it;
+//! a member that then loses the race for its port (its log says "address already in use") makes
+//! [`EtcdCluster::start`] start the whole cluster again on fresh ports (three attempts).
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// How long a cluster or a member gets to become healthy.
+pub const HEALTHY_WITHIN: Duration = Duration::from_secs(30);
+/// One health probe's bound (a stopped member never answers).
+const PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
+/// Raft timings: short for fast elections, long enough for two busy cores.
+const HEARTBEAT_MS: u32 = 50;
+const ELECTION_MS: u32 = 500;
+
+pub struct EtcdMember {
+    pub name: String,
+    pub client_port: u16,
+    pub peer_port: u16,
+    pub data_dir: PathBuf,
+    pub log: PathBuf,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl EtcdMember {
+    pub fn client_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.client_port)
+    }
+
+    fn peer_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.peer_port)
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+pub struct EtcdCluster {
+    pub dir: tempfile::TempDir,
+    pub members: Vec<EtcdMember>,
+    token: String,
+}
+
+/// A port nothing listens on right now (bound and released: the caller races for it).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0").local_addr().expect("local addr").port()
+}
+
+impl EtcdCluster {
+    /// `n` members, healthy (every member answers `/health` true) within [`HEALTHY_WITHIN`].
+    pub async fn start(n: usize) -> EtcdCluster {
+        let mut last = String::new();
+        for attempt in 1..=3 {
+            let cluster = EtcdCluster::spawn(n, attempt);
+            match cluster.wait_all_healthy(HEALTHY_WITHIN).await {
+                Ok(()) => return cluster,
+                Err(why) => {
+                    let raced = cluster.members.iter().any(|m| m.log_text().contains("address already in use"));
+                    last = format!("{why}\n{}", cluster.logs());
+                    if !raced {
+                        break;
+                    }
+                }
+            }
+        }
+        panic!("etcd cluster of {n} did not become healthy: {last}");
+    }
+
+    fn spawn(n: usize, attempt: u32) -> EtcdCluster {
+        let dir = tempfile::Builder::new().prefix("ticketd-etcd-").tempdir().expect("temp dir");
+        let members: Vec<EtcdMember> = (0..n)
+            .map(|i| EtcdMember {
+                name: format!("etcd{i}"),
+                client_port: free_port(),
+                peer_port: free_port(),
+                data_dir: dir.path().join(format!("etcd{i}.data")),
+                log: dir.path().join(format!("etcd{i}.log")),
+                child: None,
+                starts: 0,
+            })
+            .collect();
+        let token = format!("ticketd-test-{}-{attempt}-{}", std::process::id(), members[0].client_port);
+        let mut cluster = EtcdCluster { dir, members, token };
+        for i in 0..n {
+            cluster.launch(i, "new");
+        }
+        cluster
+    }
+
+    fn initial_cluster(&self) -> String {
+        self.members.iter().map(|m| format!("{}={}", m.name, m.peer_url())).collect::<Vec<_>>().join(",")
+    }
+
+    fn launch(&mut self, i: usize, state: &str) {
+        let initial = self.initial_cluster();
+        let token = self.token.clone();
+        let m = &mut self.members[i];
+        m.starts += 1;
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&m.log).expect("etcd log");
+        let child = Command::new("etcd")
+            .args(["--name", &m.name])
+            .arg("--data-dir")
+            .arg(&m.data_dir)
+            .args(["--listen-client-urls", &m.client_url(), "--advertise-client-urls", &m.client_url()])
+            .args(["--listen-peer-urls", &m.peer_url(), "--initial-advertise-peer-urls", &m.peer_url()])
+            .args(["--initial-cluster", &initial, "--initial-cluster-state", state])
+            .args(["--initial-cluster-token", &token])
+            .args(["--heartbeat-interval", &HEARTBEAT_MS.to_string(), "--election-timeout", &ELECTION_MS.to_string()])
+            .args(["--logger", "zap", "--log-level", "warn", "--log-outputs", "stderr"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("etcd runs (apt-get install etcd-server)");
+        m.child = Some(child);
+    }
+
+    /// Every member's client URL, running or not (what a ticketd node is configured with).
+    pub fn endpoints(&self) -> Vec<String> {
+        self.members.iter().map(EtcdMember::client_url).collect()
+    }
+
+    /// The endpoints as a TOML array: `["http://127.0.0.1:1", …]`.
+    pub fn endpoints_toml(&self) -> String {
+        let quoted: Vec<String> = self.endpoints().iter().map(|e| format!("\"{e}\"")).collect();
+        format!("[{}]", quoted.join(", "))
+    }
+
+    fn signal(&self, i: usize, signal: rustix::process::Signal) {
+        let pid = self.members[i].pid().expect("member running");
+        let pid = rustix::process::Pid::from_raw(pid as i32).expect("pid");
+        rustix::process::kill_process(pid, signal).expect("signal etcd");
+    }
+
+    /// `kill -9` member `i` and reap it.
+    pub fn kill(&mut self, i: usize) {
+        self.signal(i, rustix::process::Signal::KILL);
+        let mut child = self.members[i].child.take().expect("member running");
+        child.wait().expect("reap etcd");
+    }
+
+    /// `SIGSTOP` member `i`: it holds its ports and answers nothing.
+    pub fn stop(&self, i: usize) {
+        self.signal(i, rustix::process::Signal::STOP);
+    }
+
+    /// `SIGCONT` member `i`.
+    pub fn cont(&self, i: usize) {
+        self.signal(i, rustix::process::Signal::CONT);
+    }
+
+    /// Start member `i` again (after [`EtcdCluster::kill`]) on its ports and data; healthy within
+    /// [`HEALTHY_WITHIN`] when a quorum is up with it.
+    pub fn restart(&mut self, i: usize) {
+        assert!(!self.members[i].is_running(), "restart of a running member {i}");
+        self.launch(i, "existing");
+    }
+
+    /// Whether member `i` answers `/health` with `"health":"true"` (it is in a cluster with a leader).
+    pub async fn healthy(&self, i: usize) -> bool {
+        if !self.members[i].is_running() {
+            return false;
+        }
+        let probe = async {
+            let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.members[i].client_port)).await.ok()?;
+            stream.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").await.ok()?;
+            let mut answer = Vec::new();
+            stream.take(64 * 1024).read_to_end(&mut answer).await.ok()?;
+            Some(String::from_utf8_lossy(&answer).into_owned())
+        };
+        match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
+            Ok(Some(answer)) => answer.starts_with("HTTP/1.") && answer.contains(r#""health":"true""#),
+            _ => false,
+        }
+    }
+
+    /// Wait until every running member is healthy, or say which is not after `timeout`.
+    pub async fn wait_all_healthy(&self, timeout: Duration) -> Result<(), String> {
+        let start = Instant::now();
+        loop {
+            let mut sick = Vec::new();
+            for (i, m) in self.members.iter().enumerate() {
+                if m.is_running() && !self.healthy(i).await {
+                    sick.push(m.name.clone());
+                }
+            }
+            if sick.is_empty() {
+                return Ok(());
+            }
+            if start.elapsed() > timeout {
+                return Err(format!("after {timeout:?} not healthy: {}", sick.join(", ")));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Wait until member `i` is healthy; panics with the logs after `timeout`.
+    pub async fn wait_healthy(&self, i: usize, timeout: Duration) {
+        let start = Instant::now();
+        while !self.healthy(i).await {
+            assert!(start.elapsed() < timeout, "etcd member {i} not healthy after {timeout:?}\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Wait until no running member reports healthy (a lost quorum shows within an election
+    /// timeout or two); panics after `timeout`.
+    pub async fn wait_no_quorum(&self, timeout: Duration) {
+        let start = Instant::now();
+        loop {
+            let mut any = false;
+            for i in 0..self.members.len() {
+                any |= self.healthy(i).await;
+            }
+            if !any {
+                return;
+            }
+            assert!(start.elapsed() < timeout, "etcd still reports a healthy member after {timeout:?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// `etcdctl` against the running members, with `args`; its stdout (panics on failure).
+    pub fn etcdctl(&self, args: &[&str]) -> Vec<u8> {
+        let live: Vec<String> = self.members.iter().filter(|m| m.is_running()).map(EtcdMember::client_url).collect();
+        assert!(!live.is_empty(), "etcdctl with no member running");
+        let out = Command::new("etcdctl")
+            .arg(format!("--endpoints={}", live.join(",")))
+            .args(["--dial-timeout=2s", "--command-timeout=5s"])
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("ETCDCTL_API", "3")
+            .stdin(Stdio::null())
+            .output()
+            .expect("etcdctl runs (apt-get install etcd-client)");
+        assert!(out.status.success(), "etcdctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        out.stdout
+    }
+
+    /// Every key and value under `prefix`, as `etcdctl get --prefix` prints them (key line, value
+    /// line), for scans.
+    pub fn dump(&self, prefix: &str) -> Vec<u8> {
+        self.etcdctl(&["get", "--prefix", prefix])
+    }
+
+    /// Every member's log, for a failure message.
+    pub fn logs(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| format!("--- {} ({} starts) ---\n{}", m.name, m.starts, tail(&m.log_text(), 40)))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+impl Drop for EtcdCluster {
+    fn drop(&mut self) {
+        for m in &mut self.members {
+            if let Some(mut child) = m.child.take() {
+                // SIGKILL ends a stopped member too.
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+}
