@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::answer::{Fetched, SourceError, parse_expiration, read_file};
 use super::context::Context;
+use super::source::{Fetching, Source};
 use crate::config::{Endpoint, MetadataSpec, OidcSpec};
 use crate::credentials::keys::Credentials;
 use crate::secret::{Secret, scrub};
@@ -263,6 +264,61 @@ pub async fn ecs_ram_role(spec: &MetadataSpec, ctx: &Context) -> Result<Fetched,
         },
         description: format!("ecs_ram_role (role {role}{})", if token.is_some() { "" } else { ", IMDSv1" }),
     })
+}
+
+/// The variables [`sts_url`] picks the STS host by.
+pub(crate) const STS_VARS: [&str; 2] = ["ALIBABA_CLOUD_STS_REGION", "ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED"];
+/// The variable an STS session name defaults to.
+pub(crate) const SESSION_VAR: &str = "ALIBABA_CLOUD_ROLE_SESSION_NAME";
+/// The three RRSA variables ([`oidc_vars`]).
+pub(crate) const OIDC_VARS: [&str; 3] =
+    ["ALIBABA_CLOUD_ROLE_ARN", "ALIBABA_CLOUD_OIDC_PROVIDER_ARN", "ALIBABA_CLOUD_OIDC_TOKEN_FILE"];
+/// The variables [`ecs_ram_role`] reads.
+pub(crate) const ECS_VARS: [&str; 3] =
+    ["ALIBABA_CLOUD_ECS_METADATA_DISABLED", "ALIBABA_CLOUD_IMDSV1_DISABLED", "ALIBABA_CLOUD_ECS_METADATA"];
+
+/// Alibaba `source = "oidc"`: RRSA.
+pub(crate) struct Oidc<'a>(pub &'a OidcSpec);
+
+impl Source for Oidc<'_> {
+    fn fetch<'a>(&'a self, ctx: &'a Context) -> Fetching<'a> {
+        Box::pin(oidc(self.0, ctx))
+    }
+
+    fn describe(&self, var: &dyn Fn(&str) -> Option<String>) -> Result<String, SourceError> {
+        oidc_vars(var).map(|v| format!("oidc (role {})", v.role_arn))
+    }
+
+    fn vars(&self) -> Vec<&str> {
+        [&OIDC_VARS[..], &[SESSION_VAR], &STS_VARS].concat()
+    }
+}
+
+/// Alibaba `source = "ecs_ram_role"`: the instance's RAM role.
+pub(crate) struct EcsRamRole<'a>(pub &'a MetadataSpec);
+
+impl Source for EcsRamRole<'_> {
+    fn fetch<'a>(&'a self, ctx: &'a Context) -> Fetching<'a> {
+        Box::pin(ecs_ram_role(self.0, ctx))
+    }
+
+    fn describe(&self, var: &dyn Fn(&str) -> Option<String>) -> Result<String, SourceError> {
+        if var("ALIBABA_CLOUD_ECS_METADATA_DISABLED").as_deref() == Some("true") {
+            return Err(SourceError::Absent("ALIBABA_CLOUD_ECS_METADATA_DISABLED=true".into()));
+        }
+        Ok(format!(
+            "ecs_ram_role ({})",
+            self.0
+                .role_name
+                .clone()
+                .or_else(|| var("ALIBABA_CLOUD_ECS_METADATA"))
+                .unwrap_or_else(|| "role discovered at run time".into())
+        ))
+    }
+
+    fn vars(&self) -> Vec<&str> {
+        ECS_VARS.to_vec()
+    }
 }
 
 #[cfg(test)]

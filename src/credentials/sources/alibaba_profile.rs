@@ -3,8 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use super::answer::{Fetched, SourceError, read_file};
+use super::answer::{Fetched, SourceError, Watch, read_file};
+use super::cli_profile::Overrides;
 use super::context::{Context, home};
+use super::source::{Fetching, Source};
 use crate::credentials::keys::Credentials;
 
 /// A profile as read: a CLI config.json profile's plan (with its description), or keys from the
@@ -116,4 +118,55 @@ fn ini_profile(path: &Path, wanted: Option<&str>, what: &str) -> Result<Fetched,
         credentials: Credentials::long_term(get("access_key_id")?, get("access_key_secret")?, None),
         description: format!("profile ({}, section {name}, type access_key)", path.display()),
     })
+}
+
+/// The variables the profile files are found and chosen by.
+const PROFILE_VARS: [&str; 4] =
+    ["HOME", "ALIBABA_CLOUD_PROFILE", "ALIBABA_CLOUD_CLI_PROFILE_DISABLED", "ALIBABA_CLOUD_CREDENTIALS_FILE"];
+
+/// Alibaba `source = "profile"`: the CLI config, then the INI file.
+pub(crate) struct Profile<'a> {
+    pub profile: Option<&'a str>,
+    pub file: Option<&'a PathBuf>,
+    pub overrides: Overrides<'a>,
+}
+
+impl Profile<'_> {
+    /// The files this profile reads: the configured one, else the CLI config and the INI file.
+    fn files(&self, ctx: &Context) -> Vec<PathBuf> {
+        if let Some(f) = self.file {
+            return vec![f.clone()];
+        }
+        let home = home(&|v| ctx.var(v));
+        let mut out: Vec<PathBuf> = home.as_ref().map(|h| h.join(".aliyun/config.json")).into_iter().collect();
+        match ctx.var("ALIBABA_CLOUD_CREDENTIALS_FILE") {
+            Some(f) => out.push(PathBuf::from(f)),
+            None => out.extend(home.map(|h| h.join(".alibabacloud/credentials.ini"))),
+        }
+        out
+    }
+}
+
+impl Source for Profile<'_> {
+    fn fetch<'a>(&'a self, ctx: &'a Context) -> Fetching<'a> {
+        Box::pin(profile(self.profile, self.file, self.overrides, ctx))
+    }
+
+    fn describe(&self, var: &dyn Fn(&str) -> Option<String>) -> Result<String, SourceError> {
+        resolve_profile(self.profile, self.file, var).map(|r| match r {
+            Resolved::Keys(f) => f.description,
+            Resolved::Cli(_, description) => description,
+        })
+    }
+
+    /// A rewritten profile file brings new keys.
+    fn watch(&self, ctx: &Context) -> Watch {
+        Watch::Files(self.files(ctx))
+    }
+
+    /// The files' variables, and what the CLI modes read (RamRoleArn, OIDC, EcsRamRole).
+    fn vars(&self) -> Vec<&str> {
+        use super::alibaba::{ECS_VARS, OIDC_VARS, SESSION_VAR, STS_VARS};
+        [&PROFILE_VARS[..], &OIDC_VARS, &[SESSION_VAR], &STS_VARS, &ECS_VARS].concat()
+    }
 }

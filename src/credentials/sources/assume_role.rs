@@ -5,13 +5,14 @@
 //! where their own refresher keeps them fresh: an ECS instance role under a cross-account role is
 //! renewed on its own schedule, and each AssumeRole is signed with what the base holds then.
 
-use crate::config::{AssumeRoleSpec, Endpoint};
+use crate::config::{AssumeRoleSpec, Endpoint, Vendor};
 use crate::credentials::keys::Credentials;
 use crate::secret::Secret;
 use crate::signing::{rpc, tc3};
 
 use super::answer::{Fetched, SourceError};
 use super::context::Context;
+use super::source::{Fetching, Source};
 
 /// Alibaba STS API version.
 pub const ALIBABA_VERSION: &str = "2015-04-01";
@@ -184,4 +185,30 @@ async fn tencent(spec: &AssumeRoleSpec, base: &Credentials, ctx: &Context) -> Re
     let credentials =
         super::tencent::sts_answer(response, &endpoint.to_string(), "AssumeRole", &spec.role_arn, &secrets).await?;
     Ok(Fetched { credentials, description: format!("role_arn (role {})", spec.role_arn) })
+}
+
+/// `source = "ram_role_arn"` (Alibaba) / `"role_arn"` (Tencent): AssumeRole on top of another set.
+pub(crate) struct AssumeRole<'a> {
+    pub spec: &'a AssumeRoleSpec,
+    /// The source's name in the config (`ram_role_arn` or `role_arn`).
+    pub name: &'static str,
+}
+
+impl Source for AssumeRole<'_> {
+    fn fetch<'a>(&'a self, ctx: &'a Context) -> Fetching<'a> {
+        Box::pin(fetch(self.spec, ctx))
+    }
+
+    /// The role and its base, named (the base set is described on its own).
+    fn describe(&self, _: &dyn Fn(&str) -> Option<String>) -> Result<String, SourceError> {
+        Ok(format!("{} (role {} on top of `{}`)", self.name, self.spec.role_arn, self.spec.base))
+    }
+
+    /// Alibaba: the session name and STS host variables; Tencent reads none.
+    fn vars(&self) -> Vec<&str> {
+        match self.spec.vendor {
+            Vendor::Alibaba => [&[super::alibaba::SESSION_VAR][..], &super::alibaba::STS_VARS].concat(),
+            Vendor::Tencent => Vec::new(),
+        }
+    }
 }

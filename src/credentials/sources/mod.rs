@@ -9,6 +9,11 @@
 //! `role_arn`: STS AssumeRole on top of another set) and [`uri`] (Alibaba `credentials_uri`);
 //! [`ini`] is the small INI reader both profile formats share.
 //!
+//! Each source is one `Source` (`source.rs`: fetch, describe, watch, vars), implemented in its
+//! own file (`given.rs` for static and in-memory keys, `env_source.rs`); `dispatch.rs` picks the
+//! one a spec names for its vendor and walks the chain, and the environment snapshot holds the
+//! union of the config's sources' `vars()`.
+//!
 //! This file is the facade: every child imports its siblings directly, never through it.
 
 pub mod alibaba;
@@ -20,9 +25,12 @@ pub mod cli_profile;
 mod context;
 mod dispatch;
 pub(crate) mod env;
+mod env_source;
+mod given;
 pub mod ini;
 pub mod refresher;
 mod snapshot;
+mod source;
 pub mod tencent;
 mod timing;
 pub mod uri;
@@ -37,6 +45,9 @@ pub use timing::{ALIBABA_RENEW_BEFORE, FILE_RECHECK, MAX_JITTER, TENCENT_RENEW_B
 
 #[cfg(test)]
 mod source_tests;
+
+#[cfg(test)]
+mod source_contract_tests;
 
 #[cfg(test)]
 mod assume_role_tests;

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::answer::{Fetched, SourceError, read_file};
+use super::answer::{Fetched, SourceError, Watch, read_file};
 use super::context::{Context, home};
+use super::source::{Fetching, Source};
 use crate::config::{Endpoint, MetadataSpec, OidcSpec};
 use crate::credentials::keys::Credentials;
 use crate::secret::{Secret, scrub};
@@ -249,6 +250,89 @@ pub(super) async fn sts_answer(
         security_token: Some(Secret::new(c.Token)),
         expires_at: Some(crate::clock::from_unix_seconds(expired)),
     })
+}
+
+/// The four TKE variables ([`oidc_vars`]).
+pub(crate) const OIDC_VARS: [&str; 4] =
+    ["TKE_REGION", "TKE_PROVIDER_ID", "TKE_WEB_IDENTITY_TOKEN_FILE", "TKE_ROLE_ARN"];
+/// The variables the profile files are found by.
+pub(crate) const PROFILE_VARS: [&str; 2] = ["HOME", "TENCENTCLOUD_CREDENTIALS_FILE"];
+
+/// Tencent `source = "profile"`: the credentials file.
+pub(crate) struct Profile<'a> {
+    pub profile: Option<&'a str>,
+    pub file: Option<&'a PathBuf>,
+}
+
+impl Profile<'_> {
+    /// The files this profile reads: the configured one, else the SDK's candidates.
+    fn files(&self, ctx: &Context) -> Vec<PathBuf> {
+        if let Some(f) = self.file {
+            return vec![f.clone()];
+        }
+        match ctx.var("TENCENTCLOUD_CREDENTIALS_FILE") {
+            Some(f) => vec![PathBuf::from(f)],
+            None => {
+                let mut out: Vec<PathBuf> =
+                    home(&|v| ctx.var(v)).map(|h| h.join(".tencentcloud/credentials")).into_iter().collect();
+                out.push(PathBuf::from("/etc/tencentcloud/credentials"));
+                out
+            }
+        }
+    }
+}
+
+impl Source for Profile<'_> {
+    fn fetch<'a>(&'a self, ctx: &'a Context) -> Fetching<'a> {
+        Box::pin(std::future::ready(profile(self.profile, self.file, ctx)))
+    }
+
+    fn describe(&self, var: &dyn Fn(&str) -> Option<String>) -> Result<String, SourceError> {
+        read_profile(self.profile, self.file, var).map(|f| f.description)
+    }
+
+    /// A rewritten profile file brings new keys.
+    fn watch(&self, ctx: &Context) -> Watch {
+        Watch::Files(self.files(ctx))
+    }
+
+    fn vars(&self) -> Vec<&str> {
+        PROFILE_VARS.to_vec()
+    }
+}
+
+/// Tencent `source = "cvm_role"`: the instance's role.
+pub(crate) struct CvmRole<'a>(pub &'a MetadataSpec);
+
+impl Source for CvmRole<'_> {
+    fn fetch<'a>(&'a self, ctx: &'a Context) -> Fetching<'a> {
+        Box::pin(cvm_role(self.0, ctx))
+    }
+
+    fn describe(&self, _: &dyn Fn(&str) -> Option<String>) -> Result<String, SourceError> {
+        Ok(format!("cvm_role ({})", self.0.role_name.clone().unwrap_or_else(|| "role discovered at run time".into())))
+    }
+
+    fn vars(&self) -> Vec<&str> {
+        Vec::new()
+    }
+}
+
+/// Tencent `source = "oidc"`: TKE's web identity.
+pub(crate) struct Oidc<'a>(pub &'a OidcSpec);
+
+impl Source for Oidc<'_> {
+    fn fetch<'a>(&'a self, ctx: &'a Context) -> Fetching<'a> {
+        Box::pin(oidc(self.0, ctx))
+    }
+
+    fn describe(&self, var: &dyn Fn(&str) -> Option<String>) -> Result<String, SourceError> {
+        oidc_vars(var).map(|v| format!("oidc (role {})", v.role_arn))
+    }
+
+    fn vars(&self) -> Vec<&str> {
+        OIDC_VARS.to_vec()
+    }
 }
 
 #[cfg(test)]

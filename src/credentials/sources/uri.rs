@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::answer::{Fetched, SourceError, parse_expiration};
 use super::context::Context;
+use super::source::{Fetching, Source};
 pub use crate::config::check::parse_uri;
 use crate::credentials::keys::Credentials;
 use crate::secret::Secret;
@@ -85,6 +86,23 @@ pub async fn fetch(configured: Option<&reqwest::Url>, ctx: &Context) -> Result<F
         },
         description: format!("credentials_uri ({at})"),
     })
+}
+
+/// Alibaba `source = "credentials_uri"`: the configured URI, else the variable's.
+pub(crate) struct CredentialsUri<'a>(pub Option<&'a reqwest::Url>);
+
+impl Source for CredentialsUri<'_> {
+    fn fetch<'a>(&'a self, ctx: &'a Context) -> Fetching<'a> {
+        Box::pin(fetch(self.0, ctx))
+    }
+
+    fn describe(&self, var: &dyn Fn(&str) -> Option<String>) -> Result<String, SourceError> {
+        uri_of(self.0, var).map(|u| format!("credentials_uri ({})", shown(&u)))
+    }
+
+    fn vars(&self) -> Vec<&str> {
+        vec![CREDENTIALS_URI_ENV]
+    }
 }
 
 #[cfg(test)]
