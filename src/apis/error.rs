@@ -31,11 +31,12 @@ pub enum ProviderError {
     Unusable { api: &'static str, detail: String, token_id: String },
     #[error("{0}")]
     Credentials(#[from] CredentialError),
-    /// The call ended without an answer inside ticketd: its task panicked or was cancelled. A
-    /// bug, reported so the ticket is retried rather than left waiting (the detail never quotes
-    /// the panic, which may hold a secret).
+    /// The provider does not make this call at all (a provider without `revoke`: the test
+    /// fakes); `detail` says what it cannot do. The caller keeps the work queued and retries. (A
+    /// call whose task panicked or was cancelled is the scheduler's `CallError`, not this.) The
+    /// text is the one this variant had as `Internal`, kept as it was.
     #[error("{api}: the call ended without an answer ({detail}); retrying")]
-    Internal { api: &'static str, detail: &'static str },
+    Unsupported { api: &'static str, detail: &'static str },
 }
 
 /// What an API error code means for ticketd.
@@ -68,7 +69,7 @@ impl ProviderError {
             ProviderError::Transport { .. }
             | ProviderError::Timeout { .. }
             | ProviderError::Malformed { .. }
-            | ProviderError::Internal { .. } => ErrorClass::Transient { after: None },
+            | ProviderError::Unsupported { .. } => ErrorClass::Transient { after: None },
             ProviderError::Api { kind: ApiErrorKind::Transient, retry_after, .. } => {
                 ErrorClass::Transient { after: *retry_after }
             }
@@ -111,5 +112,18 @@ mod tests {
         };
         assert_eq!(e.class(), ErrorClass::Transient { after: Some(Duration::from_secs(3)) });
         assert_eq!(e.to_string(), "SLS CreateTicket: HTTP 503 ServerBusy: busy (request id r1)");
+    }
+
+    #[test]
+    fn a_call_a_provider_does_not_make_is_unsupported_keeps_its_text_and_is_retried() {
+        let e = ProviderError::Unsupported {
+            api: crate::apis::tcr::DELETE_INSTANCE_TOKEN,
+            detail: "this provider cannot revoke tokens",
+        };
+        assert_eq!(
+            e.to_string(),
+            "TCR DeleteInstanceToken: the call ended without an answer (this provider cannot revoke tokens); retrying"
+        );
+        assert_eq!(e.class(), ErrorClass::Transient { after: None });
     }
 }

@@ -30,7 +30,7 @@ pub trait Provider: Send + Sync + 'static {
     ) -> BoxFuture<Result<tcr::Deleted, ProviderError>> {
         let _ = (revocation, credentials);
         Box::pin(async {
-            Err(ProviderError::Internal {
+            Err(ProviderError::Unsupported {
                 api: tcr::DELETE_INSTANCE_TOKEN,
                 detail: "this provider cannot revoke tokens",
             })
