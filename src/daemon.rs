@@ -31,7 +31,7 @@ pub enum DaemonError {
     #[error("{0}")]
     State(#[from] StoreError),
     #[error("{0}")]
-    Reload(String),
+    Reload(#[from] ReloadError),
     #[error("{0}")]
     Api(#[from] crate::api::ApiError),
     #[error("{0}")]
@@ -42,6 +42,35 @@ pub enum DaemonError {
         "the {0} task stopped unexpectedly (a bug: it panicked); stopping, so the service manager starts ticketd again"
     )]
     TaskDied(&'static str),
+}
+
+/// Why a reload was refused before anything changed (besides the config's own problems).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("this configuration was not read from a file")]
+    NotFromFile,
+    /// A blocking step's task ended without an answer.
+    #[error("{step} failed: {how}")]
+    TaskFailed { step: &'static str, how: TaskEnd },
+    #[error("state_dir cannot change on reload ({} -> {}); restart to move it", .from.display(), .to.display())]
+    StateDirChanged { from: std::path::PathBuf, to: std::path::PathBuf },
+    #[error("the scheduler has stopped")]
+    SchedulerStopped,
+}
+
+/// How a task ended without an answer (its panic's message is never kept: it may quote a secret).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TaskEnd {
+    #[error("it panicked")]
+    Panicked,
+    #[error("it was cancelled")]
+    Cancelled,
+}
+
+impl From<&tokio::task::JoinError> for TaskEnd {
+    fn from(e: &tokio::task::JoinError) -> TaskEnd {
+        if e.is_panic() { TaskEnd::Panicked } else { TaskEnd::Cancelled }
+    }
 }
 
 /// A daemon ready to run: state locked and loaded, credentials resolved, scheduler planned.
@@ -378,27 +407,23 @@ type Reloaded = Result<(Config, ReloadSummary), DaemonError>;
 
 /// A failed task, said without its panic's message (which may quote a secret).
 fn describe(e: &tokio::task::JoinError) -> String {
-    if e.is_panic() { "it panicked".into() } else { "it was cancelled".into() }
+    TaskEnd::from(e).to_string()
 }
 
 /// Load and validate the config file again, resolve its credentials, and hand the result to the
 /// scheduler. Nothing running changes unless all of it succeeds.
 async fn reload(running: Config, env: &dyn Environment, commands: mpsc::UnboundedSender<Command>) -> Reloaded {
     let Some(path) = running.source.clone() else {
-        return Err(DaemonError::Reload("this configuration was not read from a file".into()));
+        return Err(ReloadError::NotFromFile.into());
     };
     // Read on a blocking thread: the loop stays free to handle a stop request meanwhile.
     let read_path = path.clone();
     let text = tokio::task::spawn_blocking(move || config::read(&read_path))
         .await
-        .map_err(|e| DaemonError::Reload(format!("reading the config failed: {}", describe(&e))))??;
+        .map_err(|e| ReloadError::TaskFailed { step: "reading the config", how: (&e).into() })??;
     let mut next = crate::credentials::environment::parse_read(&text, &path, env)?;
     if next.state_dir != running.state_dir {
-        return Err(DaemonError::Reload(format!(
-            "state_dir cannot change on reload ({} -> {}); restart to move it",
-            running.state_dir.display(),
-            next.state_dir.display()
-        )));
+        return Err(ReloadError::StateDirChanged { from: running.state_dir, to: next.state_dir }.into());
     }
     let credentials = CredentialStore::resolve_all(&next, env).map_err(DaemonError::Credentials)?;
     // New sink directories are walked and made on a blocking thread too (a hung mount must not
@@ -406,12 +431,12 @@ async fn reload(running: Config, env: &dyn Environment, commands: mpsc::Unbounde
     let sinks: Vec<_> = next.tickets.iter().flat_map(|t| t.sinks.iter().cloned()).collect();
     tokio::task::spawn_blocking(move || crate::sinks::open_dirs(sinks.iter(), false))
         .await
-        .map_err(|e| DaemonError::Reload(format!("opening the sink directories failed: {}", describe(&e))))??;
+        .map_err(|e| ReloadError::TaskFailed { step: "opening the sink directories", how: (&e).into() })??;
     let (reply, answer) = oneshot::channel();
     commands
         .send(Command::Reconfigure { tickets: std::mem::take(&mut next.tickets), credentials, reply })
-        .map_err(|_| DaemonError::Reload("the scheduler has stopped".into()))?;
-    let summary = answer.await.map_err(|_| DaemonError::Reload("the scheduler has stopped".into()))?;
+        .map_err(|_| ReloadError::SchedulerStopped)?;
+    let summary = answer.await.map_err(|_| ReloadError::SchedulerStopped)?;
     Ok((next, summary))
 }
 
@@ -425,5 +450,34 @@ fn warn_if_series_hidden(config: &Config) {
             "/metrics shows no per-ticket series: there are more tickets than metrics_ticket_series \
              (only the aggregates and the soonest-to-expire token); raise metrics_ticket_series to see them"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refused reload says why in the words the `String` error had.
+    #[test]
+    fn reload_refusals_keep_their_texts() {
+        let cases = [
+            (ReloadError::NotFromFile, "this configuration was not read from a file"),
+            (
+                ReloadError::TaskFailed { step: "reading the config", how: TaskEnd::Panicked },
+                "reading the config failed: it panicked",
+            ),
+            (
+                ReloadError::TaskFailed { step: "opening the sink directories", how: TaskEnd::Cancelled },
+                "opening the sink directories failed: it was cancelled",
+            ),
+            (
+                ReloadError::StateDirChanged { from: "/var/lib/a".into(), to: "/var/lib/b".into() },
+                "state_dir cannot change on reload (/var/lib/a -> /var/lib/b); restart to move it",
+            ),
+            (ReloadError::SchedulerStopped, "the scheduler has stopped"),
+        ];
+        for (e, said) in cases {
+            assert_eq!(DaemonError::from(e).to_string(), said);
+        }
     }
 }

@@ -284,20 +284,33 @@ pub fn key_text_problem(value: &str) -> Option<String> {
     ))
 }
 
+/// Why a credentials URI is refused. Each names the text only up to its query, which may hold a
+/// token (as `credentials::sources::uri::shown` does).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UriError {
+    #[error("`{shown}` is not a URL ({reason})")]
+    NotAUrl { shown: String, reason: url::ParseError },
+    #[error("`{shown}`: scheme {scheme} is not http(s)")]
+    Scheme { shown: String, scheme: String },
+    #[error("`{shown}` has no host")]
+    NoHost { shown: String },
+    #[error("a credentials URI has no user info (the value is not shown)")]
+    UserInfo,
+}
+
 /// A credentials URI: http or https (plain http too, as the SDKs allow: the URI is a local
 /// sidecar or node agent), with a host and no user info.
-pub fn parse_uri(text: &str) -> Result<reqwest::Url, String> {
-    // Errors show the text up to its query, which may hold a token (as [`shown`] does).
-    let named = text.split(['?', '#']).next().unwrap_or_default();
-    let url = reqwest::Url::parse(text).map_err(|e| format!("`{named}` is not a URL ({e})"))?;
+pub fn parse_uri(text: &str) -> Result<reqwest::Url, UriError> {
+    let shown = || text.split(['?', '#']).next().unwrap_or_default().to_string();
+    let url = reqwest::Url::parse(text).map_err(|reason| UriError::NotAUrl { shown: shown(), reason })?;
     if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("`{named}`: scheme {} is not http(s)", url.scheme()));
+        return Err(UriError::Scheme { shown: shown(), scheme: url.scheme().to_string() });
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("`{named}` has no host"));
+        return Err(UriError::NoHost { shown: shown() });
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err("a credentials URI has no user info (the value is not shown)".into());
+        return Err(UriError::UserInfo);
     }
     Ok(url)
 }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use compact_str::CompactString;
 use std::sync::{Arc, Mutex};
@@ -126,10 +126,10 @@ async fn run_hook(spec: &TicketSpec, hook: &HookSpec, generation: u64) {
     if let (Some((signal, signal_name)), Some(pid_file)) = (&hook.signal, &hook.pid_file) {
         let sent = signal_target(pid_file).and_then(|(pidfd, pid)| {
             let signal = rustix::process::Signal::from_named_raw(*signal)
-                .ok_or_else(|| format!("signal {signal_name} is not a signal this system knows"))?;
+                .ok_or_else(|| SignalError::UnknownSignal { name: signal_name.to_string() })?;
             rustix::process::pidfd_send_signal(&pidfd, signal)
                 .map(|()| pid)
-                .map_err(|e| format!("cannot signal pid {pid}: {}", std::io::Error::from(e)))
+                .map_err(|e| SignalError::Send { pid, source: e.into() })
         });
         match sent {
             Ok(pid) => tracing::info!(ticket = %name, generation, pid, signal = %signal_name, "signalled on change"),
@@ -143,42 +143,70 @@ async fn run_hook(spec: &TicketSpec, hook: &HookSpec, generation: u64) {
     }
 }
 
+/// Why a hook's process was not signalled: the pid file or the process it names is not one
+/// ticketd may trust, or the signal could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SignalError {
+    #[error("cannot open {}: {source}", .file.display())]
+    Open { file: PathBuf, source: std::io::Error },
+    #[error("{concern}, so another user could choose the process")]
+    Directory { concern: crate::fsdir::Concern },
+    #[error("{} does not exist or is not a file", .file.display())]
+    Missing { file: PathBuf },
+    #[error("cannot stat {}: {source}", .file.display())]
+    Stat { file: PathBuf, source: std::io::Error },
+    #[error("{} {why}, so another user could choose the process", .file.display())]
+    Untrusted { file: PathBuf, why: String },
+    #[error("{} {source}", .file.display())]
+    Read { file: PathBuf, source: std::io::Error },
+    #[error("{} holds no pid", .file.display())]
+    NoPid { file: PathBuf },
+    #[error("no process {pid}: {source}")]
+    NoProcess { pid: i32, source: std::io::Error },
+    #[error("cannot read the owner of process {pid}")]
+    Owner { pid: i32 },
+    #[error("process {pid} runs as uid {uid} but {} belongs to uid {owner}; refusing to signal it", .file.display())]
+    OtherUser { pid: i32, uid: u32, file: PathBuf, owner: u32 },
+    #[error("signal {name} is not a signal this system knows")]
+    UnknownSignal { name: String },
+    #[error("cannot signal pid {pid}: {source}")]
+    Send { pid: i32, source: std::io::Error },
+}
+
 /// The process named by `pid_file`, as a pidfd (so a recycled pid cannot be signalled by mistake
 /// between the checks and the signal), and its pid. Refused unless no user but root or ticketd's
 /// own could have written the pid file (owner, mode, every directory above it: the StrictModes
 /// walk) and the process runs as the pid file's owner: otherwise whoever could write the file
 /// would choose what ticketd signals.
-pub fn signal_target(pid_file: &Path) -> Result<(OwnedFd, i32), String> {
+pub fn signal_target(pid_file: &Path) -> Result<(OwnedFd, i32), SignalError> {
     use crate::fsdir::{Follow, Trusted, walk};
-    let shown = pid_file.display();
-    let walked = walk(pid_file).map_err(|e| format!("cannot open {shown}: {e}"))?;
+    let file = || pid_file.to_path_buf();
+    let walked = walk(pid_file).map_err(|source| SignalError::Open { file: file(), source })?;
     if let Some(concern) = walked.concerns.first() {
-        return Err(format!("{concern}, so another user could choose the process"));
+        return Err(SignalError::Directory { concern: concern.clone() });
     }
     let Some(leaf) = walked.leaf.as_deref().filter(|_| walked.missing.is_empty()) else {
-        return Err(format!("{shown} does not exist or is not a file"));
+        return Err(SignalError::Missing { file: file() });
     };
     let fd = crate::fsdir::read::open_flags(&walked.dir, leaf, Follow::NoSymlinks)
-        .map_err(|e| format!("cannot open {shown}: {e}"))?;
-    let stat = rustix::fs::fstat(&fd).map_err(|e| format!("cannot stat {shown}: {}", std::io::Error::from(e)))?;
+        .map_err(|source| SignalError::Open { file: file(), source })?;
+    let stat = rustix::fs::fstat(&fd).map_err(|e| SignalError::Stat { file: file(), source: e.into() })?;
     if let Some(why) = Trusted::of_process().file(&stat) {
-        return Err(format!("{shown} {why}, so another user could choose the process"));
+        return Err(SignalError::Untrusted { file: file(), why });
     }
-    let text = crate::fsdir::read::read_opened(fd, PID_FILE_MAX_BYTES).map_err(|e| format!("{shown} {e}"))?;
+    let text = crate::fsdir::read::read_opened(fd, PID_FILE_MAX_BYTES)
+        .map_err(|source| SignalError::Read { file: file(), source })?;
     let pid = std::str::from_utf8(&text)
         .ok()
         .and_then(|t| t.trim().parse::<i32>().ok())
         .and_then(rustix::process::Pid::from_raw)
-        .ok_or_else(|| format!("{shown} holds no pid"))?;
+        .ok_or_else(|| SignalError::NoPid { file: file() })?;
     let pidfd = rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty())
-        .map_err(|e| format!("no process {}: {}", pid.as_raw_nonzero(), std::io::Error::from(e)))?;
+        .map_err(|e| SignalError::NoProcess { pid: pid.as_raw_nonzero().get(), source: e.into() })?;
     let raw = pid.as_raw_nonzero().get();
-    let uids = process_uids(raw).ok_or_else(|| format!("cannot read the owner of process {raw}"))?;
+    let uids = process_uids(raw).ok_or(SignalError::Owner { pid: raw })?;
     if !uids.contains(&stat.st_uid) {
-        return Err(format!(
-            "process {raw} runs as uid {} but {shown} belongs to uid {}; refusing to signal it",
-            uids[0], stat.st_uid
-        ));
+        return Err(SignalError::OtherUser { pid: raw, uid: uids[0], file: file(), owner: stat.st_uid });
     }
     Ok((pidfd, raw))
 }
@@ -260,7 +288,7 @@ mod tests {
         let (_, pid) = signal_target(&good).unwrap();
         assert_eq!(pid as u32, child.0.id());
         let open = write_pid(dir.path(), child.0.id(), 0o666);
-        let e = signal_target(&open).unwrap_err();
+        let e = signal_target(&open).unwrap_err().to_string();
         assert!(
             e.ends_with("x.pid is writable by every user (mode 666), so another user could choose the process"),
             "{e}"
@@ -269,13 +297,13 @@ mod tests {
         let shared = dir.path().join("shared");
         std::fs::create_dir(&shared).unwrap();
         std::fs::set_permissions(&shared, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
-        let e = signal_target(&write_pid(&shared, child.0.id(), 0o644)).unwrap_err();
+        let e = signal_target(&write_pid(&shared, child.0.id(), 0o644)).unwrap_err().to_string();
         assert!(e.contains("/shared is writable by every user"), "{e}");
-        let e = signal_target(&dir.path().join("none.pid")).unwrap_err();
+        let e = signal_target(&dir.path().join("none.pid")).unwrap_err().to_string();
         assert!(e.contains("does not exist"), "{e}");
         let good = write_pid(dir.path(), child.0.id(), 0o644);
         std::fs::write(&good, "not a pid\n").unwrap();
-        let e = signal_target(&good).unwrap_err();
+        let e = signal_target(&good).unwrap_err().to_string();
         assert!(e.ends_with("holds no pid"), "{e}");
     }
 
@@ -286,7 +314,7 @@ mod tests {
         let child = Reap(std::process::Command::new("sleep").arg("30").spawn().unwrap());
         let theirs = write_pid(dir.path(), child.0.id(), 0o644);
         std::os::unix::fs::chown(&theirs, Some(65534), None).unwrap();
-        let e = signal_target(&theirs).unwrap_err();
+        let e = signal_target(&theirs).unwrap_err().to_string();
         assert!(e.contains("x.pid is owned by uid 65534"), "{e}");
     }
 
@@ -306,7 +334,7 @@ mod tests {
             process_uids(child.0.id() as i32) == Some([65534, 65534])
         });
         assert!(dropped, "setpriv did not drop privileges within 10 s");
-        let e = signal_target(&write_pid(dir.path(), child.0.id(), 0o644)).unwrap_err();
+        let e = signal_target(&write_pid(dir.path(), child.0.id(), 0o644)).unwrap_err().to_string();
         assert!(e.contains("runs as uid 65534 but") && e.ends_with("belongs to uid 0; refusing to signal it"), "{e}");
     }
 }

@@ -78,7 +78,9 @@ pub async fn call(
         .and_then(|v| v.trim().parse::<u64>().ok())
         .filter(|s| *s > 0)
         .map(Duration::from_secs);
-    let body = crate::http::read_limited(response).await.map_err(|detail| ProviderError::Malformed { api, detail })?;
+    let body = crate::http::read_limited(response)
+        .await
+        .map_err(|e| ProviderError::Malformed { api, detail: e.to_string() })?;
     let mut secrets = vec![secret];
     secrets.extend(token);
     answer(status, retry_after, &body, &secrets).map(|value| {

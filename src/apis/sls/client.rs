@@ -77,7 +77,9 @@ pub async fn call(
     let response = builder.send().await.map_err(|e| transport(api, &endpoint, e))?;
     let status = response.status();
     let request_id = response.headers().get("x-log-requestid").and_then(|v| v.to_str().ok()).map(|v| scrub(v, &[]));
-    let body = crate::http::read_limited(response).await.map_err(|detail| ProviderError::Malformed { api, detail })?;
+    let body = crate::http::read_limited(response)
+        .await
+        .map_err(|e| ProviderError::Malformed { api, detail: e.to_string() })?;
     let secrets: Vec<&str> = match &op {
         Operation::Refresh { ticket } => vec![ticket.expose(), key.access_key_secret],
         Operation::Mint => vec![key.access_key_secret],

@@ -136,14 +136,14 @@ pub async fn call(
 /// A failed send, before it is named for the operation.
 enum SendError {
     Transport(reqwest::Error),
-    Body(String),
+    Body(crate::http::BodyError),
 }
 
 impl SendError {
     fn for_api(self, api: &'static str, endpoint: &crate::config::Endpoint) -> ProviderError {
         match self {
             SendError::Transport(e) => transport(api, &endpoint.to_string(), e),
-            SendError::Body(detail) => ProviderError::Malformed { api, detail },
+            SendError::Body(e) => ProviderError::Malformed { api, detail: e.to_string() },
         }
     }
 }

@@ -307,7 +307,7 @@ fn credentials_uri(c: &mut Checker<'_>, rc: &RawCredentials, at: &KeyPath) -> Op
     match parse_uri(text) {
         Ok(url) => Some(Some(url)),
         Err(problem) => {
-            c.report(&at.key("credentials_uri"), problem);
+            c.report(&at.key("credentials_uri"), problem.to_string());
             None
         }
     }

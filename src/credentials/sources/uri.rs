@@ -111,10 +111,35 @@ mod tests {
     #[test]
     fn a_refused_uri_is_named_without_its_query() {
         for text in ["ftp://agent/creds?token=s3cr3t", "not a url?token=s3cr3t"] {
-            let e = super::parse_uri(text).unwrap_err();
+            let e = super::parse_uri(text).unwrap_err().to_string();
             assert!(!e.contains("s3cr3t"), "{e}");
         }
         let url = super::parse_uri("http://127.0.0.1:8080/creds?token=s3cr3t").unwrap();
         assert_eq!(url.query(), Some("token=s3cr3t"), "the query is kept in the URI itself");
+    }
+
+    /// Each refusal is a typed `UriError` with the text the `String` error had.
+    #[test]
+    fn each_refused_uri_says_what_is_wrong_in_the_old_words() {
+        use crate::config::check::UriError;
+        let kind = |e: &UriError| match e {
+            UriError::NotAUrl { .. } => "not a URL",
+            UriError::Scheme { .. } => "scheme",
+            UriError::NoHost { .. } => "no host",
+            UriError::UserInfo => "user info",
+        };
+        let cases = [
+            ("not a url?t=1", "not a URL", "`not a url` is not a URL (relative URL without a base)"),
+            ("ftp://agent/c?t=1", "scheme", "`ftp://agent/c`: scheme ftp is not http(s)"),
+            ("http://u:p@agent/c", "user info", "a credentials URI has no user info (the value is not shown)"),
+            ("unix:/run/agent?t=1", "scheme", "`unix:/run/agent`: scheme unix is not http(s)"),
+        ];
+        for (text, wanted, said) in cases {
+            let e = super::parse_uri(text).unwrap_err();
+            assert_eq!(kind(&e), wanted, "{text}: {e:?}");
+            assert_eq!(e.to_string(), said);
+        }
+        let e = super::uri_of(None, &|_| Some("ftp://x/".into())).unwrap_err();
+        assert_eq!(e.detail(), "ALIBABA_CLOUD_CREDENTIALS_URI: `ftp://x/`: scheme ftp is not http(s)");
     }
 }
