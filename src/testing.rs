@@ -22,6 +22,7 @@ pub(crate) fn sls_ticket(name: &str, ticket: Duration, token: Duration) -> Ticke
             }),
             sinks: vec![],
             consumers: Default::default(),
+            scope: Default::default(),
         },
     )
 }

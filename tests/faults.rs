@@ -17,7 +17,16 @@ use ticketd::scheduler::timing::RetryClass;
 use ticketd::signing::sls::V1Mac;
 
 fn spec(name: &str, api: ApiSpec) -> TicketSpec {
-    TicketSpec::new(name, TicketSettings { credentials: "x".into(), api, sinks: vec![], consumers: Default::default() })
+    TicketSpec::new(
+        name,
+        TicketSettings {
+            credentials: "x".into(),
+            api,
+            sinks: vec![],
+            consumers: Default::default(),
+            scope: Default::default(),
+        },
+    )
 }
 
 fn tickets(url: &str) -> [(Service, TicketSpec); 3] {

@@ -139,6 +139,7 @@ fn spec(sinks: Vec<SinkSpec>) -> TicketSpec {
             }),
             sinks,
             consumers: Default::default(),
+            scope: Default::default(),
         },
     )
 }

@@ -151,6 +151,7 @@ pub fn config(
                         sink("url", FileFormat::Url),
                     ],
                     consumers: Default::default(),
+                    scope: Default::default(),
                 },
             ),
             TicketSpec::new(
@@ -169,6 +170,7 @@ pub fn config(
                         file(DSW_TICKET, "env", FileFormat::Env, Kind::Dsw),
                     ],
                     consumers: Default::default(),
+                    scope: Default::default(),
                 },
             ),
             TicketSpec::new(
@@ -193,9 +195,11 @@ pub fn config(
                         }),
                     ],
                     consumers: Default::default(),
+                    scope: Default::default(),
                 },
             ),
         ],
+        cluster: None,
     }
 }
 

@@ -187,6 +187,14 @@ pub(crate) fn resolve_path(base: Option<&Path>, text: &str) -> Option<PathBuf> {
     Some(base?.join(relative))
 }
 
+/// An environment variable name as POSIX has them: upper-case letters, digits and `_`, not
+/// starting with a digit.
+pub(crate) fn is_env_var_name(name: &str) -> bool {
+    name.len() <= 128
+        && name.bytes().next().is_some_and(|b| b.is_ascii_uppercase() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+}
+
 pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 128

@@ -9,6 +9,7 @@
 pub(crate) mod check;
 mod checked;
 mod client;
+pub(crate) mod cluster;
 pub(crate) mod credential;
 pub(crate) mod defaults;
 mod lenient;
@@ -25,6 +26,10 @@ mod validate;
 
 pub use checked::Checked;
 pub use client::{ClientConfig, RegistryTicket, load_client, parse_client};
+pub use cluster::{
+    ClientCert, ClusterAuth, ClusterSpec, DEFAULT_CLUSTER_PREFIX, DEFAULT_LEASE_TTL, MAX_LEASE_TTL, MIN_LEASE_TTL,
+    Scope,
+};
 pub use credential::{
     AssumeRoleSpec, ChainSpec, CredentialSpec, MetadataSpec, OidcSpec, SourceSpec, StaticKeys, Vendor,
 };

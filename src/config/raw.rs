@@ -20,6 +20,7 @@ pub struct RawConfig {
     pub metrics_ticket_series: Option<i64>,
     pub core_dumps: Option<bool>,
     pub rate_limits: Option<RawRateLimits>,
+    pub cluster: Option<RawCluster>,
     #[serde(default)]
     pub credentials: BTreeMap<String, RawCredentials>,
     /// Empty in the rest of a cut file (each ticket is parsed on its own, `config::split`): the
@@ -28,6 +29,24 @@ pub struct RawConfig {
     #[serde(default)]
     #[cfg_attr(not(test), allow(dead_code))]
     pub tickets: Vec<RawTicket>,
+}
+
+/// The `[cluster]` section as written.
+#[derive(Debug, Default, Deserialize)]
+pub struct RawCluster {
+    pub backend: Option<String>,
+    pub endpoints: Option<Vec<String>>,
+    pub prefix: Option<String>,
+    pub node: Option<String>,
+    pub lease_ttl: Option<String>,
+    pub encryption_key_file: Option<String>,
+    pub ca_file: Option<String>,
+    pub cert_file: Option<String>,
+    pub key_file: Option<String>,
+    pub username: Option<String>,
+    /// The name of the variable holding etcd's password: a [`RawSecret`] in case the password
+    /// itself was pasted here.
+    pub password_env: Option<RawSecret>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -95,11 +114,13 @@ pub struct RawTicket {
     pub required: Option<bool>,
     pub on_change: Option<RawHook>,
     pub sinks: Vec<RawSink>,
+    /// `"cluster"` or `"node"` ([`Scope`](crate::config::cluster::Scope)).
+    pub scope: Option<String>,
 }
 
 /// The keys a `[[tickets]]` section holds besides the APIs' own, before and after them.
 const TICKET_KEYS_BEFORE: [&str; 3] = ["name", "kind", "credentials"];
-const TICKET_KEYS_AFTER: [&str; 5] = ["allow_uids", "allow_gids", "required", "on_change", "sinks"];
+const TICKET_KEYS_AFTER: [&str; 6] = ["allow_uids", "allow_gids", "required", "on_change", "sinks", "scope"];
 
 /// Every key a `[[tickets]]` section may hold, in the order the unknown-key suggestions weigh them.
 fn ticket_keys() -> &'static [&'static str] {
@@ -131,6 +152,7 @@ impl<'de> Deserialize<'de> for RawTicket {
                         "required" => t.required = map.next_value()?,
                         "on_change" => t.on_change = map.next_value()?,
                         "sinks" => t.sinks = map.next_value()?,
+                        "scope" => t.scope = map.next_value()?,
                         other => match api_keys().iter().find(|k| k.name == other) {
                             Some(k) => {
                                 let value = match k.shape {

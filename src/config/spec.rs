@@ -29,6 +29,8 @@ pub struct Config {
     pub core_dumps: bool,
     pub credentials: BTreeMap<String, CredentialSpec>,
     pub tickets: Vec<TicketSpec>,
+    /// Optional. Default: none (this host alone). The fleet this node belongs to (`[cluster]`).
+    pub cluster: Option<super::cluster::ClusterSpec>,
 }
 
 /// How fast ticketd may call each endpoint (`[rate_limits]`). A burst of due tickets queues up

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::cluster::Scope;
 use super::sink::SinkSpec;
 use crate::apis::kinds::{ApiSpec, Kind};
 
@@ -27,6 +28,8 @@ pub struct TicketSettings {
     pub api: ApiSpec,
     pub sinks: Vec<SinkSpec>,
     pub consumers: ConsumerSpec,
+    /// Optional. Default [`Scope::Cluster`] with `[cluster]`, else [`Scope::Node`].
+    pub scope: Scope,
 }
 
 impl TicketSpec {

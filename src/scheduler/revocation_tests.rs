@@ -71,6 +71,7 @@ fn tcr_ticket(name: &str, hook: bool) -> TicketSpec {
             }),
             sinks: vec![],
             consumers: ConsumerSpec { on_change, ..Default::default() },
+            scope: Default::default(),
         },
     )
 }

@@ -166,6 +166,7 @@ pub(super) fn credential_store(expires_at: Option<SystemTime>) -> CredentialStor
         core_dumps: false,
         credentials: Default::default(),
         tickets: vec![],
+        cluster: None,
     };
     let creds = Credentials {
         access_key_id: Secret::new("id"),

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::config::check::{Checker, endpoint, key_text_problem, parse_uri, valid_name};
+use crate::config::check::{Checker, endpoint, is_env_var_name, key_text_problem, parse_uri, valid_name};
 use crate::config::credential::{
     AssumeRoleSpec, ChainSpec, CredentialSpec, MetadataSpec, OidcSpec, SourceSpec, StaticKeys, Vendor,
 };
@@ -35,12 +35,6 @@ fn env_var_name(c: &mut Checker<'_>, value: &Option<RawSecret>, default: &str, a
         Some(v) => v.to_string(),
         None => default.to_string(),
     }
-}
-
-fn is_env_var_name(name: &str) -> bool {
-    name.len() <= 128
-        && name.bytes().next().is_some_and(|b| b.is_ascii_uppercase() || b == b'_')
-        && name.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
 }
 
 pub(super) fn credential(c: &mut Checker<'_>, name: &str, rc: &RawCredentials, at: &KeyPath) -> Option<CredentialSpec> {

@@ -11,6 +11,7 @@ use super::socket::socket;
 use super::tickets::ticket;
 use crate::config::check::{Checker, resolve_path};
 use crate::config::checked::{Checked, Needs};
+use crate::config::cluster::cluster;
 use crate::config::defaults::{DEFAULT_CORE_DUMPS, DEFAULT_METRICS_TICKET_SERIES, DEFAULT_STATE_DIR, MAX_RATE_LIMIT};
 use crate::config::lenient::{self, KeyProblem};
 use crate::config::locate::{KeyPath, line_and_column};
@@ -151,6 +152,7 @@ fn check<'t>(
     }
 
     assume_role_bases(&mut checker, &raw.credentials, &credentials);
+    let cluster = raw.cluster.as_ref().map(|rc| cluster(&mut checker, rc));
 
     let mut specs = Vec::new();
     let mut names = SeenNames::default();
@@ -185,7 +187,7 @@ fn check<'t>(
                 }
             }
         }
-        match ticket(&mut checker, &rt, &at, &raw.credentials, &credentials) {
+        match ticket(&mut checker, &rt, &at, &raw.credentials, &credentials, cluster.is_some()) {
             Some((name, settings)) => {
                 specs.push(TicketSpec::sharing(name, shared.intern(settings)));
                 if !duplicate {
@@ -210,6 +212,7 @@ fn check<'t>(
             core_dumps: raw.core_dumps.unwrap_or(DEFAULT_CORE_DUMPS),
             credentials,
             tickets: specs,
+            cluster: cluster.flatten(),
         };
         Checked::new(checker, Ok(config))
     } else {

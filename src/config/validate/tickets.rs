@@ -9,6 +9,7 @@ use super::sinks::sinks;
 use crate::apis::kinds::{Kind, api_keys};
 use crate::apis::validate::{self, TicketContext};
 use crate::config::check::{Checker, valid_name};
+use crate::config::cluster::scope;
 use crate::config::credential::CredentialSpec;
 use crate::config::locate::KeyPath;
 use crate::config::raw::{RawCredentials, RawTicket};
@@ -21,7 +22,9 @@ pub(super) fn ticket(
     at: &KeyPath,
     raw_credentials: &BTreeMap<String, RawCredentials>,
     credentials: &BTreeMap<String, CredentialSpec>,
+    clustered: bool,
 ) -> Option<(String, TicketSettings)> {
+    let scope = scope(c, rt.scope.as_deref(), &at.key("scope"), clustered);
     let name = c.required(&rt.name, &at.key("name")).map(str::to_string);
     if let Some(n) = &name
         && !valid_name(n)
@@ -72,7 +75,10 @@ pub(super) fn ticket(
             }
         }
     }
-    Some((name?, TicketSettings { credentials: cred_name?, api: api?, sinks: sinks?, consumers: consumers? }))
+    Some((
+        name?,
+        TicketSettings { credentials: cred_name?, api: api?, sinks: sinks?, consumers: consumers?, scope: scope? },
+    ))
 }
 
 fn consumers(c: &mut Checker<'_>, rt: &RawTicket, at: &KeyPath) -> Option<ConsumerSpec> {
