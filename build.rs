@@ -26,6 +26,9 @@ const TOOLS: &[&str] = &[
     // The fleet tests' etcd cluster (Debian etcd-server, etcd-client).
     "etcd",
     "etcdctl",
+    // Consumers of the template examples (tests/templates.rs): the machine's Node.js npm and JDK.
+    "npm",
+    "javac",
 ];
 
 fn main() {

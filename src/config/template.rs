@@ -248,9 +248,16 @@ pub fn properties(value: &str) -> String {
     out
 }
 
+/// Standard base64 with padding of the UTF-8 text (HTTP Basic auth: `username:password`).
+pub fn b64encode(value: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(value)
+}
+
 /// The engine every sink template runs in: strict undefined, no auto-escaping (whatever the
-/// file name says), no loader, bounded fuel, `trim_blocks` and the trailing newline kept, and the filters `shell`, `properties` and `json`
-/// (minijinja's `tojson`; `urlencode` is its own).
+/// file name says), no loader, bounded fuel, `trim_blocks` and the trailing newline kept, and
+/// the filters `shell`, `properties`, `b64encode` and `json` (minijinja's `tojson`; `urlencode`
+/// is its own).
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -261,6 +268,7 @@ fn environment() -> Environment<'static> {
     env.set_syntax(syntax.expect("the default delimiters"));
     env.add_filter("shell", |v: &str| shell(v));
     env.add_filter("properties", |v: &str| properties(v));
+    env.add_filter("b64encode", |v: &str| b64encode(v));
     env.add_filter("json", minijinja::filters::tojson);
     env
 }

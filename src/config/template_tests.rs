@@ -175,3 +175,15 @@ fn the_memo_reads_and_checks_a_file_once() {
     std::fs::File::create(&big).unwrap().set_len(MAX_TEMPLATE_BYTES + 1).unwrap();
     assert_eq!(memo.read(&big).unwrap_err(), "is larger than the limit of 262144 bytes");
 }
+
+#[test]
+fn b64encode_is_standard_base64_with_padding() {
+    let out = rendered("{{ ('user' ~ ':' ~ token) | b64encode }}", with_token(Kind::Tcr, "p+/w?", vec![]));
+    assert_eq!(out, "dXNlcjpwKy93Pw==");
+}
+
+#[test]
+fn a_comment_line_leaves_no_blank_line() {
+    let out = rendered("{# a note\n   on two lines #}\nk={{ token }}\n", with_token(Kind::Sls, "t", vec![]));
+    assert_eq!(out, "k=t\n");
+}
