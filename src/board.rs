@@ -96,6 +96,11 @@ impl Table {
         self.iter().map(|(_, ticket)| ticket)
     }
 
+    /// Every ticket, to change, in no particular order.
+    pub(crate) fn tickets_mut(&mut self) -> impl Iterator<Item = &mut Ticket> {
+        self.slots.iter_mut().flatten()
+    }
+
     /// Add a ticket whose name is not on the board yet.
     pub(crate) fn insert(&mut self, ticket: Ticket) -> TicketId {
         debug_assert!(self.id(ticket.name()).is_none(), "a ticket name is on the board once");

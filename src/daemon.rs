@@ -422,6 +422,8 @@ async fn reload(running: Config, env: &dyn Environment, commands: mpsc::Unbounde
         .await
         .map_err(|e| ReloadError::TaskFailed { step: "reading the config", how: (&e).into() })??;
     let mut next = crate::credentials::environment::parse_read(&text, &path, env)?;
+    // The text (14 MiB at 100,000 tickets) is not kept through the scheduler's reload plan.
+    drop(text);
     if next.state_dir != running.state_dir {
         return Err(ReloadError::StateDirChanged { from: running.state_dir, to: next.state_dir }.into());
     }

@@ -71,19 +71,30 @@ impl Core {
 
     /// Add ticket `spec`, holding `holding`, and queue it.
     pub(crate) fn insert(&mut self, table: &mut Table, spec: TicketSpec, holding: Holding, now: Now) -> TicketId {
-        let has_current = holding.valid_token(now).is_some();
-        let mut ticket = Ticket::new(spec, holding, self.next_epoch(), self.rng.random());
+        let id = self.place(table, spec, holding);
+        self.start(table, id, now);
+        id
+    }
+
+    /// Add ticket `spec`, holding `holding`, without queueing it yet ([`Core::start`] does).
+    pub(crate) fn place(&mut self, table: &mut Table, spec: TicketSpec, holding: Holding) -> TicketId {
+        let ticket = Ticket::new(spec, holding, self.next_epoch(), self.rng.random());
+        let id = table.insert(ticket);
+        table.touch();
+        id
+    }
+
+    /// Queue ticket `id`, placed with its holding; whether it holds a token valid at `now`.
+    pub(crate) fn start(&mut self, table: &mut Table, id: TicketId, now: Now) -> bool {
+        let Some(ticket) = table.get_mut(id) else { return false };
+        let has_current = ticket.holding().valid_token(now).is_some();
         // Sinks may be stale or missing after a restart: write them once.
         if has_current {
             ticket.mark_unpublished();
-        }
-        let id = table.insert(ticket);
-        table.touch();
-        if has_current {
             self.publish(table, id);
         }
         self.queue.reschedule(table, id, now);
-        id
+        has_current
     }
 
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {

@@ -26,7 +26,7 @@ use crate::scheduler::handle::{self, Written};
 use crate::scheduler::queue::from_key;
 use crate::scheduler::reload::{self, ReloadPlan, ReloadSummary};
 use crate::scheduler::reports::{CallReport, Event, Message};
-use crate::scheduler::restore::{Restore, Restored};
+use crate::scheduler::restore::Restore;
 use crate::scheduler::timing::Step;
 use crate::store::contract::Store;
 use crate::store::record::StateFile;
@@ -84,37 +84,64 @@ impl Scheduler {
     /// A scheduler for `tickets`, starting from `saved` state: holdings whose identity still
     /// matches the config are reused.
     pub fn new(parts: Parts, tickets: Vec<TicketSpec>, mut saved: StateFile) -> Self {
-        let mut restore = Restore::new(&tickets, parts.clock.read());
-        for (name, stored) in std::mem::take(&mut saved.tickets) {
-            restore.offer(name, stored);
+        let records = std::mem::take(&mut saved.tickets);
+        let restored = Self::starting(parts, tickets, |restore| {
+            for (name, stored) in records {
+                restore.offer(name, stored);
+            }
+            Ok::<_, std::convert::Infallible>((saved, ()))
+        });
+        match restored {
+            Ok((scheduler, _)) => scheduler,
+            Err(never) => match never {},
         }
-        let restored = restore.finish();
-        Self::starting_from(parts, tickets, restored, saved)
     }
 
-    /// [`Scheduler::new`] from the state saved in `store`, read record by record (each matched
-    /// to its ticket as it is read: a big state is never held whole). Also answers where a
-    /// corrupt state was set aside, and why.
+    /// [`Scheduler::new`] from the state saved in `store`, read record by record (each record's
+    /// holding goes straight to its ticket on the board as it is read: a big state is never held
+    /// whole, nor staged). Also answers where a corrupt state was set aside, and why.
     pub fn restore(
         parts: Parts,
         tickets: Vec<TicketSpec>,
         store: &dyn Store,
     ) -> Result<(Self, Option<(std::path::PathBuf, String)>), crate::store::StoreError> {
-        let mut restore = Restore::new(&tickets, parts.clock.read());
-        let loaded = store.load_each(&mut |name, stored| restore.offer(name, stored))?;
-        if loaded.set_aside.is_some() {
-            restore.discard();
-        }
-        let restored = restore.finish();
-        Ok((Self::starting_from(parts, tickets, restored, loaded.state), loaded.set_aside))
+        let (scheduler, set_aside) = Self::starting(parts, tickets, |restore| {
+            let loaded = store.load_each(&mut |name, stored| restore.offer(name, stored))?;
+            if loaded.set_aside.is_some() {
+                restore.discard();
+            }
+            Ok((loaded.state, loaded.set_aside))
+        })?;
+        Ok((scheduler, set_aside))
     }
 
-    /// The scheduler, its board holding `tickets` with what `restored` kept for them and the
-    /// revocations `saved` holds.
-    fn starting_from(parts: Parts, tickets: Vec<TicketSpec>, restored: Restored, mut saved: StateFile) -> Self {
+    /// The scheduler, its board holding `tickets` with the holdings `load` restores (it answers
+    /// the saved state's other parts, revocations and unconfirmed tokens, and an `R` of its own);
+    /// then every ticket is queued.
+    fn starting<R, E>(
+        parts: Parts,
+        tickets: Vec<TicketSpec>,
+        load: impl FnOnce(&mut Restore<'_>) -> Result<(StateFile, R), E>,
+    ) -> Result<(Self, R), E> {
         let (core, rx) = Core::new(parts.seed, tickets.len());
         let mut scheduler = Scheduler { parts, core, rx, wall_offset: None, in_flight: 0 };
         let now = scheduler.parts.clock.read();
+        let loaded = scheduler.with_table(|s, table| {
+            table.reserve(tickets.len());
+            let ids: Vec<TicketId> =
+                tickets.into_iter().map(|spec| s.core.place(table, spec, crate::token::Holding::default())).collect();
+            let mut restore = Restore::new(table, now);
+            match load(&mut restore) {
+                Ok(saved) => Ok((ids, saved, restore.finish())),
+                Err(e) => {
+                    for id in ids {
+                        table.remove(id);
+                    }
+                    Err(e)
+                }
+            }
+        });
+        let (ids, (mut saved, rest), held) = loaded?;
         {
             let mut queue = scheduler.parts.board.revocations();
             for pending in std::mem::take(&mut saved.revocations) {
@@ -122,17 +149,15 @@ impl Scheduler {
             }
         }
         let unconfirmed = std::mem::take(&mut saved.unconfirmed);
-        let Restored { holdings, held } = restored;
         let reused = scheduler.with_table(|s, table| {
-            table.reserve(tickets.len());
             let mut reused = 0usize;
-            for (spec, holding) in tickets.into_iter().zip(holdings) {
-                let holding = holding.unwrap_or_default();
-                if holding.current.is_some() {
+            for id in ids {
+                if let Some(ticket) = table.get(id).filter(|t| t.holding().current.is_some()) {
                     reused += 1;
-                    tracing::debug!(ticket = %spec.name, generation = holding.generation(), "reusing the saved token");
+                    let generation = ticket.holding().generation();
+                    tracing::debug!(ticket = %ticket.name(), generation, "reusing the saved token");
                 }
-                s.core.insert(table, spec, holding, now);
+                s.core.start(table, id, now);
             }
             reused
         });
@@ -141,7 +166,7 @@ impl Scheduler {
         }
         crate::scheduler::revoke::forget_stale_revocations(&scheduler.parts.board);
         crate::scheduler::revoke::orphans(&scheduler.parts.board, unconfirmed, &held);
-        scheduler
+        Ok((scheduler, rest))
     }
 
     /// Subscribe to events.
