@@ -110,6 +110,11 @@ pub(crate) fn forget_revocations(board: &Board, name: &str) {
 /// left the config, or its target changed): a consumer may still use it.
 pub(crate) fn kept_active(name: &str, current: Option<&Current>, why: &str) {
     if let Some(token_id) = current.and_then(|c| c.token.token_id.as_deref()) {
-        tracing::info!(ticket = %name, token_id = %token_id, "{why}; its long-term token stays active (a consumer may still use it)");
+        token_kept_active(name, token_id, why);
     }
+}
+
+/// Say that ticket `name`'s long-term token `token_id` stays active (see [`kept_active`]).
+pub(crate) fn token_kept_active(name: &str, token_id: &str, why: &str) {
+    tracing::info!(ticket = %name, token_id = %token_id, "{why}; its long-term token stays active (a consumer may still use it)");
 }
