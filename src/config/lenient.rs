@@ -12,6 +12,8 @@ use toml::de::{DeTable, DeValue};
 
 use super::locate::{KeyPath, Segment};
 use super::raw::{RawConfig, RawCredentials, RawHook, RawRateLimits, RawSink, RawTicket};
+use crate::apis::kinds::api_keys;
+use crate::apis::section::{Key, Shape};
 
 /// A key and what is wrong with it.
 pub(super) type KeyProblem = (KeyPath, String);
@@ -172,7 +174,7 @@ fn describe(path: &KeyPath, value: &DeValue<'_>, message: &str) -> String {
         e => e,
     };
     let last = key(segments.len().saturating_sub(1)).unwrap_or_default();
-    let hint = if DURATION_KEYS.contains(&last) {
+    let hint = if is_duration_key(last, api_keys()) {
         ": a duration in quotes, e.g. \"600s\", \"12h\", \"30d\""
     } else if last == "mode" || last == "socket_mode" {
         ": an octal mode in quotes, e.g. \"0600\""
@@ -182,16 +184,16 @@ fn describe(path: &KeyPath, value: &DeValue<'_>, message: &str) -> String {
     format!("is {found}, expected {expected}{hint}")
 }
 
-/// The keys whose value is a duration (a string such as "12h").
-const DURATION_KEYS: &[&str] = &[
-    "ticket_lifetime",
-    "token_lifetime",
-    "ticket_renew_before",
-    "duration",
-    "session_duration",
-    "timeout",
-    "debounce",
-];
+/// Whether the key named `last` holds a duration (a string such as "12h"): a ticket key an API's
+/// section declares as [`Shape::Duration`] (`apis` gives them all: a new API's or a new key's
+/// hint needs no line here), or one of [`OTHER_DURATION_KEYS`].
+fn is_duration_key(last: &str, api_keys: &[Key]) -> bool {
+    OTHER_DURATION_KEYS.contains(&last) || api_keys.iter().any(|k| k.shape == Shape::Duration && k.name == last)
+}
+
+/// The duration keys outside the APIs' sections: `[credentials.NAME]` (`duration`,
+/// `session_duration`) and `on_change` (`timeout`, `debounce`).
+const OTHER_DURATION_KEYS: &[&str] = &["duration", "session_duration", "timeout", "debounce"];
 
 /// The known key closest to the unknown one at `path`, when one is close enough to be a typo.
 fn suggestion(path: &KeyPath) -> Option<&'static str> {
@@ -277,6 +279,39 @@ mod tests {
         );
         assert_eq!(raw.tickets[0].name.as_deref(), Some("a"));
         assert_eq!(raw.tickets[0].sinks[0].path.as_deref(), Some("/x"));
+    }
+
+    /// Every duration key an API's section declares gets the hint, in a ticket of that kind
+    /// (read from the registry: a new API's duration key is tested here without a line).
+    #[test]
+    fn every_duration_key_an_api_declares_gets_the_duration_hint() {
+        let mut checked = 0;
+        for kind in crate::apis::Kind::ALL {
+            for key in kind.keys().iter().filter(|k| k.shape == Shape::Duration) {
+                let text = format!("[[tickets]]\nname = \"a\"\nkind = \"{}\"\n{} = 600\n", kind.as_str(), key.name);
+                let found = problems(&text);
+                let said = format!(
+                    "tickets[0].{}: is an integer, expected a string: a duration in quotes, e.g. \"600s\"",
+                    key.name
+                );
+                assert!(found.iter().any(|p| p.starts_with(&said)), "{}: {found:?}", kind.as_str());
+                checked += 1;
+            }
+        }
+        assert!(checked >= 4, "the registry declares sls's three lifetimes and dsw's token_lifetime");
+    }
+
+    /// A duration key a section adds is one by its declaration alone, and only a duration one:
+    /// a text key of the same section is not.
+    #[test]
+    fn a_new_duration_key_in_any_section_is_a_duration_key_by_its_declaration() {
+        let section = [Key::text("grace_note"), Key::duration("grace_period")];
+        assert!(is_duration_key("grace_period", &section));
+        assert!(!is_duration_key("grace_note", &section));
+        assert!(!is_duration_key("grace_period", api_keys()), "not declared by any registered API");
+        for other in OTHER_DURATION_KEYS {
+            assert!(is_duration_key(other, &[]));
+        }
     }
 
     #[test]
