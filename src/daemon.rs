@@ -14,6 +14,7 @@ use crate::api::{ApiServer, MetricsServer};
 use crate::apis::{CloudProvider, Provider};
 use crate::board::Board;
 use crate::clock::Clock;
+use crate::cluster::view::ClusterView;
 use crate::config::{self, Config, Problems};
 use crate::control::Control;
 use crate::credentials::Environment;
@@ -87,6 +88,10 @@ pub struct Daemon {
     /// Shared with the scheduler; the revoker deletes superseded TCR long-term tokens with it.
     provider: Arc<dyn Provider>,
     _state_dir: Arc<FileStore>,
+    /// The fleet's view from this node, which `GET /v1/cluster`, `ticketd status` and the
+    /// `ticketd_cluster_*` metrics show; the fleet backend sets it when the config has `[cluster]`
+    /// ([`Daemon::set_cluster_view`]). `None`: this node runs alone.
+    cluster: Option<Arc<ClusterView>>,
 }
 
 /// How `run --once` ended, per ticket.
@@ -150,7 +155,18 @@ impl Daemon {
             );
         }
         tracing::info!(tickets = count, state = %state_dir.path().display(), "ticketd started");
-        Ok(Daemon { config, scheduler, board, clock, changes, credentials, sources, provider, _state_dir: state_dir })
+        Ok(Daemon {
+            config,
+            scheduler,
+            board,
+            clock,
+            changes,
+            credentials,
+            sources,
+            provider,
+            _state_dir: state_dir,
+            cluster: None,
+        })
     }
 
     pub fn events(&self) -> broadcast::Receiver<Event> {
@@ -161,6 +177,12 @@ impl Daemon {
         self.board.clone()
     }
 
+    /// Show `view` on the socket API (`GET /v1/cluster`) and in the metrics from [`Daemon::run`] on
+    /// (the fleet backend, whose election and watch keep it current).
+    pub fn set_cluster_view(&mut self, view: Arc<ClusterView>) {
+        self.cluster = Some(view);
+    }
+
     /// Run until a shutdown control arrives (or the control channel closes), then finish in-flight
     /// work, save state and return. `env` is read again on reload.
     pub async fn run(
@@ -168,7 +190,9 @@ impl Daemon {
         mut control: mpsc::UnboundedReceiver<Control>,
         env: &dyn Environment,
     ) -> Result<(), DaemonError> {
-        let Daemon { mut config, scheduler, board, clock, changes, credentials, sources, provider, _state_dir } = self;
+        let cluster = self.cluster.clone();
+        // `_state_dir` (the state directory, held) stays in `self` until `run` returns.
+        let Daemon { mut config, scheduler, board, clock, changes, credentials, sources, provider, .. } = self;
         // Before any listener: the soft fd limit goes up to the hard one, and the connection caps
         // leave a reserve for sinks, state saves and cloud calls.
         let budget = crate::fd_budget::at_start(config.metrics_listen.is_some());
@@ -180,7 +204,8 @@ impl Daemon {
         let mut api = match &config.socket {
             Some(spec) => {
                 let limits = Limits::new("socket", budget.socket_connections);
-                Some(ApiServer::start(spec, board.clone(), clock.clone(), limits, ticket_series.clone()).await?)
+                let series = ticket_series.clone();
+                Some(ApiServer::start(spec, board.clone(), clock.clone(), limits, series, cluster.clone()).await?)
             }
             None => None,
         };
@@ -192,6 +217,7 @@ impl Daemon {
                     clock.clone(),
                     Limits::new("metrics_listen", budget.metrics_connections),
                     ticket_series.clone(),
+                    cluster.clone(),
                 )
                 .await
                 .map_err(|source| DaemonError::Metrics { addr, source })?,

@@ -2,7 +2,7 @@
 //! format or the Prometheus text format (what the scraper's `Accept` asks for): per ticket the
 //! expiry and schedule gauges and the refresh counters (while the board holds at most
 //! `metrics_ticket_series` tickets), aggregates by kind and the soonest-to-expire token always,
-//! and the process metrics read from `/proc/self`.
+//! the fleet's view from this node (with `[cluster]`), and the process metrics read from `/proc/self`.
 //!
 //! The text is what the `prometheus-client` crate wrote before (family by family, the same names,
 //! help texts, label order and number formats), with each family's series in ticket-name order.
@@ -20,6 +20,7 @@ use crate::api::stream::{self, Render};
 use crate::api::tickets::{STATUSES, status};
 use crate::board::{Board, Table, Ticket};
 use crate::clock::Now;
+use crate::cluster::view::{ClusterView, Role, ViewSnapshot};
 use crate::config::Kind;
 
 /// The content type of OpenMetrics text.
@@ -74,6 +75,14 @@ const TICKETS: Family = gauge("ticketd_tickets", "Tickets by kind and status (th
 const REFRESH_BY_KIND: Family = gauge(
     "ticketd_refresh_calls_by_kind",
     "Calls to the cloud API, by kind and result, summed over the tickets on the board now (removing a ticket lowers it)",
+);
+const CLUSTER_LEADER: Family = gauge(
+    "ticketd_cluster_leader",
+    "1 while this node is the fleet's leader (the one that calls the cloud), 0 otherwise",
+);
+const CLUSTER_LAST_SYNC: Family = gauge(
+    "ticketd_cluster_last_sync_timestamp_seconds",
+    "When this node last applied what the fleet's etcd holds (Unix time)",
 );
 const SOONEST: Family = gauge(
     "ticketd_soonest_token_expiry_timestamp_seconds",
@@ -130,6 +139,8 @@ struct Scrape {
     /// Show the per-ticket families (the board holds at most `metrics_ticket_series` tickets).
     per_ticket: bool,
     revocations: usize,
+    /// The fleet's view from this node, read before the first chunk (`[cluster]` only).
+    cluster: Option<ViewSnapshot>,
     /// Whether the current pass has written its family's header (a family without a series is
     /// left out, as before).
     headed: bool,
@@ -194,6 +205,9 @@ impl Render for Scrape {
         header(text, &REVOCATIONS, format);
         let _ = writeln!(text, "{} {}", REVOCATIONS.name, self.revocations);
         aggregates(text, table, self.now, self.per_ticket, format);
+        if let Some(view) = &self.cluster {
+            cluster(text, view, format);
+        }
         self.flush(out);
     }
 
@@ -264,6 +278,24 @@ fn aggregates(text: &mut String, table: &Table, now: Now, per_ticket: bool, form
     }
 }
 
+/// This node's place in the fleet: whether it leads, and when it last synced (once it has).
+fn cluster(text: &mut String, view: &ViewSnapshot, format: Format) {
+    header(text, &CLUSTER_LEADER, format);
+    text.push_str(CLUSTER_LEADER.name);
+    text.push_str("{node=\"");
+    escaped(text, &view.node);
+    let _ = writeln!(text, "\"}} {}", u8::from(view.role == Role::Leader));
+    if let Some(at) = view.last_sync {
+        header(text, &CLUSTER_LAST_SYNC, format);
+        text.push_str(CLUSTER_LAST_SYNC.name);
+        text.push_str("{node=\"");
+        escaped(text, &view.node);
+        text.push_str("\"} ");
+        float(text, seconds(at));
+        text.push('\n');
+    }
+}
+
 /// The standard `process_*` metrics, from `/proc/self` (absent where it cannot be read).
 fn process(text: &mut String, p: &ProcessStats, format: Format) {
     let cpu =
@@ -288,17 +320,24 @@ fn process(text: &mut String, p: &ProcessStats, format: Format) {
     }
 }
 
-fn scrape(board: &Board, now: Now, format: Format, ticket_series: usize) -> Scrape {
+fn scrape(board: &Board, now: Now, format: Format, ticket_series: usize, cluster: Option<&ClusterView>) -> Scrape {
     let per_ticket = board.read(Table::len) <= ticket_series;
     let revocations = board.revocations().len();
     let read_process = Box::new(ProcessStats::read);
-    Scrape { now, format, per_ticket, revocations, headed: false, text: String::new(), read_process }
+    let cluster = cluster.map(ClusterView::snapshot);
+    Scrape { now, format, per_ticket, revocations, cluster, headed: false, text: String::new(), read_process }
 }
 
 /// Every metric as text, in one buffer (tests; answers stream, see [`response`]).
 #[cfg(test)]
 pub(crate) fn render(board: &Board, now: Now) -> String {
-    let all = scrape(board, now, Format::OpenMetrics, usize::MAX);
+    render_with(board, now, None)
+}
+
+/// [`render`] with the fleet's view (tests).
+#[cfg(test)]
+pub(crate) fn render_with(board: &Board, now: Now, cluster: Option<&ClusterView>) -> String {
+    let all = scrape(board, now, Format::OpenMetrics, usize::MAX, cluster);
     stream::collect(board, all)
 }
 
@@ -313,10 +352,16 @@ pub(crate) fn format_wanted(headers: &HeaderMap) -> Format {
 }
 
 /// The `/metrics` answer, streamed from the board; per-ticket series while it holds at most
-/// `ticket_series` tickets.
-pub(crate) fn response(board: &Arc<Board>, now: Now, headers: &HeaderMap, ticket_series: usize) -> Response {
+/// `ticket_series` tickets, and the fleet's view from this node when there is one.
+pub(crate) fn response(
+    board: &Arc<Board>,
+    now: Now,
+    headers: &HeaderMap,
+    ticket_series: usize,
+    cluster: Option<&ClusterView>,
+) -> Response {
     let format = format_wanted(headers);
-    let body = stream::body(board.clone(), scrape(board, now, format, ticket_series));
+    let body = stream::body(board.clone(), scrape(board, now, format, ticket_series, cluster));
     let kind = match format {
         Format::OpenMetrics => OPENMETRICS,
         Format::Classic => CLASSIC,

@@ -104,7 +104,7 @@ ticketd_soonest_token_expiry_timestamp_seconds{ticket="beta",kind="sls"} 1764600
 "#;
 
 fn scrape_text(board: &Board, now: Now, format: Format, limit: usize) -> String {
-    stream::collect(board, scrape(board, now, format, limit))
+    stream::collect(board, scrape(board, now, format, limit, None))
 }
 
 #[test]
@@ -198,7 +198,7 @@ fn a_scrape_of_many_tickets_is_sent_in_small_chunks() {
         board.write().insert(Ticket::new(spec, crate::token::Holding::default(), 0, 1 << 15));
     }
     let now = crate::clock::Clock::read(&crate::clock::SystemClock);
-    let mut chunks = stream::Chunks::new(&board, scrape(&board, now, Format::Classic, usize::MAX));
+    let mut chunks = stream::Chunks::new(&board, scrape(&board, now, Format::Classic, usize::MAX, None));
     let (mut total, mut biggest) = (0, 0);
     while let Some(chunk) = chunks.next_chunk() {
         total += chunk.len();
@@ -218,7 +218,7 @@ fn the_process_metrics_are_read_with_the_board_unlocked() {
     let board = Arc::new(board);
     let free = Arc::new(Mutex::new(Vec::new()));
     let (probe_board, probe_free) = (board.clone(), free.clone());
-    let mut all = scrape(&board, now, Format::OpenMetrics, usize::MAX);
+    let mut all = scrape(&board, now, Format::OpenMetrics, usize::MAX, None);
     all.read_process = Box::new(move || {
         let (done, writer_done) = mpsc::channel();
         let writer_board = probe_board.clone();

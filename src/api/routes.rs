@@ -17,6 +17,7 @@ use crate::api::peer::Peer;
 use crate::api::{probes, tickets};
 use crate::board::{Board, Ticket, TicketView, WRITE_WAIT};
 use crate::clock::{Clock, rfc3339};
+use crate::cluster::view::ClusterView;
 use crate::config::{ConsumerSpec, Kind};
 use crate::sinks::render::TokenView;
 
@@ -32,6 +33,8 @@ pub(crate) struct ApiState {
     pub(crate) own_uid: u32,
     /// `metrics_ticket_series`, as the running config says.
     pub(crate) ticket_series: Arc<AtomicUsize>,
+    /// The fleet's view from this node (`[cluster]`); `None` when it runs alone.
+    pub(crate) cluster: Option<Arc<ClusterView>>,
 }
 
 pub(crate) fn router(state: Arc<ApiState>) -> Router {
@@ -44,9 +47,11 @@ pub(crate) fn router(state: Arc<ApiState>) -> Router {
                 // Sinks being written now: the scrape shows what they hold (see `readable`).
                 state.board.settle_writes(None, WRITE_WAIT).await;
                 let limit = state.ticket_series.load(Ordering::Relaxed);
-                crate::api::metrics::response(&state.board, state.clock.read(), &headers, limit)
+                let cluster = state.cluster.as_deref();
+                crate::api::metrics::response(&state.board, state.clock.read(), &headers, limit, cluster)
             }),
         )
+        .route("/v1/cluster", get(cluster))
         .route("/v1/tickets", get(list))
         .route("/v1/revocations", get(revocations))
         .route("/v1/tickets/{name}", get(ticket))
@@ -72,6 +77,18 @@ fn no_store(mut response: Response) -> Response {
 
 async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
     probes::readyz(&state.board, &*state.clock).await
+}
+
+/// `GET /v1/cluster`: this node's name and role, the leader's name, and each member's last sync;
+/// 404 when the config has no `[cluster]`.
+async fn cluster(State(state): State<Arc<ApiState>>) -> Response {
+    match &state.cluster {
+        Some(view) => axum::Json(view.snapshot()).into_response(),
+        None => error(
+            StatusCode::NOT_FOUND,
+            json!({"error": "this ticketd runs alone: its config has no [cluster] section"}),
+        ),
+    }
 }
 
 async fn list(State(state): State<Arc<ApiState>>) -> Response {
@@ -313,6 +330,7 @@ mod tests {
             clock: Arc::new(crate::clock::SystemClock),
             own_uid: 999,
             ticket_series: Arc::default(),
+            cluster: None,
         };
         let query = WaitQuery { wait: Some(0), timeout: Some("60s".into()) };
         let (revoked, kept) = (Peer::without_groups(4242, 4242), Peer::without_groups(7, 7));
@@ -388,6 +406,7 @@ mod tests {
             clock: Arc::new(crate::clock::SystemClock),
             own_uid: 999,
             ticket_series: Arc::default(),
+            cluster: None,
         });
         let mut router = router(state);
         let mut get = async |path: &str| {
@@ -403,5 +422,66 @@ mod tests {
         assert_eq!(body, json!({"error": "`d` is not an sls ticket", "ticket": "d"}));
         let (status, body) = get("/v1/dsw/d/access-token").await;
         assert_eq!((status, body), (StatusCode::NOT_FOUND, json!({"error": "no such endpoint"})));
+    }
+
+    /// `GET /v1/cluster` answers the fleet's view from this node, and 404 when the node runs alone;
+    /// the metrics show the `ticketd_cluster_*` gauges only with a view.
+    #[tokio::test]
+    async fn issue_19_the_cluster_route_and_metrics_show_the_view_or_say_the_node_runs_alone() {
+        use crate::board::Board;
+        use crate::cluster::view::{ClusterView, Role};
+        let at = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let view = ClusterView::new("web-1");
+        view.set_role(Role::Leader);
+        view.set_leader(Some("web-1"));
+        view.synced(at);
+        view.member("web-2", Some(at - Duration::from_secs(2)));
+        let answer = async |cluster: Option<Arc<ClusterView>>, path: &str| {
+            let state = Arc::new(ApiState {
+                board: Arc::new(Board::default()),
+                clock: Arc::new(crate::clock::SystemClock),
+                own_uid: 999,
+                ticket_series: Arc::default(),
+                cluster,
+            });
+            let mut router = router(state);
+            let mut request = axum::http::Request::get(path).body(axum::body::Body::empty()).unwrap();
+            request.extensions_mut().insert(Peer::without_groups(999, 999));
+            let response = tower_service::Service::call(&mut router, request).await.unwrap();
+            let status = response.status();
+            let body = http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes();
+            (status, String::from_utf8(body.to_vec()).unwrap())
+        };
+        let (status, body) = answer(Some(view.clone()), "/v1/cluster").await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&body).unwrap(),
+            json!({
+                "node": "web-1", "role": "leader", "leader": "web-1", "last_sync": "2023-11-14T22:13:20Z",
+                "members": [
+                    {"name": "web-1", "last_sync": "2023-11-14T22:13:20Z"},
+                    {"name": "web-2", "last_sync": "2023-11-14T22:13:18Z"},
+                ],
+            })
+        );
+        let (status, body) = answer(None, "/v1/cluster").await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(body, r#"{"error":"this ticketd runs alone: its config has no [cluster] section"}"#);
+
+        let (status, metrics) = answer(Some(view.clone()), "/metrics").await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            metrics.contains("\n# TYPE ticketd_cluster_leader gauge\nticketd_cluster_leader{node=\"web-1\"} 1\n"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("\nticketd_cluster_last_sync_timestamp_seconds{node=\"web-1\"} 1700000000.0\n"),
+            "{metrics}"
+        );
+        view.set_role(Role::Follower);
+        let (_, metrics) = answer(Some(view), "/metrics").await;
+        assert!(metrics.contains("\nticketd_cluster_leader{node=\"web-1\"} 0\n"), "{metrics}");
+        let (_, metrics) = answer(None, "/metrics").await;
+        assert!(!metrics.contains("ticketd_cluster"), "{metrics}");
     }
 }

@@ -20,6 +20,7 @@ use crate::api::routes::{self, ApiState};
 use crate::api::serve::Limits;
 use crate::board::Board;
 use crate::clock::Clock;
+use crate::cluster::view::ClusterView;
 use crate::config::SocketSpec;
 use crate::fsdir::{Dir, Policy};
 
@@ -51,10 +52,11 @@ impl ApiServer {
         clock: Arc<dyn Clock>,
         limits: Limits,
         ticket_series: Arc<AtomicUsize>,
+        cluster: Option<Arc<ClusterView>>,
     ) -> Result<ApiServer, ApiError> {
         let (listener, dir, name) = bind(spec).await?;
         let own_uid = rustix::process::getuid().as_raw();
-        let state = Arc::new(ApiState { board, clock, own_uid, ticket_series });
+        let state = Arc::new(ApiState { board, clock, own_uid, ticket_series, cluster });
         let app = routes::router(state);
         let stop = CancellationToken::new();
         // Each caller's credentials are fixed here, once: what it was at connect(), whoever sends
@@ -189,8 +191,9 @@ mod tests {
         let socket = dir.path().join("ticketd.sock");
         let spec = SocketSpec { path: socket.clone(), mode: 0o666, group: None };
         let limits = Limits::new("socket", 16);
-        let server =
-            ApiServer::start(&spec, board, Arc::new(crate::clock::SystemClock), limits, Arc::default()).await.unwrap();
+        let server = ApiServer::start(&spec, board, Arc::new(crate::clock::SystemClock), limits, Arc::default(), None)
+            .await
+            .unwrap();
 
         // In 4242 at connect: allowed (503: no token yet, rather than 403).
         let member = connect_as_nobody_in(&socket, &[4242]);

@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::api::serve::Limits;
 use crate::board::Board;
 use crate::clock::Clock;
+use crate::cluster::view::ClusterView;
 
 /// The TCP metrics listener (`metrics_listen`): `GET /metrics`, plus `/healthz` and `/readyz`
 /// (as on the socket) for HTTP probes such as Kubernetes'.
@@ -29,6 +30,7 @@ impl MetricsServer {
         clock: Arc<dyn Clock>,
         limits: Limits,
         ticket_series: Arc<AtomicUsize>,
+        cluster: Option<Arc<ClusterView>>,
     ) -> std::io::Result<MetricsServer> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
@@ -45,7 +47,7 @@ impl MetricsServer {
                     // Sinks being written now: the scrape shows what they hold.
                     board.settle_writes(None, crate::board::WRITE_WAIT).await;
                     let limit = ticket_series.load(Ordering::Relaxed);
-                    crate::api::metrics::response(&board, metrics_clock.read(), &headers, limit)
+                    crate::api::metrics::response(&board, metrics_clock.read(), &headers, limit, cluster.as_deref())
                 }),
             )
             .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found; try /metrics or /readyz\n") });

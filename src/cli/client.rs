@@ -104,6 +104,12 @@ pub async fn status(args: StatusArgs, config_path: Option<&Path>) -> ExitCode {
         return ExitCode::from(crate::cli::common::EXIT_FAILURE);
     };
     let now = SystemTime::now();
+    // A node of a fleet says its role and the leader first (alone: 404, nothing printed).
+    if let Ok((200, body)) = fetch(&socket, "/v1/cluster").await
+        && let Ok(view) = serde_json::from_slice::<serde_json::Value>(&body)
+    {
+        println!("{}\n", cluster_line(&view, now));
+    }
     let rows: Vec<[String; 7]> = tickets
         .iter()
         .map(|t| {
@@ -147,6 +153,24 @@ pub async fn status(args: StatusArgs, config_path: Option<&Path>) -> ExitCode {
         );
     }
     ExitCode::SUCCESS
+}
+
+/// `GET /v1/cluster`'s answer in one line: this node, its role, the leader, when it last synced.
+fn cluster_line(view: &serde_json::Value, now: SystemTime) -> String {
+    let text = |k: &str| view[k].as_str().unwrap_or("-").to_string();
+    let leader = match view["leader"].as_str() {
+        Some(leader) => format!("leader {leader}"),
+        None => "no leader".to_string(),
+    };
+    let synced = match view["last_sync"].as_str().and_then(|s| humantime::parse_rfc3339_weak(s).ok()) {
+        Some(t) => match now.duration_since(t) {
+            Ok(ago) => format!("{} ago", humantime::format_duration(Duration::from_secs(ago.as_secs()))),
+            Err(_) => "just now".to_string(),
+        },
+        None => "never".to_string(),
+    };
+    let members = view["members"].as_array().map_or(0, Vec::len);
+    format!("CLUSTER: node {} is {}, {leader}, {members} member(s), last sync {synced}", text("node"), text("role"))
 }
 
 fn within(value: &serde_json::Value, now: SystemTime) -> String {
@@ -272,5 +296,29 @@ mod tests {
         std::fs::write(&path, "state_dir = \"/x\"\n").unwrap();
         let e = socket_from(&None, Some(&path), &path).unwrap_err();
         assert!(e.contains("sets no `socket`"), "{e}");
+    }
+
+    #[test]
+    fn issue_19_status_says_this_nodes_role_and_the_leaders_name() {
+        use crate::cluster::view::{ClusterView, Role};
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let view = ClusterView::new("web-2");
+        view.set_leader(Some("web-1"));
+        view.synced(now - Duration::from_secs(3));
+        view.member("web-1", None);
+        let answer = serde_json::to_value(view.snapshot()).unwrap();
+        assert_eq!(
+            cluster_line(&answer, now),
+            "CLUSTER: node web-2 is follower, leader web-1, 2 member(s), last sync 3s ago"
+        );
+        view.set_role(Role::Unreachable);
+        view.set_leader(None);
+        let answer = serde_json::to_value(ClusterView::new("web-3").snapshot()).unwrap();
+        assert_eq!(
+            cluster_line(&answer, now),
+            "CLUSTER: node web-3 is follower, no leader, 1 member(s), last sync never"
+        );
+        let answer = serde_json::to_value(view.snapshot()).unwrap();
+        assert!(cluster_line(&answer, now).starts_with("CLUSTER: node web-2 is unreachable, no leader,"));
     }
 }

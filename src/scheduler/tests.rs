@@ -1401,6 +1401,7 @@ async fn issue_17_a_consumer_that_sees_a_new_file_gets_that_token_from_the_api()
         clock: Arc::new(clock.clone()),
         own_uid: 0,
         ticket_series: Arc::new(crate::config::DEFAULT_METRICS_TICKET_SERIES.into()),
+        cluster: None,
     };
     let router = crate::api::routes::router(Arc::new(state));
     let token_uri = format!("/v1/tickets/{name}/token");

@@ -159,6 +159,7 @@ async fn a_failed_call_shows_the_same_text_on_the_board_in_its_event_and_in_the_
         clock: Arc::new(clock),
         own_uid: 0,
         ticket_series: Arc::new(crate::config::DEFAULT_METRICS_TICKET_SERIES.into()),
+        cluster: None,
     };
     let (status, body) = api_get(&crate::api::routes::router(Arc::new(state)), "/v1/tickets").await;
     assert_eq!(status, 200, "{body}");
