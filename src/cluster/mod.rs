@@ -2,6 +2,13 @@
 //!
 //! [`seal`] seals the secrets kept in etcd; [`view`] is the cluster status this node shows (role,
 //! leader, members' last sync), updated by the fleet's code and read by the API and metrics.
+//! [`keys`] names the etcd keys, [`record`] is a holding as etcd stores it, [`fence`] the
+//! compares that keep a deposed leader's write out, [`gate`] what the scheduler may do for a
+//! ticket in each role.
 
+pub mod fence;
+pub mod gate;
+pub mod keys;
+pub mod record;
 pub mod seal;
 pub mod view;
