@@ -8,7 +8,8 @@
 # out the same tree with container/rootfs.sh, and builds the Containerfile's runtime stage (from
 # its `FROM scratch` line on) with `COPY --from=build /out/ /` pointed at that tree.
 #
-# Needs: podman, buildah, runc, rustup target x86_64-unknown-linux-musl, musl-tools. Run as root.
+# Needs: podman, buildah, runc, rustup target x86_64-unknown-linux-musl, musl-tools, protoc and the
+# well-known protos (protobuf-compiler libprotobuf-dev: the etcd feature). Run as root.
 # Usage: tests/container/run.sh   (CARGO_TARGET_DIR is honoured; KEEP_IMAGE=1 keeps the image)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,8 +23,8 @@ for tool in podman buildah runc curl; do
   command -v "$tool" >/dev/null || { say "$tool is missing"; exit 1; }
 done
 
-say "building the static binary (x86_64-unknown-linux-musl)"
-cargo build --quiet --release --locked --target x86_64-unknown-linux-musl
+say "building the static binary (x86_64-unknown-linux-musl, --features etcd as the Containerfile does)"
+cargo build --quiet --release --locked --features etcd --target x86_64-unknown-linux-musl
 bin=$target_dir/x86_64-unknown-linux-musl/release/ticketd
 file_says=$(file -b "$bin" 2>/dev/null || true)
 case "$file_says" in
