@@ -4,8 +4,11 @@
 //! leader, members' last sync), updated by the fleet's code and read by the API and metrics.
 //! [`keys`] names the etcd keys, [`record`] is a holding as etcd stores it, [`fence`] the
 //! compares that keep a deposed leader's write out, [`gate`] what the scheduler may do for a
-//! ticket in each role.
+//! ticket in each role; `etcd` (with the `etcd` feature) is the connection: lease, election,
+//! membership, fenced writes, the initial read and the watch.
 
+#[cfg(feature = "etcd")]
+pub mod etcd;
 pub mod fence;
 pub mod gate;
 pub mod keys;
