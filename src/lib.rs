@@ -40,14 +40,14 @@ pub mod fd_budget;
 pub mod fsdir;
 pub mod http;
 pub mod jwt;
-pub mod logging;
+pub(crate) mod logging;
 pub mod revocation;
 pub mod scheduler;
 pub mod secret;
 pub mod signing;
 pub mod sinks;
 pub mod store;
-pub mod systemd;
+pub(crate) mod systemd;
 #[cfg(test)]
 mod testing;
 pub mod token;

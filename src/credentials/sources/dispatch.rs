@@ -1,6 +1,6 @@
-//! Which [`Source`] a set's spec names, per vendor ([`source`]), and the chain walked in its order:
-//! a set fetched once ([`fetch`], with what could change it), described without network
-//! ([`describe`]), the variables it reads ([`vars`]).
+//! A set resolved through its sources: the [`Source`] its spec names for its vendor ([`source`]),
+//! a chain's walked in order, to fetch it once ([`fetch`], with what could change it), describe it
+//! without network ([`describe`]) or name the variables it reads ([`vars`]).
 
 use super::alibaba;
 use super::alibaba_profile;

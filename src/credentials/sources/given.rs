@@ -1,5 +1,5 @@
-//! The `static` and in-memory sources: keys given as they are (written in the config file, or
-//! handed over by `ticketd dev` and tests).
+//! The sources whose keys are given as they are: `static` (written in the config file) or
+//! in memory (handed over by `ticketd dev` and tests).
 
 use super::answer::{Fetched, SourceError, Watch};
 use super::context::Context;
