@@ -46,3 +46,41 @@ async fn issue_19_a_stopped_member_is_unhealthy_and_healthy_again_when_continued
     cluster.cont(2);
     cluster.wait_healthy(2, HEALTHY_WITHIN).await;
 }
+
+/// The scan the fleet tests run over etcd finds a secret stored in clear, in hex or in base64 at
+/// any alignment, in both of etcdctl's outputs, and finds nothing once the value is sealed.
+#[tokio::test]
+#[cfg_attr(
+    not(all(have_etcd, have_etcdctl)),
+    ignore = "needs etcd and etcdctl (apt-get install etcd-server etcd-client)"
+)]
+async fn issue_19_the_secret_scan_finds_every_encoding_and_nothing_sealed() {
+    use base64::Engine as _;
+    use common::etcd::find_secret;
+    let cluster = EtcdCluster::start(1).await;
+    let token = b"TOKEN-9f8e7d6c5b4a-the-shared-access-token";
+    let scan = |prefix: &str| {
+        let (raw, json) = (cluster.dump(prefix), cluster.dump_json(prefix));
+        find_secret(&raw, &[token]).or_else(|| find_secret(&json, &[token]))
+    };
+    cluster.put_bytes("/scan/plain/k", &[b"{\"token\":\"".as_slice(), token, b"\"}"].concat());
+    assert_eq!(scan("/scan/plain/"), Some((0, "raw")));
+    for shift in 0..3 {
+        let mut value = vec![b'x'; shift];
+        value.extend_from_slice(token);
+        let encoded = base64::engine::general_purpose::STANDARD.encode(&value);
+        let key = format!("/scan/b64-{shift}/k");
+        cluster.put_bytes(&key, encoded.as_bytes());
+        assert_eq!(scan(&format!("/scan/b64-{shift}/")), Some((0, "base64")), "shift {shift}");
+    }
+    cluster.put_bytes("/scan/hex/k", hex::encode(token).as_bytes());
+    assert_eq!(scan("/scan/hex/"), Some((0, "hex")));
+
+    let sealer = ticketd::cluster::seal::Sealer::from_key(&[3; 32]);
+    let sealed = sealer.seal(b"/scan/sealed/k", token);
+    cluster.put_bytes("/scan/sealed/k", &sealed);
+    assert_eq!(scan("/scan/sealed/"), None, "a sealed value shows the token in no encoding");
+    let json = cluster.dump_json("/scan/sealed/");
+    let stored = base64::engine::general_purpose::STANDARD.encode(&sealed);
+    assert!(String::from_utf8_lossy(&json).contains(&stored), "the sealed bytes were stored whole");
+}

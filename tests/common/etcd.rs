@@ -240,20 +240,24 @@ impl EtcdCluster {
         }
     }
 
-    /// `etcdctl` against the running members, with `args`; its stdout (panics on failure).
-    pub fn etcdctl(&self, args: &[&str]) -> Vec<u8> {
+    /// `etcdctl` against the running members (bounded: 2 s to dial, 5 s a command), from a cleared
+    /// environment (apt-get install etcd-client).
+    fn etcdctl_command(&self) -> Command {
         let live: Vec<String> = self.members.iter().filter(|m| m.is_running()).map(EtcdMember::client_url).collect();
         assert!(!live.is_empty(), "etcdctl with no member running");
-        let out = Command::new("etcdctl")
+        let mut command = Command::new("etcdctl");
+        command
             .arg(format!("--endpoints={}", live.join(",")))
             .args(["--dial-timeout=2s", "--command-timeout=5s"])
-            .args(args)
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("ETCDCTL_API", "3")
-            .stdin(Stdio::null())
-            .output()
-            .expect("etcdctl runs (apt-get install etcd-client)");
+            .env("ETCDCTL_API", "3");
+        command
+    }
+
+    /// `etcdctl` against the running members, with `args`; its stdout (panics on failure).
+    pub fn etcdctl(&self, args: &[&str]) -> Vec<u8> {
+        let out = self.etcdctl_command().args(args).stdin(Stdio::null()).output().expect("etcdctl runs");
         assert!(out.status.success(), "etcdctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         out.stdout
     }
@@ -262,6 +266,26 @@ impl EtcdCluster {
     /// line), for scans.
     pub fn dump(&self, prefix: &str) -> Vec<u8> {
         self.etcdctl(&["get", "--prefix", prefix])
+    }
+
+    /// [`EtcdCluster::dump`] as JSON (`-w json`: keys and values in base64), the other form a scan
+    /// must cover.
+    pub fn dump_json(&self, prefix: &str) -> Vec<u8> {
+        self.etcdctl(&["get", "--prefix", "-w", "json", prefix])
+    }
+
+    /// `etcdctl put key` with the value from stdin (any bytes, a NUL included).
+    pub fn put_bytes(&self, key: &str, value: &[u8]) {
+        use std::io::Write as _;
+        let mut child = self
+            .etcdctl_command()
+            .args(["put", key])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("etcdctl runs");
+        child.stdin.take().expect("stdin").write_all(value).expect("write to etcdctl");
+        assert!(child.wait().expect("etcdctl exits").success(), "etcdctl put {key}");
     }
 
     /// Every member's log, for a failure message.
@@ -276,6 +300,42 @@ impl EtcdCluster {
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
+}
+
+/// The first of `secrets` found in `haystack` in any encoding a scan of etcd must cover: raw, hex
+/// (lower and upper case) and standard or URL-safe base64 at each of the three byte alignments;
+/// its index and the encoding's name.
+pub fn find_secret(haystack: &[u8], secrets: &[&[u8]]) -> Option<(usize, &'static str)> {
+    secrets.iter().enumerate().find_map(|(i, secret)| {
+        encodings(secret)
+            .into_iter()
+            .find(|(_, needle)| !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle.as_slice()))
+            .map(|(name, _)| (i, name))
+    })
+}
+
+/// `secret` as each encoding could show it inside a longer text.
+fn encodings(secret: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+    let mut out = vec![
+        ("raw", secret.to_vec()),
+        ("hex", hex::encode(secret).into_bytes()),
+        ("HEX", hex::encode_upper(secret).into_bytes()),
+    ];
+    for (name, engine) in [("base64", &STANDARD), ("base64url", &URL_SAFE)] {
+        for shift in 0..3 {
+            // Behind `shift` other bytes, the characters that depend on the secret's bytes alone:
+            // drop the group it shares with what is before it and the one with what follows.
+            let mut shifted = vec![0u8; shift];
+            shifted.extend_from_slice(secret);
+            let text = engine.encode(&shifted).into_bytes();
+            let start = if shift == 0 { 0 } else { 4 };
+            let end = text.len().saturating_sub(4).max(start);
+            out.push((name, text[start..end].to_vec()));
+        }
+    }
+    out
 }
 
 fn tail(text: &str, lines: usize) -> String {
