@@ -39,6 +39,16 @@ pub enum DaemonError {
     Sink(#[from] crate::sinks::SinkError),
     #[error("cannot listen for metrics on {addr}: {source}")]
     Metrics { addr: std::net::SocketAddr, source: std::io::Error },
+    /// The `[cluster]` section is read and checked, and the etcd backend exists
+    /// (`cluster::etcd`), but the scheduler does not run through it yet: running the tickets as
+    /// if alone would have every node mint its own, which a fleet must never do.
+    #[error(
+        "{}: [cluster] is checked, but this ticketd does not run a fleet yet (issue #19: the scheduler is not \
+         wired to the etcd backend); every node would mint its own tickets, so it refuses to start: remove \
+         [cluster] to run this host alone",
+        .0.display()
+    )]
+    FleetNotRunnable(std::path::PathBuf),
     #[error(
         "the {0} task stopped unexpectedly (a bug: it panicked); stopping, so the service manager starts ticketd again"
     )]
@@ -57,6 +67,8 @@ pub enum ReloadError {
     StateDirChanged { from: std::path::PathBuf, to: std::path::PathBuf },
     #[error("the scheduler has stopped")]
     SchedulerStopped,
+    #[error("[cluster] cannot change on reload; restart ticketd to apply it (the running configuration stays)")]
+    ClusterChanged,
 }
 
 /// How a task ended without an answer (its panic's message is never kept: it may quote a secret).
@@ -110,6 +122,10 @@ pub struct OnceReport {
 impl Daemon {
     /// Prepare to run `config` against the real clouds.
     pub fn prepare(config: Config, env: &dyn Environment, clock: Arc<dyn Clock>) -> Result<Daemon, DaemonError> {
+        if config.cluster.is_some() {
+            let file = config.source.clone().unwrap_or_else(|| "the configuration".into());
+            return Err(DaemonError::FleetNotRunnable(file));
+        }
         let provider = Arc::new(CloudProvider::with_limits(clock.clone(), config.rate_limits));
         Daemon::with_provider(config, env, clock, provider)
     }
@@ -453,6 +469,9 @@ async fn reload(running: Config, env: &dyn Environment, commands: mpsc::Unbounde
     if next.state_dir != running.state_dir {
         return Err(ReloadError::StateDirChanged { from: running.state_dir, to: next.state_dir }.into());
     }
+    if next.cluster != running.cluster {
+        return Err(ReloadError::ClusterChanged.into());
+    }
     let credentials = CredentialStore::resolve_all(&next, env).map_err(DaemonError::Credentials)?;
     // New sink directories are walked and made on a blocking thread too (a hung mount must not
     // hold the loop).
@@ -503,6 +522,10 @@ mod tests {
                 "state_dir cannot change on reload (/var/lib/a -> /var/lib/b); restart to move it",
             ),
             (ReloadError::SchedulerStopped, "the scheduler has stopped"),
+            (
+                ReloadError::ClusterChanged,
+                "[cluster] cannot change on reload; restart ticketd to apply it (the running configuration stays)",
+            ),
         ];
         for (e, said) in cases {
             assert_eq!(DaemonError::from(e).to_string(), said);
