@@ -19,6 +19,8 @@
 //!   when.
 //! * [`store`] saves holdings across restarts behind the `Store` trait; [`revocation`] deletes the
 //!   TCR long-term tokens a re-mint replaced, off the scheduler's path.
+//! * [`cluster`] is the fleet through etcd (in progress): holdings sealed for etcd, leadership and
+//!   fenced writes behind the `etcd` feature, and the view of the cluster the API shows.
 //! * [`fsdir`] opens paths as root safely: the StrictModes walk, held directory fds, capped reads.
 //! * [`api`] holds both listeners on one server loop (connection caps, timeouts) within the
 //!   descriptor budget of [`fd_budget`]; metrics and ticket lists are streamed from the [`board`].
