@@ -84,10 +84,7 @@ async fn readyz(State(state): State<Arc<ApiState>>) -> Response {
 async fn cluster(State(state): State<Arc<ApiState>>) -> Response {
     match &state.cluster {
         Some(view) => axum::Json(view.snapshot()).into_response(),
-        None => error(
-            StatusCode::NOT_FOUND,
-            json!({"error": "this ticketd runs alone: its config has no [cluster] section"}),
-        ),
+        None => error(StatusCode::NOT_FOUND, json!({"error": "this ticketd runs alone: it runs no [cluster]"})),
     }
 }
 
@@ -466,7 +463,7 @@ mod tests {
         );
         let (status, body) = answer(None, "/v1/cluster").await;
         assert_eq!(status, StatusCode::NOT_FOUND);
-        assert_eq!(body, r#"{"error":"this ticketd runs alone: its config has no [cluster] section"}"#);
+        assert_eq!(body, r#"{"error":"this ticketd runs alone: it runs no [cluster]"}"#);
 
         let (status, metrics) = answer(Some(view.clone()), "/metrics").await;
         assert_eq!(status, StatusCode::OK);

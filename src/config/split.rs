@@ -56,7 +56,6 @@ impl Piece {
     }
 
     /// All of `text` as one piece.
-    #[cfg(test)]
     pub(crate) fn whole(text: &str) -> Piece {
         let all = 0..text.len();
         Piece(vec![all])

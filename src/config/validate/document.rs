@@ -26,7 +26,8 @@ use crate::config::ticket::{TicketSettings, TicketSpec};
 ///
 /// The one way a file is read: cut into pieces ([`split`](crate::config::split)), the top-level
 /// keys and tables parsed as one small document, then each ticket parsed, checked and dropped on
-/// its own, so no tree of the whole file is ever built. A syntax error in a ticket is reported
+/// its own, so no tree of the whole file is ever built (except to locate one rare mistake:
+/// tickets written both as an inline array and as `[[tickets]]` sections). A syntax error in a ticket is reported
 /// at its place and that ticket left out: the others are still checked. A syntax error outside
 /// the tickets (or `tickets` both a table and the array of tickets) leaves the file's meaning
 /// unknown: it is reported with every ticket's syntax errors, and nothing else is checked.
@@ -59,6 +60,27 @@ pub(crate) fn parse<'t>(text: &'t str, file: &str, base: Option<PathBuf>) -> Che
         Some((i, rt, found.into_iter().map(|(path, message)| (rebased(&path), message)).collect()))
     });
     let mut checked = match rest {
+        // Tickets written as an inline array (`tickets = [{ ... }]`) are in the rest's own text:
+        // checked from there, like the pieces' (they cost no more than the rest already did).
+        Some((mut raw, found)) if cut.clash.is_none() && cut.tickets() == 0 && !raw.tickets.is_empty() => {
+            let inline = std::mem::take(&mut raw.tickets);
+            tickets.for_each(drop);
+            check(checker, raw, found, inline.into_iter().enumerate().map(|(i, rt)| (i, rt, Vec::new())))
+        }
+        // Both an inline array and `[[tickets]]` sections: TOML's duplicate key, located by TOML
+        // itself (a rare mistake, so the one place a whole document is parsed).
+        Some((raw, _)) if cut.clash.is_none() && !raw.tickets.is_empty() => {
+            tickets.for_each(drop);
+            let mut syntax = syntax.into_inner();
+            if let Err(e) = deserialize::<RawConfig>(text) {
+                syntax.push(toml_problem(file, text, &Piece::whole(text), &e));
+            } else {
+                let message = "`tickets` is both an inline array and `[[tickets]]` sections";
+                syntax.push(syntax_problem(file, text, None, message));
+            }
+            checker.problems.append(&mut syntax);
+            return Checked::new(checker, Err(Needs::default()));
+        }
         Some((raw, found)) if cut.clash.is_none() => check(checker, raw, found, tickets),
         _ => {
             tickets.for_each(drop);

@@ -64,6 +64,15 @@ fn section_by_section_parsing_gives_what_the_whole_document_gives() {
                        [rate_limits]\nalibaba = 0\n";
     let bad_tickets = format!("{credentials}{tickets}");
     let example = include_str!("../../../config.example.toml");
+    // Tickets as an inline array: checked like sections (review F11: they were dropped).
+    let inline = format!(
+        "tickets = [{{ name = \"a\", kind = \"sls\", credentials = \"prod\", endpont = \"x\" }},\n           {{ name = \"b\", kind = \"dsw\", credentials = \"nope\" }}]\n{credentials}"
+    );
+    let inline_problems = problems(&inline, &env()).join("\n");
+    assert!(inline_problems.contains("tickets[0].endpont: unknown key"), "{inline_problems}");
+    assert!(inline_problems.contains("tickets[1].credentials: unknown credentials `nope`"), "{inline_problems}");
+    let whole = env_finish(parse_whole(Checker::new("t.toml", &inline, None)), &both_env());
+    assert_eq!(env_finish(parse_by_pieces(&inline, "t.toml", None), &both_env()), whole, "{inline}");
     for text in [GOOD, DSW_TCR, &bad_tickets, example, &format!("{GOOD}\n{tickets}")] {
         assert!(split::split(text).tickets() > 0);
         let whole = env_finish(parse_whole(Checker::new("t.toml", text, None)), &both_env());
@@ -1020,6 +1029,7 @@ fn issue_18_every_layout_is_read_by_pieces_with_the_whole_document_s_problems() 
         format!("{cred}[[tickets\nname = \"a\"\n"),
         format!("{cred}[[tickets]] x\nname = \"a\"\n"),
         format!("{cred}[[tickets]]\nname = \"a\"\n{ticket}{cred}"),
+        format!("tickets = [{{ name = \"i\" }}]\n{cred}[[tickets]]\nname = \"a\"\n{ticket}"),
     ] {
         let whole = problems_of(parse_whole(Checker::new("t.toml", &text, None)));
         assert!(!whole.is_empty(), "{text}");
