@@ -26,7 +26,9 @@ fn spec(cluster: &EtcdCluster, node: &str) -> ClusterSpec {
         endpoints: cluster.endpoints(),
         prefix: "/t".into(),
         node: node.into(),
-        lease_ttl: Duration::from_secs(2),
+        // Long enough that no lease lapses during the test, even on a loaded machine (no keep-alive
+        // runs here): a's leadership ends only by its revoke, which is what the test proves.
+        lease_ttl: Duration::from_secs(60),
         encryption_key_file: None,
         ca_file: None,
         client_cert: None,
@@ -94,7 +96,14 @@ async fn issue_19_a_deposed_leader_s_write_is_refused_and_the_watch_hands_every_
         let b = b.clone();
         async move { b.campaign().await }
     });
-    assert!(!campaign.is_finished());
+    // b's candidate key is in etcd (its campaign is under way), yet a still leads.
+    let started = std::time::Instant::now();
+    while candidates(&cluster) < 2 {
+        assert!(started.elapsed() < BOUND, "b's campaign never reached etcd");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(a.leader().await.unwrap().as_deref(), Some("a"));
+    assert!(!campaign.is_finished(), "b won while a's lease was alive");
     a.revoke().await.unwrap();
     let lead_b = tokio::time::timeout(BOUND, campaign).await.expect("b wins in time").unwrap().unwrap();
     assert_eq!(b.leader().await.unwrap().as_deref(), Some("b"));
@@ -131,6 +140,12 @@ async fn issue_19_a_deposed_leader_s_write_is_refused_and_the_watch_hands_every_
     let held: Vec<_> = held.into_iter().map(Result::unwrap).collect();
     assert_eq!(held.len(), 1);
     assert_eq!((held[0].record.writer.as_str(), held[0].record.generation()), ("b", 2));
+}
+
+/// How many election candidates etcd holds (keys under `/t/leader/`, one per campaigning lease).
+fn candidates(cluster: &EtcdCluster) -> usize {
+    let dump = cluster.dump("/t/leader");
+    String::from_utf8_lossy(&dump).lines().filter(|line| line.starts_with("/t/leader")).count()
 }
 
 /// `record(writer, generation)` with `got`'s timestamps (made at another instant).

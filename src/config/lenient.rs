@@ -192,8 +192,8 @@ fn is_duration_key(last: &str, api_keys: &[Key]) -> bool {
 }
 
 /// The duration keys outside the APIs' sections: `[credentials.NAME]` (`duration`,
-/// `session_duration`) and `on_change` (`timeout`, `debounce`).
-const OTHER_DURATION_KEYS: &[&str] = &["duration", "session_duration", "timeout", "debounce"];
+/// `session_duration`), `on_change` (`timeout`, `debounce`) and `[cluster]` (`lease_ttl`).
+const OTHER_DURATION_KEYS: &[&str] = &["duration", "session_duration", "timeout", "debounce", "lease_ttl"];
 
 /// The known key closest to the unknown one at `path`, when one is close enough to be a typo.
 fn suggestion(path: &KeyPath) -> Option<&'static str> {
@@ -299,6 +299,15 @@ mod tests {
             }
         }
         assert!(checked >= 4, "the registry declares sls's three lifetimes and dsw's token_lifetime");
+    }
+
+    /// `[cluster]`'s `lease_ttl` gets the hint too (review F10: it was missing from the list).
+    #[test]
+    fn the_cluster_lease_ttl_gets_the_duration_hint() {
+        let found =
+            problems("[cluster]\nbackend = \"etcd\"\nendpoints = [\"http://127.0.0.1:2379\"]\nlease_ttl = 10\n");
+        let said = "cluster.lease_ttl: is an integer, expected a string: a duration in quotes";
+        assert!(found.iter().any(|p| p.starts_with(said)), "{found:?}");
     }
 
     /// A duration key a section adds is one by its declaration alone, and only a duration one:
