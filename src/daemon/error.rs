@@ -1,0 +1,68 @@
+//! Why the daemon stopped, or refused a reload: its errors, typed, with the texts users see.
+
+use crate::config::Problems;
+use crate::credentials::CredentialError;
+use crate::store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("{0}")]
+    Config(#[from] Problems),
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
+    Credentials(Vec<CredentialError>),
+    #[error("{0}")]
+    State(#[from] StoreError),
+    #[error("{0}")]
+    Reload(#[from] ReloadError),
+    #[error("{0}")]
+    Api(#[from] crate::api::ApiError),
+    #[error("{0}")]
+    Sink(#[from] crate::sinks::SinkError),
+    #[error("cannot listen for metrics on {addr}: {source}")]
+    Metrics { addr: std::net::SocketAddr, source: std::io::Error },
+    /// The `[cluster]` section is read and checked, and the etcd backend exists
+    /// (`cluster::etcd`), but the scheduler does not run through it yet: running the tickets as
+    /// if alone would have every node mint its own, which a fleet must never do.
+    #[error(
+        "{}: [cluster] is checked, but this ticketd does not run a fleet yet (issue #19: the scheduler is not \
+         wired to the etcd backend); every node would mint its own tickets, so it refuses to start: remove \
+         [cluster] to run this host alone",
+        .0.display()
+    )]
+    FleetNotRunnable(std::path::PathBuf),
+    #[error(
+        "the {0} task stopped unexpectedly (a bug: it panicked); stopping, so the service manager starts ticketd again"
+    )]
+    TaskDied(&'static str),
+}
+
+/// Why a reload was refused before anything changed (besides the config's own problems).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    #[error("this configuration was not read from a file")]
+    NotFromFile,
+    /// A blocking step's task ended without an answer.
+    #[error("{step} failed: {how}")]
+    TaskFailed { step: &'static str, how: TaskEnd },
+    #[error("state_dir cannot change on reload ({} -> {}); restart to move it", .from.display(), .to.display())]
+    StateDirChanged { from: std::path::PathBuf, to: std::path::PathBuf },
+    #[error("the scheduler has stopped")]
+    SchedulerStopped,
+    #[error("[cluster] cannot change on reload; restart ticketd to apply it (the running configuration stays)")]
+    ClusterChanged,
+}
+
+/// How a task ended without an answer (its panic's message is never kept: it may quote a secret).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TaskEnd {
+    #[error("it panicked")]
+    Panicked,
+    #[error("it was cancelled")]
+    Cancelled,
+}
+
+impl From<&tokio::task::JoinError> for TaskEnd {
+    fn from(e: &tokio::task::JoinError) -> TaskEnd {
+        if e.is_panic() { TaskEnd::Panicked } else { TaskEnd::Cancelled }
+    }
+}
