@@ -71,6 +71,9 @@ pub fn refused(leader_key_now: Option<i64>, leadership: &Leadership) -> Refused 
 }
 
 /// Whether a holding of generation `ours` may be written over one of `stored` (`None`: none).
+/// An equal generation may be written (an SLS ticket's pending re-mint keeps its generation), so
+/// two holdings of one generation can replace each other: what keeps a stale one out is the
+/// transaction's mod-revision compare, not this check.
 pub fn check_generation(stored: Option<u64>, ours: u64) -> Result<(), Refused> {
     match stored {
         Some(stored) if stored > ours => Err(Refused::Stale { stored, ours }),
