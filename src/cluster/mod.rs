@@ -4,7 +4,7 @@
 //! leader, members' last sync), updated by the fleet's code and read by the API and metrics.
 //! [`keys`] names the etcd keys, [`record`] is a holding as etcd stores it, [`fence`] the
 //! compares that keep a deposed leader's write out, [`gate`] what the scheduler may do for a
-//! ticket in each role; `etcd` (with the `etcd` feature) is the connection: lease, election,
+//! ticket in each role, [`link`] the scheduler's handle on the fleet; `etcd` (with the `etcd` feature) is the connection: lease, election,
 //! membership, fenced writes, the initial read and the watch.
 
 #[cfg(feature = "etcd")]
@@ -12,6 +12,7 @@ pub mod etcd;
 pub mod fence;
 pub mod gate;
 pub mod keys;
+pub mod link;
 pub mod record;
 pub mod seal;
 pub mod view;

@@ -1,0 +1,62 @@
+//! The scheduler's one handle on the fleet ([`FleetLink`]): this node's standing, and the fenced
+//! write of a holding. What etcd sends back comes to the scheduler as [`FleetEvent`]s.
+//!
+//! The scheduler knows nothing of etcd: it asks [`FleetLink::standing`] before a due call of a
+//! cluster-scoped ticket (and [`crate::cluster::gate::decide`] answers what it may do), writes each
+//! result it would publish through [`FleetLink::write`] when the gate said `Fenced`, and applies
+//! the [`FleetEvent`]s the fleet's task sends it. The etcd implementation lives with the `etcd`
+//! feature; tests drive the scheduler with a fake.
+
+use std::time::Duration;
+
+use crate::apis::BoxFuture;
+use crate::cluster::fence::Refused;
+use crate::cluster::record::FleetRecord;
+use crate::cluster::view::Role;
+use crate::store::record::StoredTicket;
+
+/// This node's part in the fleet at one moment: what [`crate::cluster::gate::decide`] needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Standing {
+    pub role: Role,
+    /// How long etcd has been unreachable (zero while it answers).
+    pub unreachable_for: Duration,
+    /// `[cluster] lease_ttl`.
+    pub lease_ttl: Duration,
+}
+
+/// Why a fenced write did not land.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// etcd answered and refused it: [`Refused::Deposed`] means step down and do not publish.
+    #[error(transparent)]
+    Refused(#[from] Refused),
+    /// etcd did not answer (or has no quorum). Names the endpoints, never the holding.
+    #[error("etcd at {endpoints} did not take the write: {reason}")]
+    Unreachable { endpoints: String, reason: String },
+}
+
+/// The fleet, as the scheduler sees it. One per daemon with `[cluster]`.
+pub trait FleetLink: Send + Sync + std::fmt::Debug {
+    /// This node's standing now.
+    fn standing(&self) -> Standing;
+
+    /// Write `record` (one ticket's new holding) through the fence: it commits only while this
+    /// node leads and nobody wrote the holding since this node last saw it. `Ok`: etcd holds it,
+    /// at this mod revision; every node (this one included) will also see it through the watch.
+    fn write(&self, record: FleetRecord) -> BoxFuture<Result<i64, WriteError>>;
+}
+
+/// What the fleet's task tells the scheduler.
+#[derive(Debug)]
+pub enum FleetEvent {
+    /// etcd holds this holding for ticket `ticket` (read at start, or seen by the watch). The
+    /// scheduler adopts it when the ticket is configured with the same identity and the holding
+    /// does not go back (see [`crate::cluster::record::supersedes`]); then publishes and saves it
+    /// as it would its own result.
+    Holding { ticket: String, stored: StoredTicket, writer: String },
+    /// This node's role changed: on becoming leader every cluster-scoped ticket is planned again
+    /// from its holding (a call the old leader died in is made at once); on losing it, no
+    /// fenced result still in flight is published.
+    Role(Role),
+}
