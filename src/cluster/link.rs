@@ -54,7 +54,7 @@ pub enum FleetEvent {
     /// scheduler adopts it when the ticket is configured with the same identity and the holding
     /// does not go back (see [`crate::cluster::record::supersedes`]); then publishes and saves it
     /// as it would its own result.
-    Holding { ticket: String, stored: StoredTicket, writer: String },
+    Holding { ticket: String, stored: Box<StoredTicket>, writer: String },
     /// This node's role changed: on becoming leader every cluster-scoped ticket is planned again
     /// from its holding (a call the old leader died in is made at once); on losing it, no
     /// fenced result still in flight is published.
