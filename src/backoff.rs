@@ -1,5 +1,7 @@
-//! How long to wait before retrying a failed call, and the longest a call may take: pure maths
-//! shared by the scheduler and the revoker (below both), taking its random numbers as arguments.
+//! Retry maths: how long to wait before retrying a failed call, the longest a call may take.
+//!
+//! Pure maths shared by the scheduler and the revoker (below both), taking its random numbers as
+//! arguments.
 
 use std::time::Duration;
 

@@ -1,6 +1,7 @@
-//! The board: one compact record per ticket, kept by the scheduler (its only writer) and read in
-//! place by everything outside its loop (the socket API, `--once`, metrics, systemd readiness and
-//! status lines).
+//! The board: one compact record per ticket, the read model of what ticketd holds.
+//!
+//! The scheduler keeps it (its only writer); everything outside its loop reads it in place (the
+//! socket API, `--once`, metrics, systemd readiness and status lines).
 //!
 //! Each ticket is held once: its record carries the spec, the holding, what the sinks hold and the
 //! scheduler's bookkeeping, in a slab indexed by a small id, with a name index that stores no

@@ -1,4 +1,4 @@
-//! Time, injected: the wall clock and a monotonic clock.
+//! Time, injected: the wall clock with a monotonic clock beside it.
 //!
 //! Wall time (`SystemTime`) is what expiries and signing dates are written in; it can step (NTP,
 //! an admin, a VM restored from a snapshot). Monotonic time ([`Mono`]) never steps: the scheduler

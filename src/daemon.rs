@@ -1,5 +1,7 @@
-//! Wiring: config, credentials, state and scheduler, and the one loop that reacts to control
-//! messages: shutdown, and reload (validated aside, applied as a diff, or refused whole).
+//! Running the daemon: its parts wired, then the one loop that reacts to control messages.
+//!
+//! It builds config, credentials, state and scheduler; the loop handles shutdown, and reload
+//! (validated aside, applied as a diff, or refused whole).
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,4 +1,4 @@
-//! Reading the `exp` claim of JWT-shaped tickets and tokens, without verifying them.
+//! Reading the `exp` claim of JWT-shaped tickets or tokens, without verifying them.
 //!
 //! SLS tickets and access tokens, and TCR tokens, are JWTs. ticketd does not trust them for
 //! anything but a tighter expiry: when a token says it dies sooner than the API promised, the

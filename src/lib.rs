@@ -1,4 +1,4 @@
-//! ticketd keeps short-lived cloud credentials fresh and hands them to consumers.
+//! ticketd keeps short-lived cloud credentials fresh for their consumers.
 //!
 //! The flow: [`config`] (the file as pure data, every problem with file, line and key) →
 //! [`scheduler`] (one queue of tickets keyed by their next deadline; it calls [`apis`] and applies

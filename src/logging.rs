@@ -1,5 +1,7 @@
-//! Logs to stderr: text (no colours unless stderr is a terminal and not the journal; no timestamps
-//! under systemd, which adds its own) or JSON.
+//! Logs to stderr, as text or JSON.
+//!
+//! Text has no colours unless stderr is a terminal and not the journal, and no timestamps under
+//! systemd, which adds its own.
 
 use std::io::IsTerminal;
 

@@ -1,4 +1,4 @@
-//! The `ticketd` binary: parses the command line and runs what it names (everything else is the library).
+//! The `ticketd` binary: runs what the command line names (everything else is the library).
 /// Every freed block is zeroed first, so tokens do not linger in freed memory (see
 /// [`ticketd::secret::ZeroOnFree`]).
 #[global_allocator]

@@ -1,4 +1,4 @@
-//! What ticketd holds for each ticket: the ticket (SLS), the current token, and their expiries.
+//! What ticketd holds for each ticket: the ticket (SLS), the current token, their expiries.
 //!
 //! A [`Holding`] is what consumers see (`current`), plus a freshly minted ticket still waiting for
 //! its first token (`pending`). Consumers only ever get a ticket together with a token minted

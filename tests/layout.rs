@@ -1,6 +1,6 @@
 //! The house rules for the source tree, checked on every `cargo test`: no import cycle between
 //! modules, no file over 500 lines outside test modules, every module opening with a `//!` line
-//! that says its job, and no `unsafe` outside `src/secret.rs`.
+//! that says its one job (no "and" in it), and no `unsafe` outside `src/secret.rs`.
 //!
 //! This is the "equivalent check" to `cargo modules dependencies --acyclic` (which would need a
 //! rust-analyzer build in CI): modules are files, and an edge is any path a module names —
@@ -598,6 +598,43 @@ fn every_module_opens_with_a_line_saying_its_job() {
     }
     let report = ratchet("no module doc", "undocumented.txt", &found, &baseline("undocumented.txt"));
     assert!(report.is_empty(), "\n{report}");
+}
+
+/// The first line of a module's doc with its code spans (`` `…` ``) left out: the words that say
+/// its job.
+fn job_words(first_line: &str) -> String {
+    first_line.split('`').step_by(2).collect::<Vec<_>>().join(" ")
+}
+
+/// A module's first line names one job: no "and" in it (outside code spans). A file whose job
+/// needs "and" to describe does two jobs, and is a split to do (issue #18).
+#[test]
+fn every_module_s_first_line_says_one_job() {
+    let mut found = BTreeMap::new();
+    for root in crate_roots() {
+        let mut files = Vec::new();
+        rust_files(&root, &mut files);
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let rel = f.strip_prefix(repo()).unwrap().to_string_lossy().into_owned();
+            let Some(doc) = text.lines().next().and_then(|l| l.strip_prefix("//!")) else { continue };
+            let words = job_words(doc);
+            if words.split(|c: char| !c.is_alphanumeric()).any(|w| w.eq_ignore_ascii_case("and")) {
+                found.insert(
+                    rel.clone(),
+                    format!("{rel}: its first line says \"and\": say its one job, or split it:{doc}"),
+                );
+            }
+        }
+    }
+    let report = ratchet("two jobs", "two_jobs.txt", &found, &baseline("two_jobs.txt"));
+    assert!(report.is_empty(), "\n{report}");
+}
+
+#[test]
+fn the_job_words_leave_code_spans_out() {
+    assert_eq!(job_words("The `a and b` keys: x"), "The   keys: x");
+    assert!(job_words("`sls`, `dsw` and `tcr`").contains(" and "));
 }
 
 #[test]

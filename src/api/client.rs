@@ -1,5 +1,5 @@
-//! A small client of the socket API, for `ticketd status`, `ticketd get` and the credential
-//! helpers: one bounded round trip per call.
+//! A small client of the socket API (for `ticketd status`, `ticketd get`, the credential
+//! helpers): one bounded round trip per call.
 
 use std::path::Path;
 use std::time::Duration;

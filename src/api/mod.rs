@@ -1,7 +1,8 @@
-//! The two listeners and what they answer: the unix-socket API (`ApiServer`: tokens, status,
-//! metrics, probes; callers identified by `SO_PEERCRED`) and the TCP metrics listener
-//! (`MetricsServer`: metrics and probes only). Both run on one HTTP/1.1 server loop with
-//! connection caps and timeouts (`serve`).
+//! The two listeners, each answering its own callers.
+//!
+//! The unix-socket API (`ApiServer`: tokens, status, metrics, probes; callers identified by
+//! `SO_PEERCRED`) and the TCP metrics listener (`MetricsServer`: metrics and probes only). Both run
+//! on one HTTP/1.1 server loop with connection caps and timeouts (`serve`).
 
 pub mod client;
 pub(crate) mod metrics;

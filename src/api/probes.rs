@@ -1,4 +1,4 @@
-//! The probes both listeners answer: `/healthz` (the process is serving) and `/readyz` (every
+//! The probes both listeners answer: `/healthz` (the process is serving), `/readyz` (every
 //! `required` ticket holds a valid token).
 
 use axum::http::{StatusCode, header};

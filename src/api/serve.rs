@@ -1,5 +1,5 @@
-//! The HTTP/1.1 server loop both listeners share (the socket API and `metrics_listen`): a cap on
-//! connections, limits on requests, and timeouts that close idle connections.
+//! The HTTP/1.1 server loop both listeners share (the socket API, `metrics_listen`): a cap on
+//! connections, limits on requests, timeouts that close idle connections.
 //!
 //! A connection beyond the cap is accepted and closed at once (after a best-effort `503` written
 //! without waiting), not left in the kernel's backlog: a client learns at once that it was

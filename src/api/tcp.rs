@@ -1,5 +1,5 @@
-//! The TCP metrics listener (`metrics_listen`): `/metrics` for Prometheus, and the probes
-//! (`/healthz`, `/readyz`) for HTTP health checks such as Kubernetes'. Never a token.
+//! The TCP metrics listener (`metrics_listen`): `/metrics` for Prometheus, the probes (`/healthz`,
+//! `/readyz`) for HTTP health checks such as Kubernetes'. Never a token.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

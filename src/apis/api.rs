@@ -1,4 +1,4 @@
-//! The contract every API implements ([`Api`]): what the scheduler, the store and the rate limiter
+//! The contract every API implements ([`Api`]): what the scheduler, the store or the rate limiter
 //! need to know of it, so that none of them names an API.
 
 use std::future::Future;

@@ -1,4 +1,4 @@
-//! Provider errors: what went wrong, and whether retrying makes sense.
+//! Provider errors: what went wrong, with whether retrying makes sense.
 
 use std::time::Duration;
 

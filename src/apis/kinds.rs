@@ -1,4 +1,4 @@
-//! The registry of APIs: one line per API names its `kind`, its variant and its spec type.
+//! The registry of APIs: one line per API names its `kind`, its variant, its spec type.
 //!
 //! `with_apis!` is that list; the data types generated here from it ([`Kind`], [`ApiSpec`]) are
 //! pure data, low enough for `config` to hold, and `apis::registry` generates the behaviour

@@ -1,4 +1,4 @@
-//! What one API call asks for (mint or refresh), and the future a call returns.
+//! What one API call asks for (mint or refresh), with the future a call returns.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -1,4 +1,4 @@
-//! The [`Provider`] trait the scheduler calls, and the [`CloudProvider`] that makes real calls.
+//! The [`Provider`] trait the scheduler calls; [`CloudProvider`] makes the real calls.
 
 use std::sync::Arc;
 

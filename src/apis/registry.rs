@@ -1,4 +1,4 @@
-//! The registered APIs' behaviour: [`ApiSpec`] and [`Kind`] dispatch to each API's [`Api`]
+//! The registered APIs' behaviour: [`ApiSpec`] or [`Kind`] dispatching to each API's [`Api`]
 //! implementation, generated from the one list in `apis/kinds.rs`.
 
 use zeroize::Zeroizing;

@@ -1,4 +1,4 @@
-//! Checking a ticket's API keys: the trait each API's `section.rs` implements ([`Validate`]), and
+//! Checking a ticket's API keys: the trait each API's `section.rs` implements ([`Validate`]), with
 //! the dispatch to the ticket kind's, generated from the registry (`apis/kinds.rs`).
 
 use crate::apis::kinds::{ApiSpec, Kind, with_apis};

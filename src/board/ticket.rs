@@ -1,5 +1,5 @@
-//! One ticket's record on the board: its spec, holding and what the sinks hold, with its states as
-//! enums that the scheduler changes only through named transitions.
+//! One ticket's record on the board (spec, holding, what the sinks hold), its states as enums that
+//! the scheduler changes only through named transitions.
 
 use std::time::SystemTime;
 

@@ -1,4 +1,4 @@
-//! The command line's shape (clap): the subcommands, their options, and which of `-c` and
+//! The command line's shape (clap): the subcommands, their options, which of `-c` or
 //! `--log-format` each takes.
 
 use std::path::PathBuf;

@@ -1,5 +1,6 @@
-//! `ticketd check-config` (and `--check-config`): validate the config and its environment, print
-//! every problem at once, or a one-line summary and how each credential set resolves.
+//! `ticketd check-config` (also `--check-config`): validate the config with its environment.
+//!
+//! It prints every problem at once, or a one-line summary and how each credential set resolves.
 
 use std::path::Path;
 use std::process::ExitCode;

@@ -1,4 +1,4 @@
-//! `ticketd status` and `ticketd get`: the socket API from the command line.
+//! `ticketd status`, `ticketd get`: the socket API from the command line.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

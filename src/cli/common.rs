@@ -1,5 +1,5 @@
-//! What the subcommands share: the exit codes, the `-c` and `--log-format` options, the exit code of
-//! a daemon's outcome, and the async runtime a subcommand runs on.
+//! What the subcommands share: the exit codes, the `-c`/`--log-format` options, the exit code of a
+//! daemon's outcome, the async runtime a subcommand runs on.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -1,5 +1,7 @@
-//! `ticketd`'s entry point: parse the command line, start logging, run the chosen subcommand and
-//! map its outcome to an exit code.
+//! `ticketd`'s entry point: one subcommand run from the command line to its exit code.
+//!
+//! It parses the command line, starts logging, runs the chosen subcommand and maps its outcome to an
+//! exit code.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

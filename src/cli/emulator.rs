@@ -1,5 +1,5 @@
-//! `ticketd emulator`: the emulator of the cloud APIs alone, on loopback, and (`--print-config`)
-//! a ticketd config that works against it as printed.
+//! `ticketd emulator`: the emulator of the cloud APIs alone, on loopback (`--print-config`: with
+//! a ticketd config that works against it as printed).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;

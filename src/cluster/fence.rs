@@ -1,4 +1,4 @@
-//! Fencing: the compares of the one transaction a leader writes a holding in, and what a refused
+//! Fencing: the compares of the one transaction a leader writes a holding in, with what a refused
 //! write means. Pure data: `etcd.rs` turns [`Guard`]s into etcd compares.
 //!
 //! A write commits only while (1) the leader's election key still exists with the create

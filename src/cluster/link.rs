@@ -1,5 +1,5 @@
-//! The scheduler's one handle on the fleet ([`FleetLink`]): this node's standing, and the fenced
-//! write of a holding. What etcd sends back comes to the scheduler as [`FleetEvent`]s.
+//! The scheduler's one handle on the fleet ([`FleetLink`]): this node's standing, the fenced write
+//! of a holding. What etcd sends back comes to the scheduler as [`FleetEvent`]s.
 //!
 //! The scheduler knows nothing of etcd: it asks [`FleetLink::standing`] before a due call of a
 //! cluster-scoped ticket (and [`crate::cluster::gate::decide`] answers what it may do), writes each

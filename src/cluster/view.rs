@@ -1,4 +1,4 @@
-//! The cluster status this node shows: its name, its role, the leader's name, and the members with
+//! The cluster status this node shows: its name, its role, the leader's name, the members with
 //! each one's last sync. The fleet's code updates it through narrow setters; the socket API,
 //! metrics and `ticketd status` read a [`ViewSnapshot`].
 

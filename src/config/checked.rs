@@ -1,6 +1,8 @@
-//! A config file checked on its own: the validated [`Config`] or the file's problems, and, either
-//! way, what the environment's checks (in `credentials`) look at, so that `check-config` reports
-//! the file's problems and the environment's together, in file order, with file:line:key.
+//! A config file checked on its own ([`Checked`]), ready for the environment's checks.
+//!
+//! It holds the validated [`Config`] or the file's problems, and, either way, what the environment's
+//! checks (in `credentials`) look at, so that `check-config` reports the file's problems and the
+//! environment's together, in file order, with file:line:key.
 
 use std::collections::BTreeMap;
 

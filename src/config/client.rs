@@ -1,5 +1,5 @@
-//! The client view of a config file: what `status`, `get` and the docker credential helper read of
-//! it (the socket, the state directory and the TCR tickets' registries), and nothing else.
+//! The client view of a config file: only what `status`, `get` or the docker credential helper
+//! read of it (the socket, the state directory, the TCR tickets' registries).
 //!
 //! A client runs in a consumer's or an admin's shell, which holds no cloud keys and must not need
 //! them: this view parses only the keys it names (every other key, `[credentials.*]` included, is

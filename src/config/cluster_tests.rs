@@ -1,4 +1,4 @@
-//! Tests of the `[cluster]` section and the ticket `scope` key.
+//! Tests of the `[cluster]` section, with the ticket `scope` key.
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
-//! A validated credential set: which vendor, and where its keys come from ([`SourceSpec`]), as
-//! data; resolving them is `credentials`' job.
+//! A validated credential set as data: which vendor, where its keys come from ([`SourceSpec`]);
+//! resolving them is `credentials`' job.
 
 use std::fmt;
 use std::path::PathBuf;

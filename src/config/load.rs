@@ -1,5 +1,5 @@
-//! Reading and checking a config file: its text read safely, validated on its own (no
-//! environment), relative paths resolved against its directory.
+//! Loading a config file on its own (no environment): its text read safely, validated, relative
+//! paths resolved against its directory.
 
 use std::path::{Path, PathBuf};
 

@@ -1,4 +1,4 @@
-//! Where a key sits in the config file: key paths and their line numbers.
+//! Where a key sits in the config file: key paths with their line numbers.
 //!
 //! Validation speaks in key paths (`tickets[0].sinks[1].mode`); the [`Locator`] indexes the keys of
 //! the file's pieces by path when a problem needs a line, so each problem can name its line.

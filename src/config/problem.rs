@@ -1,4 +1,4 @@
-//! A config problem located at file:line:column and key ([`Problem`]), and every problem of a
+//! Config problems: one located at file:line:column with its key ([`Problem`]), every problem of a
 //! config at once ([`Problems`]).
 
 use std::fmt;

@@ -1,4 +1,4 @@
-//! A validated ticket: its name and its shared settings (credentials, API, sinks, consumers and
+//! A validated ticket: its name with its shared settings (credentials, API, sinks, consumers,
 //! their `on_change` hook).
 
 use compact_str::CompactString;

@@ -1,7 +1,9 @@
-//! The checks a config file needs the environment for, run after the file's own ([`Checked`]) and
-//! reported with them: the variables an `env` set (or a chain's first member) reads, and the
-//! `socket_group` name in the system's group database. The daemon, its reloads and `check-config`
-//! load the config through here; client commands read the file alone ([`crate::config::load`]).
+//! The checks a config file needs the environment for, run after the file's own ([`Checked`]).
+//!
+//! They are reported with the file's: the variables an `env` set (or a chain's first member) reads,
+//! and the `socket_group` name in the system's group database. The daemon, its reloads and
+//! `check-config` load the config through here; client commands read the file alone
+//! ([`crate::config::load`]).
 
 use std::path::Path;
 

@@ -1,5 +1,5 @@
-//! Keys for one vendor account ([`Credentials`]): never printable, checked as key text, and
-//! converted to and from the config's [`StaticKeys`](crate::config::StaticKeys).
+//! Keys for one vendor account ([`Credentials`]): never printable, checked as key text, converted
+//! to or from the config's [`StaticKeys`](crate::config::StaticKeys).
 
 use std::fmt;
 use std::time::SystemTime;

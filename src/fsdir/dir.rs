@@ -1,6 +1,8 @@
-//! A directory resolved once (after the StrictModes walk) and held open: every later file
-//! operation is relative to its fd, with `O_NOFOLLOW` for the final names, `O_EXCL` for new ones,
-//! `O_CLOEXEC` always, and modes set with `fchmod` on the opened file (never trusting the umask).
+//! A directory resolved once (after the StrictModes walk), held open as an fd.
+//!
+//! Every later file operation is relative to its fd, with `O_NOFOLLOW` for the final names, `O_EXCL`
+//! for new ones, `O_CLOEXEC` always, and modes set with `fchmod` on the opened file (never trusting
+//! the umask).
 
 use std::ffi::{OsStr, OsString};
 use std::fs::File;

@@ -1,6 +1,6 @@
-//! Pure decisions on one ticket: what to call next and when, how a call's result becomes the new
-//! holding, and what a failure means for the consumers. No I/O, no clock read: `now` and
-//! randomness come in as arguments.
+//! Pure decisions on one ticket: what to call next, when, how a call's result becomes the new
+//! holding, what a failure means for the consumers. No I/O, no clock read: `now` and randomness
+//! come in as arguments.
 
 use std::time::{Duration, SystemTime};
 

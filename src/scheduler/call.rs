@@ -1,5 +1,5 @@
-//! One API call as a task of its own: fresh credentials, the call under its timeout, and exactly
-//! one report back to the loop.
+//! One API call as a task of its own: fresh credentials, the call under its timeout, exactly one
+//! report back to the loop.
 
 use std::sync::Arc;
 use std::time::Duration;

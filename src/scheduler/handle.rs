@@ -1,5 +1,5 @@
-//! Folding a report into the board: a call's result (a new ticket or token, or a failure and its
-//! retry) and a sink writer's outcome (every sink holds the token, or a retry).
+//! Folding a report into the board: a call's result (a new ticket or token, or a failure with its
+//! retry), a sink writer's outcome (every sink holds the token, or a retry).
 
 use std::sync::Arc;
 

@@ -1,4 +1,4 @@
-//! What the state records for each ticket (never ahead of the sinks), and when it is saved:
+//! What the state records for each ticket (never ahead of the sinks), saved on a schedule:
 //! debounced, mints at once, slow saves spaced out.
 
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! The reload diff: a `ReloadPlan` computed from the running tickets and the new config alone,
+//! The reload diff: a `ReloadPlan` computed from the running tickets with the new config alone,
 //! before anything changes (the loop then applies it).
 
 use std::collections::HashSet;

@@ -1,4 +1,4 @@
-//! Which replaced TCR long-term tokens the revoker is told about, and which are kept active
+//! Which replaced TCR long-term tokens the revoker is told about; the others are kept active
 //! because a consumer may still use them (the revoker itself is [`crate::revocation`]).
 
 use std::collections::HashSet;

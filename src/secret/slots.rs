@@ -1,4 +1,4 @@
-//! The secret pool's bookkeeping: which slots of each size class are free, and which pages hold a secret.
+//! The secret pool's bookkeeping: which slots of each size class are free, which pages hold a secret.
 //!
 //! Addresses are plain numbers here: mapping blocks, writing, wiping and giving pages back to the
 //! system is [`crate::secret`]'s (the only module that touches the memory). Everything here is safe

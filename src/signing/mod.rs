@@ -1,5 +1,7 @@
-//! Request signing, one module per scheme. Pure functions: the date, the nonce and the keys are
-//! arguments, so every stage can be replayed against the vendors' SDK vectors.
+//! Request signing, one module per scheme.
+//!
+//! Pure functions: the date, the nonce and the keys are arguments, so every stage can be replayed
+//! against the vendors' SDK vectors.
 
 pub mod acs3;
 pub(crate) mod rpc;

@@ -1,6 +1,7 @@
-//! Writing a file so that readers see the old content or the new, never a mix, and a crash leaves
-//! no partial file: a temp file in the same directory created with the final mode, fsync, rename,
-//! fsync of the directory.
+//! Writing a file atomically: readers see the old content or the new, never a mix.
+//!
+//! A crash leaves no partial file: a temp file in the same directory created with the final mode,
+//! fsync, rename, fsync of the directory.
 
 use std::fs;
 use std::io::{self, Write};

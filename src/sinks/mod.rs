@@ -1,4 +1,4 @@
-//! Where tokens go: files written atomically, and docker `config.json` entries merged in.
+//! Where tokens go: files written atomically, docker `config.json` entries merged in.
 
 pub mod atomic;
 pub mod docker_config;

@@ -1,4 +1,4 @@
-//! The [`Store`] contract as one suite, run for every implementation: the file store and the
+//! The [`Store`] contract as one suite, run for every implementation: the file store, the
 //! in-memory store the scheduler's tests use.
 
 use std::collections::BTreeMap;

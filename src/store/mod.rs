@@ -1,5 +1,7 @@
-//! Where the scheduler's state lives between runs: the [`Store`] trait and its contract, the
-//! records it keeps, and the file store (`state_dir/state.json`), its one implementation today.
+//! Where the scheduler's state lives between runs, behind the [`Store`] trait.
+//!
+//! The trait with its contract, the records it keeps, and the file store (`state_dir/state.json`),
+//! its one implementation today.
 
 pub mod contract;
 pub mod file;

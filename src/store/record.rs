@@ -1,6 +1,7 @@
-//! What the store keeps: the state's records (each ticket's holding and what it was obtained
-//! for, the pending revocations), their JSON shape (`state.json`'s), and a snapshot streamed
-//! from the scheduler's own entries.
+//! What the store keeps: the state's records, in `state.json`'s JSON shape.
+//!
+//! Each ticket's holding and what it was obtained for, the pending revocations, and a snapshot
+//! streamed from the scheduler's own entries.
 
 use std::collections::BTreeMap;
 

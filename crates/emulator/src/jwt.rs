@@ -1,4 +1,4 @@
-//! The JWTs the emulator hands out as SLS tickets and DSW tokens: HS256-signed, with real claims.
+//! The JWTs the emulator hands out (SLS tickets, DSW tokens): HS256-signed, with real claims.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

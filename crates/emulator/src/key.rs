@@ -1,4 +1,4 @@
-//! The keys the emulator accepts: who they belong to (Alibaba or Tencent), and a secret that
+//! The keys the emulator accepts: who each belongs to (Alibaba or Tencent), with a secret that
 //! never shows in `Debug` output.
 
 use std::fmt;

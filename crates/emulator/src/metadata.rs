@@ -1,6 +1,5 @@
-//! Instance metadata stand-ins: Alibaba ECS (IMDSv2 token required unless v1 is allowed) and
-//! Tencent CVM role credentials. Paths do not collide (`ram` vs `cam`), so they share the
-//! emulator's listener.
+//! Instance metadata stand-ins: Alibaba ECS (IMDSv2 token required unless v1 is allowed), Tencent
+//! CVM role credentials. Paths do not collide (`ram` vs `cam`), so they share the emulator's listener.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -1,4 +1,4 @@
-//! The SLS ticket API: `POST /tickets` and `POST /token/refresh`, v1 signatures (hmac-sha256 and
+//! The SLS ticket API (`POST /tickets`, `POST /token/refresh`): v1 signatures (hmac-sha256,
 //! hmac-sha1) checked from the request as received.
 
 use std::sync::Arc;

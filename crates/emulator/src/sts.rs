@@ -1,4 +1,4 @@
-//! STS stand-ins: Alibaba `GET /?Action=AssumeRoleWithOIDC` (unsigned RPC) and Tencent
+//! STS web-identity stand-ins: Alibaba `GET /?Action=AssumeRoleWithOIDC` (unsigned RPC), Tencent
 //! `POST /` with `X-TC-Action: AssumeRoleWithWebIdentity` (`Authorization: SKIP`). Both issue
 //! short-lived keys that the emulator then accepts for SLS, DSW and TCR calls until they expire.
 

@@ -1,4 +1,4 @@
-//! Alibaba Cloud PAI-DSW instance tokens: its validated spec, its client and its `Api` implementation.
+//! Alibaba Cloud PAI-DSW instance tokens, as one API folder: spec, client, `Api` implementation.
 
 pub mod api;
 pub mod client;

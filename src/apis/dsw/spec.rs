@@ -1,4 +1,4 @@
-//! What a `dsw` ticket is, once its config section is validated: `DswSpec` and the API's limits.
+//! What a `dsw` ticket is, once its config section is validated: `DswSpec`, with the API's limits.
 
 use std::time::Duration;
 

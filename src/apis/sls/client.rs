@@ -1,4 +1,4 @@
-//! Alibaba Cloud SLS 2020-12-30 `CreateTicket` and `RefreshToken` (spec §1).
+//! Alibaba Cloud SLS 2020-12-30 calls: `CreateTicket`, `RefreshToken` (spec §1).
 
 use std::time::Duration;
 

@@ -1,4 +1,4 @@
-//! Alibaba Cloud SLS share tickets: its validated spec, its client, its share URL and its `Api` implementation.
+//! Alibaba Cloud SLS share tickets, as one API folder: spec, client, share URL, `Api` implementation.
 
 pub mod api;
 pub mod client;

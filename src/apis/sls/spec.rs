@@ -1,4 +1,4 @@
-//! What an `sls` ticket is, once its config section is validated: `SlsSpec` and the API's limits.
+//! What an `sls` ticket is, once its config section is validated: `SlsSpec`, with the API's limits.
 
 use std::time::Duration;
 

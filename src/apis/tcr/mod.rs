@@ -1,4 +1,4 @@
-//! Tencent Cloud TCR instance tokens: its validated spec, its client and its `Api` implementation.
+//! Tencent Cloud TCR instance tokens, as one API folder: spec, client, `Api` implementation.
 
 pub mod api;
 pub mod client;

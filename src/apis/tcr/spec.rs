@@ -1,4 +1,4 @@
-//! What a `tcr` ticket is, once its config section is validated: `TcrSpec`, its identity and the API's defaults.
+//! What a `tcr` ticket is, once its config section is validated: `TcrSpec` (its identity, the API's defaults).
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
-//! The `[credentials.<name>]` sections: vendor, source and each source's keys, and the assumed
-//! roles' bases.
+//! The `[credentials.<name>]` sections: vendor, source, each source's keys, the assumed roles'
+//! bases.
 
 use std::collections::BTreeMap;
 

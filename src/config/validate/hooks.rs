@@ -1,4 +1,4 @@
-//! A ticket's `on_change` hook: the program or signal to send, its environment and timings.
+//! A ticket's `on_change` hook: the program or signal to send, its environment, its timings.
 
 use std::time::Duration;
 

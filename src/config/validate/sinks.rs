@@ -1,4 +1,4 @@
-//! A ticket's `[[tickets.sinks]]`: file sinks (format, mode, env names, templates) and docker-config sinks.
+//! A ticket's `[[tickets.sinks]]`: file sinks (format, mode, env names, templates), docker-config sinks.
 
 use crate::apis::kinds::Kind;
 use crate::config::check::{Checker, names_a_file};

@@ -1,4 +1,4 @@
-//! The `socket`, `socket_mode` and `socket_group` keys.
+//! The socket keys: `socket`, `socket_mode`, `socket_group`.
 
 use crate::config::check::Checker;
 use crate::config::defaults::DEFAULT_SOCKET_MODE;

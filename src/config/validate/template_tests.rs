@@ -1,5 +1,5 @@
-//! Tests of `format = "template"` sinks in the config: the keys, the template read at load, and
-//! every check-time error with the template's (or the config's) file and line.
+//! Tests of `format = "template"` sinks in the config: the keys, the template read at load, every
+//! check-time error with the template's (or the config's) file and line.
 
 use std::path::Path;
 

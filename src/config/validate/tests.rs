@@ -1,4 +1,4 @@
-//! Tests of the config validation: every section's problems, with file, line and key.
+//! Tests of the config validation: every section's problems, with file, line, key.
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -1,6 +1,6 @@
-//! One `[[tickets]]` section: name, kind, credentials, consumers, and the keys that do not apply to
-//! its kind; the kind's own keys are checked by its API's section (`apis/<kind>/section.rs`,
-//! through the registry's [`validate::validate`]).
+//! One `[[tickets]]` section's shared keys: name, kind, credentials, consumers, the keys that do
+//! not apply to its kind. The kind's own keys are checked by its API's section
+//! (`apis/<kind>/section.rs`, through the registry's [`validate::validate`]).
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-//! Alibaba Cloud sources (spec section 4.1): RRSA OIDC, CLI and INI profiles, ECS RAM role.
+//! Alibaba Cloud sources (spec section 4.1): RRSA OIDC, CLI or INI profiles, ECS RAM role.
 
 use std::path::PathBuf;
 use std::time::SystemTime;

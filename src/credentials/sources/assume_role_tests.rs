@@ -1,4 +1,4 @@
-//! Issue 17 item 6: `ram_role_arn`, `role_arn` and `credentials_uri` against the emulator's STS
+//! Issue 17 item 6: `ram_role_arn`, `role_arn`, `credentials_uri` against the emulator's STS
 //! and credentials URI stand-ins (real sockets, a paused wall clock).
 
 use std::collections::HashMap;

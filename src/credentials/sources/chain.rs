@@ -1,5 +1,5 @@
-//! The vendors' default credential chains: which sources a `source = "chain"` set tries, and in
-//! which order (the config holds only each member's settings, [`ChainSpec`]).
+//! The vendors' default credential chains: which sources a `source = "chain"` set tries, in which
+//! order (the config holds only each member's settings, [`ChainSpec`]).
 
 use crate::config::{ChainSpec, SourceSpec, Vendor};
 

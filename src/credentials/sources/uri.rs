@@ -1,7 +1,8 @@
-//! Alibaba `source = "credentials_uri"` (and the last member of the default chain when
-//! `ALIBABA_CLOUD_CREDENTIALS_URI` is set), as `aliyun/credentials-go` `providers/uri.go` reads
-//! it: `GET <uri>`, HTTP 200 with `{"AccessKeyId", "AccessKeySecret", "SecurityToken",
-//! "Expiration"}`, all four required.
+//! Alibaba `source = "credentials_uri"`, as `aliyun/credentials-go` `providers/uri.go` reads it.
+//!
+//! Also the last member of the default chain when `ALIBABA_CLOUD_CREDENTIALS_URI` is set: `GET
+//! <uri>`, HTTP 200 with `{"AccessKeyId", "AccessKeySecret", "SecurityToken", "Expiration"}`, all
+//! four required.
 
 use serde::Deserialize;
 

@@ -1,4 +1,4 @@
-//! The ACS3 verifier against the vendors' DSW vectors, as received and tampered with.
+//! The ACS3 verifier against the vendors' DSW vectors, as received or tampered with.
 
 use super::*;
 use crate::verify::v3::VerifyError::{BodyHashMismatch, SignatureMismatch, UnsignedHeader};

@@ -1,4 +1,4 @@
-//! The MACs and digests the schemes are built from, and a constant-time comparison.
+//! The primitives the schemes are built from: MACs, digests, a constant-time comparison.
 
 use hmac::{Hmac, Mac};
 use sha1::Sha1;

@@ -1,4 +1,4 @@
-//! RFC 3986 percent-encoding, as the Alibaba schemes canonicalise queries and parameters.
+//! RFC 3986 percent-encoding, as the Alibaba schemes canonicalise queries or parameters.
 
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 

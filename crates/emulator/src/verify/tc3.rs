@@ -1,7 +1,8 @@
-//! Tencent `TC3-HMAC-SHA256` (API 3.0) checked as the server does (spec §3.2): `content-type` and
-//! `host` must be signed, the scope date must be X-TC-Timestamp's, the payload is the body (or the
-//! literal `UNSIGNED-PAYLOAD`), and the MAC is keyed by a key derived from the SecretKey through the
-//! scope. `X-TC-Token` is not signed.
+//! Tencent `TC3-HMAC-SHA256` (API 3.0) checked as the server does (spec §3.2).
+//!
+//! `content-type` and `host` must be signed, the scope date must be X-TC-Timestamp's, the payload is
+//! the body (or the literal `UNSIGNED-PAYLOAD`), and the MAC is keyed by a key derived from the
+//! SecretKey through the scope. `X-TC-Token` is not signed.
 
 use std::time::{Duration, UNIX_EPOCH};
 

@@ -1,4 +1,4 @@
-//! The TC3 verifier against the vendors' TCR vectors, as received and tampered with.
+//! The TC3 verifier against the vendors' TCR vectors, as received or tampered with.
 
 use super::*;
 use crate::verify::v3::VerifyError::{MustSign, ScopeDateMismatch, SignatureMismatch};

@@ -1,6 +1,7 @@
-//! The one core of the two "V3" schemes, ACS3 (Alibaba) and TC3 (Tencent), server side: read the
-//! `Authorization` value, rebuild the canonical request from the request as it arrived, and check
-//! the MAC a scheme computes over it.
+//! The one server-side core of the two "V3" schemes, ACS3 (Alibaba) or TC3 (Tencent).
+//!
+//! It reads the `Authorization` value, rebuilds the canonical request from the request as it
+//! arrived, and checks the MAC a scheme computes over it.
 
 use axum::http::HeaderMap;
 
