@@ -57,6 +57,11 @@ fn main() {
             println!("cargo::rustc-cfg=have_{name}");
         }
     }
+    // `cfg(ci)`: tests/common/feature.rs's stub for a fleet file built without `--features etcd`.
+    println!("cargo::rustc-check-cfg=cfg(ci)");
+    if ci {
+        println!("cargo::rustc-cfg=ci");
+    }
     println!("cargo::rustc-check-cfg=cfg(have_root)");
     if ci || is_root() {
         println!("cargo::rustc-cfg=have_root");

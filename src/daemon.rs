@@ -26,6 +26,7 @@ use crate::store::FileStore;
 use crate::systemd;
 
 mod error;
+pub(crate) mod fleet;
 pub use error::{DaemonError, ReloadError, TaskEnd};
 
 /// A daemon ready to run: state locked and loaded, credentials resolved, scheduler planned.
@@ -64,9 +65,9 @@ pub struct OnceReport {
 impl Daemon {
     /// Prepare to run `config` against the real clouds.
     pub fn prepare(config: Config, env: &dyn Environment, clock: Arc<dyn Clock>) -> Result<Daemon, DaemonError> {
-        if config.cluster.is_some() {
-            let file = config.source.clone().unwrap_or_else(|| "the configuration".into());
-            return Err(DaemonError::FleetNotRunnable(file));
+        let _fleet = fleet::check(&config, env)?;
+        if let Some(warning) = fleet::no_key_warning(&config) {
+            tracing::warn!("{warning}");
         }
         let provider = Arc::new(CloudProvider::with_limits(clock.clone(), config.rate_limits));
         Daemon::with_provider(config, env, clock, provider)

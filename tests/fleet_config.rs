@@ -40,7 +40,9 @@ async fn issue_19_a_cluster_section_is_refused_until_this_build_can_run_a_fleet(
     let check = h.command(&["check-config", "-c", path.to_str().unwrap()]).output().unwrap();
     let said = String::from_utf8_lossy(&check.stderr).into_owned() + &String::from_utf8_lossy(&check.stdout);
     if cfg!(feature = "etcd") {
-        assert!(check.status.success(), "{said}");
+        // Review F1: check-config refuses what `run` refuses (it said ok).
+        assert_eq!(check.status.code(), Some(2), "{said}");
+        assert!(said.contains("[cluster] is checked, but this ticketd does not run a fleet yet"), "{said}");
     } else {
         assert!(!check.status.success(), "{said}");
         let want = format!(

@@ -1,166 +1,206 @@
 //! The etcd backend against a real one-member etcd (tests/common/etcd.rs): the election, fencing a
 //! deposed leader whose lease was revoked, generations that never go back, and the watch that
 //! hands every node the leader's holding, sealed at rest.
-#![cfg(feature = "etcd")]
 
 mod common;
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+needs_etcd_feature!();
 
-use common::etcd::EtcdCluster;
-use ticketd::cluster::etcd::{Change, EtcdFleet, FleetError};
-use ticketd::cluster::fence::{Expect, Refused};
-use ticketd::cluster::record::FleetRecord;
-use ticketd::cluster::seal::Sealer;
-use ticketd::config::ClusterSpec;
-use ticketd::secret::Secret;
-use ticketd::store::record::StoredTicket;
-use ticketd::token::{Current, Holding, TokenPart};
+#[cfg(feature = "etcd")]
+mod backend {
 
-const TOKEN: &str = "tok-FLEET-SECRET-9";
-const BOUND: Duration = Duration::from_secs(20);
+    use std::sync::Arc;
+    use std::time::{Duration, SystemTime};
 
-fn spec(cluster: &EtcdCluster, node: &str) -> ClusterSpec {
-    ClusterSpec {
-        endpoints: cluster.endpoints(),
-        prefix: "/t".into(),
-        node: node.into(),
-        // Long enough that no lease lapses during the test, even on a loaded machine (no keep-alive
-        // runs here): a's leadership ends only by its revoke, which is what the test proves.
-        lease_ttl: Duration::from_secs(60),
-        encryption_key_file: None,
-        ca_file: None,
-        client_cert: None,
-        auth: None,
+    use crate::common::etcd::EtcdCluster;
+    use ticketd::cluster::etcd::{Change, EtcdFleet, FleetError};
+    use ticketd::cluster::fence::{Expect, Refused};
+    use ticketd::cluster::prepare::Prepared;
+    use ticketd::cluster::record::FleetRecord;
+    use ticketd::cluster::seal::Sealer;
+    use ticketd::config::ClusterSpec;
+    use ticketd::secret::Secret;
+    use ticketd::store::record::StoredTicket;
+    use ticketd::token::{Current, Holding, TokenPart};
+
+    const TOKEN: &str = "tok-FLEET-SECRET-9";
+    const BOUND: Duration = Duration::from_secs(20);
+
+    fn spec(cluster: &EtcdCluster, node: &str) -> ClusterSpec {
+        ClusterSpec {
+            endpoints: cluster.endpoints(),
+            prefix: "/t".into(),
+            node: node.into(),
+            // Long enough that no lease lapses during the test, even on a loaded machine (no keep-alive
+            // runs here): a's leadership ends only by its revoke, which is what the test proves.
+            lease_ttl: Duration::from_secs(60),
+            encryption_key_file: None,
+            ca_file: None,
+            client_cert: None,
+            auth: None,
+        }
     }
-}
 
-fn record(writer: &str, generation: u64) -> FleetRecord {
-    let now = SystemTime::now();
-    FleetRecord {
-        ticket: "dash".into(),
-        writer: writer.into(),
-        stored: StoredTicket {
-            kind: "dsw".into(),
-            identity: "dsw x".into(),
-            holding: Holding {
-                current: Some(Current {
-                    ticket: None,
-                    token: TokenPart {
-                        value: Secret::new(format!("{TOKEN}-{generation}")),
-                        username: None,
-                        token_id: None,
-                        issued_at: now.into(),
-                        expires_at: (now + Duration::from_secs(3600)).into(),
-                    },
-                    generation,
-                    refreshed_at: now.into(),
-                    expires_mono: None,
-                }),
-                pending: None,
+    fn record(writer: &str, generation: u64) -> FleetRecord {
+        let now = SystemTime::now();
+        FleetRecord {
+            ticket: "dash".into(),
+            writer: writer.into(),
+            stored: StoredTicket {
+                kind: "dsw".into(),
+                identity: "dsw x".into(),
+                holding: Holding {
+                    current: Some(Current {
+                        ticket: None,
+                        token: TokenPart {
+                            value: Secret::new(format!("{TOKEN}-{generation}")),
+                            username: None,
+                            token_id: None,
+                            issued_at: now.into(),
+                            expires_at: (now + Duration::from_secs(3600)).into(),
+                        },
+                        generation,
+                        refreshed_at: now.into(),
+                        expires_mono: None,
+                    }),
+                    pending: None,
+                },
             },
-        },
-    }
-}
-
-async fn fleet(cluster: &EtcdCluster, node: &str, sealer: &Arc<Sealer>) -> EtcdFleet {
-    EtcdFleet::connect(&spec(cluster, node), None, Some(sealer.clone())).await.unwrap()
-}
-
-#[tokio::test]
-#[cfg_attr(
-    not(all(have_etcd, have_etcdctl)),
-    ignore = "needs etcd and etcdctl (apt-get install etcd-server etcd-client)"
-)]
-async fn issue_19_a_deposed_leader_s_write_is_refused_and_the_watch_hands_every_node_the_new_leader_s() {
-    let cluster = EtcdCluster::start(1).await;
-    let sealer = Arc::new(Sealer::from_key(&[7; 32]));
-    let (a, b, c) =
-        (fleet(&cluster, "a", &sealer).await, fleet(&cluster, "b", &sealer).await, fleet(&cluster, "c", &sealer).await);
-    let (held, mut watch) = c.load_and_watch().await.unwrap();
-    assert!(held.is_empty());
-
-    let lead_a = tokio::time::timeout(BOUND, a.campaign()).await.expect("a wins in time").unwrap();
-    assert_eq!(a.leader().await.unwrap().as_deref(), Some("a"));
-    let rev = a.write(&lead_a, &record("a", 1), Expect::Absent).await.unwrap();
-    assert!(rev > 0);
-    match &watch.next().await.unwrap()[..] {
-        [Change::Put(stored)] => assert_eq!(stored.record, record_like(&stored.record, "a", 1)),
-        other => panic!("{other:?}"),
+        }
     }
 
-    // b campaigns while a leads: it wins only once a's lease is gone.
-    let b = Arc::new(b);
-    let campaign = tokio::spawn({
-        let b = b.clone();
-        async move { b.campaign().await }
-    });
-    // b's candidate key is in etcd (its campaign is under way), yet a still leads.
-    let started = std::time::Instant::now();
-    while candidates(&cluster) < 2 {
-        assert!(started.elapsed() < BOUND, "b's campaign never reached etcd");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(a.leader().await.unwrap().as_deref(), Some("a"));
-    assert!(!campaign.is_finished(), "b won while a's lease was alive");
-    a.revoke().await.unwrap();
-    let lead_b = tokio::time::timeout(BOUND, campaign).await.expect("b wins in time").unwrap().unwrap();
-    assert_eq!(b.leader().await.unwrap().as_deref(), Some("b"));
-
-    // a still believes it leads: its late write is fenced out, and etcd keeps b's line.
-    let stored = b.read("dash", "dsw x").await.unwrap().unwrap();
-    match a.write(&lead_a, &record("a", 2), Expect::At(stored.revision)).await {
-        Err(FleetError::Refused(Refused::Deposed)) => {}
-        other => panic!("a deposed leader's write: {other:?}"),
-    }
-    b.write(&lead_b, &record("b", 2), Expect::At(stored.revision)).await.unwrap();
-    match &watch.next().await.unwrap()[..] {
-        [Change::Put(stored)] => assert_eq!((stored.record.writer.as_str(), stored.record.generation()), ("b", 2)),
-        other => panic!("{other:?}"),
-    }
-    // Generations never go back, and a write over a holding read before another's is a race.
-    let now = b.read("dash", "dsw x").await.unwrap().unwrap();
-    match b.write(&lead_b, &record("b", 1), Expect::At(now.revision)).await {
-        Err(FleetError::Refused(Refused::Stale { stored: 2, ours: 1 })) => {}
-        other => panic!("an older generation: {other:?}"),
-    }
-    match b.write(&lead_b, &record("b", 3), Expect::At(stored.revision)).await {
-        Err(FleetError::Refused(Refused::Raced)) => {}
-        other => panic!("a write over a stale read: {other:?}"),
+    async fn fleet(cluster: &EtcdCluster, node: &str, sealer: &Arc<Sealer>) -> EtcdFleet {
+        EtcdFleet::connect(&spec(cluster, node), &Prepared::plain(Some(sealer.clone()))).await.unwrap()
     }
 
-    // What etcd holds is sealed: no token in any encoding.
-    let dump = cluster.dump("/t/");
-    for needle in [TOKEN.to_string(), hex_of(TOKEN), base64_of(TOKEN)] {
-        assert!(!dump.windows(needle.len()).any(|w| w == needle.as_bytes()), "{needle} in etcd");
+    #[tokio::test]
+    #[cfg_attr(
+        not(all(have_etcd, have_etcdctl)),
+        ignore = "needs etcd and etcdctl (apt-get install etcd-server etcd-client)"
+    )]
+    async fn issue_19_a_deposed_leader_s_write_is_refused_and_the_watch_hands_every_node_the_new_leader_s() {
+        let cluster = EtcdCluster::start(1).await;
+        let sealer = Arc::new(Sealer::from_key(&[7; 32]));
+        let (a, b, c) = (
+            fleet(&cluster, "a", &sealer).await,
+            fleet(&cluster, "b", &sealer).await,
+            fleet(&cluster, "c", &sealer).await,
+        );
+        let (held, mut watch) = c.load_and_watch().await.unwrap();
+        assert!(held.is_empty());
+
+        let lead_a = tokio::time::timeout(BOUND, a.campaign()).await.expect("a wins in time").unwrap();
+        assert_eq!(a.leader().await.unwrap().as_deref(), Some("a"));
+        let rev = a.write(&lead_a, &record("a", 1), Expect::Absent).await.unwrap();
+        assert!(rev > 0);
+        match &watch.next().await.unwrap()[..] {
+            [Change::Put(stored)] => assert_eq!(stored.record, record_like(&stored.record, "a", 1)),
+            other => panic!("{other:?}"),
+        }
+
+        // b campaigns while a leads: it wins only once a's lease is gone.
+        let b = Arc::new(b);
+        let campaign = tokio::spawn({
+            let b = b.clone();
+            async move { b.campaign().await }
+        });
+        // b's candidate key is in etcd (its campaign is under way), yet a still leads.
+        let started = std::time::Instant::now();
+        while candidates(&cluster) < 2 {
+            assert!(started.elapsed() < BOUND, "b's campaign never reached etcd");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(a.leader().await.unwrap().as_deref(), Some("a"));
+        assert!(!campaign.is_finished(), "b won while a's lease was alive");
+        a.revoke().await.unwrap();
+        let lead_b = tokio::time::timeout(BOUND, campaign).await.expect("b wins in time").unwrap().unwrap();
+        assert_eq!(b.leader().await.unwrap().as_deref(), Some("b"));
+
+        // a still believes it leads: its late write is fenced out, and etcd keeps b's line.
+        let stored = b.read("dash", "dsw x").await.unwrap().unwrap();
+        match a.write(&lead_a, &record("a", 2), Expect::At(stored.revision)).await {
+            Err(FleetError::Refused(Refused::Deposed)) => {}
+            other => panic!("a deposed leader's write: {other:?}"),
+        }
+        b.write(&lead_b, &record("b", 2), Expect::At(stored.revision)).await.unwrap();
+        match &watch.next().await.unwrap()[..] {
+            [Change::Put(stored)] => assert_eq!((stored.record.writer.as_str(), stored.record.generation()), ("b", 2)),
+            other => panic!("{other:?}"),
+        }
+        // Generations never go back, and a write over a holding read before another's is a race.
+        let now = b.read("dash", "dsw x").await.unwrap().unwrap();
+        match b.write(&lead_b, &record("b", 1), Expect::At(now.revision)).await {
+            Err(FleetError::Refused(Refused::Stale { stored: 2, ours: 1 })) => {}
+            other => panic!("an older generation: {other:?}"),
+        }
+        match b.write(&lead_b, &record("b", 3), Expect::At(stored.revision)).await {
+            Err(FleetError::Refused(Refused::Raced)) => {}
+            other => panic!("a write over a stale read: {other:?}"),
+        }
+
+        // What etcd holds is sealed: no token in any encoding.
+        let dump = cluster.dump("/t/");
+        for needle in [TOKEN.to_string(), hex_of(TOKEN), base64_of(TOKEN)] {
+            assert!(!dump.windows(needle.len()).any(|w| w == needle.as_bytes()), "{needle} in etcd");
+        }
+        // A node that comes later reads the holding whole.
+        let (held, _) = a.load_and_watch().await.unwrap();
+        let held: Vec<_> = held.into_iter().map(Result::unwrap).collect();
+        assert_eq!(held.len(), 1);
+        assert_eq!((held[0].record.writer.as_str(), held[0].record.generation()), ("b", 2));
     }
-    // A node that comes later reads the holding whole.
-    let (held, _) = a.load_and_watch().await.unwrap();
-    let held: Vec<_> = held.into_iter().map(Result::unwrap).collect();
-    assert_eq!(held.len(), 1);
-    assert_eq!((held[0].record.writer.as_str(), held[0].record.generation()), ("b", 2));
-}
 
-/// How many election candidates etcd holds (keys under `/t/leader/`, one per campaigning lease).
-fn candidates(cluster: &EtcdCluster) -> usize {
-    let dump = cluster.dump("/t/leader");
-    String::from_utf8_lossy(&dump).lines().filter(|line| line.starts_with("/t/leader")).count()
-}
+    /// Review F3: a holding the leader cannot read (garbage, another key's seal, plain text on a
+    /// sealing node) must not block every later write of that ticket: the revision compare decides.
+    /// Review F4: a watch that loses etcd names the endpoints, not the prefix.
+    #[tokio::test]
+    #[cfg_attr(
+        not(all(have_etcd, have_etcdctl)),
+        ignore = "needs etcd and etcdctl (apt-get install etcd-server etcd-client)"
+    )]
+    async fn issue_19_an_unreadable_holding_is_overwritten_by_the_leader_and_a_lost_watch_names_etcd() {
+        let mut cluster = EtcdCluster::start(1).await;
+        let sealer = Arc::new(Sealer::from_key(&[9; 32]));
+        let a = fleet(&cluster, "a", &sealer).await;
+        let lead = tokio::time::timeout(BOUND, a.campaign()).await.expect("a wins in time").unwrap();
+        let key = a.keys().ticket("dash", "dsw x");
+        cluster.put_bytes(&key, b"\x00 not a holding");
+        let garbage = a.revision(&key).await.unwrap();
+        assert!(garbage > 0);
+        let written = a.write(&lead, &record("a", 1), Expect::At(garbage)).await;
+        assert!(matches!(written, Ok(rev) if rev > garbage), "the leader's write over garbage: {written:?}");
+        let held = a.read("dash", "dsw x").await.unwrap().expect("a's holding");
+        assert_eq!(held.record.generation(), 1);
 
-/// `record(writer, generation)` with `got`'s timestamps (made at another instant).
-fn record_like(got: &FleetRecord, writer: &str, generation: u64) -> FleetRecord {
-    let mut want = record(writer, generation);
-    want.stored.holding = got.stored.holding.clone();
-    assert_eq!(want.generation(), generation);
-    want
-}
+        let (_, mut watch) = a.load_and_watch().await.unwrap();
+        cluster.kill(0);
+        let lost = tokio::time::timeout(BOUND, watch.next()).await.expect("the watch ends in time").unwrap_err();
+        let said = lost.to_string();
+        let endpoint = cluster.endpoints()[0].clone();
+        assert!(said.contains(&endpoint), "{said}");
+        assert!(!said.starts_with("etcd at /t/"), "{said}");
+    }
 
-fn hex_of(text: &str) -> String {
-    text.bytes().map(|b| format!("{b:02x}")).collect()
-}
+    /// How many election candidates etcd holds (keys under `/t/leader/`, one per campaigning lease).
+    fn candidates(cluster: &EtcdCluster) -> usize {
+        let dump = cluster.dump("/t/leader");
+        String::from_utf8_lossy(&dump).lines().filter(|line| line.starts_with("/t/leader")).count()
+    }
 
-fn base64_of(text: &str) -> String {
-    use base64::Engine;
-    base64::engine::general_purpose::STANDARD.encode(text)
+    /// `record(writer, generation)` with `got`'s timestamps (made at another instant).
+    fn record_like(got: &FleetRecord, writer: &str, generation: u64) -> FleetRecord {
+        let mut want = record(writer, generation);
+        want.stored.holding = got.stored.holding.clone();
+        assert_eq!(want.generation(), generation);
+        want
+    }
+
+    fn hex_of(text: &str) -> String {
+        text.bytes().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn base64_of(text: &str) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(text)
+    }
 }

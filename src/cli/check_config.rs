@@ -12,6 +12,14 @@ use crate::credentials::ProcessEnvironment;
 pub(crate) fn check_config(path: &Path) -> ExitCode {
     match crate::credentials::environment::load(path, &ProcessEnvironment) {
         Ok(config) => {
+            // What `run` refuses before it connects, refused here too (review F1).
+            if let Err(e) = crate::daemon::fleet::check(&config, &ProcessEnvironment) {
+                match e {
+                    crate::daemon::DaemonError::FleetNotRunnable(_) => eprintln!("{e}"),
+                    e => eprintln!("{}: {e}", path.display()),
+                }
+                return ExitCode::from(EXIT_CONFIG);
+            }
             println!(
                 "{}: ok ({} ticket{}, {} credential set{}, state in {})",
                 path.display(),
@@ -26,6 +34,9 @@ pub(crate) fn check_config(path: &Path) -> ExitCode {
             }
             if let Some(warning) = config.static_keys_warning() {
                 eprintln!("warning: {warning}");
+            }
+            if let Some(warning) = crate::daemon::fleet::no_key_warning(&config) {
+                eprintln!("{warning}");
             }
             ExitCode::SUCCESS
         }

@@ -6,15 +6,30 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{
-    Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity, PutOptions, TlsOptions,
-    Txn, TxnOp, TxnOpResponse, WatchOptions, WatchStream,
+    Certificate, Client, Compare, CompareOp, ConnectOptions, EventType, GetOptions, Identity, ObserveStream,
+    PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions, WatchStream,
 };
 
 use crate::cluster::fence::{self, Expect, Guard, Leadership, Refused};
 use crate::cluster::keys::Keys;
+use crate::cluster::prepare::Prepared;
 use crate::cluster::record::{FleetRecord, RecordError};
 use crate::cluster::seal::Sealer;
 use crate::config::ClusterSpec;
+
+/// etcd 3.4's default `--grpc-keepalive-min-time`: a client that pings more often is answered
+/// with GOAWAY `too_many_pings`, which drops the connection and every stream on it.
+pub const ETCD_MIN_PING_INTERVAL: Duration = Duration::from_secs(5);
+
+/// The HTTP/2 keep-alive (interval, timeout) for a fleet of `lease_ttl` (review F10): a third of
+/// the TTL, but never more often than twice etcd's minimum (timers fire early under load, and a
+/// ping a little early is a strike). A dead connection shows earlier anyway: the lease
+/// keep-alive expects an answer within a third of the TTL.
+pub fn http2_keep_alive(lease_ttl: Duration) -> (Duration, Duration) {
+    let interval = (lease_ttl / 3).max(2 * ETCD_MIN_PING_INTERVAL);
+    let timeout = (lease_ttl / 3).max(Duration::from_secs(1));
+    (interval, timeout)
+}
 
 /// Why an etcd operation failed. Holds etcd's message (never a holding or the password).
 #[derive(Debug, thiserror::Error)]
@@ -23,14 +38,17 @@ pub enum FleetError {
     Etcd { endpoints: String, source: etcd_client::Error },
     #[error("[cluster] password_env: environment variable {0} is not set")]
     NoPassword(String),
-    #[error("[cluster] {key}: cannot read {path}: {source}")]
-    File { key: &'static str, path: String, source: std::io::Error },
+    #[error("etcd at {endpoints} did not answer within {}", humantime::format_duration(*.after))]
+    Timeout { endpoints: String, after: Duration },
+    /// A watch asked to start at a revision etcd has compacted away: load again.
+    #[error("etcd at {endpoints} has compacted the revisions the watch of {prefix} was to resume from")]
+    Compacted { endpoints: String, prefix: String },
     #[error(transparent)]
     Refused(#[from] Refused),
     #[error(transparent)]
     Record(#[from] RecordError),
-    #[error("etcd's watch of {0} ended")]
-    WatchEnded(String),
+    #[error("etcd at {endpoints}: the watch of {prefix} ended")]
+    WatchEnded { endpoints: String, prefix: String },
 }
 
 /// One holding as read from etcd.
@@ -73,40 +91,45 @@ impl std::fmt::Debug for EtcdFleet {
 }
 
 impl EtcdFleet {
-    /// Connect to `spec`'s etcd (the password, if any, from `password`: the daemon reads
-    /// `password_env`), and grant this node's lease of `lease_ttl`.
-    pub async fn connect(
-        spec: &ClusterSpec,
-        password: Option<&str>,
-        sealer: Option<Arc<Sealer>>,
-    ) -> Result<EtcdFleet, FleetError> {
+    /// Connect to `spec`'s etcd with what [`crate::cluster::prepare::preflight`] read (password,
+    /// sealing key, TLS files), and grant this node's lease of `lease_ttl`.
+    pub async fn connect(spec: &ClusterSpec, prepared: &Prepared) -> Result<EtcdFleet, FleetError> {
         let endpoints = spec.endpoints.join(", ");
+        let (interval, timeout) = http2_keep_alive(spec.lease_ttl);
         let mut options = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(5))
-            .with_keep_alive(spec.lease_ttl / 3, spec.lease_ttl / 3);
+            .with_keep_alive(interval, timeout)
+            // etcd 3.4 refuses pings on a connection without streams (PermitWithoutStream false).
+            .with_keep_alive_while_idle(false);
         if let Some(auth) = &spec.auth {
-            let password = password.ok_or_else(|| FleetError::NoPassword(auth.password_env.clone()))?;
-            options = options.with_user(auth.username.clone(), password.to_string());
+            let password =
+                prepared.password.as_ref().ok_or_else(|| FleetError::NoPassword(auth.password_env.clone()))?;
+            // etcd-client keeps the password as a String (its API); ticketd's allocator wipes it when freed.
+            options = options.with_user(auth.username.clone(), password.expose());
         }
         if spec.tls() {
-            let read = |key: &'static str, path: &std::path::Path| {
-                std::fs::read(path).map_err(|source| FleetError::File { key, path: path.display().to_string(), source })
-            };
             let mut tls = TlsOptions::new();
-            if let Some(ca) = &spec.ca_file {
-                tls = tls.ca_certificate(Certificate::from_pem(read("ca_file", ca)?));
-            }
-            if let Some(cert) = &spec.client_cert {
-                let key = zeroize::Zeroizing::new(read("key_file", &cert.key_file)?);
-                tls = tls.identity(Identity::from_pem(read("cert_file", &cert.cert_file)?, key.as_slice()));
+            tls = match &prepared.ca {
+                Some(ca) => tls.ca_certificate(Certificate::from_pem(ca)),
+                // Review F6: no ca_file, the system's trusted roots.
+                None => tls.with_native_roots(),
+            };
+            if let Some((cert, key)) = &prepared.identity {
+                tls = tls.identity(Identity::from_pem(cert, key.as_slice()));
             }
             options = options.with_tls(tls);
         }
+        let sealer = prepared.sealer.clone();
         let etcd = |source| FleetError::Etcd { endpoints: endpoints.clone(), source };
         let mut client = Client::connect(&spec.endpoints, Some(options)).await.map_err(etcd)?;
         let ttl = i64::try_from(spec.lease_ttl.as_secs()).unwrap_or(i64::MAX);
         let lease = client.lease_grant(ttl, None).await.map_err(etcd)?.id();
         Ok(EtcdFleet { client, keys: Keys::new(&spec.prefix), node: spec.node.clone(), sealer, lease, endpoints })
+    }
+
+    /// The endpoints, as errors name them.
+    pub fn endpoints(&self) -> &str {
+        &self.endpoints
     }
 
     fn etcd(&self, source: etcd_client::Error) -> FleetError {
@@ -122,8 +145,9 @@ impl EtcdFleet {
         self.lease
     }
 
-    /// Keep the lease alive until it is lost (etcd unreachable past the TTL, or revoked): one
-    /// keep-alive every third of `ttl`, no other traffic. Returns why it ended.
+    /// Keep the lease alive until it is lost (etcd unreachable or without quorum: no answer
+    /// within a third of `ttl`; or the lease gone): one keep-alive every third of `ttl`, no other
+    /// traffic. Returns why it ended.
     pub async fn keep_alive(&self, ttl: Duration) -> FleetError {
         let mut client = self.client.clone();
         let (mut keeper, mut answers) = match client.lease_keep_alive(self.lease).await {
@@ -131,15 +155,17 @@ impl EtcdFleet {
             Err(e) => return self.etcd(e),
         };
         let mut tick = tokio::time::interval(ttl / 3);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
             if let Err(e) = keeper.keep_alive().await {
                 return self.etcd(e);
             }
-            match answers.message().await {
-                Ok(Some(answer)) if answer.ttl() > 0 => {}
-                Ok(_) => return FleetError::Refused(Refused::Deposed),
-                Err(e) => return self.etcd(e),
+            match tokio::time::timeout(ttl / 3, answers.message()).await {
+                Ok(Ok(Some(answer))) if answer.ttl() > 0 => {}
+                Ok(Ok(_)) => return FleetError::Refused(Refused::Deposed),
+                Ok(Err(e)) => return self.etcd(e),
+                Err(_) => return FleetError::Timeout { endpoints: self.endpoints.clone(), after: ttl / 3 },
             }
         }
     }
@@ -170,6 +196,12 @@ impl EtcdFleet {
         }
     }
 
+    /// The leader's node name at each change, as etcd's election proclaims it (no polling).
+    pub async fn observe(&self) -> Result<Leaders, FleetError> {
+        let stream = self.client.clone().observe(self.keys.election()).await.map_err(|e| self.etcd(e))?;
+        Ok(Leaders { stream, endpoints: self.endpoints.clone() })
+    }
+
     /// Record this node's last sync (unix seconds) under its membership key, on its lease.
     pub async fn put_member(&self, last_sync: u64) -> Result<(), FleetError> {
         let value = serde_json::json!({ "node": self.node, "last_sync": last_sync }).to_string();
@@ -192,8 +224,10 @@ impl EtcdFleet {
     }
 
     /// Write `record` as its ticket's holding, fenced by `leadership`: it commits only while this
-    /// node leads and nothing was written over `expect`; a record older than etcd's is refused.
-    /// Returns the new mod revision.
+    /// node leads and nothing was written over `expect`. When etcd holds `expect`'s revision, a
+    /// record older than the one stored there is refused (`Stale`); a stored value this node
+    /// cannot read does not block the write (review F3: the revision compare decides). Returns
+    /// the new mod revision.
     pub async fn write(
         &self,
         leadership: &Leadership,
@@ -201,8 +235,18 @@ impl EtcdFleet {
         expect: Expect,
     ) -> Result<i64, FleetError> {
         let key = self.keys.ticket(&record.ticket, &record.stored.identity);
-        if let Some(stored) = self.read(&record.ticket, &record.stored.identity).await? {
-            fence::check_generation(Some(stored.record.generation()), record.generation())?;
+        let answer = self.client.clone().get(key.as_bytes(), None).await.map_err(|e| self.etcd(e))?;
+        let expected = match expect {
+            Expect::Absent => 0,
+            Expect::At(revision) => revision,
+        };
+        // The generation read is the one the transaction compares (review F10): a holding read at
+        // another revision than `expect` leaves the verdict to the compares (raced or deposed).
+        if let Some(kv) = answer.kvs().first().filter(|kv| kv.mod_revision() == expected) {
+            match FleetRecord::decode(&key, &record.ticket, kv.value(), self.sealer.as_deref()) {
+                Ok(stored) => fence::check_generation(Some(stored.generation()), record.generation())?,
+                Err(e) => tracing::warn!(error = %e, "the holding in etcd cannot be read; this write replaces it"),
+            }
         }
         let compares: Vec<Compare> = fence::guards(leadership, &key, expect)
             .into_iter()
@@ -238,7 +282,41 @@ impl EtcdFleet {
         let held = answer.kvs().iter().filter_map(|kv| self.stored(kv)).collect();
         let options = WatchOptions::new().with_prefix().with_start_revision(revision + 1);
         let stream = client.watch(prefix.as_bytes(), Some(options)).await.map_err(|e| self.etcd(e))?;
-        Ok((held, Watch { stream, keys: self.keys.clone(), sealer: self.sealer.clone(), prefix, revision }))
+        Ok((held, self.watch(stream, prefix, revision)))
+    }
+
+    /// The mod revision of `key` now (0: absent), for a write that raced.
+    pub async fn revision(&self, key: &str) -> Result<i64, FleetError> {
+        let answer = self.client.clone().get(key.as_bytes(), None).await.map_err(|e| self.etcd(e))?;
+        Ok(answer.kvs().first().map_or(0, |kv| kv.mod_revision()))
+    }
+
+    /// The watch of the holdings resumed after `revision` (the last one applied): every change
+    /// since, in order. [`FleetError::Compacted`] when etcd no longer has them: load again.
+    pub async fn watch_from(&self, revision: i64) -> Result<Watch, FleetError> {
+        let prefix = self.keys.tickets();
+        let options = WatchOptions::new().with_prefix().with_start_revision(revision + 1);
+        let stream = self.client.clone().watch(prefix.as_bytes(), Some(options)).await.map_err(|e| self.etcd(e))?;
+        Ok(self.watch(stream, prefix, revision))
+    }
+
+    fn watch(&self, stream: WatchStream, prefix: String, revision: i64) -> Watch {
+        let (keys, sealer, endpoints) = (self.keys.clone(), self.sealer.clone(), self.endpoints.clone());
+        Watch { stream, keys, sealer, prefix, endpoints, revision }
+    }
+
+    /// Every member now (name and last sync, unix seconds), and a watch of the members from just
+    /// after them.
+    pub async fn members(&self) -> Result<(Vec<(String, Option<u64>)>, Members), FleetError> {
+        let prefix = self.keys.members();
+        let mut client = self.client.clone();
+        let answer =
+            client.get(prefix.as_bytes(), Some(GetOptions::new().with_prefix())).await.map_err(|e| self.etcd(e))?;
+        let revision = answer.header().map_or(0, |h| h.revision());
+        let now = answer.kvs().iter().filter_map(|kv| member(&self.keys, kv)).collect();
+        let options = WatchOptions::new().with_prefix().with_start_revision(revision + 1);
+        let stream = client.watch(prefix.as_bytes(), Some(options)).await.map_err(|e| self.etcd(e))?;
+        Ok((now, Members { stream, keys: self.keys.clone(), endpoints: self.endpoints.clone(), prefix }))
     }
 
     fn stored(&self, kv: &etcd_client::KeyValue) -> Option<Result<Stored, RecordError>> {
@@ -256,12 +334,106 @@ fn decode_kv(keys: &Keys, sealer: Option<&Sealer>, kv: &etcd_client::KeyValue) -
     }))
 }
 
+/// A member key's node and last sync (`{"node":..,"last_sync":<unix s>}`; an unreadable value is
+/// a member with no known sync).
+fn member(keys: &Keys, kv: &etcd_client::KeyValue) -> Option<(String, Option<u64>)> {
+    let name = keys.member_name(std::str::from_utf8(kv.key()).ok()?)?;
+    let last_sync = serde_json::from_slice::<serde_json::Value>(kv.value())
+        .ok()
+        .and_then(|v| v.get("last_sync").and_then(serde_json::Value::as_u64));
+    Some((name.to_string(), last_sync))
+}
+
+/// The leader's name at each change ([`EtcdFleet::observe`]).
+pub struct Leaders {
+    stream: ObserveStream,
+    endpoints: String,
+}
+
+impl Leaders {
+    /// The next leader's node name.
+    pub async fn next(&mut self) -> Result<String, FleetError> {
+        let answer = self
+            .stream
+            .message()
+            .await
+            .map_err(|source| FleetError::Etcd { endpoints: self.endpoints.clone(), source })?
+            .ok_or_else(|| FleetError::WatchEnded {
+                endpoints: self.endpoints.clone(),
+                prefix: "the election".into(),
+            })?;
+        Ok(answer.kv().map(|kv| String::from_utf8_lossy(kv.value()).into_owned()).unwrap_or_default())
+    }
+}
+
+/// A change among the members.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemberChange {
+    /// Joined, or recorded a sync (unix seconds).
+    Synced { name: String, last_sync: Option<u64> },
+    /// Its key is gone (its lease expired or was revoked).
+    Left { name: String },
+}
+
+/// The watch of the members ([`EtcdFleet::members`]).
+pub struct Members {
+    stream: WatchStream,
+    keys: Keys,
+    endpoints: String,
+    prefix: String,
+}
+
+impl Members {
+    pub async fn next(&mut self) -> Result<Vec<MemberChange>, FleetError> {
+        let answer = next_answer(&mut self.stream, &self.endpoints, &self.prefix).await?;
+        Ok(answer
+            .events()
+            .iter()
+            .filter_map(|event| {
+                let kv = event.kv()?;
+                match event.event_type() {
+                    EventType::Put => {
+                        member(&self.keys, kv).map(|(name, last_sync)| MemberChange::Synced { name, last_sync })
+                    }
+                    EventType::Delete => {
+                        let name = self.keys.member_name(std::str::from_utf8(kv.key()).ok()?)?;
+                        Some(MemberChange::Left { name: name.to_string() })
+                    }
+                }
+            })
+            .collect())
+    }
+}
+
+/// The next answer of a watch: an error names the endpoints (review F4: it named the prefix as
+/// them); a watch cancelled for compaction is [`FleetError::Compacted`].
+async fn next_answer(
+    stream: &mut WatchStream,
+    endpoints: &str,
+    prefix: &str,
+) -> Result<etcd_client::WatchResponse, FleetError> {
+    let answer = stream
+        .message()
+        .await
+        .map_err(|source| FleetError::Etcd { endpoints: endpoints.to_string(), source })?
+        .ok_or_else(|| FleetError::WatchEnded { endpoints: endpoints.to_string(), prefix: prefix.to_string() })?;
+    if answer.canceled() {
+        return Err(if answer.compact_revision() > 0 {
+            FleetError::Compacted { endpoints: endpoints.to_string(), prefix: prefix.to_string() }
+        } else {
+            FleetError::WatchEnded { endpoints: endpoints.to_string(), prefix: prefix.to_string() }
+        });
+    }
+    Ok(answer)
+}
+
 /// The watch of the holdings.
 pub struct Watch {
     stream: WatchStream,
     keys: Keys,
     sealer: Option<Arc<Sealer>>,
     prefix: String,
+    endpoints: String,
     /// The last revision seen: a new watch after a reconnect starts after it.
     pub revision: i64,
 }
@@ -270,15 +442,7 @@ impl Watch {
     /// The next changes, in etcd's order.
     pub async fn next(&mut self) -> Result<Vec<Change>, FleetError> {
         loop {
-            let answer = self
-                .stream
-                .message()
-                .await
-                .map_err(|source| FleetError::Etcd { endpoints: self.prefix.clone(), source })?
-                .ok_or_else(|| FleetError::WatchEnded(self.prefix.clone()))?;
-            if answer.canceled() {
-                return Err(FleetError::WatchEnded(self.prefix.clone()));
-            }
+            let answer = next_answer(&mut self.stream, &self.endpoints, &self.prefix).await?;
             let mut changes = Vec::new();
             for event in answer.events() {
                 let Some(kv) = event.kv() else { continue };
@@ -298,5 +462,24 @@ impl Watch {
                 return Ok(changes);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Review F10: the HTTP/2 keep-alive was a third of the lease TTL (3.3 s at the default 10 s,
+    /// 0.67 s at 2 s), more often than etcd 3.4's `--grpc-keepalive-min-time` of 5 s: etcd answers
+    /// GOAWAY `too_many_pings` and drops the connection with its lease keep-alive and watches.
+    #[test]
+    fn issue_19_the_http2_keep_alive_never_pings_etcd_more_often_than_it_accepts() {
+        for ttl in [2, 3, 10, 15, 30, 60, 300].map(Duration::from_secs) {
+            let (interval, timeout) = http2_keep_alive(ttl);
+            assert!(interval >= 2 * ETCD_MIN_PING_INTERVAL, "{ttl:?}: a ping every {interval:?}");
+            assert!(interval >= ttl / 3, "{ttl:?}");
+            assert!(timeout >= Duration::from_secs(1) && timeout <= interval, "{ttl:?}: {timeout:?}");
+        }
+        assert_eq!(http2_keep_alive(Duration::from_secs(60)).0, Duration::from_secs(20));
     }
 }

@@ -94,17 +94,7 @@ impl Sealer {
     /// it, or when a user other than root or ticketd's own owns it or may write it.
     pub fn load(path: &Path) -> Result<Sealer, KeyFileError> {
         let error = |problem| KeyFileError { path: path.to_path_buf(), problem };
-        let fd = open_flags(rustix::fs::CWD, path.as_os_str(), Follow::NoSymlinks)
-            .map_err(|e| error(KeyFileProblem::Read(e)))?;
-        let stat = rustix::fs::fstat(&fd).map_err(|e| error(KeyFileProblem::Read(e.into())))?;
-        check_regular(&stat).map_err(|e| error(KeyFileProblem::Read(e)))?;
-        if let Some(why) = Trusted::of_process().file(&stat) {
-            return Err(error(KeyFileProblem::Untrusted(why)));
-        }
-        if stat.st_mode & 0o077 != 0 {
-            return Err(error(KeyFileProblem::Readable(stat.st_mode & 0o7777)));
-        }
-        let text = Zeroizing::new(read_opened(fd, KEY_FILE_MAX_BYTES).map_err(|e| error(KeyFileProblem::Read(e)))?);
+        let text = read_private(path, KEY_FILE_MAX_BYTES).map_err(error)?;
         let line = text.strip_suffix(b"\n").unwrap_or(&text);
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let mut key = Zeroizing::new(Vec::with_capacity(48));
@@ -178,6 +168,23 @@ impl Sealer {
 }
 
 /// The AEAD's associated data: the envelope header, then the etcd key.
+/// The bytes of a file that holds a secret (a key), read with the checks every such file gets:
+/// not a symlink (never followed), a regular file, owned by root or ticketd's user and writable by
+/// no other, readable by neither group nor others, at most `max` bytes. The error never holds a
+/// byte of the file.
+pub fn read_private(path: &Path, max: u64) -> Result<Zeroizing<Vec<u8>>, KeyFileProblem> {
+    let fd = open_flags(rustix::fs::CWD, path.as_os_str(), Follow::NoSymlinks).map_err(KeyFileProblem::Read)?;
+    let stat = rustix::fs::fstat(&fd).map_err(|e| KeyFileProblem::Read(e.into()))?;
+    check_regular(&stat).map_err(KeyFileProblem::Read)?;
+    if let Some(why) = Trusted::of_process().file(&stat) {
+        return Err(KeyFileProblem::Untrusted(why));
+    }
+    if stat.st_mode & 0o077 != 0 {
+        return Err(KeyFileProblem::Readable(stat.st_mode & 0o7777));
+    }
+    Ok(Zeroizing::new(read_opened(fd, max).map_err(KeyFileProblem::Read)?))
+}
+
 fn associated(header: &[u8], key: &[u8]) -> Vec<u8> {
     [header, key].concat()
 }

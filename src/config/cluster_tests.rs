@@ -173,11 +173,11 @@ fn tls_files_and_auth_come_in_pairs_and_match_the_scheme() {
     );
     assert_eq!(
         problems("[cluster]\nbackend = \"etcd\"\nendpoints = [\"https://a:1\"]\nkey_file = \"/k.pem\"\n"),
-        [
-            "t.toml:4:1: cluster.key_file: needs `cert_file` too (the client certificate)",
-            "t.toml:1:2: cluster.ca_file: is required with https endpoints: the CA that signed etcd's certificate",
-        ]
+        ["t.toml:4:1: cluster.key_file: needs `cert_file` too (the client certificate)"]
     );
+    // Review F6: with https, ca_file is optional (the system's trusted roots).
+    let spec = check("[cluster]\nbackend = \"etcd\"\nendpoints = [\"https://a:1\"]\n").expect("https without ca_file");
+    assert!(spec.tls() && spec.ca_file.is_none());
     assert_eq!(
         problems(&format!("{MINIMAL}ca_file = \"ca.pem\"\n")),
         [

@@ -30,6 +30,10 @@ pub enum DaemonError {
         .0.display()
     )]
     FleetNotRunnable(std::path::PathBuf),
+    /// `[cluster]` names something this node cannot use (password, key, TLS file).
+    #[cfg(feature = "etcd")]
+    #[error("{0}")]
+    Fleet(crate::cluster::prepare::PrepareError),
     #[error(
         "the {0} task stopped unexpectedly (a bug: it panicked); stopping, so the service manager starts ticketd again"
     )]

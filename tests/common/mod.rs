@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// The etcd test cluster (issue #19's fleet tests).
 pub mod etcd;
+pub mod feature;
 
 use emulator::{Emulator, EmulatorKey, generate_key, generate_tencent_key};
 

@@ -1,0 +1,465 @@
+//! This node's fleet task ([`FleetNode`]): connects to etcd (again and again while it is down),
+//! keeps the lease alive, campaigns, follows the leader and the members, watches the holdings and
+//! hands them to the scheduler as [`FleetEvent`]s; and it is the scheduler's [`FleetLink`]
+//! (standing, fenced write).
+//!
+//! One session = one connection and one lease. It ends when the lease keep-alive fails (etcd
+//! unreachable or without quorum), a stream ends, or a write finds this node deposed; its lease
+//! is then revoked (bounded), the role becomes `Unreachable` and a new session starts with a
+//! backoff. The watch of the holdings resumes after the last revision applied; when etcd has
+//! compacted it, the holdings are loaded again. Holdings are handed on in mod-revision order
+//! ([`crate::cluster::order::Applied`]).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::apis::BoxFuture;
+use crate::cluster::etcd::{Change, EtcdFleet, FleetError, MemberChange, Stored, Watch};
+use crate::cluster::fence::{Expect, Leadership, Refused};
+use crate::cluster::link::{FleetEvent, FleetLink, Standing, WriteError};
+use crate::cluster::order::Applied;
+use crate::cluster::prepare::Prepared;
+use crate::cluster::record::FleetRecord;
+use crate::cluster::view::{ClusterView, Role};
+use crate::config::ClusterSpec;
+
+/// The first wait before connecting again; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How long a clean stop waits for etcd to revoke the lease.
+const REVOKE_LIMIT: Duration = Duration::from_secs(2);
+
+/// Where the events go (the scheduler's command channel).
+type Send = Box<dyn Fn(FleetEvent) + std::marker::Send + Sync>;
+
+/// This node in its fleet. Shared (`Arc`) by the scheduler (as its [`FleetLink`]) and the task.
+pub struct FleetNode {
+    spec: ClusterSpec,
+    prepared: Prepared,
+    view: Arc<ClusterView>,
+    state: Mutex<State>,
+    send: OnceLock<Send>,
+    /// Told when a write found this node deposed: the session ends.
+    deposed: tokio::sync::Notify,
+    /// This node itself, for the `'static` futures of [`FleetLink::write`].
+    me: std::sync::Weak<FleetNode>,
+}
+
+#[derive(Debug)]
+struct State {
+    role: Role,
+    /// Since when etcd has not answered (None while it answers).
+    failing_since: Option<Instant>,
+    session: Option<Arc<EtcdFleet>>,
+    leadership: Option<Leadership>,
+    /// The mod revision this node last saw for each holding key (load, watch, its own writes):
+    /// what its next write there expects.
+    seen: HashMap<String, i64>,
+    applied: Applied,
+}
+
+impl std::fmt::Debug for FleetNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FleetNode").field("node", &self.spec.node).field("role", &self.lock().role).finish()
+    }
+}
+
+impl FleetNode {
+    /// This node, not connected yet (role `Unreachable` until its task connects).
+    pub fn new(spec: ClusterSpec, view: Arc<ClusterView>, prepared: Prepared) -> Arc<FleetNode> {
+        view.set_role(Role::Unreachable);
+        Arc::new_cyclic(|me| FleetNode {
+            me: me.clone(),
+            spec,
+            prepared,
+            view,
+            state: Mutex::new(State {
+                role: Role::Unreachable,
+                failing_since: Some(Instant::now()),
+                session: None,
+                leadership: None,
+                seen: HashMap::new(),
+                applied: Applied::default(),
+            }),
+            send: OnceLock::new(),
+            deposed: tokio::sync::Notify::new(),
+        })
+    }
+
+    pub fn view(&self) -> &Arc<ClusterView> {
+        &self.view
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // Every update is a few assignments that cannot panic half-way.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn send(&self, event: FleetEvent) {
+        if let Some(send) = self.send.get() {
+            send(event);
+        }
+    }
+
+    /// Change the role (and tell the view and the scheduler) if it differs.
+    fn set_role(&self, role: Role) {
+        let changed = {
+            let mut state = self.lock();
+            if role != Role::Leader {
+                state.leadership = None;
+            }
+            std::mem::replace(&mut state.role, role) != role
+        };
+        if changed {
+            self.view.set_role(role);
+            tracing::info!(node = %self.spec.node, role = role.as_str(), "fleet role changed");
+            self.send(FleetEvent::Role(role));
+        }
+    }
+
+    /// etcd answered: the unreachable streak (if any) is over.
+    fn answered(&self) {
+        self.lock().failing_since = None;
+    }
+
+    /// etcd did not answer: a streak starts (or goes on).
+    fn failed(&self) {
+        self.lock().failing_since.get_or_insert_with(Instant::now);
+    }
+
+    /// Run until `shutdown`: connect, run a session, and again after it ends. `send` takes the
+    /// events for the scheduler. At `shutdown` the lease is revoked (bounded), so another node
+    /// takes the leadership at once.
+    pub async fn run(self: Arc<Self>, send: Send, shutdown: CancellationToken) {
+        if self.send.set(send).is_err() {
+            tracing::error!("the fleet task was started twice; this one stops");
+            return;
+        }
+        let mut backoff = FIRST_BACKOFF;
+        let mut down_logged = false;
+        loop {
+            let connected = tokio::select! {
+                () = shutdown.cancelled() => return,
+                c = tokio::time::timeout(self.spec.lease_ttl, EtcdFleet::connect(&self.spec, &self.prepared)) => c,
+            };
+            let fleet = match connected {
+                Ok(Ok(fleet)) => Arc::new(fleet),
+                Ok(Err(e)) => {
+                    self.failed();
+                    self.set_role(Role::Unreachable);
+                    if !std::mem::replace(&mut down_logged, true) {
+                        tracing::warn!(error = %e, "cannot reach the fleet's etcd; serving the tokens held, trying again");
+                    }
+                    wait(&shutdown, &mut backoff).await;
+                    continue;
+                }
+                Err(_) => {
+                    self.failed();
+                    self.set_role(Role::Unreachable);
+                    if !std::mem::replace(&mut down_logged, true) {
+                        tracing::warn!(endpoints = %self.spec.endpoints.join(", "), "the fleet's etcd does not answer; serving the tokens held, trying again");
+                    }
+                    wait(&shutdown, &mut backoff).await;
+                    continue;
+                }
+            };
+            if std::mem::take(&mut down_logged) {
+                tracing::info!("the fleet's etcd answers again");
+            }
+            backoff = FIRST_BACKOFF;
+            let ended = self.session(fleet.clone(), &shutdown).await;
+            {
+                let mut state = self.lock();
+                state.session = None;
+                state.leadership = None;
+            }
+            // Whatever ended the session, its lease goes: a deposed node's candidate key must not
+            // hold the election until the TTL runs out.
+            let revoked = tokio::time::timeout(REVOKE_LIMIT, fleet.revoke()).await;
+            match ended {
+                None => {
+                    if !matches!(revoked, Ok(Ok(()))) {
+                        tracing::warn!("could not revoke this node's lease at stop; another node leads once it lapses");
+                    }
+                    self.set_role(Role::Unreachable);
+                    return;
+                }
+                Some(FleetError::Refused(Refused::Deposed)) => {
+                    tracing::warn!("this node is no longer the fleet's leader; it joins again as a follower");
+                    self.set_role(Role::Follower);
+                }
+                Some(e) => {
+                    self.failed();
+                    self.set_role(Role::Unreachable);
+                    tracing::warn!(error = %e, "the fleet session ended; serving the tokens held, connecting again");
+                }
+            }
+            wait(&shutdown, &mut backoff).await;
+            if shutdown.is_cancelled() {
+                return;
+            }
+        }
+    }
+
+    /// One session on `fleet` until it fails (`Some(why)`) or `shutdown` (`None`).
+    async fn session(&self, fleet: Arc<EtcdFleet>, shutdown: &CancellationToken) -> Option<FleetError> {
+        let ttl = self.spec.lease_ttl;
+        let mut watch = match self.bounded(self.holdings(&fleet)).await {
+            Ok(watch) => watch,
+            Err(e) => return Some(e),
+        };
+        self.answered();
+        {
+            let mut state = self.lock();
+            state.session = Some(fleet.clone());
+        }
+        self.set_role(Role::Follower);
+        if let Err(e) = self.bounded(fleet.put_member(unix_now())).await {
+            return Some(e);
+        }
+        let mut members = match self.bounded(fleet.members()).await {
+            Ok((now, watch)) => {
+                for (name, last_sync) in now {
+                    self.view.member(&name, last_sync.map(unix));
+                }
+                watch
+            }
+            Err(e) => return Some(e),
+        };
+        let mut leaders = match self.bounded(fleet.observe()).await {
+            Ok(leaders) => leaders,
+            Err(e) => return Some(e),
+        };
+        let keep_alive = fleet.keep_alive(ttl);
+        tokio::pin!(keep_alive);
+        let campaign = fleet.campaign();
+        tokio::pin!(campaign);
+        let mut campaigning = true;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return None,
+                () = self.deposed.notified() => return Some(FleetError::Refused(Refused::Deposed)),
+                lost = &mut keep_alive => return Some(lost),
+                won = &mut campaign, if campaigning => {
+                    campaigning = false;
+                    match won {
+                        Ok(leadership) => {
+                            self.lock().leadership = Some(leadership);
+                            self.view.set_leader(Some(&self.spec.node));
+                            self.set_role(Role::Leader);
+                        }
+                        Err(e) => return Some(e),
+                    }
+                }
+                changes = watch.next() => match changes {
+                    Ok(changes) => {
+                        self.apply(changes, watch.revision);
+                        self.view.synced(SystemTime::now());
+                        if let Err(e) = self.bounded(fleet.put_member(unix_now())).await {
+                            return Some(e);
+                        }
+                    }
+                    Err(FleetError::Compacted { .. }) => {
+                        tracing::warn!("etcd compacted the holdings' history under the watch; loading them again");
+                        match self.bounded(self.load(&fleet)).await {
+                            Ok(w) => watch = w,
+                            Err(e) => return Some(e),
+                        }
+                    }
+                    Err(e) => return Some(e),
+                },
+                changed = members.next() => match changed {
+                    Ok(changes) => self.members(changes),
+                    Err(e) => return Some(e),
+                },
+                leader = leaders.next() => match leader {
+                    Ok(name) => self.view.set_leader(Some(&name).filter(|n| !n.is_empty()).map(|n| n.as_str())),
+                    Err(e) => return Some(e),
+                },
+            }
+        }
+    }
+
+    /// `what`, or a timeout error after a lease TTL (etcd without quorum answers nothing).
+    async fn bounded<T>(&self, what: impl Future<Output = Result<T, FleetError>>) -> Result<T, FleetError> {
+        let after = self.spec.lease_ttl;
+        match tokio::time::timeout(after, what).await {
+            Ok(answer) => answer,
+            Err(_) => Err(FleetError::Timeout { endpoints: self.spec.endpoints.join(", "), after }),
+        }
+    }
+
+    /// The watch of the holdings for a new session: resumed after the last revision applied, or
+    /// (first session, or history compacted) a load of everything etcd holds.
+    async fn holdings(&self, fleet: &EtcdFleet) -> Result<Watch, FleetError> {
+        let resume = {
+            let state = self.lock();
+            state.applied.loaded().then_some(state.applied.watched)
+        };
+        match resume {
+            Some(revision) => match fleet.watch_from(revision).await {
+                Err(FleetError::Compacted { .. }) => self.load(fleet).await,
+                resumed => resumed,
+            },
+            None => self.load(fleet).await,
+        }
+    }
+
+    /// Load every holding and hand on each not yet handed on; the watch from just after.
+    async fn load(&self, fleet: &EtcdFleet) -> Result<Watch, FleetError> {
+        let (held, watch) = fleet.load_and_watch().await?;
+        let changes = held
+            .into_iter()
+            .map(|held| match held {
+                Ok(stored) => Change::Put(stored),
+                Err(e) => Change::Unreadable(e),
+            })
+            .collect();
+        self.apply(changes, watch.revision);
+        self.view.synced(SystemTime::now());
+        Ok(watch)
+    }
+
+    /// Hand `changes` on to the scheduler, in order, each holding once (by mod revision).
+    fn apply(&self, changes: Vec<Change>, revision: i64) {
+        let mut out = Vec::new();
+        {
+            let mut state = self.lock();
+            for change in changes {
+                match change {
+                    Change::Put(Stored { key, revision, record }) => {
+                        let seen = state.seen.entry(key.clone()).or_insert(revision);
+                        *seen = (*seen).max(revision);
+                        if state.applied.admit(&key, revision) {
+                            out.push(record);
+                        }
+                    }
+                    Change::Unreadable(e) => {
+                        tracing::warn!(error = %e, "a holding in etcd cannot be read; it is not applied")
+                    }
+                    Change::Deleted { key } => {
+                        state.seen.remove(&key);
+                        state.applied.deleted(&key, revision);
+                    }
+                }
+            }
+            state.applied.reached(revision);
+        }
+        for FleetRecord { ticket, writer, stored } in out {
+            self.send(FleetEvent::Holding { ticket, stored: Box::new(stored), writer });
+        }
+    }
+
+    fn members(&self, changes: Vec<MemberChange>) {
+        for change in changes {
+            match change {
+                MemberChange::Synced { name, last_sync } => self.view.member(&name, last_sync.map(unix)),
+                MemberChange::Left { name } => {
+                    self.view.member_left(&name);
+                    if self.view.snapshot().leader.as_deref() == Some(name.as_str()) {
+                        self.view.set_leader(None);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The fenced write ([`FleetLink::write`]).
+    async fn write_fenced(&self, record: FleetRecord) -> Result<i64, WriteError> {
+        let (fleet, leadership, expect) = {
+            let state = self.lock();
+            let Some(fleet) = state.session.clone() else {
+                return Err(WriteError::Unreachable {
+                    endpoints: self.spec.endpoints.join(", "),
+                    reason: "not connected".into(),
+                });
+            };
+            let Some(leadership) = state.leadership.clone() else { return Err(Refused::Deposed.into()) };
+            let key = fleet.keys().ticket(&record.ticket, &record.stored.identity);
+            let expect = state.seen.get(&key).map_or(Expect::Absent, |&revision| Expect::At(revision));
+            (fleet, leadership, expect)
+        };
+        let key = fleet.keys().ticket(&record.ticket, &record.stored.identity);
+        let written = tokio::time::timeout(self.spec.lease_ttl, fleet.write(&leadership, &record, expect)).await;
+        match written {
+            Ok(Ok(revision)) => {
+                self.answered();
+                let mut state = self.lock();
+                let seen = state.seen.entry(key).or_insert(revision);
+                *seen = (*seen).max(revision);
+                Ok(revision)
+            }
+            Ok(Err(FleetError::Refused(refused))) => {
+                self.answered();
+                match refused {
+                    Refused::Deposed => {
+                        // Standing says so at once; the session ends and campaigns again.
+                        self.set_role(Role::Follower);
+                        self.deposed.notify_one();
+                    }
+                    // Re-read, so the next attempt expects what etcd holds.
+                    Refused::Raced | Refused::Stale { .. } => {
+                        if let Ok(Ok(now)) = tokio::time::timeout(self.spec.lease_ttl, fleet.revision(&key)).await {
+                            self.lock().seen.insert(key, now);
+                        }
+                    }
+                }
+                Err(refused.into())
+            }
+            Ok(Err(e)) => {
+                self.failed();
+                Err(WriteError::Unreachable { endpoints: fleet.endpoints().to_string(), reason: e.to_string() })
+            }
+            Err(_) => {
+                self.failed();
+                Err(WriteError::Unreachable {
+                    endpoints: fleet.endpoints().to_string(),
+                    reason: format!("no answer within {}", humantime::format_duration(self.spec.lease_ttl)),
+                })
+            }
+        }
+    }
+}
+
+impl FleetLink for FleetNode {
+    fn standing(&self) -> Standing {
+        let state = self.lock();
+        Standing {
+            role: state.role,
+            unreachable_for: state.failing_since.map_or(Duration::ZERO, |since| since.elapsed()),
+            lease_ttl: self.spec.lease_ttl,
+        }
+    }
+
+    fn write(&self, record: FleetRecord) -> BoxFuture<Result<i64, WriteError>> {
+        let me = self.me.upgrade();
+        Box::pin(async move {
+            match me {
+                Some(node) => node.write_fenced(record).await,
+                // Only while the node is being dropped: nothing can lead then.
+                None => Err(Refused::Deposed.into()),
+            }
+        })
+    }
+}
+
+/// Wait `backoff` (or until `shutdown`), then double it up to [`MAX_BACKOFF`].
+async fn wait(shutdown: &CancellationToken, backoff: &mut Duration) {
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = tokio::time::sleep(*backoff) => {}
+    }
+    *backoff = (*backoff * 2).min(MAX_BACKOFF);
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn unix(secs: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+}
