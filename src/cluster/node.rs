@@ -1,7 +1,8 @@
-//! This node's fleet task ([`FleetNode`]): connects to etcd (again and again while it is down),
-//! keeps the lease alive, campaigns, follows the leader and the members, watches the holdings and
-//! hands them to the scheduler as [`FleetEvent`]s; and it is the scheduler's [`FleetLink`]
-//! (standing, fenced write).
+//! This node's part in its fleet ([`FleetNode`]), run as one task beside the scheduler.
+//!
+//! It connects to etcd (again while it is down), keeps the lease alive, campaigns, follows the
+//! leader and the members, watches the holdings, hands them to the scheduler as [`FleetEvent`]s;
+//! it is also the scheduler's [`FleetLink`] (standing, fenced write).
 //!
 //! One session = one connection and one lease. It ends when the lease keep-alive fails (etcd
 //! unreachable or without quorum), a stream ends, or a write finds this node deposed; its lease

@@ -1,6 +1,7 @@
-//! The fleet in the daemon: what `run` and `check-config` both check for `[cluster]` before
-//! anything connects ([`check`]), the loud no-key warning, and the fleet task started beside the
-//! scheduler.
+//! The fleet's place in the daemon: the checks of `[cluster]` before anything connects.
+//!
+//! `run` and `check-config` both call [`check`]; [`no_key_warning`] is the loud warning for a
+//! fleet without `encryption_key_file`.
 
 use std::path::Path;
 
