@@ -148,7 +148,9 @@ impl EtcdFleet {
     /// Keep the lease alive until it is lost (etcd unreachable or without quorum: no answer
     /// within a third of `ttl`; or the lease gone): one keep-alive every third of `ttl`, no other
     /// traffic. Returns why it ended.
-    pub async fn keep_alive(&self, ttl: Duration) -> FleetError {
+    /// `alive(until)` is told after each answer how long the lease is known to live at least
+    /// (the send instant + the TTL etcd answered, on the monotonic clock).
+    pub async fn keep_alive(&self, ttl: Duration, alive: &(dyn Fn(tokio::time::Instant) + Sync)) -> FleetError {
         let mut client = self.client.clone();
         let (mut keeper, mut answers) = match client.lease_keep_alive(self.lease).await {
             Ok(pair) => pair,
@@ -158,11 +160,14 @@ impl EtcdFleet {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
+            let sent = tokio::time::Instant::now();
             if let Err(e) = keeper.keep_alive().await {
                 return self.etcd(e);
             }
             match tokio::time::timeout(ttl / 3, answers.message()).await {
-                Ok(Ok(Some(answer))) if answer.ttl() > 0 => {}
+                Ok(Ok(Some(answer))) if answer.ttl() > 0 => {
+                    alive(sent + Duration::from_secs(answer.ttl().unsigned_abs()));
+                }
                 Ok(Ok(_)) => return FleetError::Refused(Refused::Deposed),
                 Ok(Err(e)) => return self.etcd(e),
                 Err(_) => return FleetError::Timeout { endpoints: self.endpoints.clone(), after: ttl / 3 },

@@ -55,6 +55,8 @@ struct State {
     role: Role,
     /// Since when etcd has not answered (None while it answers).
     failing_since: Option<Instant>,
+    /// Until when this node's lease is known alive (last keep-alive answer: its send + the TTL).
+    lease_until: Option<Instant>,
     session: Option<Arc<EtcdFleet>>,
     leadership: Option<Leadership>,
     /// The mod revision this node last saw for each holding key (load, watch, its own writes):
@@ -81,6 +83,7 @@ impl FleetNode {
             state: Mutex::new(State {
                 role: Role::Unreachable,
                 failing_since: Some(Instant::now()),
+                lease_until: None,
                 session: None,
                 leadership: None,
                 seen: HashMap::new(),
@@ -143,6 +146,7 @@ impl FleetNode {
         let mut backoff = FIRST_BACKOFF;
         let mut down_logged = false;
         loop {
+            let granted = Instant::now();
             let connected = tokio::select! {
                 () = shutdown.cancelled() => return,
                 c = tokio::time::timeout(self.spec.lease_ttl, EtcdFleet::connect(&self.spec, &self.prepared)) => c,
@@ -172,11 +176,12 @@ impl FleetNode {
                 tracing::info!("the fleet's etcd answers again");
             }
             backoff = FIRST_BACKOFF;
-            let ended = self.session(fleet.clone(), &shutdown).await;
+            let ended = self.session(fleet.clone(), granted, &shutdown).await;
             {
                 let mut state = self.lock();
                 state.session = None;
                 state.leadership = None;
+                state.lease_until = None;
             }
             // Whatever ended the session, its lease goes: a deposed node's candidate key must not
             // hold the election until the TTL runs out.
@@ -207,7 +212,12 @@ impl FleetNode {
     }
 
     /// One session on `fleet` until it fails (`Some(why)`) or `shutdown` (`None`).
-    async fn session(&self, fleet: Arc<EtcdFleet>, shutdown: &CancellationToken) -> Option<FleetError> {
+    async fn session(
+        &self,
+        fleet: Arc<EtcdFleet>,
+        granted: Instant,
+        shutdown: &CancellationToken,
+    ) -> Option<FleetError> {
         let ttl = self.spec.lease_ttl;
         let mut watch = match self.bounded(self.holdings(&fleet)).await {
             Ok(watch) => watch,
@@ -235,7 +245,10 @@ impl FleetNode {
             Ok(leaders) => leaders,
             Err(e) => return Some(e),
         };
-        let keep_alive = fleet.keep_alive(ttl);
+        // Granted at connect: alive for a TTL from before the grant at least.
+        self.lock().lease_until = Some(granted + ttl);
+        let alive = |until: Instant| self.lock().lease_until = Some(until);
+        let keep_alive = fleet.keep_alive(ttl, &alive);
         tokio::pin!(keep_alive);
         let campaign = fleet.campaign();
         tokio::pin!(campaign);
@@ -429,11 +442,7 @@ impl FleetNode {
 impl FleetLink for FleetNode {
     fn standing(&self) -> Standing {
         let state = self.lock();
-        Standing {
-            role: state.role,
-            unreachable_for: state.failing_since.map_or(Duration::ZERO, |since| since.elapsed()),
-            lease_ttl: self.spec.lease_ttl,
-        }
+        standing(&state, Instant::now(), self.spec.lease_ttl)
     }
 
     fn write(&self, record: FleetRecord) -> BoxFuture<Result<i64, WriteError>> {
@@ -445,6 +454,26 @@ impl FleetLink for FleetNode {
                 None => Err(Refused::Deposed.into()),
             }
         })
+    }
+}
+
+/// The standing `state` gives at `now` (review F2): `Leader` only while the lease is known alive,
+/// with a margin (a paused or partitioned leader whose lease may have lapsed must not mint on
+/// its old word); past that, `Unreachable`, counted from when the lease was last known alive.
+fn standing(state: &State, now: Instant, lease_ttl: Duration) -> Standing {
+    let margin = (lease_ttl / 4).min(Duration::from_secs(1));
+    let lapsed = state.lease_until.is_none_or(|until| now + margin >= until);
+    let (role, failing_since) = match (state.role, lapsed) {
+        (Role::Leader, true) => {
+            let since = state.lease_until.map_or(now, |until| until.checked_sub(lease_ttl).unwrap_or(until));
+            (Role::Unreachable, Some(state.failing_since.map_or(since, |f| f.min(since))))
+        }
+        (role, _) => (role, state.failing_since),
+    };
+    Standing {
+        role,
+        unreachable_for: failing_since.map_or(Duration::ZERO, |since| now.saturating_duration_since(since)),
+        lease_ttl,
     }
 }
 
@@ -463,4 +492,45 @@ fn unix_now() -> u64 {
 
 fn unix(secs: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(role: Role, lease_until: Option<Instant>, failing_since: Option<Instant>) -> State {
+        State {
+            role,
+            failing_since,
+            lease_until,
+            session: None,
+            leadership: None,
+            seen: HashMap::new(),
+            applied: Applied::default(),
+        }
+    }
+
+    /// Review F2: a leader whose lease is not known alive (SIGSTOPped past it, or its keep-alives
+    /// unanswered) is not `Leader` to the scheduler, which mints on that word alone.
+    #[test]
+    fn issue_19_a_leader_is_leader_only_while_its_lease_is_known_alive() {
+        let ttl = Duration::from_secs(10);
+        let t0 = Instant::now();
+        let s = state(Role::Leader, Some(t0 + Duration::from_secs(5)), None);
+        assert_eq!(
+            standing(&s, t0, ttl),
+            Standing { role: Role::Leader, unreachable_for: Duration::ZERO, lease_ttl: ttl }
+        );
+        // Within the margin (1 s) of the lease's end: no longer.
+        let late = standing(&s, t0 + Duration::from_millis(4_500), ttl);
+        assert_eq!(late.role, Role::Unreachable);
+        // Counted from the last answered keep-alive (its send: the end minus the TTL).
+        assert_eq!(late.unreachable_for, Duration::from_millis(9_500));
+        // No lease known at all.
+        assert_eq!(standing(&state(Role::Leader, None, None), t0, ttl).role, Role::Unreachable);
+        // Other roles are what they are; unreachable_for counts from the first failure.
+        let f = state(Role::Follower, None, Some(t0));
+        assert_eq!(standing(&f, t0 + Duration::from_secs(3), ttl).role, Role::Follower);
+        assert_eq!(standing(&f, t0 + Duration::from_secs(3), ttl).unreachable_for, Duration::from_secs(3));
+    }
 }
