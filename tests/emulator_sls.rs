@@ -115,3 +115,35 @@ async fn a_skewed_clock_is_rejected_as_request_time_expired() {
     assert!(err.is_clock_skew(), "{err}");
     assert!(err.to_string().contains("RequestTimeExpired"));
 }
+
+/// `Fault::Delay` (the fleet tests stop a leader with its call in flight): the call is held, then
+/// answered by the real handler, and counted as injected on arrival.
+#[tokio::test]
+async fn a_delayed_call_is_held_then_answered_as_it_would_have_been() {
+    use emulator::faults::{Fault, FaultPlan, Service, Trigger};
+    let key = generate_key("LTAIdelay");
+    let emulator = Emulator::start(([127, 0, 0, 1], 0).into(), vec![key.clone()], SystemTime::now).await.unwrap();
+    let delay = Duration::from_millis(300);
+    emulator.inject(Service::Sls, Some(FaultPlan { fault: Fault::Delay(delay), trigger: Trigger::FirstN(1) }));
+    let started = std::time::Instant::now();
+    let call = tokio::spawn({
+        let (spec, credentials) = (spec(&emulator, V1Mac::HmacSha256), creds(&key));
+        async move { sls::call(&ticketd::http::client(), &SystemClock, &spec, Operation::Mint, &credentials).await }
+    });
+    // Counted on arrival, answered only after the delay.
+    let arrived = async {
+        while emulator.stats().faults_injected == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), arrived).await.expect("the call arrives");
+    assert_eq!(emulator.stats().create_ticket, 0, "held: not answered yet");
+    let issued = call.await.unwrap().expect("a delayed call succeeds");
+    assert!(matches!(issued, Issued::Ticket(_)), "CreateTicket gives a ticket");
+    assert!(started.elapsed() >= delay, "held {:?}", started.elapsed());
+    let stats = emulator.stats();
+    assert_eq!((stats.create_ticket, stats.faults_injected, stats.rejected), (1, 1, 0));
+    // Only the first call: the next one is answered at once.
+    mint_and_refresh(&emulator, V1Mac::HmacSha256, &creds(&key)).await.unwrap();
+    assert_eq!(emulator.stats().faults_injected, 1);
+}

@@ -34,6 +34,9 @@ pub enum Fault {
     Reset,
     /// No answer for this long.
     Hang(Duration),
+    /// A slow cloud: the call waits this long, then reaches the real handler and succeeds as it
+    /// would have (the fleet tests stop a leader while its call is in flight).
+    Delay(Duration),
     /// A correct-looking answer, one byte every this often.
     SlowBody(Duration),
     /// HTTP 200 with JSON cut short.

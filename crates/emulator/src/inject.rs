@@ -1,5 +1,6 @@
 //! The fault-injecting middleware in front of every route: a call a [`crate::faults::FaultPlan`]
-//! picks is answered with its fault and never reaches the real handler.
+//! picks is answered with its fault and never reaches the real handler (but for a
+//! [`Fault::Delay`], which reaches it late).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -35,6 +36,10 @@ pub(crate) async fn inject(State(shared): State<Arc<Shared>>, request: Request, 
     let Some(fault) = shared.faults.next(service) else { return next.run(request).await };
     shared.stats.faults_injected.fetch_add(1, Ordering::Relaxed);
     tracing::debug!(?service, ?fault, "emulator injects a fault");
+    if let Fault::Delay(delay) = fault {
+        tokio::time::sleep(delay).await;
+        return next.run(request).await;
+    }
     answer(&shared, request.uri().path(), service, fault).await
 }
 
@@ -113,7 +118,9 @@ async fn answer(shared: &Shared, path: &str, service: Service, fault: Fault) -> 
             // A body that fails at once: hyper aborts the connection mid-answer.
             Response::builder().status(StatusCode::OK).body(Body::from_stream(ResetBody)).expect("valid response")
         }
-        Fault::Hang(d) => {
+        // A delayed call is answered by its handler (see `inject`); here it is the hang it would
+        // be if it never got there.
+        Fault::Hang(d) | Fault::Delay(d) => {
             tokio::time::sleep(d).await;
             json(
                 StatusCode::SERVICE_UNAVAILABLE,
