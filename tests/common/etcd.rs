@@ -178,20 +178,45 @@ impl EtcdCluster {
 
     /// Whether member `i` answers `/health` with `"health":"true"` (it is in a cluster with a leader).
     pub async fn healthy(&self, i: usize) -> bool {
+        self.http_get(i, "/health").await.is_some_and(|answer| answer.contains(r#""health":"true""#))
+    }
+
+    /// Member `i`'s Prometheus exposition (`/metrics` on its client port), when it answers.
+    pub async fn metrics(&self, i: usize) -> Option<String> {
+        self.http_get(i, "/metrics").await
+    }
+
+    /// The sum over the running members of every sample of the counter `name` whose labels
+    /// contain `label` (e.g. `grpc_method="Txn"`), from their `/metrics`.
+    pub async fn counter(&self, name: &str, label: &str) -> f64 {
+        let mut sum = 0.0;
+        for i in 0..self.members.len() {
+            let text = self.metrics(i).await.unwrap_or_default();
+            for line in text.lines() {
+                let Some(rest) = line.strip_prefix(name) else { continue };
+                if !(rest.starts_with('{') || rest.starts_with(' ')) || !rest.contains(label) {
+                    continue;
+                }
+                sum += rest.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+            }
+        }
+        sum
+    }
+
+    /// `GET path` on member `i`'s client port (HTTP/1.0, bounded by one probe's timeout): the
+    /// whole answer when it is an HTTP one.
+    async fn http_get(&self, i: usize, path: &str) -> Option<String> {
         if !self.members[i].is_running() {
-            return false;
+            return None;
         }
         let probe = async {
             let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.members[i].client_port)).await.ok()?;
-            stream.write_all(b"GET /health HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").await.ok()?;
+            stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").as_bytes()).await.ok()?;
             let mut answer = Vec::new();
-            stream.take(64 * 1024).read_to_end(&mut answer).await.ok()?;
+            stream.take(16 * 1024 * 1024).read_to_end(&mut answer).await.ok()?;
             Some(String::from_utf8_lossy(&answer).into_owned())
         };
-        match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
-            Ok(Some(answer)) => answer.starts_with("HTTP/1.") && answer.contains(r#""health":"true""#),
-            _ => false,
-        }
+        tokio::time::timeout(PROBE_TIMEOUT, probe).await.ok().flatten().filter(|a| a.starts_with("HTTP/1."))
     }
 
     /// Wait until every running member is healthy, or say which is not after `timeout`.

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 /// The etcd test cluster (issue #19's fleet tests).
 pub mod etcd;
 pub mod feature;
+/// Three etcd members, the emulator and N ticketd nodes (issue #19's fleet tests).
+pub mod fleet;
 
 use emulator::{Emulator, EmulatorKey, generate_key, generate_tencent_key};
 
