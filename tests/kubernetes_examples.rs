@@ -118,3 +118,83 @@ fn check_config_refuses_a_broken_kubernetes_config() {
     let (ok, said) = check_config(&path);
     assert!(!ok && said.contains("colour"), "{said}");
 }
+
+/// The fleet overlay (issue #19): three replicas of a StatefulSet behind a headless Service, each
+/// pod's ticketd a fleet node; its config is the base's plus `[cluster]`, the key and etcd TLS
+/// files mounted from Secrets where the config names them, with a mode ticketd accepts for them.
+#[test]
+#[cfg_attr(
+    not(all(have_kubectl, have_kubernetes_validate)),
+    ignore = "needs kubectl and target/k8s-venv (python3 -m venv target/k8s-venv && target/k8s-venv/bin/pip install -r examples/kubernetes/requirements.txt; touch build.rs)"
+)]
+fn the_fleet_overlay_renders_three_replicas_whose_config_runs_one_fleet() {
+    let validate = validator();
+    let dir = tempfile::tempdir().unwrap();
+    let rendered = kustomize("fleet");
+    let docs = documents(&rendered);
+    let mut kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    kinds.sort_unstable();
+    assert_eq!(kinds, ["ConfigMap", "PodDisruptionBudget", "Secret", "Secret", "Secret", "Service", "StatefulSet"]);
+    let file = dir.path().join("fleet.yaml");
+    std::fs::write(&file, &rendered).unwrap();
+    let out = Command::new(&validate).arg("--strict").arg(&file).output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "fleet: kubernetes-validate --strict:\n{said}");
+    assert_eq!(said.matches(" passed for resource ").count(), 7, "fleet: {said}");
+
+    let set = docs.iter().find(|d| d["kind"] == "StatefulSet").unwrap();
+    let service = docs.iter().find(|d| d["kind"] == "Service").unwrap();
+    assert_eq!(set["spec"]["replicas"], 3);
+    assert_eq!(set["spec"]["serviceName"], service["metadata"]["name"]);
+    assert_eq!(service["spec"]["clusterIP"], "None", "a headless Service: stable pod names");
+    let pod = &set["spec"]["template"]["spec"];
+    let map = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
+    let name = map["metadata"]["name"].as_str().unwrap();
+    assert!(name.starts_with("ticketd-config-"), "{name}");
+    let volumes = pod["volumes"].as_array().unwrap();
+    assert!(volumes.iter().any(|v| v["configMap"]["name"] == name), "{volumes:?} lack {name}");
+
+    // The config: [cluster] on top of the base's tickets; each file it names is in a mounted
+    // Secret (0400) at that path.
+    let config = map["data"]["ticketd.toml"].as_str().unwrap();
+    let on_disk = std::fs::read_to_string(Path::new(EXAMPLES).join("overlays/fleet/ticketd.toml")).unwrap();
+    assert_eq!(config, on_disk);
+    let base = std::fs::read_to_string(Path::new(EXAMPLES).join("base/ticketd.toml")).unwrap();
+    let tickets = |text: &str| text[text.find("[credentials.prod]").unwrap()..].to_string();
+    assert_eq!(tickets(config), tickets(&base), "the fleet runs the base's tickets");
+    let parsed: toml::Table = config.parse().unwrap();
+    let cluster = parsed["cluster"].as_table().expect("[cluster]");
+    assert!(cluster.get("node").is_none(), "node defaults to the host name: the pod's name");
+    let ticketd = pod["containers"].as_array().unwrap().iter().find(|c| c["name"] == "ticketd").unwrap();
+    let mounts = ticketd["volumeMounts"].as_array().unwrap();
+    for key in ["encryption_key_file", "ca_file", "cert_file", "key_file"] {
+        let path = Path::new(cluster[key].as_str().unwrap());
+        let mount = mounts
+            .iter()
+            .find(|m| Path::new(path.parent().unwrap()) == Path::new(m["mountPath"].as_str().unwrap()))
+            .unwrap_or_else(|| panic!("{key} = {path:?}: no volume mounted at its directory"));
+        let volume = volumes.iter().find(|v| v["name"] == mount["name"]).unwrap();
+        let secret = &volume["secret"];
+        assert_eq!(secret["defaultMode"], 0o400, "{key}: {volume}");
+        let data = docs
+            .iter()
+            .find(|d| d["kind"] == "Secret" && d["metadata"]["name"] == secret["secretName"])
+            .unwrap_or_else(|| panic!("{key}: no Secret {}", secret["secretName"]));
+        let file_name = path.file_name().unwrap().to_str().unwrap();
+        assert!(data["stringData"].get(file_name).is_some(), "{key}: the Secret has no {file_name}");
+    }
+
+    // check-config: a build without the fleet backend refuses [cluster] at its line (and only
+    // that); a build with it checks the rest.
+    let path = dir.path().join("fleet.toml");
+    std::fs::write(&path, config).unwrap();
+    let (ok, said) = check_config(&path);
+    let line = 1 + config.lines().position(|l| l == "[cluster]").unwrap();
+    if cfg!(feature = "etcd") {
+        assert!(!ok, "the files it names are not on this machine:\n{said}");
+        assert!(said.contains("/etc/ticketd-fleet/"), "{said}");
+    } else {
+        let want = format!("{}:{line}:2: cluster: built without the `etcd` feature", path.display());
+        assert!(!ok && said.contains(&want) && said.matches(": cluster").count() == 1, "{said}");
+    }
+}
