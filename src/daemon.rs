@@ -100,6 +100,7 @@ impl Daemon {
             watchdog: systemd::watchdog(),
             changed: Some(changed),
             seed: rand::random(),
+            fleet: None,
         };
         let count = config.tickets.len();
         // The scheduler owns the tickets from here; the daemon keeps the rest of the config.

@@ -30,6 +30,16 @@ pub enum Lifecycle {
     LongTerm { renew_before: Duration },
 }
 
+/// What a call makes, for a fleet's leader election to gate it (`cluster::gate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallKind {
+    /// Makes something new the fleet would then share: an SLS CreateTicket, a TCR long-term
+    /// CreateInstanceToken. Only a proven leader makes one: two would fork the fleet.
+    Mint,
+    /// Renews what the fleet already shares: SLS RefreshToken, DSW tokens, TCR temporary tokens.
+    Renew,
+}
+
 /// What an API call needs besides its spec: the shared HTTP client and the wall clock (signing dates).
 #[derive(Clone)]
 pub struct CallContext {
@@ -51,6 +61,10 @@ pub trait Api: Section + Clone + Send + Sync + 'static {
 
     /// How the scheduler keeps this ticket fresh: ticket/token lifetimes and renew rules.
     fn lifecycle(&self) -> Lifecycle;
+
+    /// Whether `op` makes something new the fleet would share ([`CallKind::Mint`]) or renews
+    /// what it shares ([`CallKind::Renew`]). Every API says so itself: no default.
+    fn call_kind(&self, op: &Operation) -> CallKind;
 
     /// What makes a saved holding reusable for this spec (stored in `state.json` beside the
     /// holding): the settings that change which credential the API issues.

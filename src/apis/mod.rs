@@ -15,7 +15,7 @@ pub mod sls;
 pub mod tcr;
 pub(crate) mod validate;
 
-pub use api::{Api, CallContext, Lifecycle};
+pub use api::{Api, CallContext, CallKind, Lifecycle};
 pub use error::{ApiErrorKind, ProviderError};
 pub use kinds::{ApiSpec, Kind};
 pub use operation::{BoxFuture, Operation};

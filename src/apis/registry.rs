@@ -3,7 +3,7 @@
 
 use zeroize::Zeroizing;
 
-use crate::apis::api::{Api, CallContext, Lifecycle};
+use crate::apis::api::{Api, CallContext, CallKind, Lifecycle};
 use crate::apis::error::{ApiErrorKind, ProviderError};
 use crate::apis::kinds::{ApiSpec, Kind, with_apis};
 use crate::apis::operation::{BoxFuture, Operation};
@@ -17,6 +17,13 @@ macro_rules! behaviour {
             pub fn lifecycle(&self) -> Lifecycle {
                 match self {
                     $(ApiSpec::$variant(spec) => Api::lifecycle(spec),)+
+                }
+            }
+
+            /// [`Api::call_kind`] of this ticket's API.
+            pub fn call_kind(&self, op: &Operation) -> CallKind {
+                match self {
+                    $(ApiSpec::$variant(spec) => Api::call_kind(spec, op),)+
                 }
             }
 

@@ -15,15 +15,8 @@ use std::time::Duration;
 use crate::cluster::view::Role;
 use crate::config::Scope;
 
-/// What a due call would do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CallKind {
-    /// Makes something new the fleet would then share: an SLS CreateTicket, a TCR long-term
-    /// CreateInstanceToken.
-    Mint,
-    /// Renews what the fleet already shares: SLS RefreshToken, DSW tokens, TCR temporary tokens.
-    Renew,
-}
+/// What a due call would do: each API says so (`Api::call_kind`).
+pub use crate::apis::api::CallKind;
 
 /// The facts a decision needs beyond the role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

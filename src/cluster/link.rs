@@ -38,7 +38,11 @@ pub enum WriteError {
 
 /// The fleet, as the scheduler sees it. One per daemon with `[cluster]`.
 pub trait FleetLink: Send + Sync + std::fmt::Debug {
-    /// This node's standing now.
+    /// This node's name (`[cluster] node`): the `writer` of each holding it writes.
+    fn node(&self) -> &str;
+
+    /// This node's standing now. `Role::Leader` only while the leadership is proven (the lease
+    /// known alive on the monotonic clock, review F2): the scheduler mints on that word alone.
     fn standing(&self) -> Standing;
 
     /// Write `record` (one ticket's new holding) through the fence: it commits only while this

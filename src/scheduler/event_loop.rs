@@ -17,11 +17,13 @@ use tokio_util::sync::CancellationToken;
 use crate::apis::Provider;
 use crate::board::{Board, Table, TicketId};
 use crate::clock::{Clock, Mono, Now, until};
+use crate::cluster::link::{FleetEvent, FleetLink};
 use crate::config::TicketSpec;
 use crate::credentials::CredentialStore;
 use crate::scheduler::apply::{self, call_timeout, plan};
 use crate::scheduler::call::{self, Call};
 use crate::scheduler::core::{Core, MAX_AWAITING_SAVE, MAX_IN_FLIGHT};
+use crate::scheduler::fleet::{self, Fleet};
 use crate::scheduler::handle::{self, Written};
 use crate::scheduler::queue::from_key;
 use crate::scheduler::reload::{self, ReloadPlan, ReloadSummary};
@@ -46,6 +48,9 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub enum Command {
     /// Apply a new, already validated set of tickets and credentials (reload).
     Reconfigure { tickets: Vec<TicketSpec>, credentials: CredentialStore, reply: oneshot::Sender<ReloadSummary> },
+    /// What the fleet's task saw in etcd: a holding to adopt, or this node's new role (see
+    /// [`FleetEvent`]). Ignored by a scheduler without [`Parts::fleet`].
+    Fleet(FleetEvent),
 }
 
 /// Liveness pings from the loop itself (systemd `WATCHDOG=1`): a stuck loop stops pinging.
@@ -68,6 +73,9 @@ pub struct Parts {
     /// Told each time all sinks of a ticket with an `on_change` hook hold a new generation.
     pub changed: Option<mpsc::UnboundedSender<crate::sinks::notify::Changed>>,
     pub seed: u64,
+    /// The fleet (`[cluster]`): cluster-scoped tickets are called only as its gate allows and
+    /// written through its fence before they are published. `None`: one host, as ever.
+    pub fleet: Option<Arc<dyn FleetLink>>,
 }
 
 pub struct Scheduler {
@@ -78,6 +86,8 @@ pub struct Scheduler {
     /// ([`Now::wall_offset`]): a change of [`CLOCK_STEP`] or more is a step of the wall clock.
     wall_offset: Option<i128>,
     pub(crate) in_flight: usize,
+    /// The fleet's state in the scheduler, with [`Parts::fleet`].
+    pub(crate) fleet: Option<Fleet>,
 }
 
 impl Scheduler {
@@ -124,7 +134,8 @@ impl Scheduler {
         load: impl FnOnce(&mut Restore<'_>) -> Result<(StateFile, R), E>,
     ) -> Result<(Self, R), E> {
         let (core, rx) = Core::new(parts.seed, tickets.len());
-        let mut scheduler = Scheduler { parts, core, rx, wall_offset: None, in_flight: 0 };
+        let fleet = parts.fleet.clone().map(Fleet::new);
+        let mut scheduler = Scheduler { parts, core, rx, wall_offset: None, in_flight: 0, fleet };
         let now = scheduler.parts.clock.read();
         let loaded = scheduler.with_table(|s, table| {
             table.reserve(tickets.len());
@@ -367,7 +378,24 @@ impl Scheduler {
                 let summary = self.with_table(|s, table| s.reconfigure(table, tickets, credentials));
                 let _ = reply.send(summary);
             }
+            Command::Fleet(event) => self.fleet_event(event),
         }
+    }
+
+    /// Apply what the fleet's task saw (see [`FleetEvent`]).
+    fn fleet_event(&mut self, event: FleetEvent) {
+        let now = self.parts.clock.read();
+        self.with_table(|s, table| {
+            let Some(fleet) = s.fleet.as_mut() else {
+                return tracing::debug!("a fleet event for a scheduler without [cluster]: ignored");
+            };
+            match event {
+                FleetEvent::Holding { ticket, stored, writer } => {
+                    fleet::adopt(fleet, &mut s.core, table, &ticket, *stored, &writer, now);
+                }
+                FleetEvent::Role(role) => fleet::role_changed(fleet, &mut s.core, table, role, now),
+            }
+        });
     }
 
     /// Apply a reloaded config (see [`ReloadPlan`]).

@@ -11,6 +11,7 @@ pub(crate) mod call;
 pub(crate) mod core;
 pub(crate) mod error;
 pub(crate) mod event_loop;
+pub(crate) mod fleet;
 pub(crate) mod handle;
 pub(crate) mod persist;
 pub(crate) mod publish;

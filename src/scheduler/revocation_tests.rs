@@ -47,15 +47,20 @@ impl Provider for FakeTcr {
     }
 }
 
-fn tcr_ticket(name: &str, hook: bool) -> TicketSpec {
-    let on_change = hook.then(|| HookSpec {
+/// An `on_change` hook that runs `/bin/true`.
+pub(super) fn true_hook() -> HookSpec {
+    HookSpec {
         exec: Some(vec!["/bin/true".into()]),
         signal: None,
         pid_file: None,
         timeout: Duration::from_secs(5),
         debounce: Duration::ZERO,
         env: vec![],
-    });
+    }
+}
+
+fn tcr_ticket(name: &str, hook: bool) -> TicketSpec {
+    let on_change = hook.then(true_hook);
     TicketSpec::new(
         name,
         TicketSettings {
@@ -222,6 +227,7 @@ async fn issue_17_a_long_term_token_minted_before_a_crash_and_never_published_is
             watchdog: None,
             changed: None,
             seed: 3,
+            fleet: None,
         };
         Running::start(Scheduler::new(parts, vec![spec.clone()], saved))
     };

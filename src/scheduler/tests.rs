@@ -192,6 +192,7 @@ pub(super) fn test_parts(clock: &PausedClock, provider: Arc<dyn Provider>, board
         watchdog: None,
         changed: None,
         seed,
+        fleet: None,
     }
 }
 
@@ -212,7 +213,7 @@ struct Run {
 /// A scheduler running on a task of its own, as the daemon runs it.
 pub(super) struct Running {
     stop: CancellationToken,
-    commands: mpsc::UnboundedSender<Command>,
+    pub(super) commands: mpsc::UnboundedSender<Command>,
     task: tokio::task::JoinHandle<Scheduler>,
 }
 
@@ -259,6 +260,7 @@ async fn simulate(
         watchdog: None,
         changed: None,
         seed: 7,
+        fleet: None,
     };
     let scheduler = Scheduler::new(parts, tickets.to_vec(), saved.clone());
     let mut rx = scheduler.events();
@@ -620,6 +622,7 @@ async fn the_watchdog_is_pinged_from_the_loop_while_nothing_is_due() {
         }),
         changed: None,
         seed: 3,
+        fleet: None,
     };
     let scheduler = Scheduler::new(parts, vec![sls_ticket("a", 30 * DAY, DAY)], StateFile::default());
     let running = Running::start(scheduler);

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use crate::apis::api::{Api, CallContext, Lifecycle};
+use crate::apis::api::{Api, CallContext, CallKind, Lifecycle};
 use crate::apis::dsw::client;
 use crate::apis::dsw::spec::{DswSpec, DswTokenType};
 use crate::apis::error::{ApiErrorKind, ProviderError};
@@ -14,6 +14,11 @@ use crate::token::Issued;
 impl Api for DswSpec {
     fn lifecycle(&self) -> Lifecycle {
         Lifecycle::SingleCall
+    }
+
+    /// GetToken renews a short token; any number may be live.
+    fn call_kind(&self, _op: &Operation) -> CallKind {
+        CallKind::Renew
     }
 
     fn identity(&self) -> String {

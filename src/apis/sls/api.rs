@@ -4,7 +4,7 @@ use std::future::Future;
 
 use zeroize::Zeroizing;
 
-use crate::apis::api::{Api, CallContext, Lifecycle};
+use crate::apis::api::{Api, CallContext, CallKind, Lifecycle};
 use crate::apis::error::{ApiErrorKind, ProviderError};
 use crate::apis::operation::Operation;
 use crate::apis::sls::spec::SlsSpec;
@@ -18,6 +18,14 @@ impl Api for SlsSpec {
 
     fn lifecycle(&self) -> Lifecycle {
         Lifecycle::TicketAndToken { renew_before: self.ticket_renew_before }
+    }
+
+    /// CreateTicket mints the ticket the fleet then shares; RefreshToken renews from it.
+    fn call_kind(&self, op: &Operation) -> CallKind {
+        match op {
+            Operation::Mint => CallKind::Mint,
+            Operation::Refresh { .. } => CallKind::Renew,
+        }
     }
 
     fn identity(&self) -> String {

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use crate::apis::api::{Api, CallContext, Lifecycle};
+use crate::apis::api::{Api, CallContext, CallKind, Lifecycle};
 use crate::apis::error::{ApiErrorKind, ProviderError};
 use crate::apis::operation::Operation;
 use crate::apis::tcr::client;
@@ -16,6 +16,15 @@ impl Api for TcrSpec {
         match self.token_type {
             TcrTokenType::Temp => Lifecycle::SingleCall,
             TcrTokenType::LongTerm => Lifecycle::LongTerm { renew_before: LONGTERM_RENEW_BEFORE },
+        }
+    }
+
+    /// A long-term token is kept for years and shared: minting another forks the fleet. A
+    /// temporary token is a renewal (any number may be live).
+    fn call_kind(&self, _op: &Operation) -> CallKind {
+        match self.token_type {
+            TcrTokenType::Temp => CallKind::Renew,
+            TcrTokenType::LongTerm => CallKind::Mint,
         }
     }
 

@@ -1,0 +1,175 @@
+//! The fleet in the scheduler (issue #19): adopting the holdings etcd sends (`FleetEvent`s) and
+//! following this node's role. The pure rule of adoption is [`adoption`].
+//!
+//! Generations: etcd's watch comes in mod-revision order, and a holding is adopted when it differs
+//! from what this node holds and is not older than the last generation this node saw etcd hold
+//! (review F9: not older than this node's own, which fallback renewals may have pushed past the
+//! leader's). This node's generation never goes back: an adopted holding whose generation is not
+//! above the one held gets the held one plus one, so consumers still see a rotation.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::board::{Table, TicketId};
+use crate::clock::Now;
+use crate::cluster::link::FleetLink;
+use crate::cluster::view::Role;
+use crate::config::Scope;
+use crate::scheduler::apply;
+use crate::scheduler::core::Core;
+use crate::scheduler::reports::Event;
+use crate::store::record::{StoredTicket, identity};
+use crate::token::{Current, Holding};
+
+/// The scheduler's side of the fleet: the link, the role's term, and what etcd last held.
+pub(crate) struct Fleet {
+    pub(crate) link: Arc<dyn FleetLink>,
+    /// Bumped at each role change: a gated call (or write) started in an earlier term is not
+    /// published (a leader that lost its role must not publish what it fetched as leader).
+    pub(crate) term: u64,
+    /// Per ticket (under its epoch), the last generation etcd was seen holding: adopted, or
+    /// written by this node.
+    seen: HashMap<TicketId, (u32, u64)>,
+}
+
+impl Fleet {
+    pub(crate) fn new(link: Arc<dyn FleetLink>) -> Fleet {
+        Fleet { link, term: 0, seen: HashMap::new() }
+    }
+
+    /// The last generation etcd was seen holding for ticket `id` at `epoch`.
+    pub(crate) fn seen(&self, id: TicketId, epoch: u32) -> Option<u64> {
+        self.seen.get(&id).filter(|(e, _)| *e == epoch).map(|&(_, generation)| generation)
+    }
+
+    /// etcd holds `generation` for ticket `id` at `epoch` (never lowers what was seen).
+    pub(crate) fn saw(&mut self, id: TicketId, epoch: u32, generation: u64) {
+        let seen = self.seen(id, epoch).map_or(generation, |s| s.max(generation));
+        self.seen.insert(id, (epoch, seen));
+    }
+}
+
+/// What to do with a holding etcd sends for a ticket holding `held`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Adopt {
+    /// Keep what is held; the reason, for the debug log.
+    Ignore(&'static str),
+    /// Take it; its token (when it carries a new one) gets this generation on this node.
+    Take { generation: u64, new_token: bool },
+}
+
+/// Whether a holding etcd sends (`incoming`) replaces `held`, `seen` being the last generation
+/// etcd was seen holding for the ticket (none since this process started). Pure.
+pub(crate) fn adoption(incoming: &Holding, held: &Holding, seen: Option<u64>, now: Now) -> Adopt {
+    if same_token(incoming.current.as_ref(), held.current.as_ref()) && same_pending(incoming, held) {
+        return Adopt::Ignore("already held");
+    }
+    let generation = incoming.generation();
+    if seen.is_some_and(|seen| generation < seen) {
+        return Adopt::Ignore("older than a generation etcd held before");
+    }
+    // Never trade a token consumers can use for one they cannot.
+    if incoming.valid(now).is_none() && held.valid(now).is_some() {
+        return Adopt::Ignore("its token has expired and this node holds a valid one");
+    }
+    let new_token = incoming.current.is_some() && !same_token(incoming.current.as_ref(), held.current.as_ref());
+    let generation = if new_token { generation.max(held.generation() + 1) } else { held.generation() };
+    Adopt::Take { generation, new_token }
+}
+
+fn same_token(a: Option<&Current>, b: Option<&Current>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            a.token.value == b.token.value
+                && a.token.expires_at == b.token.expires_at
+                && a.ticket.as_ref().map(|t| &t.value) == b.ticket.as_ref().map(|t| &t.value)
+        }
+        _ => false,
+    }
+}
+
+fn same_pending(a: &Holding, b: &Holding) -> bool {
+    a.pending.as_ref().map(|t| &t.value) == b.pending.as_ref().map(|t| &t.value)
+}
+
+/// etcd holds `stored` for ticket `name` (written by `writer`): adopt it when [`adoption`] says
+/// so, and publish it as this node's own result would be.
+pub(crate) fn adopt(
+    fleet: &mut Fleet,
+    core: &mut Core,
+    table: &mut Table,
+    name: &str,
+    stored: StoredTicket,
+    writer: &str,
+    now: Now,
+) {
+    let Some(id) = table.id(name) else {
+        tracing::debug!(ticket = %name, writer, "a holding in etcd for a ticket not configured here: ignored");
+        return;
+    };
+    let ticket = table.get_mut(id).expect("an id just read");
+    if ticket.spec().scope != Scope::Cluster || stored.identity != identity(ticket.spec()) {
+        tracing::debug!(ticket = %name, writer, "a holding in etcd for another target (or a node-scoped ticket): ignored");
+        return;
+    }
+    let epoch = ticket.epoch();
+    let incoming_generation = stored.holding.generation();
+    let decision = adoption(&stored.holding, ticket.holding(), fleet.seen(id, epoch), now);
+    let Adopt::Take { generation, new_token } = decision else {
+        if let Adopt::Ignore(why) = decision {
+            tracing::debug!(ticket = %name, writer, generation = incoming_generation, why, "a holding in etcd: not adopted");
+        }
+        if decision == Adopt::Ignore("already held") {
+            fleet.saw(id, epoch, incoming_generation);
+        }
+        return;
+    };
+    fleet.saw(id, epoch, incoming_generation);
+    let mut holding = apply::usable(stored.holding, now);
+    if let Some(current) = holding.current.as_mut() {
+        current.generation = generation;
+    }
+    let ticket_of = |h: &Holding| h.current.as_ref().and_then(|c| c.ticket.as_ref()).map(|t| t.value.clone());
+    let new_ticket = new_token && ticket_of(&holding) != ticket_of(ticket.holding());
+    let replaced = std::mem::replace(ticket.holding_mut(), holding).current;
+    table.touch();
+    if new_token {
+        let ticket = table.get_mut(id).expect("an id just read");
+        let expires_at = ticket.holding().current.as_ref().map(|c| c.token.expires_at.time());
+        tracing::info!(ticket = %name, writer, generation, "adopted the fleet's token");
+        ticket.token_replaced(replaced);
+        core.publish(table, id);
+        if let Some(expires_at) = expires_at {
+            core.emit(Event::TokenRefreshed { name: name.to_string(), generation, expires_at, new_ticket });
+        }
+    } else {
+        tracing::debug!(ticket = %name, writer, "adopted the fleet's holding (a new ticket awaiting its token)");
+    }
+    core.saves.soon(now.mono);
+    if table.get(id).is_some_and(|t| !t.in_flight()) {
+        core.queue.reschedule(table, id, now);
+    }
+}
+
+/// This node's role is now `role`: a new term (gated calls of the last one are not published),
+/// and every cluster-scoped ticket planned again from its holding at once (a new leader makes at
+/// once a call the old one died in, and nothing else: a good holding is not minted again).
+pub(crate) fn role_changed(fleet: &mut Fleet, core: &mut Core, table: &mut Table, role: Role, now: Now) {
+    fleet.term += 1;
+    let node = fleet.link.node();
+    tracing::info!(
+        node,
+        role = role.as_str(),
+        "this node's part in the fleet changed; planning the fleet's tickets again"
+    );
+    let ids: Vec<TicketId> =
+        table.iter().filter(|(_, t)| t.spec().scope == Scope::Cluster && !t.in_flight()).map(|(id, _)| id).collect();
+    for id in ids {
+        core.queue.reschedule(table, id, now);
+    }
+}
+
+#[cfg(test)]
+#[path = "fleet_tests.rs"]
+mod tests;
