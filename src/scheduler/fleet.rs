@@ -1,5 +1,7 @@
-//! The fleet in the scheduler (issue #19): adopting the holdings etcd sends (`FleetEvent`s) and
-//! following this node's role. The pure rule of adoption is [`adoption`].
+//! The fleet's side of the scheduler (issue #19).
+//!
+//! It adopts the holdings etcd sends (`FleetEvent`s) and follows this node's role. The pure rule
+//! of adoption is [`adoption`].
 //!
 //! Generations: etcd's watch comes in mod-revision order, and a holding is adopted when it differs
 //! from what this node holds and is not older than the last generation this node saw etcd hold

@@ -1,5 +1,7 @@
-//! Tests of the fleet in the scheduler: a fake [`FleetLink`] that records writes and answers as
-//! scripted, a fake cloud that counts calls, the injected clock; no etcd.
+//! Tests of the fleet's side of the scheduler, against fakes (no etcd).
+//!
+//! A fake [`FleetLink`] records writes and answers as scripted, a fake cloud counts calls, the
+//! clock is injected.
 
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
