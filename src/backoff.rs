@@ -47,7 +47,7 @@ impl From<ErrorClass> for RetryClass {
     }
 }
 
-/// How the scheduler retries a failed call: the API layer's [`ErrorClass`] of it.
+/// How the scheduler retries a failed call: the API layer's `ErrorClass` of it.
 pub fn retry_class(error: &ProviderError) -> RetryClass {
     error.class().into()
 }

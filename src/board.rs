@@ -18,17 +18,17 @@ use tokio::sync::watch;
 use crate::clock::Now;
 
 /// A ticket's place in the board (stable while the ticket is configured).
-pub type TicketId = u32;
+pub(crate) type TicketId = u32;
 
 /// The longest a reader waits for a sink write under way ([`Board::settle_writes`]): far beyond
 /// an atomic write and its fsyncs, short of a client's patience.
-pub const WRITE_WAIT: Duration = Duration::from_secs(5);
+pub(crate) const WRITE_WAIT: Duration = Duration::from_secs(5);
 
 mod ticket;
 
 #[cfg(test)]
 pub(crate) use ticket::stamp;
-pub use ticket::{Ticket, TicketView};
+pub(crate) use ticket::{Ticket, TicketView};
 
 /// The records, by id, and an index from name to id.
 #[derive(Debug, Default)]

@@ -6,7 +6,7 @@ use tokio::sync::mpsc;
 
 /// What the daemon is asked to do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
+pub(crate) enum Control {
     /// SIGTERM or SIGINT: finish writes, save state, exit 0.
     Shutdown,
     /// SIGHUP: reload the configuration.

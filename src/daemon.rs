@@ -27,10 +27,10 @@ use crate::systemd;
 
 mod error;
 pub(crate) mod fleet;
-pub use error::{DaemonError, ReloadError, TaskEnd};
+pub(crate) use error::{DaemonError, ReloadError, TaskEnd};
 
 /// A daemon ready to run: state locked and loaded, credentials resolved, scheduler planned.
-pub struct Daemon {
+pub(crate) struct Daemon {
     /// The running configuration, without its tickets: the scheduler owns those.
     config: Config,
     scheduler: Scheduler,
@@ -51,7 +51,7 @@ pub struct Daemon {
 
 /// How `run --once` ended, per ticket.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OnceReport {
+pub(crate) struct OnceReport {
     pub ok: Vec<String>,
     /// Tickets without a valid token, with the last error.
     pub failed: Vec<(String, String)>,
@@ -64,7 +64,7 @@ pub struct OnceReport {
 
 impl Daemon {
     /// Prepare to run `config` against the real clouds.
-    pub fn prepare(config: Config, env: &dyn Environment, clock: Arc<dyn Clock>) -> Result<Daemon, DaemonError> {
+    pub(crate) fn prepare(config: Config, env: &dyn Environment, clock: Arc<dyn Clock>) -> Result<Daemon, DaemonError> {
         let _fleet = fleet::check(&config, env)?;
         if let Some(warning) = fleet::no_key_warning(&config) {
             tracing::warn!("{warning}");
@@ -74,7 +74,7 @@ impl Daemon {
     }
 
     /// Prepare with any provider (tests, benchmarks).
-    pub fn with_provider(
+    pub(crate) fn with_provider(
         mut config: Config,
         env: &dyn Environment,
         clock: Arc<dyn Clock>,
@@ -129,23 +129,20 @@ impl Daemon {
         })
     }
 
-    pub fn events(&self) -> broadcast::Receiver<Event> {
+    pub(crate) fn events(&self) -> broadcast::Receiver<Event> {
         self.scheduler.events()
-    }
-
-    pub fn board(&self) -> Arc<Board> {
-        self.board.clone()
     }
 
     /// Show `view` on the socket API (`GET /v1/cluster`) and in the metrics from [`Daemon::run`] on
     /// (the fleet backend, whose election and watch keep it current).
-    pub fn set_cluster_view(&mut self, view: Arc<ClusterView>) {
+    #[expect(dead_code, reason = "the fleet runtime (#19) calls it: delete this line then")]
+    pub(crate) fn set_cluster_view(&mut self, view: Arc<ClusterView>) {
         self.cluster = Some(view);
     }
 
     /// Run until a shutdown control arrives (or the control channel closes), then finish in-flight
     /// work, save state and return. `env` is read again on reload.
-    pub async fn run(
+    pub(crate) async fn run(
         self,
         mut control: mpsc::UnboundedReceiver<Control>,
         env: &dyn Environment,
@@ -314,7 +311,7 @@ impl Daemon {
 
     /// Obtain every token and write every sink, then stop (`run --once`). A saved token that is
     /// still valid and not yet due is written as it is. `limit` bounds the whole run.
-    pub async fn run_once(self, limit: Duration) -> OnceReport {
+    pub(crate) async fn run_once(self, limit: Duration) -> OnceReport {
         let Daemon { scheduler, board, clock, credentials, sources, config, provider, changes, .. } = self;
         // One-shot runs no hooks: a revocation waiting for one is due once the sinks hold its
         // successor (the loop is told at once that no hook will run).

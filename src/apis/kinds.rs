@@ -60,42 +60,42 @@ macro_rules! data_types {
         }
 
         impl Kind {
-            /// [`Section::KEYS`] of this API: the ticket keys it reads.
+            /// `Section::KEYS` of this API: the ticket keys it reads.
             pub fn keys(self) -> &'static [Key] {
                 match self {
                     $(Kind::$variant => <$spec as Section>::KEYS,)+
                 }
             }
 
-            /// [`Section::VENDOR`] of this API.
+            /// `Section::VENDOR` of this API.
             pub fn vendor(self) -> Vendor {
                 match self {
                     $(Kind::$variant => <$spec as Section>::VENDOR,)+
                 }
             }
 
-            /// [`Section::URL_FORMAT`] of this API.
+            /// `Section::URL_FORMAT` of this API.
             pub fn url_format(self) -> bool {
                 match self {
                     $(Kind::$variant => <$spec as Section>::URL_FORMAT,)+
                 }
             }
 
-            /// [`Section::USERNAME`] of this API.
+            /// `Section::USERNAME` of this API.
             pub fn username(self) -> bool {
                 match self {
                     $(Kind::$variant => <$spec as Section>::USERNAME,)+
                 }
             }
 
-            /// [`Section::DOCKER_CONFIG`] of this API.
+            /// `Section::DOCKER_CONFIG` of this API.
             pub fn docker_config(self) -> bool {
                 match self {
                     $(Kind::$variant => <$spec as Section>::DOCKER_CONFIG,)+
                 }
             }
 
-            /// [`Section::TICKET`] of this API.
+            /// `Section::TICKET` of this API.
             pub fn ticket(self) -> bool {
                 match self {
                     $(Kind::$variant => <$spec as Section>::TICKET,)+
@@ -149,7 +149,7 @@ impl Kind {
 /// Every API key of a ticket, each once, in registration order (the first API to declare a key
 /// places it): the keys a `[[tickets]]` section may hold besides its own, and the order in which
 /// keys of another kind are reported.
-pub fn api_keys() -> &'static [Key] {
+pub(crate) fn api_keys() -> &'static [Key] {
     static KEYS: std::sync::OnceLock<Vec<Key>> = std::sync::OnceLock::new();
     KEYS.get_or_init(|| {
         let mut keys: Vec<Key> = Vec::new();

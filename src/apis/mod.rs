@@ -2,15 +2,15 @@
 //! registered by one line in `kinds.rs`, behind the [`Provider`] trait the scheduler calls.
 
 pub(crate) mod answer;
-pub mod api;
+pub(crate) mod api;
 pub mod dsw;
-pub mod error;
-pub mod kinds;
-pub mod operation;
-pub mod provider;
-pub mod ratelimit;
-pub mod registry;
-pub mod section;
+pub(crate) mod error;
+pub(crate) mod kinds;
+pub(crate) mod operation;
+pub(crate) mod provider;
+pub(crate) mod ratelimit;
+pub(crate) mod registry;
+pub(crate) mod section;
 pub mod sls;
 pub mod tcr;
 pub(crate) mod validate;

@@ -8,19 +8,19 @@ use tokio::time::Instant;
 
 /// At most one call per `interval` per key; callers beyond that wait their turn, in order.
 #[derive(Debug)]
-pub struct RateLimiter {
+pub(crate) struct RateLimiter {
     interval: Duration,
     next: Mutex<HashMap<String, Instant>>,
 }
 
 impl RateLimiter {
     /// At most `n` calls per second per key.
-    pub fn per_second(n: u32) -> Self {
+    pub(crate) fn per_second(n: u32) -> Self {
         RateLimiter { interval: Duration::from_secs(1) / n.max(1), next: Mutex::new(HashMap::new()) }
     }
 
     /// Wait until a call to `key` may be made, and take that slot.
-    pub async fn acquire(&self, key: &str) {
+    pub(crate) async fn acquire(&self, key: &str) {
         let slot = {
             let mut next = self.next.lock().expect("rate limiter lock");
             let now = Instant::now();

@@ -63,30 +63,30 @@ pub trait Section {
 
 /// A value the file gave to one API key, in its [`Shape`].
 #[derive(Debug, Clone, PartialEq)]
-pub enum RawValue {
+pub(crate) enum RawValue {
     Text(Option<String>),
     Table(Option<toml::Table>),
 }
 
 /// The API keys a `[[tickets]]` section sets, each read in the shape the APIs declare for it.
 #[derive(Debug, Default)]
-pub struct RawKeys(Vec<(&'static str, RawValue)>);
+pub(crate) struct RawKeys(Vec<(&'static str, RawValue)>);
 
 static NO_TEXT: Option<String> = None;
 static NO_TABLE: Option<toml::Table> = None;
 
 impl RawKeys {
-    pub fn insert(&mut self, key: &'static str, value: RawValue) {
+    pub(crate) fn insert(&mut self, key: &'static str, value: RawValue) {
         self.0.push((key, value));
     }
 
     /// Whether the file sets `key`.
-    pub fn is_set(&self, key: &str) -> bool {
+    pub(crate) fn is_set(&self, key: &str) -> bool {
         self.0.iter().any(|(k, v)| *k == key && !matches!(v, RawValue::Text(None) | RawValue::Table(None)))
     }
 
     /// A text (or duration) key's value, as the raw structs hold one (`None` when not set).
-    pub fn text(&self, key: &str) -> &Option<String> {
+    pub(crate) fn text(&self, key: &str) -> &Option<String> {
         self.0
             .iter()
             .find_map(|(k, v)| match v {
@@ -97,7 +97,7 @@ impl RawKeys {
     }
 
     /// A table key's value (`None` when not set).
-    pub fn table(&self, key: &str) -> &Option<toml::Table> {
+    pub(crate) fn table(&self, key: &str) -> &Option<toml::Table> {
         self.0
             .iter()
             .find_map(|(k, v)| match v {

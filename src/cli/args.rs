@@ -16,7 +16,7 @@ use crate::logging::LogFormat;
 
 #[derive(Debug, Parser)]
 #[command(name = "ticketd", version, about = "Keeps short-lived cloud tokens fresh and hands them to consumers")]
-pub struct Cli {
+pub(super) struct Cli {
     /// The config file of the default `run`, and of a subcommand that reads one.
     #[command(flatten)]
     pub config: ConfigArg,
@@ -31,7 +31,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(super) enum Command {
     /// Run the daemon (the default).
     Run(RunArgs),
     /// Validate the config (and that its environment variables are set); print every problem.
@@ -56,7 +56,7 @@ pub enum Command {
 /// Parse `args` (`args[0]` is the program): the command to run, the config it reads (`None`:
 /// neither `-c` nor `TICKETD_CONFIG`) and its log format. `-c` and `--log-format` before the
 /// subcommand apply to a subcommand that takes them and are refused before one that does not.
-pub fn parse(args: Vec<std::ffi::OsString>) -> Result<(Command, Option<PathBuf>, LogFormat), clap::Error> {
+pub(super) fn parse(args: Vec<std::ffi::OsString>) -> Result<(Command, Option<PathBuf>, LogFormat), clap::Error> {
     let matches = Cli::command().try_get_matches_from(args)?;
     let mut cli = Cli::from_arg_matches(&matches)?;
     let outer_config = matches.value_source("config") == Some(clap::parser::ValueSource::CommandLine);
@@ -95,7 +95,7 @@ pub fn parse(args: Vec<std::ffi::OsString>) -> Result<(Command, Option<PathBuf>,
 
 impl Command {
     /// The subcommand's name, as typed.
-    pub fn name(&self) -> &'static str {
+    pub(super) fn name(&self) -> &'static str {
         match self {
             Command::Run(_) => "run",
             Command::CheckConfig(_) => "check-config",

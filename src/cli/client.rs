@@ -9,17 +9,17 @@ use crate::clock::until;
 use crate::config;
 
 /// `get`: the ticket does not exist.
-pub const EXIT_MISSING: u8 = 3;
+pub(super) const EXIT_MISSING: u8 = 3;
 /// `get`: the ticket holds no valid token (expired, or none yet).
-pub const EXIT_NO_TOKEN: u8 = 4;
+pub(super) const EXIT_NO_TOKEN: u8 = 4;
 /// `get`: this caller may not read the ticket.
-pub const EXIT_DENIED: u8 = 5;
+pub(super) const EXIT_DENIED: u8 = 5;
 
 /// Names the daemon's API socket for `status` and `get` without a config.
-pub const SOCKET_ENV: &str = "TICKETD_SOCKET";
+pub(super) const SOCKET_ENV: &str = "TICKETD_SOCKET";
 
 #[derive(Debug, clap::Args)]
-pub struct StatusArgs {
+pub(super) struct StatusArgs {
     #[command(flatten)]
     pub config: crate::cli::common::ConfigArg,
     /// The API socket (default: `socket` from the config).
@@ -28,13 +28,13 @@ pub struct StatusArgs {
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum GetFormat {
+pub(super) enum GetFormat {
     Token,
     Json,
 }
 
 #[derive(Debug, clap::Args)]
-pub struct GetArgs {
+pub(super) struct GetArgs {
     #[command(flatten)]
     pub config: crate::cli::common::ConfigArg,
     /// The ticket's name.
@@ -90,7 +90,7 @@ async fn fetch_within(socket: &Path, path: &str, bound: std::time::Duration) -> 
     })
 }
 
-pub async fn status(args: StatusArgs, config_path: Option<&Path>) -> ExitCode {
+pub(super) async fn status(args: StatusArgs, config_path: Option<&Path>) -> ExitCode {
     let socket = match socket_path(&args.socket, config_path) {
         Ok(s) => s,
         Err(code) => return code,
@@ -199,7 +199,7 @@ fn table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) -> String {
     out
 }
 
-pub async fn get(args: GetArgs, config_path: Option<&Path>) -> ExitCode {
+pub(super) async fn get(args: GetArgs, config_path: Option<&Path>) -> ExitCode {
     let socket = match socket_path(&args.socket, config_path) {
         Ok(s) => s,
         Err(code) => return code,

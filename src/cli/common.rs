@@ -8,9 +8,9 @@ use crate::daemon::DaemonError;
 use crate::logging::LogFormat;
 
 /// Exit code for a configuration that does not validate.
-pub const EXIT_CONFIG: u8 = 2;
+pub(super) const EXIT_CONFIG: u8 = 2;
 /// Exit code for any other failure to start or run.
-pub const EXIT_FAILURE: u8 = 1;
+pub(super) const EXIT_FAILURE: u8 = 1;
 
 /// `--log-format`: only the commands that log take it (`run`, `dev`, `emulator`).
 #[derive(Debug, Clone, Default, clap::Args)]
@@ -22,7 +22,7 @@ pub struct LogArg {
 
 /// `-c`: only the commands that read a config take it (`dev` and `emulator` read none).
 #[derive(Debug, Clone, Default, clap::Args)]
-pub struct ConfigArg {
+pub(super) struct ConfigArg {
     /// The config file [default: /etc/ticketd/ticketd.toml].
     #[arg(short = 'c', long = "config", env = "TICKETD_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -36,7 +36,7 @@ impl ConfigArg {
 }
 
 /// Exit 0 on success; otherwise print the error and exit non-zero.
-pub fn exit_code(result: Result<(), DaemonError>) -> ExitCode {
+pub(super) fn exit_code(result: Result<(), DaemonError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(DaemonError::Config(problems)) => {

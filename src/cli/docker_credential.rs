@@ -20,11 +20,11 @@ use crate::cli::registry_login::{self, LookupError};
 use crate::config::ClientConfig;
 
 /// The protocol's "not found" message: docker then goes on without credentials.
-pub const NOT_FOUND: &str = "credentials not found in native keychain";
+pub(super) const NOT_FOUND: &str = "credentials not found in native keychain";
 
 /// The helper actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Action {
+pub(super) enum Action {
     /// Print `{"ServerURL","Username","Secret"}` for the server URL read on stdin.
     Get,
     /// Refused: ticketd owns these credentials.
@@ -36,7 +36,7 @@ pub enum Action {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct DockerCredentialArgs {
+pub(super) struct DockerCredentialArgs {
     #[command(flatten)]
     pub config: crate::cli::common::ConfigArg,
     #[arg(value_enum)]
@@ -44,11 +44,11 @@ pub struct DockerCredentialArgs {
 }
 
 /// Invoked under this name, the binary is `ticketd docker-credential`.
-pub const HELPER_NAME: &str = "docker-credential-ticketd";
+pub(super) const HELPER_NAME: &str = "docker-credential-ticketd";
 
 /// Why the helper cannot answer. The message is what docker shows.
 #[derive(Debug, thiserror::Error)]
-pub enum HelperError {
+pub(super) enum HelperError {
     #[error("{NOT_FOUND}")]
     NotFound,
     #[error("ticketd: {0}")]
@@ -58,19 +58,19 @@ pub enum HelperError {
 }
 
 /// Load the client view of the config at `path` for the helper.
-pub fn load_config(path: &Path) -> Result<ClientConfig, HelperError> {
+pub(super) fn load_config(path: &Path) -> Result<ClientConfig, HelperError> {
     Ok(registry_login::load_config(path)?)
 }
 
 /// `host[:port]` of a server URL as docker passes it (`https://host/v1/`, `host`, `host:5000`).
-pub fn registry_host(server_url: &str) -> String {
+pub(super) fn registry_host(server_url: &str) -> String {
     let s = server_url.trim();
     let s = s.split_once("://").map_or(s, |(_, rest)| rest);
     s.split('/').next().unwrap_or("").to_ascii_lowercase()
 }
 
 /// Run `action`: read the request on `input`, write the answer to `output`.
-pub fn run(
+pub(super) fn run(
     action: Action,
     config: &ClientConfig,
     now: SystemTime,
@@ -113,7 +113,7 @@ pub fn run(
 }
 
 /// The `docker-credential` subcommand: errors go to stdout, as the protocol wants, and exit 1.
-pub fn main(args: &DockerCredentialArgs, config_path: &Path) -> ExitCode {
+pub(super) fn main(args: &DockerCredentialArgs, config_path: &Path) -> ExitCode {
     let result = load_config(config_path).and_then(|config| {
         run(args.action, &config, SystemTime::now(), &mut std::io::stdin().lock(), &mut std::io::stdout().lock())
     });

@@ -12,7 +12,7 @@ use crate::config;
 use crate::credentials::{Environment, ProcessEnvironment};
 
 #[derive(Debug, clap::Args)]
-pub struct EmulatorArgs {
+pub(super) struct EmulatorArgs {
     /// Loopback address to listen on (port 0: any free port).
     #[arg(long, default_value = "127.0.0.1:18080")]
     pub listen: SocketAddr,
@@ -26,7 +26,7 @@ pub struct EmulatorArgs {
 }
 
 /// Where a key the emulator accepts came from.
-pub enum KeyOrigin {
+pub(super) enum KeyOrigin {
     /// The standard variables of the environment: a printed config reads them there too.
     Environment,
     /// Generated: a printed config holds it (`source = "static"`).
@@ -61,7 +61,11 @@ fn key(env: &dyn Environment, vendor: Vendor) -> (EmulatorKey, KeyOrigin) {
 /// A ticketd config for the emulator at `url` that works as printed: an SLS, a PAI-DSW and a TCR
 /// ticket with short lifetimes, keys as `alibaba` and `tencent` say, and relative paths (resolved
 /// against the directory of the file it is saved as).
-pub fn config_text(url: &str, alibaba: (&EmulatorKey, &KeyOrigin), tencent: (&EmulatorKey, &KeyOrigin)) -> String {
+pub(super) fn config_text(
+    url: &str,
+    alibaba: (&EmulatorKey, &KeyOrigin),
+    tencent: (&EmulatorKey, &KeyOrigin),
+) -> String {
     let quoted = |s: &str| toml::Value::String(s.to_string()).to_string();
     let credentials = |name: &str, (key, origin): (&EmulatorKey, &KeyOrigin)| {
         let (vendor, id_key, secret_key) = match key.vendor {
@@ -137,7 +141,7 @@ path = "docker/config.json"
     )
 }
 
-pub async fn run(args: EmulatorArgs) -> ExitCode {
+pub(super) async fn run(args: EmulatorArgs) -> ExitCode {
     if !args.listen.ip().is_loopback() {
         eprintln!("ticketd emulator: {} is not a loopback address; the emulator listens on loopback only", args.listen);
         return ExitCode::from(EXIT_FAILURE);

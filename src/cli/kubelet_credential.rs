@@ -33,31 +33,31 @@ use crate::cli::registry_login::{self, LookupError, Source};
 use crate::config::ClientConfig;
 
 /// Invoked under this name, the binary is `ticketd kubelet-credential-provider`.
-pub const PROVIDER_NAME: &str = "ticketd-credential-provider";
+pub(super) const PROVIDER_NAME: &str = "ticketd-credential-provider";
 /// The one request and response apiVersion spoken.
-pub const API_VERSION: &str = "credentialprovider.kubelet.k8s.io/v1";
-pub const REQUEST_KIND: &str = "CredentialProviderRequest";
-pub const RESPONSE_KIND: &str = "CredentialProviderResponse";
+pub(super) const API_VERSION: &str = "credentialprovider.kubelet.k8s.io/v1";
+pub(super) const REQUEST_KIND: &str = "CredentialProviderRequest";
+pub(super) const RESPONSE_KIND: &str = "CredentialProviderResponse";
 /// Credentials are cached per registry host (the kubelet's `parseRegistry(image)`).
-pub const CACHE_KEY_TYPE: &str = "Registry";
+pub(super) const CACHE_KEY_TYPE: &str = "Registry";
 /// A token is cached by the kubelet until at least this before it expires, so a pull started
 /// from the cache still authenticates with a valid token.
-pub const MARGIN: Duration = Duration::from_secs(5 * 60);
+pub(super) const MARGIN: Duration = Duration::from_secs(5 * 60);
 /// The longest a token is cached: the kubelet asks again after this, and so sees a rotated token
 /// (a TCR long-term token is revoked as soon as its replacement is in every sink) or a reload.
-pub const MAX_CACHE: Duration = Duration::from_secs(10 * 60);
+pub(super) const MAX_CACHE: Duration = Duration::from_secs(10 * 60);
 /// The largest request read from stdin.
 const MAX_REQUEST: u64 = 1024 * 1024;
 
 #[derive(Debug, clap::Args)]
-pub struct KubeletCredentialArgs {
+pub(super) struct KubeletCredentialArgs {
     #[command(flatten)]
     pub config: crate::cli::common::ConfigArg,
 }
 
 /// Why the provider gives no answer. Never carries a secret.
 #[derive(Debug, thiserror::Error)]
-pub enum ProviderError {
+pub(super) enum ProviderError {
     #[error("cannot read the CredentialProviderRequest on stdin: {0}")]
     Read(std::io::Error),
     #[error("the CredentialProviderRequest on stdin is larger than {MAX_REQUEST} bytes")]
@@ -99,12 +99,12 @@ struct RawRequest {
 
 /// A request checked against the v1 API: the image whose credentials are asked for.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Request {
+pub(super) struct Request {
     pub image: String,
 }
 
 /// Parse and check a `CredentialProviderRequest`.
-pub fn parse_request(bytes: &[u8]) -> Result<Request, ProviderError> {
+pub(super) fn parse_request(bytes: &[u8]) -> Result<Request, ProviderError> {
     // A check of the whole document that keeps none of it (a `Value` would copy the kubelet's
     // `serviceAccountToken`), then the fields read from the object.
     serde_json::from_slice::<serde::de::IgnoredAny>(bytes)
@@ -142,7 +142,7 @@ fn shown(text: &str) -> String {
 /// none (`nginx`, `library/nginx:1`: docker.io). Accepts `host/repo:tag`, `host:port/repo@sha256:…`
 /// and a URL (`https://host/repo`). As in docker's reference grammar, a first path component is a
 /// registry when it holds a `.` or a `:` or is `localhost`.
-pub fn image_registry(image: &str) -> Option<String> {
+pub(super) fn image_registry(image: &str) -> Option<String> {
     let image = image.trim();
     let (has_scheme, rest) = match image.split_once("://") {
         Some((_, rest)) => (true, rest),
@@ -161,7 +161,7 @@ pub fn image_registry(image: &str) -> Option<String> {
 
 /// A duration as Go's `time.Duration.String` writes it and `time.ParseDuration` reads it, in whole
 /// seconds (rounded down): `"0s"`, `"59s"`, `"1m0s"`, `"1h2m3s"`, `"100h0m0s"`.
-pub fn go_duration(d: Duration) -> String {
+pub(super) fn go_duration(d: Duration) -> String {
     let total = d.as_secs();
     let (h, m, s) = (total / 3600, total / 60 % 60, total % 60);
     match (h, m) {
@@ -174,7 +174,7 @@ pub fn go_duration(d: Duration) -> String {
 /// How long the kubelet may cache a token expiring at `expires_at` (`None`: unknown), at `now`:
 /// its life left minus [`MARGIN`], at most [`MAX_CACHE`], in whole seconds; zero ("do not cache")
 /// when no more than the margin is left.
-pub fn cache_duration(now: SystemTime, expires_at: Option<SystemTime>) -> Duration {
+pub(super) fn cache_duration(now: SystemTime, expires_at: Option<SystemTime>) -> Duration {
     let Some(expires_at) = expires_at else { return Duration::ZERO };
     let left = expires_at.duration_since(now).unwrap_or(Duration::ZERO);
     let d = left.saturating_sub(MARGIN).min(MAX_CACHE);
@@ -200,7 +200,7 @@ struct AuthConfig<'a> {
 }
 
 /// Read the request on `input`, write the answer to `output`.
-pub fn run(
+pub(super) fn run(
     config: &ClientConfig,
     now: SystemTime,
     input: &mut dyn Read,
@@ -247,7 +247,7 @@ pub fn run(
 }
 
 /// The `kubelet-credential-provider` subcommand: the answer on stdout; an error on stderr, exit 1.
-pub fn main(config_path: &Path) -> ExitCode {
+pub(super) fn main(config_path: &Path) -> ExitCode {
     let result = registry_login::load_config(config_path).map_err(ProviderError::from).and_then(|config| {
         run(&config, SystemTime::now(), &mut std::io::stdin().lock(), &mut std::io::stdout().lock())
     });

@@ -14,7 +14,7 @@ use crate::store::StoreError;
 
 /// Why no login could be looked up at all (as opposed to a registry without a valid token).
 #[derive(Debug, thiserror::Error)]
-pub enum LookupError {
+pub(super) enum LookupError {
     #[error("cannot use the config: {}", .0.to_string().trim_end())]
     Config(Problems),
     #[error(transparent)]
@@ -23,7 +23,7 @@ pub enum LookupError {
 
 /// A valid registry login. `Debug` shows no secret.
 #[derive(Debug)]
-pub struct Login {
+pub(super) struct Login {
     pub username: String,
     pub password: Secret,
     /// When the token expires; `None` when the daemon's answer did not say (cache nothing then).
@@ -32,14 +32,14 @@ pub struct Login {
 
 /// A registry host ticketd holds, and its login when a valid token is held for it.
 #[derive(Debug)]
-pub struct RegistryLogin {
+pub(super) struct RegistryLogin {
     pub registry: String,
     pub login: Option<Login>,
 }
 
 /// Where a registry's answer came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
+pub(super) enum Source {
     /// The running daemon, over the socket API.
     Daemon,
     /// The saved state (`state.json`): the daemon has no socket or did not answer.
@@ -47,20 +47,20 @@ pub enum Source {
 }
 
 /// Load the client view of the config at `path`.
-pub fn load_config(path: &Path) -> Result<ClientConfig, LookupError> {
+pub(super) fn load_config(path: &Path) -> Result<ClientConfig, LookupError> {
     crate::config::load_client(path).map_err(LookupError::Config)
 }
 
 /// Every tcr ticket with a registry, with its login when the daemon (or, when it does not answer,
 /// the saved state) holds a valid token.
-pub fn valid_logins(config: &ClientConfig, now: SystemTime) -> Result<Vec<RegistryLogin>, LookupError> {
+pub(super) fn valid_logins(config: &ClientConfig, now: SystemTime) -> Result<Vec<RegistryLogin>, LookupError> {
     let tickets: Vec<&RegistryTicket> = config.registries.iter().collect();
     logins(config, &tickets, now).map(|(logins, _)| logins)
 }
 
 /// The first tcr ticket for registry `host` (compared in lower case) with its login, and where
 /// the answer came from; `None` when no ticket names that registry.
-pub fn login_for(
+pub(super) fn login_for(
     config: &ClientConfig,
     host: &str,
     now: SystemTime,
@@ -112,7 +112,7 @@ fn identity(ticket: &RegistryTicket) -> String {
 
 /// How long the helpers wait for the daemon, all its answers together, before they answer from
 /// the saved state: well inside the kubelet's exec timeout (1 minute) and docker's patience.
-pub const DAEMON_TIMEOUT: std::time::Duration = crate::api::client::ROUND_TRIP_TIMEOUT;
+pub(super) const DAEMON_TIMEOUT: std::time::Duration = crate::api::client::ROUND_TRIP_TIMEOUT;
 
 /// Ask the running daemon; `None` when there is no socket or it does not answer, within
 /// [`DAEMON_TIMEOUT`] for every ticket together (a daemon that accepts and never answers is

@@ -11,7 +11,7 @@ use crate::credentials::ProcessEnvironment;
 use crate::daemon::Daemon;
 
 #[derive(Debug, Default, clap::Args)]
-pub struct RunArgs {
+pub(super) struct RunArgs {
     #[command(flatten)]
     pub config: ConfigArg,
     #[command(flatten)]

@@ -295,7 +295,7 @@ pub fn key_text_problem(value: &str) -> Option<String> {
 /// Why a credentials URI is refused. Each names the text only up to its query, which may hold a
 /// token (as `credentials::sources::uri::shown` does).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum UriError {
+pub(crate) enum UriError {
     #[error("`{shown}` is not a URL ({reason})")]
     NotAUrl { shown: String, reason: url::ParseError },
     #[error("`{shown}`: scheme {scheme} is not http(s)")]
@@ -308,7 +308,7 @@ pub enum UriError {
 
 /// A credentials URI: http or https (plain http too, as the SDKs allow: the URI is a local
 /// sidecar or node agent), with a host and no user info.
-pub fn parse_uri(text: &str) -> Result<reqwest::Url, UriError> {
+pub(crate) fn parse_uri(text: &str) -> Result<reqwest::Url, UriError> {
     let shown = || text.split(['?', '#']).next().unwrap_or_default().to_string();
     let url = reqwest::Url::parse(text).map_err(|reason| UriError::NotAUrl { shown: shown(), reason })?;
     if !matches!(url.scheme(), "http" | "https") {

@@ -77,7 +77,7 @@ pub enum Scope {
 }
 
 /// The message a build without the `etcd` feature gives for a `[cluster]` section.
-pub const NO_ETCD_FEATURE: &str = "built without the `etcd` feature: cargo build --features etcd";
+pub(crate) const NO_ETCD_FEATURE: &str = "built without the `etcd` feature: cargo build --features etcd";
 
 /// Check the `[cluster]` section.
 pub(crate) fn cluster(c: &mut Checker<'_>, raw: &RawCluster) -> Option<ClusterSpec> {

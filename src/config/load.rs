@@ -17,7 +17,7 @@ pub fn load(path: &Path) -> Result<Config, Problems> {
 }
 
 /// The text of the config file at `path`: a regular file (symlinks followed, as Kubernetes
-/// ConfigMap volumes need) of at most [`crate::fsdir::MAX_FILE_BYTES`], opened non-blocking, so
+/// ConfigMap volumes need) of at most `fsdir::MAX_FILE_BYTES`, opened non-blocking, so
 /// that a FIFO or a device can neither hang the reader nor fill its memory.
 pub fn read(path: &Path) -> Result<String, Problems> {
     use crate::fsdir::{Follow, MAX_FILE_BYTES, read_regular_string};

@@ -20,7 +20,7 @@ pub(crate) mod raw;
 mod sink;
 mod spec;
 mod split;
-pub mod template;
+pub(crate) mod template;
 mod ticket;
 mod validate;
 

@@ -11,7 +11,7 @@ use crate::apis::kinds::api_keys;
 use crate::apis::section::{RawKeys, RawValue, Shape};
 
 #[derive(Debug, Default, Deserialize)]
-pub struct RawConfig {
+pub(crate) struct RawConfig {
     pub state_dir: Option<String>,
     pub socket: Option<String>,
     pub socket_mode: Option<String>,
@@ -33,7 +33,7 @@ pub struct RawConfig {
 
 /// The `[cluster]` section as written.
 #[derive(Debug, Default, Deserialize)]
-pub struct RawCluster {
+pub(crate) struct RawCluster {
     pub backend: Option<String>,
     pub endpoints: Option<Vec<String>>,
     pub prefix: Option<String>,
@@ -50,7 +50,7 @@ pub struct RawCluster {
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub struct RawRateLimits {
+pub(crate) struct RawRateLimits {
     pub alibaba: Option<i64>,
     pub tencent: Option<i64>,
 }
@@ -58,7 +58,7 @@ pub struct RawRateLimits {
 /// The keys that may hold a secret (the `*_env` names too: a key pasted on the wrong line) are
 /// [`RawSecret`]s: no error or `Debug` output shows them.
 #[derive(Debug, Default, Deserialize)]
-pub struct RawCredentials {
+pub(crate) struct RawCredentials {
     pub vendor: Option<String>,
     pub source: Option<String>,
     // Alibaba environment variable names.
@@ -102,7 +102,7 @@ pub struct RawCredentials {
 /// ([`api_keys`]): each is read in its declared shape, so a value of the wrong type or an
 /// unknown key is found as the file is read, with its place, as for the other raw structs.
 #[derive(Debug, Default)]
-pub struct RawTicket {
+pub(crate) struct RawTicket {
     pub name: Option<String>,
     pub kind: Option<String>,
     pub credentials: Option<String>,
@@ -176,7 +176,7 @@ impl<'de> Deserialize<'de> for RawTicket {
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub struct RawHook {
+pub(crate) struct RawHook {
     pub exec: Option<Vec<String>>,
     pub signal: Option<String>,
     pub pid_file: Option<String>,
@@ -186,7 +186,7 @@ pub struct RawHook {
 }
 
 #[derive(Debug, Default, Deserialize)]
-pub struct RawSink {
+pub(crate) struct RawSink {
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub path: Option<String>,
@@ -207,7 +207,7 @@ pub struct RawSink {
 /// being shown (serde's own message would quote it: ``invalid type: integer `…` ``), `Debug`
 /// prints `<redacted>`, and the text is wiped when dropped.
 #[derive(Default)]
-pub struct RawSecret(Zeroizing<String>);
+pub(crate) struct RawSecret(Zeroizing<String>);
 
 impl std::ops::Deref for RawSecret {
     type Target = str;

@@ -20,14 +20,14 @@ use zeroize::Zeroizing;
 use crate::apis::kinds::Kind;
 
 /// The most bytes a template file may hold.
-pub const MAX_TEMPLATE_BYTES: u64 = 256 * 1024;
+pub(crate) const MAX_TEMPLATE_BYTES: u64 = 256 * 1024;
 /// The most bytes a template may render to.
-pub const MAX_RENDERED_BYTES: usize = 1024 * 1024;
+pub(crate) const MAX_RENDERED_BYTES: usize = 1024 * 1024;
 /// The most instructions one render may run (a loop over `range(…)` cannot spin for long).
 const FUEL: u64 = 1_000_000;
 
 /// Every field a template may name, each ticket kind permitting (see [`has_field`]).
-pub const FIELDS: [&str; 11] = [
+pub(crate) const FIELDS: [&str; 11] = [
     "name",
     "kind",
     "ticket",
@@ -44,7 +44,7 @@ pub const FIELDS: [&str; 11] = [
 /// Whether tickets of `kind` have `field`: `ticket` and `ticket_expires_at` for APIs that mint
 /// from a ticket, `url` for those with a share URL, `username` for those whose tokens come with
 /// one; the others for every kind.
-pub fn has_field(kind: Kind, field: &str) -> bool {
+pub(crate) fn has_field(kind: Kind, field: &str) -> bool {
     match field {
         "ticket" | "ticket_expires_at" => kind.ticket(),
         "url" => kind.url_format(),
@@ -116,7 +116,7 @@ fn record(misses: &Misses, miss: Miss) {
 }
 
 /// What a template renders over: the fields of one ticket's kind and the allowed `env` values.
-pub struct Context {
+pub(crate) struct Context {
     kind: Kind,
     fields: Vec<(&'static str, Value)>,
     env: Arc<EnvValues>,
@@ -177,14 +177,14 @@ impl Object for EnvValues {
 impl Context {
     /// A context for a ticket of `kind`: `fields` are its values (those the kind lacks left out),
     /// `env` the allowed names with their values (`None`: unset).
-    pub fn new(kind: Kind, fields: Vec<(&'static str, Value)>, env: Vec<(String, Option<Value>)>) -> Context {
+    pub(crate) fn new(kind: Kind, fields: Vec<(&'static str, Value)>, env: Vec<(String, Option<Value>)>) -> Context {
         let misses = Misses::default();
         Context { kind, fields, env: Arc::new(EnvValues { values: env, misses: misses.clone() }), misses }
     }
 
     /// Every field tickets of `kind` have, with dummy values of their type, and every allowed
     /// `env` name set: what a template is checked over.
-    pub fn sample(kind: Kind, env: &[String]) -> Context {
+    pub(crate) fn sample(kind: Kind, env: &[String]) -> Context {
         let fields = FIELDS
             .iter()
             .filter(|f| **f != "env" && has_field(kind, f))
@@ -206,7 +206,7 @@ impl Context {
 }
 
 /// POSIX shell single-quoting: the value as one word, whatever it holds (`'` becomes `'\''`).
-pub fn shell(value: &str) -> String {
+pub(crate) fn shell(value: &str) -> String {
     let mut out = String::with_capacity(value.len() + 2);
     out.push('\'');
     for c in value.chars() {
@@ -223,7 +223,7 @@ pub fn shell(value: &str) -> String {
 /// A Java `.properties` value (or key): `\`, the separators `=` `:`, the comment starts `#` `!`,
 /// whitespace and control characters escaped, anything outside printable ASCII as `\uXXXX`
 /// (UTF-16 units), as `Properties.store` writes it, so `Properties.load` reads back `value`.
-pub fn properties(value: &str) -> String {
+pub(crate) fn properties(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     for c in value.chars() {
         match c {
@@ -249,7 +249,7 @@ pub fn properties(value: &str) -> String {
 }
 
 /// Standard base64 with padding of the UTF-8 text (HTTP Basic auth: `username:password`).
-pub fn b64encode(value: &str) -> String {
+pub(crate) fn b64encode(value: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(value)
 }
@@ -325,13 +325,13 @@ fn known_fields(kind: Kind) -> String {
 /// Parse `template` and render it over `Context::sample(kind, ...)`: the check every template
 /// passes at check-config, start and reload, so that a template that cannot render is found
 /// then, with its line, and not when a token comes.
-pub fn check(template: &SinkTemplate, kind: Kind) -> Result<(), TemplateError> {
+pub(crate) fn check(template: &SinkTemplate, kind: Kind) -> Result<(), TemplateError> {
     render_with(template, Context::sample(kind, &template.env), true).map(drop)
 }
 
 /// Render `template` over `context`: the bytes, in a buffer of exactly their size that is zeroed
 /// when dropped (rendered twice: counted first, so the buffer never grows and leaves no copy).
-pub fn render(template: &SinkTemplate, context: Context) -> Result<Zeroizing<Vec<u8>>, TemplateError> {
+pub(crate) fn render(template: &SinkTemplate, context: Context) -> Result<Zeroizing<Vec<u8>>, TemplateError> {
     render_with(template, context, false)
 }
 
@@ -378,7 +378,7 @@ type CheckKey = (usize, Kind, Arc<[String]>);
 /// What one config load has read and checked, so that the sinks of 100,000 tickets naming one
 /// template file read it once and check it once per kind.
 #[derive(Default)]
-pub struct TemplateMemo {
+pub(crate) struct TemplateMemo {
     files: HashMap<PathBuf, Result<Arc<str>, String>>,
     /// By the text's address (the file's text is held in `files` for the whole load), the kind
     /// and the allowed names.
@@ -389,7 +389,7 @@ impl TemplateMemo {
     /// The text of the template file at `path`: a regular file of at most
     /// [`MAX_TEMPLATE_BYTES`], UTF-8 (symlinks followed, as for the config file); the error is
     /// the system's or the reader's own text.
-    pub fn read(&mut self, path: &Path) -> Result<Arc<str>, String> {
+    pub(crate) fn read(&mut self, path: &Path) -> Result<Arc<str>, String> {
         use crate::fsdir::{Follow, read_regular_string};
         self.files
             .entry(path.to_path_buf())
@@ -402,7 +402,7 @@ impl TemplateMemo {
     }
 
     /// [`check`], once per template file text, kind and allowed names.
-    pub fn check(&mut self, template: &SinkTemplate, kind: Kind) -> Result<(), TemplateError> {
+    pub(crate) fn check(&mut self, template: &SinkTemplate, kind: Kind) -> Result<(), TemplateError> {
         if matches!(template.origin, TemplateOrigin::Inline { .. }) {
             return check(template, kind);
         }

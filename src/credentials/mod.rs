@@ -4,7 +4,7 @@
 //! snapshot for each call, so a later rotation never changes a request half-way through signing.
 //!
 //! Sets read from the environment or the config itself are resolved at start-up. Every other
-//! source (profiles, OIDC, instance roles, chains) is fetched by [`crate::credentials::sources::refresher`]:
+//! source (profiles, OIDC, instance roles, chains) is fetched by `credentials::sources::refresher`:
 //! until its first fetch, and while a refresh is under way, [`CredentialStore::fresh`] makes token
 //! calls wait (bounded by [`FRESH_WAIT`]) instead of racing with old keys.
 //!
@@ -14,7 +14,7 @@ mod env;
 pub mod environment;
 mod error;
 mod keys;
-pub mod sources;
+pub(crate) mod sources;
 mod store;
 mod system;
 

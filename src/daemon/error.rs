@@ -5,7 +5,7 @@ use crate::credentials::CredentialError;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum DaemonError {
+pub(crate) enum DaemonError {
     #[error("{0}")]
     Config(#[from] Problems),
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "))]
@@ -42,7 +42,7 @@ pub enum DaemonError {
 
 /// Why a reload was refused before anything changed (besides the config's own problems).
 #[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
+pub(crate) enum ReloadError {
     #[error("this configuration was not read from a file")]
     NotFromFile,
     /// A blocking step's task ended without an answer.
@@ -58,7 +58,7 @@ pub enum ReloadError {
 
 /// How a task ended without an answer (its panic's message is never kept: it may quote a secret).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum TaskEnd {
+pub(crate) enum TaskEnd {
     #[error("it panicked")]
     Panicked,
     #[error("it was cancelled")]

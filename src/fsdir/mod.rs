@@ -6,12 +6,12 @@
 //! running unprivileged (a sidecar writing into a Kubernetes `emptyDir`, mode 0777), it is only
 //! warned about ([`Policy`]).
 
-pub mod dir;
-pub mod policy;
-pub mod read;
-pub mod walk;
+pub(crate) mod dir;
+pub(crate) mod policy;
+pub(crate) mod read;
+pub(crate) mod walk;
 
-pub use dir::{Dir, DirError};
-pub use policy::{Policy, Untrusted, enforce};
-pub use read::{Follow, MAX_FILE_BYTES, read_regular, read_regular_string};
-pub use walk::{Concern, Trusted, Walked, walk};
+pub(crate) use dir::Dir;
+pub(crate) use policy::Policy;
+pub(crate) use read::{Follow, MAX_FILE_BYTES, read_regular_string};
+pub(crate) use walk::{Concern, Trusted, walk};

@@ -33,7 +33,7 @@ pub struct Untrusted {
 }
 
 /// Apply `policy` to the concerns of a walk of `path` (`what` names its role in messages).
-pub fn enforce(what: &str, path: &Path, concerns: &[Concern], policy: Policy) -> Result<(), Untrusted> {
+pub(crate) fn enforce(what: &str, path: &Path, concerns: &[Concern], policy: Policy) -> Result<(), Untrusted> {
     for concern in concerns {
         match policy {
             Policy::Refuse => {

@@ -11,11 +11,11 @@ use std::path::Path;
 use rustix::fs::{CWD, FileType, Mode, OFlags};
 
 /// The most bytes a config or credential file may hold.
-pub const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
+pub(crate) const MAX_FILE_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Whether the last component may be a symlink.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Follow {
+pub(crate) enum Follow {
     /// Followed (a Kubernetes ConfigMap or Secret volume links every file to `..data/`).
     Symlinks,
     /// Refused (`O_NOFOLLOW`).
@@ -24,13 +24,13 @@ pub enum Follow {
 
 /// The bytes of the regular file at `path`, at most `max` of them. Errors say what the file is
 /// when it is not a regular file, and the limit when it is larger.
-pub fn read_regular(path: &Path, follow: Follow, max: u64) -> io::Result<Vec<u8>> {
+pub(crate) fn read_regular(path: &Path, follow: Follow, max: u64) -> io::Result<Vec<u8>> {
     let fd = open_flags(CWD, path.as_os_str(), follow)?;
     read_opened(fd, max)
 }
 
 /// [`read_regular`] into a `String`, refusing bytes that are not UTF-8.
-pub fn read_regular_string(path: &Path, follow: Follow, max: u64) -> io::Result<String> {
+pub(crate) fn read_regular_string(path: &Path, follow: Follow, max: u64) -> io::Result<String> {
     String::from_utf8(read_regular(path, follow, max)?)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "is not UTF-8 text"))
 }

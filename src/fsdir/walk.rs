@@ -35,11 +35,12 @@ impl fmt::Display for Concern {
 
 /// How far a walk got.
 #[derive(Debug)]
-pub struct Walked {
+pub(crate) struct Walked {
     /// The deepest directory that exists (`O_PATH`): the path itself, or the parent of `leaf`, or
     /// the parent of the first of `missing`.
     pub dir: OwnedFd,
-    /// Where `dir` really is, symlinks resolved.
+    /// Where `dir` really is, symlinks resolved (the walk's tests check its resolution here).
+    #[cfg_attr(not(test), expect(dead_code, reason = "read by the tests only"))]
     pub resolved: PathBuf,
     /// The last component, when it names something other than a directory (not opened: open it
     /// with `O_NOFOLLOW` relative to `dir` and check the opened file).
@@ -51,21 +52,21 @@ pub struct Walked {
 
 /// The uids and gids trusted with a path: root's and ticketd's own (effective).
 #[derive(Debug, Clone, Copy)]
-pub struct Trusted {
+pub(crate) struct Trusted {
     pub uid: u32,
     pub gid: u32,
 }
 
 impl Trusted {
-    pub fn of_process() -> Trusted {
+    pub(crate) fn of_process() -> Trusted {
         Trusted { uid: rustix::process::geteuid().as_raw(), gid: rustix::process::getegid().as_raw() }
     }
 
-    pub fn uid(&self, uid: u32) -> bool {
+    pub(crate) fn uid(&self, uid: u32) -> bool {
         uid == 0 || uid == self.uid
     }
 
-    pub fn gid(&self, gid: u32) -> bool {
+    pub(crate) fn gid(&self, gid: u32) -> bool {
         gid == 0 || gid == self.gid
     }
 
@@ -85,7 +86,7 @@ impl Trusted {
     }
 
     /// Why someone else could change the file `stat`, if they could.
-    pub fn file(&self, stat: &Stat) -> Option<String> {
+    pub(crate) fn file(&self, stat: &Stat) -> Option<String> {
         let mode = stat.st_mode;
         if !self.uid(stat.st_uid) {
             Some(format!("is owned by uid {}", stat.st_uid))
@@ -106,12 +107,12 @@ fn writable(stat: &Stat) -> String {
 }
 
 /// Walk `path` (made absolute against the current directory) as [`Trusted::of_process`] sees it.
-pub fn walk(path: &Path) -> io::Result<Walked> {
+pub(crate) fn walk(path: &Path) -> io::Result<Walked> {
     walk_as(path, Trusted::of_process())
 }
 
 /// [`walk`] with the trusted ids given (tests).
-pub fn walk_as(path: &Path, trusted: Trusted) -> io::Result<Walked> {
+pub(crate) fn walk_as(path: &Path, trusted: Trusted) -> io::Result<Walked> {
     let absolute = if path.is_absolute() { path.to_path_buf() } else { std::env::current_dir()?.join(path) };
     let mut pending: Vec<OsString> = Vec::new();
     push_components(&absolute, &mut pending);
@@ -207,7 +208,7 @@ fn with_path(e: io::Error, path: &Path) -> io::Error {
 }
 
 /// `name` as a C-string-safe path argument (no NUL; no `/` so it stays in its directory).
-pub fn plain_name(name: &OsStr) -> io::Result<&OsStr> {
+pub(crate) fn plain_name(name: &OsStr) -> io::Result<&OsStr> {
     let bytes = name.as_bytes();
     if bytes.is_empty() || bytes == b"." || bytes == b".." || bytes.contains(&b'/') || bytes.contains(&0) {
         return Err(io::Error::new(

@@ -16,8 +16,7 @@
 //!
 //! `queue` holds the tokens and decides when each is due; `revoker` deletes them.
 
-pub mod queue;
-pub mod revoker;
+pub(crate) mod queue;
+pub(crate) mod revoker;
 
-pub use queue::{Entry, MAX_PENDING, Pushed, Revocations};
-pub use revoker::{DELETE_TIMEOUT, ONCE_ATTEMPTS, ONCE_LIMIT, in_use, once, run};
+pub(crate) use revoker::{ONCE_LIMIT, once, run};

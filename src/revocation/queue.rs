@@ -11,7 +11,7 @@ use crate::store::record::PendingRevocation;
 /// tenth of its life (yearly tokens: monthly), so reaching it takes a thousand re-mints whose
 /// deletes all failed. At the cap a newly superseded token is not queued: it stays active, and
 /// the log says so at ERROR with its ticket and `TokenId` (to delete by hand).
-pub const MAX_PENDING: usize = 1024;
+pub(crate) const MAX_PENDING: usize = 1024;
 
 /// One token waiting to be revoked, with the revoker's bookkeeping (not saved).
 #[derive(Debug, Clone)]
@@ -228,7 +228,7 @@ impl Revocations {
 
 /// What an attempt came to, short of an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Deleted(Deleted),
     /// A ticket holds the token: it is taken out of the queue, never deleted.
     InUse,

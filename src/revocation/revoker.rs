@@ -15,16 +15,16 @@ use crate::revocation::queue::{Entry, Outcome};
 use crate::store::record::PendingRevocation;
 
 /// A delete that has not answered after this long is abandoned and retried.
-pub const DELETE_TIMEOUT: Duration = crate::backoff::CALL_TIMEOUT;
+pub(crate) const DELETE_TIMEOUT: Duration = crate::backoff::CALL_TIMEOUT;
 
 /// Whether any ticket on `board` holds the token `token_id`: as its current token, or as the one
 /// its sinks still hold while a newer one is written.
-pub fn in_use(board: &Board, token_id: &str) -> bool {
+pub(crate) fn in_use(board: &Board, token_id: &str) -> bool {
     board.read(|table| table.tickets().any(|t| t.tokens().any(|c| c.token.token_id.as_deref() == Some(token_id))))
 }
 
 /// Revoke what the board's queue holds, one at a time, until `shutdown`.
-pub async fn run(
+pub(crate) async fn run(
     board: Arc<Board>,
     provider: Arc<dyn Provider>,
     credentials: CredentialStore,
@@ -65,17 +65,17 @@ pub async fn run(
 
 /// `run --once` tries each due revocation at most this many times (with the daemon's backoff
 /// between: 2 s, then 4 s)...
-pub const ONCE_ATTEMPTS: u32 = 3;
+pub(crate) const ONCE_ATTEMPTS: u32 = 3;
 /// ... within at most this long in all: a one-shot run (cron, CI, an init container) must end
 /// soon after its tokens are delivered; what is left stays in the state file for the next run.
-pub const ONCE_LIMIT: Duration = Duration::from_secs(30);
+pub(crate) const ONCE_LIMIT: Duration = Duration::from_secs(30);
 
 /// The revocations of `run --once`: once the sinks hold the new tokens (the loop has published
 /// them), revoke what is due, each at most [`ONCE_ATTEMPTS`] times, until `deadline`. An entry
 /// waiting for its hook (told at once in one-shot mode, which runs no hooks) or for sinks being
 /// written is waited for; one whose sinks failed is left. Whatever is left stays queued, for the state file the
 /// loop writes when it stops. Returns what is left.
-pub async fn once(
+pub(crate) async fn once(
     board: &Board,
     provider: &dyn Provider,
     credentials: &CredentialStore,

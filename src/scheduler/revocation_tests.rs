@@ -113,8 +113,8 @@ async fn issue_17_a_replaced_long_term_token_is_queued_and_due_after_every_sink_
     assert_eq!(entry.pending.after_generation, Some(2));
     let in_use = board.get("reg").unwrap().current.unwrap().token.token_id.unwrap().to_string();
     assert_ne!(entry.pending.token_id, in_use, "never the token in use");
-    assert!(!crate::revocation::in_use(&board, &entry.pending.token_id));
-    assert!(crate::revocation::in_use(&board, &in_use));
+    assert!(!crate::revocation::revoker::in_use(&board, &entry.pending.token_id));
+    assert!(crate::revocation::revoker::in_use(&board, &in_use));
     // Saved at once, waiting: a restart does not forget it.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let saved = memory.state().revocations.clone();

@@ -1,5 +1,5 @@
 //! Pure refresh maths: when each ticket is due, what to call (with the backoff of
-//! [`crate::backoff`]). Every function takes `now` and its random numbers as arguments.
+//! `crate::backoff`). Every function takes `now` and its random numbers as arguments.
 
 use std::time::{Duration, SystemTime};
 

@@ -1,51 +1,42 @@
-//! Writing a file atomically: readers see the old content or the new, never a mix.
+//! The atomic write's guarantees, tested by path: readers see the old content or the new, never a mix.
 //!
 //! A crash leaves no partial file: a temp file in the same directory created with the final mode,
-//! fsync, rename, fsync of the directory.
-
-use std::fs;
-use std::io::{self, Write};
-use std::path::Path;
-
-use crate::fsdir::{Dir, Policy};
+//! fsync, rename, fsync of the directory. The write itself is `Dir::write_atomically`
+//! (`fsdir/dir.rs`), through the sinks' held directories; this file holds the mode of the
+//! directories created for sinks.
 
 /// The mode of a directory created for a file written here.
-pub const CREATED_DIR_MODE: u32 = 0o755;
-
-/// Replace `path` with `contents`, atomically, with permission bits `mode`. The directory is
-/// walked and opened first ([`Dir::open`], created [`CREATED_DIR_MODE`] when missing); callers
-/// that write the same directory again hold a [`Dir`] instead.
-pub fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
-    let (dir, name) = Dir::open_parent(path, "the directory", CREATED_DIR_MODE, Policy::of_process())?;
-    dir.write_atomically(&name, contents, mode)
-}
-
-/// [`write_atomically`], with the contents written by `write` (buffered) instead of from memory.
-pub fn write_atomically_with(
-    path: &Path,
-    mode: u32,
-    write: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-) -> io::Result<()> {
-    let (dir, name) = Dir::open_parent(path, "the directory", CREATED_DIR_MODE, Policy::of_process())?;
-    dir.write_atomically_with(&name, mode, write)
-}
-
-/// Remove leftovers of writes that a crash interrupted (`.<name>.*.tmp` beside `path`).
-pub fn remove_stale_temps(path: &Path) {
-    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return };
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
-    // Only an existing directory: nothing to clear in one that is not there.
-    if fs::symlink_metadata(dir).is_ok()
-        && let Ok(dir) = Dir::open(dir, "the directory", CREATED_DIR_MODE, Policy::of_process())
-    {
-        dir.remove_stale_temps(name);
-    }
-}
+pub(crate) const CREATED_DIR_MODE: u32 = 0o755;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::io;
     use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+
+    use crate::fsdir::{Dir, Policy};
+
+    /// Replace `path` with `contents`, atomically, with permission bits `mode`. The directory is
+    /// walked and opened first ([`Dir::open`], created [`CREATED_DIR_MODE`] when missing); callers
+    /// that write the same directory again hold a [`Dir`] instead.
+    pub(super) fn write_atomically(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
+        let (dir, name) = Dir::open_parent(path, "the directory", CREATED_DIR_MODE, Policy::of_process())?;
+        dir.write_atomically(&name, contents, mode)
+    }
+
+    /// Remove leftovers of writes that a crash interrupted (`.<name>.*.tmp` beside `path`).
+    pub(super) fn remove_stale_temps(path: &Path) {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else { return };
+        let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+        // Only an existing directory: nothing to clear in one that is not there.
+        if fs::symlink_metadata(dir).is_ok()
+            && let Ok(dir) = Dir::open(dir, "the directory", CREATED_DIR_MODE, Policy::of_process())
+        {
+            dir.remove_stale_temps(name);
+        }
+    }
 
     #[test]
     fn writes_replace_the_file_with_the_exact_mode_and_leave_no_temp() {

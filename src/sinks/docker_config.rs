@@ -6,7 +6,6 @@
 
 use std::ffi::OsStr;
 use std::io;
-use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -20,7 +19,12 @@ use crate::token::Current;
 /// `config` with `auths[registry] = {"auth": base64(username:token)}`; `None` means no file yet.
 /// The result, and every string parsed from `config` (other registries' secrets too), are zeroed
 /// once used: see [`super::render::exact`].
-pub fn merge(config: Option<&[u8]>, registry: &str, username: &str, token: &str) -> io::Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn merge(
+    config: Option<&[u8]>,
+    registry: &str,
+    username: &str,
+    token: &str,
+) -> io::Result<Zeroizing<Vec<u8>>> {
     let invalid = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
     let mut root = match config {
         None => serde_json::Value::Object(serde_json::Map::new()),
@@ -69,7 +73,7 @@ fn wipe(value: &mut serde_json::Value) {
 /// Merge `current` into the docker config `name` in `dir` (the held directory of `sink.path`),
 /// creating it when missing. The existing file is read only when it is a regular file, never
 /// through a symlink (which could expose any file to the sink's readers).
-pub fn publish(dir: &Dir, name: &OsStr, sink: &DockerConfigSink, current: &Current) -> io::Result<()> {
+pub(crate) fn publish(dir: &Dir, name: &OsStr, sink: &DockerConfigSink, current: &Current) -> io::Result<()> {
     let existing = dir.read_existing(name, MAX_FILE_BYTES)?.map(Zeroizing::new);
     let username = current.token.username.as_deref().unwrap_or("");
     let bytes = merge(existing.as_deref().map(Vec::as_slice), &sink.registry, username, current.token.value.expose())?;
@@ -78,8 +82,9 @@ pub fn publish(dir: &Dir, name: &OsStr, sink: &DockerConfigSink, current: &Curre
 
 /// The `(username, secret)` stored for `registry` in the docker config at `path`, if any (a
 /// regular file, not followed through a symlink).
-pub fn read_auth(path: &Path, registry: &str) -> Option<(String, String)> {
-    let bytes = crate::fsdir::read_regular(path, crate::fsdir::Follow::NoSymlinks, MAX_FILE_BYTES).ok()?;
+#[cfg(test)]
+pub(crate) fn read_auth(path: &std::path::Path, registry: &str) -> Option<(String, String)> {
+    let bytes = crate::fsdir::read::read_regular(path, crate::fsdir::Follow::NoSymlinks, MAX_FILE_BYTES).ok()?;
     let root: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     let auth = root.get("auths")?.get(registry)?.get("auth")?.as_str()?;
     let decoded = String::from_utf8(STANDARD.decode(auth).ok()?).ok()?;

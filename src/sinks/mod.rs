@@ -1,10 +1,10 @@
 //! Where tokens go: files written atomically, docker `config.json` entries merged in.
 
-pub mod atomic;
-pub mod docker_config;
-pub mod notify;
-pub mod render;
-pub mod template;
+pub(crate) mod atomic;
+pub(crate) mod docker_config;
+pub(crate) mod notify;
+pub(crate) mod render;
+pub(crate) mod template;
 
 use std::collections::HashMap;
 use std::ffi::OsString;

@@ -19,7 +19,7 @@ use crate::config::{DEFAULT_HOOK_PATH, HOOK_ENV_PASSED, HookSpec, TicketSpec};
 /// A ticket whose sinks now hold `generation`, and who to tell once its hook has run for it (or
 /// for a later generation that took its place in the debounce): a superseded TCR long-term token
 /// is revoked only then (see [`crate::revocation`]). Dropped unsent when the ticket has no hook.
-pub type Changed = (TicketSpec, u64, Option<tokio::sync::oneshot::Sender<()>>);
+pub(crate) type Changed = (TicketSpec, u64, Option<tokio::sync::oneshot::Sender<()>>);
 
 #[derive(Default)]
 struct Slot {
@@ -31,7 +31,7 @@ struct Slot {
 }
 
 /// Run hooks for every change received on `changes` until the channel closes.
-pub async fn run_hooks(mut changes: mpsc::UnboundedReceiver<Changed>) {
+pub(crate) async fn run_hooks(mut changes: mpsc::UnboundedReceiver<Changed>) {
     let slots: Arc<Mutex<HashMap<CompactString, Slot>>> = Arc::default();
     while let Some((spec, generation, ran)) = changes.recv().await {
         let Some(hook) = spec.consumers.on_change.clone() else { continue };
@@ -68,7 +68,7 @@ pub async fn run_hooks(mut changes: mpsc::UnboundedReceiver<Changed>) {
 /// The whole environment of an `exec` hook: [`HOOK_ENV_PASSED`] from ticketd's own (`var`), the
 /// hook's `env` entries, then `TICKETD_TICKET`, `TICKETD_GENERATION` and `TICKETD_FILES`. Nothing
 /// else of ticketd's environment (its cloud keys above all) reaches the hook.
-pub fn hook_environment(
+pub(crate) fn hook_environment(
     hook: &HookSpec,
     var: &dyn Fn(&str) -> Option<String>,
     ticket: &str,
@@ -146,7 +146,7 @@ async fn run_hook(spec: &TicketSpec, hook: &HookSpec, generation: u64) {
 /// Why a hook's process was not signalled: the pid file or the process it names is not one
 /// ticketd may trust, or the signal could not be sent.
 #[derive(Debug, thiserror::Error)]
-pub enum SignalError {
+pub(crate) enum SignalError {
     #[error("cannot open {}: {source}", .file.display())]
     Open { file: PathBuf, source: std::io::Error },
     #[error("{concern}, so another user could choose the process")]
@@ -178,7 +178,7 @@ pub enum SignalError {
 /// own could have written the pid file (owner, mode, every directory above it: the StrictModes
 /// walk) and the process runs as the pid file's owner: otherwise whoever could write the file
 /// would choose what ticketd signals.
-pub fn signal_target(pid_file: &Path) -> Result<(OwnedFd, i32), SignalError> {
+pub(crate) fn signal_target(pid_file: &Path) -> Result<(OwnedFd, i32), SignalError> {
     use crate::fsdir::{Follow, Trusted, walk};
     let file = || pid_file.to_path_buf();
     let walked = walk(pid_file).map_err(|source| SignalError::Open { file: file(), source })?;

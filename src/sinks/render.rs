@@ -17,7 +17,7 @@ use crate::token::Current;
 
 /// The JSON document of a ticket's current token (file sink `json`, socket API).
 #[derive(Serialize)]
-pub struct TokenView<'a> {
+pub(crate) struct TokenView<'a> {
     pub name: &'a str,
     pub kind: &'static str,
     pub ticket: Option<&'a str>,
@@ -33,7 +33,7 @@ pub struct TokenView<'a> {
 }
 
 impl<'a> TokenView<'a> {
-    pub fn new(spec: &'a TicketSpec, current: &'a Current) -> Self {
+    pub(crate) fn new(spec: &'a TicketSpec, current: &'a Current) -> Self {
         TokenView {
             name: &spec.name,
             kind: spec.kind().as_str(),
@@ -54,14 +54,14 @@ fn zeroizing_str<S: serde::Serializer>(value: &Option<Zeroizing<String>>, serial
 }
 
 /// The share URL of the ticket's API (SLS: its console link), for the `url` field and format.
-pub fn share_url(spec: &TicketSpec, current: &Current) -> Option<Zeroizing<String>> {
+pub(crate) fn share_url(spec: &TicketSpec, current: &Current) -> Option<Zeroizing<String>> {
     spec.api.share_url(current.ticket.as_ref()?.value.expose())
 }
 
 /// What `write` writes, in a buffer of exactly its size that is zeroed when dropped. `write` runs
 /// twice: first only counting, so the buffer never grows (a grown buffer's old copy is freed
 /// without being zeroed).
-pub fn exact(write: impl Fn(&mut dyn Write) -> io::Result<()>) -> io::Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn exact(write: impl Fn(&mut dyn Write) -> io::Result<()>) -> io::Result<Zeroizing<Vec<u8>>> {
     struct Count(usize);
     impl Write for Count {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
@@ -82,7 +82,11 @@ pub fn exact(write: impl Fn(&mut dyn Write) -> io::Result<()>) -> io::Result<Zer
 
 /// The bytes of a file sink, zeroed when dropped. Only a template can fail to render (an allowed
 /// environment variable unset now, say).
-pub fn render(file: &FileSink, spec: &TicketSpec, current: &Current) -> Result<Zeroizing<Vec<u8>>, TemplateError> {
+pub(crate) fn render(
+    file: &FileSink,
+    spec: &TicketSpec,
+    current: &Current,
+) -> Result<Zeroizing<Vec<u8>>, TemplateError> {
     let rendered = match &file.format {
         FileFormat::Json => {
             let view = TokenView::new(spec, current);
@@ -105,7 +109,8 @@ pub fn render(file: &FileSink, spec: &TicketSpec, current: &Current) -> Result<Z
 /// `KEY=value` lines, one per configured name. Tokens, user names and RFC 3339 times hold no
 /// space, quote or newline, so no quoting is needed (systemd `EnvironmentFile=` and docker
 /// `--env-file` read them the same way); anything else is single-quoted defensively.
-pub fn env(names: &EnvNames, current: &Current) -> Zeroizing<String> {
+#[cfg(test)]
+pub(crate) fn env(names: &EnvNames, current: &Current) -> Zeroizing<String> {
     let mut bytes = exact(|out| write_env(out, names, current)).expect("writing to memory cannot fail");
     let text = String::from_utf8(std::mem::take(&mut *bytes)).expect("written from strings");
     Zeroizing::new(text)

@@ -15,7 +15,7 @@ use crate::token::Current;
 
 /// What `template` renders for `spec`'s `current` token; an error (an allowed variable unset
 /// now, say) names the template's line and the variable, never a value.
-pub fn render(
+pub(crate) fn render(
     template: &SinkTemplate,
     spec: &TicketSpec,
     current: &Current,

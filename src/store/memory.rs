@@ -9,7 +9,7 @@ use crate::store::record::{Snapshot, StateFile, StoredTicket};
 
 /// Where in-memory stores keep a state: stores opened on the same place share it and its lock.
 #[derive(Debug, Default)]
-pub struct Place {
+pub(crate) struct Place {
     state: Mutex<Option<StateFile>>,
     /// The id of the store holding the lock.
     holder: Mutex<Option<u64>>,
@@ -22,27 +22,27 @@ pub struct Place {
 
 impl Place {
     /// A new place, shared.
-    pub fn new() -> Arc<Place> {
+    pub(crate) fn new() -> Arc<Place> {
         Arc::default()
     }
 
     /// The state last saved here (empty when none).
-    pub fn state(&self) -> StateFile {
+    pub(crate) fn state(&self) -> StateFile {
         lock(&self.state).clone().unwrap_or_else(StateFile::empty)
     }
 
     /// Make what is kept here unreadable as a state (as a torn or foreign file is).
-    pub fn corrupt(&self) {
+    pub(crate) fn corrupt(&self) {
         *lock(&self.corrupt) = true;
     }
 
     /// Make every save fail (as a full disk does) until called again with `false`.
-    pub fn fail_saves(&self, failing: bool) {
+    pub(crate) fn fail_saves(&self, failing: bool) {
         *lock(&self.failing) = failing;
     }
 
     /// Take the lock from whoever holds it (as a lease that expired would).
-    pub fn break_lock(&self) {
+    pub(crate) fn break_lock(&self) {
         *lock(&self.holder) = None;
     }
 }
@@ -53,7 +53,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// A store in a [`Place`], holding its lock from [`MemoryStore::open`] until dropped.
 #[derive(Debug)]
-pub struct MemoryStore {
+pub(crate) struct MemoryStore {
     place: Arc<Place>,
     id: u64,
     /// Each save takes this long (real time, as a big state on disk does).
@@ -62,7 +62,7 @@ pub struct MemoryStore {
 
 impl MemoryStore {
     /// Open and lock `place`.
-    pub fn open(place: &Arc<Place>) -> Result<MemoryStore, StoreError> {
+    pub(crate) fn open(place: &Arc<Place>) -> Result<MemoryStore, StoreError> {
         let id = {
             let mut next = lock(&place.next);
             *next += 1;
@@ -77,12 +77,12 @@ impl MemoryStore {
     }
 
     /// A store of its own place.
-    pub fn new() -> MemoryStore {
+    pub(crate) fn new() -> MemoryStore {
         MemoryStore::open(&Place::new()).expect("a new place is not locked")
     }
 
     /// This store, each of its saves taking `took`.
-    pub fn slow(mut self, took: Duration) -> MemoryStore {
+    pub(crate) fn slow(mut self, took: Duration) -> MemoryStore {
         self.save_takes = took;
         self
     }

@@ -3,8 +3,8 @@
 //! The trait with its contract, the records it keeps, and the file store (`state_dir/state.json`),
 //! its one implementation today.
 
-pub mod contract;
-pub mod file;
+pub(crate) mod contract;
+pub(crate) mod file;
 pub mod record;
 
 #[cfg(test)]

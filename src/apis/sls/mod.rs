@@ -1,10 +1,10 @@
 //! Alibaba Cloud SLS share tickets, as one API folder: spec, client, share URL, `Api` implementation.
 
-pub mod api;
-pub mod client;
+pub(crate) mod api;
+pub(crate) mod client;
 pub(crate) mod section;
-pub mod share;
-pub mod spec;
+pub(crate) mod share;
+pub(crate) mod spec;
 
 pub use client::*;
 pub use spec::*;

@@ -13,18 +13,18 @@ use crate::credentials::keys::Credentials;
 use crate::secret::{Secret, scrub};
 
 /// The ECS metadata service (http by nature: it is link-local).
-pub const ECS_METADATA: &str = "http://100.100.100.200";
+pub(crate) const ECS_METADATA: &str = "http://100.100.100.200";
 /// IMDSv2 token lifetime asked for.
-pub const IMDS_TOKEN_TTL: &str = "21600";
+pub(crate) const IMDS_TOKEN_TTL: &str = "21600";
 
 /// The three RRSA variables.
-pub struct OidcVars {
+pub(crate) struct OidcVars {
     pub role_arn: String,
     pub provider_arn: String,
     pub token_file: PathBuf,
 }
 
-pub fn oidc_vars(var: &dyn Fn(&str) -> Option<String>) -> Result<OidcVars, SourceError> {
+pub(crate) fn oidc_vars(var: &dyn Fn(&str) -> Option<String>) -> Result<OidcVars, SourceError> {
     let get = |n: &str| var(n).ok_or_else(|| SourceError::Absent(format!("{n} is not set")));
     Ok(OidcVars {
         role_arn: get("ALIBABA_CLOUD_ROLE_ARN")?,
@@ -34,14 +34,14 @@ pub fn oidc_vars(var: &dyn Fn(&str) -> Option<String>) -> Result<OidcVars, Sourc
 }
 
 /// The STS endpoint: the override, else regional / VPC hosts from the environment.
-pub fn sts_endpoint(spec: &OidcSpec, var: &dyn Fn(&str) -> Option<String>) -> reqwest::Url {
+pub(crate) fn sts_endpoint(spec: &OidcSpec, var: &dyn Fn(&str) -> Option<String>) -> reqwest::Url {
     sts_url(spec.sts_endpoint.as_ref(), None, false, var)
 }
 
 /// The STS endpoint as credentials-go picks it: the override; else `sts[-vpc].<region>.aliyuncs.com`
 /// with the region given (a CLI profile's `sts_region`) or `ALIBABA_CLOUD_STS_REGION`, `-vpc` when
 /// `vpc` (a profile's `enable_vpc`) or `ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED=true`; else `sts.aliyuncs.com`.
-pub fn sts_url(
+pub(crate) fn sts_url(
     endpoint: Option<&Endpoint>,
     region: Option<String>,
     vpc: bool,
@@ -80,7 +80,7 @@ struct StsCredentials {
 }
 
 /// RRSA: `AssumeRoleWithOIDC`, unsigned, with the token file read now.
-pub async fn oidc(spec: &OidcSpec, ctx: &Context) -> Result<Fetched, SourceError> {
+pub(crate) async fn oidc(spec: &OidcSpec, ctx: &Context) -> Result<Fetched, SourceError> {
     let var = |n: &str| ctx.var(n);
     let vars = oidc_vars(&var)?;
     let url = sts_endpoint(spec, &var);
@@ -176,7 +176,7 @@ struct MetadataCredentials {
 }
 
 /// The ECS instance RAM role: IMDSv2 token (falling back to v1 unless disabled), role, keys.
-pub async fn ecs_ram_role(spec: &MetadataSpec, ctx: &Context) -> Result<Fetched, SourceError> {
+pub(crate) async fn ecs_ram_role(spec: &MetadataSpec, ctx: &Context) -> Result<Fetched, SourceError> {
     if ctx.var("ALIBABA_CLOUD_ECS_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
         return Err(SourceError::Absent("ALIBABA_CLOUD_ECS_METADATA_DISABLED=true".into()));
     }

@@ -11,14 +11,14 @@ use crate::credentials::keys::Credentials;
 
 /// A profile as read: a CLI config.json profile's plan (with its description), or keys from the
 /// INI file.
-pub enum Resolved {
+pub(crate) enum Resolved {
     Cli(Box<super::cli_profile::Plan>, String),
     Keys(Fetched),
 }
 
 /// `~/.aliyun/config.json` (every mode credentials-go resolves, see [`super::cli_profile`]), then
 /// the INI file (`type = access_key`); the STS and metadata calls a CLI mode needs are made now.
-pub async fn profile(
+pub(crate) async fn profile(
     name: Option<&str>,
     file: Option<&PathBuf>,
     overrides: super::cli_profile::Overrides<'_>,
@@ -35,7 +35,8 @@ pub async fn profile(
 
 /// The keys a profile holds itself (modes AK and StsToken, the INI file); a mode that needs STS
 /// or metadata calls is an error here (see [`profile`]).
-pub fn read_profile(
+#[cfg(test)]
+pub(crate) fn read_profile(
     name: Option<&str>,
     file: Option<&PathBuf>,
     var: &dyn Fn(&str) -> Option<String>,
@@ -50,7 +51,7 @@ pub fn read_profile(
 }
 
 /// Find and read the profile, without network calls.
-pub fn resolve_profile(
+pub(crate) fn resolve_profile(
     name: Option<&str>,
     file: Option<&PathBuf>,
     var: &dyn Fn(&str) -> Option<String>,

@@ -9,14 +9,14 @@ use crate::credentials::keys::Credentials;
 
 /// Keys and where they came from (for logs and `check-config`; never a value).
 #[derive(Debug, Clone)]
-pub struct Fetched {
+pub(crate) struct Fetched {
     pub credentials: Credentials,
     pub description: String,
 }
 
 /// Why one source gave nothing: `Absent` lets a chain move on quietly.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum SourceError {
+pub(crate) enum SourceError {
     /// The source is not set up here (variables unset, no file).
     Absent(String),
     /// The source is set up but failed.
@@ -24,7 +24,7 @@ pub enum SourceError {
 }
 
 impl SourceError {
-    pub fn detail(&self) -> &str {
+    pub(crate) fn detail(&self) -> &str {
         match self {
             SourceError::Absent(d) | SourceError::Failed(d) => d,
         }
@@ -33,7 +33,7 @@ impl SourceError {
 
 /// Besides their expiry, what can change a set's keys while ticketd runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Watch {
+pub(crate) enum Watch {
     /// Keys from the environment or the config file: only a restart or reload changes them.
     Nothing,
     /// Keys from profile files: a rewritten file brings new keys.

@@ -15,13 +15,13 @@ use super::context::Context;
 use super::source::{Fetching, Source};
 
 /// Alibaba STS API version.
-pub const ALIBABA_VERSION: &str = "2015-04-01";
+pub(crate) const ALIBABA_VERSION: &str = "2015-04-01";
 /// Tencent STS API version.
-pub const TENCENT_VERSION: &str = "2018-08-13";
+pub(crate) const TENCENT_VERSION: &str = "2018-08-13";
 /// The region the Tencent SDK signs STS calls for (STS is global; the Go SDK uses Guangzhou).
-pub const TENCENT_STS_REGION: &str = "ap-guangzhou";
+pub(crate) const TENCENT_STS_REGION: &str = "ap-guangzhou";
 /// The TC3 service name of Tencent STS.
-pub const TENCENT_SERVICE: &str = "sts";
+pub(crate) const TENCENT_SERVICE: &str = "sts";
 
 /// The session name: the configured one, else (Alibaba) `ALIBABA_CLOUD_ROLE_SESSION_NAME`, else
 /// `ticketd-<unix seconds>`.
@@ -33,7 +33,7 @@ fn session_name(spec: &AssumeRoleSpec, ctx: &Context, env_var: Option<&str>) -> 
 }
 
 /// The base set's keys, as the credential store holds them now (waiting for a fetch under way).
-pub async fn base_keys(spec: &AssumeRoleSpec, ctx: &Context) -> Result<Credentials, SourceError> {
+pub(crate) async fn base_keys(spec: &AssumeRoleSpec, ctx: &Context) -> Result<Credentials, SourceError> {
     let Some(store) = &ctx.store else {
         return Err(SourceError::Failed(format!("base credentials `{}` are not available here", spec.base)));
     };
@@ -44,7 +44,7 @@ pub async fn base_keys(spec: &AssumeRoleSpec, ctx: &Context) -> Result<Credentia
 }
 
 /// Resolve a `ram_role_arn` / `role_arn` set: the base keys, then one AssumeRole.
-pub async fn fetch(spec: &AssumeRoleSpec, ctx: &Context) -> Result<Fetched, SourceError> {
+pub(crate) async fn fetch(spec: &AssumeRoleSpec, ctx: &Context) -> Result<Fetched, SourceError> {
     let base = base_keys(spec, ctx).await?;
     let mut fetched = match spec.vendor {
         crate::config::Vendor::Alibaba => {
@@ -58,11 +58,11 @@ pub async fn fetch(spec: &AssumeRoleSpec, ctx: &Context) -> Result<Fetched, Sour
 }
 
 /// Request parameters, in the order sent.
-pub type Params = Vec<(&'static str, String)>;
+pub(crate) type Params = Vec<(&'static str, String)>;
 
 /// The request credentials-go sends: `POST /?<signed query>` with the role in a form body.
 /// Returned as (query pairs with `Signature` last, form body pairs).
-pub fn alibaba_request(
+pub(crate) fn alibaba_request(
     spec: &AssumeRoleSpec,
     session: &str,
     base: &Credentials,
@@ -134,7 +134,7 @@ fn secrets_of(base: &Credentials) -> Vec<String> {
 
 /// The JSON body the Tencent SDK sends (`RoleArn`, `RoleSessionName`, `DurationSeconds`; `Policy`
 /// and `ExternalId` when set).
-pub fn tencent_body(spec: &AssumeRoleSpec, session: &str) -> Vec<u8> {
+pub(crate) fn tencent_body(spec: &AssumeRoleSpec, session: &str) -> Vec<u8> {
     let mut params = serde_json::Map::new();
     params.insert("RoleArn".into(), spec.role_arn.clone().into());
     params.insert("RoleSessionName".into(), session.into());

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::answer::Fetched;
 use super::*;
 use crate::apis::{dsw, tcr};
 use crate::clock::Clock;

@@ -4,7 +4,7 @@
 use crate::config::{ChainSpec, SourceSpec, Vendor};
 
 /// The members of `vendor`'s default chain, in the order its SDK tries them.
-pub fn chain_members(vendor: Vendor, chain: &ChainSpec) -> Vec<SourceSpec> {
+pub(crate) fn chain_members(vendor: Vendor, chain: &ChainSpec) -> Vec<SourceSpec> {
     let ChainSpec { env, profile, oidc, instance, credentials_uri } = chain;
     match vendor {
         // Spec section 4.1: env, OIDC, CLI profile and INI file, ECS RAM role, credentials URI.

@@ -14,13 +14,13 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::alibaba::{OidcExchange, OidcVars, assume_role_with_oidc, ecs_ram_role, sts_url};
-use super::answer::{Fetched, SourceError, read_file};
+use super::answer::{SourceError, read_file};
 use super::context::Context;
 use crate::config::{AssumeRoleSpec, Endpoint, MIN_STS_DURATION, MetadataSpec, Vendor};
 use crate::credentials::keys::Credentials;
 
 /// credentials-go's `expired_seconds` default.
-pub const DEFAULT_EXPIRED_SECONDS: u64 = 3_600;
+pub(crate) const DEFAULT_EXPIRED_SECONDS: u64 = 3_600;
 
 #[derive(Deserialize)]
 struct CliConfig {
@@ -52,7 +52,7 @@ struct CliProfile {
 }
 
 /// How a profile's keys are obtained.
-pub enum Plan {
+pub(crate) enum Plan {
     /// Keys written in the profile (AK, StsToken).
     Keys(Credentials),
     /// STS AssumeRole signed with what `base` gives (RamRoleArn, ChainableRamRoleArn).
@@ -72,14 +72,14 @@ pub enum Plan {
 
 /// Endpoint overrides from the `[credentials.NAME]` section (tests point them at the emulator).
 #[derive(Clone, Copy, Default)]
-pub struct Overrides<'a> {
+pub(crate) struct Overrides<'a> {
     pub sts_endpoint: Option<&'a Endpoint>,
     pub metadata_endpoint: Option<&'a Endpoint>,
 }
 
 /// Read `path` and plan profile `wanted` (else `current`, else `default`); the description names
 /// the file, the profile and its mode.
-pub fn plan(
+pub(crate) fn plan(
     path: &Path,
     wanted: Option<&str>,
     what: &str,
@@ -206,7 +206,7 @@ fn plan_named(
 }
 
 /// Run `plan`: the keys it holds, or the STS / metadata calls it needs (the base first).
-pub fn execute<'a>(
+pub(crate) fn execute<'a>(
     plan: &'a Plan,
     overrides: Overrides<'a>,
     ctx: &'a Context,
@@ -235,17 +235,4 @@ pub fn execute<'a>(
             }
         }
     })
-}
-
-/// Plan and run, as one fetch.
-pub async fn fetch(
-    path: &Path,
-    wanted: Option<&str>,
-    what: &str,
-    overrides: Overrides<'_>,
-    ctx: &Context,
-) -> Result<Fetched, SourceError> {
-    let (plan, description) = plan(path, wanted, what, &|n| ctx.var(n))?;
-    let credentials = execute(&plan, overrides, ctx).await?;
-    Ok(Fetched { credentials, description })
 }

@@ -10,11 +10,11 @@ use crate::credentials::env::Environment;
 use crate::credentials::store::CredentialStore;
 
 /// Metadata services answer within this or are taken as absent (the SDKs' 1 s).
-pub const METADATA_TIMEOUT: Duration = Duration::from_secs(1);
+pub(crate) const METADATA_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// What a source needs from outside.
 #[derive(Clone)]
-pub struct Context {
+pub(crate) struct Context {
     pub http: reqwest::Client,
     /// Metadata services: 1 s timeouts.
     pub metadata_http: reqwest::Client,
@@ -26,7 +26,7 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(env: Arc<dyn Environment + Send + Sync>, clock: Arc<dyn Clock>) -> Context {
+    pub(crate) fn new(env: Arc<dyn Environment + Send + Sync>, clock: Arc<dyn Clock>) -> Context {
         // Builds the shared client first: it installs the crypto provider the metadata client needs.
         let http = crate::http::client();
         let metadata_http = reqwest::Client::builder()
@@ -39,7 +39,7 @@ impl Context {
     }
 
     /// This context, reading base sets' keys from `store`.
-    pub fn with_store(mut self, store: CredentialStore) -> Context {
+    pub(crate) fn with_store(mut self, store: CredentialStore) -> Context {
         self.store = Some(store);
         self
     }

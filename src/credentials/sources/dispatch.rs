@@ -86,12 +86,13 @@ pub(crate) fn vars(spec: &CredentialSpec) -> Vec<String> {
 }
 
 /// Resolve `spec` once.
-pub async fn fetch(spec: &CredentialSpec, ctx: &Context) -> Result<Fetched, CredentialError> {
+#[cfg(test)]
+pub(crate) async fn fetch(spec: &CredentialSpec, ctx: &Context) -> Result<Fetched, CredentialError> {
     fetch_watched(spec, ctx).await.map(|(fetched, _)| fetched)
 }
 
 /// Resolve `spec` once, and say what could change the keys (the source that gave them).
-pub async fn fetch_watched(spec: &CredentialSpec, ctx: &Context) -> Result<(Fetched, Watch), CredentialError> {
+pub(crate) async fn fetch_watched(spec: &CredentialSpec, ctx: &Context) -> Result<(Fetched, Watch), CredentialError> {
     match &spec.source {
         SourceSpec::Chain(chain) => {
             let mut tried = Vec::new();
@@ -129,7 +130,7 @@ async fn fetch_checked(source: &dyn Source, vendor: Vendor, ctx: &Context) -> Re
 }
 
 /// The names of a vendor's id, secret and token, as its APIs spell them (for errors).
-pub fn key_names(vendor: Vendor) -> [&'static str; 3] {
+pub(crate) fn key_names(vendor: Vendor) -> [&'static str; 3] {
     match vendor {
         Vendor::Alibaba => ["AccessKeyId", "AccessKeySecret", "SecurityToken"],
         Vendor::Tencent => ["SecretId", "SecretKey", "Token"],
@@ -137,7 +138,7 @@ pub fn key_names(vendor: Vendor) -> [&'static str; 3] {
 }
 
 /// How a set would resolve, from variables and files only (no network): for `check-config`.
-pub fn describe(spec: &CredentialSpec, env: &dyn Environment) -> String {
+pub(crate) fn describe(spec: &CredentialSpec, env: &dyn Environment) -> String {
     let set = |v: &str| env.var(v).filter(|x| !x.is_empty());
     match &spec.source {
         SourceSpec::Chain(chain) => {

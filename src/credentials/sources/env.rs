@@ -8,7 +8,7 @@ use crate::credentials::keys::Credentials;
 use crate::secret::Secret;
 
 /// Keys from environment variables; `token_var` is optional.
-pub fn env_keys(
+pub(crate) fn env_keys(
     env: &dyn Environment,
     id_var: &str,
     secret_var: &str,

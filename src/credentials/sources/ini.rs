@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 /// Sections by name, each a map of keys to values.
-pub fn parse(text: &str) -> HashMap<String, HashMap<String, String>> {
+pub(crate) fn parse(text: &str) -> HashMap<String, HashMap<String, String>> {
     let mut sections: HashMap<String, HashMap<String, String>> = HashMap::new();
     let mut current: Option<String> = None;
     for line in text.lines() {

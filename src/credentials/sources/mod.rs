@@ -16,32 +16,31 @@
 //!
 //! This file is the facade: every child imports its siblings directly, never through it.
 
-pub mod alibaba;
-pub mod alibaba_profile;
+pub(crate) mod alibaba;
+pub(crate) mod alibaba_profile;
 mod answer;
-pub mod assume_role;
+pub(crate) mod assume_role;
 mod chain;
-pub mod cli_profile;
+pub(crate) mod cli_profile;
 mod context;
 mod dispatch;
 pub(crate) mod env;
 mod env_source;
 mod given;
-pub mod ini;
-pub mod refresher;
+pub(crate) mod ini;
+pub(crate) mod refresher;
 mod snapshot;
 mod source;
-pub mod tencent;
+pub(crate) mod tencent;
 mod timing;
-pub mod uri;
+pub(crate) mod uri;
 
-pub use answer::{Fetched, SourceError, Watch};
-pub use chain::chain_members;
-pub use context::{Context, METADATA_TIMEOUT};
-pub use dispatch::{describe, fetch, fetch_watched, key_names};
-pub use env::env_keys;
-pub use snapshot::{EnvSnapshot, snapshot_env};
-pub use timing::{ALIBABA_RENEW_BEFORE, FILE_RECHECK, MAX_JITTER, TENCENT_RENEW_BEFORE, next_refresh, renew_before};
+#[cfg(test)]
+pub(crate) use chain::chain_members;
+pub(crate) use context::Context;
+pub(crate) use dispatch::describe;
+#[cfg(test)]
+pub(crate) use dispatch::fetch;
 
 #[cfg(test)]
 mod source_tests;

@@ -28,16 +28,16 @@ use crate::config::{Config, CredentialSpec};
 use crate::credentials::store::{CredentialStore, resolved_at_start};
 
 /// A failed fetch is retried after 1, 2, 4 ... s, at most this long.
-pub const MAX_RETRY: Duration = Duration::from_secs(60);
+pub(crate) const MAX_RETRY: Duration = Duration::from_secs(60);
 /// How often the profile files of a set without expiry are `stat`ed for changes.
-pub const FILE_STAT_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const FILE_STAT_INTERVAL: Duration = Duration::from_secs(5);
 
 fn mtimes(files: &[std::path::PathBuf]) -> Vec<Option<std::time::SystemTime>> {
     files.iter().map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok()).collect()
 }
 
 /// Start one refresh task per fetched set; they stop when `shutdown` is cancelled.
-pub fn start(store: &CredentialStore, config: &Config, ctx: Context, shutdown: CancellationToken) {
+pub(crate) fn start(store: &CredentialStore, config: &Config, ctx: Context, shutdown: CancellationToken) {
     let ctx = ctx.with_store(store.clone());
     for spec in config.credentials.values().filter(|s| !resolved_at_start(&s.source)) {
         let (spec, store, ctx, shutdown) = (spec.clone(), store.clone(), ctx.clone(), shutdown.clone());

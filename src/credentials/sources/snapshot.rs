@@ -15,20 +15,20 @@ use crate::secret::Secret;
 
 impl Context {
     /// A context for `config`: the variables its sources may read, copied from `env` once.
-    pub fn for_config(config: &Config, env: &dyn Environment, clock: Arc<dyn Clock>) -> Context {
+    pub(crate) fn for_config(config: &Config, env: &dyn Environment, clock: Arc<dyn Clock>) -> Context {
         Context::new(Arc::new(snapshot_env(config, env)), clock)
     }
 }
 
 /// Every variable a config's sources may read (the union of their `Source::vars`), copied once so refresh tasks need no process environment.
-pub fn snapshot_env(config: &Config, env: &dyn Environment) -> EnvSnapshot {
+pub(crate) fn snapshot_env(config: &Config, env: &dyn Environment) -> EnvSnapshot {
     let names: std::collections::BTreeSet<String> = config.credentials.values().flat_map(vars).collect();
     EnvSnapshot(names.into_iter().filter_map(|n| env.var(&n).map(|v| (n, Secret::new(Zeroizing::new(v))))).collect())
 }
 
 /// The variables a config's sources may read, copied once. The values (keys among them) are
 /// held as [`Secret`]s: in the secret pool, left out of core dumps, wiped when dropped.
-pub struct EnvSnapshot(HashMap<String, Secret>);
+pub(crate) struct EnvSnapshot(HashMap<String, Secret>);
 
 impl Environment for EnvSnapshot {
     fn var(&self, name: &str) -> Option<String> {

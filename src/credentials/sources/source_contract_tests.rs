@@ -7,7 +7,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use super::dispatch::{source, vars};
+use super::dispatch::{fetch_watched, source, vars};
 use super::*;
 use crate::clock::{Clock, PausedClock};
 use crate::config::defaults::{

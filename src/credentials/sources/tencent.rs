@@ -12,17 +12,17 @@ use crate::credentials::keys::Credentials;
 use crate::secret::{Secret, scrub};
 
 /// The CVM metadata service (http by nature).
-pub const CVM_METADATA: &str = "http://metadata.tencentyun.com";
+pub(crate) const CVM_METADATA: &str = "http://metadata.tencentyun.com";
 /// The STS endpoint.
-pub const STS_ENDPOINT: &str = "https://sts.tencentcloudapi.com";
+pub(crate) const STS_ENDPOINT: &str = "https://sts.tencentcloudapi.com";
 
 /// `TENCENTCLOUD_CREDENTIALS_FILE`, `~/.tencentcloud/credentials`, `/etc/tencentcloud/credentials`;
 /// `[default]` (or the chosen profile) with `secret_id` and `secret_key`.
-pub fn profile(name: Option<&str>, file: Option<&PathBuf>, ctx: &Context) -> Result<Fetched, SourceError> {
+pub(crate) fn profile(name: Option<&str>, file: Option<&PathBuf>, ctx: &Context) -> Result<Fetched, SourceError> {
     read_profile(name, file, &|n| ctx.var(n))
 }
 
-pub fn read_profile(
+pub(crate) fn read_profile(
     name: Option<&str>,
     file: Option<&PathBuf>,
     var: &dyn Fn(&str) -> Option<String>,
@@ -78,7 +78,7 @@ struct CvmCredentials {
 }
 
 /// The CVM instance role: role name from the listing (or configured), then its keys.
-pub async fn cvm_role(spec: &MetadataSpec, ctx: &Context) -> Result<Fetched, SourceError> {
+pub(crate) async fn cvm_role(spec: &MetadataSpec, ctx: &Context) -> Result<Fetched, SourceError> {
     let base = match &spec.metadata_endpoint {
         Some(e) => e.clone(),
         None => Endpoint { base: reqwest::Url::parse(CVM_METADATA).expect("static URL") },
@@ -130,14 +130,14 @@ pub async fn cvm_role(spec: &MetadataSpec, ctx: &Context) -> Result<Fetched, Sou
 }
 
 /// The four TKE variables.
-pub struct OidcVars {
+pub(crate) struct OidcVars {
     pub region: String,
     pub provider_id: String,
     pub token_file: PathBuf,
     pub role_arn: String,
 }
 
-pub fn oidc_vars(var: &dyn Fn(&str) -> Option<String>) -> Result<OidcVars, SourceError> {
+pub(crate) fn oidc_vars(var: &dyn Fn(&str) -> Option<String>) -> Result<OidcVars, SourceError> {
     let get = |n: &str| var(n).ok_or_else(|| SourceError::Absent(format!("{n} is not set")));
     Ok(OidcVars {
         region: get("TKE_REGION")?,
@@ -177,7 +177,7 @@ struct StsError {
 }
 
 /// TKE OIDC: `AssumeRoleWithWebIdentity` (2018-08-13), unsigned (`Authorization: SKIP`).
-pub async fn oidc(spec: &OidcSpec, ctx: &Context) -> Result<Fetched, SourceError> {
+pub(crate) async fn oidc(spec: &OidcSpec, ctx: &Context) -> Result<Fetched, SourceError> {
     let vars = oidc_vars(&|n| ctx.var(n))?;
     let token = read_file("TKE_WEB_IDENTITY_TOKEN_FILE", &vars.token_file)
         .map_err(|e| SourceError::Failed(e.detail().replace("not found", "not readable (not found)")))?;

@@ -6,16 +6,16 @@ use std::time::{Duration, SystemTime};
 use crate::config::Vendor;
 
 /// Alibaba SDKs treat temporary keys as stale this long before they expire.
-pub const ALIBABA_RENEW_BEFORE: Duration = Duration::from_secs(15 * 60);
+pub(crate) const ALIBABA_RENEW_BEFORE: Duration = Duration::from_secs(15 * 60);
 /// Tencent SDKs refresh this long before `ExpiredTime`.
-pub const TENCENT_RENEW_BEFORE: Duration = Duration::from_secs(5 * 60);
+pub(crate) const TENCENT_RENEW_BEFORE: Duration = Duration::from_secs(5 * 60);
 /// Files (profiles, static keys) are re-read at least this often, so a rotated secret is picked up.
-pub const FILE_RECHECK: Duration = Duration::from_secs(60);
+pub(crate) const FILE_RECHECK: Duration = Duration::from_secs(60);
 /// The most jitter added in front of a refresh point.
-pub const MAX_JITTER: Duration = Duration::from_secs(60);
+pub(crate) const MAX_JITTER: Duration = Duration::from_secs(60);
 
 /// How long before expiry the vendor's SDK renews temporary keys.
-pub fn renew_before(vendor: Vendor) -> Duration {
+pub(crate) fn renew_before(vendor: Vendor) -> Duration {
     match vendor {
         Vendor::Alibaba => ALIBABA_RENEW_BEFORE,
         Vendor::Tencent => TENCENT_RENEW_BEFORE,
@@ -25,7 +25,12 @@ pub fn renew_before(vendor: Vendor) -> Duration {
 /// When to fetch temporary keys again: `renew_before` ahead of `expires_at` (at most half their
 /// lifetime, for short-lived keys), minus up to [`MAX_JITTER`] (at most a tenth of the lifetime)
 /// scaled by `jitter` in [0, 1); never sooner than a second after `fetched_at`.
-pub fn next_refresh(fetched_at: SystemTime, expires_at: SystemTime, renew_before: Duration, jitter: f64) -> SystemTime {
+pub(crate) fn next_refresh(
+    fetched_at: SystemTime,
+    expires_at: SystemTime,
+    renew_before: Duration,
+    jitter: f64,
+) -> SystemTime {
     let lifetime = expires_at.duration_since(fetched_at).unwrap_or_default();
     let ahead = renew_before.min(lifetime / 2);
     let spread = MAX_JITTER.min(lifetime / 10).mul_f64(jitter.clamp(0.0, 1.0));

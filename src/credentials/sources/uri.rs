@@ -9,15 +9,15 @@ use serde::Deserialize;
 use super::answer::{Fetched, SourceError, parse_expiration};
 use super::context::Context;
 use super::source::{Fetching, Source};
-pub use crate::config::check::parse_uri;
+pub(crate) use crate::config::check::parse_uri;
 use crate::credentials::keys::Credentials;
 use crate::secret::Secret;
 
 /// The variable the SDKs read the URI from.
-pub const CREDENTIALS_URI_ENV: &str = "ALIBABA_CLOUD_CREDENTIALS_URI";
+pub(crate) const CREDENTIALS_URI_ENV: &str = "ALIBABA_CLOUD_CREDENTIALS_URI";
 
 /// The URI without its query (which may hold a token), for logs and errors.
-pub fn shown(url: &reqwest::Url) -> String {
+pub(crate) fn shown(url: &reqwest::Url) -> String {
     let mut u = url.clone();
     u.set_query(None);
     u.set_fragment(None);
@@ -34,7 +34,7 @@ struct UriAnswer {
 }
 
 /// The URI to read: the configured one, else the variable (absent when neither is set).
-pub fn uri_of(
+pub(crate) fn uri_of(
     configured: Option<&reqwest::Url>,
     var: &dyn Fn(&str) -> Option<String>,
 ) -> Result<reqwest::Url, SourceError> {
@@ -49,7 +49,7 @@ pub fn uri_of(
 }
 
 /// One `GET` of the credentials URI.
-pub async fn fetch(configured: Option<&reqwest::Url>, ctx: &Context) -> Result<Fetched, SourceError> {
+pub(crate) async fn fetch(configured: Option<&reqwest::Url>, ctx: &Context) -> Result<Fetched, SourceError> {
     let url = uri_of(configured, &|v| ctx.var(v))?;
     let at = shown(&url);
     let response = ctx
