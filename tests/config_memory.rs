@@ -11,6 +11,8 @@ struct Counting;
 
 static LIVE: AtomicUsize = AtomicUsize::new(0);
 static PEAK: AtomicUsize = AtomicUsize::new(0);
+/// Taken by each test: the counters count every thread's allocations.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn grew(by: usize) {
     let live = LIVE.fetch_add(by, Ordering::Relaxed) + by;
@@ -67,6 +69,7 @@ fn transient<T>(f: impl FnOnce() -> T) -> (T, usize) {
 
 #[test]
 fn checking_a_big_config_holds_far_less_than_its_text_valid_or_not_whatever_its_layout() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let n = 10_000;
     let quoted = "[[\"tickets\"]]\nname = \"quoted\"\nkind = \"sls\"\ncredentials = \"c\"\nendpoint = \"x.example\"\n";
     for (what, tail, ok) in [
@@ -87,5 +90,33 @@ fn checking_a_big_config_holds_far_less_than_its_text_valid_or_not_whatever_its_
         assert_eq!(outcome.is_ok(), ok, "{what}: {outcome:?}");
         println!("{what}: peak {peak} B beside a text of {} B ({outcome:?})", text.len());
         assert!(peak < n * 200, "{what}: the check held {peak} B at its peak beside its answer, for {n} tickets");
+    }
+}
+
+#[test]
+fn loading_a_big_valid_config_file_never_holds_its_whole_text() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    // What the daemon does at start and on each reload: a valid file is read a window and a
+    // piece at a time (`config::stream`); before, its whole text (14 MiB at 100,000 tickets) was
+    // held through the parse, beside the running daemon's tokens.
+    let n = 10_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.toml");
+    let env: std::collections::HashMap<String, String> =
+        [("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAI5tExampleKeyId00"), ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "s3cr3t")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    let later = "[rate_limits]\nalibaba = 5\n[[tickets.sinks]]\ntype = \"file\"\npath = \"/x\"\n";
+    for (what, tail) in [("a valid file", ""), ("a sub-table after another table", later)] {
+        let text = config(n, tail);
+        std::fs::write(&path, &text).unwrap();
+        let (answer, peak) = transient(|| ticketd::config::load(&path));
+        assert_eq!(answer.map(|c| c.tickets.len()).ok(), Some(n), "{what}");
+        println!("{what}: loading held {peak} B at its peak beside a text of {} B", text.len());
+        assert!(peak < text.len() / 2, "{what}: loading held {peak} B at its peak, for a text of {} B", text.len());
+        let (answer, peak) = transient(|| ticketd::credentials::environment::load(&path, &env));
+        assert_eq!(answer.map(|c| c.tickets.len()).ok(), Some(n), "{what}, with the environment");
+        assert!(peak < text.len() / 2, "{what}: loading held {peak} B with the environment, for {} B", text.len());
     }
 }

@@ -14,7 +14,9 @@ use crate::http::Endpoint;
 
 pub(crate) struct Checker<'a> {
     pub(crate) file: String,
-    pub(crate) text: &'a str,
+    /// The file's text, when it is held whole; a file read by pieces ([`Checker::by_pieces`]) is
+    /// not, and its problems are not located (its reader reads it whole to locate them).
+    pub(crate) text: Option<&'a str>,
     /// The directory relative paths are resolved against: the config file's (absolute), or none
     /// for text that was not read from a file.
     pub(crate) base: Option<PathBuf>,
@@ -29,11 +31,18 @@ pub(crate) struct Checker<'a> {
 
 impl<'a> Checker<'a> {
     pub(crate) fn new(file: &str, text: &'a str, base: Option<PathBuf>) -> Self {
+        let mut checker = Checker::by_pieces(file, split(text), base);
+        checker.text = Some(text);
+        checker
+    }
+
+    /// A checker of a file that is not held whole, only its `cut` (see [`Checker::text`]).
+    pub(crate) fn by_pieces(file: &str, cut: Cut, base: Option<PathBuf>) -> Self {
         Checker {
             file: file.to_string(),
-            text,
+            text: None,
             base,
-            cut: std::sync::Arc::new(split(text)),
+            cut: std::sync::Arc::new(cut),
             locator: std::cell::OnceCell::new(),
             problems: Vec::new(),
             templates: TemplateMemo::default(),
@@ -75,9 +84,10 @@ impl<'a> Checker<'a> {
         });
     }
 
-    /// The line and column of `at` in the file.
+    /// The line and column of `at` in the file (none for a file not held whole).
     pub(crate) fn position(&self, at: &KeyPath) -> Option<(usize, usize)> {
-        self.locator.get_or_init(|| Locator::new(self.text, &self.cut)).position(self.text, &self.cut, at)
+        let text = self.text?;
+        self.locator.get_or_init(|| Locator::new(text, &self.cut)).position(text, &self.cut, at)
     }
 
     /// Where a value a message compares against came from: `line N` of the file, or the default.

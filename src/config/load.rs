@@ -6,14 +6,31 @@ use std::path::{Path, PathBuf};
 use super::checked::Checked;
 use super::problem::{Problem, Problems};
 use super::spec::Config;
+use super::stream::FileText;
 use super::validate;
 
 /// Read and validate the config file at `path` on its own: the file's problems only. What the
 /// file asks of the environment (variables, groups) is checked by
 /// [`crate::credentials::environment`], which the daemon and `check-config` load through.
 pub fn load(path: &Path) -> Result<Config, Problems> {
+    if let Some(checked) = check_by_pieces(path) {
+        return checked.finish([]);
+    }
     let text = read(path)?;
     parse_read(&text, path)
+}
+
+/// The config file at `path` checked on its own as [`check_read`] checks its text, but read a
+/// piece at a time, never held whole (a window and a piece at a time): `Some` when the file is
+/// valid on its own and did not change while it was read. `None` otherwise: then read it whole
+/// ([`read`], [`check_read`]), which reports its problems at their lines (and any change since).
+pub(crate) fn check_by_pieces(path: &Path) -> Option<Checked<'static>> {
+    let (mut file, cut) = FileText::open(path).ok()?;
+    let source = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let base = config_dir(&source);
+    let mut checked = validate::parse_by_pieces(cut, &path.display().to_string(), base, |p| file.piece(p));
+    checked.set_source(source);
+    (checked.config().is_some() && file.unchanged()).then_some(checked)
 }
 
 /// The text of the config file at `path`: a regular file (symlinks followed, as Kubernetes

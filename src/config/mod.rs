@@ -20,6 +20,7 @@ pub(crate) mod raw;
 mod sink;
 mod spec;
 mod split;
+mod stream;
 pub(crate) mod template;
 mod ticket;
 mod validate;
@@ -34,6 +35,7 @@ pub use credential::{
     AssumeRoleSpec, ChainSpec, CredentialSpec, MetadataSpec, OidcSpec, SourceSpec, StaticKeys, Vendor,
 };
 pub use defaults::*;
+pub(crate) use load::check_by_pieces;
 pub use load::{check, check_read, config_dir, load, parse, parse_read, read, resolve_path};
 pub use locate::KeyPath;
 pub use problem::{Problem, Problems};

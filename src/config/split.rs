@@ -44,6 +44,11 @@ impl Piece {
         }
     }
 
+    /// The byte ranges of the file's text the piece is made of, in order.
+    pub(crate) fn chunks(&self) -> &[Range<usize>] {
+        &self.0
+    }
+
     /// The file offset of byte `offset` of the piece's text.
     pub(crate) fn file_offset(&self, mut offset: usize) -> usize {
         for chunk in &self.0 {
@@ -99,9 +104,23 @@ enum Header {
     Other,
 }
 
+impl Header {
+    /// The header with its key's span moved `by` bytes on.
+    fn shifted(self, by: usize) -> Header {
+        let shift = |span: Range<usize>| span.start + by..span.end + by;
+        match self {
+            Header::Ticket(span) => Header::Ticket(shift(span)),
+            Header::TicketPart(span) => Header::TicketPart(shift(span)),
+            Header::TicketsTable(span) => Header::TicketsTable(shift(span)),
+            Header::Other => Header::Other,
+        }
+    }
+}
+
 /// Where the chunk being read goes.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Default)]
 enum Goes {
+    #[default]
     Rest,
     /// Ticket `i`'s first chunk.
     Ticket(usize),
@@ -111,46 +130,83 @@ enum Goes {
 
 /// Cut `text` into its pieces.
 pub(crate) fn split(text: &str) -> Cut {
-    let mut cut = Cut::default();
-    // A `tickets` table defined before any `[[tickets]]` (an orphan sub-table, or `[tickets]`).
-    let mut tickets_table = false;
-    let mut into = Goes::Rest;
-    let mut from = 0;
-    for (start, header) in headers(text) {
-        let next = match header {
-            Header::Ticket(key) => {
-                if tickets_table && cut.clash.is_none() {
-                    cut.clash = Some(key);
+    let mut splitter = Splitter::default();
+    splitter.window(text, 0);
+    splitter.finish(text.len())
+}
+
+/// The cut of a text that is read a window at a time (the config file's reader): each window
+/// but the last ends where a line ends outside any string ([`whole_lines`]), so its tokens are
+/// those of the whole text, and what is carried from one window to the next (open brackets, the
+/// piece being read) is kept here.
+#[derive(Default)]
+pub(crate) struct Splitter {
+    cut: Cut,
+    /// A `tickets` table defined before any `[[tickets]]` (an orphan sub-table, or `[tickets]`).
+    tickets_table: bool,
+    into: Goes,
+    /// Where the chunk being read started.
+    from: usize,
+    lexing: Lexing,
+}
+
+impl Splitter {
+    /// The next window of the text: `text`, which starts at byte `base` of the whole.
+    pub(crate) fn window(&mut self, text: &str, base: usize) {
+        let cut = &mut self.cut;
+        for (start, header) in headers(text, base, &mut self.lexing) {
+            let next = match header {
+                Header::Ticket(key) => {
+                    if self.tickets_table && cut.clash.is_none() {
+                        cut.clash = Some(key);
+                    }
+                    close(cut, self.into, self.from..start);
+                    cut.tickets.push(start..start);
+                    self.from = start;
+                    self.into = Goes::Ticket(cut.tickets.len() - 1);
+                    continue;
                 }
-                close(&mut cut, into, from..start);
-                cut.tickets.push(start..start);
-                from = start;
-                into = Goes::Ticket(cut.tickets.len() - 1);
-                continue;
-            }
-            Header::TicketPart(_) if !cut.tickets.is_empty() => match into {
-                Goes::Ticket(_) | Goes::Later(_) => continue,
-                Goes::Rest => Goes::Later(cut.tickets.len() - 1),
-            },
-            Header::TicketPart(_) => {
-                tickets_table = true;
-                Goes::Rest
-            }
-            Header::TicketsTable(key) => {
-                if !cut.tickets.is_empty() && cut.clash.is_none() {
-                    cut.clash = Some(key);
+                Header::TicketPart(_) if !cut.tickets.is_empty() => match self.into {
+                    Goes::Ticket(_) | Goes::Later(_) => continue,
+                    Goes::Rest => Goes::Later(cut.tickets.len() - 1),
+                },
+                Header::TicketPart(_) => {
+                    self.tickets_table = true;
+                    Goes::Rest
                 }
-                tickets_table = true;
-                Goes::Rest
-            }
-            Header::Other => Goes::Rest,
-        };
-        close(&mut cut, into, from..start);
-        from = start;
-        into = next;
+                Header::TicketsTable(key) => {
+                    if !cut.tickets.is_empty() && cut.clash.is_none() {
+                        cut.clash = Some(key);
+                    }
+                    self.tickets_table = true;
+                    Goes::Rest
+                }
+                Header::Other => Goes::Rest,
+            };
+            close(cut, self.into, self.from..start);
+            self.from = start;
+            self.into = next;
+        }
     }
-    close(&mut cut, into, from..text.len());
-    cut
+
+    /// The cut of the whole text, `len` bytes.
+    pub(crate) fn finish(mut self, len: usize) -> Cut {
+        close(&mut self.cut, self.into, self.from..len);
+        self.cut
+    }
+}
+
+/// How many bytes of `text`, the start of a longer text, are whole lines: up to the end of its
+/// last newline outside any string or comment, except one at its very end (a `\r` there may be
+/// the first half of a `\r\n`). 0 when there is none.
+pub(crate) fn whole_lines(text: &str) -> usize {
+    Source::new(text)
+        .lex()
+        .filter(|t| t.kind() == TokenKind::Newline)
+        .map(|t| t.span().end())
+        .take_while(|&end| end < text.len())
+        .last()
+        .unwrap_or(0)
 }
 
 /// Add `chunk` to the piece it goes to.
@@ -165,35 +221,47 @@ fn close(cut: &mut Cut, into: Goes, chunk: Range<usize>) {
     }
 }
 
-/// Where each table header starts, and what it opens, in file order (found as they are read,
-/// so the cut holds no list of them).
-fn headers(text: &str) -> impl Iterator<Item = (usize, Header)> + '_ {
+/// What the lexer carries from one window of the text to the next.
+struct Lexing {
+    /// Brackets open in values (arrays, inline tables), which may span lines. A bracket that never
+    /// closes keeps what follows in its piece, whose parse reports it; a stray closing one is
+    /// reported by its piece's parse too.
+    depth: usize,
+    line_start: bool,
+}
+
+impl Default for Lexing {
+    fn default() -> Self {
+        Lexing { depth: 0, line_start: true }
+    }
+}
+
+/// Where each table header of `text` (at byte `base` of the whole) starts, and what it opens, in
+/// file order (found as they are read, so the cut holds no list of them).
+fn headers<'a>(text: &'a str, base: usize, lexing: &'a mut Lexing) -> impl Iterator<Item = (usize, Header)> + 'a {
     let source = Source::new(text);
     let mut tokens = source.lex().filter(|t| t.kind() != TokenKind::Whitespace).peekable();
-    // Brackets open in values (arrays, inline tables), which may span lines. A bracket that never
-    // closes keeps what follows in its piece, whose parse reports it; a stray closing one is
-    // reported by its piece's parse too.
-    let mut depth = 0usize;
-    let mut line_start = true;
     std::iter::from_fn(move || {
         while let Some(token) = tokens.next() {
             let mut found = None;
             match token.kind() {
                 TokenKind::Eof => return None,
                 TokenKind::Newline => {
-                    line_start = true;
+                    lexing.line_start = true;
                     continue;
                 }
                 TokenKind::Comment => continue,
-                TokenKind::LeftSquareBracket if line_start && depth == 0 => {
+                TokenKind::LeftSquareBracket if lexing.line_start && lexing.depth == 0 => {
                     let header = header(&source, &mut tokens).unwrap_or(Header::Other);
-                    found = Some((token.span().start(), header));
+                    found = Some((base + token.span().start(), header.shifted(base)));
                 }
-                TokenKind::LeftSquareBracket | TokenKind::LeftCurlyBracket => depth += 1,
-                TokenKind::RightSquareBracket | TokenKind::RightCurlyBracket => depth = depth.saturating_sub(1),
+                TokenKind::LeftSquareBracket | TokenKind::LeftCurlyBracket => lexing.depth += 1,
+                TokenKind::RightSquareBracket | TokenKind::RightCurlyBracket => {
+                    lexing.depth = lexing.depth.saturating_sub(1);
+                }
                 _ => {}
             }
-            line_start = false;
+            lexing.line_start = false;
             if found.is_some() {
                 return found;
             }

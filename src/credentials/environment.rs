@@ -12,9 +12,25 @@ use crate::config::check::key_text_problem;
 use crate::config::{self, Checked, Config, KeyPath, Problems, SocketGroup, SourceSpec};
 
 /// Read the config file at `path` and check it with the environment `env`: every problem at once.
+///
+/// A valid file is read a piece at a time ([`config::check_by_pieces`]), never held whole; one
+/// with a problem, the file's or the environment's, is read again whole, to say where each is.
 pub fn load(path: &Path, env: &dyn Environment) -> Result<Config, Problems> {
+    if let Some(config) = config::check_by_pieces(path).and_then(|checked| valid(checked, env)) {
+        return Ok(config);
+    }
     let text = config::read(path)?;
     parse_read(&text, path, env)
+}
+
+/// The config of a file that is valid on its own (`checked`, see [`config::check_by_pieces`]),
+/// when the environment has what it needs too; `None` otherwise (then [`load`] the file whole,
+/// to report every problem in file order).
+pub(crate) fn valid(checked: Checked<'_>, env: &dyn Environment) -> Option<Config> {
+    if checked.config().is_none() || !problems(&checked, env).is_empty() {
+        return None;
+    }
+    checked.finish([]).ok()
 }
 
 /// [`config::parse_read`] (`text` read from `path`), checked with `env` too.

@@ -13,5 +13,5 @@ pub(crate) mod walk;
 
 pub(crate) use dir::Dir;
 pub(crate) use policy::Policy;
-pub(crate) use read::{Follow, MAX_FILE_BYTES, read_regular_string};
+pub(crate) use read::{Follow, MAX_FILE_BYTES, open_regular, read_regular_string};
 pub(crate) use walk::{Concern, Trusted, walk};

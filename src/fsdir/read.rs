@@ -49,23 +49,38 @@ pub(crate) fn open_flags(dir: impl std::os::fd::AsFd, name: &OsStr, follow: Foll
     })
 }
 
+/// The regular file at `path`, opened as [`read_regular`] opens it, with its `fstat` taken once
+/// open: for a reader that reads it a part at a time instead of whole.
+pub(crate) fn open_regular(path: &Path, follow: Follow, max: u64) -> io::Result<(File, rustix::fs::Stat)> {
+    let fd = open_flags(CWD, path.as_os_str(), follow)?;
+    let stat = checked_stat(&fd, max)?;
+    Ok((File::from(fd), stat))
+}
+
+/// `fd`'s `fstat`, when it is a regular file of at most `max` bytes.
+fn checked_stat(fd: &OwnedFd, max: u64) -> io::Result<rustix::fs::Stat> {
+    let stat = rustix::fs::fstat(fd)?;
+    check_regular(&stat)?;
+    if stat.st_size as u64 > max {
+        return Err(too_large(max));
+    }
+    Ok(stat)
+}
+
+fn too_large(max: u64) -> io::Error {
+    const MIB: u64 = 1024 * 1024;
+    let limit =
+        if max >= MIB && max.is_multiple_of(MIB) { format!("{} MiB", max / MIB) } else { format!("{max} bytes") };
+    io::Error::new(io::ErrorKind::InvalidData, format!("is larger than the limit of {limit}"))
+}
+
 /// Check that `fd` is a regular file of at most `max` bytes, and read it.
 pub(crate) fn read_opened(fd: OwnedFd, max: u64) -> io::Result<Vec<u8>> {
-    let stat = rustix::fs::fstat(&fd)?;
-    check_regular(&stat)?;
-    let too_large = || {
-        const MIB: u64 = 1024 * 1024;
-        let limit =
-            if max >= MIB && max.is_multiple_of(MIB) { format!("{} MiB", max / MIB) } else { format!("{max} bytes") };
-        io::Error::new(io::ErrorKind::InvalidData, format!("is larger than the limit of {limit}"))
-    };
-    if stat.st_size as u64 > max {
-        return Err(too_large());
-    }
+    let stat = checked_stat(&fd, max)?;
     let mut bytes = Vec::with_capacity(stat.st_size as usize);
     File::from(fd).take(max + 1).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > max {
-        return Err(too_large());
+        return Err(too_large(max));
     }
     Ok(bytes)
 }

@@ -1,6 +1,7 @@
 //! From raw TOML to a validated [`Config`], collecting every problem with its place: the file a
 //! piece at a time, its top-level settings and the loop over its tickets.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::hash::BuildHasher;
 use std::path::PathBuf;
@@ -18,7 +19,7 @@ use crate::config::locate::{KeyPath, line_and_column};
 use crate::config::problem::Problem;
 use crate::config::raw::{RawConfig, RawTicket};
 use crate::config::spec::{Config, RateLimits, SocketGroup};
-use crate::config::split::Piece;
+use crate::config::split::{Cut, Piece};
 use crate::config::ticket::{TicketSettings, TicketSpec};
 
 /// Check config `text` (named `file` in problems; relative paths against `base`): the config or
@@ -32,23 +33,52 @@ use crate::config::ticket::{TicketSettings, TicketSpec};
 /// the tickets (or `tickets` both a table and the array of tickets) leaves the file's meaning
 /// unknown: it is reported with every ticket's syntax errors, and nothing else is checked.
 pub(crate) fn parse<'t>(text: &'t str, file: &str, base: Option<PathBuf>) -> Checked<'t> {
-    let mut checker = Checker::new(file, text, base);
+    by_pieces(Checker::new(file, text, base), |piece| Ok(piece.text(text)))
+}
+
+/// [`parse`] for a file that is not held whole: cut as it was read (`cut`), each piece's text
+/// read back by `read` when it is reached. A valid file gives the same config as [`parse`] of its
+/// text; a file with problems gives them unlocated (no line, no column), and one piece that
+/// cannot be read is a problem: read such a file whole, with [`parse`], to say where they are.
+pub(crate) fn parse_by_pieces(
+    cut: Cut,
+    file: &str,
+    base: Option<PathBuf>,
+    mut read: impl FnMut(&Piece) -> std::io::Result<String>,
+) -> Checked<'static> {
+    by_pieces(Checker::by_pieces(file, cut, base), |piece| read(piece).map(Cow::Owned))
+}
+
+fn by_pieces<'t>(
+    mut checker: Checker<'t>,
+    mut read: impl FnMut(&Piece) -> std::io::Result<Cow<'t, str>>,
+) -> Checked<'t> {
     let cut = checker.cut.clone();
+    let (file, text) = (checker.file.clone(), checker.text);
+    let unreadable =
+        |e: std::io::Error| syntax_problem(&file, text, None, &format!("cannot read the config file: {e}"));
     let mut syntax = Vec::new();
-    let rest = deserialize::<RawConfig>(&cut.rest.text(text))
-        .map_err(|e| syntax.push(toml_problem(file, text, &cut.rest, &e)))
-        .ok();
+    let rest = match read(&cut.rest) {
+        Ok(rest) => {
+            deserialize::<RawConfig>(&rest).map_err(|e| syntax.push(toml_problem(&file, text, &cut.rest, &e))).ok()
+        }
+        Err(e) => {
+            syntax.push(unreadable(e));
+            None
+        }
+    };
     if let Some(clash) = &cut.clash {
-        syntax.push(syntax_problem(file, text, Some(clash.clone()), "duplicate key"));
+        syntax.push(syntax_problem(&file, text, Some(clash.clone()), "duplicate key"));
     }
     // Each ticket's piece as it is reached: parsed, then dropped once checked.
     let syntax = std::cell::RefCell::new(syntax);
     let tickets = (0..cut.tickets()).filter_map(|i| {
         let piece = cut.ticket(i);
-        let (mut doc, found) = match deserialize::<TicketSection>(&piece.text(text)) {
+        let read = read(&piece).map_err(|e| syntax.borrow_mut().push(unreadable(e))).ok()?;
+        let (mut doc, found) = match deserialize::<TicketSection>(&read) {
             Ok(read) => read,
             Err(e) => {
-                syntax.borrow_mut().push(toml_problem(file, text, &piece, &e));
+                syntax.borrow_mut().push(toml_problem(&file, text, &piece, &e));
                 return None;
             }
         };
@@ -72,11 +102,12 @@ pub(crate) fn parse<'t>(text: &'t str, file: &str, base: Option<PathBuf>) -> Che
         Some((raw, _)) if cut.clash.is_none() && !raw.tickets.is_empty() => {
             tickets.for_each(drop);
             let mut syntax = syntax.into_inner();
-            if let Err(e) = deserialize::<RawConfig>(text) {
-                syntax.push(toml_problem(file, text, &Piece::whole(text), &e));
-            } else {
-                let message = "`tickets` is both an inline array and `[[tickets]]` sections";
-                syntax.push(syntax_problem(file, text, None, message));
+            match text.map(deserialize::<RawConfig>) {
+                Some(Err(e)) => syntax.push(toml_problem(&file, text, &Piece::whole(text.unwrap_or_default()), &e)),
+                _ => {
+                    let message = "`tickets` is both an inline array and `[[tickets]]` sections";
+                    syntax.push(syntax_problem(&file, text, None, message));
+                }
             }
             checker.problems.append(&mut syntax);
             return Checked::new(checker, Err(Needs::default()));
@@ -96,10 +127,11 @@ pub(crate) fn parse<'t>(text: &'t str, file: &str, base: Option<PathBuf>) -> Che
 /// the whole document costs hundreds of MiB at 100,000 tickets).
 #[cfg(test)]
 pub(super) fn parse_whole(mut checker: Checker<'_>) -> Checked<'_> {
-    let (mut raw, found) = match deserialize::<RawConfig>(checker.text) {
+    let text = checker.text.expect("a checker of a whole text");
+    let (mut raw, found) = match deserialize::<RawConfig>(text) {
         Ok(read) => read,
         Err(e) => {
-            let problem = toml_problem(&checker.file, checker.text, &Piece::whole(checker.text), &e);
+            let problem = toml_problem(&checker.file, Some(text), &Piece::whole(text), &e);
             checker.problems.push(problem);
             return Checked::new(checker, Err(Needs::default()));
         }
@@ -176,8 +208,10 @@ fn check<'t>(
     assume_role_bases(&mut checker, &raw.credentials, &credentials);
     let cluster = raw.cluster.as_ref().map(|rc| cluster(&mut checker, rc));
 
-    let mut specs = Vec::new();
-    let mut names = SeenNames::default();
+    // Room for every ticket at once: a vector grown by doubling would hold, while it moves, its
+    // old copy beside a new one of twice the size (6 MiB at 100,000 tickets).
+    let mut specs = Vec::with_capacity(checker.cut.tickets());
+    let mut names = SeenNames::with_capacity(checker.cut.tickets());
     // Each sink file's first writer, as (ticket, sink) indices: checked on the raw sinks, so a
     // clash shows up with the other problems, even in a ticket rejected for another reason.
     let mut sink_paths: HashMap<PathBuf, (u32, u32)> = HashMap::new();
@@ -267,6 +301,10 @@ enum Seen {
 }
 
 impl SeenNames {
+    fn with_capacity(tickets: usize) -> Self {
+        SeenNames { table: hashbrown::HashTable::with_capacity(tickets), ..SeenNames::default() }
+    }
+
     fn contains(&self, specs: &[TicketSpec], name: &str) -> bool {
         let at = |&seen: &Seen| seen_name(specs, &self.rejected, seen) == name;
         self.table.find(self.hasher.hash_one(name), at).is_some()
@@ -337,8 +375,8 @@ fn rate_limits(c: &mut Checker<'_>, raw: Option<&crate::config::raw::RawRateLimi
     limits
 }
 
-/// A TOML syntax error in `piece` of the file's `text`.
-fn toml_problem(file: &str, text: &str, piece: &Piece, e: &toml::de::Error) -> Problem {
+/// A TOML syntax error in `piece` of the file's `text` (located when the text is held whole).
+fn toml_problem(file: &str, text: Option<&str>, piece: &Piece, e: &toml::de::Error) -> Problem {
     let span = e.span().map(|s| match s.is_empty() {
         true => piece.file_offset(s.start)..piece.file_offset(s.start),
         false => piece.file_offset(s.start)..piece.file_offset(s.end - 1) + 1,
@@ -346,8 +384,13 @@ fn toml_problem(file: &str, text: &str, piece: &Piece, e: &toml::de::Error) -> P
     syntax_problem(file, text, span, e.message())
 }
 
-/// A TOML syntax error at `span` of the file's `text`, in the words of `message`.
-fn syntax_problem(file: &str, text: &str, span: Option<std::ops::Range<usize>>, message: &str) -> Problem {
+/// A TOML syntax error at `span` of the file's `text`, in the words of `message` (located, and a
+/// duplicate key named, when the text is held whole).
+fn syntax_problem(file: &str, text: Option<&str>, span: Option<std::ops::Range<usize>>, message: &str) -> Problem {
+    let Some(text) = text else {
+        let message = message.trim().to_string();
+        return Problem { file: file.to_string(), line: None, column: None, key: String::new(), message };
+    };
     let position = span.as_ref().map(|s| line_and_column(text, s.start));
     let mut message = message.trim().to_string();
     // A key defined twice: name it, and explain the case a new user meets (a sink or hook

@@ -12,4 +12,4 @@ mod template_tests;
 mod tests;
 mod tickets;
 
-pub(super) use document::parse;
+pub(super) use document::{parse, parse_by_pieces};
