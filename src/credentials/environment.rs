@@ -13,7 +13,7 @@ use crate::config::{self, Checked, Config, KeyPath, Problems, SocketGroup, Sourc
 
 /// Read the config file at `path` and check it with the environment `env`: every problem at once.
 ///
-/// A valid file is read a piece at a time ([`config::check_by_pieces`]), never held whole; one
+/// A valid file is read a piece at a time (`config::check_by_pieces`), never held whole; one
 /// with a problem, the file's or the environment's, is read again whole, to say where each is.
 pub fn load(path: &Path, env: &dyn Environment) -> Result<Config, Problems> {
     if let Some(config) = config::check_by_pieces(path).and_then(|checked| valid(checked, env)) {
