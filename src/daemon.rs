@@ -47,6 +47,8 @@ pub(crate) struct Daemon {
     /// `ticketd_cluster_*` metrics show; the fleet backend sets it when the config has `[cluster]`
     /// ([`Daemon::set_cluster_view`]). `None`: this node runs alone.
     cluster: Option<Arc<ClusterView>>,
+    /// This node's fleet (`[cluster]`), whose task [`Daemon::run`] starts beside the scheduler.
+    fleet: Option<fleet::Fleet>,
 }
 
 /// How `run --once` ended, per ticket.
@@ -65,10 +67,6 @@ pub(crate) struct OnceReport {
 impl Daemon {
     /// Prepare to run `config` against the real clouds.
     pub(crate) fn prepare(config: Config, env: &dyn Environment, clock: Arc<dyn Clock>) -> Result<Daemon, DaemonError> {
-        let _fleet = fleet::check(&config, env)?;
-        if let Some(warning) = fleet::no_key_warning(&config) {
-            tracing::warn!("{warning}");
-        }
         let provider = Arc::new(CloudProvider::with_limits(clock.clone(), config.rate_limits));
         Daemon::with_provider(config, env, clock, provider)
     }
@@ -84,6 +82,8 @@ impl Daemon {
         if let Some(warning) = config.static_keys_warning() {
             tracing::warn!("{warning}");
         }
+        // [cluster]: its password, key and TLS files, checked before anything is opened.
+        let fleet = fleet::Fleet::prepare(&config, env)?;
         let sources = crate::credentials::sources::Context::for_config(&config, env, clock.clone());
         let state_dir = Arc::new(FileStore::open(&config.state_dir)?);
         // Resolve and hold every sink's directory now, refusing one another user could change, and
@@ -100,7 +100,7 @@ impl Daemon {
             watchdog: systemd::watchdog(),
             changed: Some(changed),
             seed: rand::random(),
-            fleet: None,
+            fleet: fleet.as_ref().map(fleet::Fleet::link),
         };
         let count = config.tickets.len();
         // The scheduler owns the tickets from here; the daemon keeps the rest of the config.
@@ -125,7 +125,8 @@ impl Daemon {
             sources,
             provider,
             _state_dir: state_dir,
-            cluster: None,
+            cluster: fleet.as_ref().map(fleet::Fleet::view),
+            fleet,
         })
     }
 
@@ -149,7 +150,7 @@ impl Daemon {
     ) -> Result<(), DaemonError> {
         let cluster = self.cluster.clone();
         // `_state_dir` (the state directory, held) stays in `self` until `run` returns.
-        let Daemon { mut config, scheduler, board, clock, changes, credentials, sources, provider, .. } = self;
+        let Daemon { mut config, scheduler, board, clock, changes, credentials, sources, provider, fleet, .. } = self;
         // Before any listener: the soft fd limit goes up to the hard one, and the connection caps
         // leave a reserve for sinks, state saves and cloud calls.
         let budget = crate::fd_budget::at_start(config.metrics_listen.is_some());
@@ -187,6 +188,7 @@ impl Daemon {
         crate::credentials::sources::refresher::start(&credentials, &config, sources, refresher.clone());
         let (commands, command_rx) = mpsc::unbounded_channel();
         let mut scheduler = tokio::spawn(scheduler.run(shutdown.child_token(), command_rx));
+        let mut fleet = fleet.map(|fleet| fleet.start(commands.clone()));
         let mut revoker = tokio::spawn(crate::revocation::run(
             board.clone(),
             provider,
@@ -223,6 +225,10 @@ impl Daemon {
                     break;
                 }
                 _ = &mut notifier => { died = Some("systemd notifier"); break }
+                () = async { match fleet.as_mut() { Some(f) => f.ended().await, None => std::future::pending().await } } => {
+                    died = Some("fleet");
+                    break;
+                }
                 message = control.recv() => match message {
                     None | Some(Control::Shutdown) => break,
                     Some(Control::Reload) if reloading.is_some() => {
@@ -296,6 +302,10 @@ impl Daemon {
             tracing::error!(error = %describe(&e), "the scheduler task failed");
             died = Some("scheduler");
         }
+        // After the scheduler: its last fenced writes are in; the lease goes, another node leads.
+        if let Some(fleet) = fleet {
+            fleet.stop().await;
+        }
         notifier.abort();
         hooks.abort();
         revoker.abort();
@@ -312,7 +322,7 @@ impl Daemon {
     /// Obtain every token and write every sink, then stop (`run --once`). A saved token that is
     /// still valid and not yet due is written as it is. `limit` bounds the whole run.
     pub(crate) async fn run_once(self, limit: Duration) -> OnceReport {
-        let Daemon { scheduler, board, clock, credentials, sources, config, provider, changes, .. } = self;
+        let Daemon { scheduler, board, clock, credentials, sources, config, provider, changes, fleet, .. } = self;
         // One-shot runs no hooks: a revocation waiting for one is due once the sinks hold its
         // successor (the loop is told at once that no hook will run).
         drop(changes);
@@ -321,8 +331,10 @@ impl Daemon {
         let _stop_refresher = refresher.clone().drop_guard();
         crate::credentials::sources::refresher::start(&credentials, &config, sources, refresher);
         let shutdown = CancellationToken::new();
-        let (_commands, command_rx) = mpsc::unbounded_channel();
+        let (commands, command_rx) = mpsc::unbounded_channel();
         let mut task = tokio::spawn(scheduler.run(shutdown.child_token(), command_rx));
+        // A fleet node takes what etcd holds (a follower) or refreshes for the fleet (the leader).
+        let fleet = fleet.map(|fleet| fleet.start(commands));
         let mut changes = board.subscribe();
         let settled = |board: &Board| {
             let now = clock.read();
@@ -363,6 +375,9 @@ impl Daemon {
         if !died && let Err(e) = task.await {
             died = true;
             tracing::error!(error = %describe(&e), "the scheduler task failed");
+        }
+        if let Some(fleet) = fleet {
+            fleet.stop().await;
         }
         let now = clock.read();
         let revocations_pending =

@@ -440,6 +440,10 @@ impl FleetNode {
 }
 
 impl FleetLink for FleetNode {
+    fn node(&self) -> &str {
+        &self.spec.node
+    }
+
     fn standing(&self) -> Standing {
         let state = self.lock();
         standing(&state, Instant::now(), self.spec.lease_ttl)
