@@ -38,7 +38,7 @@ const REVOKE_LIMIT: Duration = Duration::from_secs(2);
 type Send = Box<dyn Fn(FleetEvent) + std::marker::Send + Sync>;
 
 /// This node in its fleet. Shared (`Arc`) by the scheduler (as its [`FleetLink`]) and the task.
-pub struct FleetNode {
+pub(crate) struct FleetNode {
     spec: ClusterSpec,
     prepared: Prepared,
     view: Arc<ClusterView>,
@@ -73,7 +73,7 @@ impl std::fmt::Debug for FleetNode {
 
 impl FleetNode {
     /// This node, not connected yet (role `Unreachable` until its task connects).
-    pub fn new(spec: ClusterSpec, view: Arc<ClusterView>, prepared: Prepared) -> Arc<FleetNode> {
+    pub(crate) fn new(spec: ClusterSpec, view: Arc<ClusterView>, prepared: Prepared) -> Arc<FleetNode> {
         view.set_role(Role::Unreachable);
         Arc::new_cyclic(|me| FleetNode {
             me: me.clone(),
@@ -94,7 +94,7 @@ impl FleetNode {
         })
     }
 
-    pub fn view(&self) -> &Arc<ClusterView> {
+    pub(crate) fn view(&self) -> &Arc<ClusterView> {
         &self.view
     }
 
@@ -138,7 +138,7 @@ impl FleetNode {
     /// Run until `shutdown`: connect, run a session, and again after it ends. `send` takes the
     /// events for the scheduler. At `shutdown` the lease is revoked (bounded), so another node
     /// takes the leadership at once.
-    pub async fn run(self: Arc<Self>, send: Send, shutdown: CancellationToken) {
+    pub(crate) async fn run(self: Arc<Self>, send: Send, shutdown: CancellationToken) {
         if self.send.set(send).is_err() {
             tracing::error!("the fleet task was started twice; this one stops");
             return;

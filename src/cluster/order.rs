@@ -13,16 +13,16 @@ use std::collections::HashMap;
 /// The last mod revision handed on for each holding key, and the highest revision seen at all
 /// (where a resumed watch starts).
 #[derive(Debug, Default)]
-pub struct Applied {
+pub(crate) struct Applied {
     revisions: HashMap<String, i64>,
     /// The highest revision seen (a watch resumes after it), 0 before the first load.
-    pub watched: i64,
+    pub(crate) watched: i64,
 }
 
 impl Applied {
     /// Whether the holding at `key`, written at `revision`, is to be handed on: true once per
     /// revision, and never for a revision below one already handed on for the key.
-    pub fn admit(&mut self, key: &str, revision: i64) -> bool {
+    pub(crate) fn admit(&mut self, key: &str, revision: i64) -> bool {
         self.watched = self.watched.max(revision);
         match self.revisions.get_mut(key) {
             Some(last) if *last >= revision => false,
@@ -38,18 +38,18 @@ impl Applied {
     }
 
     /// The watch has reached `revision` (an answer with no holding of ours in it).
-    pub fn reached(&mut self, revision: i64) {
+    pub(crate) fn reached(&mut self, revision: i64) {
         self.watched = self.watched.max(revision);
     }
 
     /// `key` was deleted at `revision`: a holding written there later is new again.
-    pub fn deleted(&mut self, key: &str, revision: i64) {
+    pub(crate) fn deleted(&mut self, key: &str, revision: i64) {
         self.revisions.insert(key.to_string(), revision);
         self.watched = self.watched.max(revision);
     }
 
     /// Whether anything has been loaded yet (a new session loads; a later one resumes).
-    pub fn loaded(&self) -> bool {
+    pub(crate) fn loaded(&self) -> bool {
         self.watched > 0
     }
 }
