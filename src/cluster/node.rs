@@ -463,20 +463,19 @@ impl FleetLink for FleetNode {
 
 /// The standing `state` gives at `now` (review F2): `Leader` only while the lease is known alive,
 /// with a margin (a paused or partitioned leader whose lease may have lapsed must not mint on
-/// its old word); past that, `Unreachable`, counted from when the lease was last known alive.
+/// its old word); past that, `Unreachable`. `unreachable_for` counts only from a failure seen
+/// (review G4: a leader resumed from SIGSTOP has seen none, and must not fall back to renewing on
+/// its own for the length of its pause).
 fn standing(state: &State, now: Instant, lease_ttl: Duration) -> Standing {
     let margin = (lease_ttl / 4).min(Duration::from_secs(1));
     let lapsed = state.lease_until.is_none_or(|until| now + margin >= until);
-    let (role, failing_since) = match (state.role, lapsed) {
-        (Role::Leader, true) => {
-            let since = state.lease_until.map_or(now, |until| until.checked_sub(lease_ttl).unwrap_or(until));
-            (Role::Unreachable, Some(state.failing_since.map_or(since, |f| f.min(since))))
-        }
-        (role, _) => (role, state.failing_since),
+    let role = match (state.role, lapsed) {
+        (Role::Leader, true) => Role::Unreachable,
+        (role, _) => role,
     };
     Standing {
         role,
-        unreachable_for: failing_since.map_or(Duration::ZERO, |since| now.saturating_duration_since(since)),
+        unreachable_for: state.failing_since.map_or(Duration::ZERO, |since| now.saturating_duration_since(since)),
         lease_ttl,
     }
 }
@@ -528,8 +527,11 @@ mod tests {
         // Within the margin (1 s) of the lease's end: no longer.
         let late = standing(&s, t0 + Duration::from_millis(4_500), ttl);
         assert_eq!(late.role, Role::Unreachable);
-        // Counted from the last answered keep-alive (its send: the end minus the TTL).
-        assert_eq!(late.unreachable_for, Duration::from_millis(9_500));
+        // Review G4: no failure seen (a SIGSTOP, not etcd): no fallback time counted.
+        assert_eq!(late.unreachable_for, Duration::ZERO);
+        assert_eq!(standing(&s, t0 + Duration::from_secs(60), ttl).unreachable_for, Duration::ZERO);
+        let failing = state(Role::Leader, Some(t0 + Duration::from_secs(5)), Some(t0 + Duration::from_secs(2)));
+        assert_eq!(standing(&failing, t0 + Duration::from_secs(6), ttl).unreachable_for, Duration::from_secs(4));
         // No lease known at all.
         assert_eq!(standing(&state(Role::Leader, None, None), t0, ttl).role, Role::Unreachable);
         // Other roles are what they are; unreachable_for counts from the first failure.
