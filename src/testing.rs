@@ -1,8 +1,11 @@
 //! Test fixtures for modules at every layer (below the scheduler too): a ticket to test with.
 
-use std::time::Duration;
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime};
 
-use crate::config::{ApiSpec, Endpoint, SlsSpec, TicketSettings, TicketSpec};
+use crate::config::{ApiSpec, CredentialSpec, Endpoint, SlsSpec, SourceSpec, TicketSettings, TicketSpec, Vendor};
+use crate::credentials::{CredentialStore, Credentials};
+use crate::secret::Secret;
 use crate::signing::sls::V1Mac;
 
 /// An SLS ticket `name` with tickets living `ticket` and tokens `token`, credentials "prod", no sinks.
@@ -25,4 +28,32 @@ pub(crate) fn sls_ticket(name: &str, ticket: Duration, token: Duration) -> Ticke
             scope: Default::default(),
         },
     )
+}
+
+/// A credential store with one Alibaba set, "prod", of static keys (STS keys expiring at
+/// `expires_at` when given).
+pub(crate) fn credential_store(expires_at: Option<SystemTime>) -> CredentialStore {
+    let mut config = crate::config::Config {
+        source: None,
+        state_dir: "/nonexistent".into(),
+        socket: None,
+        metrics_listen: None,
+        metrics_ticket_series: crate::config::DEFAULT_METRICS_TICKET_SERIES,
+        rate_limits: Default::default(),
+        core_dumps: false,
+        credentials: Default::default(),
+        tickets: vec![],
+        cluster: None,
+    };
+    let creds = Credentials {
+        access_key_id: Secret::new("id"),
+        access_key_secret: Secret::new("secret"),
+        security_token: expires_at.map(|_| Secret::new("sts")),
+        expires_at,
+    };
+    config.credentials.insert(
+        "prod".into(),
+        CredentialSpec { name: "prod".into(), vendor: Vendor::Alibaba, source: SourceSpec::InMemory(creds.into()) },
+    );
+    CredentialStore::resolve_all(&config, &HashMap::<String, String>::new()).unwrap()
 }

@@ -6,48 +6,52 @@
 //! [`Api`](crate::apis::api::Api) implementation. Adding an API: a folder `apis/<kind>/` (its
 //! `mod.rs`; `spec.rs`, the validated spec and its keys as data, `impl Section`; `section.rs`,
 //! their checks, `impl Validate`; `api.rs`, `impl Api`; `client.rs`, the calls), declared by
-//! `pub mod <kind>;` in `apis/mod.rs`, and one line below. Config's raw ticket, kind names,
-//! vendor rule, foreign-key table, sink rules, the embedding route, `/metrics` and the scheduler's
-//! dispatch all read this list. What still names one API is that API's own feature: TCR's
+//! `pub mod <kind>;` in `apis/mod.rs`, and one line below. `apis/example/` (feature
+//! `example-api`, test only) is such a folder, its line `#[cfg]`'d: an entry's attributes go on
+//! everything made from it. Config's raw ticket, kind names, vendor rule, foreign-key table, sink
+//! rules, the embedding route, `/metrics` and the scheduler's dispatch all read this list. What still names one API is that API's own feature: TCR's
 //! long-term token revocation (`scheduler/revoke.rs`, `revocation/`, its record in `state.json`)
 //! and TCR registries for docker and the kubelet (`config/client.rs`, `cli/registry_login.rs`),
 //! plus the demo tickets of `cli/dev.rs`.
 
-/// Calls `$then!` with every registered API as `Variant "kind" path::to::Spec`.
+/// Calls `$then!` with every registered API as `#[attributes]* Variant "kind" path::to::Spec`;
+/// an entry's attributes (a `#[cfg]`) are repeated on every variant and arm made from it.
 macro_rules! with_apis {
     ($then:ident) => {
         $then! {
             Sls "sls" crate::apis::sls::spec::SlsSpec,
             Dsw "dsw" crate::apis::dsw::spec::DswSpec,
             Tcr "tcr" crate::apis::tcr::spec::TcrSpec,
+            #[cfg(feature = "example-api")]
+            Example "example" crate::apis::example::spec::ExampleSpec,
         }
     };
 }
 pub(crate) use with_apis;
 
 macro_rules! data_types {
-    ($($variant:ident $kind:literal $spec:ty,)+) => {
+    ($($(#[$meta:meta])* $variant:ident $kind:literal $spec:ty,)+) => {
         /// Which API a ticket uses (`kind = "..."`).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
         pub enum Kind {
-            $(#[doc = concat!("`kind = \"", $kind, "\"`.")] $variant,)+
+            $($(#[$meta])* #[doc = concat!("`kind = \"", $kind, "\"`.")] $variant,)+
         }
 
         impl Kind {
             /// Every registered API, in registration order.
-            pub const ALL: &'static [Kind] = &[$(Kind::$variant),+];
+            pub const ALL: &'static [Kind] = &[$($(#[$meta])* Kind::$variant),+];
 
             /// The `kind = ...` name.
             pub fn as_str(self) -> &'static str {
                 match self {
-                    $(Kind::$variant => $kind,)+
+                    $($(#[$meta])* Kind::$variant => $kind,)+
                 }
             }
 
             /// The API named `kind = "<name>"`.
             pub fn from_name(name: &str) -> Option<Kind> {
                 match name {
-                    $($kind => Some(Kind::$variant),)+
+                    $($(#[$meta])* $kind => Some(Kind::$variant),)+
                     _ => None,
                 }
             }
@@ -56,49 +60,49 @@ macro_rules! data_types {
         /// The API-specific part of a ticket: its validated config section.
         #[derive(Debug, Clone, PartialEq)]
         pub enum ApiSpec {
-            $($variant($spec),)+
+            $($(#[$meta])* $variant($spec),)+
         }
 
         impl Kind {
             /// `Section::KEYS` of this API: the ticket keys it reads.
             pub fn keys(self) -> &'static [Key] {
                 match self {
-                    $(Kind::$variant => <$spec as Section>::KEYS,)+
+                    $($(#[$meta])* Kind::$variant => <$spec as Section>::KEYS,)+
                 }
             }
 
             /// `Section::VENDOR` of this API.
             pub fn vendor(self) -> Vendor {
                 match self {
-                    $(Kind::$variant => <$spec as Section>::VENDOR,)+
+                    $($(#[$meta])* Kind::$variant => <$spec as Section>::VENDOR,)+
                 }
             }
 
             /// `Section::URL_FORMAT` of this API.
             pub fn url_format(self) -> bool {
                 match self {
-                    $(Kind::$variant => <$spec as Section>::URL_FORMAT,)+
+                    $($(#[$meta])* Kind::$variant => <$spec as Section>::URL_FORMAT,)+
                 }
             }
 
             /// `Section::USERNAME` of this API.
             pub fn username(self) -> bool {
                 match self {
-                    $(Kind::$variant => <$spec as Section>::USERNAME,)+
+                    $($(#[$meta])* Kind::$variant => <$spec as Section>::USERNAME,)+
                 }
             }
 
             /// `Section::DOCKER_CONFIG` of this API.
             pub fn docker_config(self) -> bool {
                 match self {
-                    $(Kind::$variant => <$spec as Section>::DOCKER_CONFIG,)+
+                    $($(#[$meta])* Kind::$variant => <$spec as Section>::DOCKER_CONFIG,)+
                 }
             }
 
             /// `Section::TICKET` of this API.
             pub fn ticket(self) -> bool {
                 match self {
-                    $(Kind::$variant => <$spec as Section>::TICKET,)+
+                    $($(#[$meta])* Kind::$variant => <$spec as Section>::TICKET,)+
                 }
             }
         }
@@ -107,7 +111,7 @@ macro_rules! data_types {
             /// Which API this is.
             pub fn kind(&self) -> Kind {
                 match self {
-                    $(ApiSpec::$variant(_) => Kind::$variant,)+
+                    $($(#[$meta])* ApiSpec::$variant(_) => Kind::$variant,)+
                 }
             }
         }

@@ -5,6 +5,8 @@ pub(crate) mod answer;
 pub(crate) mod api;
 pub mod dsw;
 pub(crate) mod error;
+#[cfg(feature = "example-api")]
+pub mod example;
 pub(crate) mod kinds;
 pub(crate) mod operation;
 pub(crate) mod provider;

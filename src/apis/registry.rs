@@ -11,40 +11,40 @@ use crate::credentials::Credentials;
 use crate::token::Issued;
 
 macro_rules! behaviour {
-    ($($variant:ident $kind:literal $spec:ty,)+) => {
+    ($($(#[$meta:meta])* $variant:ident $kind:literal $spec:ty,)+) => {
         impl ApiSpec {
             /// [`Api::lifecycle`] of this ticket's API.
             pub fn lifecycle(&self) -> Lifecycle {
                 match self {
-                    $(ApiSpec::$variant(spec) => Api::lifecycle(spec),)+
+                    $($(#[$meta])* ApiSpec::$variant(spec) => Api::lifecycle(spec),)+
                 }
             }
 
             /// [`Api::call_kind`] of this ticket's API.
             pub fn call_kind(&self, op: &Operation) -> CallKind {
                 match self {
-                    $(ApiSpec::$variant(spec) => Api::call_kind(spec, op),)+
+                    $($(#[$meta])* ApiSpec::$variant(spec) => Api::call_kind(spec, op),)+
                 }
             }
 
             /// [`Api::identity`] of this ticket's API.
             pub fn identity(&self) -> String {
                 match self {
-                    $(ApiSpec::$variant(spec) => Api::identity(spec),)+
+                    $($(#[$meta])* ApiSpec::$variant(spec) => Api::identity(spec),)+
                 }
             }
 
             /// [`Api::rate_limit_key`] of this ticket's API.
             pub fn rate_limit_key(&self) -> String {
                 match self {
-                    $(ApiSpec::$variant(spec) => Api::rate_limit_key(spec),)+
+                    $($(#[$meta])* ApiSpec::$variant(spec) => Api::rate_limit_key(spec),)+
                 }
             }
 
             /// [`Api::share_url`] of this ticket's API.
             pub fn share_url(&self, ticket: &str) -> Option<Zeroizing<String>> {
                 match self {
-                    $(ApiSpec::$variant(spec) => Api::share_url(spec, ticket),)+
+                    $($(#[$meta])* ApiSpec::$variant(spec) => Api::share_url(spec, ticket),)+
                 }
             }
 
@@ -59,7 +59,7 @@ macro_rules! behaviour {
                 let (spec, context) = (self.clone(), context.clone());
                 Box::pin(async move {
                     match &spec {
-                        $(ApiSpec::$variant(spec) => Api::call(spec, &context, op, &credentials).await,)+
+                        $($(#[$meta])* ApiSpec::$variant(spec) => Api::call(spec, &context, op, &credentials).await,)+
                     }
                 })
             }
@@ -69,14 +69,14 @@ macro_rules! behaviour {
             /// [`Api::EMBEDS`] of this API.
             pub fn embeds(self) -> bool {
                 match self {
-                    $(Kind::$variant => <$spec as Api>::EMBEDS,)+
+                    $($(#[$meta])* Kind::$variant => <$spec as Api>::EMBEDS,)+
                 }
             }
 
             /// [`Api::classify`] of this API.
             pub fn classify(self, status: u16, code: &str) -> ApiErrorKind {
                 match self {
-                    $(Kind::$variant => <$spec as Api>::classify(status, code),)+
+                    $($(#[$meta])* Kind::$variant => <$spec as Api>::classify(status, code),)+
                 }
             }
         }

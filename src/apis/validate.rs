@@ -20,7 +20,7 @@ pub(crate) trait Validate: Section + Sized {
 }
 
 macro_rules! dispatch {
-    ($($variant:ident $kind:literal $spec:ty,)+) => {
+    ($($(#[$meta:meta])* $variant:ident $kind:literal $spec:ty,)+) => {
         /// Check the `keys` of a `kind` ticket at `at` with that API's [`Validate`].
         pub(crate) fn validate(
             kind: Kind,
@@ -30,7 +30,7 @@ macro_rules! dispatch {
             ticket: &TicketContext,
         ) -> Option<ApiSpec> {
             match kind {
-                $(Kind::$variant => <$spec as Validate>::validate(c, keys, at, ticket).map(ApiSpec::$variant),)+
+                $($(#[$meta])* Kind::$variant => <$spec as Validate>::validate(c, keys, at, ticket).map(ApiSpec::$variant),)+
             }
         }
     };

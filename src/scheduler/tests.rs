@@ -20,7 +20,7 @@ use crate::apis::{ApiErrorKind, BoxFuture, Operation};
 use crate::apis::{Provider, ProviderError};
 use crate::board::Board;
 use crate::clock::{PausedClock, from_unix_seconds};
-use crate::config::{ApiSpec, CredentialSpec, Endpoint, SourceSpec, TicketSpec, Vendor};
+use crate::config::{ApiSpec, Endpoint, TicketSpec};
 use crate::credentials::CredentialStore;
 use crate::credentials::Credentials;
 use crate::secret::Secret;
@@ -155,31 +155,7 @@ impl Provider for FakeSls {
 
 pub(crate) use crate::testing::sls_ticket;
 
-pub(super) fn credential_store(expires_at: Option<SystemTime>) -> CredentialStore {
-    let mut config = crate::config::Config {
-        source: None,
-        state_dir: "/nonexistent".into(),
-        socket: None,
-        metrics_listen: None,
-        metrics_ticket_series: crate::config::DEFAULT_METRICS_TICKET_SERIES,
-        rate_limits: Default::default(),
-        core_dumps: false,
-        credentials: Default::default(),
-        tickets: vec![],
-        cluster: None,
-    };
-    let creds = Credentials {
-        access_key_id: Secret::new("id"),
-        access_key_secret: Secret::new("secret"),
-        security_token: expires_at.map(|_| Secret::new("sts")),
-        expires_at,
-    };
-    config.credentials.insert(
-        "prod".into(),
-        CredentialSpec { name: "prod".into(), vendor: Vendor::Alibaba, source: SourceSpec::InMemory(creds.into()) },
-    );
-    CredentialStore::resolve_all(&config, &std::collections::HashMap::<String, String>::new()).unwrap()
-}
+pub(super) use crate::testing::credential_store;
 
 /// Scheduler parts for a test: in-memory state, long-term credentials, no watchdog.
 pub(super) fn test_parts(clock: &PausedClock, provider: Arc<dyn Provider>, board: Arc<Board>, seed: u64) -> Parts {
