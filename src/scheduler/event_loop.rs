@@ -25,7 +25,6 @@ use crate::scheduler::call::{self, Call};
 use crate::scheduler::core::{Core, MAX_AWAITING_SAVE, MAX_IN_FLIGHT};
 use crate::scheduler::fleet::{self, Fleet};
 use crate::scheduler::handle::{self, Written};
-use crate::scheduler::queue::from_key;
 use crate::scheduler::reload::{self, ReloadPlan, ReloadSummary};
 use crate::scheduler::reports::{CallReport, Event, Message};
 use crate::scheduler::restore::Restore;
@@ -80,11 +79,11 @@ pub struct Parts {
 
 pub struct Scheduler {
     pub(crate) parts: Parts,
-    core: Core,
+    pub(crate) core: Core,
     rx: mpsc::UnboundedReceiver<Message>,
     /// How far the wall clock was ahead of the monotonic one when the loop last looked
     /// ([`Now::wall_offset`]): a change of [`CLOCK_STEP`] or more is a step of the wall clock.
-    wall_offset: Option<i128>,
+    pub(crate) wall_offset: Option<i128>,
     pub(crate) in_flight: usize,
     /// The fleet's state in the scheduler, with [`Parts::fleet`].
     pub(crate) fleet: Option<Fleet>,
@@ -191,7 +190,7 @@ impl Scheduler {
     }
 
     /// Change the board's table in `f`, then wake its readers if anything changed.
-    fn with_table<R>(&mut self, f: impl FnOnce(&mut Self, &mut Table) -> R) -> R {
+    pub(crate) fn with_table<R>(&mut self, f: impl FnOnce(&mut Self, &mut Table) -> R) -> R {
         let board = Arc::clone(&self.parts.board);
         let mut table = board.write();
         let result = f(self, &mut table);
@@ -234,45 +233,6 @@ impl Scheduler {
         }
         self.finish().await;
         self
-    }
-
-    /// Compare the clocks: when the wall clock stepped since the last look (either way, by
-    /// [`CLOCK_STEP`] or more), every ticket is planned again at once, in the wall clock's new
-    /// frame.
-    fn watch_clock(&mut self) {
-        let now = self.parts.clock.read();
-        let offset = now.wall_offset();
-        let Some(last) = self.wall_offset.replace(offset) else { return };
-        let step = offset - last;
-        if step.unsigned_abs() < CLOCK_STEP.as_nanos() {
-            return;
-        }
-        let by = humantime::format_duration(Duration::from_secs(
-            u64::try_from(step.unsigned_abs() / 1_000_000_000).unwrap_or(u64::MAX),
-        ));
-        let direction = if step > 0 { "forward" } else { "back" };
-        tracing::warn!(by = %by, direction, "the wall clock stepped; planning every ticket again");
-        self.with_table(|s, table| s.replan(table, now));
-    }
-
-    /// Plan every ticket again at `now` (the wall clock stepped): deadlines read from expiries
-    /// move with the clock; a ticket that was failing is retried at once (the step may be what
-    /// failed it, or what fixed it); a sink write being retried keeps its retry.
-    fn replan(&mut self, table: &mut Table, now: Now) {
-        let ids: Vec<TicketId> = table.iter().filter(|(_, t)| !t.in_flight()).map(|(id, _)| id).collect();
-        for id in ids {
-            let Some(ticket) = table.get(id) else { continue };
-            if ticket.failures() > 0 {
-                self.core.queue.schedule_at(table, id, now.mono);
-                continue;
-            }
-            let planned = now.mono_at(plan(ticket, now).at);
-            let at = match (ticket.unpublished() && ticket.queued()).then_some(ticket.queue_key()).and_then(from_key) {
-                Some(retry) => retry.min(planned),
-                None => planned,
-            };
-            self.core.queue.schedule_at(table, id, at);
-        }
     }
 
     /// The earliest of the queue's head and a pending state save.

@@ -8,6 +8,7 @@
 
 pub(crate) mod apply;
 pub(crate) mod call;
+pub(crate) mod clock_step;
 pub(crate) mod core;
 pub(crate) mod error;
 pub(crate) mod event_loop;
