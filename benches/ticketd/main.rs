@@ -3,13 +3,16 @@
 //! ```text
 //! cargo bench --bench ticketd                   # the full run, the figures in BENCHMARKS.md
 //! cargo bench --bench ticketd -- --quick        # small sizes, short windows (CI runs this)
-//! cargo bench --bench ticketd -- sdk idle       # only some: sdk scale idle socket cold
+//! cargo bench --bench ticketd -- sdk idle       # only some: sdk scale idle socket cold fleet
+//! cargo bench --features etcd --bench ticketd -- fleet   # the fleet (issue #19): needs the feature
 //! ```
 //!
 //! Each benchmark starts the release `ticketd` binary and `ticketd emulator` as processes of their
 //! own on loopback and reads the figures from /proc and `wait4`. Nothing here asserts a time: the
 //! report says which targets were met. The report goes to stdout and `target/bench-report.md`.
 
+#[cfg(feature = "etcd")]
+mod fleet;
 mod load;
 mod process;
 
@@ -25,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use process::Emulator;
 
-const BENCHES: [&str; 5] = ["sdk", "scale", "idle", "socket", "cold"];
+const BENCHES: [&str; 6] = ["sdk", "scale", "idle", "socket", "cold", "fleet"];
 const MIB: f64 = 1024.0 * 1024.0;
 
 struct Options {
@@ -76,6 +79,12 @@ fn main() -> ExitCode {
     }
     if options.wants("cold") {
         bench_cold_start(&options, &emulator, &dir.path().join("cold"), &mut report);
+    }
+    if options.wants("fleet") {
+        #[cfg(feature = "etcd")]
+        fleet::bench_fleet(&options, &mut report);
+        #[cfg(not(feature = "etcd"))]
+        report.line("\n## 6. Fleet: not run (a build without the `etcd` feature: cargo bench --features etcd)");
     }
     let emulator_usage = emulator.process.stop();
     report.line(&format!("\nEmulator process: {:.1} s CPU in all.", emulator_usage.cpu.as_secs_f64()));
