@@ -7,6 +7,7 @@ use crate::config::{ApiSpec, CredentialSpec, Endpoint, SlsSpec, SourceSpec, Tick
 use crate::credentials::{CredentialStore, Credentials};
 use crate::secret::Secret;
 use crate::signing::sls::V1Mac;
+use crate::token::{Current, ThinStr, TokenPart};
 
 /// An SLS ticket `name` with tickets living `ticket` and tokens `token`, credentials "prod", no sinks.
 pub(crate) fn sls_ticket(name: &str, ticket: Duration, token: Duration) -> TicketSpec {
@@ -56,4 +57,22 @@ pub(crate) fn credential_store(expires_at: Option<SystemTime>) -> CredentialStor
         CredentialSpec { name: "prod".into(), vendor: Vendor::Alibaba, source: SourceSpec::InMemory(creds.into()) },
     );
     CredentialStore::resolve_all(&config, &HashMap::<String, String>::new()).unwrap()
+}
+
+/// A token held without a ticket (DSW, TCR): `value` for `user` (a TCR login), issued at `issued`,
+/// living `life`, at `generation`, refreshed when issued, no monotonic expiry.
+pub(crate) fn current(value: &str, user: Option<&str>, issued: SystemTime, life: Duration, generation: u64) -> Current {
+    Current {
+        ticket: None,
+        token: TokenPart {
+            value: Secret::new(value),
+            username: user.map(ThinStr::from),
+            token_id: None,
+            issued_at: issued.into(),
+            expires_at: (issued + life).into(),
+        },
+        generation,
+        refreshed_at: issued.into(),
+        expires_mono: None,
+    }
 }

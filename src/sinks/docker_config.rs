@@ -130,26 +130,17 @@ mod tests {
     #[test]
     fn publish_writes_0600_and_reads_back() {
         use crate::clock::from_unix_seconds;
-        use crate::secret::Secret;
-        use crate::token::TokenPart;
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("config.json");
         std::fs::write(&path, br#"{"auths":{"other":{"auth":"eDp5"}},"x":1}"#).unwrap();
-        let t = from_unix_seconds(1_700_000_000);
-        let current = Current {
-            ticket: None,
-            token: TokenPart {
-                value: Secret::new("tok"),
-                username: Some("user".into()),
-                token_id: None,
-                issued_at: t.into(),
-                expires_at: t.into(),
-            },
-            generation: 1,
-            refreshed_at: t.into(),
-            expires_mono: None,
-        };
+        let current = crate::testing::current(
+            "tok",
+            Some("user"),
+            from_unix_seconds(1_700_000_000),
+            std::time::Duration::ZERO,
+            1,
+        );
         let sink = DockerConfigSink { path: path.clone(), registry: "reg.example".into(), mode: 0o600 };
         let (dir, name) = crate::sinks::sink_dir(&path).unwrap();
         publish(&dir, &name, &sink, &current).unwrap();
@@ -161,8 +152,6 @@ mod tests {
     #[test]
     fn issue_16_an_existing_config_json_is_never_read_through_a_symlink() {
         use crate::clock::from_unix_seconds;
-        use crate::secret::Secret;
-        use crate::token::TokenPart;
         let dir = tempfile::tempdir().unwrap();
         let secret = dir.path().join("root-only.json");
         std::fs::write(&secret, br#"{"auths":{"internal":{"auth":"cm9vdDpzZWNyZXQ="}}}"#).unwrap();
@@ -170,20 +159,8 @@ mod tests {
         std::fs::create_dir(&sinks).unwrap();
         let path = sinks.join("config.json");
         std::os::unix::fs::symlink(&secret, &path).unwrap();
-        let t = from_unix_seconds(1_700_000_000);
-        let current = Current {
-            ticket: None,
-            token: TokenPart {
-                value: Secret::new("tok"),
-                username: None,
-                token_id: None,
-                issued_at: t.into(),
-                expires_at: t.into(),
-            },
-            generation: 1,
-            refreshed_at: t.into(),
-            expires_mono: None,
-        };
+        let current =
+            crate::testing::current("tok", None, from_unix_seconds(1_700_000_000), std::time::Duration::ZERO, 1);
         let sink = DockerConfigSink { path: path.clone(), registry: "reg.example".into(), mode: 0o644 };
         let (dir, name) = crate::sinks::sink_dir(&path).unwrap();
         let err = publish(&dir, &name, &sink, &current).unwrap_err().to_string();

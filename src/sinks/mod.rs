@@ -184,24 +184,15 @@ mod tests {
     use super::*;
     use crate::clock::from_unix_seconds;
     use crate::config::{DockerConfigSink, EnvNames, FileFormat, FileSink, Kind};
-    use crate::secret::Secret;
-    use crate::token::TokenPart;
 
     fn current() -> Current {
-        let t = from_unix_seconds(1_700_000_000);
-        Current {
-            ticket: None,
-            token: TokenPart {
-                value: Secret::new("tok"),
-                username: Some("user".into()),
-                token_id: None,
-                issued_at: t.into(),
-                expires_at: (t + std::time::Duration::from_secs(3600)).into(),
-            },
-            generation: 1,
-            refreshed_at: t.into(),
-            expires_mono: None,
-        }
+        crate::testing::current(
+            "tok",
+            Some("user"),
+            from_unix_seconds(1_700_000_000),
+            std::time::Duration::from_secs(3600),
+            1,
+        )
     }
 
     fn file(path: PathBuf) -> SinkSpec {

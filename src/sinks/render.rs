@@ -146,23 +146,15 @@ mod tests {
     use crate::clock::from_unix_seconds;
     use crate::config::Kind;
     use crate::secret::Secret;
-    use crate::token::{ThinStr, TokenPart};
 
     fn current(username: Option<&str>) -> Current {
-        let t = from_unix_seconds(1_700_000_000);
-        Current {
-            ticket: None,
-            token: TokenPart {
-                value: Secret::new("eyJa.eyJb.sig"),
-                username: username.map(ThinStr::from),
-                token_id: None,
-                issued_at: t.into(),
-                expires_at: (t + std::time::Duration::from_secs(3600)).into(),
-            },
-            generation: 3,
-            refreshed_at: t.into(),
-            expires_mono: None,
-        }
+        crate::testing::current(
+            "eyJa.eyJb.sig",
+            username,
+            from_unix_seconds(1_700_000_000),
+            std::time::Duration::from_secs(3600),
+            3,
+        )
     }
 
     #[test]

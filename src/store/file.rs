@@ -230,28 +230,16 @@ mod tests {
 
     use super::*;
     use crate::clock::from_unix_seconds;
-    use crate::secret::Secret;
+
     use crate::store::record::{StoredTicketRef, VERSION};
     use crate::token::Holding;
-    use crate::token::{Current, TokenPart};
+
     use std::os::unix::fs::PermissionsExt;
 
     fn sample() -> StateFile {
         let t = from_unix_seconds(1_704_164_645);
         let holding = Holding {
-            current: Some(Current {
-                ticket: None,
-                token: TokenPart {
-                    value: Secret::new("tok"),
-                    username: None,
-                    token_id: None,
-                    issued_at: t.into(),
-                    expires_at: t.into(),
-                },
-                generation: 3,
-                refreshed_at: t.into(),
-                expires_mono: None,
-            }),
+            current: Some(crate::testing::current("tok", None, t, std::time::Duration::ZERO, 3)),
             pending: None,
         };
         let mut tickets = BTreeMap::new();
