@@ -3,9 +3,11 @@
 //! The flow: [`config`] (the file as pure data, every problem with file, line and key) →
 //! [`scheduler`] (one queue of tickets keyed by their next deadline; it calls [`apis`] and applies
 //! the answer) → [`sinks`] (atomic files, docker config, hooks) and the `board` (the published
-//! view) → consumers, through [`api`] (the socket API, `/metrics`) or the files. One refresh, in five
-//! files: `scheduler/event_loop.rs` → `scheduler/call.rs` → `scheduler/apply.rs` →
-//! `scheduler/publish.rs` → `sinks/atomic.rs`.
+//! view) → consumers, through [`api`] (the socket API, `/metrics`) or the files. In a fleet
+//! ([`cluster`], `[cluster]`), the leader's holdings go through etcd to every node's scheduler,
+//! which publishes them the same way. One refresh, in five files: `scheduler/event_loop.rs` →
+//! `scheduler/call.rs` → `scheduler/apply.rs` → `scheduler/publish.rs` → `sinks/mod.rs`
+//! (`publish_one`, through the held directory's atomic write, `fsdir/dir.rs`).
 //!
 //! Around it:
 //!
