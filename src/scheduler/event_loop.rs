@@ -23,6 +23,7 @@ use crate::credentials::CredentialStore;
 use crate::scheduler::apply::{self, call_timeout, plan};
 use crate::scheduler::call::{self, Call};
 use crate::scheduler::core::{Core, MAX_AWAITING_SAVE, MAX_IN_FLIGHT};
+use crate::scheduler::fenced::{self, Admit, Then};
 use crate::scheduler::fleet::{self, Fleet};
 use crate::scheduler::handle::{self, Written};
 use crate::scheduler::reload::{self, ReloadPlan, ReloadSummary};
@@ -290,6 +291,11 @@ impl Scheduler {
             return;
         }
         let op = apply::operation(plan.step, ticket.holding());
+        let gated = match self.fleet.as_ref().map(|fleet| fenced::admit(fleet, ticket, &op, now)) {
+            Some(Admit::Wait(at)) => return self.core.queue.schedule_at(table, id, at),
+            Some(Admit::Call(gated)) => gated,
+            None => None,
+        };
         let epoch = ticket.epoch();
         let timeout = call_timeout(ticket.holding().valid(now).map(|c| until(now.wall, c.expiry(now))));
         ticket.call_started();
@@ -301,6 +307,9 @@ impl Scheduler {
         let (store, clock, provider) =
             (self.parts.credentials.clone(), self.parts.clock.clone(), self.parts.provider.clone());
         call::spawn(&self.core.calls, store, clock, provider, Call { spec, op, timeout, report });
+        if let (Some(gated), Some(fleet)) = (gated, self.fleet.as_mut()) {
+            fleet.called(id, epoch, gated);
+        }
     }
 
     fn handle(&mut self, message: Message) {
@@ -311,10 +320,22 @@ impl Scheduler {
         match message {
             Message::Called { id, epoch, step, result, credentials_expire } => {
                 self.in_flight = self.in_flight.saturating_sub(1);
+                let gated = self.fleet.as_mut().and_then(|fleet| fleet.returned(id, epoch));
                 // Gone, or changed by a reload while this call was out: its call is already redone.
                 let Some(ticket) = table.get_mut(id).filter(|t| t.epoch() == epoch) else { return };
                 ticket.call_finished();
                 let now = self.parts.clock.read();
+                let result = match (gated, self.fleet.as_ref()) {
+                    (Some(gated), Some(fleet)) => {
+                        let out = (id, step, result, credentials_expire, gated);
+                        match fenced::returned(fleet, &mut self.core, table, out, now) {
+                            Then::Local(result) => result,
+                            Then::Done => return,
+                        }
+                    }
+                    _ => result,
+                };
+                let ticket = table.get_mut(id).expect("the ticket is on the board");
                 let result =
                     result.and_then(|issued| apply::apply(ticket.holding_mut(), step, issued, credentials_expire, now));
                 let board = &self.parts.board;
@@ -328,6 +349,12 @@ impl Scheduler {
                 let report = Written { epoch, generation, outcome };
                 let (board, hooks) = (&self.parts.board, self.parts.changed.as_ref());
                 handle::written(&mut self.core, board, hooks, table, id, report, now);
+            }
+            Message::Fenced(write) => {
+                let now = self.parts.clock.read();
+                if let Some(fleet) = self.fleet.as_mut() {
+                    fenced::fenced(fleet, &mut self.core, &self.parts.board, table, *write, now);
+                }
             }
         }
     }

@@ -12,6 +12,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::apis::CallKind;
 use crate::board::{Table, TicketId};
 use crate::clock::Now;
 use crate::cluster::link::FleetLink;
@@ -32,11 +33,33 @@ pub(crate) struct Fleet {
     /// Per ticket (under its epoch), the last generation etcd was seen holding: adopted, or
     /// written by this node.
     seen: HashMap<TicketId, (u32, u64)>,
+    /// The gated calls out, by ticket (under its epoch).
+    calls: HashMap<TicketId, (u32, Gated)>,
+}
+
+/// A call the gate let through: whether its result goes through the fence, what it makes, and
+/// the fleet's term it started in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Gated {
+    pub(crate) fenced: bool,
+    pub(crate) kind: CallKind,
+    pub(crate) term: u64,
 }
 
 impl Fleet {
     pub(crate) fn new(link: Arc<dyn FleetLink>) -> Fleet {
-        Fleet { link, term: 0, seen: HashMap::new() }
+        Fleet { link, term: 0, seen: HashMap::new(), calls: HashMap::new() }
+    }
+
+    /// The gate let `gated` call out for ticket `id` at `epoch`.
+    pub(crate) fn called(&mut self, id: TicketId, epoch: u32, gated: Gated) {
+        self.calls.insert(id, (epoch, gated));
+    }
+
+    /// The gated call of ticket `id` at `epoch` returned: how it was let out (`None`: not gated).
+    pub(crate) fn returned(&mut self, id: TicketId, epoch: u32) -> Option<Gated> {
+        let (at, gated) = self.calls.remove(&id)?;
+        (at == epoch).then_some(gated)
     }
 
     /// The last generation etcd was seen holding for ticket `id` at `epoch`.
@@ -174,4 +197,4 @@ pub(crate) fn role_changed(fleet: &mut Fleet, core: &mut Core, table: &mut Table
 
 #[cfg(test)]
 #[path = "fleet_tests.rs"]
-mod tests;
+pub(crate) mod tests;

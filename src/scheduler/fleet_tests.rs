@@ -3,10 +3,11 @@
 //! A fake [`FleetLink`] records writes and answers as scripted, a fake cloud counts calls, the
 //! clock is injected.
 
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, oneshot};
 
 use super::*;
 use crate::apis::{BoxFuture, Operation, Provider, ProviderError};
@@ -23,26 +24,62 @@ use crate::store::memory::{MemoryStore, Place};
 use crate::store::record::StateFile;
 use crate::token::{Issued, TicketPart, TokenPart};
 
-pub(super) const DAY: Duration = Duration::from_secs(86_400);
-pub(super) const HOUR: Duration = Duration::from_secs(3_600);
-pub(super) const TTL: Duration = Duration::from_secs(10);
+pub(in crate::scheduler) const DAY: Duration = Duration::from_secs(86_400);
+pub(in crate::scheduler) const HOUR: Duration = Duration::from_secs(3_600);
+pub(in crate::scheduler) const TTL: Duration = Duration::from_secs(10);
+
+/// A write's scripted answer: now, or when the test says.
+pub(in crate::scheduler) enum Answer {
+    Now(Result<i64, WriteError>),
+    Held(oneshot::Receiver<Result<i64, WriteError>>),
+}
 
 /// The fleet as a test scripts it: a settable standing, every write recorded (and told on
 /// `written`), answered from the script (`Ok` at the next revision when it is empty).
 #[derive(Debug)]
-pub(super) struct FakeLink {
+pub(in crate::scheduler) struct FakeLink {
     standing: Mutex<Standing>,
     writes: Mutex<Vec<FleetRecord>>,
+    script: Mutex<VecDeque<Answer>>,
     written: Mutex<Option<mpsc::UnboundedSender<FleetRecord>>>,
 }
 
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Answer::Now(_) => "Answer::Now",
+            Answer::Held(_) => "Answer::Held",
+        })
+    }
+}
+
 impl FakeLink {
-    pub(super) fn new(role: Role) -> Arc<FakeLink> {
+    pub(in crate::scheduler) fn new(role: Role) -> Arc<FakeLink> {
         Arc::new(FakeLink {
             standing: Mutex::new(Standing { role, unreachable_for: Duration::ZERO, lease_ttl: TTL }),
             writes: Mutex::new(Vec::new()),
+            script: Mutex::new(VecDeque::new()),
             written: Mutex::new(None),
         })
+    }
+
+    pub(in crate::scheduler) fn set(&self, role: Role, unreachable_for: Duration) {
+        *self.standing.lock().unwrap() = Standing { role, unreachable_for, lease_ttl: TTL };
+    }
+
+    pub(in crate::scheduler) fn answer(&self, answer: Answer) {
+        self.script.lock().unwrap().push_back(answer);
+    }
+
+    pub(in crate::scheduler) fn writes(&self) -> Vec<FleetRecord> {
+        self.writes.lock().unwrap().clone()
+    }
+
+    /// Each write from now on is also sent here.
+    pub(in crate::scheduler) fn tell(&self) -> mpsc::UnboundedReceiver<FleetRecord> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self.written.lock().unwrap() = Some(tx);
+        rx
     }
 }
 
@@ -64,26 +101,38 @@ impl FleetLink for FakeLink {
         if let Some(tx) = self.written.lock().unwrap().as_ref() {
             let _ = tx.send(record);
         }
-        Box::pin(async move { Ok(revision) })
+        let answer = self.script.lock().unwrap().pop_front();
+        Box::pin(async move {
+            match answer {
+                None => Ok(revision),
+                Some(Answer::Now(result)) => result,
+                Some(Answer::Held(rx)) => rx.await.unwrap_or(Ok(revision)),
+            }
+        })
     }
 }
 
 /// A cloud that answers every call at once and counts them: SLS CreateTicket/RefreshToken by
 /// the ticket's lifetimes, any other kind a token of a day.
 #[derive(Default)]
-pub(super) struct FakeCloud {
+pub(in crate::scheduler) struct FakeCloud {
     calls: Mutex<Vec<(String, &'static str)>>,
 }
 
 impl FakeCloud {
-    pub(super) fn total(&self) -> usize {
+    /// The calls made for ticket `name`: "mint" (CreateTicket, a single-call token) or "refresh".
+    pub(in crate::scheduler) fn calls(&self, name: &str) -> Vec<&'static str> {
+        self.calls.lock().unwrap().iter().filter(|(n, _)| n == name).map(|(_, k)| *k).collect()
+    }
+
+    pub(in crate::scheduler) fn total(&self) -> usize {
         self.calls.lock().unwrap().len()
     }
 }
 
-pub(super) struct Cloud {
-    pub(super) fake: Arc<FakeCloud>,
-    pub(super) clock: PausedClock,
+pub(in crate::scheduler) struct Cloud {
+    pub(in crate::scheduler) fake: Arc<FakeCloud>,
+    pub(in crate::scheduler) clock: PausedClock,
 }
 
 impl Provider for Cloud {
@@ -117,7 +166,7 @@ impl Provider for Cloud {
 }
 
 /// An SLS ticket of the fleet: tickets of 30 days, tokens of a day.
-pub(super) fn fleet_sls(name: &str) -> TicketSpec {
+pub(in crate::scheduler) fn fleet_sls(name: &str) -> TicketSpec {
     let mut spec = crate::scheduler::tests::sls_ticket(name, 30 * DAY, DAY);
     spec.scope = Scope::Cluster;
     spec
@@ -125,7 +174,13 @@ pub(super) fn fleet_sls(name: &str) -> TicketSpec {
 
 /// A holding of generation `generation`: token `token` issued at `issued`, living `life`, from
 /// ticket `ticket` (30 days from `issued`).
-pub(super) fn holding(ticket: &str, token: &str, generation: u64, issued: SystemTime, life: Duration) -> Holding {
+pub(in crate::scheduler) fn holding(
+    ticket: &str,
+    token: &str,
+    generation: u64,
+    issued: SystemTime,
+    life: Duration,
+) -> Holding {
     let ticket =
         TicketPart { value: Secret::new(ticket), issued_at: issued.into(), expires_at: (issued + 30 * DAY).into() };
     let token = TokenPart {
@@ -139,11 +194,11 @@ pub(super) fn holding(ticket: &str, token: &str, generation: u64, issued: System
     Holding { current: Some(current), pending: None }
 }
 
-pub(super) fn stored(spec: &TicketSpec, holding: Holding) -> StoredTicket {
+pub(in crate::scheduler) fn stored(spec: &TicketSpec, holding: Holding) -> StoredTicket {
     StoredTicket { kind: spec.kind().as_str().to_string(), identity: identity(spec), holding }
 }
 
-pub(super) fn saved(entries: &[(&TicketSpec, Holding)]) -> StateFile {
+pub(in crate::scheduler) fn saved(entries: &[(&TicketSpec, Holding)]) -> StateFile {
     let mut state = StateFile::default();
     for (spec, holding) in entries {
         state.tickets.insert(spec.name.to_string(), stored(spec, holding.clone()));
@@ -153,7 +208,7 @@ pub(super) fn saved(entries: &[(&TicketSpec, Holding)]) -> StateFile {
 
 /// Scheduler parts over `clock`, a counting cloud, the fleet `link`, a state `place` and the
 /// hook channel.
-pub(super) fn fleet_parts(
+pub(in crate::scheduler) fn fleet_parts(
     clock: &PausedClock,
     link: &Arc<FakeLink>,
     place: &Arc<Place>,
@@ -173,20 +228,20 @@ pub(super) fn fleet_parts(
 
 impl Running {
     /// Send `event` as the fleet's task does.
-    pub(super) fn fleet(&self, event: FleetEvent) {
+    pub(in crate::scheduler) fn fleet(&self, event: FleetEvent) {
         assert!(self.commands.send(Command::Fleet(event)).is_ok(), "the loop is running");
     }
 
     /// Wait until the loop has handled every command sent before (a reload of `tickets`, which
     /// changes nothing, is answered in order).
-    pub(super) async fn settle(&self, tickets: Vec<TicketSpec>) {
+    pub(in crate::scheduler) async fn settle(&self, tickets: Vec<TicketSpec>) {
         let summary = self.reload(tickets).await;
         assert!(summary.added.is_empty() && summary.replaced.is_empty(), "a reload to the same tickets keeps them");
     }
 }
 
 /// The next event of `events` matching `pick`, within `limit` (tokio's time).
-pub(super) async fn next<T>(
+pub(in crate::scheduler) async fn next<T>(
     events: &mut broadcast::Receiver<Event>,
     limit: Duration,
     mut pick: impl FnMut(&Event) -> Option<T>,
@@ -348,7 +403,7 @@ async fn holdings_for_unknown_tickets_other_targets_or_node_tickets_are_ignored(
 }
 
 /// A TCR ticket of the fleet: long-term (a mint the fleet shares) or temporary.
-pub(super) fn fleet_tcr(name: &str, long_term: bool) -> TicketSpec {
+pub(in crate::scheduler) fn fleet_tcr(name: &str, long_term: bool) -> TicketSpec {
     use crate::apis::tcr::spec::{TcrSpec, TcrTokenType};
     let mut spec = fleet_sls(name);
     spec.api = ApiSpec::Tcr(TcrSpec {

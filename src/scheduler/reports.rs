@@ -5,13 +5,15 @@ use std::time::SystemTime;
 
 use tokio::sync::mpsc;
 
+use crate::apis::CallKind;
 use crate::board::TicketId;
+use crate::cluster::link::WriteError;
 use crate::config::TicketSpec;
-use crate::scheduler::apply::Outlook;
+use crate::scheduler::apply::{Change, Outlook};
 use crate::scheduler::error::{CallError, PublishError, TaskEnd, WriterDied};
 use crate::scheduler::timing::Step;
 use crate::sinks::{SinkError, SinkSet};
-use crate::token::Issued;
+use crate::token::{Holding, Issued};
 
 /// What happened, for `ticketd dev`'s narration, tests and (later) notifications.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,6 +52,58 @@ pub(crate) enum Message {
         /// What the writer wrote, or that it died before saying.
         outcome: Result<Wrote, WriterDied>,
     },
+    /// A fenced write of a fleet ticket's new holding was answered (see `scheduler::fenced`).
+    Fenced(Box<FencedWrite>),
+}
+
+/// A fleet ticket's new holding, computed aside from a call's result, and what etcd said to it.
+pub(crate) struct FencedWrite {
+    pub(crate) id: TicketId,
+    pub(crate) epoch: u32,
+    /// The fleet's term the call started in.
+    pub(crate) term: u64,
+    pub(crate) kind: CallKind,
+    /// The holding the board takes if the write landed.
+    pub(crate) holding: Holding,
+    pub(crate) change: Change,
+    /// etcd's mod revision of the write, or why it did not land.
+    pub(crate) result: Result<i64, WriteFailed>,
+}
+
+/// Why a fenced write did not land.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WriteFailed {
+    #[error(transparent)]
+    Etcd(#[from] WriteError),
+    /// The write's task ended before etcd answered: whether it landed is unknown (the watch says).
+    #[error("the fenced write's task ended before etcd answered: {how}")]
+    TaskDied { how: TaskEnd },
+}
+
+/// Sends a [`FencedWrite`] to the loop exactly once: dropped unsent (the task panicked or was
+/// cancelled), it reports [`WriteFailed::TaskDied`], so the ticket is never left in flight.
+pub(crate) struct FencedReport {
+    pub(crate) tx: mpsc::UnboundedSender<Message>,
+    pub(crate) write: Option<Box<FencedWrite>>,
+}
+
+impl FencedReport {
+    pub(crate) fn send(mut self, result: Result<i64, WriteError>) {
+        if let Some(mut write) = self.write.take() {
+            write.result = result.map_err(WriteFailed::Etcd);
+            let _ = self.tx.send(Message::Fenced(write));
+        }
+    }
+}
+
+impl Drop for FencedReport {
+    fn drop(&mut self) {
+        if let Some(mut write) = self.write.take() {
+            let how = if std::thread::panicking() { TaskEnd::Panicked } else { TaskEnd::Cancelled };
+            write.result = Err(WriteFailed::TaskDied { how });
+            let _ = self.tx.send(Message::Fenced(write));
+        }
+    }
 }
 
 /// What a sink writer did with one generation.

@@ -37,7 +37,7 @@ fn called_error(message: Option<Message>) -> String {
     match message {
         Some(Message::Called { result: Err(e), .. }) => e.to_string(),
         Some(Message::Called { result: Ok(_), .. }) => panic!("the call succeeded"),
-        Some(Message::Published { .. }) | None => panic!("no call report"),
+        Some(Message::Published { .. } | Message::Fenced(_)) | None => panic!("no call report"),
     }
 }
 
