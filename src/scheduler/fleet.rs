@@ -57,9 +57,13 @@ impl Fleet {
     }
 
     /// The gated call of ticket `id` at `epoch` returned: how it was let out (`None`: not gated).
+    /// A late report of an older epoch leaves the entry of the ticket's current call alone.
     pub(crate) fn returned(&mut self, id: TicketId, epoch: u32) -> Option<Gated> {
-        let (at, gated) = self.calls.remove(&id)?;
-        (at == epoch).then_some(gated)
+        let &(at, gated) = self.calls.get(&id)?;
+        (at == epoch).then(|| {
+            self.calls.remove(&id);
+            gated
+        })
     }
 
     /// The last generation etcd was seen holding for ticket `id` at `epoch`.

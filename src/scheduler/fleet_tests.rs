@@ -441,3 +441,16 @@ fn each_api_tells_a_mint_from_a_renewal() {
     });
     assert_eq!(dsw.call_kind(&Operation::Mint), CallKind::Renew);
 }
+
+/// A late report of a call from a ticket's earlier epoch (a reload retargeted it meanwhile) does
+/// not take the gate's word on the call now out: that one still goes through the fence. Failed
+/// before (the entry was removed by any report of the ticket).
+#[test]
+fn a_late_report_of_an_older_epoch_leaves_the_current_gated_call_alone() {
+    let mut fleet = Fleet::new(FakeLink::new(Role::Leader));
+    let gated = Gated { fenced: true, kind: crate::apis::CallKind::Renew, term: 0 };
+    fleet.called(7, 2, gated);
+    assert_eq!(fleet.returned(7, 1), None, "the older epoch's report");
+    assert_eq!(fleet.returned(7, 2), Some(gated));
+    assert_eq!(fleet.returned(7, 2), None, "reported once");
+}
