@@ -181,6 +181,81 @@ mod backend {
         assert!(!said.starts_with("etcd at /t/"), "{said}");
     }
 
+    /// The fleet task itself (cluster/node.rs) on two nodes: the first leads, its fenced write reaches
+    /// the other as a `Holding` event, the follower's write is refused (not the leader), and a clean
+    /// stop of the leader (its lease revoked) makes the other leader at once, told as `Role(Leader)`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(all(have_etcd, have_etcdctl)),
+        ignore = "needs etcd and etcdctl (apt-get install etcd-server etcd-client)"
+    )]
+    async fn issue_19_the_fleet_task_elects_one_leader_hands_its_writes_to_the_others_and_hands_over_at_a_stop() {
+        use ticketd::cluster::link::{FleetEvent, FleetLink, WriteError};
+        use ticketd::cluster::node::FleetNode;
+        use ticketd::cluster::view::{ClusterView, Role};
+        use tokio::sync::mpsc;
+
+        let cluster = EtcdCluster::start(1).await;
+        let sealer = Arc::new(Sealer::from_key(&[5; 32]));
+        let start = |name: &str| {
+            let mut spec = spec(&cluster, name);
+            spec.lease_ttl = Duration::from_secs(3);
+            let node = FleetNode::new(spec, ClusterView::new(name), Prepared::plain(Some(sealer.clone())));
+            let (tx, rx) = mpsc::unbounded_channel();
+            let stop = tokio_util::sync::CancellationToken::new();
+            let task = tokio::spawn(node.clone().run(Box::new(move |e| drop(tx.send(e))), stop.clone()));
+            (node, rx, stop, task)
+        };
+        async fn role(rx: &mut mpsc::UnboundedReceiver<FleetEvent>, want: Role) {
+            loop {
+                match tokio::time::timeout(BOUND, rx.recv()).await.expect("in time").expect("open") {
+                    FleetEvent::Role(r) if r == want => return,
+                    _ => {}
+                }
+            }
+        }
+        let (a, mut a_rx, a_stop, a_task) = start("a");
+        role(&mut a_rx, Role::Leader).await;
+        let (b, mut b_rx, _b_stop, _b_task) = start("b");
+        role(&mut b_rx, Role::Follower).await;
+        assert_eq!(a.standing().role, Role::Leader);
+        assert_eq!(b.standing().role, Role::Follower);
+
+        let revision = a.write(record("a", 1)).await.expect("the leader's write");
+        assert!(revision > 0);
+        loop {
+            match tokio::time::timeout(BOUND, b_rx.recv()).await.expect("b hears of it").expect("open") {
+                FleetEvent::Holding { ticket, stored, writer } => {
+                    assert_eq!((ticket.as_str(), writer.as_str(), stored.holding.generation()), ("dash", "a", 1));
+                    break;
+                }
+                FleetEvent::Role(_) => {}
+            }
+        }
+        match b.write(record("b", 2)).await {
+            Err(WriteError::Refused(Refused::Deposed)) => {}
+            other => panic!("a follower's write: {other:?}"),
+        }
+        // a's next write expects the revision it wrote: it lands without a re-read.
+        assert!(a.write(record("a", 2)).await.expect("a's second write") > revision);
+        loop {
+            match tokio::time::timeout(BOUND, b_rx.recv()).await.expect("b hears of it").expect("open") {
+                FleetEvent::Holding { stored, .. } if stored.holding.generation() == 2 => break,
+                _ => {}
+            }
+        }
+
+        let stopped = std::time::Instant::now();
+        a_stop.cancel();
+        tokio::time::timeout(BOUND, a_task).await.expect("a stops in time").unwrap();
+        role(&mut b_rx, Role::Leader).await;
+        // The lease was revoked: no wait for the 3 s TTL to run out.
+        assert!(stopped.elapsed() < Duration::from_secs(3), "{:?}", stopped.elapsed());
+        assert_eq!(b.view().snapshot().leader.as_deref(), Some("b"));
+        // b expects the revision it watched a write: its first write as leader lands.
+        b.write(record("b", 3)).await.expect("the new leader's write");
+    }
+
     /// How many election candidates etcd holds (keys under `/t/leader/`, one per campaigning lease).
     fn candidates(cluster: &EtcdCluster) -> usize {
         let dump = cluster.dump("/t/leader");

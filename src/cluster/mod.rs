@@ -16,7 +16,7 @@ pub mod gate;
 pub mod keys;
 pub mod link;
 #[cfg(feature = "etcd")]
-pub(crate) mod node;
+pub mod node;
 #[cfg(feature = "etcd")]
 pub(crate) mod order;
 #[cfg(feature = "etcd")]

@@ -9,7 +9,7 @@
 //! is then revoked (bounded), the role becomes `Unreachable` and a new session starts with a
 //! backoff. The watch of the holdings resumes after the last revision applied; when etcd has
 //! compacted it, the holdings are loaded again. Holdings are handed on in mod-revision order
-//! ([`crate::cluster::order::Applied`]).
+//! (`cluster::order::Applied`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
@@ -35,10 +35,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const REVOKE_LIMIT: Duration = Duration::from_secs(2);
 
 /// Where the events go (the scheduler's command channel).
-type Send = Box<dyn Fn(FleetEvent) + std::marker::Send + Sync>;
+pub type Send = Box<dyn Fn(FleetEvent) + std::marker::Send + Sync>;
 
 /// This node in its fleet. Shared (`Arc`) by the scheduler (as its [`FleetLink`]) and the task.
-pub(crate) struct FleetNode {
+pub struct FleetNode {
     spec: ClusterSpec,
     prepared: Prepared,
     view: Arc<ClusterView>,
@@ -73,7 +73,7 @@ impl std::fmt::Debug for FleetNode {
 
 impl FleetNode {
     /// This node, not connected yet (role `Unreachable` until its task connects).
-    pub(crate) fn new(spec: ClusterSpec, view: Arc<ClusterView>, prepared: Prepared) -> Arc<FleetNode> {
+    pub fn new(spec: ClusterSpec, view: Arc<ClusterView>, prepared: Prepared) -> Arc<FleetNode> {
         view.set_role(Role::Unreachable);
         Arc::new_cyclic(|me| FleetNode {
             me: me.clone(),
@@ -94,7 +94,7 @@ impl FleetNode {
         })
     }
 
-    pub(crate) fn view(&self) -> &Arc<ClusterView> {
+    pub fn view(&self) -> &Arc<ClusterView> {
         &self.view
     }
 
@@ -138,7 +138,7 @@ impl FleetNode {
     /// Run until `shutdown`: connect, run a session, and again after it ends. `send` takes the
     /// events for the scheduler. At `shutdown` the lease is revoked (bounded), so another node
     /// takes the leadership at once.
-    pub(crate) async fn run(self: Arc<Self>, send: Send, shutdown: CancellationToken) {
+    pub async fn run(self: Arc<Self>, send: Send, shutdown: CancellationToken) {
         if self.send.set(send).is_err() {
             tracing::error!("the fleet task was started twice; this one stops");
             return;
@@ -153,20 +153,15 @@ impl FleetNode {
             };
             let fleet = match connected {
                 Ok(Ok(fleet)) => Arc::new(fleet),
-                Ok(Err(e)) => {
+                failed => {
                     self.failed();
                     self.set_role(Role::Unreachable);
                     if !std::mem::replace(&mut down_logged, true) {
-                        tracing::warn!(error = %e, "cannot reach the fleet's etcd; serving the tokens held, trying again");
-                    }
-                    wait(&shutdown, &mut backoff).await;
-                    continue;
-                }
-                Err(_) => {
-                    self.failed();
-                    self.set_role(Role::Unreachable);
-                    if !std::mem::replace(&mut down_logged, true) {
-                        tracing::warn!(endpoints = %self.spec.endpoints.join(", "), "the fleet's etcd does not answer; serving the tokens held, trying again");
+                        let why = failed.map_or_else(
+                            |_| "no answer".to_string(),
+                            |e| e.err().map(|e| e.to_string()).unwrap_or_default(),
+                        );
+                        tracing::warn!(error = %why, "cannot reach the fleet's etcd; serving the tokens held, trying again");
                     }
                     wait(&shutdown, &mut backoff).await;
                     continue;
@@ -241,10 +236,11 @@ impl FleetNode {
             }
             Err(e) => return Some(e),
         };
-        let mut leaders = match self.bounded(fleet.observe()).await {
-            Ok(leaders) => leaders,
-            Err(e) => return Some(e),
-        };
+        // etcd answers an observe only once there is a leader (its headers come with the first
+        // proclamation): opened inside the loop, never awaited before the campaign.
+        let observe = fleet.observe();
+        tokio::pin!(observe);
+        let mut leaders: Option<crate::cluster::etcd::Leaders> = None;
         // Granted at connect: alive for a TTL from before the grant at least.
         self.lock().lease_until = Some(granted + ttl);
         let alive = |until: Instant| self.lock().lease_until = Some(until);
@@ -290,7 +286,11 @@ impl FleetNode {
                     Ok(changes) => self.members(changes),
                     Err(e) => return Some(e),
                 },
-                leader = leaders.next() => match leader {
+                opened = &mut observe, if leaders.is_none() => match opened {
+                    Ok(opened) => leaders = Some(opened),
+                    Err(e) => return Some(e),
+                },
+                leader = async { leaders.as_mut().expect("guarded").next().await }, if leaders.is_some() => match leader {
                     Ok(name) => self.view.set_leader(Some(&name).filter(|n| !n.is_empty()).map(|n| n.as_str())),
                     Err(e) => return Some(e),
                 },
