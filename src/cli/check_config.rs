@@ -14,11 +14,7 @@ pub(crate) fn check_config(path: &Path) -> ExitCode {
         Ok(config) => {
             // What `run` refuses before it connects, refused here too (review F1).
             if let Err(e) = crate::daemon::fleet::check(&config, &ProcessEnvironment) {
-                match e {
-                    #[cfg(feature = "etcd")]
-                    crate::daemon::DaemonError::FleetNotRunnable(_) => eprintln!("{e}"),
-                    e => eprintln!("{}: {e}", path.display()),
-                }
+                eprintln!("{}: {e}", path.display());
                 return ExitCode::from(EXIT_CONFIG);
             }
             println!(

@@ -20,16 +20,6 @@ pub(crate) enum DaemonError {
     Sink(#[from] crate::sinks::SinkError),
     #[error("cannot listen for metrics on {addr}: {source}")]
     Metrics { addr: std::net::SocketAddr, source: std::io::Error },
-    /// The scheduler does not gate its calls by the fleet's role yet: running the tickets as if
-    /// alone would have every node mint its own, which a fleet must never do.
-    #[cfg(feature = "etcd")]
-    #[error(
-        "{}: [cluster] is checked, but this ticketd does not run a fleet yet (issue #19: the scheduler does not \
-         gate its calls by the fleet's role yet); every node would mint its own tickets, so it refuses to start: \
-         remove [cluster] to run this host alone",
-        .0.display()
-    )]
-    FleetNotRunnable(std::path::PathBuf),
     /// A `[cluster]` config given to a build without the fleet backend (the config check refuses
     /// it at its line first; this is for a config made in code).
     #[cfg(not(feature = "etcd"))]

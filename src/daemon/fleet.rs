@@ -24,18 +24,9 @@ pub(crate) fn check(
     env: &dyn Environment,
 ) -> Result<Option<crate::cluster::prepare::Prepared>, DaemonError> {
     let Some(spec) = &config.cluster else { return Ok(None) };
-    if SCHEDULER_UNGATED {
-        let file = config.source.clone().unwrap_or_else(|| "the configuration".into());
-        return Err(DaemonError::FleetNotRunnable(file));
-    }
     let prepared = crate::cluster::prepare::preflight(spec, env).map_err(DaemonError::Fleet)?;
     Ok(Some(prepared))
 }
-
-/// While the scheduler adopts etcd's holdings but does not yet gate its own calls (a follower
-/// would still call the cloud), every node would mint its own tickets: `[cluster]` is refused.
-#[cfg(feature = "etcd")]
-const SCHEDULER_UNGATED: bool = true;
 
 /// Without the `etcd` feature the config refuses `[cluster]` at its line; a config made in code
 /// with one is refused here.
