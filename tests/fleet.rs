@@ -67,8 +67,7 @@ mod three_nodes {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    // Once it has passed: #[cfg_attr(not(all(have_etcd, have_etcdctl)), ignore = "needs etcd and etcdctl")]
-    #[ignore = "not yet passed on the combined fleet runtime (issue #19 open, docs/fleet.md Known gaps): run with --ignored"]
+    #[cfg_attr(not(all(have_etcd, have_etcdctl)), ignore = "needs etcd and etcdctl")]
     async fn issue_19_steady_state_one_node_calls_the_cloud_and_every_node_serves_the_same_token() {
         let _one = ONE_FLEET.lock().await;
         let spec = FleetSpec { tickets: 3, lease_ttl: Duration::from_secs(3), ..FleetSpec::default() };
@@ -109,7 +108,7 @@ mod three_nodes {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     // Once it has passed: #[cfg_attr(not(all(have_etcd, have_etcdctl)), ignore = "needs etcd and etcdctl")]
-    #[ignore = "not yet passed on the combined fleet runtime (issue #19 open, docs/fleet.md Known gaps): run with --ignored"]
+    #[ignore = "fails: a follower briefly holds an expired 10 s token during failover (review G9: the test's tokens leave less slack than a 2 s-lease failover; issue #19 open): run with --ignored"]
     async fn issue_19_kill_9_of_the_leader_during_a_refresh_wave_20_times_a_new_leader_calls_within_lease_ttl_plus_2s()
     {
         let _one = ONE_FLEET.lock().await;
@@ -149,8 +148,7 @@ mod three_nodes {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    // Once it has passed: #[cfg_attr(not(all(have_etcd, have_etcdctl)), ignore = "needs etcd and etcdctl")]
-    #[ignore = "not yet passed on the combined fleet runtime (issue #19 open, docs/fleet.md Known gaps): run with --ignored"]
+    #[cfg_attr(not(all(have_etcd, have_etcdctl)), ignore = "needs etcd and etcdctl")]
     async fn issue_19_a_leader_stopped_past_its_lease_is_fenced_off_and_rejoins_as_a_follower() {
         use emulator::faults::{Fault, FaultPlan, Service, Trigger};
         let _one = ONE_FLEET.lock().await;
@@ -215,7 +213,7 @@ mod three_nodes {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     // Once it has passed: #[cfg_attr(not(all(have_etcd, have_etcdctl)), ignore = "needs etcd and etcdctl")]
-    #[ignore = "not yet passed on the combined fleet runtime (issue #19 open, docs/fleet.md Known gaps): run with --ignored"]
+    #[ignore = "fails: a fallback renewal on each node alone is counted as a fork, and a wave misses a node within 30 s (review G9; issue #19 open): run with --ignored"]
     async fn issue_19_one_etcd_member_lost_changes_nothing_two_lost_the_nodes_serve_on_and_converge_when_back() {
         let _one = ONE_FLEET.lock().await;
         let spec = FleetSpec { tickets: 2, ..FleetSpec::default() };
@@ -263,8 +261,7 @@ mod three_nodes {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    // Once it has passed: #[cfg_attr(not(all(have_etcd, have_etcdctl)), ignore = "needs etcd and etcdctl")]
-    #[ignore = "not yet passed on the combined fleet runtime (issue #19 open, docs/fleet.md Known gaps): run with --ignored"]
+    #[cfg_attr(not(all(have_etcd, have_etcdctl)), ignore = "needs etcd and etcdctl")]
     async fn issue_19_a_restarted_fleet_mints_nothing_and_a_sealed_etcd_holds_no_secret_in_any_encoding() {
         let _one = ONE_FLEET.lock().await;
         let spec = FleetSpec { tickets: 2, sealed: true, ..FleetSpec::default() };
@@ -302,7 +299,7 @@ mod three_nodes {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     // Once it has passed: #[cfg_attr(not(all(have_etcd, have_etcdctl)), ignore = "needs etcd and etcdctl")]
-    #[ignore = "not yet passed on the combined fleet runtime (issue #19 open, docs/fleet.md Known gaps): run with --ignored"]
+    #[ignore = "fails on the expired-token check, as the kill -9 test (review G9; issue #19 open): run with --ignored"]
     async fn issue_19_a_seeded_chaos_run_of_node_kills_stops_and_etcd_member_kills_keeps_every_invariant() {
         let _one = ONE_FLEET.lock().await;
         let seed: u64 = std::env::var("TICKETD_CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
