@@ -190,7 +190,7 @@ mod backend {
         ignore = "needs etcd and etcdctl (apt-get install etcd-server etcd-client)"
     )]
     async fn issue_19_the_fleet_task_elects_one_leader_hands_its_writes_to_the_others_and_hands_over_at_a_stop() {
-        use ticketd::cluster::link::{FleetEvent, FleetLink, WriteError};
+        use ticketd::cluster::link::{FleetEvent, FleetLink, Wanted, WriteError};
         use ticketd::cluster::node::FleetNode;
         use ticketd::cluster::view::{ClusterView, Role};
         use tokio::sync::mpsc;
@@ -229,7 +229,7 @@ mod backend {
                     assert_eq!((ticket.as_str(), writer.as_str(), stored.holding.generation()), ("dash", "a", 1));
                     break;
                 }
-                FleetEvent::Role(_) => {}
+                FleetEvent::Role(_) | FleetEvent::Reread(_) => {}
             }
         }
         match b.write(record("b", 2)).await {
@@ -244,6 +244,23 @@ mod backend {
                 _ => {}
             }
         }
+        // Review G5: b reads again what etcd holds (its scheduler ignored it, say): the holding it
+        // already handed on comes again, a key etcd lacks comes as nothing, then the answer.
+        let wanted = |ticket: &str, identity: &str| Wanted { ticket: ticket.into(), identity: identity.into() };
+        b.reread(vec![wanted("dash", "dsw x"), wanted("nowhere", "dsw y")]);
+        let mut again = Vec::new();
+        loop {
+            match tokio::time::timeout(BOUND, b_rx.recv()).await.expect("b reads again").expect("open") {
+                FleetEvent::Holding { ticket, stored, .. } => again.push((ticket, stored.holding.generation())),
+                FleetEvent::Reread(mut names) => {
+                    names.sort();
+                    assert_eq!(names, ["dash", "nowhere"]);
+                    break;
+                }
+                FleetEvent::Role(_) => {}
+            }
+        }
+        assert_eq!(again, [("dash".to_string(), 2)]);
 
         let stopped = std::time::Instant::now();
         a_stop.cancel();

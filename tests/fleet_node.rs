@@ -72,4 +72,45 @@ mod nodes {
         node_b.signal("TERM");
         assert_eq!(node_b.wait_exit(WAIT).await, 0, "{}", node_b.log_text());
     }
+
+    /// Review G5: a rollout where the leader has a ticket first and a follower gets it by a reload
+    /// later. The follower ignored the leader's holding when etcd handed it on (the ticket was not
+    /// configured there yet); the reload that adds the ticket reads etcd again, so the follower
+    /// serves the leader's token at once, with no second mint and no new write by the leader.
+    /// Fails without the read again (the follower waits for the leader's next write: a year).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(all(have_etcd, have_etcdctl)),
+        ignore = "needs etcd and etcdctl (apt-get install etcd-server etcd-client)"
+    )]
+    async fn issue_19_a_follower_that_gets_the_ticket_by_a_reload_serves_the_fleet_s_token_at_once() {
+        let h = Harness::start().await;
+        let etcd = EtcdCluster::start(1).await;
+        let a = config(&h, &etcd, "a");
+        let b = config(&h, &etcd, "b");
+        let full = std::fs::read_to_string(&b).unwrap();
+        // b starts without the registry ticket (another one in its place, which nobody mints).
+        let without = full.replace("name = \"registry\"", "name = \"spare\"").replace("registry.json", "spare.json");
+        std::fs::write(&b, &without).unwrap();
+
+        let mut node_a = h.spawn(&["run", "-c", a.to_str().unwrap()]);
+        let minted = wait_for("a's token", WAIT, || token(&h, "a")).await;
+        let mut node_b = h.spawn(&["run", "-c", b.to_str().unwrap()]);
+        wait_for("b follows", WAIT, || Some(status(&h, "b")).filter(|s| s.contains("node b is follower"))).await;
+        // b has loaded what etcd holds (the registry's holding, for a ticket it does not have).
+        wait_for("b synced", WAIT, || Some(status(&h, "b")).filter(|s| s.contains("leader a"))).await;
+        assert_eq!(token(&h, "b"), None);
+
+        std::fs::write(&b, &full).unwrap();
+        node_b.signal("HUP");
+        let served = wait_for("b's token after the reload", WAIT, || token(&h, "b")).await;
+        assert_eq!(served, minted, "the follower serves the leader's token");
+        assert_eq!(h.emulator.stats().create_instance_token, 1, "one mint for the fleet");
+        let log = node_b.log_text();
+        assert!(!log.contains("ERROR"), "{log}");
+        node_b.signal("TERM");
+        assert_eq!(node_b.wait_exit(WAIT).await, 0, "{}", node_b.log_text());
+        node_a.signal("TERM");
+        assert_eq!(node_a.wait_exit(WAIT).await, 0, "{}", node_a.log_text());
+    }
 }

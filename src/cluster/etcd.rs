@@ -2,6 +2,7 @@
 //! lease kept alive, the election campaign, membership, fenced writes of holdings, and the
 //! initial read + watch of the holdings with no gap between them.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,6 +13,7 @@ use etcd_client::{
 
 use crate::cluster::fence::{self, Expect, Guard, Leadership, Refused};
 use crate::cluster::keys::Keys;
+use crate::cluster::link::Wanted;
 use crate::cluster::prepare::Prepared;
 use crate::cluster::record::{FleetRecord, RecordError};
 use crate::cluster::seal::Sealer;
@@ -20,6 +22,10 @@ use crate::config::ClusterSpec;
 /// etcd 3.4's default `--grpc-keepalive-min-time`: a client that pings more often is answered
 /// with GOAWAY `too_many_pings`, which drops the connection and every stream on it.
 pub const ETCD_MIN_PING_INTERVAL: Duration = Duration::from_secs(5);
+
+/// [`EtcdFleet::read_many`] reads up to this many holdings one by one, more with one read of
+/// the prefix.
+const READ_ONE_BY_ONE: usize = 16;
 
 /// The HTTP/2 keep-alive (interval, timeout) for a fleet of `lease_ttl` (review F10): a third of
 /// the TTL, but never more often than twice etcd's minimum (timers fire early under load, and a
@@ -228,6 +234,27 @@ impl EtcdFleet {
         }
     }
 
+    /// The holdings etcd has for `wanted` (those it has): one read each for a few, one read of the
+    /// prefix for many.
+    pub async fn read_many(&self, wanted: &[Wanted]) -> Result<Vec<Result<Stored, RecordError>>, FleetError> {
+        let keys: HashSet<String> = wanted.iter().map(|w| self.keys.ticket(&w.ticket, &w.identity)).collect();
+        let mut client = self.client.clone();
+        let mut held = Vec::new();
+        if keys.len() <= READ_ONE_BY_ONE {
+            for key in &keys {
+                let answer = client.get(key.as_bytes(), None).await.map_err(|e| self.etcd(e))?;
+                held.extend(answer.kvs().iter().filter_map(|kv| self.stored(kv)));
+            }
+        } else {
+            let prefix = self.keys.tickets();
+            let answer =
+                client.get(prefix.as_bytes(), Some(GetOptions::new().with_prefix())).await.map_err(|e| self.etcd(e))?;
+            let wanted = answer.kvs().iter().filter(|kv| kv.key_str().is_ok_and(|k| keys.contains(k)));
+            held.extend(wanted.filter_map(|kv| self.stored(kv)));
+        }
+        Ok(held)
+    }
+
     /// Write `record` as its ticket's holding, fenced by `leadership`: it commits only while this
     /// node leads and nothing was written over `expect`. When etcd holds `expect`'s revision, a
     /// record older than the one stored there is refused (`Stale`); a stored value this node
@@ -290,7 +317,7 @@ impl EtcdFleet {
         Ok((held, self.watch(stream, prefix, revision)))
     }
 
-    /// The mod revision of `key` now (0: absent), for a write that raced.
+    /// The mod revision of `key` now (0: absent).
     pub async fn revision(&self, key: &str) -> Result<i64, FleetError> {
         let answer = self.client.clone().get(key.as_bytes(), None).await.map_err(|e| self.etcd(e))?;
         Ok(answer.kvs().first().map_or(0, |kv| kv.mod_revision()))

@@ -49,6 +49,22 @@ pub trait FleetLink: Send + Sync + std::fmt::Debug {
     /// node leads and nobody wrote the holding since this node last saw it. `Ok`: etcd holds it,
     /// at this mod revision; every node (this one included) will also see it through the watch.
     fn write(&self, record: FleetRecord) -> BoxFuture<Result<i64, WriteError>>;
+
+    /// Read again what etcd holds for `tickets` and hand it on (review G5): a holding handed on
+    /// before its ticket was configured here (or while it had another target) was ignored, and
+    /// the watch does not send it twice. Each holding etcd has comes as a
+    /// [`FleetEvent::Holding`] (never one older than already handed on), then one
+    /// [`FleetEvent::Reread`] names them all, found or not. Does not wait: a request made while
+    /// etcd is away is answered once it answers again.
+    fn reread(&self, tickets: Vec<Wanted>);
+}
+
+/// A ticket whose holding [`FleetLink::reread`] reads again: its name and identity (the
+/// holding's key in etcd).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Wanted {
+    pub ticket: String,
+    pub identity: String,
 }
 
 /// What the fleet's task tells the scheduler.
@@ -63,4 +79,6 @@ pub enum FleetEvent {
     /// from its holding (a call the old leader died in is made at once); on losing it, no
     /// fenced result still in flight is published.
     Role(Role),
+    /// A [`FleetLink::reread`] of these tickets is done: what etcd holds of them came before.
+    Reread(Vec<String>),
 }

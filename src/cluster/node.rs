@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::apis::BoxFuture;
 use crate::cluster::etcd::{Change, EtcdFleet, FleetError, MemberChange, Stored, Watch};
 use crate::cluster::fence::{Expect, Leadership, Refused};
-use crate::cluster::link::{FleetEvent, FleetLink, Standing, WriteError};
+use crate::cluster::link::{FleetEvent, FleetLink, Standing, Wanted, WriteError};
 use crate::cluster::order::Applied;
 use crate::cluster::prepare::Prepared;
 use crate::cluster::record::FleetRecord;
@@ -46,6 +46,8 @@ pub struct FleetNode {
     send: OnceLock<Send>,
     /// Told when a write found this node deposed: the session ends.
     deposed: tokio::sync::Notify,
+    /// Told when holdings are to be read again ([`State::wanted`]).
+    reread_wanted: tokio::sync::Notify,
     /// This node itself, for the `'static` futures of [`FleetLink::write`].
     me: std::sync::Weak<FleetNode>,
 }
@@ -63,6 +65,9 @@ struct State {
     /// what its next write there expects.
     seen: HashMap<String, i64>,
     applied: Applied,
+    /// The holdings to read again and hand on ([`FleetLink::reread`]; and after a write that did
+    /// not land), kept until a session reads them.
+    wanted: Vec<Wanted>,
 }
 
 impl std::fmt::Debug for FleetNode {
@@ -88,9 +93,11 @@ impl FleetNode {
                 leadership: None,
                 seen: HashMap::new(),
                 applied: Applied::default(),
+                wanted: Vec::new(),
             }),
             send: OnceLock::new(),
             deposed: tokio::sync::Notify::new(),
+            reread_wanted: tokio::sync::Notify::new(),
         })
     }
 
@@ -249,10 +256,17 @@ impl FleetNode {
         let campaign = fleet.campaign();
         tokio::pin!(campaign);
         let mut campaigning = true;
+        // What was asked for while no session ran is read now.
+        self.reread_wanted.notify_one();
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return None,
                 () = self.deposed.notified() => return Some(FleetError::Refused(Refused::Deposed)),
+                () = self.reread_wanted.notified() => {
+                    if let Err(e) = self.reread(&fleet).await {
+                        return Some(e);
+                    }
+                }
                 lost = &mut keep_alive => return Some(lost),
                 won = &mut campaign, if campaigning => {
                     campaigning = false;
@@ -368,6 +382,58 @@ impl FleetNode {
         }
     }
 
+    /// Read again the holdings in [`State::wanted`] and hand on each one not older than the one
+    /// handed on last for its key; then tell the scheduler the reread is done. On failure they
+    /// stay wanted, for the next session.
+    async fn reread(&self, fleet: &EtcdFleet) -> Result<(), FleetError> {
+        let mut wanted = std::mem::take(&mut self.lock().wanted);
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        wanted.sort_unstable_by(|a, b| (&a.ticket, &a.identity).cmp(&(&b.ticket, &b.identity)));
+        wanted.dedup();
+        let held = match self.bounded(fleet.read_many(&wanted)).await {
+            Ok(held) => held,
+            Err(e) => {
+                self.lock().wanted.extend(wanted);
+                return Err(e);
+            }
+        };
+        let mut out = Vec::new();
+        {
+            let mut state = self.lock();
+            for Wanted { ticket, identity } in &wanted {
+                let key = fleet.keys().ticket(ticket, identity);
+                if !held.iter().any(|h| h.as_ref().is_ok_and(|s| s.key == key)) {
+                    // Nothing there (or unreadable): the next write expects what etcd holds.
+                    state.seen.remove(&key);
+                }
+            }
+            for stored in held {
+                match stored {
+                    Ok(Stored { key, revision, record }) => {
+                        state.seen.insert(key.clone(), revision);
+                        if state.applied.readmit(&key, revision) {
+                            out.push(record);
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "a holding in etcd cannot be read; it is not applied"),
+                }
+            }
+        }
+        for FleetRecord { ticket, writer, stored } in out {
+            self.send(FleetEvent::Holding { ticket, stored: Box::new(stored), writer });
+        }
+        self.send(FleetEvent::Reread(wanted.into_iter().map(|w| w.ticket).collect()));
+        Ok(())
+    }
+
+    /// Ask for `wanted` to be read again (now, or in the next session).
+    fn want(&self, wanted: impl IntoIterator<Item = Wanted>) {
+        self.lock().wanted.extend(wanted);
+        self.reread_wanted.notify_one();
+    }
+
     fn members(&self, changes: Vec<MemberChange>) {
         for change in changes {
             match change {
@@ -398,6 +464,7 @@ impl FleetNode {
             (fleet, leadership, expect)
         };
         let key = fleet.keys().ticket(&record.ticket, &record.stored.identity);
+        let wanted = Wanted { ticket: record.ticket.clone(), identity: record.stored.identity.clone() };
         let written = tokio::time::timeout(self.spec.lease_ttl, fleet.write(&leadership, &record, expect)).await;
         match written {
             Ok(Ok(revision)) => {
@@ -415,20 +482,21 @@ impl FleetNode {
                         self.set_role(Role::Follower);
                         self.deposed.notify_one();
                     }
-                    // Re-read, so the next attempt expects what etcd holds.
-                    Refused::Raced | Refused::Stale { .. } => {
-                        if let Ok(Ok(now)) = tokio::time::timeout(self.spec.lease_ttl, fleet.revision(&key)).await {
-                            self.lock().seen.insert(key, now);
-                        }
-                    }
+                    // Read it again: the next attempt expects what etcd holds, and the scheduler gets
+                    // etcd's holding even if it ignored it before (review G5).
+                    Refused::Raced | Refused::Stale { .. } => self.want([wanted]),
                 }
                 Err(refused.into())
             }
             Ok(Err(e)) => {
+                // It may have landed: read again once etcd answers (the scheduler, which ignores
+                // its own write's echo while the write is out, then gets it).
+                self.want([wanted]);
                 self.failed();
                 Err(WriteError::Unreachable { endpoints: fleet.endpoints().to_string(), reason: e.to_string() })
             }
             Err(_) => {
+                self.want([wanted]);
                 self.failed();
                 Err(WriteError::Unreachable {
                     endpoints: fleet.endpoints().to_string(),
@@ -447,6 +515,12 @@ impl FleetLink for FleetNode {
     fn standing(&self) -> Standing {
         let state = self.lock();
         standing(&state, Instant::now(), self.spec.lease_ttl)
+    }
+
+    fn reread(&self, tickets: Vec<Wanted>) {
+        if !tickets.is_empty() {
+            self.want(tickets);
+        }
     }
 
     fn write(&self, record: FleetRecord) -> BoxFuture<Result<i64, WriteError>> {
@@ -510,6 +584,7 @@ mod tests {
             leadership: None,
             seen: HashMap::new(),
             applied: Applied::default(),
+            wanted: Vec::new(),
         }
     }
 

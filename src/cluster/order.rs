@@ -37,6 +37,24 @@ impl Applied {
         }
     }
 
+    /// Whether the holding at `key`, read again at `revision` ([`crate::cluster::link::FleetLink::reread`]),
+    /// is to be handed on: unless one of a later revision was handed on. The same revision is
+    /// handed on again (the scheduler may have ignored it); the watch then does not repeat it.
+    pub(crate) fn readmit(&mut self, key: &str, revision: i64) -> bool {
+        // Not `watched`: the watch has not reached this revision for the other keys.
+        match self.revisions.get_mut(key) {
+            Some(last) if *last > revision => false,
+            Some(last) => {
+                *last = revision;
+                true
+            }
+            None => {
+                self.revisions.insert(key.to_string(), revision);
+                true
+            }
+        }
+    }
+
     /// The watch has reached `revision` (an answer with no holding of ours in it).
     pub(crate) fn reached(&mut self, revision: i64) {
         self.watched = self.watched.max(revision);
@@ -82,5 +100,22 @@ mod tests {
         assert!(applied.admit("/t/tickets/tcr/cd", 51));
         applied.reached(60);
         assert_eq!(applied.watched, 60);
+    }
+
+    /// Review G5: a holding read again is handed on again at the revision already handed on
+    /// (the scheduler ignored it), never at an older one; the watch does not repeat it after.
+    #[test]
+    fn issue_19_a_holding_read_again_is_handed_on_again_but_never_backwards() {
+        let mut applied = Applied::default();
+        assert!(applied.admit("/t/tickets/sls/ab", 10));
+        assert!(applied.readmit("/t/tickets/sls/ab", 10), "the same revision, asked for again");
+        assert!(!applied.readmit("/t/tickets/sls/ab", 9), "an older one");
+        assert!(applied.readmit("/t/tickets/sls/ab", 12), "a newer one");
+        assert!(!applied.admit("/t/tickets/sls/ab", 12), "the watch's copy of what was read");
+        assert!(applied.readmit("/t/tickets/new/cd", 5), "a key never handed on");
+        assert!(!applied.admit("/t/tickets/new/cd", 5));
+        assert_eq!(applied.watched, 12, "as far as the watch went");
+        assert!(applied.readmit("/t/tickets/sls/ab", 30));
+        assert_eq!(applied.watched, 12, "a read does not move where the watch resumes");
     }
 }

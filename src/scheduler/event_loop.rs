@@ -291,7 +291,7 @@ impl Scheduler {
             return;
         }
         let op = apply::operation(plan.step, ticket.holding());
-        let gated = match self.fleet.as_ref().map(|fleet| fenced::admit(fleet, ticket, &op, now)) {
+        let gated = match self.fleet.as_ref().map(|fleet| fenced::admit(fleet, id, ticket, &op, now)) {
             Some(Admit::Wait(at)) => return self.core.queue.schedule_at(table, id, at),
             Some(Admit::Call(gated)) => gated,
             None => None,
@@ -325,10 +325,10 @@ impl Scheduler {
                 let Some(ticket) = table.get_mut(id).filter(|t| t.epoch() == epoch) else { return };
                 ticket.call_finished();
                 let now = self.parts.clock.read();
-                let result = match (gated, self.fleet.as_ref()) {
+                let result = match (gated, self.fleet.as_mut()) {
                     (Some(gated), Some(fleet)) => {
                         let out = (id, step, result, credentials_expire, gated);
-                        match fenced::returned(fleet, &mut self.core, table, out, now) {
+                        match fenced::returned(fleet, &mut self.core, &self.parts.board, table, out, now) {
                             Then::Local(result) => result,
                             Then::Done => return,
                         }
@@ -381,6 +381,9 @@ impl Scheduler {
                     fleet::adopt(fleet, &mut s.core, table, &ticket, *stored, &writer, now);
                 }
                 FleetEvent::Role(role) => fleet::role_changed(fleet, &mut s.core, table, role, now),
+                FleetEvent::Reread(tickets) => {
+                    fleet::reread_done(fleet, &mut s.core, &s.parts.board, table, tickets, now);
+                }
             }
         });
     }
@@ -397,6 +400,13 @@ impl Scheduler {
         let plan = ReloadPlan::new(table, tickets, now);
         let summary = plan.summary();
         reload::apply(plan, &mut self.core, &self.parts.board, table, now);
+        if let Some(fleet) = self.fleet.as_mut() {
+            // A holding etcd handed on before these tickets were configured (or retargeted) here
+            // was ignored then (review G5).
+            let names = summary.added.iter().chain(&summary.replaced).chain(&summary.changed);
+            let ids: Vec<_> = names.filter_map(|name| table.id(name)).collect();
+            fleet.reread_unseen(table, ids, "the reload added or changed them");
+        }
         summary
     }
 

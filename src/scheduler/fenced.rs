@@ -31,6 +31,7 @@ use crate::scheduler::error::CallError;
 use crate::scheduler::fleet::{Fleet, Gated};
 use crate::scheduler::handle;
 use crate::scheduler::reports::{FencedReport, FencedWrite, WriteFailed};
+use crate::scheduler::revoke;
 use crate::scheduler::timing::{KEEP_ALIVE_AT, Step};
 use crate::store::record::{StoredTicket, identity};
 use crate::token::{Holding, Issued};
@@ -88,13 +89,18 @@ pub(crate) fn recheck(standing: Standing, kind: CallKind, holding: &Holding, now
 }
 
 /// The gate's word on the due call `op` of `ticket`.
-pub(crate) fn admit(fleet: &Fleet, ticket: &Ticket, op: &Operation, now: Now) -> Admit {
+pub(crate) fn admit(fleet: &Fleet, id: TicketId, ticket: &Ticket, op: &Operation, now: Now) -> Admit {
     let spec = ticket.spec();
     if spec.scope == Scope::Node {
         return Admit::Call(None);
     }
     let kind = spec.api.call_kind(op);
     let standing = fleet.link.standing();
+    if kind == CallKind::Mint && fleet.rereading(id, ticket.epoch()) {
+        // etcd may hold what this node ignored before (review G5): its answer re-plans the ticket.
+        tracing::debug!(ticket = %spec.name, "waiting for etcd's holding before minting");
+        return Admit::Wait(now.mono + standing.lease_ttl.max(MIN_RECHECK));
+    }
     let facts = facts(standing, kind, ticket.holding(), now);
     let gated = |fenced| Admit::Call(Some(Gated { fenced, kind, term: fleet.term }));
     match decide(spec.scope, Some(standing.role), facts) {
@@ -135,11 +141,24 @@ pub(crate) type Returned = (TicketId, Step, Result<Issued, CallError>, Option<Sy
 
 /// A gated call of ticket `id` (on the board at the call's epoch, its call just finished)
 /// returned `result`.
-pub(crate) fn returned(fleet: &Fleet, core: &mut Core, table: &mut Table, out: Returned, now: Now) -> Then {
+pub(crate) fn returned(
+    fleet: &mut Fleet,
+    core: &mut Core,
+    board: &Board,
+    table: &mut Table,
+    out: Returned,
+    now: Now,
+) -> Then {
     let (id, step, result, credentials_expire, gated) = out;
     let Some(ticket) = table.get_mut(id) else { return Then::Done };
     if gated.term != fleet.term {
         tracing::info!(ticket = %ticket.spec().name, "this node's part in the fleet changed while the call was out: its result is not published");
+        if let Ok(Issued::Token(token)) = &result
+            && let Some(token_id) = token.token_id.as_deref()
+        {
+            // Nobody will ever hold it (review G11).
+            revoke::dropped(core, board, ticket.spec(), token_id, now);
+        }
         core.queue.reschedule(table, id, now);
         return Then::Done;
     }
@@ -167,6 +186,7 @@ pub(crate) fn returned(fleet: &Fleet, core: &mut Core, table: &mut Table, out: R
     };
     // In flight until etcd answers: no other call of it starts meanwhile.
     ticket.call_started();
+    fleet.writing(id, fenced.epoch, true);
     let report = FencedReport { tx: core.tx.clone(), write: Some(Box::new(fenced)) };
     core.calls.spawn(async move { report.send(write.await) });
     Then::Done
@@ -183,11 +203,32 @@ pub(crate) fn fenced(
     now: Now,
 ) {
     let FencedWrite { id, epoch, term, kind, holding, change, result } = write;
+    fleet.writing(id, epoch, false);
     let Some(ticket) = table.get_mut(id).filter(|t| t.epoch() == epoch) else { return };
     ticket.call_finished();
     let name = ticket.spec().name.to_string();
     let retry = |core: &mut Core, table: &mut Table| core.queue.schedule_at(table, id, now.mono + FLEET_RECHECK);
-    if term != fleet.term {
+    // A long-term token this write would have brought (none for other kinds).
+    let minted = minted_token(&holding, ticket.holding());
+    match &result {
+        // etcd took it: the fence proved the leadership when it committed, whatever the role is
+        // now; every node adopts it, this one too (its echo was not adopted: review G12).
+        Ok(_) => {}
+        Err(WriteFailed::Etcd(WriteError::Refused(_))) => {
+            if let Some(token_id) = &minted {
+                // Refused, so nobody holds it (review G11).
+                revoke::dropped(core, board, ticket.spec(), token_id, now);
+            }
+        }
+        Err(_) => {
+            if let Some(token_id) = &minted {
+                // Taken or not, etcd says when it is read again (the node reads this key again).
+                fleet.unsure(table, id, epoch, token_id);
+            }
+        }
+    }
+    let Some(ticket) = table.get_mut(id) else { return };
+    if term != fleet.term && result.is_err() {
         tracing::info!(ticket = %name, "this node's part in the fleet changed while the write was out: its result is not published");
         return core.queue.reschedule(table, id, now);
     }
@@ -229,6 +270,12 @@ pub(crate) fn fenced(
             }
         }
     }
+}
+
+/// The long-term token `written` carries that `held` does not (TCR long-term mints).
+fn minted_token(written: &Holding, held: &Holding) -> Option<String> {
+    let token_id = |h: &Holding| h.current.as_ref().and_then(|c| c.token.token_id.as_deref().map(str::to_string));
+    token_id(written).filter(|id| token_id(held).as_ref() != Some(id))
 }
 
 /// The board takes `holding` (the result `change` of a call) and publishes it, as on one host.

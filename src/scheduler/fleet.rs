@@ -13,14 +13,15 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::apis::CallKind;
-use crate::board::{Table, TicketId};
+use crate::board::{Board, Table, TicketId};
 use crate::clock::Now;
-use crate::cluster::link::FleetLink;
+use crate::cluster::link::{FleetLink, Wanted};
 use crate::cluster::view::Role;
 use crate::config::Scope;
 use crate::scheduler::apply;
 use crate::scheduler::core::Core;
 use crate::scheduler::reports::Event;
+use crate::scheduler::revoke;
 use crate::store::record::{StoredTicket, identity};
 use crate::token::{Current, Holding};
 
@@ -35,6 +36,16 @@ pub(crate) struct Fleet {
     seen: HashMap<TicketId, (u32, u64)>,
     /// The gated calls out, by ticket (under its epoch).
     calls: HashMap<TicketId, (u32, Gated)>,
+    /// The tickets (under their epoch) whose holding etcd is asked to send again
+    /// ([`FleetLink::reread`]): none is minted for until the answer (review G5).
+    rereading: HashMap<TicketId, u32>,
+    /// The tickets (under their epoch) whose new holding is being written through the fence: the
+    /// watch's echo of it is not adopted, the write's answer publishes it (review G12).
+    writing: HashMap<TicketId, u32>,
+    /// Long-term tokens (by ticket, under its epoch) minted as leader whose write got no answer:
+    /// etcd may hold them. Once etcd has been read again, one it does not hold is revoked
+    /// (review G11).
+    unsure: HashMap<TicketId, (u32, String)>,
 }
 
 /// A call the gate let through: whether its result goes through the fence, what it makes, and
@@ -48,7 +59,65 @@ pub(crate) struct Gated {
 
 impl Fleet {
     pub(crate) fn new(link: Arc<dyn FleetLink>) -> Fleet {
-        Fleet { link, term: 0, seen: HashMap::new(), calls: HashMap::new() }
+        Fleet {
+            link,
+            term: 0,
+            seen: HashMap::new(),
+            calls: HashMap::new(),
+            rereading: HashMap::new(),
+            writing: HashMap::new(),
+            unsure: HashMap::new(),
+        }
+    }
+
+    /// Whether ticket `id` at `epoch` waits for etcd to be read again (no mint meanwhile).
+    pub(crate) fn rereading(&self, id: TicketId, epoch: u32) -> bool {
+        self.rereading.get(&id) == Some(&epoch)
+    }
+
+    /// A fenced write of ticket `id` at `epoch` is out (`true`) or answered (`false`).
+    pub(crate) fn writing(&mut self, id: TicketId, epoch: u32, out: bool) {
+        if out {
+            self.writing.insert(id, epoch);
+        } else if self.writing.get(&id) == Some(&epoch) {
+            self.writing.remove(&id);
+        }
+    }
+
+    /// The long-term token `token_id` of ticket `id` at `epoch` was minted and its write got no
+    /// answer: etcd is read again, and the token revoked if etcd does not hold it.
+    pub(crate) fn unsure(&mut self, table: &Table, id: TicketId, epoch: u32, token_id: &str) {
+        self.unsure.insert(id, (epoch, token_id.to_string()));
+        if let Some(ticket) = table.get(id) {
+            // The node reads the key again after such a write; asking here marks the ticket too.
+            let wanted = Wanted { ticket: ticket.spec().name.to_string(), identity: identity(ticket.spec()) };
+            self.rereading.insert(id, epoch);
+            self.link.reread(vec![wanted]);
+        }
+    }
+
+    /// Ask etcd to send again what it holds for the cluster-scoped tickets among `ids` it was never
+    /// seen holding (at their epoch): a holding handed on before the ticket was configured here,
+    /// or while it had another target, was ignored then (review G5).
+    pub(crate) fn reread_unseen(&mut self, table: &Table, ids: impl IntoIterator<Item = TicketId>, why: &'static str) {
+        let mut wanted = Vec::new();
+        for id in ids {
+            let Some(ticket) = table.get(id) else { continue };
+            let epoch = ticket.epoch();
+            if ticket.spec().scope != Scope::Cluster || self.seen(id, epoch).is_some() || self.rereading(id, epoch) {
+                continue;
+            }
+            self.rereading.insert(id, epoch);
+            wanted.push(Wanted { ticket: ticket.spec().name.to_string(), identity: identity(ticket.spec()) });
+        }
+        if !wanted.is_empty() {
+            tracing::debug!(
+                tickets = wanted.len(),
+                why,
+                "asking etcd again for the holdings of tickets it was not seen holding"
+            );
+            self.link.reread(wanted);
+        }
     }
 
     /// The gate let `gated` call out for ticket `id` at `epoch`.
@@ -144,6 +213,12 @@ pub(crate) fn adopt(
     }
     let epoch = ticket.epoch();
     let incoming_generation = stored.holding.generation();
+    if writer == fleet.link.node() && fleet.writing.get(&id) == Some(&epoch) {
+        // The echo of this node's write, before the write's answer: the answer publishes it.
+        tracing::debug!(ticket = %name, generation = incoming_generation, "the echo of this node's own write: its answer publishes it");
+        fleet.saw(id, epoch, incoming_generation);
+        return;
+    }
     let decision = adoption(&stored.holding, ticket.holding(), fleet.seen(id, epoch), now);
     let Adopt::Take { generation, new_token } = decision else {
         if let Adopt::Ignore(why) = decision {
@@ -192,6 +267,11 @@ pub(crate) fn role_changed(fleet: &mut Fleet, core: &mut Core, table: &mut Table
         role = role.as_str(),
         "this node's part in the fleet changed; planning the fleet's tickets again"
     );
+    if role == Role::Leader {
+        // A ticket etcd was never seen holding is minted for only once etcd says it has none.
+        let ids: Vec<TicketId> = table.iter().map(|(id, _)| id).collect();
+        fleet.reread_unseen(table, ids, "this node leads now");
+    }
     let ids: Vec<TicketId> =
         table.iter().filter(|(_, t)| t.spec().scope == Scope::Cluster && !t.in_flight()).map(|(id, _)| id).collect();
     for id in ids {
@@ -199,6 +279,43 @@ pub(crate) fn role_changed(fleet: &mut Fleet, core: &mut Core, table: &mut Table
     }
 }
 
+/// etcd was read again for `tickets` ([`FleetLink::reread`]): what it holds of them came before
+/// and was adopted as any holding. They may be called for again; a long-term token minted here
+/// whose write got no answer and which etcd does not hold is revoked (nobody holds it).
+pub(crate) fn reread_done(
+    fleet: &mut Fleet,
+    core: &mut Core,
+    board: &Board,
+    table: &mut Table,
+    tickets: Vec<String>,
+    now: Now,
+) {
+    for name in tickets {
+        let Some(id) = table.id(&name) else { continue };
+        let Some(ticket) = table.get(id) else { continue };
+        let epoch = ticket.epoch();
+        if fleet.rereading.get(&id) == Some(&epoch) {
+            fleet.rereading.remove(&id);
+        }
+        if let Some((at, token_id)) = fleet.unsure.remove(&id) {
+            let held = ticket.holding().current.as_ref().and_then(|c| c.token.token_id.as_deref());
+            if at == epoch && held != Some(token_id.as_str()) {
+                tracing::info!(ticket = %name, token_id = %token_id, "etcd does not hold the long-term token this node minted (its write got no answer): revoking it");
+                revoke::dropped(core, board, ticket.spec(), &token_id, now);
+            } else if at == epoch {
+                tracing::info!(ticket = %name, token_id = %token_id, "etcd took the long-term token whose write got no answer");
+            }
+        }
+        if table.get(id).is_some_and(|t| !t.in_flight()) {
+            core.queue.reschedule(table, id, now);
+        }
+    }
+}
+
 #[cfg(test)]
 #[path = "fleet_tests.rs"]
 pub(crate) mod tests;
+
+#[cfg(test)]
+#[path = "fleet_reread_tests.rs"]
+mod reread_tests;

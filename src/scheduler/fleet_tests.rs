@@ -13,7 +13,7 @@ use super::*;
 use crate::apis::{BoxFuture, Operation, Provider, ProviderError};
 use crate::board::Board;
 use crate::clock::{Clock, PausedClock, from_unix_seconds};
-use crate::cluster::link::{FleetEvent, Standing, WriteError};
+use crate::cluster::link::{FleetEvent, Standing, Wanted, WriteError};
 use crate::cluster::record::FleetRecord;
 use crate::config::{ApiSpec, TicketSpec};
 use crate::credentials::Credentials;
@@ -42,6 +42,7 @@ pub(in crate::scheduler) struct FakeLink {
     writes: Mutex<Vec<FleetRecord>>,
     script: Mutex<VecDeque<Answer>>,
     written: Mutex<Option<mpsc::UnboundedSender<FleetRecord>>>,
+    rereads: Mutex<Vec<Wanted>>,
 }
 
 impl std::fmt::Debug for Answer {
@@ -60,7 +61,13 @@ impl FakeLink {
             writes: Mutex::new(Vec::new()),
             script: Mutex::new(VecDeque::new()),
             written: Mutex::new(None),
+            rereads: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The tickets asked to be read again so far ([`FleetLink::reread`]), by name.
+    pub(in crate::scheduler) fn rereads(&self) -> Vec<String> {
+        self.rereads.lock().unwrap().iter().map(|w| w.ticket.clone()).collect()
     }
 
     pub(in crate::scheduler) fn set(&self, role: Role, unreachable_for: Duration) {
@@ -86,6 +93,10 @@ impl FakeLink {
 impl FleetLink for FakeLink {
     fn node(&self) -> &str {
         "node-a"
+    }
+
+    fn reread(&self, tickets: Vec<Wanted>) {
+        self.rereads.lock().unwrap().extend(tickets);
     }
 
     fn standing(&self) -> Standing {
@@ -142,10 +153,12 @@ impl Provider for Cloud {
         let serial = calls.len() + 1;
         let kind = if matches!(op, Operation::Mint) { "mint" } else { "refresh" };
         calls.push((spec.name.to_string(), kind));
+        let long_term =
+            matches!(&spec.api, ApiSpec::Tcr(tcr) if tcr.token_type == crate::apis::tcr::spec::TcrTokenType::LongTerm);
         let token = |life: Duration| TokenPart {
             value: Secret::new(format!("token-{serial}")),
             username: None,
-            token_id: None,
+            token_id: long_term.then(|| format!("tid-{serial}").as_str().into()),
             issued_at: now.into(),
             expires_at: (now + life).into(),
         };

@@ -76,14 +76,9 @@ pub(crate) fn failed(core: &mut Core, board: &Board, table: &mut Table, id: Tick
     table.touch();
     let ticket = table.get_mut(id).expect("the ticket is on the board");
     // A credential the API created and ticketd cannot use: nobody ever saw it, revoke it now.
-    if let Some(token_id) = error.unusable_token_id()
-        && let Some(mut orphan) = superseded(ticket.spec(), token_id, 0, now.wall)
-    {
-        orphan.after_generation = None;
+    if let Some(token_id) = error.unusable_token_id() {
         tracing::info!(ticket = %ticket.spec().name, token_id = %token_id, "the created long-term token cannot be used; revoking it");
-        queue_revocation(board, orphan);
-        board.revocations_changed().notify_one();
-        core.saves.soon(now.mono);
+        crate::scheduler::revoke::dropped(core, board, ticket.spec(), token_id, now);
     }
     let attempt = ticket.call_failed();
     let retry = apply::retry(ticket.holding(), attempt, error.retry_class(), now, core.rng.random());

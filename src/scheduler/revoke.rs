@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use std::time::SystemTime;
 
 use crate::board::Board;
+use crate::clock::Now;
 use crate::config::{ApiSpec, TicketSpec};
+use crate::scheduler::core::Core;
 use crate::store::record::PendingRevocation;
 use crate::token::Current;
 
@@ -28,6 +30,17 @@ pub(crate) fn superseded(
         after_generation: Some(generation),
         since: now.into(),
     })
+}
+
+/// The long-term token `token_id` of ticket `spec` was minted and dropped before any consumer saw
+/// it (a fenced result etcd refused, or does not hold): revoked now.
+pub(crate) fn dropped(core: &mut Core, board: &Board, spec: &TicketSpec, token_id: &str, now: Now) {
+    if let Some(mut orphan) = superseded(spec, token_id, 0, now.wall) {
+        orphan.after_generation = None;
+        queue_revocation(board, orphan);
+        board.revocations_changed().notify_one();
+        core.saves.soon(now.mono);
+    }
 }
 
 pub(crate) fn queue_revocation(board: &Board, pending: PendingRevocation) {
