@@ -229,7 +229,7 @@ mod backend {
                     assert_eq!((ticket.as_str(), writer.as_str(), stored.holding.generation()), ("dash", "a", 1));
                     break;
                 }
-                FleetEvent::Role(_) | FleetEvent::Reread(_) => {}
+                FleetEvent::Role(_) | FleetEvent::Reread(_) | FleetEvent::Applied(_) => {}
             }
         }
         match b.write(record("b", 2)).await {
@@ -237,7 +237,16 @@ mod backend {
             other => panic!("a follower's write: {other:?}"),
         }
         // a's next write expects the revision it wrote: it lands without a re-read.
-        assert!(a.write(record("a", 2)).await.expect("a's second write") > revision);
+        let second = a.write(record("a", 2)).await.expect("a's second write");
+        assert!(second > revision);
+        // Review G13: both members' keys come to say they applied it; a is told so.
+        loop {
+            match tokio::time::timeout(BOUND, a_rx.recv()).await.expect("a hears every node applied it").expect("open")
+            {
+                FleetEvent::Applied(applied) if applied >= second => break,
+                _ => {}
+            }
+        }
         loop {
             match tokio::time::timeout(BOUND, b_rx.recv()).await.expect("b hears of it").expect("open") {
                 FleetEvent::Holding { stored, .. } if stored.holding.generation() == 2 => break,
@@ -257,7 +266,7 @@ mod backend {
                     assert_eq!(names, ["dash", "nowhere"]);
                     break;
                 }
-                FleetEvent::Role(_) => {}
+                FleetEvent::Role(_) | FleetEvent::Applied(_) => {}
             }
         }
         assert_eq!(again, [("dash".to_string(), 2)]);

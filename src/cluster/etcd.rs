@@ -214,8 +214,9 @@ impl EtcdFleet {
     }
 
     /// Record this node's last sync (unix seconds) under its membership key, on its lease.
-    pub async fn put_member(&self, last_sync: u64) -> Result<(), FleetError> {
-        let value = serde_json::json!({ "node": self.node, "last_sync": last_sync }).to_string();
+    pub async fn put_member(&self, last_sync: u64, applied: i64) -> Result<(), FleetError> {
+        let value =
+            serde_json::json!({ "node": self.node, "last_sync": last_sync, "applied_revision": applied }).to_string();
         let options = PutOptions::new().with_lease(self.lease);
         self.client.clone().put(self.keys.member(&self.node), value, Some(options)).await.map_err(|e| self.etcd(e))?;
         Ok(())
@@ -339,7 +340,7 @@ impl EtcdFleet {
 
     /// Every member now (name and last sync, unix seconds), and a watch of the members from just
     /// after them.
-    pub async fn members(&self) -> Result<(Vec<(String, Option<u64>)>, Members), FleetError> {
+    pub async fn members(&self) -> Result<(Vec<MemberChange>, Members), FleetError> {
         let prefix = self.keys.members();
         let mut client = self.client.clone();
         let answer =
@@ -368,12 +369,15 @@ fn decode_kv(keys: &Keys, sealer: Option<&Sealer>, kv: &etcd_client::KeyValue) -
 
 /// A member key's node and last sync (`{"node":..,"last_sync":<unix s>}`; an unreadable value is
 /// a member with no known sync).
-fn member(keys: &Keys, kv: &etcd_client::KeyValue) -> Option<(String, Option<u64>)> {
+fn member(keys: &Keys, kv: &etcd_client::KeyValue) -> Option<MemberChange> {
     let name = keys.member_name(std::str::from_utf8(kv.key()).ok()?)?;
-    let last_sync = serde_json::from_slice::<serde_json::Value>(kv.value())
-        .ok()
-        .and_then(|v| v.get("last_sync").and_then(serde_json::Value::as_u64));
-    Some((name.to_string(), last_sync))
+    let value = serde_json::from_slice::<serde_json::Value>(kv.value()).ok();
+    let field = |key: &str| value.as_ref().and_then(|v| v.get(key));
+    Some(MemberChange::Synced {
+        name: name.to_string(),
+        last_sync: field("last_sync").and_then(serde_json::Value::as_u64),
+        applied: field("applied_revision").and_then(serde_json::Value::as_i64),
+    })
 }
 
 /// The leader's name at each change ([`EtcdFleet::observe`]).
@@ -401,8 +405,8 @@ impl Leaders {
 /// A change among the members.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MemberChange {
-    /// Joined, or recorded a sync (unix seconds).
-    Synced { name: String, last_sync: Option<u64> },
+    /// Joined, or recorded a sync (unix seconds) of etcd's holdings up to revision `applied`.
+    Synced { name: String, last_sync: Option<u64>, applied: Option<i64> },
     /// Its key is gone (its lease expired or was revoked).
     Left { name: String },
 }
@@ -424,9 +428,7 @@ impl Members {
             .filter_map(|event| {
                 let kv = event.kv()?;
                 match event.event_type() {
-                    EventType::Put => {
-                        member(&self.keys, kv).map(|(name, last_sync)| MemberChange::Synced { name, last_sync })
-                    }
+                    EventType::Put => member(&self.keys, kv),
                     EventType::Delete => {
                         let name = self.keys.member_name(std::str::from_utf8(kv.key()).ok()?)?;
                         Some(MemberChange::Left { name: name.to_string() })

@@ -81,4 +81,8 @@ pub enum FleetEvent {
     Role(Role),
     /// A [`FleetLink::reread`] of these tickets is done: what etcd holds of them came before.
     Reread(Vec<String>),
+    /// Every member of the fleet has applied etcd's holdings up to this revision (each member
+    /// key says so): a long-term token replaced by a holding written at or before it is no
+    /// longer served by any node that is in touch with etcd, and may be revoked (review G13).
+    Applied(i64),
 }

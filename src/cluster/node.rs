@@ -65,6 +65,10 @@ struct State {
     /// what its next write there expects.
     seen: HashMap<String, i64>,
     applied: Applied,
+    /// Each member's last applied revision of the holdings (its member key says), this node's
+    /// included; and the lowest of them last told to the scheduler.
+    members_applied: HashMap<String, i64>,
+    fleet_applied: i64,
     /// The holdings to read again and hand on ([`FleetLink::reread`]; and after a write that did
     /// not land), kept until a session reads them.
     wanted: Vec<Wanted>,
@@ -93,6 +97,8 @@ impl FleetNode {
                 leadership: None,
                 seen: HashMap::new(),
                 applied: Applied::default(),
+                members_applied: HashMap::new(),
+                fleet_applied: 0,
                 wanted: Vec::new(),
             }),
             send: OnceLock::new(),
@@ -231,14 +237,13 @@ impl FleetNode {
             state.session = Some(fleet.clone());
         }
         self.set_role(Role::Follower);
-        if let Err(e) = self.bounded(fleet.put_member(unix_now())).await {
+        if let Err(e) = self.bounded(self.put_member(&fleet)).await {
             return Some(e);
         }
         let mut members = match self.bounded(fleet.members()).await {
             Ok((now, watch)) => {
-                for (name, last_sync) in now {
-                    self.view.member(&name, last_sync.map(unix));
-                }
+                self.lock().members_applied.clear();
+                self.members(now);
                 watch
             }
             Err(e) => return Some(e),
@@ -283,7 +288,7 @@ impl FleetNode {
                     Ok(changes) => {
                         self.apply(changes, watch.revision);
                         self.view.synced(SystemTime::now());
-                        if let Err(e) = self.bounded(fleet.put_member(unix_now())).await {
+                        if let Err(e) = self.bounded(self.put_member(&fleet)).await {
                             return Some(e);
                         }
                     }
@@ -434,17 +439,45 @@ impl FleetNode {
         self.reread_wanted.notify_one();
     }
 
+    /// Record this node's sync in its member key: now, and the revision of the holdings applied.
+    async fn put_member(&self, fleet: &EtcdFleet) -> Result<(), FleetError> {
+        let applied = self.lock().applied.watched;
+        fleet.put_member(unix_now(), applied).await
+    }
+
     fn members(&self, changes: Vec<MemberChange>) {
         for change in changes {
             match change {
-                MemberChange::Synced { name, last_sync } => self.view.member(&name, last_sync.map(unix)),
+                MemberChange::Synced { name, last_sync, applied } => {
+                    self.view.member(&name, last_sync.map(unix));
+                    // A member key without the revision (an older ticketd) is not waited for.
+                    let mut state = self.lock();
+                    match applied {
+                        Some(applied) => state.members_applied.insert(name, applied),
+                        None => state.members_applied.remove(&name),
+                    };
+                }
                 MemberChange::Left { name } => {
                     self.view.member_left(&name);
                     if self.view.snapshot().leader.as_deref() == Some(name.as_str()) {
                         self.view.set_leader(None);
                     }
+                    self.lock().members_applied.remove(&name);
                 }
             }
+        }
+        // Review G13: the leader revokes a replaced long-term token only once every member has
+        // applied its successor.
+        let lowest = {
+            let mut state = self.lock();
+            let lowest = state.members_applied.values().copied().min().unwrap_or(0);
+            (lowest != state.fleet_applied).then(|| {
+                state.fleet_applied = lowest;
+                lowest
+            })
+        };
+        if let Some(lowest) = lowest.filter(|&l| l > 0) {
+            self.send(FleetEvent::Applied(lowest));
         }
     }
 
@@ -584,6 +617,8 @@ mod tests {
             leadership: None,
             seen: HashMap::new(),
             applied: Applied::default(),
+            members_applied: HashMap::new(),
+            fleet_applied: 0,
             wanted: Vec::new(),
         }
     }

@@ -25,6 +25,11 @@ pub struct Entry {
     pub(crate) retry_at: Option<tokio::time::Instant>,
     /// Every sink holds the successor; its `on_change` hook is running or waiting its debounce.
     pub(crate) hooks_running: bool,
+    /// A fleet's ticket (issue #19, review G13): the successor was written to etcd at this
+    /// revision, and the token is not revoked before every fleet node has applied it
+    /// ([`Revocations::fleet_applied`]). Not saved: after a restart it waits for this node's
+    /// sinks alone.
+    pub(crate) fleet_wait: Option<i64>,
     in_flight: bool,
 }
 
@@ -34,9 +39,15 @@ impl Entry {
         match (self.pending.after_generation, self.hooks_running, self.attempts) {
             (Some(_), false, _) => "waiting for the new token to reach every sink",
             (Some(_), true, _) => "waiting for the on_change hook",
+            (None, _, _) if self.fleet_wait.is_some() => "waiting for every fleet node to hold the new token",
             (None, _, 0) => "due",
             (None, _, _) => "retrying",
         }
+    }
+
+    /// Due to be attempted (the successor in every sink, the hook run, the fleet caught up).
+    fn due(&self) -> bool {
+        self.pending.after_generation.is_none() && self.fleet_wait.is_none()
     }
 }
 
@@ -92,9 +103,31 @@ impl Revocations {
             next_attempt: None,
             retry_at: None,
             hooks_running: false,
+            fleet_wait: None,
             in_flight: false,
         });
         Pushed::Queued
+    }
+
+    /// The successor `generation` of fleet ticket `ticket` was written to etcd at `revision`: the
+    /// tokens it supersedes also wait until every fleet node has applied that revision.
+    pub fn wait_for_fleet(&mut self, ticket: &str, generation: u64, revision: i64) {
+        for e in self.entries.iter_mut() {
+            if e.pending.ticket == ticket && e.pending.after_generation == Some(generation) {
+                e.fleet_wait = Some(revision);
+            }
+        }
+    }
+
+    /// Every fleet node has applied etcd's holdings up to `revision`: what waited for that is no
+    /// longer held back by the fleet. Whether any entry was.
+    pub fn fleet_applied(&mut self, revision: i64) -> bool {
+        let mut released = false;
+        for e in self.entries.iter_mut().filter(|e| e.fleet_wait.is_some_and(|at| at <= revision)) {
+            e.fleet_wait = None;
+            released = true;
+        }
+        released
     }
 
     /// Every sink of `ticket` holds `generation`: the tokens it superseded are due, or, when the
@@ -178,19 +211,17 @@ impl Revocations {
     /// The next entry due at `now` that failed fewer than `max_attempts` times, marked as being
     /// attempted.
     pub(crate) fn take_due(&mut self, now: tokio::time::Instant, max_attempts: u32) -> Option<PendingRevocation> {
-        let e = self.entries.iter_mut().find(|e| {
-            e.pending.after_generation.is_none()
-                && !e.in_flight
-                && e.attempts < max_attempts
-                && e.retry_at.is_none_or(|at| at <= now)
-        })?;
+        let e = self
+            .entries
+            .iter_mut()
+            .find(|e| e.due() && !e.in_flight && e.attempts < max_attempts && e.retry_at.is_none_or(|at| at <= now))?;
         e.in_flight = true;
         Some(e.pending.clone())
     }
 
     /// When the earliest failed entry is due again.
     pub(crate) fn earliest_retry(&self) -> Option<tokio::time::Instant> {
-        self.entries.iter().filter(|e| e.pending.after_generation.is_none()).filter_map(|e| e.retry_at).min()
+        self.entries.iter().filter(|e| e.due()).filter_map(|e| e.retry_at).min()
     }
 
     pub(crate) fn finish(

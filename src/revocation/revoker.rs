@@ -100,7 +100,9 @@ pub(crate) async fn once(
             let retry = queue
                 .entries()
                 .iter()
-                .filter(|e| e.pending.after_generation.is_none() && e.attempts < ONCE_ATTEMPTS)
+                .filter(|e| {
+                    e.pending.after_generation.is_none() && e.fleet_wait.is_none() && e.attempts < ONCE_ATTEMPTS
+                })
                 .filter_map(|e| e.retry_at)
                 .min();
             (due, if soon { Some(deadline) } else { retry })

@@ -384,6 +384,13 @@ impl Scheduler {
                 FleetEvent::Reread(tickets) => {
                     fleet::reread_done(fleet, &mut s.core, &s.parts.board, table, tickets, now);
                 }
+                FleetEvent::Applied(revision) => {
+                    fleet.applied = fleet.applied.max(revision);
+                    let board = &s.parts.board;
+                    if board.revocations().fleet_applied(revision) {
+                        board.revocations_changed().notify_one();
+                    }
+                }
             }
         });
     }

@@ -240,8 +240,13 @@ pub(crate) fn fenced(
                 return core.queue.reschedule(table, id, now);
             }
             tracing::debug!(ticket = %name, revision, "etcd holds the new holding");
-            fleet.saw(id, epoch, holding.generation());
+            let generation = holding.generation();
+            fleet.saw(id, epoch, generation);
             take(core, board, table, id, holding, change, now);
+            if revision > fleet.applied {
+                // What it replaced is revoked once every node has it too (review G13).
+                board.revocations().wait_for_fleet(&name, generation, revision);
+            }
         }
         Err(WriteFailed::Etcd(WriteError::Refused(Refused::Deposed))) => {
             tracing::warn!(ticket = %name, "this node is no longer the fleet's leader: its new holding is dropped, not published; the ticket waits for the leader's");

@@ -46,6 +46,8 @@ pub(crate) struct Fleet {
     /// etcd may hold them. Once etcd has been read again, one it does not hold is revoked
     /// (review G11).
     unsure: HashMap<TicketId, (u32, String)>,
+    /// The revision every fleet member has applied, as last told ([`crate::cluster::link::FleetEvent::Applied`]).
+    pub(crate) applied: i64,
 }
 
 /// A call the gate let through: whether its result goes through the fence, what it makes, and
@@ -67,6 +69,7 @@ impl Fleet {
             rereading: HashMap::new(),
             writing: HashMap::new(),
             unsure: HashMap::new(),
+            applied: 0,
         }
     }
 

@@ -263,3 +263,47 @@ async fn a_retargeted_ticket_is_read_again_under_its_new_target() {
     assert_eq!(link.rereads(), ["web"], "its new key is read");
     running.stop().await;
 }
+
+/// G13: the leader replaces a long-term token; the old one is revoked only once every fleet
+/// member has applied the write (each member key says up to which revision), not as soon as
+/// this node's own sinks hold the new one. Fails without the fleet's wait (due at once: the
+/// followers serve a revoked token until their watch delivers the new one).
+#[tokio::test(start_paused = true)]
+async fn a_replaced_long_term_token_is_revoked_once_every_fleet_node_holds_its_successor() {
+    let t0 = from_unix_seconds(1_700_000_000);
+    let clock = PausedClock::starting_at(t0);
+    let link = FakeLink::new(Role::Leader);
+    let mut written = link.tell();
+    let place = Place::new();
+    let (parts, cloud, board, _changes) = fleet_parts(&clock, &link, &place);
+    let registry = fleet_tcr("registry", true);
+    let mut long_term = holding("unused", "long", 4, t0 - 300 * DAY, 310 * DAY);
+    let current = long_term.current.as_mut().unwrap();
+    current.ticket = None;
+    current.token.token_id = Some("tid-old".into());
+    let state = saved(&[(&registry, long_term)]);
+    let running = Running::start(Scheduler::new(parts, vec![registry.clone()], state));
+    let record =
+        tokio::time::timeout(Duration::from_secs(60), written.recv()).await.expect("the re-mint's write").unwrap();
+    assert_eq!(record.stored.holding.current.unwrap().token.token_id.as_deref(), Some("tid-1"));
+    let waiting = "waiting for every fleet node to hold the new token";
+    let mut stage = Vec::new();
+    for _ in 0..100 {
+        running.settle(vec![registry.clone()]).await;
+        stage = revoking(&board);
+        if stage.iter().any(|(_, s)| *s == waiting) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(stage, [("tid-old".to_string(), waiting)], "this node's sinks hold it; the fleet may not yet");
+    // One member has not applied the write (revision 101) yet.
+    running.fleet(FleetEvent::Applied(100));
+    running.settle(vec![registry.clone()]).await;
+    assert_eq!(revoking(&board), [("tid-old".to_string(), waiting)]);
+    running.fleet(FleetEvent::Applied(101));
+    running.settle(vec![registry.clone()]).await;
+    assert_eq!(revoking(&board), [("tid-old".to_string(), "due")]);
+    assert_eq!(cloud.calls("registry"), ["mint"]);
+    running.stop().await;
+}
