@@ -282,6 +282,69 @@ mod backend {
         b.write(record("b", 3)).await.expect("the new leader's write");
     }
 
+    /// Review G7: a node rewrites its member key after applying changes at most every 500 ms, not
+    /// once per watch answer: a burst of 30 writes costs the follower a handful of puts. Fails with
+    /// a put per answer (up to 30).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(all(have_etcd, have_etcdctl)),
+        ignore = "needs etcd and etcdctl (apt-get install etcd-server etcd-client)"
+    )]
+    async fn issue_19_a_burst_of_writes_costs_each_node_a_member_put_per_half_second_at_most() {
+        use ticketd::cluster::link::{FleetEvent, FleetLink};
+        use ticketd::cluster::node::FleetNode;
+        use ticketd::cluster::view::{ClusterView, Role};
+        use tokio::sync::mpsc;
+
+        let cluster = EtcdCluster::start(1).await;
+        let sealer = Arc::new(Sealer::from_key(&[6; 32]));
+        let start = |name: &str| {
+            let node =
+                FleetNode::new(spec(&cluster, name), ClusterView::new(name), Prepared::plain(Some(sealer.clone())));
+            let (tx, rx) = mpsc::unbounded_channel();
+            let stop = tokio_util::sync::CancellationToken::new();
+            tokio::spawn(node.clone().run(Box::new(move |e| drop(tx.send(e))), stop.clone()));
+            (node, rx, stop)
+        };
+        let (a, mut a_rx, _a_stop) = start("a");
+        loop {
+            if let FleetEvent::Role(Role::Leader) = tokio::time::timeout(BOUND, a_rx.recv()).await.unwrap().unwrap() {
+                break;
+            }
+        }
+        let (_b, mut b_rx, _b_stop) = start("b");
+        let version = |node: &str| -> u64 {
+            let out = cluster.etcdctl(&["get", &format!("/t/members/{node}"), "-w", "json"]);
+            let json: serde_json::Value = serde_json::from_slice(&out).expect("etcdctl's json");
+            json["kvs"][0]["version"].as_u64().unwrap_or(0)
+        };
+        // b has joined and put its key.
+        let deadline = std::time::Instant::now() + BOUND;
+        while version("b") == 0 {
+            assert!(std::time::Instant::now() < deadline, "b never put its member key");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let before = version("b");
+        let started = std::time::Instant::now();
+        let mut last = 0;
+        for generation in 1..=30 {
+            last = a.write(record("a", generation)).await.expect("the leader's write");
+        }
+        let elapsed = started.elapsed();
+        // Every write reached b, and b's key came to say so.
+        loop {
+            match tokio::time::timeout(BOUND, a_rx.recv()).await.expect("both applied the burst").expect("open") {
+                FleetEvent::Applied(applied) if applied >= last => break,
+                _ => {}
+            }
+        }
+        while b_rx.try_recv().is_ok() {}
+        let puts = version("b") - before;
+        // One put per 500 ms of the burst, one more for its end, one for a straggling answer.
+        let bound = elapsed.as_millis() as u64 / 500 + 2;
+        assert!(puts >= 1 && puts <= bound, "b put its member key {puts} times for 30 writes in {elapsed:?}");
+    }
+
     /// How many election candidates etcd holds (keys under `/t/leader/`, one per campaigning lease).
     fn candidates(cluster: &EtcdCluster) -> usize {
         let dump = cluster.dump("/t/leader");

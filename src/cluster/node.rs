@@ -31,6 +31,9 @@ use crate::config::ClusterSpec;
 /// The first wait before connecting again; it doubles up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// A node records its sync in its member key at most this often (review G7: one put per watch
+/// answer made every refresh cost a write per node); a burst of changes is recorded once.
+const MEMBER_PUT_SPACING: Duration = Duration::from_millis(500);
 /// How long a clean stop waits for etcd to revoke the lease.
 const REVOKE_LIMIT: Duration = Duration::from_secs(2);
 
@@ -263,10 +266,20 @@ impl FleetNode {
         let mut campaigning = true;
         // What was asked for while no session ran is read now.
         self.reread_wanted.notify_one();
+        // When the member key was last put, and when it is due again (a change applied since).
+        let mut member_put = Instant::now();
+        let mut member_due: Option<Instant> = None;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return None,
                 () = self.deposed.notified() => return Some(FleetError::Refused(Refused::Deposed)),
+                () = tokio::time::sleep_until(member_due.unwrap_or(member_put)), if member_due.is_some() => {
+                    member_due = None;
+                    if let Err(e) = self.bounded(self.put_member(&fleet)).await {
+                        return Some(e);
+                    }
+                    member_put = Instant::now();
+                }
                 () = self.reread_wanted.notified() => {
                     if let Err(e) = self.reread(&fleet).await {
                         return Some(e);
@@ -288,9 +301,7 @@ impl FleetNode {
                     Ok(changes) => {
                         self.apply(changes, watch.revision);
                         self.view.synced(SystemTime::now());
-                        if let Err(e) = self.bounded(self.put_member(&fleet)).await {
-                            return Some(e);
-                        }
+                        member_due.get_or_insert(member_put + MEMBER_PUT_SPACING);
                     }
                     Err(FleetError::Compacted { .. }) => {
                         tracing::warn!("etcd compacted the holdings' history under the watch; loading them again");
@@ -298,6 +309,7 @@ impl FleetNode {
                             Ok(w) => watch = w,
                             Err(e) => return Some(e),
                         }
+                        member_due.get_or_insert(member_put + MEMBER_PUT_SPACING);
                     }
                     Err(e) => return Some(e),
                 },
