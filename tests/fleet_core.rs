@@ -345,6 +345,85 @@ mod backend {
         assert!(puts >= 1 && puts <= bound, "b put its member key {puts} times for 30 writes in {elapsed:?}");
     }
 
+    /// A follower away while the leader wrote twice and etcd compacted its history resumes its
+    /// watch, finds the history gone, reads the holdings again and hands on only the latest, once
+    /// (nothing it had, nothing older). Fails when the compacted resume is not caught (the session
+    /// fails for good) or when the reload hands on what was handed on before.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    #[cfg_attr(
+        not(all(have_etcd, have_etcdctl)),
+        ignore = "needs etcd and etcdctl (apt-get install etcd-server etcd-client)"
+    )]
+    async fn issue_19_a_follower_resuming_after_a_compaction_reads_the_holdings_again_and_hands_on_the_latest_once() {
+        use ticketd::cluster::link::{FleetEvent, FleetLink};
+        use ticketd::cluster::node::FleetNode;
+        use ticketd::cluster::view::{ClusterView, Role};
+        use tokio::sync::mpsc;
+
+        let mut cluster = EtcdCluster::start(3).await;
+        let sealer = Arc::new(Sealer::from_key(&[7; 32]));
+        let start = |name: &str, endpoints: Vec<String>| {
+            let mut spec = spec(&cluster, name);
+            spec.endpoints = endpoints;
+            let node = FleetNode::new(spec, ClusterView::new(name), Prepared::plain(Some(sealer.clone())));
+            let (tx, rx) = mpsc::unbounded_channel();
+            let stop = tokio_util::sync::CancellationToken::new();
+            tokio::spawn(node.clone().run(Box::new(move |e| drop(tx.send(e))), stop.clone()));
+            (node, rx, stop)
+        };
+        let endpoints = cluster.endpoints();
+        let (a, mut a_rx, _a_stop) = start("a", endpoints[..2].to_vec());
+        loop {
+            if let FleetEvent::Role(Role::Leader) = tokio::time::timeout(BOUND, a_rx.recv()).await.unwrap().unwrap() {
+                break;
+            }
+        }
+        // b talks to the third member only.
+        let (b, mut b_rx, _b_stop) = start("b", endpoints[2..].to_vec());
+        a.write(record("a", 1)).await.expect("the first write");
+        let holdings = |rx: &mut mpsc::UnboundedReceiver<FleetEvent>| {
+            let mut out = Vec::new();
+            while let Ok(event) = rx.try_recv() {
+                if let FleetEvent::Holding { stored, .. } = event {
+                    out.push(stored.holding.generation());
+                }
+            }
+            out
+        };
+        let deadline = std::time::Instant::now() + BOUND;
+        let mut seen = Vec::new();
+        while !seen.contains(&1) {
+            assert!(std::time::Instant::now() < deadline, "b never got generation 1: {seen:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            seen.extend(holdings(&mut b_rx));
+        }
+        assert_eq!(seen, [1]);
+        cluster.kill(2);
+        let deadline = std::time::Instant::now() + BOUND;
+        while b.standing().role != Role::Unreachable {
+            assert!(std::time::Instant::now() < deadline, "b never saw its member go");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        a.write(record("a", 2)).await.expect("a write while b is away");
+        let last = a.write(record("a", 3)).await.expect("another");
+        cluster.etcdctl(&["compact", &last.to_string()]);
+        cluster.restart(2);
+        let deadline = std::time::Instant::now() + BOUND;
+        let mut after = Vec::new();
+        while !after.contains(&3) {
+            assert!(std::time::Instant::now() < deadline, "b never got generation 3 after its return: {after:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            after.extend(holdings(&mut b_rx));
+        }
+        // Nothing more comes for it (the reload's answer is handed on once).
+        let deadline = std::time::Instant::now() + Duration::from_millis(500);
+        while std::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            after.extend(holdings(&mut b_rx));
+        }
+        assert_eq!(after, [3], "only the latest, once");
+    }
+
     /// How many election candidates etcd holds (keys under `/t/leader/`, one per campaigning lease).
     fn candidates(cluster: &EtcdCluster) -> usize {
         let dump = cluster.dump("/t/leader");
