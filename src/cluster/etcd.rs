@@ -29,8 +29,8 @@ const READ_ONE_BY_ONE: usize = 16;
 
 /// The HTTP/2 keep-alive (interval, timeout) for a fleet of `lease_ttl` (review F10): a third of
 /// the TTL, but never more often than twice etcd's minimum (timers fire early under load, and a
-/// ping a little early is a strike). A dead connection shows earlier anyway: the lease
-/// keep-alive expects an answer within a third of the TTL.
+/// ping a little early is a strike). The lease keep-alive does not wait on it: it ends the session
+/// once no answer has confirmed the lease for a TTL.
 pub fn http2_keep_alive(lease_ttl: Duration) -> (Duration, Duration) {
     let interval = (lease_ttl / 3).max(2 * ETCD_MIN_PING_INTERVAL);
     let timeout = (lease_ttl / 3).max(Duration::from_secs(1));
@@ -55,6 +55,64 @@ pub enum FleetError {
     Record(#[from] RecordError),
     #[error("etcd at {endpoints}: the watch of {prefix} ended")]
     WatchEnded { endpoints: String, prefix: String },
+    /// No keep-alive answer confirmed this node's lease up to now (review G6).
+    #[error(
+        "etcd at {endpoints} confirmed no keep-alive of this node's lease for its TTL of {} ({unanswered} unanswered)",
+        humantime::format_duration(*.ttl)
+    )]
+    Lapsed { endpoints: String, unanswered: usize, ttl: Duration },
+    #[error("etcd at {endpoints}: the lease keep-alive stream ended")]
+    KeepAliveEnded { endpoints: String },
+    #[error("etcd at {endpoints} answered a lease keep-alive this node did not send")]
+    KeepAliveUnasked { endpoints: String },
+}
+
+/// How many keep-alives may wait for their answers at once: one each third of a TTL, so a TTL
+/// without answers owes three or four; the bound only keeps a stuck stream from growing the queue.
+const RENEWALS_IN_FLIGHT: usize = 8;
+
+/// The bookkeeping of the lease keep-alive (review G6), apart from etcd: the send instants of the
+/// keep-alives not yet answered, oldest first (etcd answers a stream in order), and how long the
+/// lease is known to live.
+#[derive(Debug)]
+pub(crate) struct Renewals {
+    unanswered: std::collections::VecDeque<tokio::time::Instant>,
+    known_until: tokio::time::Instant,
+}
+
+impl Renewals {
+    /// A lease known to live until `known_until` (its grant instant + its TTL).
+    pub(crate) fn new(known_until: tokio::time::Instant) -> Renewals {
+        Renewals { unanswered: std::collections::VecDeque::with_capacity(RENEWALS_IN_FLIGHT), known_until }
+    }
+
+    /// A keep-alive went out at `at`.
+    pub(crate) fn sent(&mut self, at: tokio::time::Instant) {
+        self.unanswered.push_back(at);
+    }
+
+    /// Whether as many keep-alives as are worth sending wait for their answers.
+    pub(crate) fn is_full(&self) -> bool {
+        self.unanswered.len() >= RENEWALS_IN_FLIGHT
+    }
+
+    pub(crate) fn unanswered(&self) -> usize {
+        self.unanswered.len()
+    }
+
+    /// etcd answered the oldest keep-alive with `ttl`: the lease lives at least until that
+    /// keep-alive's send instant + `ttl` (etcd renewed it after the send). The instant the lease is
+    /// now known to live until (never earlier than before), or `None` for an answer to nothing.
+    pub(crate) fn answered(&mut self, ttl: Duration) -> Option<tokio::time::Instant> {
+        let sent = self.unanswered.pop_front()?;
+        self.known_until = self.known_until.max(sent + ttl);
+        Some(self.known_until)
+    }
+
+    /// When the lease is no longer known alive, unless an answer comes first.
+    pub(crate) fn deadline(&self) -> tokio::time::Instant {
+        self.known_until
+    }
 }
 
 /// One holding as read from etcd.
@@ -151,32 +209,61 @@ impl EtcdFleet {
         self.lease
     }
 
-    /// Keep the lease alive until it is lost (etcd unreachable or without quorum: no answer
-    /// within a third of `ttl`; or the lease gone): one keep-alive every third of `ttl`, no other
-    /// traffic. Returns why it ended.
-    /// `alive(until)` is told after each answer how long the lease is known to live at least
-    /// (the send instant + the TTL etcd answered, on the monotonic clock).
-    pub async fn keep_alive(&self, ttl: Duration, alive: &(dyn Fn(tokio::time::Instant) + Sync)) -> FleetError {
+    /// Keep the lease alive until it is no longer known alive (review G6): one keep-alive every
+    /// third of `ttl`, no other traffic. A slow answer ends nothing: the session ends only when no
+    /// answer has confirmed the lease up to now (`known_until`, at first the grant instant + the
+    /// TTL, then each answer's send instant + the TTL etcd answered), when etcd says the lease is
+    /// gone, or when the stream fails. Returns why it ended.
+    /// `alive(until)` is told after each answer how long the lease is known to live at least.
+    pub async fn keep_alive(
+        &self,
+        ttl: Duration,
+        known_until: tokio::time::Instant,
+        alive: &(dyn Fn(tokio::time::Instant) + Sync),
+    ) -> FleetError {
         let mut client = self.client.clone();
-        let (mut keeper, mut answers) = match client.lease_keep_alive(self.lease).await {
-            Ok(pair) => pair,
-            Err(e) => return self.etcd(e),
+        let mut book = Renewals::new(known_until);
+        let lapsed = |book: &Renewals| FleetError::Lapsed {
+            endpoints: self.endpoints.clone(),
+            unanswered: book.unanswered(),
+            ttl,
+        };
+        let opened = tokio::time::timeout_at(book.deadline(), client.lease_keep_alive(self.lease)).await;
+        let (mut keeper, mut answers) = match opened {
+            Ok(Ok(pair)) => pair,
+            Ok(Err(e)) => return self.etcd(e),
+            Err(_) => return lapsed(&book),
         };
         let mut tick = tokio::time::interval(ttl / 3);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tick.tick().await;
-            let sent = tokio::time::Instant::now();
-            if let Err(e) = keeper.keep_alive().await {
-                return self.etcd(e);
-            }
-            match tokio::time::timeout(ttl / 3, answers.message()).await {
-                Ok(Ok(Some(answer))) if answer.ttl() > 0 => {
-                    alive(sent + Duration::from_secs(answer.ttl().unsigned_abs()));
+            tokio::select! {
+                () = tokio::time::sleep_until(book.deadline()) => return lapsed(&book),
+                _ = tick.tick() => {
+                    // etcd answers each request of the stream, in order; past the bound, the
+                    // answers already owed say as much as a new request would.
+                    if book.is_full() {
+                        continue;
+                    }
+                    let at = tokio::time::Instant::now();
+                    match tokio::time::timeout_at(book.deadline(), keeper.keep_alive()).await {
+                        Ok(Ok(())) => book.sent(at),
+                        Ok(Err(e)) => return self.etcd(e),
+                        Err(_) => return lapsed(&book),
+                    }
                 }
-                Ok(Ok(_)) => return FleetError::Refused(Refused::Deposed),
-                Ok(Err(e)) => return self.etcd(e),
-                Err(_) => return FleetError::Timeout { endpoints: self.endpoints.clone(), after: ttl / 3 },
+                answer = answers.message() => match answer {
+                    Ok(Some(answer)) if answer.ttl() > 0 => {
+                        match book.answered(Duration::from_secs(answer.ttl().unsigned_abs())) {
+                            Some(until) => alive(until),
+                            None => return FleetError::KeepAliveUnasked { endpoints: self.endpoints.clone() },
+                        }
+                    }
+                    // etcd answers a TTL of 0 (or less) for a lease it no longer holds.
+                    Ok(Some(_)) => return FleetError::Refused(Refused::Deposed),
+                    Ok(None) => return FleetError::KeepAliveEnded { endpoints: self.endpoints.clone() },
+                    Err(e) => return self.etcd(e),
+                },
             }
         }
     }
@@ -515,5 +602,46 @@ mod tests {
             assert!(timeout >= Duration::from_secs(1) && timeout <= interval, "{ttl:?}: {timeout:?}");
         }
         assert_eq!(http2_keep_alive(Duration::from_secs(60)).0, Duration::from_secs(20));
+    }
+
+    /// Review G6: one answer later than a third of the TTL ended the session, giving up a lease
+    /// with two thirds of its time left. The lease is lost only when no answer confirms it up to now.
+    #[test]
+    fn issue_19_a_slow_keep_alive_answer_ends_nothing_while_the_lease_is_known_alive() {
+        let t0 = tokio::time::Instant::now();
+        let s = Duration::from_secs;
+        let ttl = s(9);
+        let mut book = Renewals::new(t0 + ttl);
+        assert_eq!(book.deadline(), t0 + ttl, "granted at t0: alive for a TTL");
+        book.sent(t0);
+        book.sent(t0 + s(3));
+        // The first answer comes 5 s after its request (later than ttl / 3): the lease lives on.
+        assert_eq!(book.answered(ttl), Some(t0 + ttl), "known from the first send");
+        book.sent(t0 + s(6));
+        // Answers in order: the second confirms its own send instant, not the latest.
+        assert_eq!(book.answered(ttl), Some(t0 + s(3) + ttl));
+        assert_eq!(book.deadline(), t0 + s(12));
+        assert_eq!(book.unanswered(), 1);
+        assert_eq!(book.answered(ttl), Some(t0 + s(15)));
+        // An answer to nothing is said, not counted.
+        assert_eq!(book.answered(ttl), None);
+        assert_eq!(book.deadline(), t0 + s(15));
+        // A shorter answered TTL never moves what is known back.
+        book.sent(t0 + s(1));
+        assert_eq!(book.answered(s(2)), Some(t0 + s(15)));
+    }
+
+    #[test]
+    fn issue_19_the_keep_alives_waiting_for_an_answer_are_bounded() {
+        let t0 = tokio::time::Instant::now();
+        let mut book = Renewals::new(t0 + Duration::from_secs(3));
+        for i in 0..RENEWALS_IN_FLIGHT {
+            assert!(!book.is_full(), "{i} unanswered");
+            book.sent(t0 + Duration::from_secs(i as u64));
+        }
+        assert!(book.is_full());
+        assert_eq!(book.answered(Duration::from_secs(3)), Some(t0 + Duration::from_secs(3)));
+        assert!(!book.is_full());
+        assert_eq!(book.deadline(), t0 + Duration::from_secs(3), "no answer past the grant's TTL yet");
     }
 }

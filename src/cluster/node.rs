@@ -259,7 +259,7 @@ impl FleetNode {
         // Granted at connect: alive for a TTL from before the grant at least.
         self.lock().lease_until = Some(granted + ttl);
         let alive = |until: Instant| self.lock().lease_until = Some(until);
-        let keep_alive = fleet.keep_alive(ttl, &alive);
+        let keep_alive = fleet.keep_alive(ttl, granted + ttl, &alive);
         tokio::pin!(keep_alive);
         let campaign = fleet.campaign();
         tokio::pin!(campaign);
