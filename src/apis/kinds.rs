@@ -22,7 +22,7 @@ macro_rules! with_apis {
             Sls "sls" crate::apis::sls::spec::SlsSpec,
             Dsw "dsw" crate::apis::dsw::spec::DswSpec,
             Tcr "tcr" crate::apis::tcr::spec::TcrSpec,
-            #[cfg(feature = "example-api")]
+            #[cfg(all(test, feature = "example-api"))]
             Example "example" crate::apis::example::spec::ExampleSpec,
         }
     };

@@ -5,7 +5,7 @@ pub(crate) mod answer;
 pub(crate) mod api;
 pub mod dsw;
 pub(crate) mod error;
-#[cfg(feature = "example-api")]
+#[cfg(all(test, feature = "example-api"))]
 pub mod example;
 pub(crate) mod kinds;
 pub(crate) mod operation;

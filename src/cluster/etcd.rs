@@ -322,23 +322,23 @@ impl EtcdFleet {
         }
     }
 
-    /// The holdings etcd has for `wanted` (those it has): one read each for a few, one read of the
-    /// prefix for many.
-    pub async fn read_many(&self, wanted: &[Wanted]) -> Result<Vec<Result<Stored, RecordError>>, FleetError> {
+    /// The holdings etcd has for `wanted` (those it has, by key and mod revision, readable or not):
+    /// one read each for a few, one read of the prefix for many.
+    pub async fn read_many(&self, wanted: &[Wanted]) -> Result<Vec<ReadAgain>, FleetError> {
         let keys: HashSet<String> = wanted.iter().map(|w| self.keys.ticket(&w.ticket, &w.identity)).collect();
         let mut client = self.client.clone();
         let mut held = Vec::new();
         if keys.len() <= READ_ONE_BY_ONE {
             for key in &keys {
                 let answer = client.get(key.as_bytes(), None).await.map_err(|e| self.etcd(e))?;
-                held.extend(answer.kvs().iter().filter_map(|kv| self.stored(kv)));
+                held.extend(answer.kvs().iter().filter_map(|kv| self.read_again(kv)));
             }
         } else {
             let prefix = self.keys.tickets();
             let answer =
                 client.get(prefix.as_bytes(), Some(GetOptions::new().with_prefix())).await.map_err(|e| self.etcd(e))?;
             let wanted = answer.kvs().iter().filter(|kv| kv.key_str().is_ok_and(|k| keys.contains(k)));
-            held.extend(wanted.filter_map(|kv| self.stored(kv)));
+            held.extend(wanted.filter_map(|kv| self.read_again(kv)));
         }
         Ok(held)
     }
@@ -442,6 +442,12 @@ impl EtcdFleet {
     fn stored(&self, kv: &etcd_client::KeyValue) -> Option<Result<Stored, RecordError>> {
         decode_kv(&self.keys, self.sealer.as_deref(), kv)
     }
+
+    fn read_again(&self, kv: &etcd_client::KeyValue) -> Option<ReadAgain> {
+        let key = std::str::from_utf8(kv.key()).ok()?;
+        let record = decode_kv(&self.keys, self.sealer.as_deref(), kv)?.map(|stored| stored.record);
+        Some(ReadAgain { key: key.to_string(), revision: kv.mod_revision(), record })
+    }
 }
 
 fn decode_kv(keys: &Keys, sealer: Option<&Sealer>, kv: &etcd_client::KeyValue) -> Option<Result<Stored, RecordError>> {
@@ -452,6 +458,14 @@ fn decode_kv(keys: &Keys, sealer: Option<&Sealer>, kv: &etcd_client::KeyValue) -
         revision: kv.mod_revision(),
         record,
     }))
+}
+
+/// A holding read again ([`EtcdFleet::read_many`]): its key and mod revision even when this node
+/// cannot read it (a write there then expects that revision).
+pub struct ReadAgain {
+    pub key: String,
+    pub revision: i64,
+    pub record: Result<FleetRecord, RecordError>,
 }
 
 /// A member key's node and last sync (`{"node":..,"last_sync":<unix s>}`; an unreadable value is

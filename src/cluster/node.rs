@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::apis::BoxFuture;
-use crate::cluster::etcd::{Change, EtcdFleet, FleetError, MemberChange, Stored, Watch};
+use crate::cluster::etcd::{Change, EtcdFleet, FleetError, MemberChange, ReadAgain, Stored, Watch};
 use crate::cluster::fence::{Expect, Leadership, Refused};
 use crate::cluster::link::{FleetEvent, FleetLink, Standing, Wanted, WriteError};
 use crate::cluster::order::Applied;
@@ -421,19 +421,18 @@ impl FleetNode {
             let mut state = self.lock();
             for Wanted { ticket, identity } in &wanted {
                 let key = fleet.keys().ticket(ticket, identity);
-                if !held.iter().any(|h| h.as_ref().is_ok_and(|s| s.key == key)) {
-                    // Nothing there (or unreadable): the next write expects what etcd holds.
+                if !held.iter().any(|h| h.key == key) {
+                    // Nothing there: the next write expects none.
                     state.seen.remove(&key);
                 }
             }
-            for stored in held {
-                match stored {
-                    Ok(Stored { key, revision, record }) => {
-                        state.seen.insert(key.clone(), revision);
-                        if state.applied.readmit(&key, revision) {
-                            out.push(record);
-                        }
-                    }
+            for ReadAgain { key, revision, record } in held {
+                // Readable or not, the next write there expects this revision (review F3).
+                let seen = state.seen.entry(key.clone()).or_insert(revision);
+                *seen = (*seen).max(revision);
+                match record {
+                    Ok(record) if state.applied.readmit(&key, revision) => out.push(record),
+                    Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "a holding in etcd cannot be read; it is not applied"),
                 }
             }
