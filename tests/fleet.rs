@@ -108,18 +108,22 @@ mod three_nodes {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     // Once it has passed: #[cfg_attr(not(all(have_etcd, have_etcdctl)), ignore = "needs etcd and etcdctl")]
-    #[ignore = "fails: a follower briefly holds an expired 10 s token during failover (review G9: the test's tokens leave less slack than a 2 s-lease failover; issue #19 open): run with --ignored"]
+    #[ignore = "fails on ticketd, not its margins (review G9: 30 s tokens now): a node killed within the state save's 500 ms debounce after a refresh starts again from its older state.json and rewrites its sinks with it, so its generation goes back until it adopts etcd's; issue #19 open: run with --ignored"]
     async fn issue_19_kill_9_of_the_leader_during_a_refresh_wave_20_times_a_new_leader_calls_within_lease_ttl_plus_2s()
     {
         let _one = ONE_FLEET.lock().await;
-        let spec = FleetSpec { tickets: 4, ..FleetSpec::default() };
+        // Review G9: 30 s tokens (refreshed at 2/3 of their life, so 7.5 s or more left) against
+        // 2 s leases: a failover (lease_ttl + 2 s at most) fits in what a token has left. With 10 s
+        // tokens (2.5 s left at the latest refresh) a follower held an expired one. Eight tickets:
+        // their refreshes spread, so a round waits less for the next call to kill the leader in.
+        let spec = FleetSpec { tickets: 8, token_lifetime: "30s", ..FleetSpec::default() };
         let ttl = spec.lease_ttl;
         let mut fleet = Fleet::new(spec).await;
         fleet.start_all();
         fleet.wait_leader(WAIT).await;
         fleet.wait_converged(WAIT).await;
         let minted = fleet.stats().create_ticket;
-        assert_eq!(minted, 4, "one CreateTicket per ticket");
+        assert_eq!(minted, 8, "one CreateTicket per ticket");
         let mut failovers = Vec::new();
         for round in 1..=20 {
             let bound = ttl + Duration::from_secs(2);
@@ -219,31 +223,43 @@ mod three_nodes {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     // Once it has passed: #[cfg_attr(not(all(have_etcd, have_etcdctl)), ignore = "needs etcd and etcdctl")]
-    #[ignore = "fails: a fallback renewal on each node alone is counted as a fork, and a wave misses a node within 30 s (review G9; issue #19 open): run with --ignored"]
+    #[ignore = "fails on ticketd (review G9: 30 s tokens and fallback renewals counted as such now; the quorum loss and return pass): with one etcd member of three killed, sessions end again and again on its 'tcp connect error' (etcd-client balances over every endpoint), so nodes are cut off past a lease TTL and renew on their own; issue #19 open: run with --ignored"]
     async fn issue_19_one_etcd_member_lost_changes_nothing_two_lost_the_nodes_serve_on_and_converge_when_back() {
         let _one = ONE_FLEET.lock().await;
-        let spec = FleetSpec { tickets: 2, ..FleetSpec::default() };
+        // Review G9: 30 s tokens against 2 s leases (see the kill -9 test); a fallback renewal comes
+        // at 5/6 of a token's life, 5 s before it ends.
+        let spec = FleetSpec { tickets: 2, token_lifetime: "30s", ..FleetSpec::default() };
         let mut fleet = Fleet::new(spec).await;
         fleet.start_all();
         fleet.wait_leader(WAIT).await;
         fleet.wait_converged(WAIT).await;
         let minted = fleet.stats().create_ticket;
+        // A refresh wave of 30 s tokens comes within 20-22.5 s of the last one.
+        let wave = Duration::from_secs(40);
 
         // One member of three: no effect (a refresh wave goes through, one holding, one caller).
         fleet.etcd.kill(0);
         let one_lost = Instant::now();
-        wait_waves(&fleet, &[0, 1, 2], 1, WAIT).await;
+        wait_waves(&fleet, &[0, 1, 2], 1, wave).await;
         fleet.wait_converged(WAIT).await;
         assert_invariants(&fleet).await;
         let callers = fleet.recorder.with(|r| r.callers_since(one_lost));
-        assert_eq!(callers.len(), 1, "one node calls with one etcd member lost: {callers:?}");
+        assert_eq!(
+            callers.len(),
+            1,
+            "one node calls with one etcd member lost: {callers:?}\n{}",
+            fleet.describe().await
+        );
 
         // Two: no quorum. The nodes keep serving good tokens (the recorder checks each sample), renew
-        // on their own when a token would lapse, and mint nothing.
+        // on their own when a token would lapse (issue #19: allowed; each node's renewal of the
+        // same ticket gets its own token, which is no fork), and mint nothing.
         fleet.etcd.kill(1);
+        fleet.recorder.allow_fallback(true);
         fleet.etcd.wait_no_quorum(WAIT).await;
         let quorum_lost = Instant::now();
-        wait_waves(&fleet, &[0, 1, 2], 2, Duration::from_secs(40)).await;
+        // One renewal on each node: a token renewed before the quorum went lapses within a life.
+        wait_waves(&fleet, &[0, 1, 2], 1, wave).await;
         let (violations, callers) = fleet.recorder.with(|r| (r.violations.clone(), r.callers_since(quorum_lost)));
         assert!(violations.is_empty(), "{}", fleet.describe().await);
         assert_eq!(callers, vec![0, 1, 2], "every node renews on its own without a quorum");
@@ -257,13 +273,19 @@ mod three_nodes {
         fleet.etcd.restart(1);
         fleet.etcd.wait_all_healthy(WAIT).await.expect("etcd healthy again");
         fleet.wait_leader(WAIT).await;
-        let back = Instant::now();
-        wait_waves(&fleet, &[0, 1, 2], 1, WAIT).await;
         fleet.wait_converged(WAIT).await;
-        let (violations, callers) = fleet.recorder.with(|r| (r.violations.clone(), r.callers_since(back)));
-        assert!(violations.is_empty(), "{}", fleet.describe().await);
-        assert_eq!(callers.len(), 1, "one caller again once etcd is back: {callers:?}");
-        assert_eq!(fleet.stats().create_ticket, minted);
+        // Reconciled: from here on, two tokens of one generation are a fork again.
+        fleet.recorder.allow_fallback(false);
+        let back = Instant::now();
+        wait_waves(&fleet, &[0, 1, 2], 1, wave).await;
+        fleet.wait_converged(WAIT).await;
+        assert_invariants(&fleet).await;
+        let callers = fleet.recorder.with(|r| r.callers_since(back));
+        assert_eq!(callers.len(), 1, "one caller again once etcd is back: {callers:?}\n{}", fleet.describe().await);
+        let stats = fleet.stats();
+        assert_eq!(stats.create_ticket, minted, "no CreateTicket: {stats:?}");
+        let fallbacks = fleet.recorder.with(|r| r.fallbacks.len());
+        println!("quorum lost and back: {fallbacks} fallback renewals seen as such, no fork; {stats:?}");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -305,7 +327,7 @@ mod three_nodes {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     // Once it has passed: #[cfg_attr(not(all(have_etcd, have_etcdctl)), ignore = "needs etcd and etcdctl")]
-    #[ignore = "fails on the expired-token check, as the kill -9 test (review G9; issue #19 open): run with --ignored"]
+    #[ignore = "fails on ticketd, as the kill -9 and quorum tests (review G9: 30 s tokens now): a killed node's generation goes back at its restart, and an etcd member kill sets off fallback renewals with the quorum kept; issue #19 open: run with --ignored"]
     async fn issue_19_a_seeded_chaos_run_of_node_kills_stops_and_etcd_member_kills_keeps_every_invariant() {
         let _one = ONE_FLEET.lock().await;
         let seed: u64 = std::env::var("TICKETD_CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
@@ -314,7 +336,8 @@ mod three_nodes {
         let secs: u64 = std::env::var("TICKETD_CHAOS_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(90);
         println!("chaos: seed {seed} (TICKETD_CHAOS_SEED={seed} replays it), {secs} s");
         let mut rng = Chaos(seed);
-        let spec = FleetSpec { tickets: 3, ..FleetSpec::default() };
+        // 30 s tokens against 2 s leases, as the kill -9 test (review G9).
+        let spec = FleetSpec { tickets: 3, token_lifetime: "30s", ..FleetSpec::default() };
         let mut fleet = Fleet::new(spec).await;
         fleet.start_all();
         fleet.wait_leader(WAIT).await;

@@ -7,8 +7,11 @@
 //! A [`Recorder`] thread samples every node's sinks and the emulator's calls every
 //! [`SAMPLE_EVERY`] while the fleet runs, and records the fleet's invariants as it goes: no node's
 //! generation goes back, no live node's sink holds an expired token, one token per ticket and
-//! generation across the fleet (no fork); and when each generation reached each node's sink (the
-//! sink file's mtime), for the propagation figures.
+//! generation across the fleet; and when each generation reached each node's sink (the sink
+//! file's mtime), for the propagation figures. Two tokens for one ticket and generation are a fork,
+//! except while the test says the fallback may run ([`Recorder::allow_fallback`]: etcd without a
+//! quorum, each node renewing the fleet's ticket on its own); two tickets are a fork always (a
+//! ticket minted without leadership).
 
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::MetadataExt;
@@ -146,12 +149,16 @@ pub struct Record {
     /// When each generation of each ticket reached each node's sink: `(ticket, generation)` →
     /// node → the sink file's mtime.
     pub arrivals: BTreeMap<(String, u64), BTreeMap<usize, SystemTime>>,
-    /// The token each generation of each ticket was first seen with, and where.
-    pub tokens: HashMap<(String, u64), (String, usize)>,
+    /// The token and ticket each generation of each ticket was first seen with, and where.
+    pub tokens: HashMap<(String, u64), (String, String, usize)>,
     /// Broken invariants, said without a secret.
     pub violations: Vec<String>,
-    /// A ticket generation held with two different tokens on two nodes (a fork), as said.
+    /// A ticket generation held with two different tickets, or (the fallback not allowed) two
+    /// different tokens, on two nodes or one (a fork), as said.
     pub forks: Vec<String>,
+    /// Fallback renewals seen: one ticket and generation with another token of the same ticket
+    /// while the fallback was allowed (issue #19: allowed, reconciled when etcd returns).
+    pub fallbacks: Vec<String>,
     pub samples: u64,
 }
 
@@ -188,6 +195,8 @@ pub struct Recorder {
     live: Arc<Vec<AtomicBool>>,
     /// Nodes the recorder should arm once their sinks are all good.
     armed: Arc<Vec<AtomicBool>>,
+    /// Whether a renewal on each node alone (the same ticket, another token) is allowed now.
+    fallback: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -199,8 +208,10 @@ impl Recorder {
         let live: Arc<Vec<AtomicBool>> = Arc::new((0..n).map(|_| AtomicBool::new(false)).collect());
         let armed: Arc<Vec<AtomicBool>> = Arc::new((0..n).map(|_| AtomicBool::new(false)).collect());
         let stop = Arc::new(AtomicBool::new(false));
+        let fallback = Arc::new(AtomicBool::new(false));
         let thread = {
             let (record, live, armed, stop) = (record.clone(), live.clone(), armed.clone(), stop.clone());
+            let fallback = fallback.clone();
             std::thread::spawn(move || {
                 let mut signers_seen = 0usize;
                 while !stop.load(Ordering::Relaxed) {
@@ -216,10 +227,12 @@ impl Recorder {
                     }
                     signers_seen = signers.len();
                     r.stats = stats;
+                    let fallback = fallback.load(Ordering::Relaxed);
                     for (node, tickets) in sinks.iter().enumerate() {
                         let mut all_good = true;
                         for (ticket, path) in tickets {
-                            let good = sample(&mut r, node, ticket, path, live[node].load(Ordering::Relaxed));
+                            let live = live[node].load(Ordering::Relaxed);
+                            let good = sample(&mut r, node, ticket, path, live, fallback);
                             all_good &= good;
                         }
                         if all_good && armed[node].load(Ordering::Relaxed) {
@@ -232,12 +245,19 @@ impl Recorder {
                 }
             })
         };
-        Recorder { record, live, armed, stop, thread: Some(thread) }
+        Recorder { record, live, armed, fallback, stop, thread: Some(thread) }
     }
 
     /// A copy of what was recorded so far, taken under the lock.
     pub fn with<T>(&self, f: impl FnOnce(&Record) -> T) -> T {
         f(&self.record.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// From now on (`true`) or no longer, a generation held with another token of the same
+    /// ticket is a fallback renewal, not a fork. Set once etcd has lost its quorum; cleared once
+    /// the fleet converged again after etcd returned.
+    pub fn allow_fallback(&self, allowed: bool) {
+        self.fallback.store(allowed, Ordering::Relaxed);
     }
 
     pub fn is_live(&self, node: usize) -> bool {
@@ -269,9 +289,9 @@ pub fn short_hash(text: &str) -> String {
 }
 
 /// Read one sink (the file opened once: its mtime and its text are of the same write, which
-/// replaced the file whole); check it against what the node and the fleet held before. Whether it
-/// holds a good token now.
-fn sample(r: &mut Record, node: usize, ticket: &str, path: &Path, live: bool) -> bool {
+/// replaced the file whole); check it against what the node and the fleet held before (`fallback`:
+/// another token of the same ticket is a fallback renewal). Whether it holds a good token now.
+fn sample(r: &mut Record, node: usize, ticket: &str, path: &Path, live: bool, fallback: bool) -> bool {
     use std::io::Read as _;
     let Ok(mut file) = std::fs::File::open(path) else { return false };
     let Ok(meta) = file.metadata() else { return false };
@@ -315,25 +335,36 @@ fn sample(r: &mut Record, node: usize, ticket: &str, path: &Path, live: bool) ->
             ));
         }
         if generation == before.generation && seen.token != before.token {
-            r.forks.push(format!("node {node} {ticket}: generation {generation} changed its token"));
+            let what = format!("node {node} {ticket}: generation {generation} changed its token");
+            divergence(r, what, seen.ticket_hash == before.ticket_hash && fallback);
         }
     }
     let gen_key = (ticket.to_string(), generation);
     match r.tokens.get(&gen_key) {
-        Some((first, at)) if *first != seen.token => {
-            let fork = format!("{ticket} generation {generation}: node {at} and node {node} hold different tokens");
-            if !r.forks.contains(&fork) {
-                r.forks.push(fork);
-            }
+        Some((first, first_ticket, at)) if *first != seen.token => {
+            let same_ticket = *first_ticket == seen.ticket_hash;
+            let what = match same_ticket {
+                true => format!("{ticket} generation {generation}: node {at} and node {node} hold different tokens"),
+                false => format!("{ticket} generation {generation}: node {at} and node {node} hold different tickets"),
+            };
+            divergence(r, what, same_ticket && fallback);
         }
         Some(_) => {}
         None => {
-            r.tokens.insert(gen_key.clone(), (seen.token.clone(), node));
+            r.tokens.insert(gen_key.clone(), (seen.token.clone(), seen.ticket_hash.clone(), node));
         }
     }
     r.arrivals.entry(gen_key).or_default().entry(node).or_insert(written);
     r.last.insert(key, seen);
     good
+}
+
+/// Two holdings of one generation: a fallback renewal (`allowed`) or a fork; each said once.
+fn divergence(r: &mut Record, what: String, allowed: bool) {
+    let list = if allowed { &mut r.fallbacks } else { &mut r.forks };
+    if !list.contains(&what) {
+        list.push(what);
+    }
 }
 
 /// The etcd cluster, the emulator and the nodes.
@@ -624,7 +655,10 @@ impl Fleet {
             for ((node, ticket), seen) in last {
                 out.push_str(&format!("  node {node} {ticket}: generation {} token {}\n", seen.generation, seen.token));
             }
-            out.push_str(&format!("stats {:?}\nviolations {:?}\nforks {:?}\n", r.stats, r.violations, r.forks));
+            out.push_str(&format!(
+                "stats {:?}\nviolations {:?}\nforks {:?}\nfallback renewals {:?}\n",
+                r.stats, r.violations, r.forks, r.fallbacks
+            ));
         });
         for node in &self.nodes {
             out.push_str(&format!("--- {} log (tail) ---\n{}\n", node.name, tail(&node.logs(), 30)));
