@@ -46,9 +46,64 @@ pub use trim::TRIM_AFTER;
 ///
 /// Its bytes are a slot of the secret pool (or, past 2,048 bytes, an allocation of their own),
 /// written once when it is made, wiped when it is dropped, and never shared: a clone is a copy.
+/// The handle is one word (an address with the length in its high bits): a board record holds
+/// two secrets, so at 100,000 tickets an address-and-length pair would cost 1.6 MB more.
 pub struct Secret {
-    ptr: NonNull<u8>,
-    len: usize,
+    handle: Handle,
+}
+
+/// Where a secret's bytes are and how many, in one word on a 64-bit target: the address in the
+/// low [`ADDR_BITS`] bits (user space addresses never reach past them: Linux maps higher only
+/// when asked to), the length above. A secret of [`LONG`] bytes or more (never a token in
+/// practice) keeps its length in a word of its own allocation, before its bytes, and the handle
+/// points at that word.
+#[derive(Clone, Copy)]
+struct Handle(std::num::NonZeroUsize);
+
+#[cfg(target_pointer_width = "64")]
+const ADDR_BITS: u32 = 48;
+#[cfg(not(target_pointer_width = "64"))]
+const ADDR_BITS: u32 = usize::BITS - 1;
+/// The length kept in the handle is below this; this value says "kept before the bytes".
+const LONG: usize = (1usize << (usize::BITS - ADDR_BITS)) - 1;
+/// The word before a long secret's bytes.
+const LEN_WORD: usize = std::mem::size_of::<usize>();
+
+impl Handle {
+    /// The handle of `len` bytes at `addr` (for a long secret, `len` is [`LONG`] and `addr` its
+    /// length word's).
+    fn new(addr: usize, len: usize) -> Handle {
+        assert!(addr >> ADDR_BITS == 0 && len <= LONG, "a secret's address {addr:#x} fits in {ADDR_BITS} bits");
+        let word = addr | (len << ADDR_BITS);
+        Handle(std::num::NonZeroUsize::new(word).expect("no secret at address 0"))
+    }
+
+    fn addr(self) -> usize {
+        self.0.get() & ((1usize << ADDR_BITS) - 1)
+    }
+
+    /// The length, or [`LONG`] for a long secret.
+    fn short_len(self) -> usize {
+        self.0.get() >> ADDR_BITS
+    }
+
+    /// The secret's bytes and their length.
+    fn parts(self) -> (NonNull<u8>, usize) {
+        let at: *mut u8 = std::ptr::with_exposed_provenance_mut(self.addr());
+        if self.short_len() < LONG {
+            return (NonNull::new(at).expect("a secret's address is not 0"), self.short_len());
+        }
+        // SAFETY: a long secret's handle points at its allocation's length word (see `Secret::new`),
+        // aligned for a usize and written before the handle was made.
+        let len = unsafe { at.cast::<usize>().read() };
+        // SAFETY: the bytes follow the length word in the same allocation.
+        (NonNull::new(unsafe { at.add(LEN_WORD) }).expect("inside an allocation"), len)
+    }
+}
+
+/// A long secret's allocation: its length word, then its bytes.
+fn long_layout(len: usize) -> Layout {
+    Layout::from_size_align(LEN_WORD + len, LEN_WORD).expect("a secret of a sane length")
 }
 
 // SAFETY: a `Secret` owns its bytes exclusively (no other handle points at its slot until it is
@@ -67,33 +122,59 @@ impl Secret {
         if ONE_HEAP.load(Ordering::Relaxed) {
             trim::start(trim_heap);
         }
-        let ptr = take(&POOL, value.len());
+        let len = value.len();
+        if len >= LONG {
+            let layout = long_layout(len);
+            // SAFETY: `layout` has a non-zero size.
+            let block = unsafe { std::alloc::alloc(layout) };
+            if block.is_null() {
+                std::alloc::handle_alloc_error(layout);
+            }
+            // SAFETY: `block` holds the length word (aligned for it) and then `len` bytes.
+            unsafe {
+                block.cast::<usize>().write(len);
+                std::ptr::copy_nonoverlapping(value.as_ptr(), block.add(LEN_WORD), len);
+            }
+            return Secret { handle: Handle::new(block.expose_provenance(), LONG) };
+        }
+        let ptr = take(&POOL, len);
         // SAFETY: `take` returned `len` writable bytes that nothing else points at.
-        unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), ptr.as_ptr(), value.len()) };
-        Secret { ptr, len: value.len() }
+        unsafe { std::ptr::copy_nonoverlapping(value.as_ptr(), ptr.as_ptr(), len) };
+        Secret { handle: Handle::new(ptr.as_ptr().expose_provenance(), len) }
     }
 
     /// The real value. Call only where the secret is sent, signed or written on purpose.
     pub fn expose(&self) -> &str {
+        let (ptr, len) = self.handle.parts();
         // SAFETY: `ptr` points at `len` bytes this secret owns, copied from a `str` in `new` and
         // never written since; they live until `drop`, which needs `&mut self`.
-        unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(self.ptr.as_ptr(), self.len)) }
+        unsafe { std::str::from_utf8_unchecked(std::slice::from_raw_parts(ptr.as_ptr(), len)) }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.len == 0
+        self.len() == 0
     }
 
     /// Length in bytes, for accounting only.
     pub fn len(&self) -> usize {
-        self.len
+        self.handle.parts().1
     }
 }
 
 impl Drop for Secret {
     fn drop(&mut self) {
-        // SAFETY: the bytes came from `take(&POOL, self.len)` and are given back once.
-        unsafe { give_back(&POOL, self.ptr, self.len) }
+        let (ptr, len) = self.handle.parts();
+        if self.handle.short_len() < LONG {
+            // SAFETY: the bytes came from `take(&POOL, len)` and are given back once.
+            unsafe { give_back(&POOL, ptr, len) };
+            return;
+        }
+        // SAFETY: the secret owns these `len` bytes; `zeroize` writes them in a way the
+        // compiler keeps. Then the allocation made in `new` with this layout is freed once.
+        unsafe {
+            std::slice::from_raw_parts_mut(ptr.as_ptr(), len).zeroize();
+            std::alloc::dealloc(ptr.as_ptr().sub(LEN_WORD), long_layout(len));
+        }
     }
 }
 
@@ -478,7 +559,9 @@ mod tests {
 
     #[test]
     fn every_length_round_trips_pooled_or_not() {
-        for len in [0, 1, 15, 16, 17, 200, 2047, 2048, 2049, 10_000] {
+        assert_eq!(size_of::<Secret>(), size_of::<usize>(), "a secret's handle is one word");
+        assert_eq!(size_of::<Option<Secret>>(), size_of::<usize>(), "and leaves a niche for `None`");
+        for len in [0, 1, 15, 16, 17, 200, 2047, 2048, 2049, 10_000, LONG - 1, LONG, LONG + 1, 200_000] {
             let value: String = (0..len).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
             let secret = Secret::new(&value);
             assert_eq!(secret.expose(), value);
@@ -525,7 +608,7 @@ mod tests {
         // A value no other test makes: whatever takes the slot meanwhile cannot write it back.
         let value = format!("dropped-{:?}-{}", std::thread::current().id(), std::process::id());
         let secret = Secret::new(&value);
-        let (ptr, len) = (secret.ptr, secret.len);
+        let (ptr, len) = secret.handle.parts();
         drop(secret);
         assert_ne!(bytes(ptr, len), value.as_bytes(), "the slot was wiped");
     }
@@ -539,7 +622,7 @@ mod tests {
         for attempt in 0..200 {
             let value = format!("wiped-{attempt}-{:?}-{}", std::thread::current().id(), std::process::id());
             let secret = Secret::new(&value);
-            let (ptr, len) = (secret.ptr, secret.len);
+            let (ptr, len) = secret.handle.parts();
             drop(secret);
             let pool = lock(&POOL);
             if pool.is_free(class_of(len).expect("a pooled length"), ptr.as_ptr().expose_provenance()) {

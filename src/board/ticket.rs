@@ -90,7 +90,7 @@ pub struct Ticket {
     /// grows anyway).
     attempt: u16,
     /// Failed sink writes since the last good one (likewise; a byte, so that the record stays
-    /// within its 192 bytes).
+    /// within its 184 bytes).
     publish_attempt: u8,
     /// Given anew when the ticket is added or a reload retargets it: a result started under
     /// another epoch (a removed ticket's, whose id this one reuses, or the old target's) is dropped.
