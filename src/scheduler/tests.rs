@@ -500,6 +500,44 @@ async fn a_restart_reuses_a_valid_ticket_without_create_ticket() {
     assert_no_lapse(&second.events, "dash");
 }
 
+/// Issue 18 (memory): a restart writes once the sinks of every ticket that holds a valid token;
+/// a ticket with no sinks has nothing to write, and its report is taken at once, not left in the
+/// loop's channel until all are started (at 100,000 tickets those reports held ~10 MB at the
+/// restart's peak). Every restored token is shown before the loop runs.
+#[tokio::test(start_paused = true)]
+async fn issue_18_a_restart_leaves_no_report_waiting_for_tickets_without_sinks() {
+    let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
+    let provider = FakeSls::new(clock.clone(), 0.0, 1);
+    let tickets: Vec<TicketSpec> = (0..50).map(|i| sls_ticket(&format!("t{i}"), 30 * DAY, DAY)).collect();
+    let first = simulate(&clock, provider.clone(), &tickets, &StateFile::default(), credential_store(None), HOUR).await;
+    let saved = first.scheduler.snapshot();
+    assert_eq!(
+        saved.tickets.values().filter(|t| t.holding.current.is_some()).count(),
+        50,
+        "every ticket saved a token"
+    );
+    let memory = Place::new();
+    let parts = Parts {
+        clock: Arc::new(clock.clone()),
+        provider,
+        credentials: credential_store(None),
+        store: Arc::new(MemoryStore::open(&memory).expect("a place of its own")),
+        board: Arc::new(Board::default()),
+        watchdog: None,
+        changed: None,
+        seed: 7,
+        fleet: None,
+    };
+    let scheduler = Scheduler::new(parts, tickets.clone(), saved);
+    assert_eq!(scheduler.reports_waiting(), 0, "no report waits in the channel");
+    let board = scheduler.board();
+    let table = board.table();
+    for spec in &tickets {
+        let ticket = table.by_name(&spec.name).expect("on the board");
+        assert!(ticket.current().is_some() && !ticket.unpublished(), "{}: its token is shown at once", spec.name);
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn sts_credentials_cap_the_token_and_failures_keep_the_last_good_token() {
     let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
