@@ -25,13 +25,19 @@ pub const MAX_IN_FLIGHT: usize = 64;
 /// mint about this many per save (a save of that state takes about half a second).
 pub const MAX_AWAITING_SAVE: usize = 16 * MAX_IN_FLIGHT;
 
+/// A subscriber that falls this many events behind misses the oldest (`RecvError::Lagged`).
+const EVENTS: usize = 4096;
+
 pub(crate) struct Core {
     pub(crate) queue: Queue,
     /// The last epoch handed out: every ticket added or retargeted gets a new one, so a result
     /// for a ticket that was removed or replaced is never applied to another.
     epochs: u32,
     pub(crate) rng: StdRng,
-    events: broadcast::Sender<Event>,
+    /// The event feed, made when it is first subscribed to: events sent before have no receiver
+    /// and are dropped either way, and the daemon itself subscribes to none (its ring of
+    /// [`EVENTS`] slots held 0.8 MB).
+    events: std::sync::OnceLock<broadcast::Sender<Event>>,
     /// Where call tasks and sink writers report (see [`Message`]), and the tasks themselves.
     pub(crate) tx: mpsc::UnboundedSender<Message>,
     pub(crate) calls: TaskTracker,
@@ -50,7 +56,7 @@ impl Core {
             queue: Queue::with_capacity(tickets),
             epochs: 0,
             rng: StdRng::seed_from_u64(seed),
-            events: broadcast::channel(4096).0,
+            events: std::sync::OnceLock::new(),
             tx,
             calls: TaskTracker::new(),
             saves: Saves::default(),
@@ -98,10 +104,30 @@ impl Core {
     }
 
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.events.subscribe()
+        self.events.get_or_init(|| broadcast::channel(EVENTS).0).subscribe()
     }
 
     pub(crate) fn emit(&self, event: Event) {
-        let _ = self.events.send(event);
+        if let Some(events) = self.events.get() {
+            let _ = events.send(event);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The daemon subscribes to no events: no ring is made for them (0.8 MB at 4,096 slots);
+    /// a subscriber gets every event sent after it subscribed, as before.
+    #[test]
+    fn the_event_feed_is_made_when_first_subscribed_to() {
+        let (core, _rx) = Core::new(1, 10);
+        core.emit(Event::Published { name: "before".into(), generation: 1 });
+        assert!(core.events.get().is_none(), "no ring before a subscriber");
+        let mut events = core.subscribe();
+        core.emit(Event::Published { name: "after".into(), generation: 2 });
+        assert!(matches!(events.try_recv(), Ok(Event::Published { name, generation: 2 }) if name == "after"));
+        assert!(events.try_recv().is_err(), "nothing else: the event sent before the subscription is not seen");
     }
 }
