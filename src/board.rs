@@ -524,13 +524,14 @@ mod tests {
     }
 
     #[test]
-    fn a_record_holds_its_token_inline_in_at_most_184_bytes() {
+    fn a_record_holds_its_token_inline_in_at_most_176_bytes() {
         // At 100,000 tickets each byte here is 100 kB resident (BENCHMARKS.md, section 2): a new
         // field must earn its place. 184 until the token's monotonic expiry (8 bytes, issue 16
         // item 3: a wall clock set back must not keep an expired token valid); 192 until the
         // token's id (8 bytes, issue 17 item 2: a replaced TCR long-term token is revoked by it);
-        // 200 until a secret's handle became one word (issue 18: 16 bytes, its two secrets).
-        assert!(size_of::<Option<Ticket>>() <= 184, "{} bytes", size_of::<Option<Ticket>>());
+        // 200 until a secret's handle became one word (issue 18: 16 bytes, its two secrets); 184
+        // until the token the sinks still hold and the last error shared one pointer (issue 18).
+        assert!(size_of::<Option<Ticket>>() <= 176, "{} bytes", size_of::<Option<Ticket>>());
     }
 
     #[test]

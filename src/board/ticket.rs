@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use crate::clock::{Mono, Now, Stamp};
 use crate::config::TicketSpec;
-use crate::token::{Current, Holding, ThinStr};
+use crate::token::{Current, Holding};
 
 /// Which token the sinks hold. A byte: the older token itself is the ticket's `previous` (an
 /// enum carrying it would take 8 bytes more a record, the pointer having one niche only), and
@@ -66,6 +66,15 @@ enum Slot {
     Queued,
 }
 
+/// See [`Ticket::aside`].
+#[derive(Debug, Default)]
+struct Aside {
+    /// The token the sinks hold while it is not the current one ([`Sinks::Previous`]).
+    previous: Option<Box<Current>>,
+    /// The last failure since the last success.
+    last_error: Option<Box<str>>,
+}
+
 /// Everything held for one ticket. Readers use its methods; the scheduler changes it only through
 /// the named transitions below (`call_started`, `token_replaced`, `publish_started`, ...).
 #[derive(Debug)]
@@ -73,16 +82,15 @@ pub struct Ticket {
     spec: TicketSpec,
     holding: Holding,
     sinks: Sinks,
-    /// The token the sinks hold while it is not the current one ([`Sinks::Previous`]). Held
-    /// inline, like the current one: a ticket costs no allocation of its own but its secrets.
-    previous: Option<Box<Current>>,
+    /// What a ticket holds only for a while: the token its sinks hold while a newer one is
+    /// written, its last error while failing. One pointer for both (none most of the time):
+    /// at 100,000 tickets each 8 bytes of the record are 0.8 MB.
+    aside: Option<Box<Aside>>,
     /// When the scheduler will act next, in monotonic time: a [`Mono`]'s nanoseconds, the
     /// scheduler's queue key (0: not scheduled yet).
     next_at: u64,
     /// When a call for this ticket last succeeded in this process, as a [`stamp`] (0: never).
     last_success: u64,
-    /// The last failure since the last success.
-    last_error: Option<ThinStr>,
     /// Calls that succeeded, and that failed, since the ticket was added (metrics).
     refresh_successes: u32,
     refresh_failures: u32,
@@ -90,7 +98,7 @@ pub struct Ticket {
     /// grows anyway).
     attempt: u16,
     /// Failed sink writes since the last good one (likewise; a byte, so that the record stays
-    /// within its 184 bytes).
+    /// within its 176 bytes).
     publish_attempt: u8,
     /// Given anew when the ticket is added or a reload retargets it: a result started under
     /// another epoch (a removed ticket's, whose id this one reuses, or the old target's) is dropped.
@@ -113,11 +121,10 @@ impl Ticket {
         Ticket {
             spec,
             sinks: if holding.current.is_some() { Sinks::Current } else { Sinks::Previous },
-            previous: None,
+            aside: None,
             holding,
             next_at: 0,
             last_success: 0,
-            last_error: None,
             refresh_successes: 0,
             refresh_failures: 0,
             attempt: 0,
@@ -198,7 +205,7 @@ impl Ticket {
     /// The call succeeded at `now`: failures are over, and the next token gets `jitter`.
     pub(crate) fn call_succeeded(&mut self, jitter: u16, now: SystemTime) {
         self.attempt = 0;
-        self.last_error = None;
+        self.set_last_error(None);
         self.jitter = jitter;
         self.refresh_successes = self.refresh_successes.saturating_add(1);
         self.last_success = stamp(now);
@@ -213,14 +220,15 @@ impl Ticket {
 
     /// Show `error` as the ticket's last failure.
     pub(crate) fn failed_with(&mut self, error: &str) {
-        self.last_error = Some(error.into());
+        self.set_last_error(Some(error.into()));
     }
 
     /// A new token is current, `replaced` the one before: if the sinks held that one, they keep
     /// it for readers and the state file until they hold the new one; all sinks are written again.
     pub(crate) fn token_replaced(&mut self, replaced: Option<Current>) {
         if self.sinks == Sinks::Current {
-            (self.sinks, self.previous) = (Sinks::Previous, replaced.map(Box::new));
+            self.sinks = Sinks::Previous;
+            self.set_previous(replaced.map(Box::new));
         }
         self.mark_unpublished();
     }
@@ -254,18 +262,19 @@ impl Ticket {
     /// error that was the sinks' own (no call failed since) is over.
     pub(crate) fn published(&mut self) {
         if self.publish_attempt > 0 && self.attempt == 0 {
-            self.last_error = None;
+            self.set_last_error(None);
         }
         self.publish = Publish::Done;
         self.publish_attempt = 0;
-        (self.sinks, self.previous) = (Sinks::Current, None);
+        self.sinks = Sinks::Current;
+        self.set_previous(None);
         self.shown = Shown::Written;
     }
 
     /// A round of writes failed with `error`; the failed rounds in a row so far.
     pub(crate) fn publish_failed(&mut self, error: &str) -> u32 {
         self.publish_attempt = self.publish_attempt.saturating_add(1);
-        self.last_error = Some(error.into());
+        self.set_last_error(Some(error.into()));
         u32::from(self.publish_attempt)
     }
 
@@ -285,7 +294,7 @@ impl Ticket {
     pub(crate) fn reconfigured(&mut self, spec: TicketSpec, republish: bool) {
         self.spec = spec;
         self.attempt = 0;
-        self.last_error = None;
+        self.set_last_error(None);
         self.publish = Publish::Done;
         if republish {
             self.mark_unpublished();
@@ -298,9 +307,10 @@ impl Ticket {
     pub(crate) fn retargeted(&mut self, spec: TicketSpec, epoch: u32) {
         self.spec = spec;
         self.attempt = 0;
-        self.last_error = None;
+        self.set_last_error(None);
         self.holding = Holding::default();
-        (self.sinks, self.previous) = (Sinks::Previous, None);
+        self.sinks = Sinks::Previous;
+        self.set_previous(None);
         self.shown = Shown::NotYet;
         self.epoch = epoch;
         self.call = Call::Idle;
@@ -319,7 +329,8 @@ impl Ticket {
     #[cfg(test)]
     pub(crate) fn written_by_this_process(&mut self, holding: Holding) {
         self.holding = holding;
-        (self.sinks, self.previous) = (Sinks::Current, None);
+        self.sinks = Sinks::Current;
+        self.set_previous(None);
         self.shown = Shown::Written;
     }
 
@@ -340,14 +351,14 @@ impl Ticket {
     pub(crate) fn written(&self) -> Option<&Current> {
         match self.sinks {
             Sinks::Current => self.holding.current.as_ref(),
-            Sinks::Previous => self.previous.as_deref(),
+            Sinks::Previous => self.previous(),
         }
     }
 
     /// The tokens this ticket holds: its current one and, while a newer one is written, the one
     /// its sinks still hold.
     pub(crate) fn tokens(&self) -> impl Iterator<Item = &Current> {
-        self.holding.current.iter().chain(self.previous.as_deref())
+        self.holding.current.iter().chain(self.previous())
     }
 
     /// A token that has not expired at `now` by either clock (see [`Current::is_valid`]).
@@ -383,7 +394,29 @@ impl Ticket {
 
     /// The last failure since the last success.
     pub fn last_error(&self) -> Option<&str> {
-        self.last_error.as_deref()
+        self.aside.as_ref().and_then(|aside| aside.last_error.as_deref())
+    }
+
+    /// The token the sinks hold while it is not the current one ([`Sinks::Previous`]).
+    fn previous(&self) -> Option<&Current> {
+        self.aside.as_ref().and_then(|aside| aside.previous.as_deref())
+    }
+
+    fn set_previous(&mut self, previous: Option<Box<Current>>) {
+        self.set_aside(|aside| aside.previous = previous);
+    }
+
+    fn set_last_error(&mut self, error: Option<Box<str>>) {
+        self.set_aside(|aside| aside.last_error = error);
+    }
+
+    /// Change what is set aside; the allocation goes once nothing is.
+    fn set_aside(&mut self, change: impl FnOnce(&mut Aside)) {
+        let mut aside = self.aside.take().unwrap_or_default();
+        change(&mut aside);
+        if aside.previous.is_some() || aside.last_error.is_some() {
+            self.aside = Some(aside);
+        }
     }
 
     /// Calls that succeeded, and that failed, since the ticket was added.
@@ -443,5 +476,31 @@ impl TicketView {
     /// A token that has not expired at `now` by either clock (see [`Current::is_valid`]).
     pub fn valid(&self, now: Now) -> Option<&Current> {
         self.current.as_ref().filter(|c| c.is_valid(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The token the sinks still hold and the last error take an allocation only while either
+    /// is held: most records hold neither.
+    #[test]
+    fn what_is_set_aside_is_freed_once_nothing_is() {
+        let (now, hour) = (SystemTime::now(), Duration::from_secs(3600));
+        let spec = crate::testing::sls_ticket("a", 24 * hour, hour);
+        let token = |generation| crate::testing::current("tok", None, now, hour, generation);
+        let mut t = Ticket::new(spec, Holding { current: Some(token(1)), pending: None }, 1, 0);
+        t.published();
+        assert!(t.aside.is_none(), "a ticket that holds nothing aside");
+        t.failed_with("the call failed");
+        t.token_replaced(Some(token(1)));
+        assert_eq!((t.last_error(), t.written().map(|c| c.generation)), (Some("the call failed"), Some(1)));
+        t.call_succeeded(0, now);
+        assert!(t.aside.is_some() && t.last_error().is_none(), "the older token is still held aside");
+        t.published();
+        assert!(t.aside.is_none(), "freed once neither is held");
     }
 }
