@@ -3,8 +3,8 @@
 //! A ticket rescheduled before its slot comes up leaves a stale slot behind; a slot is live
 //! while its ticket is queued for that very time. Stale slots are skipped at the head and swept
 //! out when the queue is full, before it would grow: it grows only when a sweep leaves less
-//! than a quarter of it free, so it stays within 1.25 slots a ticket (16 bytes a slot; doubling
-//! at 100,000 tickets held 3.2 MB).
+//! than a quarter of it free, so it stays within 1.25 slots a ticket (12 bytes a slot; doubling
+//! at 100,000 tickets held 3.2 MB at 16 bytes a slot).
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -15,7 +15,26 @@ use crate::scheduler::apply::plan;
 
 /// Deadlines (a [`Mono`]'s nanoseconds) and whose they are.
 pub(crate) struct Queue {
-    heap: BinaryHeap<Reverse<(u64, TicketId)>>,
+    heap: BinaryHeap<Reverse<Slot>>,
+}
+
+/// A deadline's key and its ticket, in 12 bytes (a `(u64, u32)` takes 16, its padding 0.4 MB at
+/// 100,000 tickets): ordered by the key, then the ticket.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Slot {
+    key_high: u32,
+    key_low: u32,
+    id: TicketId,
+}
+
+impl Slot {
+    fn new(key: u64, id: TicketId) -> Slot {
+        Slot { key_high: (key >> 32) as u32, key_low: key as u32, id }
+    }
+
+    fn key(self) -> u64 {
+        (u64::from(self.key_high) << 32) | u64::from(self.key_low)
+    }
 }
 
 impl Queue {
@@ -30,7 +49,7 @@ impl Queue {
         if self.heap.len() == self.heap.capacity() {
             self.make_room(table);
         }
-        self.heap.push(Reverse((at.nanos(), id)));
+        self.heap.push(Reverse(Slot::new(at.nanos(), id)));
         table.touch();
     }
 
@@ -38,7 +57,7 @@ impl Queue {
     /// slots, never doubling) only if that left less than a quarter free. So a sweep comes at
     /// most once per quarter of the queue's pushes, and costs one pass over it.
     fn make_room(&mut self, table: &Table) {
-        self.heap.retain(|&Reverse((key, id))| is_live(table, key, id));
+        self.heap.retain(|&Reverse(slot)| is_live(table, slot.key(), slot.id));
         let wanted = self.heap.len() + self.heap.len() / 4 + 64;
         if wanted > self.heap.capacity() {
             self.heap.reserve_exact(wanted - self.heap.len());
@@ -68,18 +87,19 @@ impl Queue {
     /// The earliest live deadline, dropping stale slots on the way.
     pub(crate) fn head(&mut self, table: &Table) -> Option<Mono> {
         // Drop stale slots from the head so the loop never wakes for nothing.
-        while let Some(&Reverse((key, id))) = self.heap.peek() {
-            if is_live(table, key, id) {
+        while let Some(&Reverse(slot)) = self.heap.peek() {
+            if is_live(table, slot.key(), slot.id) {
                 break;
             }
             self.heap.pop();
         }
-        self.heap.peek().map(|&Reverse((key, _))| Mono::from_nanos(key))
+        self.heap.peek().map(|&Reverse(slot)| Mono::from_nanos(slot.key()))
     }
 
     /// Take the next ticket due at `now` off the queue (no longer queued), skipping stale slots.
     pub(crate) fn pop_due(&mut self, table: &mut Table, now: Mono) -> Option<TicketId> {
-        while let Some(&Reverse((key, id))) = self.heap.peek() {
+        while let Some(&Reverse(slot)) = self.heap.peek() {
+            let (key, id) = (slot.key(), slot.id);
             if key > now.nanos() {
                 return None;
             }
@@ -111,6 +131,17 @@ mod tests {
     use super::*;
     use crate::board::Ticket;
     use crate::token::Holding;
+
+    #[test]
+    fn a_slot_is_twelve_bytes_and_orders_by_its_key_then_its_ticket() {
+        assert_eq!(size_of::<Reverse<Slot>>(), 12);
+        let keys = [0, 1, u64::from(u32::MAX), 1 << 32, (1 << 32) + 1, u64::MAX - 1];
+        for pair in keys.windows(2) {
+            assert!(Slot::new(pair[0], 9) < Slot::new(pair[1], 0), "{pair:?}");
+            assert_eq!(Slot::new(pair[1], 3).key(), pair[1]);
+        }
+        assert!(Slot::new(5, 1) < Slot::new(5, 2));
+    }
 
     /// Tickets rescheduled over and over, before their slots come up, leave stale slots: the
     /// queue sweeps them out instead of growing, and still hands out every live slot in order.
