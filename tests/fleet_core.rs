@@ -225,7 +225,7 @@ mod backend {
         assert!(revision > 0);
         loop {
             match tokio::time::timeout(BOUND, b_rx.recv()).await.expect("b hears of it").expect("open") {
-                FleetEvent::Holding { ticket, stored, writer } => {
+                FleetEvent::Holding { ticket, stored, writer, .. } => {
                     assert_eq!((ticket.as_str(), writer.as_str(), stored.holding.generation()), ("dash", "a", 1));
                     break;
                 }
@@ -261,7 +261,8 @@ mod backend {
         loop {
             match tokio::time::timeout(BOUND, b_rx.recv()).await.expect("b reads again").expect("open") {
                 FleetEvent::Holding { ticket, stored, .. } => again.push((ticket, stored.holding.generation())),
-                FleetEvent::Reread(mut names) => {
+                FleetEvent::Reread(answers) => {
+                    let mut names: Vec<String> = answers.into_iter().map(|r| r.wanted.ticket).collect();
                     names.sort();
                     assert_eq!(names, ["dash", "nowhere"]);
                     break;

@@ -59,6 +59,16 @@ pub trait FleetLink: Send + Sync + std::fmt::Debug {
     fn reread(&self, tickets: Vec<Wanted>);
 }
 
+/// One ticket's [`FleetEvent::Reread`]: which key was read, and whether the read is certain to
+/// show every write this node made there. It is not while a write this node sent got no answer
+/// in the current session: etcd may still apply it (a timed-out request can commit later), until
+/// the session's lease is gone and its leadership compare fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reread {
+    pub wanted: Wanted,
+    pub certain: bool,
+}
+
 /// A ticket whose holding [`FleetLink::reread`] reads again: its name and identity (the
 /// holding's key in etcd).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -74,13 +84,13 @@ pub enum FleetEvent {
     /// scheduler adopts it when the ticket is configured with the same identity and the holding
     /// does not go back (see [`crate::cluster::record::supersedes`]); then publishes and saves it
     /// as it would its own result.
-    Holding { ticket: String, stored: Box<StoredTicket>, writer: String },
+    Holding { ticket: String, stored: Box<StoredTicket>, writer: String, revision: i64 },
     /// This node's role changed: on becoming leader every cluster-scoped ticket is planned again
     /// from its holding (a call the old leader died in is made at once); on losing it, no
     /// fenced result still in flight is published.
     Role(Role),
     /// A [`FleetLink::reread`] of these tickets is done: what etcd holds of them came before.
-    Reread(Vec<String>),
+    Reread(Vec<Reread>),
     /// Every member of the fleet has applied etcd's holdings up to this revision (each member
     /// key says so): a long-term token replaced by a holding written at or before it is no
     /// longer served by any node that is in touch with etcd, and may be revoked (review G13).

@@ -11,7 +11,7 @@
 //! compacted it, the holdings are loaded again. Holdings are handed on in mod-revision order
 //! (`cluster::order::Applied`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use crate::apis::BoxFuture;
 use crate::cluster::etcd::{Change, EtcdFleet, FleetError, MemberChange, ReadAgain, Stored, Watch};
 use crate::cluster::fence::{Expect, Leadership, Refused};
-use crate::cluster::link::{FleetEvent, FleetLink, Standing, Wanted, WriteError};
+use crate::cluster::link::{FleetEvent, FleetLink, Reread, Standing, Wanted, WriteError};
 use crate::cluster::order::Applied;
 use crate::cluster::prepare::Prepared;
 use crate::cluster::record::FleetRecord;
@@ -74,7 +74,12 @@ struct State {
     fleet_applied: i64,
     /// The holdings to read again and hand on ([`FleetLink::reread`]; and after a write that did
     /// not land), kept until a session reads them.
-    wanted: Vec<Wanted>,
+    wanted: HashSet<Wanted>,
+    /// Sessions started so far (the current one's number).
+    sessions: u64,
+    /// Writes that got no answer, by key: the ticket and the session they were sent in. A read
+    /// there is certain only in a later session (the lease the write's fence named is gone).
+    unanswered: HashMap<String, (Wanted, u64)>,
 }
 
 impl std::fmt::Debug for FleetNode {
@@ -102,7 +107,9 @@ impl FleetNode {
                 applied: Applied::default(),
                 members_applied: HashMap::new(),
                 fleet_applied: 0,
-                wanted: Vec::new(),
+                wanted: HashSet::new(),
+                sessions: 0,
+                unanswered: HashMap::new(),
             }),
             send: OnceLock::new(),
             deposed: tokio::sync::Notify::new(),
@@ -258,13 +265,28 @@ impl FleetNode {
         let mut leaders: Option<crate::cluster::etcd::Leaders> = None;
         // Granted at connect: alive for a TTL from before the grant at least.
         self.lock().lease_until = Some(granted + ttl);
-        let alive = |until: Instant| self.lock().lease_until = Some(until);
-        let keep_alive = fleet.keep_alive(ttl, granted + ttl, &alive);
-        tokio::pin!(keep_alive);
+        // Its own task (review of G5-G13, M5): the session's inline awaits (a reread, a member key
+        // put, a reload after a compaction) never hold back a keep-alive.
+        // None only while the node is being dropped: the session ends as at a stop.
+        let me = self.me.upgrade()?;
+        let keeper = fleet.clone();
+        let mut keep_alive = tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move {
+            let alive = |until: Instant| me.lock().lease_until = Some(until);
+            keeper.keep_alive(ttl, granted + ttl, &alive).await
+        }));
         let campaign = fleet.campaign();
         tokio::pin!(campaign);
         let mut campaigning = true;
-        // What was asked for while no session ran is read now.
+        // What was asked for while no session ran is read now, and what a write of an earlier
+        // session left unsure is read again, certain now (that session's lease is gone).
+        {
+            let mut state = self.lock();
+            state.sessions += 1;
+            let sessions = state.sessions;
+            let earlier: Vec<Wanted> =
+                state.unanswered.values().filter(|(_, s)| *s < sessions).map(|(w, _)| w.clone()).collect();
+            state.wanted.extend(earlier);
+        }
         self.reread_wanted.notify_one();
         // When the member key was last put, and when it is due again (a change applied since).
         let mut member_put = Instant::now();
@@ -285,7 +307,9 @@ impl FleetNode {
                         return Some(e);
                     }
                 }
-                lost = &mut keep_alive => return Some(lost),
+                lost = &mut keep_alive => {
+                    return Some(lost.unwrap_or_else(|_| FleetError::KeepAliveEnded { endpoints: fleet.endpoints().to_string() }));
+                }
                 won = &mut campaign, if campaigning => {
                     campaigning = false;
                     match won {
@@ -380,7 +404,7 @@ impl FleetNode {
                         let seen = state.seen.entry(key.clone()).or_insert(revision);
                         *seen = (*seen).max(revision);
                         if state.applied.admit(&key, revision) {
-                            out.push(record);
+                            out.push((record, revision));
                         }
                     }
                     Change::Unreadable(e) => {
@@ -394,8 +418,8 @@ impl FleetNode {
             }
             state.applied.reached(revision);
         }
-        for FleetRecord { ticket, writer, stored } in out {
-            self.send(FleetEvent::Holding { ticket, stored: Box::new(stored), writer });
+        for (FleetRecord { ticket, writer, stored }, revision) in out {
+            self.send(FleetEvent::Holding { ticket, stored: Box::new(stored), writer, revision });
         }
     }
 
@@ -403,12 +427,10 @@ impl FleetNode {
     /// handed on last for its key; then tell the scheduler the reread is done. On failure they
     /// stay wanted, for the next session.
     async fn reread(&self, fleet: &EtcdFleet) -> Result<(), FleetError> {
-        let mut wanted = std::mem::take(&mut self.lock().wanted);
+        let wanted: Vec<Wanted> = std::mem::take(&mut self.lock().wanted).into_iter().collect();
         if wanted.is_empty() {
             return Ok(());
         }
-        wanted.sort_unstable_by(|a, b| (&a.ticket, &a.identity).cmp(&(&b.ticket, &b.identity)));
-        wanted.dedup();
         let held = match self.bounded(fleet.read_many(&wanted)).await {
             Ok(held) => held,
             Err(e) => {
@@ -417,8 +439,18 @@ impl FleetNode {
             }
         };
         let mut out = Vec::new();
+        let mut answers = Vec::with_capacity(wanted.len());
         {
             let mut state = self.lock();
+            let sessions = state.sessions;
+            for w in &wanted {
+                let key = fleet.keys().ticket(&w.ticket, &w.identity);
+                let certain = state.unanswered.get(&key).is_none_or(|(_, s)| *s < sessions);
+                if certain {
+                    state.unanswered.remove(&key);
+                }
+                answers.push(Reread { wanted: w.clone(), certain });
+            }
             for Wanted { ticket, identity } in &wanted {
                 let key = fleet.keys().ticket(ticket, identity);
                 if !held.iter().any(|h| h.key == key) {
@@ -431,17 +463,24 @@ impl FleetNode {
                 let seen = state.seen.entry(key.clone()).or_insert(revision);
                 *seen = (*seen).max(revision);
                 match record {
-                    Ok(record) if state.applied.readmit(&key, revision) => out.push(record),
+                    Ok(record) if state.applied.readmit(&key, revision) => out.push((record, revision)),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "a holding in etcd cannot be read; it is not applied"),
                 }
             }
         }
-        for FleetRecord { ticket, writer, stored } in out {
-            self.send(FleetEvent::Holding { ticket, stored: Box::new(stored), writer });
+        for (FleetRecord { ticket, writer, stored }, revision) in out {
+            self.send(FleetEvent::Holding { ticket, stored: Box::new(stored), writer, revision });
         }
-        self.send(FleetEvent::Reread(wanted.into_iter().map(|w| w.ticket).collect()));
+        self.send(FleetEvent::Reread(answers));
         Ok(())
+    }
+
+    /// A write of `key` (for `wanted`) got no answer in the current session.
+    fn unanswered(&self, key: &str, wanted: &Wanted) {
+        let mut state = self.lock();
+        let sessions = state.sessions;
+        state.unanswered.insert(key.to_string(), (wanted.clone(), sessions));
     }
 
     /// Ask for `wanted` to be read again (now, or in the next session).
@@ -514,6 +553,9 @@ impl FleetNode {
             Ok(Ok(revision)) => {
                 self.answered();
                 let mut state = self.lock();
+                // An earlier unanswered write there can no longer commit: its compare expects a
+                // revision this one replaced.
+                state.unanswered.remove(&key);
                 let seen = state.seen.entry(key).or_insert(revision);
                 *seen = (*seen).max(revision);
                 Ok(revision)
@@ -533,13 +575,15 @@ impl FleetNode {
                 Err(refused.into())
             }
             Ok(Err(e)) => {
-                // It may have landed: read again once etcd answers (the scheduler, which ignores
-                // its own write's echo while the write is out, then gets it).
+                // It may have landed (or land later): read again once etcd answers (the scheduler,
+                // which ignores its own write's echo while the write is out, then gets it).
+                self.unanswered(&key, &wanted);
                 self.want([wanted]);
                 self.failed();
                 Err(WriteError::Unreachable { endpoints: fleet.endpoints().to_string(), reason: e.to_string() })
             }
             Err(_) => {
+                self.unanswered(&key, &wanted);
                 self.want([wanted]);
                 self.failed();
                 Err(WriteError::Unreachable {
@@ -630,7 +674,9 @@ mod tests {
             applied: Applied::default(),
             members_applied: HashMap::new(),
             fleet_applied: 0,
-            wanted: Vec::new(),
+            wanted: HashSet::new(),
+            sessions: 0,
+            unanswered: HashMap::new(),
         }
     }
 

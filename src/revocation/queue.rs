@@ -39,7 +39,7 @@ impl Entry {
         match (self.pending.after_generation, self.hooks_running, self.attempts) {
             (Some(_), false, _) => "waiting for the new token to reach every sink",
             (Some(_), true, _) => "waiting for the on_change hook",
-            (None, _, _) if self.fleet_wait.is_some() => "waiting for every fleet node to hold the new token",
+            (None, _, _) if self.fleet_wait.is_some() => "waiting for every fleet node to receive the new token",
             (None, _, 0) => "due",
             (None, _, _) => "retrying",
         }
@@ -116,6 +116,13 @@ impl Revocations {
             if e.pending.ticket == ticket && e.pending.after_generation == Some(generation) {
                 e.fleet_wait = Some(revision);
             }
+        }
+    }
+
+    /// The queued token `token_id` also waits until every fleet node has applied `revision`.
+    pub fn wait_for_fleet_now(&mut self, token_id: &str, revision: i64) {
+        if let Some(e) = self.entries.iter_mut().find(|e| e.pending.token_id == token_id) {
+            e.fleet_wait = Some(revision);
         }
     }
 

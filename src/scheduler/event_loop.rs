@@ -382,12 +382,13 @@ impl Scheduler {
                 return tracing::debug!("a fleet event for a scheduler without [cluster]: ignored");
             };
             match event {
-                FleetEvent::Holding { ticket, stored, writer } => {
-                    fleet::adopt(fleet, &mut s.core, table, &ticket, *stored, &writer, now);
+                FleetEvent::Holding { ticket, stored, writer, revision } => {
+                    let held = fleet::Held { name: ticket, stored: *stored, writer, revision };
+                    fleet::adopt(fleet, &mut s.core, &s.parts.board, table, held, now);
                 }
                 FleetEvent::Role(role) => fleet::role_changed(fleet, &mut s.core, table, role, now),
-                FleetEvent::Reread(tickets) => {
-                    fleet::reread_done(fleet, &mut s.core, &s.parts.board, table, tickets, now);
+                FleetEvent::Reread(rereads) => {
+                    fleet::reread_done(fleet, &mut s.core, &s.parts.board, table, rereads, now);
                 }
                 FleetEvent::Applied(revision) => {
                     fleet.applied = fleet.applied.max(revision);

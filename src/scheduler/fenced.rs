@@ -28,7 +28,7 @@ use crate::config::Scope;
 use crate::scheduler::apply::{self, Change};
 use crate::scheduler::core::Core;
 use crate::scheduler::error::CallError;
-use crate::scheduler::fleet::{Fleet, Gated};
+use crate::scheduler::fleet::{Fleet, Gated, Unsure};
 use crate::scheduler::handle;
 use crate::scheduler::reports::{FencedReport, FencedWrite, WriteFailed};
 use crate::scheduler::revoke;
@@ -99,7 +99,7 @@ pub(crate) fn admit(fleet: &Fleet, id: TicketId, ticket: &Ticket, op: &Operation
     if kind == CallKind::Mint && fleet.rereading(id, ticket.epoch()) {
         // etcd may hold what this node ignored before (review G5): its answer re-plans the ticket.
         tracing::debug!(ticket = %spec.name, "waiting for etcd's holding before minting");
-        return Admit::Wait(now.mono + standing.lease_ttl.max(MIN_RECHECK));
+        return Admit::Wait(recheck(standing, kind, ticket.holding(), now));
     }
     let facts = facts(standing, kind, ticket.holding(), now);
     let gated = |fenced| Admit::Call(Some(Gated { fenced, kind, term: fleet.term }));
@@ -220,12 +220,15 @@ pub(crate) fn fenced(
                 revoke::dropped(core, board, ticket.spec(), token_id, now);
             }
         }
-        Err(_) => {
-            if let Some(token_id) = &minted {
-                // Taken or not, etcd says when it is read again (the node reads this key again).
-                fleet.unsure(table, id, epoch, token_id);
-            }
+        Err(_) if kind == CallKind::Mint => {
+            // Taken or not (or taken later), etcd says when it is read again (the node reads this
+            // key again): no second mint meanwhile, and a long-term token is kept until then.
+            let replaced =
+                ticket.holding().current.as_ref().and_then(|c| c.token.token_id.as_deref().map(str::to_string));
+            let unsure = minted.clone().map(|token_id| Unsure { epoch, token_id, replaced });
+            fleet.unanswered_mint(table, id, epoch, unsure);
         }
+        Err(_) => {}
     }
     let Some(ticket) = table.get_mut(id) else { return };
     if term != fleet.term && result.is_err() {

@@ -268,6 +268,7 @@ async fn unreachable_etcd_never_mints_and_renews_only_when_the_token_would_lapse
     running.fleet(FleetEvent::Role(Role::Follower));
     let fleets = holding("ticket-0", "fleet", 4, clock.now(), DAY);
     running.fleet(FleetEvent::Holding {
+        revision: 1,
         ticket: "web".into(),
         stored: Box::new(stored(&web, fleets)),
         writer: "b".into(),

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use crate::apis::CallKind;
 use crate::board::{Board, Table, TicketId};
 use crate::clock::Now;
-use crate::cluster::link::{FleetLink, Wanted};
+use crate::cluster::link::{FleetLink, Reread, Wanted};
 use crate::cluster::view::Role;
 use crate::config::Scope;
 use crate::scheduler::apply;
@@ -42,12 +42,21 @@ pub(crate) struct Fleet {
     /// The tickets (under their epoch) whose new holding is being written through the fence: the
     /// watch's echo of it is not adopted, the write's answer publishes it (review G12).
     writing: HashMap<TicketId, u32>,
-    /// Long-term tokens (by ticket, under its epoch) minted as leader whose write got no answer:
-    /// etcd may hold them. Once etcd has been read again, one it does not hold is revoked
-    /// (review G11).
-    unsure: HashMap<TicketId, (u32, String)>,
+    /// Long-term tokens (by ticket) minted as leader whose write got no answer: etcd may hold
+    /// them, now or later (review G11). Revoked once a certain read of etcd shows it does not;
+    /// when it does, the token they replaced is revoked instead.
+    unsure: HashMap<TicketId, Unsure>,
     /// The revision every fleet member has applied, as last told ([`crate::cluster::link::FleetEvent::Applied`]).
     pub(crate) applied: i64,
+}
+
+/// A long-term token minted as leader whose write got no answer ([`Fleet::unanswered_mint`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Unsure {
+    pub(crate) epoch: u32,
+    pub(crate) token_id: String,
+    /// The long-term token it was to replace, if any.
+    pub(crate) replaced: Option<String>,
 }
 
 /// A call the gate let through: whether its result goes through the fence, what it makes, and
@@ -87,10 +96,14 @@ impl Fleet {
         }
     }
 
-    /// The long-term token `token_id` of ticket `id` at `epoch` was minted and its write got no
-    /// answer: etcd is read again, and the token revoked if etcd does not hold it.
-    pub(crate) fn unsure(&mut self, table: &Table, id: TicketId, epoch: u32, token_id: &str) {
-        self.unsure.insert(id, (epoch, token_id.to_string()));
+    /// A mint of ticket `id` at `epoch` (a new SLS ticket, a TCR long-term token: `unsure`) was
+    /// written and got no answer: etcd may hold it, now or later. Nothing is minted again for the
+    /// ticket until etcd has been read again (review of G5-G13, M3: a second CreateTicket), and a
+    /// long-term token is kept until a certain read says whether etcd holds it.
+    pub(crate) fn unanswered_mint(&mut self, table: &Table, id: TicketId, epoch: u32, unsure: Option<Unsure>) {
+        if let Some(unsure) = unsure {
+            self.unsure.insert(id, unsure);
+        }
         if let Some(ticket) = table.get(id) {
             // The node reads the key again after such a write; asking here marks the ticket too.
             let wanted = Wanted { ticket: ticket.spec().name.to_string(), identity: identity(ticket.spec()) };
@@ -150,6 +163,15 @@ impl Fleet {
     }
 }
 
+/// A holding etcd sends ([`crate::cluster::link::FleetEvent::Holding`]).
+pub(crate) struct Held {
+    pub(crate) name: String,
+    pub(crate) stored: StoredTicket,
+    pub(crate) writer: String,
+    /// The etcd mod revision it was written at.
+    pub(crate) revision: i64,
+}
+
 /// What to do with a holding etcd sends for a ticket holding `held`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Adopt {
@@ -196,15 +218,9 @@ fn same_pending(a: &Holding, b: &Holding) -> bool {
 
 /// etcd holds `stored` for ticket `name` (written by `writer`): adopt it when [`adoption`] says
 /// so, and publish it as this node's own result would be.
-pub(crate) fn adopt(
-    fleet: &mut Fleet,
-    core: &mut Core,
-    table: &mut Table,
-    name: &str,
-    stored: StoredTicket,
-    writer: &str,
-    now: Now,
-) {
+pub(crate) fn adopt(fleet: &mut Fleet, core: &mut Core, board: &Board, table: &mut Table, held: Held, now: Now) {
+    let Held { name, stored, writer, revision } = held;
+    let (name, writer) = (name.as_str(), writer.as_str());
     let Some(id) = table.id(name) else {
         tracing::debug!(ticket = %name, writer, "a holding in etcd for a ticket not configured here: ignored");
         return;
@@ -242,6 +258,26 @@ pub(crate) fn adopt(
     let replaced = std::mem::replace(ticket.holding_mut(), holding).current;
     table.touch();
     if new_token {
+        let ticket = table.get_mut(id).expect("an id just read");
+        let token_id = ticket.holding().current.as_ref().and_then(|c| c.token.token_id.as_deref());
+        if let Some(unsure) =
+            fleet.unsure.get(&id).filter(|u| u.epoch == epoch && Some(u.token_id.as_str()) == token_id)
+        {
+            // etcd took this node's unanswered long-term mint: what it replaced goes, once every
+            // node has it (review of G5-G13, M2).
+            if let Some(old) = unsure.replaced.as_deref()
+                && let Some(mut pending) = revoke::superseded(ticket.spec(), old, generation, now.wall)
+            {
+                pending.after_generation = None;
+                revoke::queue_revocation(board, pending);
+                if revision > fleet.applied {
+                    board.revocations().wait_for_fleet_now(old, revision);
+                } else {
+                    board.revocations_changed().notify_one();
+                }
+            }
+            fleet.unsure.remove(&id);
+        }
         let ticket = table.get_mut(id).expect("an id just read");
         let expires_at = ticket.holding().current.as_ref().map(|c| c.token.expires_at.time());
         tracing::info!(ticket = %name, writer, generation, "adopted the fleet's token");
@@ -282,31 +318,42 @@ pub(crate) fn role_changed(fleet: &mut Fleet, core: &mut Core, table: &mut Table
     }
 }
 
-/// etcd was read again for `tickets` ([`FleetLink::reread`]): what it holds of them came before
-/// and was adopted as any holding. They may be called for again; a long-term token minted here
-/// whose write got no answer and which etcd does not hold is revoked (nobody holds it).
+/// etcd was read again for `rereads` ([`FleetLink::reread`]): what it holds of them came before
+/// and was adopted as any holding. They may be minted for again. A long-term token minted here
+/// whose write got no answer is revoked once a certain read shows etcd does not hold it; an
+/// uncertain one (the write's session still runs: etcd may yet apply it) keeps it active.
 pub(crate) fn reread_done(
     fleet: &mut Fleet,
     core: &mut Core,
     board: &Board,
     table: &mut Table,
-    tickets: Vec<String>,
+    rereads: Vec<Reread>,
     now: Now,
 ) {
-    for name in tickets {
-        let Some(id) = table.id(&name) else { continue };
+    for Reread { wanted, certain } in rereads {
+        let Some(id) = table.id(&wanted.ticket) else { continue };
         let Some(ticket) = table.get(id) else { continue };
+        // An answer for another target (a reload retargeted it meanwhile) says nothing of this one.
+        if identity(ticket.spec()) != wanted.identity {
+            continue;
+        }
         let epoch = ticket.epoch();
         if fleet.rereading.get(&id) == Some(&epoch) {
             fleet.rereading.remove(&id);
         }
-        if let Some((at, token_id)) = fleet.unsure.remove(&id) {
+        if let Some(unsure) = fleet.unsure.get(&id).filter(|u| u.epoch == epoch).cloned() {
             let held = ticket.holding().current.as_ref().and_then(|c| c.token.token_id.as_deref());
-            if at == epoch && held != Some(token_id.as_str()) {
-                tracing::info!(ticket = %name, token_id = %token_id, "etcd does not hold the long-term token this node minted (its write got no answer): revoking it");
-                revoke::dropped(core, board, ticket.spec(), &token_id, now);
-            } else if at == epoch {
+            let name = &wanted.ticket;
+            let token_id = &unsure.token_id;
+            if held == Some(token_id.as_str()) {
                 tracing::info!(ticket = %name, token_id = %token_id, "etcd took the long-term token whose write got no answer");
+                fleet.unsure.remove(&id);
+            } else if certain {
+                tracing::info!(ticket = %name, token_id = %token_id, "etcd does not hold the long-term token this node minted (its write got no answer): revoking it");
+                revoke::dropped(core, board, ticket.spec(), token_id, now);
+                fleet.unsure.remove(&id);
+            } else {
+                tracing::warn!(ticket = %name, token_id = %token_id, "etcd does not hold the long-term token whose write got no answer, but may still apply that write: it stays active until this node's next fleet session reads etcd again");
             }
         }
         if table.get(id).is_some_and(|t| !t.in_flight()) {

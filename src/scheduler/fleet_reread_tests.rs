@@ -8,7 +8,7 @@ use tokio::sync::{broadcast, oneshot};
 use crate::board::Board;
 use crate::clock::{Clock, PausedClock, from_unix_seconds};
 use crate::cluster::fence::Refused;
-use crate::cluster::link::{FleetEvent, WriteError};
+use crate::cluster::link::{FleetEvent, Reread, Wanted, WriteError};
 use crate::cluster::view::Role;
 use crate::scheduler::event_loop::Scheduler;
 use crate::scheduler::fleet::tests::{
@@ -32,6 +32,12 @@ fn refreshed(events: &mut broadcast::Receiver<Event>, name: &str) -> Vec<u64> {
     out
 }
 
+/// The node's answer to a reread of `spec`'s holding.
+fn reread(spec: &crate::config::TicketSpec, certain: bool) -> Reread {
+    let wanted = Wanted { ticket: spec.name.to_string(), identity: crate::store::record::identity(spec) };
+    Reread { wanted, certain }
+}
+
 /// The token ids waiting to be revoked, with their stage.
 fn revoking(board: &Board) -> Vec<(String, &'static str)> {
     board.revocations().entries().iter().map(|e| (e.pending.token_id.clone(), e.stage())).collect()
@@ -52,7 +58,12 @@ async fn a_holding_ignored_before_its_ticket_was_configured_is_read_again_after_
     let state = saved(&[(&other, holding("t", "o", 1, t0, DAY))]);
     let running = Running::start(Scheduler::new(parts, vec![other.clone()], state));
     let leaders = stored(&web, holding("ticket-1", "fleet-1", 1, t0, DAY));
-    running.fleet(FleetEvent::Holding { ticket: "web".into(), stored: Box::new(leaders.clone()), writer: "b".into() });
+    running.fleet(FleetEvent::Holding {
+        revision: 1,
+        ticket: "web".into(),
+        stored: Box::new(leaders.clone()),
+        writer: "b".into(),
+    });
     running.settle(vec![other.clone()]).await;
     assert!(board.get("web").is_none());
     assert!(link.rereads().is_empty(), "nothing to read again before the reload");
@@ -60,8 +71,13 @@ async fn a_holding_ignored_before_its_ticket_was_configured_is_read_again_after_
     assert_eq!(summary.added, ["web"]);
     assert_eq!(link.rereads(), ["web"], "the added ticket is read again; the one etcd was seen holding is not");
     // What the node hands on when it has read etcd again.
-    running.fleet(FleetEvent::Holding { ticket: "web".into(), stored: Box::new(leaders), writer: "b".into() });
-    running.fleet(FleetEvent::Reread(vec!["web".into()]));
+    running.fleet(FleetEvent::Holding {
+        revision: 1,
+        ticket: "web".into(),
+        stored: Box::new(leaders),
+        writer: "b".into(),
+    });
+    running.fleet(FleetEvent::Reread(vec![reread(&web, true)]));
     running.settle(vec![other.clone(), web.clone()]).await;
     let current = board.get("web").unwrap().current.unwrap();
     assert_eq!((current.generation, current.token.value.expose()), (1, "fleet-1"));
@@ -95,8 +111,13 @@ async fn a_new_leader_mints_only_once_etcd_says_it_holds_nothing() {
     tokio::time::sleep(Duration::from_secs(60)).await;
     assert_eq!(cloud.total(), 0, "no mint before etcd answers");
     let held = stored(&web, holding("ticket-1", "fleet-1", 1, clock.now(), DAY));
-    running.fleet(FleetEvent::Holding { ticket: "web".into(), stored: Box::new(held), writer: "b".into() });
-    running.fleet(FleetEvent::Reread(vec!["fresh".into(), "web".into()]));
+    running.fleet(FleetEvent::Holding {
+        revision: 1,
+        ticket: "web".into(),
+        stored: Box::new(held),
+        writer: "b".into(),
+    });
+    running.fleet(FleetEvent::Reread(vec![reread(&fresh, true), reread(&web, true)]));
     running.settle(tickets.clone()).await;
     tokio::time::sleep(HOUR).await;
     assert_eq!(cloud.calls("web"), Vec::<&str>::new(), "the holding etcd has is not minted again");
@@ -126,6 +147,7 @@ async fn the_echo_of_the_leader_s_own_write_is_published_once() {
     let record = tokio::time::timeout(Duration::from_secs(60), written.recv()).await.expect("a write").unwrap();
     assert_eq!(record.stored.holding.generation(), 2);
     running.fleet(FleetEvent::Holding {
+        revision: 1,
         ticket: "web".into(),
         stored: Box::new(record.stored.clone()),
         writer: record.writer.clone(),
@@ -161,6 +183,7 @@ async fn a_write_etcd_took_is_the_fleet_s_holding_even_if_the_role_was_lost_mean
     link.set(Role::Follower, Duration::ZERO);
     running.fleet(FleetEvent::Role(Role::Follower));
     running.fleet(FleetEvent::Holding {
+        revision: 1,
         ticket: "web".into(),
         stored: Box::new(record.stored.clone()),
         writer: record.writer,
@@ -220,9 +243,14 @@ async fn a_long_term_token_whose_write_got_no_answer_is_revoked_only_if_etcd_lac
         assert_eq!(link.rereads(), ["registry"]);
         if etcd_took_it {
             let stored = Box::new(record.stored.clone());
-            running.fleet(FleetEvent::Holding { ticket: "registry".into(), stored, writer: record.writer });
+            running.fleet(FleetEvent::Holding {
+                revision: 1,
+                ticket: "registry".into(),
+                stored,
+                writer: record.writer,
+            });
         }
-        running.fleet(FleetEvent::Reread(vec!["registry".into()]));
+        running.fleet(FleetEvent::Reread(vec![reread(&registry, true)]));
         running.settle(vec![registry.clone()]).await;
         if etcd_took_it {
             assert!(revoking(&board).is_empty(), "etcd holds it: every node serves it");
@@ -233,6 +261,93 @@ async fn a_long_term_token_whose_write_got_no_answer_is_revoked_only_if_etcd_lac
         }
         running.stop().await;
     }
+}
+
+/// Review H1: a read in the session whose write got no answer is not certain (etcd may still
+/// apply the write): the token stays active; the next session's read, certain, revokes it.
+/// Fails when an uncertain read revokes (every node would then serve a revoked token once the
+/// late write commits).
+#[tokio::test(start_paused = true)]
+async fn a_long_term_token_is_revoked_only_on_a_certain_read() {
+    let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
+    let link = FakeLink::new(Role::Leader);
+    let mut written = link.tell();
+    let unreachable = WriteError::Unreachable { endpoints: "http://127.0.0.1:1".into(), reason: "no answer".into() };
+    link.answer(Answer::Now(Err(unreachable)));
+    let place = Place::new();
+    let (parts, _cloud, board, _changes) = fleet_parts(&clock, &link, &place);
+    let registry = fleet_tcr("registry", true);
+    let running = Running::start(Scheduler::new(parts, vec![registry.clone()], StateFile::default()));
+    tokio::time::timeout(Duration::from_secs(60), written.recv()).await.expect("a write").unwrap();
+    running.settle(vec![registry.clone()]).await;
+    running.fleet(FleetEvent::Reread(vec![reread(&registry, false)]));
+    running.settle(vec![registry.clone()]).await;
+    assert!(revoking(&board).is_empty(), "etcd may still take it");
+    running.fleet(FleetEvent::Reread(vec![reread(&registry, true)]));
+    running.settle(vec![registry.clone()]).await;
+    assert_eq!(revoking(&board), [("tid-1".to_string(), "due")]);
+    running.stop().await;
+}
+
+/// Review M2: the leader's re-mint of a long-term token got no answer, and etcd took it: the
+/// token it replaced is revoked (once every fleet node has applied the write), not left active.
+/// Fails without the revocation in the adoption of this node's own unanswered mint.
+#[tokio::test(start_paused = true)]
+async fn an_unanswered_re_mint_etcd_took_revokes_the_token_it_replaced() {
+    let t0 = from_unix_seconds(1_700_000_000);
+    let clock = PausedClock::starting_at(t0);
+    let link = FakeLink::new(Role::Leader);
+    let mut written = link.tell();
+    let unreachable = WriteError::Unreachable { endpoints: "http://127.0.0.1:1".into(), reason: "no answer".into() };
+    link.answer(Answer::Now(Err(unreachable)));
+    let place = Place::new();
+    let (parts, _cloud, board, _changes) = fleet_parts(&clock, &link, &place);
+    let registry = fleet_tcr("registry", true);
+    let mut long_term = holding("unused", "long", 4, t0 - 300 * DAY, 310 * DAY);
+    let current = long_term.current.as_mut().unwrap();
+    current.ticket = None;
+    current.token.token_id = Some("tid-old".into());
+    let running = Running::start(Scheduler::new(parts, vec![registry.clone()], saved(&[(&registry, long_term)])));
+    let record = tokio::time::timeout(Duration::from_secs(60), written.recv()).await.expect("the re-mint").unwrap();
+    running.settle(vec![registry.clone()]).await;
+    assert!(revoking(&board).is_empty(), "{:?}", revoking(&board));
+    let stored = Box::new(record.stored.clone());
+    running.fleet(FleetEvent::Holding { revision: 40, ticket: "registry".into(), stored, writer: record.writer });
+    running.fleet(FleetEvent::Reread(vec![reread(&registry, false)]));
+    running.settle(vec![registry.clone()]).await;
+    let waiting = "waiting for every fleet node to receive the new token";
+    assert_eq!(revoking(&board), [("tid-old".to_string(), waiting)]);
+    running.fleet(FleetEvent::Applied(40));
+    running.settle(vec![registry.clone()]).await;
+    assert_eq!(revoking(&board), [("tid-old".to_string(), "due")]);
+    running.stop().await;
+}
+
+/// Review M3: a new SLS ticket whose write got no answer is not minted again before etcd has
+/// been read again (etcd may hold it: a second CreateTicket would give the fleet two share
+/// URLs). Fails when the unanswered mint is retried at the recheck (two CreateTicket).
+#[tokio::test(start_paused = true)]
+async fn an_unanswered_mint_is_not_minted_again_before_etcd_is_read() {
+    let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
+    let link = FakeLink::new(Role::Leader);
+    let mut written = link.tell();
+    let unreachable = WriteError::Unreachable { endpoints: "http://127.0.0.1:1".into(), reason: "no answer".into() };
+    link.answer(Answer::Now(Err(unreachable)));
+    let place = Place::new();
+    let (parts, cloud, _board, _changes) = fleet_parts(&clock, &link, &place);
+    let web = fleet_sls("web");
+    let running = Running::start(Scheduler::new(parts, vec![web.clone()], StateFile::default()));
+    tokio::time::timeout(Duration::from_secs(60), written.recv()).await.expect("the mint's write").unwrap();
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    running.settle(vec![web.clone()]).await;
+    assert_eq!(cloud.calls("web"), ["mint"], "no second CreateTicket before etcd answers");
+    assert_eq!(link.rereads(), ["web"]);
+    // etcd holds nothing (a certain read): minted again.
+    running.fleet(FleetEvent::Reread(vec![reread(&web, true)]));
+    running.settle(vec![web.clone()]).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(cloud.calls("web")[..2], ["mint", "mint"]);
+    running.stop().await;
 }
 
 /// G5: a ticket retargeted by a reload (a new identity, a new key in etcd) is read again even
@@ -249,6 +364,7 @@ async fn a_retargeted_ticket_is_read_again_under_its_new_target() {
     let state = saved(&[(&web, holding("t", "o", 1, t0, DAY))]);
     let running = Running::start(Scheduler::new(parts, vec![web.clone()], state));
     running.fleet(FleetEvent::Holding {
+        revision: 1,
         ticket: "web".into(),
         stored: Box::new(stored(&web, holding("t", "o", 1, t0, DAY))),
         writer: "b".into(),
@@ -286,7 +402,7 @@ async fn a_replaced_long_term_token_is_revoked_once_every_fleet_node_holds_its_s
     let record =
         tokio::time::timeout(Duration::from_secs(60), written.recv()).await.expect("the re-mint's write").unwrap();
     assert_eq!(record.stored.holding.current.unwrap().token.token_id.as_deref(), Some("tid-1"));
-    let waiting = "waiting for every fleet node to hold the new token";
+    let waiting = "waiting for every fleet node to receive the new token";
     let mut stage = Vec::new();
     for _ in 0..100 {
         running.settle(vec![registry.clone()]).await;

@@ -342,6 +342,7 @@ async fn a_follower_adopts_the_leader_s_holding_into_its_sinks_hook_and_state() 
     assert_eq!(first.1, 3);
     let leaders = holding("ticket-1", "fleet-4", 4, t0, DAY);
     running.fleet(FleetEvent::Holding {
+        revision: 1,
         ticket: "web".into(),
         stored: Box::new(stored(&spec, leaders.clone())),
         writer: "node-b".into(),
@@ -357,11 +358,13 @@ async fn a_follower_adopts_the_leader_s_holding_into_its_sinks_hook_and_state() 
     assert_eq!(published.await, Some(()), "generation 4 is published");
     // The echo, and an older holding: nothing.
     running.fleet(FleetEvent::Holding {
+        revision: 1,
         ticket: "web".into(),
         stored: Box::new(stored(&spec, leaders)),
         writer: "node-b".into(),
     });
     running.fleet(FleetEvent::Holding {
+        revision: 1,
         ticket: "web".into(),
         stored: Box::new(stored(&spec, holding("ticket-1", "older", 2, t0, DAY))),
         writer: "node-c".into(),
@@ -396,14 +399,21 @@ async fn holdings_for_unknown_tickets_other_targets_or_node_tickets_are_ignored(
     let running = Running::start(Scheduler::new(parts, tickets.clone(), state));
     let newer = holding("t", "theirs", 4, t0, DAY);
     running.fleet(FleetEvent::Holding {
+        revision: 1,
         ticket: "nowhere".into(),
         stored: Box::new(stored(&spec, newer.clone())),
         writer: "b".into(),
     });
     let mut other = stored(&spec, newer.clone());
     other.identity = "sls endpoint=https://elsewhere.example/".into();
-    running.fleet(FleetEvent::Holding { ticket: "web".into(), stored: Box::new(other), writer: "b".into() });
     running.fleet(FleetEvent::Holding {
+        revision: 1,
+        ticket: "web".into(),
+        stored: Box::new(other),
+        writer: "b".into(),
+    });
+    running.fleet(FleetEvent::Holding {
+        revision: 1,
         ticket: "local".into(),
         stored: Box::new(stored(&local, newer)),
         writer: "b".into(),
