@@ -95,7 +95,12 @@ pub(crate) fn admit(fleet: &Fleet, id: TicketId, ticket: &Ticket, op: &Operation
         return Admit::Call(None);
     }
     let kind = spec.api.call_kind(op);
-    let standing = fleet.link.standing();
+    let mut standing = fleet.link.standing();
+    if standing.role == Role::Leader && fleet.role != Role::Leader {
+        // Leader a moment before the scheduler took in its `Role` event (which marks what to
+        // read again first): a follower until then.
+        standing.role = Role::Follower;
+    }
     if kind == CallKind::Mint && fleet.rereading(id, ticket.epoch()) {
         // etcd may hold what this node ignored before (review G5): its answer re-plans the ticket.
         tracing::debug!(ticket = %spec.name, "waiting for etcd's holding before minting");

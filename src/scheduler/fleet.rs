@@ -46,6 +46,9 @@ pub(crate) struct Fleet {
     /// them, now or later (review G11). Revoked once a certain read of etcd shows it does not;
     /// when it does, the token they replaced is revoked instead.
     unsure: HashMap<TicketId, Unsure>,
+    /// This node's role as the scheduler last took it in ([`role_changed`]): the link may say
+    /// `Leader` a moment before its `Role` event has marked the tickets to read again.
+    pub(crate) role: Role,
     /// The revision every fleet member has applied, as last told ([`crate::cluster::link::FleetEvent::Applied`]).
     pub(crate) applied: i64,
 }
@@ -70,7 +73,9 @@ pub(crate) struct Gated {
 
 impl Fleet {
     pub(crate) fn new(link: Arc<dyn FleetLink>) -> Fleet {
+        let role = link.standing().role;
         Fleet {
+            role,
             link,
             term: 0,
             seen: HashMap::new(),
@@ -300,6 +305,7 @@ pub(crate) fn adopt(fleet: &mut Fleet, core: &mut Core, board: &Board, table: &m
 /// once a call the old one died in, and nothing else: a good holding is not minted again).
 pub(crate) fn role_changed(fleet: &mut Fleet, core: &mut Core, table: &mut Table, role: Role, now: Now) {
     fleet.term += 1;
+    fleet.role = role;
     let node = fleet.link.node();
     tracing::info!(
         node,
