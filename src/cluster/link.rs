@@ -85,6 +85,9 @@ pub enum FleetEvent {
     /// does not go back (see [`crate::cluster::record::supersedes`]); then publishes and saves it
     /// as it would its own result.
     Holding { ticket: String, stored: Box<StoredTicket>, writer: String, revision: i64 },
+    /// Every holding etcd held at a load (a session's first, or after a compaction) has been
+    /// handed on: a restarted node writes its sinks from its saved state only now (issue #19).
+    Loaded,
     /// This node's role changed: on becoming leader every cluster-scoped ticket is planned again
     /// from its holding (a call the old leader died in is made at once); on losing it, no
     /// fenced result still in flight is published.

@@ -389,6 +389,7 @@ impl FleetNode {
             })
             .collect();
         self.apply(changes, watch.revision);
+        self.send(FleetEvent::Loaded);
         self.view.synced(SystemTime::now());
         Ok(watch)
     }

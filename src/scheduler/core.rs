@@ -2,6 +2,7 @@
 //! and their report channel, the saves due, the tickets awaiting a save, and the event feed.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -9,8 +10,8 @@ use tokio::sync::{broadcast, mpsc};
 use tokio_util::task::TaskTracker;
 
 use crate::board::{Table, Ticket, TicketId};
-use crate::clock::Now;
-use crate::config::TicketSpec;
+use crate::clock::{Mono, Now};
+use crate::config::{Scope, TicketSpec};
 use crate::scheduler::persist::Saves;
 use crate::scheduler::publish::publish;
 use crate::scheduler::queue::Queue;
@@ -45,6 +46,24 @@ pub(crate) struct Core {
     /// Tickets just minted (with their epochs) whose first token is asked for only once the state
     /// file holds the new ticket: a crash meanwhile never loses it (and mints again).
     pub(crate) awaiting_save: HashMap<TicketId, u32>,
+    /// The start-up republish of the fleet's tickets, held until etcd's holdings are loaded.
+    pub(crate) held: HeldRepublish,
+}
+
+/// In a fleet, the start-up republish of cluster-scoped tickets, held back until the fleet's
+/// first load of etcd's holdings has been applied, or until a bound (issue #19).
+///
+/// Token saves are debounced ([`crate::scheduler::SAVE_DEBOUNCE`]): a node killed inside that
+/// window restarts from a state older than what its sinks hold. Rewriting the sinks from that
+/// state at once stepped their generation back (2, then 1, then the fleet's 2 again). Held here,
+/// the ticket first adopts what etcd holds (published as any adoption); only a ticket still
+/// holding its saved generation then is written again (the sinks may be missing after a reboot).
+#[derive(Default)]
+pub(crate) struct HeldRepublish {
+    /// When the held tickets are written anyway (etcd did not answer): `None` once released.
+    pub(crate) until: Option<Mono>,
+    /// Held tickets, under their epoch, with the generation restored from the state.
+    tickets: HashMap<TicketId, (u32, u64)>,
 }
 
 impl Core {
@@ -61,6 +80,7 @@ impl Core {
             calls: TaskTracker::new(),
             saves: Saves::default(),
             awaiting_save: HashMap::new(),
+            held: HeldRepublish::default(),
         };
         (core, rx)
     }
@@ -78,7 +98,7 @@ impl Core {
     /// Add ticket `spec`, holding `holding`, and queue it.
     pub(crate) fn insert(&mut self, table: &mut Table, spec: TicketSpec, holding: Holding, now: Now) -> TicketId {
         let id = self.place(table, spec, holding);
-        self.start(table, id, now);
+        self.start(table, id, now, None);
         id
     }
 
@@ -90,17 +110,47 @@ impl Core {
         id
     }
 
-    /// Queue ticket `id`, placed with its holding; whether it holds a token valid at `now`.
-    pub(crate) fn start(&mut self, table: &mut Table, id: TicketId, now: Now) -> bool {
+    /// Queue ticket `id`, placed with its holding; whether it holds a token valid at `now`. In a
+    /// fleet (`fleet_bound`: how long to wait for etcd's holdings, a lease TTL), a cluster-scoped
+    /// ticket's republish waits for the fleet's load ([`Core::release_held`]).
+    pub(crate) fn start(&mut self, table: &mut Table, id: TicketId, now: Now, fleet_bound: Option<Duration>) -> bool {
         let Some(ticket) = table.get_mut(id) else { return false };
         let has_current = ticket.holding().valid_token(now).is_some();
-        // Sinks may be stale or missing after a restart: write them once.
-        if has_current {
-            ticket.mark_unpublished();
-            self.publish(table, id);
+        match fleet_bound.filter(|_| ticket.spec().scope == Scope::Cluster) {
+            Some(bound) if has_current => {
+                self.held.tickets.insert(id, (ticket.epoch(), ticket.holding().generation()));
+                self.held.until.get_or_insert(now.mono + bound);
+            }
+            // Sinks may be stale or missing after a restart: write them once.
+            _ if has_current => {
+                ticket.mark_unpublished();
+                self.publish(table, id);
+            }
+            _ => {}
         }
         self.queue.reschedule(table, id, now);
         has_current
+    }
+
+    /// The fleet's holdings were loaded (or `HeldRepublish::until` passed: `why` says which): a
+    /// held ticket that still holds its saved generation is written to its sinks now; one that
+    /// took a newer holding meanwhile was published with it (and is not written back).
+    pub(crate) fn release_held(&mut self, table: &mut Table, now: Now, why: &'static str) {
+        if self.held.until.take().is_none() {
+            return;
+        }
+        let mut written = 0usize;
+        for (id, (epoch, generation)) in std::mem::take(&mut self.held.tickets) {
+            let Some(ticket) = table.get_mut(id).filter(|t| t.epoch() == epoch) else { continue };
+            let holding = ticket.holding();
+            if holding.generation() != generation || holding.valid_token(now).is_none() {
+                continue;
+            }
+            written += 1;
+            ticket.mark_unpublished();
+            self.publish(table, id);
+        }
+        tracing::info!(tickets = written, why, "writing the sinks of the fleet's tickets from the saved state");
     }
 
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<Event> {
@@ -131,3 +181,7 @@ mod tests {
         assert!(events.try_recv().is_err(), "nothing else: the event sent before the subscription is not seen");
     }
 }
+
+#[cfg(test)]
+#[path = "restart_tests.rs"]
+pub(crate) mod restart_tests;

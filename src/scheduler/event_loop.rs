@@ -161,6 +161,8 @@ impl Scheduler {
         }
         let unconfirmed = std::mem::take(&mut saved.unconfirmed);
         let reused = scheduler.with_table(|s, table| {
+            // Issue #19: a cluster-scoped ticket's sinks are written once etcd's holdings are in.
+            let fleet_bound = s.fleet.as_ref().map(|fleet| fleet.link.standing().lease_ttl);
             let mut reused = 0usize;
             for id in ids {
                 if let Some(ticket) = table.get(id).filter(|t| t.holding().current.is_some()) {
@@ -168,7 +170,7 @@ impl Scheduler {
                     let generation = ticket.holding().generation();
                     tracing::debug!(ticket = %ticket.name(), generation, "reusing the saved token");
                 }
-                s.core.start(table, id, now);
+                s.core.start(table, id, now, fleet_bound);
                 // A ticket with no sinks reports its (empty) write at once: take the report now,
                 // not after all are started (100,000 waiting reports held ~10 MB at the restart).
                 while let Ok(message) = s.rx.try_recv() {
@@ -249,10 +251,7 @@ impl Scheduler {
         };
         // With every call slot taken, only a finished call (or a save) can make progress.
         let head = head.filter(|_| !self.slots_taken());
-        match (head, self.core.saves.at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [head, self.core.saves.at, self.core.held.until].into_iter().flatten().min()
     }
 
     fn fire_due(&mut self) {
@@ -261,6 +260,9 @@ impl Scheduler {
             self.save();
         }
         self.with_table(|s, table| {
+            if s.core.held.until.is_some_and(|at| at <= now.mono) {
+                s.core.release_held(table, now, "etcd's holdings did not come within a lease TTL");
+            }
             // Calls beyond the limit stay queued (not spawned to wait): a burst of 100,000 due
             // tickets costs a queue slot each, not a task each. A finished call wakes the loop.
             while !s.slots_taken() {
@@ -386,6 +388,7 @@ impl Scheduler {
                     let held = fleet::Held { name: ticket, stored: *stored, writer, revision };
                     fleet::adopt(fleet, &mut s.core, &s.parts.board, table, held, now);
                 }
+                FleetEvent::Loaded => s.core.release_held(table, now, "etcd's holdings are loaded"),
                 FleetEvent::Role(role) => fleet::role_changed(fleet, &mut s.core, table, role, now),
                 FleetEvent::Reread(rereads) => {
                     fleet::reread_done(fleet, &mut s.core, &s.parts.board, table, rereads, now);

@@ -337,7 +337,8 @@ async fn a_follower_adopts_the_leader_s_holding_into_its_sinks_hook_and_state() 
     let scheduler = Scheduler::new(parts, vec![spec.clone()], state);
     let mut events = scheduler.events();
     let running = Running::start(scheduler);
-    // The restart's rewrite of the sink (generation 3) comes first.
+    // The restart's rewrite of the sink (generation 3) comes first, once etcd's holdings are in.
+    running.fleet(FleetEvent::Loaded);
     let first = tokio::time::timeout(Duration::from_secs(10), changes.recv()).await.expect("the hook").unwrap();
     assert_eq!(first.1, 3);
     let leaders = holding("ticket-1", "fleet-4", 4, t0, DAY);

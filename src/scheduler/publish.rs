@@ -44,6 +44,8 @@ pub(crate) fn publish(table: &mut Table, id: TicketId, tx: &mpsc::UnboundedSende
             let published = crate::sinks::publish(&spec, &current, held);
             #[cfg(test)]
             crate::scheduler::tests::after_sink_write(&spec.name);
+            #[cfg(test)]
+            crate::scheduler::core::restart_tests::wrote(&spec.name, generation);
             (spec, published)
         });
         match writer.await {
