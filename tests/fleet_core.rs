@@ -229,7 +229,7 @@ mod backend {
                     assert_eq!((ticket.as_str(), writer.as_str(), stored.holding.generation()), ("dash", "a", 1));
                     break;
                 }
-                FleetEvent::Role(_) | FleetEvent::Reread(_) | FleetEvent::Applied(_) => {}
+                FleetEvent::Role(_) | FleetEvent::Reread(_) | FleetEvent::Applied(_) | FleetEvent::Loaded => {}
             }
         }
         match b.write(record("b", 2)).await {
@@ -267,7 +267,7 @@ mod backend {
                     assert_eq!(names, ["dash", "nowhere"]);
                     break;
                 }
-                FleetEvent::Role(_) | FleetEvent::Applied(_) => {}
+                FleetEvent::Role(_) | FleetEvent::Applied(_) | FleetEvent::Loaded => {}
             }
         }
         assert_eq!(again, [("dash".to_string(), 2)]);
