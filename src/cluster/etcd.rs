@@ -11,6 +11,7 @@ use etcd_client::{
     PutOptions, TlsOptions, Txn, TxnOp, TxnOpResponse, WatchOptions, WatchStream,
 };
 
+use crate::cluster::endpoint;
 use crate::cluster::fence::{self, Expect, Guard, Leadership, Refused};
 use crate::cluster::keys::Keys;
 use crate::cluster::link::Wanted;
@@ -42,6 +43,9 @@ pub fn http2_keep_alive(lease_ttl: Duration) -> (Duration, Duration) {
 pub enum FleetError {
     #[error("etcd at {endpoints}: {source}")]
     Etcd { endpoints: String, source: etcd_client::Error },
+    /// No endpoint answered a probe ([`crate::cluster::endpoint`]): each one tried, and why.
+    #[error("no etcd endpoint answered: {tried}")]
+    NoEndpoint { tried: String },
     #[error("[cluster] password_env: environment variable {0} is not set")]
     NoPassword(String),
     #[error("etcd at {endpoints} did not answer within {}", humantime::format_duration(*.after))]
@@ -155,10 +159,10 @@ impl std::fmt::Debug for EtcdFleet {
 }
 
 impl EtcdFleet {
-    /// Connect to `spec`'s etcd with what [`crate::cluster::prepare::preflight`] read (password,
-    /// sealing key, TLS files), and grant this node's lease of `lease_ttl`.
+    /// Connect to one of `spec`'s etcd endpoints with what [`crate::cluster::prepare::preflight`]
+    /// read (password, sealing key, TLS files): the first, in an order of this node's own, to answer
+    /// a linearizable read ([`endpoint::first_live`]); and grant this node's lease of `lease_ttl` there.
     pub async fn connect(spec: &ClusterSpec, prepared: &Prepared) -> Result<EtcdFleet, FleetError> {
-        let endpoints = spec.endpoints.join(", ");
         let (interval, timeout) = http2_keep_alive(spec.lease_ttl);
         let mut options = ConnectOptions::new()
             .with_connect_timeout(Duration::from_secs(5))
@@ -184,14 +188,23 @@ impl EtcdFleet {
             options = options.with_tls(tls);
         }
         let sealer = prepared.sealer.clone();
+        let keys = Keys::new(&spec.prefix);
+        // Issue #19: one member that answers, never a channel balanced over all of them (it sent
+        // requests to a dead member too, and each error ended the session).
+        let timeout = endpoint::probe_timeout(spec.lease_ttl);
+        let (chosen, mut client) =
+            endpoint::first_live(&spec.endpoints, &spec.node, &options, timeout, &keys.members())
+                .await
+                .map_err(|tried| FleetError::NoEndpoint { tried: tried.to_string() })?;
+        let endpoints = chosen.to_string();
+        tracing::info!(endpoint = %endpoints, "this fleet session uses this etcd endpoint");
         let etcd = |source| FleetError::Etcd { endpoints: endpoints.clone(), source };
-        let mut client = Client::connect(&spec.endpoints, Some(options)).await.map_err(etcd)?;
         let ttl = i64::try_from(spec.lease_ttl.as_secs()).unwrap_or(i64::MAX);
         let lease = client.lease_grant(ttl, None).await.map_err(etcd)?.id();
-        Ok(EtcdFleet { client, keys: Keys::new(&spec.prefix), node: spec.node.clone(), sealer, lease, endpoints })
+        Ok(EtcdFleet { client, keys, node: spec.node.clone(), sealer, lease, endpoints })
     }
 
-    /// The endpoints, as errors name them.
+    /// The endpoint this session uses, as errors name it.
     pub fn endpoints(&self) -> &str {
         &self.endpoints
     }

@@ -6,9 +6,11 @@
 //! compares that keep a deposed leader's write out, [`gate`] what the scheduler may do for a
 //! ticket in each role, [`link`] the scheduler's handle on the fleet, `order` the mod-revision order holdings are
 //! applied in; with the `etcd` feature, `prepare` reads what a connection needs (password, key,
-//! TLS files), `etcd` is the connection (lease, election, membership, fenced writes, the initial
+//! TLS files), `endpoint` picks the one etcd member a session uses, `etcd` is the connection (lease, election, membership, fenced writes, the initial
 //! read and the watch) and `node` the task that runs it and implements the link.
 
+#[cfg(feature = "etcd")]
+pub(crate) mod endpoint;
 #[cfg(feature = "etcd")]
 pub mod etcd;
 pub mod fence;
