@@ -476,8 +476,10 @@ mod backend {
 
     /// Issue #19 ("kill one etcd member: no effect"): three nodes on three members; one member is
     /// killed. The nodes on the others notice nothing, a node on the killed one ends its session
-    /// once and connects to another; no session ends again while the rest of the window runs (it
-    /// ended every ~200 ms when requests were balanced over every member, the dead one too).
+    /// once and connects to another (on a loaded machine a slow first probe can put two nodes on
+    /// one member); no session ends again while the rest of the window runs (it ended every ~200 ms
+    /// when requests were balanced over every member, the dead one too). The nodes' log is shown
+    /// when it fails (which endpoint each session used, why each ended).
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     #[cfg_attr(
         not(all(have_etcd, have_etcdctl)),
@@ -496,6 +498,7 @@ mod backend {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
+        let _ = tracing_subscriber::fmt().with_test_writer().with_ansi(false).try_init();
         let mut cluster = EtcdCluster::start(3).await;
         let sealer = Arc::new(Sealer::from_key(&[8; 32]));
         let start = |name: &str| {
@@ -534,7 +537,6 @@ mod backend {
         }
         println!("sessions ended per node in the {window:?} after the kill: {unreachable:?}");
         assert!(unreachable.iter().all(|&n| n <= 1), "sessions ended per node in {window:?}: {unreachable:?}");
-        assert!(unreachable.iter().sum::<usize>() <= 1, "one node was on the killed member: {unreachable:?}");
         for (node, ..) in &nodes {
             let role = node.standing().role;
             assert!(

@@ -9,14 +9,21 @@ use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions, GetOptions};
 
-/// The longest a probe of one endpoint may take: connecting (TLS, authentication) and one read.
+/// The longest a probe of one endpoint runs alone: connecting (TLS, authentication) and one read.
 pub(crate) const PROBE_LIMIT: Duration = Duration::from_secs(1);
 
-/// How long one endpoint has to answer a probe in a fleet of `lease_ttl`: a third of the TTL, at
-/// most [`PROBE_LIMIT`], so a few silent members leave time for a live one within the TTL the
-/// node gives a connect.
+/// How long a probe of one endpoint runs alone in a fleet of `lease_ttl` before the next one
+/// starts beside it: a third of the TTL, at most [`PROBE_LIMIT`], so a silent member delays a
+/// connect by that much only.
 pub(crate) fn probe_timeout(lease_ttl: Duration) -> Duration {
     (lease_ttl / 3).min(PROBE_LIMIT)
+}
+
+/// How long the probes of a connect in a fleet of `lease_ttl` may take in all: half the TTL (the
+/// node bounds the whole connect, the lease grant included, by the TTL), so an error that names
+/// every endpoint comes before the node's own timeout.
+pub(crate) fn probe_budget(lease_ttl: Duration) -> Duration {
+    lease_ttl / 2
 }
 
 /// The indices of `count` endpoints in the order node `node` probes them: from a hash of its name
@@ -53,31 +60,71 @@ impl std::fmt::Display for Unanswered {
     }
 }
 
-/// Connect to the first of `endpoints`, in node `node`'s [`probe_order`], that answers within
-/// `timeout` a linearizable count of the keys under `prefix` (the members': cheap, no key or value
-/// comes back; a member without a quorum cannot answer it, so one cut off from the others is
-/// skipped).
-/// Returns that endpoint and its client, or every endpoint tried and why it was passed over.
-pub(crate) async fn first_live<'e>(
-    endpoints: &'e [String],
+/// Connect to the first of `endpoints` to answer a linearizable count of the keys under `prefix`
+/// (the members': cheap, no key or value comes back; a member without a quorum cannot answer it,
+/// so one cut off from the others is skipped). The probes start in node `node`'s [`probe_order`]:
+/// the next one when the last has failed or has not answered within `step`, the slow ones kept
+/// running (a loaded member that answers late still counts). Returns that endpoint and its
+/// client, or, once every probe failed or `budget` ran out, every endpoint tried and why.
+pub(crate) async fn first_live(
+    endpoints: &[String],
     node: &str,
     options: &ConnectOptions,
-    timeout: Duration,
+    step: Duration,
+    budget: Duration,
     prefix: &str,
-) -> Result<(&'e str, Client), Unanswered> {
+) -> Result<(String, Client), Unanswered> {
+    let deadline = tokio::time::Instant::now() + budget;
+    let mut order = probe_order(node, endpoints.len());
+    let mut probes = tokio::task::JoinSet::new();
+    let mut pending: Vec<usize> = Vec::with_capacity(endpoints.len());
+    let mut failed: Vec<(usize, String)> = Vec::with_capacity(endpoints.len());
+    let mut next_at = tokio::time::Instant::now();
+    let mut left = endpoints.len();
+    loop {
+        if tokio::time::Instant::now() >= next_at
+            && let Some(i) = order.next()
+        {
+            let (endpoint, options, prefix) = (endpoints[i].clone(), options.clone(), prefix.to_string());
+            probes.spawn(async move {
+                let probe = async {
+                    let mut client = Client::connect([endpoint.as_str()], Some(options)).await?;
+                    client.get(prefix.as_bytes(), Some(GetOptions::new().with_prefix().with_count_only())).await?;
+                    Ok::<_, etcd_client::Error>(client)
+                };
+                (i, probe.await)
+            });
+            pending.push(i);
+            next_at = tokio::time::Instant::now() + step;
+        }
+        if left == 0 {
+            break;
+        }
+        let more = pending.len() + failed.len() < endpoints.len();
+        tokio::select! {
+            joined = probes.join_next(), if !probes.is_empty() => match joined {
+                Some(Ok((i, Ok(client)))) => return Ok((endpoints[i].clone(), client)),
+                Some(Ok((i, Err(e)))) => {
+                    pending.retain(|&p| p != i);
+                    failed.push((i, e.to_string()));
+                    left -= 1;
+                    // A member that refuses: the next one at once.
+                    next_at = tokio::time::Instant::now();
+                }
+                // A probe task does not panic; one that did names its endpoint below as pending.
+                Some(Err(_)) | None => {}
+            },
+            () = tokio::time::sleep_until(next_at), if more => {}
+            () = tokio::time::sleep_until(deadline) => break,
+        }
+    }
     let mut unanswered = Unanswered::default();
+    let waited = format!("no answer within {}", humantime::format_duration(budget));
     for i in probe_order(node, endpoints.len()) {
-        let endpoint = endpoints[i].as_str();
-        let probe = async {
-            let mut client = Client::connect([endpoint], Some(options.clone())).await?;
-            let count = GetOptions::new().with_prefix().with_count_only();
-            client.get(prefix.as_bytes(), Some(count)).await?;
-            Ok::<_, etcd_client::Error>(client)
-        };
-        match tokio::time::timeout(timeout, probe).await {
-            Ok(Ok(client)) => return Ok((endpoint, client)),
-            Ok(Err(e)) => unanswered.push(endpoint, e.to_string()),
-            Err(_) => unanswered.push(endpoint, format!("no answer within {}", humantime::format_duration(timeout))),
+        if let Some((_, why)) = failed.iter().find(|(f, _)| *f == i) {
+            unanswered.push(&endpoints[i], why.clone());
+        } else if pending.contains(&i) {
+            unanswered.push(&endpoints[i], waited.clone());
         }
     }
     Err(unanswered)

@@ -43,7 +43,7 @@ pub fn http2_keep_alive(lease_ttl: Duration) -> (Duration, Duration) {
 pub enum FleetError {
     #[error("etcd at {endpoints}: {source}")]
     Etcd { endpoints: String, source: etcd_client::Error },
-    /// No endpoint answered a probe ([`crate::cluster::endpoint`]): each one tried, and why.
+    /// No endpoint answered a probe (`cluster/endpoint.rs`): each one tried, and why.
     #[error("no etcd endpoint answered: {tried}")]
     NoEndpoint { tried: String },
     #[error("[cluster] password_env: environment variable {0} is not set")]
@@ -161,7 +161,7 @@ impl std::fmt::Debug for EtcdFleet {
 impl EtcdFleet {
     /// Connect to one of `spec`'s etcd endpoints with what [`crate::cluster::prepare::preflight`]
     /// read (password, sealing key, TLS files): the first, in an order of this node's own, to answer
-    /// a linearizable read ([`endpoint::first_live`]); and grant this node's lease of `lease_ttl` there.
+    /// a linearizable read (`cluster/endpoint.rs`); and grant this node's lease of `lease_ttl` there.
     pub async fn connect(spec: &ClusterSpec, prepared: &Prepared) -> Result<EtcdFleet, FleetError> {
         let (interval, timeout) = http2_keep_alive(spec.lease_ttl);
         let mut options = ConnectOptions::new()
@@ -191,12 +191,11 @@ impl EtcdFleet {
         let keys = Keys::new(&spec.prefix);
         // Issue #19: one member that answers, never a channel balanced over all of them (it sent
         // requests to a dead member too, and each error ended the session).
-        let timeout = endpoint::probe_timeout(spec.lease_ttl);
-        let (chosen, mut client) =
-            endpoint::first_live(&spec.endpoints, &spec.node, &options, timeout, &keys.members())
+        let (step, budget) = (endpoint::probe_timeout(spec.lease_ttl), endpoint::probe_budget(spec.lease_ttl));
+        let (endpoints, mut client) =
+            endpoint::first_live(&spec.endpoints, &spec.node, &options, step, budget, &keys.members())
                 .await
                 .map_err(|tried| FleetError::NoEndpoint { tried: tried.to_string() })?;
-        let endpoints = chosen.to_string();
         tracing::info!(endpoint = %endpoints, "this fleet session uses this etcd endpoint");
         let etcd = |source| FleetError::Etcd { endpoints: endpoints.clone(), source };
         let ttl = i64::try_from(spec.lease_ttl.as_secs()).unwrap_or(i64::MAX);
