@@ -15,11 +15,12 @@ use serde_json::json;
 
 use crate::api::peer::Peer;
 use crate::api::{probes, tickets};
-use crate::board::{Board, Ticket, TicketView, WRITE_WAIT};
+use crate::board::{Board, WRITE_WAIT};
 use crate::clock::{Clock, rfc3339};
 use crate::cluster::view::ClusterView;
-use crate::config::{ConsumerSpec, Kind};
+use crate::config::{ConsumerSpec, Kind, TicketSpec};
 use crate::sinks::render::TokenView;
+use crate::token::Current;
 
 /// The longest long-poll (`?wait=` with `timeout=`); the default is [`DEFAULT_WAIT`].
 pub(crate) const MAX_WAIT: Duration = Duration::from_secs(300);
@@ -142,12 +143,47 @@ pub(crate) fn allowed(consumers: &ConsumerSpec, peer: &Peer, own_uid: u32) -> bo
     consumers.allow_uids.contains(&peer.uid) || consumers.allow_gids.iter().any(|&g| peer.in_group(g))
 }
 
-/// How a long-poll's wait ended.
-enum Waited {
-    Newer(TicketView),
-    Removed,
-    /// The running config no longer lets the caller read the ticket.
+/// What a look at one ticket found, for [`readable`] (made under the board's read lock).
+enum Look<R> {
+    Missing,
     Denied,
+    /// Its generation is not above the one waited past (`?wait=`).
+    NotNewer,
+    Token(R),
+    Expired {
+        since: String,
+        last_error: Option<String>,
+    },
+    NoToken {
+        last_error: Option<String>,
+    },
+}
+
+/// Look at ticket `name` for `peer` at `now`: `answer` is made from the ticket in place (no copy of
+/// it), only when the caller may read it, its generation is above `after` and its token is valid.
+fn look<R>(
+    table: &crate::board::Table,
+    name: &str,
+    peer: &Peer,
+    own_uid: u32,
+    after: Option<u64>,
+    now: crate::clock::Now,
+    answer: &impl Fn(&TicketSpec, &Current) -> R,
+) -> Look<R> {
+    let Some(t) = table.by_name(name) else { return Look::Missing };
+    if !allowed(&t.spec().consumers, peer, own_uid) {
+        return Look::Denied;
+    }
+    let current = t.current();
+    if after.is_some_and(|seen| current.is_none_or(|c| c.generation <= seen)) {
+        return Look::NotNewer;
+    }
+    let last_error = || t.last_error().map(str::to_string);
+    match current {
+        Some(c) if c.is_valid(now) => Look::Token(answer(t.spec(), c)),
+        Some(c) => Look::Expired { since: rfc3339(c.token.expires_at), last_error: last_error() },
+        None => Look::NoToken { last_error: last_error() },
+    }
 }
 
 /// The 403 for a caller outside a ticket's allow lists, logged with `why`.
@@ -156,82 +192,96 @@ fn denied(name: &str, peer: &Peer, why: &'static str) -> Response {
     error(StatusCode::FORBIDDEN, json!({"error": format!("uid {} may not read `{name}`", peer.uid), "ticket": name}))
 }
 
-/// Find, authorize and (for `?wait=`) wait for a ticket; then insist on a valid token. Access is
-/// checked when the request arrives and again whenever the wait wakes, against the running config.
-async fn readable(state: &ApiState, name: &str, peer: &Peer, query: &WaitQuery) -> Result<TicketView, Response> {
+/// Find, authorize and (for `?wait=`) wait for a ticket; then insist on a valid token, and make
+/// `answer` from it under the board's read lock (an answer copies out only what it sends, never
+/// the ticket: issue #18's socket reads). Access is checked when the request arrives and again
+/// whenever the wait wakes, against the running config.
+async fn readable<R>(
+    state: &ApiState,
+    name: &str,
+    peer: &Peer,
+    query: &WaitQuery,
+    answer: impl Fn(&TicketSpec, &Current) -> R,
+) -> Result<R, Response> {
     // A sink of this ticket may hold a token the board does not show yet (the file is renamed into
     // place before the scheduler hears of it): a consumer that saw the file and asks at once
     // gets that token, so the answer waits for the write under way, if any.
     state.board.settle_writes(Some(name), WRITE_WAIT).await;
-    let Some(mut view) = state.board.get(name) else {
-        return Err(error(
-            StatusCode::NOT_FOUND,
-            json!({"error": format!("no ticket named `{name}`"), "ticket": name}),
-        ));
+    let at = |after: Option<u64>| {
+        let now = state.clock.read();
+        state.board.read(|table| look(table, name, peer, state.own_uid, after, now, &answer))
     };
-    if !allowed(&view.spec.consumers, peer, state.own_uid) {
-        return Err(denied(name, peer, "denied a caller outside allow_uids/allow_gids"));
-    }
-    if let Some(seen) = query.wait {
-        let limit = match &query.timeout {
-            None => DEFAULT_WAIT,
-            Some(t) => match humantime::parse_duration(t).or_else(|_| t.parse::<u64>().map(Duration::from_secs)) {
-                Ok(d) => d.min(MAX_WAIT),
+    let found = match at(None) {
+        Look::Missing => {
+            return Err(error(
+                StatusCode::NOT_FOUND,
+                json!({"error": format!("no ticket named `{name}`"), "ticket": name}),
+            ));
+        }
+        Look::Denied => return Err(denied(name, peer, "denied a caller outside allow_uids/allow_gids")),
+        found => found,
+    };
+    let found = match query.wait {
+        None => found,
+        Some(seen) => {
+            let limit = match &query.timeout {
+                None => DEFAULT_WAIT,
+                Some(t) => match humantime::parse_duration(t).or_else(|_| t.parse::<u64>().map(Duration::from_secs)) {
+                    Ok(d) => d.min(MAX_WAIT),
+                    Err(_) => {
+                        return Err(error(
+                            StatusCode::BAD_REQUEST,
+                            json!({"error": format!("timeout `{t}` is not a duration (e.g. 30s)")}),
+                        ));
+                    }
+                },
+            };
+            let mut changes = state.board.subscribe();
+            let wait = async {
+                loop {
+                    // Checked in place: a wake for another ticket's change copies nothing. Access is
+                    // checked again on every wake, against the ticket's spec as it is now: a reload
+                    // that revoked the caller ends its wait, and no token reaches it afterwards.
+                    match at(Some(seen)) {
+                        Look::NotNewer => {}
+                        found => return found,
+                    }
+                    if changes.changed().await.is_err() {
+                        return Look::Missing;
+                    }
+                }
+            };
+            match tokio::time::timeout(limit, wait).await {
+                Ok(Look::Missing) => {
+                    return Err(error(StatusCode::NOT_FOUND, json!({"error": format!("`{name}` was removed")})));
+                }
+                Ok(Look::Denied) => {
+                    return Err(denied(name, peer, "a reload revoked a waiting caller's access; its long-poll ends"));
+                }
+                Ok(found) => found,
                 Err(_) => {
                     return Err(error(
-                        StatusCode::BAD_REQUEST,
-                        json!({"error": format!("timeout `{t}` is not a duration (e.g. 30s)")}),
+                        StatusCode::REQUEST_TIMEOUT,
+                        json!({"error": format!("no generation newer than {seen} within {}", humantime::format_duration(limit)), "ticket": name}),
                     ));
                 }
-            },
-        };
-        let mut changes = state.board.subscribe();
-        let newer = |t: &Ticket| t.current().is_some_and(|c| c.generation > seen);
-        let wait = async {
-            loop {
-                // Checked in place: a wake for another ticket's change copies nothing. Access is
-                // checked again on every wake, against the ticket's spec as it is now: a reload
-                // that revoked the caller ends its wait, and no token reaches it afterwards.
-                let outcome = state.board.read(|table| match table.by_name(name) {
-                    None => Some(Waited::Removed),
-                    Some(t) if !allowed(&t.spec().consumers, peer, state.own_uid) => Some(Waited::Denied),
-                    Some(t) => newer(t).then(|| Waited::Newer(t.view())),
-                });
-                if let Some(outcome) = outcome {
-                    return outcome;
-                }
-                if changes.changed().await.is_err() {
-                    return Waited::Removed;
-                }
-            }
-        };
-        match tokio::time::timeout(limit, wait).await {
-            Ok(Waited::Newer(v)) => view = v,
-            Ok(Waited::Removed) => {
-                return Err(error(StatusCode::NOT_FOUND, json!({"error": format!("`{name}` was removed")})));
-            }
-            Ok(Waited::Denied) => {
-                return Err(denied(name, peer, "a reload revoked a waiting caller's access; its long-poll ends"));
-            }
-            Err(_) => {
-                return Err(error(
-                    StatusCode::REQUEST_TIMEOUT,
-                    json!({"error": format!("no generation newer than {seen} within {}", humantime::format_duration(limit)), "ticket": name}),
-                ));
             }
         }
-    }
-    let now = state.clock.read();
-    match &view.current {
-        Some(c) if c.is_valid(now) => Ok(view),
-        Some(c) => Err(error(
+    };
+    match found {
+        Look::Token(answer) => Ok(answer),
+        Look::Expired { since, last_error } => Err(error(
             StatusCode::SERVICE_UNAVAILABLE,
-            json!({"error": "the token has expired", "ticket": name, "expired_since": rfc3339(c.token.expires_at), "last_error": view.last_error}),
+            json!({"error": "the token has expired", "ticket": name, "expired_since": since, "last_error": last_error}),
         )),
-        None => Err(error(
+        Look::NoToken { last_error } => Err(error(
             StatusCode::SERVICE_UNAVAILABLE,
-            json!({"error": "no token yet", "ticket": name, "last_error": view.last_error}),
+            json!({"error": "no token yet", "ticket": name, "last_error": last_error}),
         )),
+        // Handled above (a look without `after` is never `NotNewer`).
+        Look::Missing | Look::Denied | Look::NotNewer => {
+            Err(error(StatusCode::NOT_FOUND, json!({"error": format!("no ticket named `{name}`"), "ticket": name})))
+        }
     }
 }
 
@@ -241,10 +291,15 @@ async fn ticket(
     Path(name): Path<String>,
     Query(query): Query<WaitQuery>,
 ) -> Response {
-    match readable(&state, &name, &peer, &query).await {
-        Ok(view) => {
-            let current = view.current.as_ref().expect("readable means a token");
-            no_store(axum::Json(TokenView::new(&view.spec, current)).into_response())
+    let json = |spec: &TicketSpec, current: &Current| serde_json::to_vec(&TokenView::new(spec, current));
+    match readable(&state, &name, &peer, &query, json).await {
+        Ok(Ok(body)) => {
+            let mut response = body.into_response();
+            response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            no_store(response)
+        }
+        Ok(Err(e)) => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, json!({"error": format!("cannot encode the answer: {e}")}))
         }
         Err(response) => response,
     }
@@ -256,10 +311,10 @@ async fn raw_token(
     Path(name): Path<String>,
     Query(query): Query<WaitQuery>,
 ) -> Response {
-    match readable(&state, &name, &peer, &query).await {
-        Ok(view) => {
-            let current = view.current.expect("readable means a token");
-            let mut response = current.token.value.expose().to_string().into_response();
+    let token = |_: &TicketSpec, current: &Current| current.token.value.expose().to_string();
+    match readable(&state, &name, &peer, &query, token).await {
+        Ok(token) => {
+            let mut response = token.into_response();
             response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
             no_store(response)
         }
@@ -280,12 +335,12 @@ async fn embed_access_token(
             json!({"error": format!("`{name}` is not {} ticket", kind.a()), "ticket": name}),
         );
     }
-    match readable(&state, &name, &peer, &WaitQuery { wait: None, timeout: None }).await {
-        Ok(view) => {
-            let current = view.current.expect("readable means a token");
-            let ticket = current.ticket.as_ref().map(|t| t.value.expose()).unwrap_or_default();
-            no_store(axum::Json(json!({"accessToken": current.token.value.expose(), "ticket": ticket})).into_response())
-        }
+    let pair = |_: &TicketSpec, current: &Current| {
+        let ticket = current.ticket.as_ref().map(|t| t.value.expose()).unwrap_or_default();
+        json!({"accessToken": current.token.value.expose(), "ticket": ticket})
+    };
+    match readable(&state, &name, &peer, &WaitQuery { wait: None, timeout: None }, pair).await {
+        Ok(pair) => no_store(axum::Json(pair).into_response()),
         Err(response) => response,
     }
 }
@@ -316,7 +371,7 @@ mod tests {
 
         use crate::board::{Board, Ticket};
         use crate::secret::Secret;
-        use crate::token::{Current, Holding, TokenPart};
+        use crate::token::{Holding, TokenPart};
         let hour = Duration::from_secs(3600);
         let board = Arc::new(Board::default());
         let mut spec = crate::scheduler::tests::sls_ticket("t", 24 * hour, hour);
@@ -331,8 +386,9 @@ mod tests {
         };
         let query = WaitQuery { wait: Some(0), timeout: Some("60s".into()) };
         let (revoked, kept) = (Peer::without_groups(4242, 4242), Peer::without_groups(7, 7));
-        let mut revoked_wait = std::pin::pin!(readable(&state, "t", &revoked, &query));
-        let mut kept_wait = std::pin::pin!(readable(&state, "t", &kept, &query));
+        let generation = |_: &TicketSpec, c: &Current| Some(c.generation);
+        let mut revoked_wait = std::pin::pin!(readable(&state, "t", &revoked, &query, generation));
+        let mut kept_wait = std::pin::pin!(readable(&state, "t", &kept, &query, generation));
         // Both pass the first check and wait for generation 1.
         std::future::poll_fn(|cx| {
             assert!(revoked_wait.as_mut().poll(cx).is_pending() && kept_wait.as_mut().poll(cx).is_pending());
@@ -374,10 +430,10 @@ mod tests {
         }
         board.changed();
 
-        let answer = revoked_wait.await.map(|v| v.current.map(|c| c.generation));
+        let answer = revoked_wait.await;
         let response = answer.expect_err("uid 4242 was revoked while it waited; it must not get the token");
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
-        let kept = kept_wait.await.map(|v| v.current.map(|c| c.generation)).map_err(|r| r.status());
+        let kept = kept_wait.await.map_err(|r| r.status());
         assert_eq!(kept, Ok(Some(1)), "uid 7 is still allowed and gets generation 1");
     }
 
