@@ -107,8 +107,9 @@ mod three_nodes {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    // Once it has passed: #[cfg_attr(not(all(have_etcd, have_etcdctl)), ignore = "needs etcd and etcdctl")]
-    #[ignore = "fails on ticketd, not its margins (review G9: 30 s tokens now): a node killed within the state save's 500 ms debounce after a refresh starts again from its older state.json and rewrites its sinks with it, so its generation goes back until it adopts etcd's; issue #19 open: run with --ignored"]
+    // Ignored until 9926c87 (a restarted node rewrote its sinks from an older state.json); since,
+    // 5 passes of 5 (3 by the fix's session, 2 in the lead's, all on a loaded machine).
+    #[cfg_attr(not(all(have_etcd, have_etcdctl)), ignore = "needs etcd and etcdctl")]
     async fn issue_19_kill_9_of_the_leader_during_a_refresh_wave_20_times_a_new_leader_calls_within_lease_ttl_plus_2s()
     {
         let _one = ONE_FLEET.lock().await;
