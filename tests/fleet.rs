@@ -330,7 +330,7 @@ mod three_nodes {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     // Once it has passed: #[cfg_attr(not(all(have_etcd, have_etcdctl)), ignore = "needs etcd and etcdctl")]
-    #[ignore = "fails on ticketd, as the kill -9 and quorum tests (review G9: 30 s tokens now): a killed node's generation goes back at its restart, and an etcd member kill sets off fallback renewals with the quorum kept; issue #19 open: run with --ignored"]
+    #[ignore = "passed 5 of 5 runs (one seed) since 9926c87 and 98f46c3 mended what it found (a killed node's generation going back at its restart; fallback renewals set off by an etcd member kill with quorum kept); kept out of CI until it has passed on more seeds (issue #19 open): run with --ignored"]
     async fn issue_19_a_seeded_chaos_run_of_node_kills_stops_and_etcd_member_kills_keeps_every_invariant() {
         let _one = ONE_FLEET.lock().await;
         let seed: u64 = std::env::var("TICKETD_CHAOS_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
