@@ -181,7 +181,3 @@ mod tests {
         assert!(events.try_recv().is_err(), "nothing else: the event sent before the subscription is not seen");
     }
 }
-
-#[cfg(test)]
-#[path = "restart_tests.rs"]
-pub(crate) mod restart_tests;

@@ -1,5 +1,5 @@
-//! Tests of the fleet's reads again (review G5), of the leader's own echo (G12) and of the
-//! long-term tokens a fenced write dropped (G11), against fakes (no etcd).
+//! Tests of the fleet's holdings read again, own echoes, dropped long-term tokens (review G5, G11-G13):
+//! the scheduler against fakes (no etcd).
 
 use std::time::Duration;
 

@@ -35,6 +35,8 @@ pub use reports::Event;
 pub use timing::CALL_TIMEOUT;
 
 #[cfg(test)]
+pub(crate) mod restart_tests;
+#[cfg(test)]
 mod revocation_tests;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -45,7 +45,7 @@ pub(crate) fn publish(table: &mut Table, id: TicketId, tx: &mpsc::UnboundedSende
             #[cfg(test)]
             crate::scheduler::tests::after_sink_write(&spec.name);
             #[cfg(test)]
-            crate::scheduler::core::restart_tests::wrote(&spec.name, generation);
+            crate::scheduler::restart_tests::wrote(&spec.name, generation);
             (spec, published)
         });
         match writer.await {
