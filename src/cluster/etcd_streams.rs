@@ -21,7 +21,7 @@ pub(super) fn member(keys: &Keys, kv: &etcd_client::KeyValue) -> Option<MemberCh
     })
 }
 
-/// The leader's name at each change ([`EtcdFleet::observe`]).
+/// The leader's name at each change ([`super::EtcdFleet::observe`]).
 pub struct Leaders {
     pub(super) stream: ObserveStream,
     pub(super) endpoints: String,
@@ -52,7 +52,7 @@ pub enum MemberChange {
     Left { name: String },
 }
 
-/// The watch of the members ([`EtcdFleet::members`]).
+/// The watch of the members ([`super::EtcdFleet::members`]).
 pub struct Members {
     pub(super) stream: WatchStream,
     pub(super) keys: Keys,
