@@ -3,7 +3,11 @@
 
 use std::time::Duration;
 
-use tokio::sync::{broadcast, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::cluster::record::FleetRecord;
 
 use crate::board::Board;
 use crate::clock::{Clock, PausedClock, from_unix_seconds};
@@ -36,6 +40,16 @@ fn refreshed(events: &mut broadcast::Receiver<Event>, name: &str) -> Vec<u64> {
 fn reread(spec: &crate::config::TicketSpec, certain: bool) -> Reread {
     let wanted = Wanted { ticket: spec.name.to_string(), identity: crate::store::record::identity(spec) };
     Reread { wanted, certain }
+}
+
+/// A leader over a paused clock whose first fenced write gets no answer, and its writes as made.
+fn leader_whose_write_gets_no_answer() -> (PausedClock, Arc<FakeLink>, mpsc::UnboundedReceiver<FleetRecord>) {
+    let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
+    let link = FakeLink::new(Role::Leader);
+    let written = link.tell();
+    let unreachable = WriteError::Unreachable { endpoints: "http://127.0.0.1:1".into(), reason: "no answer".into() };
+    link.answer(Answer::Now(Err(unreachable)));
+    (clock, link, written)
 }
 
 /// The token ids waiting to be revoked, with their stage.
@@ -229,12 +243,7 @@ async fn a_long_term_token_etcd_refused_is_revoked() {
 #[tokio::test(start_paused = true)]
 async fn a_long_term_token_whose_write_got_no_answer_is_revoked_only_if_etcd_lacks_it() {
     for etcd_took_it in [false, true] {
-        let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
-        let link = FakeLink::new(Role::Leader);
-        let mut written = link.tell();
-        let unreachable =
-            WriteError::Unreachable { endpoints: "http://127.0.0.1:1".into(), reason: "no answer".into() };
-        link.answer(Answer::Now(Err(unreachable)));
+        let (clock, link, mut written) = leader_whose_write_gets_no_answer();
         let place = Place::new();
         let (parts, _cloud, board, _changes) = fleet_parts(&clock, &link, &place);
         let registry = fleet_tcr("registry", true);
@@ -271,11 +280,7 @@ async fn a_long_term_token_whose_write_got_no_answer_is_revoked_only_if_etcd_lac
 /// late write commits).
 #[tokio::test(start_paused = true)]
 async fn a_long_term_token_is_revoked_only_on_a_certain_read() {
-    let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
-    let link = FakeLink::new(Role::Leader);
-    let mut written = link.tell();
-    let unreachable = WriteError::Unreachable { endpoints: "http://127.0.0.1:1".into(), reason: "no answer".into() };
-    link.answer(Answer::Now(Err(unreachable)));
+    let (clock, link, mut written) = leader_whose_write_gets_no_answer();
     let place = Place::new();
     let (parts, _cloud, board, _changes) = fleet_parts(&clock, &link, &place);
     let registry = fleet_tcr("registry", true);
@@ -330,11 +335,7 @@ async fn an_unanswered_re_mint_etcd_took_revokes_the_token_it_replaced() {
 /// URLs). Fails when the unanswered mint is retried at the recheck (two CreateTicket).
 #[tokio::test(start_paused = true)]
 async fn an_unanswered_mint_is_not_minted_again_before_etcd_is_read() {
-    let clock = PausedClock::starting_at(from_unix_seconds(1_700_000_000));
-    let link = FakeLink::new(Role::Leader);
-    let mut written = link.tell();
-    let unreachable = WriteError::Unreachable { endpoints: "http://127.0.0.1:1".into(), reason: "no answer".into() };
-    link.answer(Answer::Now(Err(unreachable)));
+    let (clock, link, mut written) = leader_whose_write_gets_no_answer();
     let place = Place::new();
     let (parts, cloud, _board, _changes) = fleet_parts(&clock, &link, &place);
     let web = fleet_sls("web");
