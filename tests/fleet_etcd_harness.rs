@@ -1,6 +1,7 @@
 //! The etcd test cluster harness itself (tests/common/etcd.rs): three members on free loopback
 //! ports become healthy, survive the loss of one, report the loss of quorum when two are gone,
-//! and recover when they are restarted on their data.
+//! recover when they are restarted on their data, and hand their raft leadership to another member
+//! when a test is about to take the leader away.
 
 mod common;
 
@@ -40,6 +41,8 @@ async fn issue_19_three_members_keep_a_quorum_through_one_loss_and_lose_it_at_tw
 )]
 async fn issue_19_a_stopped_member_is_unhealthy_and_healthy_again_when_continued() {
     let cluster = EtcdCluster::start(3).await;
+    // A follower: a stopped leader would leave the other two unhealthy until they elect one.
+    cluster.lead_elsewhere(2).await;
     cluster.stop(2);
     assert!(!cluster.healthy(2).await, "a SIGSTOPped member answers nothing");
     assert!(cluster.healthy(0).await && cluster.healthy(1).await, "two of three keep the quorum");
@@ -83,4 +86,22 @@ async fn issue_19_the_secret_scan_finds_every_encoding_and_nothing_sealed() {
     let json = cluster.dump_json("/scan/sealed/");
     let stored = base64::engine::general_purpose::STANDARD.encode(&sealed);
     assert!(String::from_utf8_lossy(&json).contains(&stored), "the sealed bytes were stored whole");
+}
+
+/// `lead_elsewhere` moves etcd's raft leadership off the member that holds it (a test that kills
+/// a follower must not run into an election), and leaves it alone when another member leads.
+#[tokio::test]
+#[cfg_attr(
+    not(all(have_etcd, have_etcdctl)),
+    ignore = "needs etcd and etcdctl (apt-get install etcd-server etcd-client)"
+)]
+async fn issue_19_the_raft_leadership_moves_off_a_member_on_request() {
+    let cluster = EtcdCluster::start(3).await;
+    let leading = cluster.leader().unwrap_or_else(|| panic!("no raft leader\n{}", cluster.logs()));
+    cluster.lead_elsewhere(leading).await;
+    let now = cluster.leader().expect("a leader after the move");
+    assert_ne!(now, leading, "the leadership moved off member {leading}");
+    let other = (0..3).find(|&i| i != now).expect("a member that does not lead");
+    cluster.lead_elsewhere(other).await;
+    assert_eq!(cluster.leader(), Some(now), "a follower's request moves nothing");
 }

@@ -159,6 +159,55 @@ impl EtcdCluster {
         child.wait().expect("reap etcd");
     }
 
+    /// Make sure member `i` is not the raft leader (`etcdctl move-leader` to another running
+    /// member when it is), so that killing or stopping it next costs no election: a request in
+    /// flight during one fails with "etcdserver: leader changed", which a test that means to
+    /// lose a follower must not see. Panics with the logs when no other member takes over in
+    /// [`HEALTHY_WITHIN`].
+    pub async fn lead_elsewhere(&self, i: usize) {
+        let start = Instant::now();
+        loop {
+            let (ids, leader) = self.raft_members();
+            match leader.and_then(|leader| ids.iter().position(|&id| id == Some(leader))) {
+                Some(leading) if leading != i => return,
+                Some(_) => {
+                    if let Some(other) = ids.iter().enumerate().find_map(|(j, id)| id.filter(|_| j != i)) {
+                        // Refused while an election is on: the next round asks again.
+                        let _ = self.etcdctl_command().args(["move-leader", &format!("{other:x}")]).output();
+                    }
+                }
+                None => {}
+            }
+            assert!(start.elapsed() < HEALTHY_WITHIN, "member {i} still leads etcd\n{}", self.logs());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The member that leads etcd's raft, as the first answering member reports it: `None`
+    /// during an election or when no member answers.
+    pub fn leader(&self) -> Option<usize> {
+        let (ids, leader) = self.raft_members();
+        leader.and_then(|leader| ids.iter().position(|&id| id == Some(leader)))
+    }
+
+    /// Each member's raft id (`None` for one not running or not answering) and the leader's id as
+    /// the first answering member reports it, from `etcdctl endpoint status -w json`.
+    fn raft_members(&self) -> (Vec<Option<u64>>, Option<u64>) {
+        let mut ids = vec![None; self.members.len()];
+        let mut leader = None;
+        let Ok(out) = self.etcdctl_command().args(["endpoint", "status", "-w", "json"]).output() else {
+            return (ids, leader);
+        };
+        let statuses: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        for status in statuses {
+            let endpoint = status["Endpoint"].as_str().unwrap_or_default();
+            let Some(j) = self.members.iter().position(|m| m.client_url() == endpoint) else { continue };
+            ids[j] = status["Status"]["header"]["member_id"].as_u64();
+            leader = leader.or(status["Status"]["leader"].as_u64().filter(|&id| id != 0));
+        }
+        (ids, leader)
+    }
+
     /// `SIGSTOP` member `i`: it holds its ports and answers nothing.
     pub fn stop(&self, i: usize) {
         self.signal(i, rustix::process::Signal::STOP);
