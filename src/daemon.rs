@@ -158,7 +158,7 @@ impl Daemon {
         const _: () = assert!(crate::fd_budget::MIN_RESERVE >= crate::scheduler::MAX_IN_FLIGHT as u64);
         // Read by each scrape; a reload changes it.
         let ticket_series = Arc::new(std::sync::atomic::AtomicUsize::new(config.metrics_ticket_series));
-        warn_if_series_hidden(&config);
+        warn_if_series_hidden(&config, board.table().len());
         let mut api = match &config.socket {
             Some(spec) => {
                 let limits = Limits::new("socket", budget.socket_connections);
@@ -251,7 +251,7 @@ impl Daemon {
                                 tracing::warn!("metrics_listen changed; it takes effect at the next restart");
                             }
                             ticket_series.store(next.metrics_ticket_series, std::sync::atomic::Ordering::Relaxed);
-                            warn_if_series_hidden(&next);
+                            warn_if_series_hidden(&next, board.table().len());
                             if next.core_dumps != config.core_dumps {
                                 match crate::secret::set_core_dumps(next.core_dumps) {
                                     Ok(()) => tracing::info!(core_dumps = next.core_dumps, "core dumps setting changed"),
@@ -450,11 +450,12 @@ async fn reload(running: Config, env: &dyn Environment, commands: mpsc::Unbounde
 }
 
 /// Says, at start and at each reload, when `/metrics` leaves out the per-ticket series because the
-/// config holds more tickets than `metrics_ticket_series` (alerts on them would go quiet otherwise).
-fn warn_if_series_hidden(config: &Config) {
-    if config.metrics_listen.is_some() && config.tickets.len() > config.metrics_ticket_series {
+/// board holds more `tickets` than `metrics_ticket_series` (alerts on them would go quiet otherwise).
+/// The count is the board's: the running `Config` has handed its tickets to the scheduler.
+fn warn_if_series_hidden(config: &Config, tickets: usize) {
+    if config.metrics_listen.is_some() && tickets > config.metrics_ticket_series {
         tracing::warn!(
-            tickets = config.tickets.len(),
+            tickets,
             metrics_ticket_series = config.metrics_ticket_series,
             "/metrics shows no per-ticket series: there are more tickets than metrics_ticket_series \
              (only the aggregates and the soonest-to-expire token); raise metrics_ticket_series to see them"

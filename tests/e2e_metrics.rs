@@ -172,3 +172,46 @@ async fn metrics_on_tcp_and_socket_show_each_ticket() {
     assert!(answer.to_ascii_lowercase().contains("content-type: application/openmetrics-text"), "{answer}");
     assert!(answer.contains("# TYPE ticketd_refresh counter") && answer.ends_with("# EOF\n"), "{answer}");
 }
+
+/// `/metrics` leaving out the per-ticket series is said in the log at start and at each reload
+/// that leaves the board over `metrics_ticket_series`, never at one that does not: the warning
+/// counted the running config's tickets, which the scheduler had already taken (always none), so
+/// it never said so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn more_tickets_than_metrics_ticket_series_is_warned_of_at_start_and_at_each_reload_that_keeps_it_so() {
+    const HIDDEN: &str = "/metrics shows no per-ticket series";
+    let h = Harness::start().await;
+    let port = free_port();
+    let config = |tickets: usize| {
+        let mut text = format!(
+            "state_dir = \"{{dir}}/state\"\nmetrics_listen = \"127.0.0.1:{port}\"\nmetrics_ticket_series = 2\n\n\
+             [credentials.prod]\nvendor = \"alibaba\"\n"
+        );
+        for i in 0..tickets {
+            text.push_str(&format!(
+                "\n[[tickets]]\nname = \"t{i}\"\nkind = \"sls\"\ncredentials = \"prod\"\nendpoint = \"{{emulator}}\"\n\
+                 ticket_lifetime = \"1h\"\ntoken_lifetime = \"10m\"\n"
+            ));
+        }
+        h.write_config(&text)
+    };
+    let path = config(3);
+    let daemon = h.spawn(&["run", "-c", path.to_str().unwrap()]);
+    let series = |shown: f64| {
+        move || scrape(port).filter(|(_, body)| value(body, "ticketd_ticket_series ") == Some(shown)).map(|_| ())
+    };
+    wait_for("a scrape without the per-ticket series", WAIT, series(0.0)).await;
+    assert_eq!(daemon.log_text().matches(HIDDEN).count(), 1, "said at start: {}", daemon.log_text());
+
+    for (tickets, reloads, warnings, shown) in [(2, 1, 1, 1.0), (3, 2, 2, 0.0)] {
+        config(tickets);
+        daemon.signal("HUP");
+        wait_for("the reload", WAIT, || {
+            (daemon.log_text().matches("reloaded the configuration").count() == reloads).then_some(())
+        })
+        .await;
+        wait_for("the series as the reload left them", WAIT, series(shown)).await;
+        let log = daemon.log_text();
+        assert_eq!(log.matches(HIDDEN).count(), warnings, "{tickets} tickets against 2: {log}");
+    }
+}
